@@ -1,0 +1,196 @@
+"""The ``nape`` command line. Every command has ``--help`` with an example.
+
+Errors a user can cause print one line (``nape: error: ...``) and exit 1; wrong
+arguments exit 2 (argparse's convention).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from . import __version__
+from .errors import NapeError
+
+console = Console(stderr=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {v}")
+    return v
+
+
+def _mtu(text: str) -> int:
+    v = _positive_int(text)
+    if not 23 <= v <= 517:
+        raise argparse.ArgumentTypeError(f"ATT MTU must be 23..517, got {v}")
+    return v
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_demo(args) -> int:
+    """Simulate a wearer, stream through the firmware and wire format, record, analyse, report."""
+    from .device_sim import SimulatedTransport
+    from .recorder import record
+    from .sim import SimSettings, simulate_day
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    nape_path = out / "demo.nape"
+    t0 = time.monotonic()
+    with _progress() as prog:
+        task = prog.add_task("simulating the wearer's day", total=None)
+        sim = simulate_day(seed=args.seed, settings=SimSettings(head_imu=not args.no_head, time_scale=args.time_scale))
+        (out / "demo.truth.json").write_text(json.dumps(sim.labels.to_dict(), indent=1))
+        prog.update(task, description="firmware (MicroPython) → wire format → recording", total=len(sim.t), completed=0)
+        transport = SimulatedTransport(sim, max_value_len=args.mtu - 3)
+
+        def on_progress(stats):
+            prog.update(task, completed=stats.samples)
+
+        stats = asyncio.run(record(transport, nape_path, metadata={"sim_seed": args.seed}, on_progress=on_progress,
+                                   overwrite=True))
+    console.print(f"recorded {stats.samples} samples in {stats.packets} packets "
+                  f"({stats.lost_samples} lost, {stats.malformed} malformed) → {nape_path}")
+    paths = _analyse_and_report(nape_path, out, "report", args)
+    console.print(f"demo done in {time.monotonic() - t0:.1f} s")
+    console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
+    console.print(f"json:   {paths['json'].resolve()}")
+    return 0
+
+
+def _analyse_and_report(path: Path, out: Path, stem: str, args) -> dict:
+    from .analysis import analyse
+    from .recording import open_recording
+    from .report import print_summary, write_reports
+    from .settings import AnalysisSettings
+
+    settings = AnalysisSettings.from_json(args.settings) if getattr(args, "settings", None) else AnalysisSettings()
+    settings = settings.with_overrides(getattr(args, "set", None) or [])
+    open_recording(path)  # fail fast, with one line, before any progress bar
+    with _progress() as prog:
+        task = prog.add_task(f"analysing {path.name}", total=path.stat().st_size)
+        findings = analyse(path, settings, on_progress=lambda done, total: prog.update(task, completed=done))
+    print_summary(findings, console)
+    return write_reports(findings, out, stem)
+
+
+def cmd_analyse(args) -> int:
+    """Analyse a recording and write its report."""
+    path = Path(args.file)
+    out = Path(args.out) if args.out else path.parent
+    paths = _analyse_and_report(path, out, path.stem, args)
+    console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
+    console.print(f"json:   {paths['json'].resolve()}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    """Describe a recording: header, chunks, packets, damage."""
+    from .recording import ChunkType, open_recording
+
+    rec = open_recording(args.file)
+    counts = {t.name: 0 for t in ChunkType}
+    packets = 0
+    for c in rec.chunks():
+        counts[c.type.name] += 1
+        packets += len(c.packets or [])
+    info = {"file": str(args.file), "version": rec.version, "metadata": rec.metadata, "chunks": counts,
+            "packets": packets, "closed_cleanly": rec.closed_cleanly,
+            "issues": [str(i) for i in rec.issues]}
+    console.print_json(json.dumps(info, default=str))
+    return 0
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nape", description="Nape: neck and upper-back posture and jolt analysis.",
+                epilog="Start with:  nape demo", formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"nape {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    d = sub.add_parser("demo", help="simulate a wearer end to end and write a report (no hardware)",
+                       description=cmd_demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  nape demo\n  nape demo --out /tmp/nape --seed 3 --mtu 23")
+    d.add_argument("--out", default="nape-demo", help="output folder (default: ./nape-demo)")
+    d.add_argument("--seed", type=_positive_int, default=0, help="simulation seed (default 0)")
+    d.add_argument("--time-scale", type=_positive_float, default=1.0,
+                   help="stretch the scripted day's segments by this factor (default 1.0 ≈ 15 min)")
+    d.add_argument("--mtu", type=_mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
+    d.add_argument("--no-head", action="store_true", help="simulate a board without the head IMU")
+    d.set_defaults(func=cmd_demo)
+
+    a = sub.add_parser("analyse", aliases=["analyze"], help="analyse a .nape recording and write its report",
+                       description=cmd_analyse.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  nape analyse drive.nape --out reports/ --set neck_flexion_deg=25")
+    a.add_argument("file", help="a .nape recording")
+    a.add_argument("--out", help="folder for FILE.html and FILE.json (default: beside the recording)")
+    a.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one analysis setting")
+    a.add_argument("--settings", help="JSON file of setting overrides")
+    a.set_defaults(func=cmd_analyse)
+
+    i = sub.add_parser("info", help="show a recording's header, chunks and any damage",
+                       description=cmd_info.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  nape info drive.nape")
+    i.add_argument("file", help="a .nape recording")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except NapeError as e:
+        print(f"nape: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. unwritable output folder, full disk
+        print(f"nape: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("nape: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

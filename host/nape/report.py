@@ -1,0 +1,242 @@
+"""Report v0: one self-contained HTML page with plots, a JSON summary, a terminal summary.
+
+The HTML inlines plotly.js (no network requests; it opens from disk, zooms, works
+offline). Plain words first: what was found and what it means.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from rich.console import Console
+from rich.table import Table
+
+from .analysis import Findings
+from .settings import AnalysisSettings
+
+GRADE_COLOUR = {"mild": "#c9a227", "moderate": "#e07b00", "severe": "#c62828"}
+MEANING = {
+    "neck_flexion": "Your head was bent forward relative to your upper back (as when looking down at a "
+    "screen or phone) for a long stretch. Holding the neck flexed beyond about 20° for long periods is "
+    "linked with neck pain; try raising the screen or taking short breaks to look up.",
+    "trunk_inclination": "Your upper back was leaning or rounded forward for a long stretch (hunching). "
+    "Sitting back against the chair and bringing the work closer helps.",
+    "braking": "A hard deceleration, as in firm or emergency braking: the head is thrown forward.",
+    "acceleration": "A hard acceleration: the body is pushed back into the seat and the head lags.",
+    "bump": "A vertical shock, as from a pothole, speed bump or a step down.",
+    "lateral": "A sideways jolt, as from sharp cornering or a knock from the side.",
+    "rear_impact_like": "A sudden strong push from behind, like a low-speed rear impact: the kind of "
+    "movement that can cause whiplash. If you have neck pain after it, see a clinician.",
+}
+
+
+def fmt_duration(seconds: float) -> str:
+    """'2 h 10 min', '34 min', '45 s'."""
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h} h {m} min"
+    if m:
+        return f"{m} min" if m >= 10 or not s else f"{m} min {s} s"
+    return f"{s} s"
+
+
+def fmt_clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def headlines(f: Findings) -> list[str]:
+    """The summary in plain words, one sentence each."""
+    out = []
+    if f.jolts:
+        by = {g: sum(j.grade == g for j in f.jolts) for g in ("mild", "moderate", "severe")}
+        parts = ", ".join(f"{n} {g}" for g, n in by.items() if n)
+        worst = max(f.jolts, key=lambda j: j.peak_trunk_g)
+        out.append(
+            f"{len(f.jolts)} jolt{'s' if len(f.jolts) != 1 else ''} ({parts}); strongest: "
+            f"{worst.cause.replace('_', ' ')} at {fmt_clock(worst.t_s)} ({worst.peak_trunk_g:.2f} g)."
+        )
+    else:
+        out.append("No jolts.")
+    for kind, label, key in (
+        ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
+        ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
+    ):
+        eps = [e for e in f.episodes if e.kind == kind]
+        thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
+        if key not in f.exposure_s:
+            continue
+        total = f.exposure_s[key]
+        if eps:
+            longest = max(e.duration_s for e in eps)
+            out.append(
+                f"{label} > {thr:g}° for {fmt_duration(total)} in all; {len(eps)} long episode"
+                f"{'s' if len(eps) != 1 else ''}, longest {fmt_duration(longest)}."
+            )
+        else:
+            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in all; never held for long.")
+    if f.lying_s > 0:
+        out.append(f"Lying down for {fmt_duration(f.lying_s)} (not counted as poor posture).")
+    return out
+
+
+def quality_notes(f: Findings) -> list[str]:
+    notes = [f"Calibration: {f.calibration.get('method', 'unknown')}."]
+    if f.lost_samples:
+        notes.append(f"{f.lost_samples} samples were lost in transmission ({100 * f.lost_samples / max(f.samples + f.lost_samples, 1):.2f} %).")
+    if f.malformed_packets:
+        notes.append(f"{f.malformed_packets} malformed packets were skipped.")
+    for issue in f.file_issues:
+        notes.append(f"File: {issue['kind']} at byte {issue['offset']}: {issue['detail']}.")
+    if "head" not in f.roles:
+        notes.append("No head sensor: neck flexion is not measured, only the upper back.")
+    return notes
+
+
+# ---------------------------------------------------------------- HTML
+
+
+def _timeline(f: Findings) -> go.Figure:
+    s = f.series
+    t = np.array(s["t_s"]) / 60.0
+    fig = go.Figure()
+    if "neck_flexion_deg" in s:
+        fig.add_trace(go.Scatter(x=t, y=s["neck_flexion_deg"], name="neck flexion (°)", line={"color": "#1565c0"}))
+    fig.add_trace(go.Scatter(x=t, y=s["trunk_inclination_deg"], name="upper back inclination (°)", line={"color": "#2e7d32"}))
+    for e in f.episodes:
+        fig.add_vrect(x0=e.start_s / 60, x1=e.end_s / 60, fillcolor="#ef9a9a" if e.kind == "neck_flexion" else "#a5d6a7",
+                      opacity=0.3, line_width=0)
+    thr = f.settings["neck_flexion_deg"]
+    fig.add_hline(y=thr, line_dash="dot", line_color="#777", annotation_text=f"{thr:g}°")
+    for j in f.jolts:
+        fig.add_vline(x=j.t_s / 60, line_color=GRADE_COLOUR[j.grade], line_width=2)
+    fig.update_layout(
+        title="Posture over time (shaded: long poor-posture episodes; vertical lines: jolts)",
+        xaxis_title="time (min)", yaxis_title="angle (°, forward +)", height=420,
+        margin={"l": 50, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def _jolt_chart(f: Findings) -> go.Figure:
+    fig = go.Figure()
+    for g, col in GRADE_COLOUR.items():
+        js = [j for j in f.jolts if j.grade == g]
+        fig.add_trace(go.Bar(x=[f"{fmt_clock(j.t_s)} {j.cause.replace('_', ' ')}" for j in js],
+                             y=[j.peak_trunk_g for j in js], name=g, marker_color=col))
+    fig.update_layout(title="Jolts: peak upper-back acceleration (g)", yaxis_title="g", height=320,
+                      margin={"l": 50, "r": 20, "t": 60, "b": 80})
+    return fig
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(f: Findings) -> str:
+    """The whole report page as one string (plotly.js inlined)."""
+    figs = [_timeline(f)] + ([_jolt_chart(f)] if f.jolts else [])
+    plots = "".join(
+        fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", config={"responsive": True})
+        for i, fig in enumerate(figs)
+    )
+    jolt_rows = [
+        [fmt_clock(j.t_s), html.escape(j.cause.replace("_", " ")),
+         f'<span class="g" style="background:{GRADE_COLOUR[j.grade]}">{j.grade}</span>',
+         f"{j.peak_trunk_g:.2f}", "–" if np.isnan(j.peak_head_g) else f"{j.peak_head_g:.2f}",
+         "–" if np.isnan(j.peak_head_dps) else f"{j.peak_head_dps:.0f}", html.escape(MEANING.get(j.cause, ""))]
+        for j in f.jolts
+    ]
+    ep_rows = [
+        [fmt_clock(e.start_s), fmt_duration(e.duration_s), e.kind.replace("_", " "), f"{e.mean_deg:.0f}°",
+         f"{e.peak_deg:.0f}°", html.escape(MEANING[e.kind])]
+        for e in f.episodes
+    ]
+    sources = AnalysisSettings().sources
+    settings_rows = [[html.escape(k), f"{v:g}", html.escape(sources.get(k, "Nape default (see nape.settings)"))]
+                     for k, v in f.settings.items()]
+    summary = "".join(f"<li>{html.escape(h)}</li>" for h in headlines(f))
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in quality_notes(f))
+    meta = f.metadata
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Nape report — {html.escape(Path(f.path).name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: auto; padding: 1em; color: #222; }}
+h1 {{ font-size: 1.5em; }} table {{ border-collapse: collapse; width: 100%; font-size: .9em; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; vertical-align: top; }}
+.g {{ color: white; padding: 0 .4em; border-radius: .3em; }} .summary li {{ font-size: 1.1em; margin: .3em 0; }}
+.meta {{ color: #666; font-size: .85em; }}
+</style>
+<script>{get_plotlyjs()}</script>
+</head><body>
+<h1>Nape report</h1>
+<p class="meta">{html.escape(str(meta.get('device_name', '')))} · firmware {html.escape(str(meta.get('firmware_version', '')))}
+ · {html.escape(str(meta.get('source', '')))} · {fmt_duration(f.duration_s)} recorded · {f.samples} samples · IMUs: {', '.join(f.roles)}</p>
+<h2>Summary</h2><ul class="summary">{summary}</ul>
+{plots}
+<h2>Long poor-posture episodes</h2>
+{_table(["start", "duration", "what", "mean", "peak", "what it means"], ep_rows) if ep_rows else "<p>None.</p>"}
+<h2>Jolts</h2>
+{_table(["time", "cause", "grade", "upper back (g)", "head (g)", "head turn rate (°/s)", "what it means"], jolt_rows) if jolt_rows else "<p>None.</p>"}
+<h2>Data quality</h2><ul>{notes}</ul>
+<h2>Settings used</h2>
+{_table(["setting", "value", "source"], settings_rows)}
+<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
+</body></html>
+"""
+
+
+def to_json(f: Findings) -> dict:
+    """The JSON summary (units in the field names)."""
+    d = f.as_dict()
+    d["headlines"] = headlines(f)
+    d["quality_notes"] = quality_notes(f)
+    d["report_version"] = 0
+    return d
+
+
+def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
+    """Write ``stem.html`` and ``stem.json`` into ``out_dir``; returns their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
+    paths["html"].write_text(render_html(f), encoding="utf-8")
+    paths["json"].write_text(json.dumps(to_json(f), indent=1, default=_json_default), encoding="utf-8")
+    return paths
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o))
+
+
+def print_summary(f: Findings, console: Console | None = None) -> None:
+    """Terminal summary: headlines and a table of findings with coloured grades."""
+    c = console or Console()
+    c.print(f"[bold]Nape[/bold] · {Path(f.path).name} · {fmt_duration(f.duration_s)} · IMUs {', '.join(f.roles)}")
+    for h in headlines(f):
+        c.print(f"  • {h}")
+    if f.jolts or f.episodes:
+        t = Table(title="Findings")
+        for col in ("time", "finding", "grade / duration", "peak"):
+            t.add_column(col)
+        style = {"mild": "yellow", "moderate": "dark_orange", "severe": "bold red"}
+        for e in f.episodes:
+            t.add_row(fmt_clock(e.start_s), e.kind.replace("_", " "), fmt_duration(e.duration_s), f"{e.peak_deg:.0f}°")
+        for j in f.jolts:
+            t.add_row(fmt_clock(j.t_s), f"jolt: {j.cause.replace('_', ' ')}", f"[{style[j.grade]}]{j.grade}[/]",
+                      f"{j.peak_trunk_g:.2f} g")
+        c.print(t)
+    for n in quality_notes(f):
+        c.print(f"  [dim]{n}[/dim]")

@@ -1,0 +1,61 @@
+"""The seam between a device and the recorder.
+
+A :class:`Transport` connects to one Nape device and yields its notification values.
+Today's implementations: :class:`nape.device_sim.SimulatedTransport` (the firmware's own
+code under MicroPython, fed by the simulated wearer, linked in memory). The BLE
+transport (bleak, on a real adapter or a bumble virtual radio) implements the same
+interface, so the recorder never knows which one it reads.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What a device says about itself on connect."""
+
+    name: str
+    firmware_version: str
+    imu_roles: tuple[str, ...]
+    rate_hz: float  # fused stream rate, Hz
+    wire_version: int = 1
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One notification value from a characteristic ("stream" or "event")."""
+
+    channel: str
+    value: bytes
+
+
+class Transport(ABC):
+    """A link to one device. Use as ``async with transport: async for n in transport.notifications()``."""
+
+    @abstractmethod
+    async def connect(self) -> DeviceInfo:
+        """Connect and return the device's description.
+
+        Raises:
+            nape.errors.DeviceError: the device cannot be reached.
+        """
+
+    @abstractmethod
+    def notifications(self) -> AsyncIterator[Notification]:
+        """Notification values in arrival order; ends when the device stops streaming."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect; safe to call twice."""
+
+    async def __aenter__(self) -> "Transport":
+        self.info = await self.connect()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()

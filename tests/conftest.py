@@ -1,0 +1,8 @@
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Let tests import the harness (tests.mpy) and the package from a plain checkout too.
+for p in (ROOT, ROOT / "host"):
+    if str(p) not in sys.path:
+        sys.path.insert(0, str(p))

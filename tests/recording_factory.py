@@ -1,0 +1,61 @@
+"""Build .nape recordings from known orientation and acceleration profiles (host encoder).
+
+Lets analysis tests state exact ground truth without the simulator or the firmware.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nape import quat, wire
+from nape.recording import RecordingWriter
+
+G = 9.80665
+
+
+def pitch_quat(pitch_deg: np.ndarray, heading_deg: float = 0.0) -> np.ndarray:
+    """Sensor-to-world quaternions: heading about z, then forward pitch about y."""
+    p = np.deg2rad(np.asarray(pitch_deg, float)) / 2
+    qp = np.stack([np.cos(p), np.zeros_like(p), np.sin(p), np.zeros_like(p)], axis=-1)
+    h = np.deg2rad(heading_deg) / 2
+    qh = np.array([np.cos(h), 0, 0, np.sin(h)])
+    return quat.mul(np.broadcast_to(qh, qp.shape), qp)
+
+
+def specific_force(q: np.ndarray, lin_acc_world: np.ndarray) -> np.ndarray:
+    """Sensor-frame specific force for world linear acceleration (m/s^2)."""
+    f_world = lin_acc_world + np.array([0.0, 0.0, G])
+    return quat.rotate(quat.conj(q), f_world)
+
+
+def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=None, lin_head=None,
+                    per_packet: int = 5, drop_packets: set[int] | None = None) -> Path:
+    """Encode the profiles into SAMPLES packets and write a .nape file."""
+    n = len(q_trunk)
+    lin_trunk = np.zeros((n, 3)) if lin_trunk is None else lin_trunk
+    qs = [q_trunk] + ([q_head] if q_head is not None else [])
+    lins = [lin_trunk] + ([np.zeros((n, 3)) if lin_head is None else lin_head] if q_head is not None else [])
+    quat_all = np.stack(qs, axis=1)
+    acc_all = np.stack([specific_force(q, l) for q, l in zip(qs, lins)], axis=1)
+    gyr_all = np.zeros_like(acc_all)
+    mask = 3 if q_head is not None else 1
+    period = int(round(1e6 / rate_hz))
+    roles = ["trunk", "head"] if q_head is not None else ["trunk"]
+    meta = {"device_name": "factory", "firmware_version": "test", "imu_roles": roles, "rate_hz": rate_hz,
+            "source": "simulated", "wire_version": 1}
+    with RecordingWriter(path, meta, fsync_interval_s=0) as w:
+        batch = []
+        for k, i in enumerate(range(0, n, per_packet)):
+            j = min(n, i + per_packet)
+            pkt = wire.encode_samples(mask, i, int(i * period / 1000), period, np.zeros(j - i, np.uint8),
+                                      quat_all[i:j], acc_all[i:j], gyr_all[i:j])
+            if not drop_packets or k not in drop_packets:
+                batch.append(pkt)
+            if len(batch) >= 100:
+                w.write_packets(batch, 1.7e9 + i / rate_hz)
+                batch = []
+        if batch:
+            w.write_packets(batch, 1.7e9 + n / rate_hz)
+    return path

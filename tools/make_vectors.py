@@ -1,0 +1,156 @@
+"""Regenerate protocol/vectors/*.json, the shared test vectors of wire format v1.
+
+Run from the repo root: ``python tools/make_vectors.py``. The host encoder
+(nape.wire) produces the bytes; the firmware encoder must produce the same bytes
+(tests/firmware/test_wire_firmware.py) and the host decoder must read them back
+(tests/test_wire.py). Inputs are seeded and avoid exact rounding half-points.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host"))
+
+from nape import wire  # noqa: E402
+
+OUT = ROOT / "protocol" / "vectors"
+
+
+def _unit_quats(rng: np.random.Generator, n: int) -> np.ndarray:
+    q = rng.normal(size=(n, 4))
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    return q * np.sign(q[:, :1])
+
+
+def _inputs(rng, n, n_imu, big=False):
+    quat = _unit_quats(rng, n * n_imu).reshape(n, n_imu, 4)
+    acc = rng.normal(scale=60.0 if big else 8.0, size=(n, n_imu, 3))
+    gyr = rng.normal(scale=30.0 if big else 2.0, size=(n, n_imu, 3))
+    if big:
+        acc[0, 0, 0] = 400.0  # beyond +32.767 g: saturates
+        gyr[0, -1, 2] = -70.0  # beyond -3276.8 deg/s: saturates
+    flags = rng.integers(0, 0x80, size=n) & ~0x03
+    return flags, quat, acc, gyr
+
+
+def _decoded(pkt: wire.SamplesPacket) -> dict:
+    return {
+        "type": "samples",
+        "imu_mask": pkt.imu_mask,
+        "seq": pkt.seq,
+        "t_ms": pkt.t_ms,
+        "period_us": pkt.period_us,
+        "flags": pkt.flags.tolist(),
+        "quat": np.round(pkt.quat, 6).tolist(),
+        "acc_g": np.round(pkt.acc / wire.G, 6).tolist(),
+        "gyr_dps": np.round(np.rad2deg(pkt.gyr), 4).tolist(),
+    }
+
+
+def samples_cases(rng) -> tuple[list, list]:
+    encode, decode = [], []
+    specs = [
+        ("two_imu_5", 3, 5, 1000, 123456, 10000, False),
+        ("trunk_only_10", 1, 10, 0, 0, 10000, False),
+        ("head_only_1", 2, 1, 4294967295, 4294967290, 5000, False),
+        ("two_imu_saturating", 3, 2, 77, 9000, 10000, True),
+        ("two_imu_200hz_1", 3, 1, 42, 31337, 5000, False),
+    ]
+    for name, mask, n, seq, t_ms, period, big in specs:
+        n_imu = len(wire.roles_of(mask))
+        flags, quat, acc, gyr = _inputs(rng, n, n_imu, big)
+        pkt = wire.encode_samples(mask, seq, t_ms, period, flags, quat, acc, gyr)
+        encode.append({
+            "name": name,
+            "imu_mask": mask, "seq": seq, "t_ms": t_ms, "period_us": period,
+            "flags": flags.tolist(), "quat": quat.tolist(), "acc_ms2": acc.tolist(), "gyr_rads": gyr.tolist(),
+            "hex": pkt.hex(),
+        })
+        decode.append({"name": name, "hex": pkt.hex(), "valid": True, "decoded": _decoded(wire.decode_packet(pkt))})
+    good = bytes.fromhex(encode[0]["hex"])
+    bad = [
+        ("empty", b"", "too short"),
+        ("header_only_3_bytes", good[:3], "too short"),
+        ("wrong_version", bytes([2]) + good[1:], "version"),
+        ("unknown_type", good[:1] + bytes([9]) + good[2:], "unknown packet type"),
+        ("imu_mask_zero", good[:2] + bytes([0]) + good[3:], "imu_mask"),
+        ("imu_mask_high_bits", good[:2] + bytes([0x07]) + good[3:], "imu_mask"),
+        ("count_zero", good[:3] + bytes([0]) + good[4:], "0 samples"),
+        ("truncated_body", good[:-1], "header implies"),
+        ("extra_byte", good + b"\x00", "header implies"),
+        ("count_too_high", good[:3] + bytes([6]) + good[4:], "header implies"),
+        ("period_zero", good[:12] + b"\x00\x00" + good[14:], "period_us 0"),
+        ("quaternion_not_unit", good[:15] + struct.pack("<h", 3000) + good[17:], "non-unit quaternion"),
+    ]
+    for name, data, err in bad:
+        decode.append({"name": name, "hex": data.hex(), "valid": False, "error": err})
+    return encode, decode
+
+
+def event_cases(rng) -> tuple[list, list]:
+    encode, decode = [], []
+    for name, mask, n, first, total, pre, rate, trig, eid in [
+        ("two_imu_event_9", 3, 9, 0, 200, 80, 400, 123456, 7),
+        ("trunk_event_tail", 1, 4, 196, 200, 80, 800, 5, 65535),
+    ]:
+        n_imu = len(wire.roles_of(mask))
+        acc = rng.normal(scale=40.0, size=(n, n_imu, 3))
+        gyr = rng.normal(scale=5.0, size=(n, n_imu, 3))
+        pkt = wire.encode_event(mask, eid, first, total, pre, rate, trig, acc, gyr)
+        encode.append({
+            "name": name, "imu_mask": mask, "event_id": eid, "first_index": first, "total": total,
+            "pre_trigger": pre, "rate_hz": rate, "trigger_t_ms": trig,
+            "acc_ms2": acc.tolist(), "gyr_rads": gyr.tolist(), "hex": pkt.hex(),
+        })
+        p = wire.decode_packet(pkt)
+        decode.append({"name": name, "hex": pkt.hex(), "valid": True, "decoded": {
+            "type": "event", "imu_mask": mask, "event_id": eid, "first_index": first, "total": total,
+            "pre_trigger": pre, "rate_hz": rate, "trigger_t_ms": trig,
+            "acc_g": np.round(p.acc / wire.G, 6).tolist(), "gyr_dps": np.round(np.rad2deg(p.gyr), 4).tolist(),
+        }})
+    good = bytes.fromhex(encode[0]["hex"])
+    for name, data, err in [
+        ("event_beyond_window", good[:6] + struct.pack("<H", 195) + good[8:], "exceed window"),
+        ("event_pre_not_below_total", good[:10] + struct.pack("<H", 200) + good[12:], "pre_trigger"),
+        ("event_rate_zero", good[:12] + b"\x00\x00" + good[14:], "rate_hz 0"),
+        ("event_truncated", good[:-2], "header implies"),
+    ]:
+        decode.append({"name": name, "hex": data.hex(), "valid": False, "error": err})
+    return encode, decode
+
+
+def fragment_cases() -> list:
+    pkt = bytes(range(55))
+    cases = []
+    for mtu in (23, 64, 247):
+        vals = wire.fragment(pkt, mtu - 3, counter=62)
+        cases.append({"name": f"mtu{mtu}", "max_value_len": mtu - 3, "counter": 62,
+                      "packet_hex": pkt.hex(), "values_hex": [v.hex() for v in vals]})
+    return cases
+
+
+def main() -> None:
+    rng = np.random.default_rng(20261125)
+    OUT.mkdir(parents=True, exist_ok=True)
+    enc_s, dec_s = samples_cases(rng)
+    enc_e, dec_e = event_cases(rng)
+    files = {
+        "encode_samples.json": enc_s,
+        "encode_event.json": enc_e,
+        "decode.json": dec_s + dec_e,
+        "fragments.json": fragment_cases(),
+    }
+    for name, cases in files.items():
+        (OUT / name).write_text(json.dumps(cases, indent=1) + "\n")
+        print(f"wrote {OUT / name} ({len(cases)} cases)")
+
+
+if __name__ == "__main__":
+    main()
