@@ -43,8 +43,8 @@ def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=
     mask = 3 if q_head is not None else 1
     period = int(round(1e6 / rate_hz))
     roles = ["trunk", "head"] if q_head is not None else ["trunk"]
-    meta = {"device_name": "factory", "firmware_version": "test", "imu_roles": roles, "rate_hz": rate_hz,
-            "source": "simulated", "wire_version": 1}
+    meta = {"device_name": "factory", "firmware_version": "test", "imu_roles": roles, "sample_rate_hz": rate_hz,
+            "source": "simulated", "wire_format_version": 1}
     with RecordingWriter(path, meta, fsync_interval_s=0) as w:
         batch = []
         for k, i in enumerate(range(0, n, per_packet)):

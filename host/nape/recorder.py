@@ -64,9 +64,9 @@ def metadata_for(info: DeviceInfo, extra: dict | None = None) -> dict:
     meta = {
         "device_name": info.name,
         "firmware_version": info.firmware_version,
-        "wire_version": info.wire_version,
+        "wire_format_version": info.wire_version,
         "imu_roles": list(info.imu_roles),
-        "rate_hz": info.rate_hz,
+        "sample_rate_hz": info.rate_hz,
         "source": info.extra.get("source", "ble"),
     }
     meta.update(extra or {})
