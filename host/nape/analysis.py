@@ -376,6 +376,8 @@ def _jolts(runs: list[dict], s: AnalysisSettings) -> tuple[list[Jolt], int]:
             events.append([r])
     jolts, head_turns = [], 0
     for ev in events:
+        if ev[-1]["end_s"] - ev[0]["start_s"] > s.jolt_max_s:
+            continue  # rhythmic or sustained motion, e.g. walking
         peaks = np.max([r["peak"] for r in ev], axis=0)
         dps = np.max([r["peak_dps"] for r in ev], axis=0)
         trunk_g = float(peaks[0])

@@ -63,8 +63,13 @@ class AnalysisSettings:
     jolt_severe_g: float = 1.5
     """Peak linear acceleration from which a jolt is severe: pothole seat shocks from
     ~1.4 g and low-speed rear impacts up to ~2 g head acceleration. [POTHOLE] [WHIPLASH]"""
-    jolt_merge_s: float = 0.5
-    """Threshold crossings closer than this belong to one event (Nape default)."""
+    jolt_merge_s: float = 1.5
+    """Threshold crossings closer than this belong to one event, so a jolt and its rebound
+    count once (Nape default)."""
+    jolt_max_s: float = 4.0
+    """Events whose merged crossings span longer than this are sustained or rhythmic motion
+    (walking, running, a long corner), not jolts: braking pulses last about 1–3 s and
+    shocks 50–150 ms (Nape default)."""
     jolt_lowpass_hz: float = 20.0
     """Low-pass on linear acceleration before peak picking: keeps 50–150 ms shocks and
     drops sensor noise and vibration above it (Nape default)."""

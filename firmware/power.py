@@ -1,0 +1,140 @@
+"""Power-saver policy: a small state machine, MicroPython.
+
+Inputs, once per loop or on any BLE event: ``update(now_ms, central_connected,
+wearer_still)``. ``now_ms`` is ``time.ticks_ms()`` (wrapping; compared with
+``time.ticks_diff``). Outputs are attributes the sampling loop and the BLE module apply:
+
+- ``mode``: ``"active"`` or ``"saver"``
+- ``sample_rate_hz``: fused sample rate the loop should run at
+- ``raw_odr_hz``: IMU output data rate (jolt screening needs >= 400 Hz; off in saver)
+- ``adv_interval_us``: advertising interval to use whenever advertising
+- ``cpu_freq_hz``: value for ``machine.freq()``
+- ``head_low_power``: True -> run the head IMU accelerometer-only in a low-power mode
+
+Rules (settings in ``config.py``, budget in ``hardware/POWER.md``):
+
+1. A connected central always means ``active`` (full stream rate, fast advertising
+   kept for reconnection), and the saver is left at once when a central connects.
+2. Without a central for ``SAVER_AFTER_S`` (counted from boot or from the moment the
+   last central left) the policy enters ``saver``: ``SAVER_RATE_HZ``, slow advertising,
+   lower CPU clock, head IMU low-power. Posture alerts keep working from these samples.
+3. In ``saver``, once the wearer has been still for ``SAVER_STILL_AFTER_S`` the rate
+   drops to ``SAVER_STILL_RATE_HZ``; any motion restores ``SAVER_RATE_HZ`` at once.
+   Stillness has no effect while ``active``.
+4. ``POWER_SAVER_ENABLED = 0`` keeps the policy ``active`` forever.
+"""
+
+import time
+
+import config
+
+MODE_ACTIVE = "active"
+MODE_SAVER = "saver"
+
+
+class PowerPolicy:
+    """Power-saver state machine. All durations in seconds, times in ms ticks.
+
+    Args:
+        now_ms: current ``time.ticks_ms()``; boot counts as "no central since now".
+        enabled, saver_after_s, ...: override ``config`` values (tests, bench).
+
+    Raises:
+        ValueError: a negative duration or a non-positive rate.
+    """
+
+    def __init__(
+        self,
+        now_ms,
+        enabled=config.POWER_SAVER_ENABLED,
+        saver_after_s=config.SAVER_AFTER_S,
+        still_after_s=config.SAVER_STILL_AFTER_S,
+        active_rate_hz=config.STREAM_RATE_HZ,
+        active_raw_odr_hz=config.RAW_ODR_HZ,
+        saver_rate_hz=config.SAVER_RATE_HZ,
+        still_rate_hz=config.SAVER_STILL_RATE_HZ,
+        active_adv_us=config.ADV_INTERVAL_US,
+        saver_adv_us=config.SAVER_ADV_INTERVAL_US,
+        active_cpu_hz=config.ACTIVE_CPU_FREQ_HZ,
+        saver_cpu_hz=config.SAVER_CPU_FREQ_HZ,
+    ):
+        if saver_after_s < 0 or still_after_s < 0:
+            raise ValueError("durations must be >= 0")
+        for r in (active_rate_hz, active_raw_odr_hz, saver_rate_hz, still_rate_hz):
+            if r <= 0:
+                raise ValueError("rates must be > 0")
+        self.enabled = bool(enabled)
+        self._saver_after_ms = int(saver_after_s * 1000)
+        self._still_after_ms = int(still_after_s * 1000)
+        self._active_rate = active_rate_hz
+        self._active_odr = active_raw_odr_hz
+        self._saver_rate = saver_rate_hz
+        self._still_rate = still_rate_hz
+        self._active_adv = active_adv_us
+        self._saver_adv = saver_adv_us
+        self._active_cpu = active_cpu_hz
+        self._saver_cpu = saver_cpu_hz
+        self._no_central_since = now_ms  # None while a central is connected
+        self._still_since = None  # None while the wearer moves
+        self._still_long = False  # latched so a tick wrap cannot undo it
+        self.mode = MODE_ACTIVE
+        self.transitions = 0  # count of mode changes, for logs and tests
+        self._apply()
+        self.update(now_ms, False, False)
+
+    def _apply(self):
+        if self.mode == MODE_ACTIVE:
+            self.sample_rate_hz = self._active_rate
+            self.raw_odr_hz = self._active_odr
+            self.adv_interval_us = self._active_adv
+            self.cpu_freq_hz = self._active_cpu
+            self.head_low_power = False
+        else:
+            rate = self._still_rate if self._still_long else self._saver_rate
+            self.sample_rate_hz = rate
+            self.raw_odr_hz = rate  # no jolt screening in saver
+            self.adv_interval_us = self._saver_adv
+            self.cpu_freq_hz = self._saver_cpu
+            self.head_low_power = True
+
+    def update(self, now_ms, central_connected, wearer_still):
+        """Advance the state machine. Returns True when any output changed."""
+        before = (self.mode, self.sample_rate_hz, self.adv_interval_us)
+
+        if wearer_still:
+            if self._still_since is None:
+                self._still_since = now_ms
+            if not self._still_long:
+                if time.ticks_diff(now_ms, self._still_since) >= self._still_after_ms:
+                    self._still_long = True
+        else:
+            self._still_since = None
+            self._still_long = False
+
+        if central_connected:
+            self._no_central_since = None
+            mode = MODE_ACTIVE
+        else:
+            if self._no_central_since is None:
+                self._no_central_since = now_ms
+            mode = self.mode
+            if (
+                mode == MODE_ACTIVE
+                and self.enabled
+                and time.ticks_diff(now_ms, self._no_central_since) >= self._saver_after_ms
+            ):
+                mode = MODE_SAVER
+        if mode != self.mode:
+            self.mode = mode
+            self.transitions += 1
+        self._apply()
+        return before != (self.mode, self.sample_rate_hz, self.adv_interval_us)
+
+    def seconds_to_saver(self, now_ms):
+        """Seconds until the saver engages if nothing changes; 0 in saver, -1 never."""
+        if self.mode == MODE_SAVER:
+            return 0
+        if not self.enabled or self._no_central_since is None:
+            return -1
+        left = self._saver_after_ms - time.ticks_diff(now_ms, self._no_central_since)
+        return left / 1000 if left > 0 else 0
