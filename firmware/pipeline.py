@@ -56,7 +56,7 @@ class Pipeline:
             flags |= wire.FLAG_ALERT
         if self.jolt:
             flags |= wire.FLAG_JOLT
-        if self.imu_mask == 3:
+        if self.imu_mask == 3 and acc1 is not None and gyr1 is not None:
             f1 = self.fusion[1]
             f1.update(gyr1[0], gyr1[1], gyr1[2], acc1[0], acc1[1], acc1[2])
             if f1.rest:

@@ -1,0 +1,116 @@
+"""Register-level model of an MPU-6050 (WHO_AM_I 0x68) or MPU-6500 (0x70) for tests.
+
+Modelled (from the register maps): power-on state asleep (PWR_MGMT_1 = 0x40);
+DEVICE_RESET restores the defaults and clears itself; SLEEP stops sampling; ranges in
+GYRO_CONFIG / ACCEL_CONFIG bits 4:3 set the counts per unit; data registers 0x3B..0x48
+big-endian (accel, temperature, gyro); FIFO_EN selects what a sample writes to the FIFO
+(accel, temperature, gyro x/y/z, in register order) while USER_CTRL.FIFO_EN is set;
+USER_CTRL.FIFO_RESET empties it and clears itself; FIFO_COUNTH/L give the byte count;
+reads of FIFO_R_W pop bytes without auto-increment; INT_STATUS (DATA_RDY, FIFO_OFLOW)
+clears on read. On overflow the MPU-6050 drops the oldest byte for each new one (the
+count stays at 1024); the MPU-6500 does the same unless CONFIG.FIFO_MODE is set, in
+which case new bytes are dropped. FIFO size 1024 (6050) or 512 (6500) bytes.
+"""
+
+from fake_i2c import FakeImuChip
+
+SMPLRT_DIV = 0x19
+CONFIG = 0x1A
+GYRO_CONFIG = 0x1B
+ACCEL_CONFIG = 0x1C
+ACCEL_CONFIG2 = 0x1D
+FIFO_EN = 0x23
+INT_STATUS = 0x3A
+ACCEL_XOUT_H = 0x3B
+TEMP_OUT_H = 0x41
+GYRO_XOUT_H = 0x43
+SIGNAL_PATH_RESET = 0x68
+USER_CTRL = 0x6A
+PWR_MGMT_1 = 0x6B
+PWR_MGMT_2 = 0x6C
+FIFO_COUNTH = 0x72
+FIFO_COUNTL = 0x73
+FIFO_R_W = 0x74
+WHO_AM_I = 0x75
+
+ACC_LSB = (16384, 8192, 4096, 2048)
+GYR_LSB = (131.0, 65.5, 32.8, 16.4)
+
+
+class FakeMPU6050(FakeImuChip):
+    """MPU-6050 (``who_am_i=0x68``) or MPU-6500 (``who_am_i=0x70``); any other ID
+    models a wrong chip (behaves as a 6050 but reports that ID)."""
+
+    _fifo_reg = FIFO_R_W
+
+    def __init__(self, who_am_i=0x68):
+        self.is_6500 = who_am_i == 0x70
+        FakeImuChip.__init__(self, who_am_i, 512 if self.is_6500 else 1024)
+        self.temp_counts = -3920  # about 25 degC on the 6050 scale
+
+    def _defaults(self):
+        self.regs[PWR_MGMT_1] = 0x40  # asleep
+        self.regs[WHO_AM_I] = self.who_am_i
+
+    def running(self):
+        return not (self.regs[PWR_MGMT_1] & 0x40)
+
+    def acc_lsb_per_g(self):
+        return ACC_LSB[(self.regs[ACCEL_CONFIG] >> 3) & 3]
+
+    def gyr_lsb_per_dps(self):
+        return GYR_LSB[(self.regs[GYRO_CONFIG] >> 3) & 3]
+
+    def _read_reg(self, reg):
+        if reg == FIFO_COUNTH:
+            return self.fifo.n >> 8
+        if reg == FIFO_COUNTL:
+            return self.fifo.n & 0xFF
+        v = self.regs[reg]
+        if reg == INT_STATUS:
+            self.regs[INT_STATUS] = 0
+        return v
+
+    def _write_reg(self, reg, val):
+        if reg in (WHO_AM_I, INT_STATUS, FIFO_COUNTH, FIFO_COUNTL) or ACCEL_XOUT_H <= reg <= 0x48:
+            return  # read-only
+        if reg == PWR_MGMT_1 and val & 0x80:
+            self.reset()  # DEVICE_RESET; the bit reads back 0 when done
+            return
+        if reg == USER_CTRL:
+            if val & 0x04:
+                self.fifo.clear()
+            val &= ~0x07  # FIFO_RESET, I2C_MST_RESET, SIG_COND_RESET clear themselves
+        if reg == SIGNAL_PATH_RESET:
+            val = 0
+        if reg == FIFO_R_W:
+            return
+        self.regs[reg] = val
+
+    def _sample(self, ca, cg):
+        for k in range(3):
+            self.set_i16(ACCEL_XOUT_H + 2 * k, ca[k])
+            self.set_i16(GYRO_XOUT_H + 2 * k, cg[k])
+        self.set_i16(TEMP_OUT_H, self.temp_counts)
+        self.regs[INT_STATUS] |= 0x01  # DATA_RDY_INT
+        if not self.regs[USER_CTRL] & 0x40:
+            return
+        en = self.regs[FIFO_EN]
+        out = bytearray()
+        if en & 0x08:
+            out.extend(self.regs[ACCEL_XOUT_H : ACCEL_XOUT_H + 6])
+        if en & 0x80:
+            out.extend(self.regs[TEMP_OUT_H : TEMP_OUT_H + 2])
+        for k in range(3):
+            if en & (0x40 >> k):
+                r = GYRO_XOUT_H + 2 * k
+                out.extend(self.regs[r : r + 2])
+        stop_when_full = self.is_6500 and (self.regs[CONFIG] & 0x40)
+        for b in out:
+            if not self.fifo.room():
+                self.regs[INT_STATUS] |= 0x10  # FIFO_OFLOW_INT
+                self.dropped += 1
+                if stop_when_full:
+                    continue
+                self.fifo.drop(1)
+            self.fifo.put(b)
