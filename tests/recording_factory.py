@@ -30,6 +30,12 @@ def specific_force(q: np.ndarray, lin_acc_world: np.ndarray) -> np.ndarray:
     return quat.rotate(quat.conj(q), f_world)
 
 
+def body_rates(q: np.ndarray, rate_hz: float) -> np.ndarray:
+    """Sensor-frame angular velocity (rad/s) consistent with the orientation sequence q."""
+    dq = np.gradient(q, 1.0 / rate_hz, axis=0)
+    return 2.0 * quat.mul(quat.conj(q), dq)[:, 1:]
+
+
 def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=None, lin_head=None,
                     per_packet: int = 5, drop_packets: set[int] | None = None) -> Path:
     """Encode the profiles into SAMPLES packets and write a .nape file."""
@@ -39,7 +45,7 @@ def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=
     lins = [lin_trunk] + ([np.zeros((n, 3)) if lin_head is None else lin_head] if q_head is not None else [])
     quat_all = np.stack(qs, axis=1)
     acc_all = np.stack([specific_force(q, l) for q, l in zip(qs, lins)], axis=1)
-    gyr_all = np.zeros_like(acc_all)
+    gyr_all = np.stack([body_rates(q, rate_hz) for q in qs], axis=1)
     mask = 3 if q_head is not None else 1
     period = int(round(1e6 / rate_hz))
     roles = ["trunk", "head"] if q_head is not None else ["trunk"]

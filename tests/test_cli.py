@@ -56,7 +56,7 @@ def test_analyse_writes_html_and_json_report(tmp_path, capsys):
     t = np.arange(n) / 50
     head = np.where((t > 30) & (t < 150), 35.0, 0.0)
     lin = np.zeros((n, 3))
-    lin[5000:5010, 0] = -0.9 * G  # 0.2 s hard brake along +x heading 0
+    lin[5000:5075, 0] = -0.5 * G  # 1.5 s harsh brake along +x heading 0
     p = write_recording(tmp_path / "day.nape", 50.0, pitch_quat(np.zeros(n)), pitch_quat(head), lin_trunk=lin, lin_head=lin)
     assert main(["analyse", str(p), "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out

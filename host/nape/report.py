@@ -103,6 +103,11 @@ def quality_notes(f: Findings) -> list[str]:
 # ---------------------------------------------------------------- HTML
 
 
+def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
     t = np.array(s["t_s"]) / 60.0
@@ -113,12 +118,16 @@ def _timeline(f: Findings) -> go.Figure:
     for e in f.episodes:
         fig.add_vrect(x0=e.start_s / 60, x1=e.end_s / 60, fillcolor="#ef9a9a" if e.kind == "neck_flexion" else "#a5d6a7",
                       opacity=0.3, line_width=0)
+    lying = np.array(s.get("lying", []), dtype=bool)
+    for i0, i1 in _spans(lying):
+        fig.add_vrect(x0=t[i0], x1=t[i1 - 1], fillcolor="#bbbbbb", opacity=0.25, line_width=0,
+                      annotation_text="lying", annotation_position="top left")
     thr = f.settings["neck_flexion_deg"]
     fig.add_hline(y=thr, line_dash="dot", line_color="#777", annotation_text=f"{thr:g}°")
     for j in f.jolts:
         fig.add_vline(x=j.t_s / 60, line_color=GRADE_COLOUR[j.grade], line_width=2)
     fig.update_layout(
-        title="Posture over time (shaded: long poor-posture episodes; vertical lines: jolts)",
+        title="Posture over time (red/green bands: long poor-posture episodes; grey: lying; vertical lines: jolts)",
         xaxis_title="time (min)", yaxis_title="angle (°, forward +)", height=420,
         margin={"l": 50, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
     )
@@ -126,13 +135,14 @@ def _timeline(f: Findings) -> go.Figure:
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
-    fig = go.Figure()
-    for g, col in GRADE_COLOUR.items():
-        js = [j for j in f.jolts if j.grade == g]
-        fig.add_trace(go.Bar(x=[f"{fmt_clock(j.t_s)} {j.cause.replace('_', ' ')}" for j in js],
-                             y=[j.peak_trunk_g for j in js], name=g, marker_color=col))
-    fig.update_layout(title="Jolts: peak upper-back acceleration (g)", yaxis_title="g", height=320,
-                      margin={"l": 50, "r": 20, "t": 60, "b": 80})
+    js = sorted(f.jolts, key=lambda j: j.t_s)
+    fig = go.Figure(go.Bar(
+        x=[f"{fmt_clock(j.t_s)} {j.cause.replace('_', ' ')}" for j in js], y=[j.peak_trunk_g for j in js],
+        marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="outside",
+        hovertemplate="%{x}: %{y:.2f} g (%{text})<extra></extra>",
+    ))
+    fig.update_layout(title="Jolts in time order: peak upper-back acceleration (g), coloured by grade",
+                      yaxis_title="g", height=320, margin={"l": 50, "r": 20, "t": 60, "b": 80})
     return fig
 
 
@@ -202,8 +212,19 @@ def to_json(f: Findings) -> dict:
     d = f.as_dict()
     d["headlines"] = headlines(f)
     d["quality_notes"] = quality_notes(f)
-    d["report_version"] = 0
-    return d
+    d["report_version"] = 1
+    return _finite(d)
+
+
+def _finite(o):
+    """NaN/inf → None so the JSON is standard (RFC 8259 has no NaN)."""
+    if isinstance(o, float):
+        return o if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list):
+        return [_finite(v) for v in o]
+    return o
 
 
 def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
@@ -211,7 +232,8 @@ def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
     paths["html"].write_text(render_html(f), encoding="utf-8")
-    paths["json"].write_text(json.dumps(to_json(f), indent=1, default=_json_default), encoding="utf-8")
+    paths["json"].write_text(json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False),
+                             encoding="utf-8")
     return paths
 
 

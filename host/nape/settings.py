@@ -32,10 +32,24 @@ from .errors import NapeError
 class AnalysisSettings:
     """Thresholds and filter settings of the analysis (units in the names)."""
 
-    # --- calibration ---
-    neutral_window_s: float = 10.0
-    """Seconds at the start of a recording taken as the upright neutral posture when no
-    calibration was captured (Nape default; the wearer is asked to start upright)."""
+    # --- orientation and calibration ---
+    refuse: float = 1.0
+    """1: re-fuse raw acc/gyr on the host with the vqf package (reference quality, Laidig &
+    Seel 2023); 0: use the firmware's quaternions as sent."""
+    neutral_window_s: float = 5.0
+    """Length of the still, upright stretch taken as the neutral posture when no calibration
+    was captured (Nape default; the wearer is asked to start upright)."""
+    calib_search_s: float = 300.0
+    """How far into the recording to look for that stretch (Nape default)."""
+    calib_settle_s: float = 2.0
+    """Skip this long at the start while the orientation filter converges (Nape default)."""
+    still_dps: float = 10.0
+    """Angular velocity below which the wearer counts as still for calibration (Nape default)."""
+    upright_tilt_deg: float = 35.0
+    """Upper back within this of vertical counts as upright for calibration (Nape default)."""
+    heading_tau_s: float = 120.0
+    """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
+    no common heading); axial neck rotation held longer than this fades (Nape default)."""
 
     # --- posture ---
     neck_flexion_deg: float = 20.0
@@ -53,16 +67,76 @@ class AnalysisSettings:
     posture_lowpass_hz: float = 0.5
     """Low-pass on posture angles: postures are held for seconds, not fractions (Nape default)."""
 
+    iso_neck_flexion_deg: float = 25.0
+    """ISO 11226: neck flexion (head minus trunk inclination) above 25° is not acceptable
+    for static postures. [ISO11226]"""
+    iso_head_hold_25_min: float = 8.0
+    """Maximum acceptable holding time at 25° head inclination, min (ISO 11226 Fig. 3 as
+    read by Nape; check against the standard before clinical use). [ISO11226]"""
+    iso_head_hold_85_min: float = 1.0
+    """Maximum acceptable holding time at 85° head inclination, min (as above). [ISO11226]"""
+    iso_trunk_hold_20_min: float = 4.0
+    """Maximum acceptable holding time at 20° trunk inclination, min (ISO 11226 Fig. 2 as
+    read by Nape; check against the standard before clinical use). [ISO11226]"""
+    iso_trunk_hold_60_min: float = 1.0
+    """Maximum acceptable holding time at 60° trunk inclination, min (as above). [ISO11226]"""
+    rula_extension_deg: float = 5.0
+    """Neck extension beyond this counts as "in extension" (RULA score 4); the margin keeps
+    sensor noise around neutral out (McAtamney & Corlett 1993; margin Nape default)."""
+    rula_side_bend_deg: float = 10.0
+    """Lateral bend beyond this adds RULA's +1 for a side-bent neck (ISO 11226 uses 10° for
+    lateral bending; RULA gives no angle)."""
+    rula_twist_deg: float = 10.0
+    """Axial rotation beyond this adds RULA's +1 for a twisted neck (Nape default)."""
+    keyboard_trunk_deg: float = 12.0
+    """A neck episode with the upper back forward at least this much is the keyboard
+    pattern (Nape default)."""
+    phone_neck_deg: float = 33.0
+    """Neck flexion from which an episode with an upright back is phone / looking down:
+    smartphone users' median head flexion is 33–45° (e.g. Lee et al. 2015)."""
+    bed_lateral_deg: float = 10.0
+    """Lying on the side, neck lateral bend beyond this means the pillow height does not
+    keep the neck in line with the trunk (side-lying pillow ~9–11 cm keeps it straight)."""
+    bed_flexion_deg: float = 15.0
+    """Lying on the back, neck flexion/extension beyond this means a pillow too high / too
+    low (supine pillow ~10 cm; Nape default angle)."""
+    bed_hold_s: float = 60.0
+    """A bed posture held at least this long is reported, with its duration (Nape default)."""
+
+    # --- activity context ---
+    walk_rms_g: float = 0.06
+    """RMS of 0.8–3 Hz acceleration magnitude above which the wearer is walking (Nape default)."""
+    vehicle_vib_rms_g: float = 0.01
+    """RMS of 6–30 Hz road vibration above which an upright, not walking wearer is in a
+    vehicle (Nape default)."""
+    vehicle_window_s: float = 30.0
+    """Vibration must be present most of this window to count as a vehicle (Nape default)."""
+
     # --- jolts ---
     jolt_trigger_g: float = 0.35
     """Linear acceleration of trunk or head that marks a jolt: the lower bound of harsh
     braking. [BRAKE]"""
-    jolt_moderate_g: float = 0.65
-    """Peak linear acceleration from which a jolt is moderate: the lower bound of
-    emergency braking. [BRAKE]"""
-    jolt_severe_g: float = 1.5
-    """Peak linear acceleration from which a jolt is severe: pothole seat shocks from
-    ~1.4 g and low-speed rear impacts up to ~2 g head acceleration. [POTHOLE] [WHIPLASH]"""
+    jolt_moderate_g: float = 0.35
+    """Sustained (≤ 2 Hz) vehicle-level acceleration from which braking, accelerating or
+    cornering is moderate: harsh braking 0.35–0.45 g. [BRAKE]"""
+    jolt_severe_g: float = 0.65
+    """... from which it is severe: emergency braking 0.64–0.97 g. [BRAKE]"""
+    shock_moderate_g: float = 1.5
+    """Peak of a shock (bump, impact, knock) from which it is moderate: pothole seat shocks
+    from ~1.4 g. [POTHOLE]"""
+    shock_severe_g: float = 3.0
+    """Peak of a shock from which it is severe: twice the level of low-speed rear impacts,
+    whose head accelerations reach ~2 g above the chest (Nape choice). [WHIPLASH]"""
+    vehicle_lowpass_hz: float = 2.0
+    """Low-pass giving the vehicle-level (sustained) acceleration: braking and cornering
+    last 0.5–3 s, shocks 50–150 ms (Nape default)."""
+    bump_vertical_ratio: float = 1.2
+    """A jolt whose vertical peak exceeds this times its horizontal peak is a bump (Nape default)."""
+    impulsive_max_s: float = 0.3
+    """A horizontal jolt narrower than this at half its peak is an impact or knock, not a
+    vehicle manoeuvre: impacts last 50–150 ms, braking pulses 0.5–3 s (Nape default)."""
+    nic_reference_m2s2: float = 15.0
+    """Proposed NIC injury threshold (Boström et al. 1996); reported beside each jolt."""
     jolt_merge_s: float = 1.5
     """Threshold crossings closer than this belong to one event, so a jolt and its rebound
     count once (Nape default)."""
@@ -127,6 +201,15 @@ _SOURCES = {
     "trunk_inclination_deg": "ISO 11226:2000: trunk inclination 0–20° acceptable",
     "hold_s": "ISO 11226:2000 limits holding time above 20° trunk inclination; Nape reports ≥ 1 min",
     "jolt_trigger_g": "harsh braking starts at 0.35 g (naturalistic driving studies)",
-    "jolt_moderate_g": "emergency braking 0.64–0.97 g (naturalistic driving studies)",
-    "jolt_severe_g": "pothole seat shocks ≥ 1.4 g (ISO 2631-5); low-speed rear impact head ~2 g",
+    "jolt_moderate_g": "harsh braking 0.35–0.45 g (naturalistic driving studies)",
+    "jolt_severe_g": "emergency braking 0.64–0.97 g (naturalistic driving studies)",
+    "shock_moderate_g": "pothole seat shocks from ~1.4 g",
+    "shock_severe_g": "2 × low-speed rear-impact head acceleration (~2 g above the chest); Nape choice",
+    "iso_neck_flexion_deg": "ISO 11226:2000 neck flexion 0–25° acceptable",
+    "iso_head_hold_25_min": "ISO 11226:2000 Fig. 3 holding-time curve (as read by Nape)",
+    "iso_trunk_hold_20_min": "ISO 11226:2000 Fig. 2 holding-time curve (as read by Nape)",
+    "phone_neck_deg": "smartphone use: median head flexion 33–45°",
+    "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
+    "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
+    "refuse": "VQF (Laidig & Seel 2023) as the reference orientation filter",
 }

@@ -1,0 +1,76 @@
+"""Activity context per second: upright, walking, in a vehicle, lying supine / prone / side.
+
+Features from the upper-back IMU only (so it works with one IMU):
+- lying: trunk long axis tilted more than ``lying_trunk_deg`` from vertical; supine when the
+  back faces down (segment x axis points up), prone when it points down, side otherwise;
+- walking: band power of the specific-force magnitude at step frequencies (0.8–3 Hz)
+  above ``walk_rms_g`` (heel strikes give 0.1–0.3 g at the upper back);
+- vehicle: road vibration (6–30 Hz band) above ``vehicle_vib_rms_g`` while upright and not
+  walking, held for most of ``vehicle_window_s`` (engine and road vibration is continuous,
+  typing or fidgeting is not).
+Sitting and standing cannot be told apart from the trunk alone and are reported as upright.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from ..settings import AnalysisSettings
+
+G = 9.80665
+NAMES = ["upright", "walking", "vehicle", "lying_supine", "lying_prone", "lying_side"]
+
+
+class ContextFeatures:
+    """Accumulates per-second feature sums across blocks."""
+
+    def __init__(self, rate_hz: float, s: AnalysisSettings):
+        self.rate = rate_hz
+        self.s = s
+        nyq = rate_hz / 2
+        self.sos_gait = signal.butter(2, [0.8, min(3.0, 0.9 * nyq)], btype="band", fs=rate_hz, output="sos")
+        self.sos_vib = signal.butter(2, [6.0, min(30.0, 0.9 * nyq)], btype="band", fs=rate_hz, output="sos")
+        self.zi_gait = np.zeros((self.sos_gait.shape[0], 2))
+        self.zi_vib = np.zeros((self.sos_vib.shape[0], 2))
+        self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in ("n", "gait", "vib", "tilt", "fwd_up")}
+
+    def feed(self, index: np.ndarray, acc_trunk: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray) -> None:
+        mag = np.linalg.norm(acc_trunk, axis=1) / G
+        gait, self.zi_gait = signal.sosfilt(self.sos_gait, mag - 1.0, zi=self.zi_gait)
+        vib, self.zi_vib = signal.sosfilt(self.sos_vib, mag - 1.0, zi=self.zi_vib)
+        sec = (index / self.rate).astype(np.int64)
+        size = int(sec[-1]) + 1
+        for key, val in (("n", np.ones_like(mag)), ("gait", gait ** 2), ("vib", vib ** 2), ("tilt", tilt_deg),
+                         ("fwd_up", fwd_up)):
+            arr = self.sums[key]
+            if len(arr) < size:
+                arr = np.concatenate([arr, np.zeros(size - len(arr))])
+            arr[:size] += np.bincount(sec, weights=val, minlength=size)
+            self.sums[key] = arr
+
+    def classify(self) -> tuple[np.ndarray, dict]:
+        """Activity code per second (index into NAMES; -1 = no data) and seconds per activity."""
+        s = self.s
+        n = self.sums["n"]
+        have = n > 0
+        nn = np.where(have, n, 1)
+        gait = np.sqrt(self.sums["gait"] / nn)
+        vib = np.sqrt(self.sums["vib"] / nn)
+        tilt = self.sums["tilt"] / nn
+        fwd_up = self.sums["fwd_up"] / nn
+        act = np.zeros(len(n), dtype=np.int8)
+        lying = tilt > s.lying_trunk_deg
+        walking = (gait > s.walk_rms_g) & ~lying
+        w = max(1, int(s.vehicle_window_s))
+        vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
+        share = np.convolve(vib_on.astype(float), np.ones(w) / w, mode="same")
+        vehicle = (share > 0.6) & ~lying & ~walking
+        act[walking] = 1
+        act[vehicle] = 2
+        act[lying & (fwd_up > 0.5)] = 3
+        act[lying & (fwd_up < -0.5)] = 4
+        act[lying & (np.abs(fwd_up) <= 0.5)] = 5
+        act[~have] = -1
+        totals = {name: float((act == i).sum()) for i, name in enumerate(NAMES)}
+        return act, totals

@@ -1,0 +1,240 @@
+"""``analyse``: one .nape recording in, :class:`Findings` out, chunk by chunk.
+
+A pure function of the file (many recordings can be analysed in parallel) that streams
+it in blocks of packets: an 8-hour recording never sits in memory; only a 10 Hz angle
+series, per-second context sums and the sparse jolt candidates do.
+
+Passes: (1) calibration reads the first minutes (neutral posture); (2) one streaming pass
+re-fuses orientation (VQF), aligns sensors to body segments, computes angles, context
+features and jolt candidates; (3) finishing works on the 10 Hz series: heading alignment,
+neck joint angles, posture episodes, ISO 11226, RULA, exposure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from scipy import signal
+
+from .. import quat, wire
+from ..errors import RecordingError
+from ..recording import open_recording
+from ..settings import AnalysisSettings
+from . import calibration, posture
+from .context import NAMES as ACTIVITY_NAMES
+from .context import ContextFeatures
+from .findings import Findings, PostureEpisode
+from .jolts import JoltDetector
+from .orientation import Refuser, inclination, joint_angles, segment_alignment, yaw, z_rotation
+from .stream import BlockReader
+
+SERIES_HZ = posture.SERIES_HZ
+
+
+def analyse(
+    path: Path | str,
+    settings: AnalysisSettings | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Findings:
+    """Analyse one recording.
+
+    Args:
+        path: a .nape file.
+        settings: thresholds; defaults and sources in :mod:`nape.settings`.
+        on_progress: called with (samples done, expected samples or 0).
+
+    Raises:
+        RecordingError: the file cannot be read or holds no samples of its IMUs.
+    """
+    s = settings or AnalysisSettings()
+    path = Path(path)
+    rec = open_recording(path)
+    roles = list(rec.metadata.get("imu_roles") or ["trunk"])
+    mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
+    n_imu = len(wire.roles_of(mask))
+    calib = calibration.estimate(open_recording(path), mask, n_imu, s)
+    stream = _Stream(s, n_imu, calib)
+    reader = BlockReader(rec, mask)
+    for block in reader:
+        stream.feed(block)
+        if on_progress:
+            on_progress(stream.n, 0)
+    if stream.n == 0:
+        raise RecordingError(f"{path}: no samples for IMUs {roles} in this recording")
+    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms)
+    f = stream.finish(path, rec, roles, reader.malformed)
+    f.jolts, f.head_turns = jolts, head_turns
+    return f
+
+
+class _Stream:
+    """State of the streaming pass."""
+
+    def __init__(self, s: AnalysisSettings, n_imu: int, calib: dict):
+        self.s = s
+        self.n_imu = n_imu
+        self.calib = calib
+        self.align = [segment_alignment(np.asarray(q, float)) for q in calib["neutral_q"]]
+        self.neutral_seg = [quat.mul(np.asarray(q, float), a) for q, a in zip(calib["neutral_q"], self.align)]
+        self.n = 0
+        self.rate: float | None = None
+        self.t0_ms: float | None = None
+        self.last_index = -1
+        self.lost = 0
+        self.gaps: list[dict] = []
+        self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh")}
+
+    def _setup(self, period_s: float) -> None:
+        self.rate = 1.0 / period_s
+        self.step = max(1, int(round(self.rate / SERIES_HZ)))
+        self.refuser = Refuser(self.n_imu, period_s) if self.s.refuse else None
+        self.sos = signal.butter(2, self.s.posture_lowpass_hz, fs=self.rate, output="sos")
+        self.zi = None
+        self.context = ContextFeatures(self.rate, self.s)
+        self.jolts = JoltDetector(self.rate, self.n_imu, self.s)
+
+    def feed(self, b) -> None:
+        if self.rate is None:
+            self._setup(b.period_s)
+            self.t0_ms = float(b.t_ms[0])
+        idx = b.index
+        gaps = np.diff(np.concatenate([[self.last_index], idx])) - 1
+        for i in np.flatnonzero(gaps > 0):
+            self.lost += int(gaps[i])
+            if gaps[i] >= self.rate:
+                self.gaps.append({"start_s": float(idx[i] - gaps[i]) / self.rate, "duration_s": float(gaps[i]) / self.rate})
+        self.last_index = int(idx[-1])
+        self.n += len(idx)
+        q_sensor = self.refuser(b.acc, b.gyr) if self.refuser else b.quat
+        q_seg = np.stack([quat.mul(q_sensor[:, k], self.align[k]) for k in range(self.n_imu)], axis=1)
+        pitch, _roll, tilt = inclination(q_seg)
+        fwd_up = quat.axis_in_world(q_seg[:, 0], 0)[:, 2]
+        self.context.feed(idx, b.acc[:, 0], tilt[:, 0], fwd_up)
+        self.jolts.feed(idx, q_sensor, q_seg[:, 0], b.acc, b.gyr)
+        if self.zi is None:
+            self.zi = signal.sosfilt_zi(self.sos)[:, :, None] * pitch[0][None, None, :]
+        smooth, self.zi = signal.sosfilt(self.sos, pitch, axis=0, zi=self.zi)
+        keep = idx % self.step == 0
+        self.series["index"].append(idx[keep])
+        self.series["pitch"].append(smooth[keep])
+        self.series["tilt"].append(tilt[keep])
+        if self.n_imu > 1:
+            self.series["qt"].append(q_seg[keep, 0])
+            self.series["qh"].append(q_seg[keep, 1])
+
+    # ------------------------------------------------------------ finishing
+
+    def finish(self, path: Path, rec, roles: list[str], malformed: int) -> Findings:
+        s = self.s
+        idx = np.concatenate(self.series["index"])
+        t = idx / self.rate
+        pitch = np.concatenate(self.series["pitch"])
+        tilt = np.concatenate(self.series["tilt"])
+        act_sec, activity_s = self.context.classify()
+        act = act_sec[np.clip((t).astype(np.int64), 0, len(act_sec) - 1)]
+        lying = act >= 3
+        walking = act == 1
+        trunk = pitch[:, 0]
+        valid = ~lying
+        episodes: list[PostureEpisode] = []
+        lateral = axial = neck = head = None
+        if self.n_imu > 1:
+            head = pitch[:, 1]
+            neck = head - trunk
+            lateral, axial, joint_flex = self._neck_joint_angles(tilt)
+            for e in posture.episodes("neck_flexion", t, neck, valid & ~walking, s.neck_flexion_deg, s):
+                sl = (t >= e.start_s) & (t < e.end_s)
+                e.mean_trunk_deg = float(trunk[sl].mean())
+                e.mean_lateral_deg = float(lateral[sl].mean())
+                e.pattern = posture.pattern(e, s)
+                e.iso11226 = posture.iso11226_head(float(head[sl].mean()), e.mean_deg, e.duration_s, s)
+                episodes.append(e)
+            episodes += self._bed_episodes(t, lying, act, joint_flex, lateral)
+        for e in posture.episodes("trunk_inclination", t, trunk, valid & ~walking, s.trunk_inclination_deg, s):
+            e.mean_trunk_deg = e.mean_deg
+            e.pattern = posture.pattern(e, s)
+            e.iso11226 = posture.iso11226_trunk(e.mean_deg, e.duration_s, s)
+            episodes.append(e)
+        episodes.sort(key=lambda e: e.start_s)
+        dt = 1.0 / SERIES_HZ
+        upright_ok = valid & (trunk <= s.trunk_inclination_deg)
+        exposure = {"trunk_over_threshold_s": float(((trunk > s.trunk_inclination_deg) & valid).sum() * dt)}
+        rula = {}
+        if neck is not None:
+            upright_ok &= neck <= s.neck_flexion_deg
+            exposure["neck_over_threshold_s"] = float(((neck > s.neck_flexion_deg) & valid).sum() * dt)
+            bands = [(-90, 0), (0, 10), (10, 20), (20, 45), (45, 180)]
+            exposure["neck_bands_s"] = {f"{lo}..{hi}": float(((neck >= lo) & (neck < hi) & valid).sum() * dt)
+                                        for lo, hi in bands}
+            score = posture.rula_neck(neck, lateral, axial, s)[valid]
+            rula = {str(k): float((score == k).sum() * dt) for k in range(1, 7) if (score == k).any()}
+        longest = max(((i1 - i0) * dt for i0, i1 in posture.runs(upright_ok)), default=0.0)
+        first = min((e.start_s for e in episodes if e.kind != "bed_neck"), default=None)
+        return Findings(
+            path=str(path), metadata=rec.metadata, settings=s.as_dict(),
+            duration_s=float(self.last_index + 1) / self.rate, samples=self.n, lost_samples=self.lost,
+            malformed_packets=malformed,
+            file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
+            calibration={k: v for k, v in self.calib.items() if k != "neutral_q"} | {"neutral_q": self.calib["neutral_q"]},
+            roles=roles, orientation_source="host re-fusion (VQF 6D)" if s.refuse else "firmware fusion",
+            episodes=episodes, lying_s=float(lying.sum() * dt), exposure_s=exposure,
+            activity_s=activity_s, rula_neck_s=rula, time_to_first_episode_s=first, longest_upright_s=float(longest),
+            gaps=self.gaps, series=_one_hz(t, trunk, neck, head, lateral, act),
+        )
+
+    def _neck_joint_angles(self, tilt: np.ndarray):
+        """Lateral bend, axial rotation, joint flexion (deg) with the heading offset tracked."""
+        s = self.s
+        qt = np.concatenate(self.series["qt"])
+        qh = np.concatenate(self.series["qh"])
+        n0 = self.neutral_seg
+        d0 = float(yaw(n0[0]) - yaw(n0[1]))
+        raw = np.unwrap(np.concatenate([[d0], yaw(qt) - yaw(qh)]))[1:]
+        ok = (tilt[:, 0] < 45) & (tilt[:, 1] < 60)
+        est = np.full(len(raw), d0)
+        if ok.any():
+            a = 1.0 / (SERIES_HZ * s.heading_tau_s)
+            filt, _ = signal.lfilter([a], [1, a - 1], raw[ok], zi=[d0 * (1 - a)])
+            pos = np.cumsum(ok) - 1
+            est = np.where(pos >= 0, filt[np.clip(pos, 0, None)], d0)
+        # the head IMU's world frame is turned by -δ about vertical relative to the trunk's:
+        # head relative to trunk = conj(qt) ⊗ Rz(δ) ⊗ qh
+        qcorr = quat.mul(quat.mul(quat.conj(qt), z_rotation(est)), qh)
+        flex, lat, ax = joint_angles(qcorr)
+        k = max(1, int(SERIES_HZ))
+        kern = np.ones(k) / k
+        return np.convolve(lat, kern, mode="same"), np.convolve(ax, kern, mode="same"), np.convolve(flex, kern, mode="same")
+
+    def _bed_episodes(self, t, lying, act, flex, lateral) -> list[PostureEpisode]:
+        s = self.s
+        out = []
+        side = act == 5
+        for kind_mask, angle, thr in ((lying & side, np.abs(lateral), s.bed_lateral_deg),
+                                      (lying & ~side, np.abs(flex), s.bed_flexion_deg)):
+            for e in posture.episodes("bed_neck", t, angle, kind_mask, thr, s, hold_s=s.bed_hold_s):
+                sl = (t >= e.start_s) & (t < e.end_s)
+                e.mean_lateral_deg = float(lateral[sl].mean())
+                e.pattern = posture.bed_pattern(float(flex[sl].mean()), e.mean_lateral_deg, bool(side[sl].mean() > 0.5))
+                out.append(e)
+        return out
+
+
+def _one_hz(t, trunk, neck, head, lateral, act) -> dict:
+    """Per-second means for plots and JSON (8 h = 28 800 points)."""
+    sec = np.floor(t).astype(np.int64)
+    uniq, inv = np.unique(sec, return_inverse=True)
+    cnt = np.bincount(inv)
+
+    def mean(x):
+        return np.round(np.bincount(inv, weights=x) / cnt, 2).tolist()
+
+    out = {"t_s": uniq.astype(float).tolist(), "trunk_inclination_deg": mean(trunk),
+           "activity": [ACTIVITY_NAMES[a] if a >= 0 else "none" for a in act[np.searchsorted(t, uniq)]],
+           "lying": (np.bincount(inv, weights=act >= 3) / cnt > 0.5).tolist()}
+    if neck is not None:
+        out["neck_flexion_deg"] = mean(neck)
+        out["head_inclination_deg"] = mean(head)
+        out["neck_lateral_deg"] = mean(lateral)
+    return out
