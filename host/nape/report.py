@@ -26,6 +26,9 @@ MEANING = {
     "linked with neck pain; try raising the screen or taking short breaks to look up.",
     "trunk_inclination": "Your upper back was leaning or rounded forward for a long stretch (hunching). "
     "Sitting back against the chair and bringing the work closer helps.",
+    "bed_neck": "In bed your neck stayed bent relative to your back for a long time. A pillow that keeps "
+    "the head in line with the spine (about 10 cm lying on the back, shoulder height lying on the side) helps.",
+    "knock": "A short sideways or backwards knock, e.g. a bump against the head or body.",
     "braking": "A hard deceleration, as in firm or emergency braking: the head is thrown forward.",
     "acceleration": "A hard acceleration: the body is pushed back into the seat and the head lags.",
     "bump": "A vertical shock, as from a pothole, speed bump or a step down.",
@@ -88,7 +91,11 @@ def headlines(f: Findings) -> list[str]:
 
 
 def quality_notes(f: Findings) -> list[str]:
-    notes = [f"Calibration: {f.calibration.get('method', 'unknown')}."]
+    notes = [f"Calibration ({f.calibration.get('method', 'unknown')}): {f.calibration.get('detail', '')}."]
+    if f.orientation_source:
+        notes.append(f"Orientation: {f.orientation_source}.")
+    for g in f.gaps:
+        notes.append(f"Gap in the data at {fmt_clock(g['start_s'])}: {fmt_duration(g['duration_s'])} missing.")
     if f.lost_samples:
         notes.append(f"{f.lost_samples} samples were lost in transmission ({100 * f.lost_samples / max(f.samples + f.lost_samples, 1):.2f} %).")
     if f.malformed_packets:
@@ -152,31 +159,58 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _na(v: float, fmt: str) -> str:
+    return "–" if v is None or not np.isfinite(v) else format(v, fmt)
+
+
+def _exposure_chart(f: Findings) -> go.Figure | None:
+    bands = f.exposure_s.get("neck_bands_s")
+    if not bands:
+        return None
+    colours = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
+    fig = go.Figure(go.Bar(x=[f"{k}°" for k in bands], y=[v / 60 for v in bands.values()], marker_color=colours,
+                           hovertemplate="%{x}: %{y:.1f} min<extra></extra>"))
+    fig.update_layout(title="Time by neck flexion band (minutes, not lying)", yaxis_title="min", height=300,
+                      margin={"l": 50, "r": 20, "t": 60, "b": 40})
+    return fig
+
+
+def _episode_rows(f: Findings, bed: bool) -> list[list[str]]:
+    return [
+        [fmt_clock(e.start_s), fmt_duration(e.duration_s), html.escape(e.pattern or e.kind.replace("_", " ")),
+         f"{e.mean_deg:.0f}°", f"{e.peak_deg:.0f}°", html.escape(e.iso11226 or "–"),
+         html.escape(MEANING.get(e.kind, ""))]
+        for e in f.episodes if (e.kind == "bed_neck") == bed
+    ]
+
+
 def render_html(f: Findings) -> str:
     """The whole report page as one string (plotly.js inlined)."""
-    figs = [_timeline(f)] + ([_jolt_chart(f)] if f.jolts else [])
+    figs = [_timeline(f), _exposure_chart(f)] + ([_jolt_chart(f)] if f.jolts else [])
     plots = "".join(
         fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", config={"responsive": True})
-        for i, fig in enumerate(figs)
+        for i, fig in enumerate(figs) if fig is not None
     )
     jolt_rows = [
         [fmt_clock(j.t_s), html.escape(j.cause.replace("_", " ")),
          f'<span class="g" style="background:{GRADE_COLOUR[j.grade]}">{j.grade}</span>',
-         f"{j.peak_trunk_g:.2f}", "–" if np.isnan(j.peak_head_g) else f"{j.peak_head_g:.2f}",
-         "–" if np.isnan(j.peak_head_dps) else f"{j.peak_head_dps:.0f}", html.escape(MEANING.get(j.cause, ""))]
+         _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.vehicle_g, ".2f"), _na(j.neck_dps, ".0f"),
+         _na(j.nic_m2s2, ".1f"), html.escape(MEANING.get(j.cause, ""))]
         for j in f.jolts
     ]
-    ep_rows = [
-        [fmt_clock(e.start_s), fmt_duration(e.duration_s), e.kind.replace("_", " "), f"{e.mean_deg:.0f}°",
-         f"{e.peak_deg:.0f}°", html.escape(MEANING[e.kind])]
-        for e in f.episodes
-    ]
+    ep_rows = _episode_rows(f, bed=False)
+    bed_rows = _episode_rows(f, bed=True)
+    act_rows = [[html.escape(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
+    rula_rows = [[k, fmt_duration(v), RULA_MEANING.get(k, "")] for k, v in sorted(f.rula_neck_s.items())]
     sources = AnalysisSettings().sources
     settings_rows = [[html.escape(k), f"{v:g}", html.escape(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
     summary = "".join(f"<li>{html.escape(h)}</li>" for h in headlines(f))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in quality_notes(f))
     meta = f.metadata
+    none = "<p>None.</p>"
+    bed_html = (f"<h2>In bed</h2>{_table(['start', 'duration', 'what', 'mean', 'peak', 'ISO 11226', 'what it means'], bed_rows)}"
+                if bed_rows else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -186,7 +220,7 @@ body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: auto; pad
 h1 {{ font-size: 1.5em; }} table {{ border-collapse: collapse; width: 100%; font-size: .9em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; vertical-align: top; }}
 .g {{ color: white; padding: 0 .4em; border-radius: .3em; }} .summary li {{ font-size: 1.1em; margin: .3em 0; }}
-.meta {{ color: #666; font-size: .85em; }}
+.meta {{ color: #666; font-size: .85em; }} .wrap {{ overflow-x: auto; }}
 </style>
 <script>{get_plotlyjs()}</script>
 </head><body>
@@ -196,15 +230,32 @@ td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; vertic
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 {plots}
 <h2>Long poor-posture episodes</h2>
-{_table(["start", "duration", "what", "mean", "peak", "what it means"], ep_rows) if ep_rows else "<p>None.</p>"}
+<div class="wrap">{_table(["start", "duration", "pattern", "mean", "peak", "ISO 11226", "what it means"], ep_rows) if ep_rows else none}</div>
 <h2>Jolts</h2>
-{_table(["time", "cause", "grade", "upper back (g)", "head (g)", "head turn rate (°/s)", "what it means"], jolt_rows) if jolt_rows else "<p>None.</p>"}
+<div class="wrap">{_table(["time", "cause", "grade", "upper back (g)", "head (g)", "vehicle (g)", "neck turn rate (°/s)",
+                            "NIC (m²/s²)", "what it means"], jolt_rows) if jolt_rows else none}</div>
+<p class="meta">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury threshold
+and is exceeded by some harmless activities, so it is shown for comparison only.</p>
+{bed_html}
+<h2>Neck score (RULA) over the day</h2>
+<div class="wrap">{_table(["RULA neck score", "time", "meaning"], rula_rows) if rula_rows else none}</div>
+<h2>What you were doing</h2>{_table(["activity", "time"], act_rows) if act_rows else none}
 <h2>Data quality</h2><ul>{notes}</ul>
 <h2>Settings used</h2>
-{_table(["setting", "value", "source"], settings_rows)}
+<div class="wrap">{_table(["setting", "value", "source"], settings_rows)}</div>
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
 </body></html>
 """
+
+
+RULA_MEANING = {
+    "1": "neck 0–10° forward: fine",
+    "2": "neck 10–20° forward",
+    "3": "neck more than 20° forward",
+    "4": "neck bent backwards, or forward and twisted/side-bent",
+    "5": "bent and twisted or side-bent",
+    "6": "bent, twisted and side-bent",
+}
 
 
 def to_json(f: Findings) -> dict:
@@ -254,11 +305,12 @@ def print_summary(f: Findings, console: Console | None = None) -> None:
         for col in ("time", "finding", "grade / duration", "peak"):
             t.add_column(col)
         style = {"mild": "yellow", "moderate": "dark_orange", "severe": "bold red"}
-        for e in f.episodes:
-            t.add_row(fmt_clock(e.start_s), e.kind.replace("_", " "), fmt_duration(e.duration_s), f"{e.peak_deg:.0f}°")
-        for j in f.jolts:
-            t.add_row(fmt_clock(j.t_s), f"jolt: {j.cause.replace('_', ' ')}", f"[{style[j.grade]}]{j.grade}[/]",
-                      f"{j.peak_trunk_g:.2f} g")
+        rows = [(e.start_s, fmt_clock(e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
+                 f"{e.peak_deg:.0f}°") for e in f.episodes]
+        rows += [(j.t_s, fmt_clock(j.t_s), f"jolt: {j.cause.replace('_', ' ')}", f"[{style[j.grade]}]{j.grade}[/]",
+                  f"{j.peak_trunk_g:.2f} g") for j in f.jolts]
+        for row in sorted(rows):
+            t.add_row(*row[1:])
         c.print(t)
     for n in quality_notes(f):
         c.print(f"  [dim]{n}[/dim]")
