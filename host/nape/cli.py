@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  nape info drive.nape")
     i.add_argument("file", help="a .nape recording")
     i.set_defaults(func=cmd_info)
+
+    from . import flash
+
+    flash.register(sub)
     return p
 
 
