@@ -16,7 +16,7 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "nape.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", ["demo", "analyse", "info"])
+@pytest.mark.parametrize("cmd", ["demo", "analyse", "info", "decode", "flash"])
 def test_every_command_has_help_with_example(cmd):
     r = _run(cmd, "--help")
     assert r.returncode == 0
@@ -81,3 +81,19 @@ def test_info_reports_damage(tmp_path, capsys):
     assert main(["info", str(p)]) == 0
     out = capsys.readouterr().out
     assert '"issues"' in out and "crc" in out.lower()
+
+
+def test_decode_valid_packet_and_malformed_one_line(capsys):
+    vectors = json.loads((__import__("pathlib").Path(__file__).parents[1] / "protocol/vectors/decode.json").read_text())
+    good = next(c for c in vectors if c["valid"] and c["decoded"]["type"] == "samples")
+    assert main(["decode", good["hex"]]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seq"] == good["decoded"]["seq"] and out["type"] == "SamplesPacket"
+    for case in (c for c in vectors if not c["valid"]):
+        r = _run("decode", case["hex"] or "00")
+        assert r.returncode == 1
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("nape: error:"), r.stderr
+        break
+    r = _run("decode", "zz")
+    assert r.returncode == 1 and "not hexadecimal" in r.stderr

@@ -136,6 +136,23 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_decode(args) -> int:
+    """Decode one wire-format packet given as hex (protocol/SPEC.md) and print it as JSON."""
+    from . import wire
+    from .errors import PacketError
+
+    try:
+        data = bytes.fromhex(args.hex.replace(" ", "").replace(":", ""))
+    except ValueError:
+        raise PacketError(f"not hexadecimal: {args.hex[:40]!r}") from None
+    pkt = wire.decode_packet(data)
+    out = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in vars(pkt).items()}
+    out["type"] = type(pkt).__name__
+    out["roles"] = list(pkt.roles)
+    console.print_json(json.dumps(out))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -170,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  nape info drive.nape")
     i.add_argument("file", help="a .nape recording")
     i.set_defaults(func=cmd_info)
+
+    c = sub.add_parser("decode", help="decode one BLE packet given as hex (debugging the wire format)",
+                       description=cmd_decode.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  nape decode 0101010a000000000000000010270000...")
+    c.add_argument("hex", help="the packet bytes in hexadecimal (spaces and colons allowed)")
+    c.set_defaults(func=cmd_decode)
 
     from . import flash
 
