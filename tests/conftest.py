@@ -1,3 +1,4 @@
+import pytest
 import sys
 from pathlib import Path
 
@@ -6,3 +7,9 @@ ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "host"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
+
+
+@pytest.fixture(autouse=True)
+def _trends_db(tmp_path, monkeypatch):
+    """Tests never touch the user's real trends database."""
+    monkeypatch.setenv("NAPE_DB", str(tmp_path / "nape.db"))

@@ -86,7 +86,7 @@ def cmd_demo(args) -> int:
                                    overwrite=True))
     console.print(f"recorded {stats.samples} samples in {stats.packets} packets "
                   f"({stats.lost_samples} lost, {stats.malformed} malformed) → {nape_path}")
-    paths = _analyse_and_report(nape_path, out, "report", args)
+    _, paths = _analyse_and_report(nape_path, out, "report", args)  # demo data stays out of trends
     console.print(f"demo done in {time.monotonic() - t0:.1f} s")
     console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
     console.print(f"json:   {paths['json'].resolve()}")
@@ -106,16 +106,21 @@ def _analyse_and_report(path: Path, out: Path, stem: str, args) -> dict:
         task = prog.add_task(f"analysing {path.name}", total=path.stat().st_size)
         findings = analyse(path, settings, on_progress=lambda done, total: prog.update(task, completed=done))
     print_summary(findings, console)
-    return write_reports(findings, out, stem)
+    return findings, write_reports(findings, out, stem)
 
 
 def cmd_analyse(args) -> int:
     """Analyse a recording and write its report."""
     path = Path(args.file)
     out = Path(args.out) if args.out else path.parent
-    paths = _analyse_and_report(path, out, path.stem, args)
+    findings, paths = _analyse_and_report(path, out, path.stem, args)
     console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
     console.print(f"json:   {paths['json'].resolve()}")
+    from . import trends
+
+    db = trends.index_after_analysis(findings, paths, db=args.db)
+    if db:
+        console.print(f"trends: indexed in {db} (nape sessions, nape trends)", soft_wrap=True)
     return 0
 
 
@@ -194,9 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("hex", help="the packet bytes in hexadecimal (spaces and colons allowed)")
     c.set_defaults(func=cmd_decode)
 
-    from . import flash
+    from . import export, flash, importer, trends
 
     flash.register(sub)
+    importer.register(sub)
+    export.register(sub)
+    trends.register(sub)
+    trends.add_db_argument(a)
     return p
 
 

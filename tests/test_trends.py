@@ -1,0 +1,212 @@
+"""Trends: the SQLite index of analysed recordings, sessions, daily/weekly totals, commands."""
+
+import argparse
+import os
+import re
+import sqlite3
+from datetime import date, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nape import trends
+from nape.analysis import analyse
+from nape.cli import build_parser
+from nape.errors import NapeError
+from nape.report import write_reports
+from nape.settings import AnalysisSettings
+from tests.recording_factory import G, pitch_quat, write_recording
+
+RATE = 50.0
+
+
+def _parser():
+    p = build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    if "trends" not in sub.choices:  # until cli.py registers it
+        trends.register(sub)
+    return p
+
+
+def _run(argv):
+    args = _parser().parse_args(argv)
+    return args.func(args)
+
+
+def _window(n, i0, i1, ramp=100):
+    i = np.arange(n)
+    return np.minimum(np.clip((i - i0) / ramp, 0, 1), np.clip((i1 - i) / ramp, 0, 1))
+
+
+@pytest.fixture(scope="module")
+def drive(tmp_path_factory):
+    """200 s: neck flexed 30° for ~75 s, a moderate braking jolt and a severe bump."""
+    d = tmp_path_factory.mktemp("trends")
+    n = int(200 * RATE)
+    neck = 30.0 * _window(n, int(20 * RATE), int(95 * RATE))
+    t = np.arange(n) / RATE
+    lin = np.zeros((n, 3))
+    lin[:, 0] = -0.8 * G * np.exp(-0.5 * ((t - 120) / 0.25) ** 2)
+    lin[:, 2] = 2.0 * G * np.exp(-0.5 * ((t - 160) / 0.06) ** 2)
+    p = write_recording(d / "drive.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(neck), lin_trunk=lin,
+                        lin_head=lin)
+    return p, analyse(p)
+
+
+def _fake(tmp_path, name, created, neck_s=None, trunk_s=0.0, grades=(), duration_s=3600.0):
+    """A JSON-report-like dict for a small real file (index_findings accepts both)."""
+    p = tmp_path / name
+    p.write_bytes(b"x" * 10)
+    exposure = {"trunk_over_threshold_s": trunk_s}
+    if neck_s is not None:
+        exposure["neck_over_threshold_s"] = neck_s
+    return {"path": str(p), "metadata": {"created": created}, "duration_s": duration_s,
+            "roles": ["trunk", "head"] if neck_s is not None else ["trunk"], "exposure_s": exposure,
+            "episodes": [{"kind": "neck_flexion"}], "jolts": [{"grade": g} for g in grades], "lying_s": 0.0}
+
+
+def test_index_sessions_and_daily_match_the_findings(drive, tmp_path):
+    path, f = drive
+    f.metadata["created"] = "2025-01-06T09:30:00.000Z"
+    db = tmp_path / "sub" / "nape.db"  # folder is created
+    reports = write_reports(f, tmp_path / "rep", "drive")
+    row = trends.index_findings(db, f, reports)
+    assert row["path"] == str(path.resolve())
+    [s] = trends.sessions(db)
+    assert s.status == "ok" and s.path == str(path.resolve())
+    assert s.start.isoformat() == "2025-01-06T09:30:00+00:00" and s.start_source == "metadata"
+    assert s.duration_s == pytest.approx(200.0, abs=0.1)
+    assert s.neck_poor_min == pytest.approx(f.exposure_s["neck_over_threshold_s"] / 60)
+    assert 1.1 < s.neck_poor_min < 1.4  # ~75 s of 30° neck flexion
+    assert s.trunk_poor_min == 0.0
+    assert s.jolts == {g: sum(j.grade == g for j in f.jolts) for g in trends.GRADES}
+    assert s.jolts["moderate"] == 1 and s.jolts["severe"] == 1
+    assert s.episodes == len(f.episodes) == 1
+    assert s.report_html == str(reports["html"].resolve())
+    [day] = trends.daily(db, tz=timezone.utc)
+    assert day.label == "2025-01-06" and day.recordings == 1
+    assert day.neck_poor_min == pytest.approx(s.neck_poor_min) and day.jolts == s.jolts
+
+
+def test_reanalysis_updates_the_row_and_changed_files_are_flagged(drive, tmp_path):
+    path, f = drive
+    db = tmp_path / "nape.db"
+    trends.index_findings(db, f)
+    stricter = analyse(path, AnalysisSettings(neck_flexion_deg=35.0))
+    trends.index_findings(db, stricter)
+    [s] = trends.sessions(db)  # one row per recording: upserted
+    assert s.neck_poor_min == 0.0 and s.episodes == 0
+    copy = tmp_path / "copy.nape"
+    copy.write_bytes(path.read_bytes())
+    f2 = analyse(copy)
+    trends.index_findings(db, f2)
+    with open(copy, "ab") as fh:
+        fh.write(b"\0")  # the file changed after it was analysed
+    status = {Path(s.path).name: s.status for s in trends.sessions(db)}
+    assert status == {"drive.nape": "ok", "copy.nape": "changed"}
+
+
+def test_deleted_file_is_reported_missing_not_crashed_on(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    db = tmp_path / "nape.db"
+    keep = _fake(tmp_path, "keep.nape", "2025-02-03T08:00:00Z", neck_s=600, grades=("mild",))
+    gone = _fake(tmp_path, "gone.nape", "2025-02-04T08:00:00Z", neck_s=300, grades=("severe",))
+    trends.index_findings(db, keep)
+    trends.index_findings(db, gone)
+    Path(gone["path"]).unlink()
+    assert [s.status for s in trends.sessions(db)] == ["ok", "missing"]
+    assert [d.jolts["severe"] for d in trends.daily(db, tz=timezone.utc)] == [0, 1]  # still counts
+    assert _run(["sessions", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "missing" in out and "1 file missing" in out
+    assert _run(["sessions", "--db", str(db), "--forget-missing"]) == 0
+    assert "forgot 1 missing recording" in capsys.readouterr().out
+    assert [Path(s.path).name for s in trends.sessions(db)] == ["keep.nape"]
+
+
+def test_daily_and_weekly_totals_across_days(tmp_path):
+    db = tmp_path / "nape.db"
+    # Mon 6 Jan and Tue 7 Jan 2025 are ISO week 2; Mon 13 Jan is week 3
+    for name, created, neck, trunk, grades in [
+        ("a.nape", "2025-01-06T08:00:00Z", 600, 120, ("mild", "mild")),
+        ("b.nape", "2025-01-06T15:00:00Z", 300, 60, ("moderate",)),
+        ("c.nape", "2025-01-07T09:00:00Z", 1200, 0, ()),
+        ("d.nape", "2025-01-13T23:30:00Z", None, 900, ("severe",)),  # trunk only
+    ]:
+        trends.index_findings(db, _fake(tmp_path, name, created, neck, trunk, grades))
+    days = trends.daily(db, tz=timezone.utc)
+    assert [d.label for d in days] == ["2025-01-06", "2025-01-07", "2025-01-13"]
+    assert [d.recordings for d in days] == [2, 1, 1]
+    assert [d.neck_poor_min for d in days] == [15.0, 20.0, None]
+    assert [d.trunk_poor_min for d in days] == [3.0, 0.0, 15.0]
+    assert [d.jolts for d in days] == [{"mild": 2, "moderate": 1, "severe": 0}, {"mild": 0, "moderate": 0, "severe": 0},
+                                       {"mild": 0, "moderate": 0, "severe": 1}]
+    weeks = trends.weekly(db, tz=timezone.utc)
+    assert [(w.label, w.start, w.recordings, w.neck_poor_min) for w in weeks] == [
+        ("2025-W02", date(2025, 1, 6), 3, 35.0), ("2025-W03", date(2025, 1, 13), 1, None)]
+    # the day is the local day of the start: 23:30 UTC on the 13th is the 14th at UTC+1
+    from datetime import timedelta
+    assert trends.daily(db, tz=timezone(timedelta(hours=1)))[-1].label == "2025-01-14"
+
+
+def test_trends_command_writes_offline_html_and_prints_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    db = tmp_path / "nape.db"
+    trends.index_findings(db, _fake(tmp_path, "a.nape", "2025-01-06T08:00:00Z", 600, 120, ("mild", "severe")))
+    trends.index_findings(db, _fake(tmp_path, "b.nape", "2025-01-09T08:00:00Z", 300, 60, ()))
+    monkeypatch.setenv("NAPE_DB", str(db))  # the environment variable picks the database
+    out = tmp_path / "t.html"
+    assert _run(["trends", "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    inlined = len(page) > 1_000_000 and "Plotly" in page
+    assert inlined, "plotly.js is not inlined"
+    external = re.findall(r"<(?:script|link)[^>]+(?:src|href)=[^>]*>", page)
+    assert not external, external  # opens offline: no external scripts or styles
+    shown = [d for d in ("2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09", "2025-W02") if d in page]
+    assert len(shown) == 5, shown  # empty days between recordings are shown too
+    text = capsys.readouterr().out
+    assert "2025-01-06" in text and "2025-W02" in text and str(out.resolve()) in text
+
+
+def test_database_location_and_errors(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("NAPE_DB", raising=False)
+    assert trends.resolve_db_path(None) == trends.default_db_path()
+    assert trends.default_db_path().name == "nape.db"
+    monkeypatch.setenv("NAPE_DB", str(tmp_path / "env.db"))
+    assert trends.resolve_db_path(None) == tmp_path / "env.db"
+    assert trends.resolve_db_path(tmp_path / "arg.db") == tmp_path / "arg.db"
+    with pytest.raises(trends.TrendsError, match="no trends database .* analyse a recording first"):
+        _run(["sessions", "--db", str(tmp_path / "none.db")])
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database at all" * 100)
+    with pytest.raises(NapeError, match="cannot use trends database"):
+        trends.sessions(junk)
+    newer = tmp_path / "newer.db"
+    sqlite3.connect(newer).execute("PRAGMA user_version = 99").connection.close()
+    with pytest.raises(NapeError, match="newer nape"):
+        trends.sessions(newer)
+    # the analyse hook never fails the analysis: it warns on one line instead
+    f = _fake(tmp_path, "a.nape", "2025-01-06T08:00:00Z", 60)
+    assert trends.index_after_analysis(f, {}, db=tmp_path) is None  # a folder, not a database
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("nape: warning: not added to trends")
+    assert trends.index_after_analysis(f, {"json": tmp_path / "a.json"}) == tmp_path / "env.db"
+    assert trends.sessions(tmp_path / "env.db")[0].roles == ["trunk", "head"]
+
+
+def test_start_falls_back_to_file_time_without_created(tmp_path):
+    f = _fake(tmp_path, "old.nape", "not a time", 60, duration_s=600.0)
+    os.utime(f["path"], (1736150400, 1736150400))  # 2025-01-06T08:00:00Z
+    trends.index_findings(tmp_path / "n.db", f)
+    [s] = trends.sessions(tmp_path / "n.db")
+    assert s.start_source == "file_mtime" and s.start.isoformat() == "2025-01-06T07:50:00+00:00"
+
+
+@pytest.mark.parametrize("cmd", ["sessions", "trends"])
+def test_help_has_examples(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        _run([cmd, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "example:" in out and f"nape {cmd}" in out and "--db" in out
