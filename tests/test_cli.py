@@ -16,7 +16,8 @@ def _run(*args):
     return subprocess.run([sys.executable, "-m", "nape.cli", *args], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("cmd", ["demo", "analyse", "info", "decode", "flash"])
+@pytest.mark.parametrize("cmd", ["demo", "analyse", "info", "decode", "flash", "import", "export", "sessions",
+                                 "trends"])
 def test_every_command_has_help_with_example(cmd):
     r = _run(cmd, "--help")
     assert r.returncode == 0
@@ -97,3 +98,10 @@ def test_decode_valid_packet_and_malformed_one_line(capsys):
         break
     r = _run("decode", "zz")
     assert r.returncode == 1 and "not hexadecimal" in r.stderr
+
+
+def test_no_command_is_missing_from_the_help_test():
+    from nape.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) <= {"demo", "analyse", "analyze", "info", "decode", "flash", "import", "export",
+                                "sessions", "trends"}, "add new commands to test_every_command_has_help_with_example"
