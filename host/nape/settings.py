@@ -43,8 +43,10 @@ class AnalysisSettings:
     """How far into the recording to look for that stretch (Nape default)."""
     calib_settle_s: float = 2.0
     """Skip this long at the start while the orientation filter converges (Nape default)."""
-    still_dps: float = 10.0
-    """Angular velocity below which the wearer counts as still for calibration (Nape default)."""
+    still_dps: float = 3.0
+    """Gyro variation (standard deviation over the window, each axis) below which the wearer
+    counts as still for calibration; variation rather than magnitude, so a gyro's zero-rate
+    offset (up to ±20 °/s on an MPU-6050) does not hide stillness (Nape default)."""
     upright_tilt_deg: float = 35.0
     """Upper back within this of vertical counts as upright for calibration (Nape default)."""
     heading_tau_s: float = 120.0
@@ -106,6 +108,8 @@ class AnalysisSettings:
     # --- activity context ---
     walk_rms_g: float = 0.06
     """RMS of 0.8–3 Hz acceleration magnitude above which the wearer is walking (Nape default)."""
+    walk_min_s: float = 4.0
+    """Step-band motion must last this long to be walking, so one shock is not (Nape default)."""
     vehicle_vib_rms_g: float = 0.01
     """RMS of 6–30 Hz road vibration above which an upright, not walking wearer is in a
     vehicle (Nape default)."""
@@ -137,13 +141,12 @@ class AnalysisSettings:
     vehicle manoeuvre: impacts last 50–150 ms, braking pulses 0.5–3 s (Nape default)."""
     nic_reference_m2s2: float = 15.0
     """Proposed NIC injury threshold (Boström et al. 1996); reported beside each jolt."""
-    jolt_merge_s: float = 1.5
-    """Threshold crossings closer than this belong to one event, so a jolt and its rebound
-    count once (Nape default)."""
-    jolt_max_s: float = 4.0
-    """Events whose merged crossings span longer than this are sustained or rhythmic motion
-    (walking, running, a long corner), not jolts: braking pulses last about 1–3 s and
-    shocks 50–150 ms (Nape default)."""
+    jolt_merge_s: float = 3.0
+    """Threshold crossings closer than this belong to one event, so a jolt and its rebound,
+    or a braking and the jerk of its release, count once (Nape default)."""
+    jolt_max_s: float = 15.0
+    """Events spanning longer than this are sustained motion, not jolts: braking and
+    corners last up to ~10 s; steps are rejected by the walking context (Nape default)."""
     jolt_lowpass_hz: float = 20.0
     """Low-pass on linear acceleration before peak picking: keeps 50–150 ms shocks and
     drops sensor noise and vibration above it (Nape default)."""

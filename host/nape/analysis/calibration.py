@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import quat
 from ..settings import AnalysisSettings
 from .orientation import Refuser
 from .stream import BlockReader
@@ -35,37 +34,39 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         if len(qs) == n_imu:
             return {"method": "captured", "detail": "neutral posture captured by the wearer",
                     "neutral_q": qs, "fusion": note.get("fusion", "firmware")}
-    quats, gyrs = [], []
-    refuser = None
+    accs, gyrs, fws = [], [], []
     n_max = None
+    period = 0.01
     for b in BlockReader(rec, mask, batch=500):
         if n_max is None:
-            n_max = int(s.calib_search_s / b.period_s)
-            refuser = Refuser(n_imu, b.period_s) if s.refuse else None
             period = b.period_s
-        quats.append(refuser(b.acc, b.gyr) if refuser else b.quat)
-        gyrs.append(np.linalg.norm(b.gyr, axis=2).max(axis=1))
+            n_max = int(s.calib_search_s / period)
+        accs.append(b.acc)
+        gyrs.append(b.gyr)
+        fws.append(b.quat)
         if sum(len(g) for g in gyrs) >= n_max:
             break
-    if not quats:
-        return {"method": "none", "detail": "no samples", "neutral_q": [[1, 0, 0, 0]] * n_imu}
-    q = np.concatenate(quats)[:n_max]
-    g = np.concatenate(gyrs)[:n_max]
-    win = max(1, int(s.neutral_window_s / period))
-    settle = int(s.calib_settle_s / period)
-    tilt = np.degrees(np.arccos(np.clip(quat.axis_in_world(q[:, 0], 2)[:, 2], -1, 1)))
-    ok = (g < np.radians(s.still_dps)) & (tilt < s.upright_tilt_deg)
-    ok[:settle] = False
-    run = np.convolve(ok.astype(np.int32), np.ones(win, dtype=np.int32), mode="valid")
-    hits = np.flatnonzero(run == win)
-    if len(hits):
-        i0 = int(hits[0])
+    if not gyrs:
+        return {"method": "none", "detail": "no samples", "neutral_q": [[1, 0, 0, 0]] * n_imu,
+                "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
+    acc = np.concatenate(accs)[:n_max]
+    gyr = np.concatenate(gyrs)[:n_max]
+    win = max(2, min(int(s.neutral_window_s / period), len(gyr)))
+    settle = min(int(s.calib_settle_s / period), len(gyr) - win)
+    i0, still = _first_still_upright(acc, gyr, win, settle, s)
+    if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
                                        f"(at {i0 * period:.0f} s) taken as neutral; no calibration captured")
     else:
-        i0 = min(settle, max(0, len(q) - win))
         method, detail = "guess", (f"no still upright stretch found in the first {s.calib_search_s:g} s; "
                                    f"{s.neutral_window_s:g} s from {i0 * period:.0f} s assumed neutral")
+    # A still sensor's mean gyro is its zero-rate offset: MEMS parts allow up to ±20 °/s
+    # (MPU-6050 datasheet), far beyond what a fusion filter's bias estimate may absorb.
+    offset = gyr[i0: i0 + win].mean(axis=0) if still else np.zeros((n_imu, 3))
+    if s.refuse:
+        q = Refuser(n_imu, period, offset)(acc[: i0 + win], gyr[: i0 + win])
+    else:
+        q = np.concatenate(fws)[: i0 + win]
     seg = q[i0: i0 + win]
     neutral = []
     for k in range(n_imu):
@@ -73,4 +74,24 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         mean = m.mean(axis=0)
         neutral.append((mean / np.linalg.norm(mean)).tolist())
     return {"method": method, "detail": detail, "neutral_q": neutral, "start_s": i0 * period,
-            "fusion": "vqf" if s.refuse else "firmware"}
+            "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware"}
+
+
+def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings):
+    """Index of the first window where every gyro axis varies less than ``still_dps`` (std)
+    and the trunk sensor's z axis is within ``upright_tilt_deg`` of the measured gravity.
+    Variation, not magnitude, so a large gyro offset does not hide stillness."""
+    x = gyr.reshape(len(gyr), -1)
+    kern = np.ones(win) / win
+    mean = np.apply_along_axis(lambda c: np.convolve(c, kern, mode="valid"), 0, x)
+    mean2 = np.apply_along_axis(lambda c: np.convolve(c * c, kern, mode="valid"), 0, x)
+    std = np.sqrt(np.maximum(mean2 - mean * mean, 0)).max(axis=1)
+    a = acc[:, 0]
+    tilt = np.degrees(np.arccos(np.clip(a[:, 2] / np.maximum(np.linalg.norm(a, axis=1), 1e-9), -1, 1)))
+    tilt_max = np.array([tilt[i: i + win].max() for i in range(0, len(tilt) - win + 1)]) if len(tilt) >= win else tilt
+    ok = (std < np.radians(s.still_dps)) & (tilt_max[: len(std)] < s.upright_tilt_deg)
+    ok[:settle] = False
+    hits = np.flatnonzero(ok)
+    if len(hits):
+        return int(hits[0]), True
+    return max(settle, 0), False

@@ -61,7 +61,7 @@ class ContextFeatures:
         fwd_up = self.sums["fwd_up"] / nn
         act = np.zeros(len(n), dtype=np.int8)
         lying = tilt > s.lying_trunk_deg
-        walking = (gait > s.walk_rms_g) & ~lying
+        walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk
         w = max(1, int(s.vehicle_window_s))
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
         share = np.convolve(vib_on.astype(float), np.ones(w) / w, mode="same")
@@ -74,3 +74,13 @@ class ContextFeatures:
         act[~have] = -1
         totals = {name: float((act == i).sum()) for i, name in enumerate(NAMES)}
         return act, totals
+
+
+def _min_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
+    """``mask`` with True runs shorter than ``min_len`` cleared."""
+    out = np.zeros_like(mask)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    for i0, i1 in zip(edges[::2], edges[1::2]):
+        if i1 - i0 >= min_len:
+            out[i0:i1] = True
+    return out

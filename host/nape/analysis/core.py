@@ -63,7 +63,8 @@ def analyse(
             on_progress(stream.n, 0)
     if stream.n == 0:
         raise RecordingError(f"{path}: no samples for IMUs {roles} in this recording")
-    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms)
+    act_sec, _ = stream.context.classify()
+    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1)
     f = stream.finish(path, rec, roles, reader.malformed)
     f.jolts, f.head_turns = jolts, head_turns
     return f
@@ -89,7 +90,7 @@ class _Stream:
     def _setup(self, period_s: float) -> None:
         self.rate = 1.0 / period_s
         self.step = max(1, int(round(self.rate / SERIES_HZ)))
-        self.refuser = Refuser(self.n_imu, period_s) if self.s.refuse else None
+        self.refuser = Refuser(self.n_imu, period_s, self.calib.get("gyro_offset_rads")) if self.s.refuse else None
         self.sos = signal.butter(2, self.s.posture_lowpass_hz, fs=self.rate, output="sos")
         self.zi = None
         self.context = ContextFeatures(self.rate, self.s)

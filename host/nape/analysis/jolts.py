@@ -98,11 +98,12 @@ class JoltDetector:
         lin = w["lin"]
         mag = np.linalg.norm(lin, axis=2) / G
         ipk = int(np.argmax(mag[:, 0]))
-        fwd = w["fwd"][min(on, len(lin) - 1)]
-        fwd_h = fwd[:2] / max(np.linalg.norm(fwd[:2]), 1e-9)
-        left_h = np.array([-fwd_h[1], fwd_h[0]])
+        # the wearer's heading sample by sample: a car may turn 90° during a corner
+        fwd_all = w["fwd"][:, :2] / np.maximum(np.linalg.norm(w["fwd"][:, :2], axis=1, keepdims=True), 1e-9)
+        fwd_h = fwd_all[min(on, len(lin) - 1)]
         veh = w["veh"]
-        along_v, across_v = veh[:, :2] @ fwd_h, veh[:, :2] @ left_h
+        along_v = np.einsum("ij,ij->i", veh[:, :2], fwd_all)
+        across_v = veh[:, 1] * fwd_all[:, 0] - veh[:, 0] * fwd_all[:, 1]
         iv = int(np.argmax(np.hypot(along_v, across_v)))
         horiz = lin[:, 0, :2]
         ih = int(np.argmax(np.linalg.norm(horiz, axis=1)))
@@ -134,8 +135,10 @@ class JoltDetector:
 
     # ------------------------------------------------------------ finishing
 
-    def finish(self, events: list | None = None, t0_ms: float | None = None) -> tuple[list[Jolt], int]:
-        """Merge, classify and grade. ``events``: decoded EVENT packets (high-rate windows)."""
+    def finish(self, events: list | None = None, t0_ms: float | None = None,
+               walking: np.ndarray | None = None) -> tuple[list[Jolt], int]:
+        """Merge, classify and grade. ``events``: decoded EVENT packets (high-rate windows);
+        ``walking``: per-second walking flags (steps shake the trunk rhythmically: not jolts)."""
         if self.buf is not None:
             self._measure_ready(self.buf, final=True)
         windows = _event_windows(events or [], t0_ms)
@@ -148,7 +151,11 @@ class JoltDetector:
         jolts, head_turns = [], 0
         for g in groups:
             if g[-1]["end_s"] - g[0]["start_s"] > self.s.jolt_max_s:
-                continue  # rhythmic or sustained motion, e.g. walking
+                continue  # longer than any manoeuvre: sustained or rhythmic motion
+            if walking is not None and len(walking):
+                secs = np.arange(int(g[0]["start_s"]), int(g[-1]["end_s"]) + 1)
+                if walking[np.clip(secs, 0, len(walking) - 1)].mean() > 0.5:
+                    continue  # steps, not a jolt
             j = self._classify(g, windows)
             if j is None:
                 head_turns += 1

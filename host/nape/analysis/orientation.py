@@ -29,13 +29,16 @@ from .. import quat
 class Refuser:
     """VQF 6D per IMU, fed block by block (state carried across blocks)."""
 
-    def __init__(self, n_imu: int, period_s: float):
+    def __init__(self, n_imu: int, period_s: float, gyro_offset=None):
         self.filters = [VQF(period_s) for _ in range(n_imu)]
+        self.offset = np.zeros((n_imu, 3)) if gyro_offset is None else np.asarray(gyro_offset, float)
 
     def __call__(self, acc: np.ndarray, gyr: np.ndarray) -> np.ndarray:
+        """Orientations (n, k, 4) for raw acc (m/s^2) and gyr (rad/s), gyro offset removed."""
         out = np.empty(acc.shape[:2] + (4,))
         for k, f in enumerate(self.filters):
-            r = f.updateBatch(np.ascontiguousarray(gyr[:, k]), np.ascontiguousarray(acc[:, k]))
+            g = np.ascontiguousarray(gyr[:, k] - self.offset[k])
+            r = f.updateBatch(g, np.ascontiguousarray(acc[:, k]))
             out[:, k] = r["quat6D"]
         return out
 
