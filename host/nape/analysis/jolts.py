@@ -73,8 +73,13 @@ class JoltDetector:
         mag = np.linalg.norm(lin, axis=2) / G
         above = (mag > self.s.jolt_trigger_g).any(axis=1)
         buf = block if self.buf is None else {k: np.concatenate([self.buf[k], v]) for k, v in block.items()}
+        gap = int(self.s.jolt_merge_s * self.rate)
         for i0, i1 in _runs(above):
-            self.pending.append({"i0": int(index[i0]), "i1": int(index[i1 - 1])})
+            a, b = int(index[i0]), int(index[i1 - 1])
+            if self.pending and a - self.pending[-1]["i1"] <= gap:
+                self.pending[-1]["i1"] = b  # one event: measure it once, not per crossing
+            else:
+                self.pending.append({"i0": a, "i1": b})
         self._measure_ready(buf, final=False)
         self.buf = {k: v[-self.keep:] for k, v in buf.items()}
 
