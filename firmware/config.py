@@ -76,3 +76,14 @@ ADV_INTERVAL_US = const(100000)  # fast, connectable advertising while active
 SAVER_ADV_INTERVAL_US = const(1022500)  # slow advertising in saver (~1 s)
 ACTIVE_CPU_FREQ_HZ = const(160000000)
 SAVER_CPU_FREQ_HZ = const(80000000)
+
+# --- Sampling loop and entry point (firmware/sampler.py, firmware/main.py) -------------
+# Added with the sampling loop; values above are unchanged.
+SAMPLER_POLL_MS = const(20)  # FIFO drain period: 10 samples per IMU at 500 Hz; the smallest
+#                              FIFO (MPU-6500, 512 B = 42 samples) overflows after 84 ms
+SAMPLER_TIMER_ID = const(0)  # machine.Timer that schedules the drain
+POSTURE_UPDATE_HZ = const(10)  # posture alert updates per second (from the fused stream)
+MAIN_LOOP_MS = const(5)  # main loop period: BLE tick, commands, power policy
+FAULT_BLINKS = const(3)  # status LED blinks per cycle when the trunk IMU is missing
+GC_THRESHOLD_BYTES = const(65536)  # gc.threshold: collect after this much allocation, so
+#   heap-allocated frames (> 11 slots) never rescan a large garbage region (tune on board)

@@ -1,0 +1,569 @@
+"""Nape GATT service (protocol/SPEC.md, section "BLE (GATT service)"), MicroPython.
+
+One custom 128-bit service with four characteristics:
+
+- stream  (notify): SAMPLES packets, fragmented (1-byte fragment header per notification)
+- event   (notify): EVENT packets (jolt windows), fragmented the same way
+- control (write, notify): commands from the central; responses and device events
+- status  (read, notify): battery, buffer, firmware version, IMUs, health counters
+
+Uses the ``bluetooth`` module (ESP32 NimBLE semantics). The IRQ handler only records
+what happened; ``poll()``, called from the main loop, acts on it (commands, MTU,
+advertising) and ``pump()`` sends queued data, so nothing here blocks the sampling loop
+and nothing runs long in IRQ context. Sending goes through the offline buffer
+(``ble_buffer.PacketStore``): the stream is "send stored packets from ``cursor`` on",
+so live streaming and backfill are the same path; packets older than the point where
+streaming (re)started carry the BACKFILL flag.
+"""
+
+import struct
+import time
+from micropython import const
+
+import bluetooth
+import wire
+import ble_buffer
+
+# --- UUIDs ----------------------------------------------------------------------------
+SERVICE_UUID = "9a1c0001-6b3e-4f2a-8d5c-4e4150450000"
+STREAM_UUID = "9a1c0002-6b3e-4f2a-8d5c-4e4150450000"
+EVENT_UUID = "9a1c0003-6b3e-4f2a-8d5c-4e4150450000"
+CONTROL_UUID = "9a1c0004-6b3e-4f2a-8d5c-4e4150450000"
+STATUS_UUID = "9a1c0005-6b3e-4f2a-8d5c-4e4150450000"
+
+_IRQ_CENTRAL_CONNECT = const(1)
+_IRQ_CENTRAL_DISCONNECT = const(2)
+_IRQ_GATTS_WRITE = const(3)
+_IRQ_MTU_EXCHANGED = const(21)
+_IRQ_ENCRYPTION_UPDATE = const(28)
+_IRQ_GET_SECRET = const(29)
+_IRQ_SET_SECRET = const(30)
+
+_FLAG_READ = const(0x0002)
+_FLAG_WRITE_NO_RESPONSE = const(0x0004)
+_FLAG_WRITE = const(0x0008)
+_FLAG_NOTIFY = const(0x0010)
+_FLAG_READ_ENCRYPTED = const(0x0200)
+_FLAG_WRITE_ENCRYPTED = const(0x1000)
+_IO_NO_INPUT_OUTPUT = const(3)
+
+_ENOMEM = const(12)
+
+# --- control commands (central -> device), first byte = opcode ------------------------
+CMD_START = const(0x01)  # -                      start live streaming
+CMD_STOP = const(0x02)  # -                       stop streaming (device keeps buffering)
+CMD_BACKFILL = const(0x03)  # u32 from_seq          send stored packets from seq, then live
+CMD_CALIBRATE = const(0x04)  # u8 still_s (0 = default)  capture the neutral posture
+CMD_SET_POSTURE = const(0x05)  # u8 neck_deg, u8 trunk_deg, u16 hold_s
+CMD_SET_TIME = const(0x06)  # u64 unix_ms            wall clock at this instant
+CMD_GET_STATUS = const(0x07)  # -                    notify the status now
+CMD_BACKFILL_ALL = const(0x08)  # -                  send everything stored, then live
+CMD_ACK = const(0x09)  # u32 next_seq              host has every sample before next_seq (no response)
+RESP_BIT = const(0x80)  # response: [opcode | 0x80, result, payload]
+EVT_END_OF_DATA = const(0xA0)  # device event on control: u32 next_seq (source exhausted)
+
+RES_OK = const(0)
+RES_UNKNOWN = const(1)
+RES_BAD_LENGTH = const(2)
+RES_BAD_VALUE = const(3)
+RES_NOT_READY = const(4)
+
+_CMD_LEN = {CMD_START: 1, CMD_STOP: 1, CMD_BACKFILL: 5, CMD_CALIBRATE: 2,
+            CMD_SET_POSTURE: 5, CMD_SET_TIME: 9, CMD_GET_STATUS: 1, CMD_BACKFILL_ALL: 1,
+            CMD_ACK: 5}
+
+# --- status flags -----------------------------------------------------------------------
+ST_STREAMING = const(0x01)
+ST_BACKFILLING = const(0x02)
+ST_CALIBRATED = const(0x04)
+ST_TIME_SET = const(0x08)
+ST_SAVER = const(0x10)
+ST_SOURCE_DONE = const(0x20)
+ST_ENCRYPTED = const(0x40)
+STATUS_VERSION = const(1)
+
+PREFERRED_MTU = const(247)  # packets are sized for at most 244-byte values
+MAX_VALUE_LEN = const(244)
+FAST_ADV_US = const(20000)  # advertising interval right after boot / a disconnect
+FAST_ADV_MS = const(30000)  # ... for this long, then the normal interval
+
+
+def uuid128_le(s):
+    """Little-endian (on-air) bytes of a 128-bit UUID string."""
+    h = s.replace("-", "")
+    return bytes(int(h[i:i + 2], 16) for i in range(30, -2, -2))
+
+
+def adv_payload(name, service_uuid):
+    """Advertising data: flags (LE general discoverable, no BR/EDR), 128-bit UUID, name."""
+    nb = name.encode()
+    return (b"\x02\x01\x06" + bytes((17, 0x07)) + uuid128_le(service_uuid)
+            + bytes((len(nb) + 1, 0x09)) + nb)
+
+
+class NapeService:
+    """The Nape peripheral: GATT service, advertising, streaming from a PacketStore.
+
+    Args:
+        ble: ``bluetooth.BLE()``.
+        store: ``ble_buffer.PacketStore`` holding the SAMPLES packets.
+        name: GAP / advertised name.
+        fw_version: firmware version string (status characteristic).
+        imu_mask: IMUs found (wire ``imu_mask``).
+        rate_hz: fused stream rate.
+        on_command: ``fn(opcode, payload) -> result`` for CALIBRATE and SET_POSTURE
+            (application settings); None answers RES_NOT_READY.
+        on_mtu: ``fn(max_value_len)`` after an MTU exchange / disconnect, so the
+            application re-sizes its packets (``Pipeline.set_mtu_value_len``).
+        adv_interval_us: advertising interval after the fast window.
+        secure: require an encrypted link (LE Secure Connections, bonded, "Just Works")
+            for control writes and status reads; streaming starts only on such a link.
+        secrets: a ``BondStore`` keeping the bonding keys (default: in RAM only).
+    """
+
+    def __init__(self, ble, store, name="Nape", fw_version="0", imu_mask=1, rate_hz=100,
+                 on_command=None, on_mtu=None, adv_interval_us=100000,
+                 fast_adv_us=FAST_ADV_US, fast_adv_ms=FAST_ADV_MS, secure=False, secrets=None):
+        self.ble = ble
+        self.store = store
+        self.name = name
+        self.fw_version = fw_version
+        self.imu_mask = imu_mask
+        self.rate_hz = rate_hz
+        self.on_command = on_command
+        self.on_mtu = on_mtu
+        self.adv_interval_us = adv_interval_us
+        self.fast_adv_us = fast_adv_us
+        self.fast_adv_ms = fast_adv_ms
+        self.secure = secure
+        self.secrets = secrets if secrets is not None else BondStore(None)
+        ble.active(True)
+        ble.config(gap_name=name, mtu=PREFERRED_MTU)
+        if secure:
+            ble.config(bond=True, le_secure=True, mitm=False, io=_IO_NO_INPUT_OUTPUT)
+        ble.irq(self._irq)
+        enc_w = _FLAG_WRITE_ENCRYPTED if secure else 0
+        enc_r = _FLAG_READ_ENCRYPTED if secure else 0
+        svc = (
+            bluetooth.UUID(SERVICE_UUID),
+            (
+                (bluetooth.UUID(STREAM_UUID), _FLAG_NOTIFY),
+                (bluetooth.UUID(EVENT_UUID), _FLAG_NOTIFY),
+                (bluetooth.UUID(CONTROL_UUID), _FLAG_WRITE | _FLAG_WRITE_NO_RESPONSE | _FLAG_NOTIFY | enc_w),
+                (bluetooth.UUID(STATUS_UUID), _FLAG_READ | _FLAG_NOTIFY | enc_r),
+            ),
+        )
+        ((self.h_stream, self.h_event, self.h_control, self.h_status),) = \
+            ble.gatts_register_services((svc,))
+        ble.gatts_set_buffer(self.h_control, 32)
+        self._adv = adv_payload(name, SERVICE_UUID)
+        # link state (written by the IRQ handler, read by poll)
+        self.conn = None
+        self.mtu = 23
+        self._irq_events = []  # (kind, args) recorded in IRQ context
+        # streaming state
+        self.streaming = False
+        self.cursor = None  # next seq to send
+        self.acked = None  # the central confirmed every sample before this seq (ACK / BACKFILL)
+        self.live_from = None  # packets before this seq are BACKFILL
+        self.backfill_to = None  # seq where the requested backfill ends (status flag)
+        self._frags = None
+        self._frag_i = 0
+        self._stream_frag = wire.Fragmenter(20)
+        self._event_frag = wire.Fragmenter(20)
+        self._events = []  # EVENT packets waiting (bounded)
+        self._ctrl_out = []  # control notifications waiting (responses)
+        self._event_frags = None
+        self._event_i = 0
+        self.max_events = 16
+        self.source_done = False
+        self._end_sent = False
+        # status / health
+        self.calibrated = False
+        self.saver = False
+        self.time_offset_ms = None  # unix_ms - ticks_ms at SET_TIME
+        self.battery_pct = 255
+        self.battery_mv = 0
+        self.imu_errors = 0
+        self.connections = 0
+        self.notify_busy = 0  # gatts_notify refused (no stack buffer): retried later
+        self.notify_errors = 0  # gatts_notify failed otherwise (link lost)
+        self.lost_events = 0
+        self.sent_notifications = 0
+        self.encrypted = False
+        self._boot_ms = time.ticks_ms()
+        self._adv_started = None
+        self._adv_fast = False
+        self._status_due = 0
+        self.advertise(fast=True)
+        self.write_status()
+
+    # --- IRQ context: record only -------------------------------------------------------
+    def _irq(self, event, data):
+        if event == _IRQ_CENTRAL_CONNECT:
+            self.conn = data[0]
+            self.mtu = 23
+            self.encrypted = False
+            self._irq_events.append((event, data[0]))
+        elif event == _IRQ_CENTRAL_DISCONNECT:
+            if self.conn == data[0]:
+                self.conn = None
+                self.streaming = False
+            self._irq_events.append((event, data[0]))
+        elif event == _IRQ_GATTS_WRITE:
+            if data[1] == self.h_control:
+                self._irq_events.append((event, bytes(self.ble.gatts_read(self.h_control))))
+        elif event == _IRQ_MTU_EXCHANGED:
+            self.mtu = data[1]
+            self._irq_events.append((event, data[1]))
+        elif event == _IRQ_ENCRYPTION_UPDATE:
+            if data[0] == self.conn:
+                self.encrypted = bool(data[1])
+        elif event == _IRQ_GET_SECRET:
+            return self.secrets.get(data[0], data[1], data[2])
+        elif event == _IRQ_SET_SECRET:
+            return self.secrets.set(data[0], data[1], data[2])
+
+    # --- main loop ---------------------------------------------------------------------
+    def advertise(self, fast=False):
+        interval = self.fast_adv_us if fast else self.adv_interval_us
+        self.ble.gap_advertise(interval, adv_data=self._adv)
+        self._adv_started = time.ticks_ms()
+        self._adv_fast = fast
+
+    def set_adv_interval(self, interval_us):
+        """Normal advertising interval (power policy); applied now unless in the fast window."""
+        if interval_us == self.adv_interval_us:
+            return
+        self.adv_interval_us = interval_us
+        if self.conn is None and not self._adv_fast:
+            self.advertise(fast=False)
+
+    def value_len(self):
+        """Notification value size for the current link: min(MTU - 3, 244)."""
+        v = self.mtu - 3
+        return v if v < MAX_VALUE_LEN else MAX_VALUE_LEN
+
+    def poll(self):
+        """Act on recorded IRQs, keep advertising and the status fresh. Call often."""
+        if self._irq_events:
+            self._status_due = time.ticks_ms()  # link changed: refresh the status now
+        while self._irq_events:
+            ev, arg = self._irq_events.pop(0)
+            if ev == _IRQ_CENTRAL_CONNECT:
+                self._ctrl_out = []
+                self.connections += 1
+                self._adv_started = None
+                self._reset_link(23)
+            elif ev == _IRQ_CENTRAL_DISCONNECT:
+                if self.conn is None:
+                    self.streaming = False
+                    self._frags = None
+                    self._event_frags = None
+                    self.advertise(fast=True)
+                    if self.on_mtu:
+                        self.on_mtu(MAX_VALUE_LEN)  # buffer-friendly packets while offline
+            elif ev == _IRQ_MTU_EXCHANGED:
+                self._reset_link(arg)
+            elif ev == _IRQ_GATTS_WRITE:
+                self._command(arg)
+        now = time.ticks_ms()
+        if (self.conn is None and self._adv_fast and self._adv_started is not None
+                and time.ticks_diff(now, self._adv_started) > self.fast_adv_ms):
+            self.advertise(fast=False)
+        if time.ticks_diff(now, self._status_due) >= 0:
+            self._status_due = time.ticks_add(now, 1000)
+            self.write_status(notify=self.streaming)
+
+    def _reset_link(self, mtu):
+        self.mtu = mtu
+        vl = self.value_len()
+        self._stream_frag = wire.Fragmenter(vl)
+        self._event_frag = wire.Fragmenter(vl)
+        if self._frags is not None:  # a partly sent packet is re-sent whole at the new size
+            self.cursor = self._frag_seq
+            self._frags = None
+        self._event_frags = None
+        if self.on_mtu:
+            self.on_mtu(vl)
+
+    _frag_seq = None
+
+    def delivered_to(self):
+        """Seq before which the central confirmed every sample (None: nothing confirmed).
+
+        Only confirmation counts: notifications handed to the stack are lost with the
+        link if it drops before they are on air, so sent is not delivered.
+        """
+        return self.acked
+
+    def _ack(self, seq):
+        if self.acked is None or ((seq - self.acked) & 0xFFFFFFFF) < 0x80000000:
+            self.acked = seq
+
+    def _respond(self, opcode, result, payload=b""):
+        """Queue a response; it goes out before any stream data (``_flush_control``), so
+        the central sees the answer to START / BACKFILL before what it starts."""
+        if self.conn is None:
+            return
+        self._ctrl_out.append(bytes((opcode | RESP_BIT, result)) + payload)
+        self._flush_control()
+
+    def _flush_control(self):
+        """Send queued control notifications; False while some are still waiting."""
+        out = self._ctrl_out
+        while out:
+            if self.conn is None:
+                out.clear()
+                return True
+            try:
+                self.ble.gatts_notify(self.conn, self.h_control, out[0])
+            except OSError:
+                self.notify_busy += 1
+                return False
+            out.pop(0)
+        return True
+
+    def _seq_info(self):
+        o = self.store.oldest_seq()
+        n = self.store.next_seq()
+        return struct.pack("<II", 0xFFFFFFFF if o is None else o, 0 if n is None else n)
+
+    def _start(self, from_seq):
+        head = self.store.next_seq()
+        self.live_from = head if head is not None else 0
+        self.cursor = self.live_from if from_seq is None else from_seq
+        self.acked = self.cursor  # the central asks from here: it has what came before
+        self.backfill_to = None if from_seq is None else self.live_from
+        self.streaming = True
+        self._frags = None
+        self._end_sent = False
+
+    def _command(self, cmd):
+        if not cmd:
+            return
+        op = cmd[0]
+        want = _CMD_LEN.get(op)
+        if want is None:
+            self._respond(op, RES_UNKNOWN)
+            return
+        if len(cmd) != want:
+            self._respond(op, RES_BAD_LENGTH)
+            return
+        if self.secure and not self.encrypted:  # the stack refuses these writes already
+            self._respond(op, RES_NOT_READY)
+            return
+        if op == CMD_ACK:
+            self._ack(struct.unpack_from("<I", cmd, 1)[0])
+        elif op == CMD_START:
+            if not self.streaming:
+                self._start(None)
+            self._respond(op, RES_OK, self._seq_info())
+        elif op == CMD_STOP:
+            self.streaming = False
+            self._frags = None
+            self._respond(op, RES_OK, self._seq_info())
+        elif op == CMD_BACKFILL:
+            self._start(struct.unpack_from("<I", cmd, 1)[0])
+            self._respond(op, RES_OK, self._seq_info())
+        elif op == CMD_BACKFILL_ALL:
+            oldest = self.store.oldest_seq()
+            self._start(oldest if oldest is not None else None)
+            self._respond(op, RES_OK, self._seq_info())
+        elif op == CMD_SET_TIME:
+            unix_ms = struct.unpack_from("<Q", cmd, 1)[0]
+            self.time_offset_ms = unix_ms - time.ticks_diff(time.ticks_ms(), self._boot_ms)
+            self._respond(op, RES_OK)
+        elif op == CMD_GET_STATUS:
+            self._respond(op, RES_OK)
+            self.write_status(notify=True)
+        else:  # CALIBRATE, SET_POSTURE: application settings
+            if self.on_command is None:
+                self._respond(op, RES_NOT_READY)
+                return
+            res = self.on_command(op, cmd[1:])
+            if op == CMD_CALIBRATE and res == RES_OK:
+                self.calibrated = True
+            self._respond(op, res)
+
+    # --- data ---------------------------------------------------------------------------
+    def queue_event(self, packet):
+        """Queue one EVENT packet (jolt window part); the oldest is dropped when full."""
+        if len(self._events) >= self.max_events:
+            self._events.pop(0)
+            self.lost_events += 1
+        self._events.append(packet)
+
+    def set_source_done(self):
+        """The sample source is exhausted (simulated device): say so once all is sent."""
+        self.source_done = True
+
+    def pump(self, max_notifications=64):
+        """Send queued notifications until the stack is busy or nothing is left.
+
+        Returns the number of notifications sent.
+        """
+        conn = self.conn
+        if conn is None:
+            return 0
+        if not self._flush_control() or not self.streaming:
+            return 0
+        ble = self.ble
+        sent = 0
+        while sent < max_notifications:
+            # events first: short and rare
+            ev = self._event_frags
+            if ev is None and self._events:
+                ev = self._event_frags = self._event_frag.split(self._events.pop(0))
+                self._event_i = 0
+            frags = self._frags
+            if ev is not None:
+                value = ev[self._event_i]
+                handle = self.h_event
+            else:
+                if frags is None:
+                    got = self.store.read_from(self.cursor)
+                    if got is None:
+                        self._maybe_end()
+                        break
+                    pkt, first = got  # first > cursor: older samples are no longer stored
+                    live_from = self.live_from
+                    if live_from is not None and ((first - live_from) & 0xFFFFFFFF) >= 0x80000000:
+                        pkt = ble_buffer.mark_backfill(pkt)
+                    self._frag_seq = first
+                    self.cursor = (first + pkt[3]) & 0xFFFFFFFF
+                    frags = self._frags = self._stream_frag.split(pkt)
+                    self._frag_i = 0
+                value = frags[self._frag_i]
+                handle = self.h_stream
+            try:
+                ble.gatts_notify(conn, handle, value)
+            except OSError as e:
+                if e.args and e.args[0] == _ENOMEM:
+                    self.notify_busy += 1
+                else:
+                    self.notify_errors += 1  # link gone under us: the IRQ follows
+                break
+            sent += 1
+            self.sent_notifications += 1
+            if ev is not None:
+                self._event_i += 1
+                if self._event_i >= len(ev):
+                    self._event_frags = None
+            elif frags is not None:
+                self._frag_i += 1
+                if self._frag_i >= len(frags):
+                    self._frags = None
+            if self.conn is None or not self.streaming:
+                break
+        bt = self.backfill_to
+        cur = self.cursor
+        if bt is not None and cur is not None and self._frags is None and \
+                ((cur - bt) & 0xFFFFFFFF) < 0x80000000:
+            self.backfill_to = None
+        return sent
+
+    def _maybe_end(self):
+        if self.source_done and not self._end_sent and self.conn is not None:
+            nxt = self.store.next_seq()
+            try:
+                self.ble.gatts_notify(self.conn, self.h_control, bytes((EVT_END_OF_DATA,))
+                                      + struct.pack("<I", 0 if nxt is None else nxt))
+                self._end_sent = True
+            except OSError:
+                self.notify_busy += 1
+
+    # --- status --------------------------------------------------------------------------
+    def status_bytes(self):
+        flags = 0
+        if self.streaming:
+            flags |= ST_STREAMING
+        if self.backfill_to is not None:
+            flags |= ST_BACKFILLING
+        if self.calibrated:
+            flags |= ST_CALIBRATED
+        if self.time_offset_ms is not None:
+            flags |= ST_TIME_SET
+        if self.saver:
+            flags |= ST_SAVER
+        if self.source_done:
+            flags |= ST_SOURCE_DONE
+        if self.encrypted:
+            flags |= ST_ENCRYPTED
+        st = self.store
+        o = st.oldest_seq()
+        n = st.next_seq()
+        fw = self.fw_version.encode()
+        return struct.pack(
+            "<BBBBHHHIIIHIIHHB", STATUS_VERSION, flags, self.imu_mask, self.battery_pct,
+            self.battery_mv, int(self.rate_hz), st.fill_permille(),
+            0xFFFFFFFF if o is None else o, 0 if n is None else n,
+            time.ticks_diff(time.ticks_ms(), self._boot_ms) // 1000, self.mtu,
+            st.overflow_samples, self.notify_busy, self.imu_errors & 0xFFFF,
+            self.connections & 0xFFFF, len(fw)) + fw
+
+    def write_status(self, notify=False):
+        value = self.status_bytes()
+        self.ble.gatts_write(self.h_status, value)
+        if notify and self.conn is not None:
+            try:
+                self.ble.gatts_notify(self.conn, self.h_status, value)
+            except OSError:
+                self.notify_busy += 1
+
+
+class BondStore:
+    """Bonding keys for ``_IRQ_GET_SECRET`` / ``_IRQ_SET_SECRET``, kept in a file.
+
+    The stack treats them as opaque ``(sec_type, key) -> value`` records; this keeps them
+    in a dict and rewrites the file (one record per line, hex) on every change, so bonds
+    survive a reboot. ``path`` None keeps them in RAM.
+    """
+
+    def __init__(self, path, max_entries=32):
+        self.path = path
+        self.max_entries = max_entries
+        self.entries = []  # [(sec_type, key bytes, value bytes)], oldest first
+        if path:
+            try:
+                with open(path) as f:
+                    for line in f:
+                        parts = line.split()
+                        if len(parts) == 3:
+                            self.entries.append((int(parts[0]), _unhex(parts[1]), _unhex(parts[2])))
+            except OSError:
+                pass
+
+    def get(self, sec_type, index, key):
+        n = 0
+        for t, k, v in self.entries:
+            if t != sec_type:
+                continue
+            if key is None:
+                if n == index:
+                    return v
+                n += 1
+            elif k == bytes(key):
+                return v
+        return None
+
+    def set(self, sec_type, key, value):
+        key = bytes(key)
+        self.entries = [e for e in self.entries if not (e[0] == sec_type and e[1] == key)]
+        if value is not None:
+            self.entries.append((sec_type, key, bytes(value)))
+            if len(self.entries) > self.max_entries:
+                self.entries.pop(0)
+        if self.path:
+            with open(self.path, "w") as f:
+                for t, k, v in self.entries:
+                    f.write("%d %s %s\n" % (t, _hex(k), _hex(v)))
+        return True
+
+
+def _hex(b):
+    return "".join("%02x" % x for x in b) or "-"
+
+
+def _unhex(s):
+    return b"" if s == "-" else bytes(int(s[i:i + 2], 16) for i in range(0, len(s), 2))

@@ -1,0 +1,168 @@
+"""Host twin of the Nape GATT service definitions (protocol/SPEC.md, "BLE (GATT service)").
+
+UUIDs, control command encoding, response / device-event decoding and the status
+characteristic layout, kept equal to ``firmware/ble_service.py`` (tests run both).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from ..errors import DeviceError
+
+SERVICE_UUID = "9a1c0001-6b3e-4f2a-8d5c-4e4150450000"
+STREAM_UUID = "9a1c0002-6b3e-4f2a-8d5c-4e4150450000"
+EVENT_UUID = "9a1c0003-6b3e-4f2a-8d5c-4e4150450000"
+CONTROL_UUID = "9a1c0004-6b3e-4f2a-8d5c-4e4150450000"
+STATUS_UUID = "9a1c0005-6b3e-4f2a-8d5c-4e4150450000"
+
+CMD_START = 0x01
+CMD_STOP = 0x02
+CMD_BACKFILL = 0x03
+CMD_CALIBRATE = 0x04
+CMD_SET_POSTURE = 0x05
+CMD_SET_TIME = 0x06
+CMD_GET_STATUS = 0x07
+CMD_BACKFILL_ALL = 0x08
+CMD_ACK = 0x09
+RESP_BIT = 0x80
+EVT_END_OF_DATA = 0xA0
+
+RESULTS = {0: "ok", 1: "unknown command", 2: "bad length", 3: "bad value", 4: "not ready"}
+
+ST_STREAMING = 0x01
+ST_BACKFILLING = 0x02
+ST_CALIBRATED = 0x04
+ST_TIME_SET = 0x08
+ST_SAVER = 0x10
+ST_SOURCE_DONE = 0x20
+ST_ENCRYPTED = 0x40
+
+_STATUS = struct.Struct("<BBBBHHHIIIHIIHHB")
+
+
+def cmd_start() -> bytes:
+    return bytes([CMD_START])
+
+
+def cmd_stop() -> bytes:
+    return bytes([CMD_STOP])
+
+
+def cmd_backfill(from_seq: int) -> bytes:
+    """Send stored packets from sequence number ``from_seq`` (mod 2^32), then live."""
+    return struct.pack("<BI", CMD_BACKFILL, from_seq & 0xFFFFFFFF)
+
+
+def cmd_backfill_all() -> bytes:
+    """Send everything the device has stored, then live."""
+    return bytes([CMD_BACKFILL_ALL])
+
+
+def cmd_ack(next_seq: int) -> bytes:
+    """The host has every sample before ``next_seq``: the device may drop them from its
+    buffer when it needs room. No response; write without response."""
+    return struct.pack("<BI", CMD_ACK, next_seq & 0xFFFFFFFF)
+
+
+def cmd_calibrate(still_s: int = 0) -> bytes:
+    """Capture the neutral posture over ``still_s`` seconds (0: device default)."""
+    return struct.pack("<BB", CMD_CALIBRATE, still_s)
+
+
+def cmd_set_posture(neck_limit_deg: int, trunk_limit_deg: int, hold_s: int) -> bytes:
+    """Posture alert thresholds (degrees) and hold time (seconds)."""
+    return struct.pack("<BBBH", CMD_SET_POSTURE, neck_limit_deg, trunk_limit_deg, hold_s)
+
+
+def cmd_set_time(unix_ms: int) -> bytes:
+    """Wall clock (ms since the Unix epoch) at the moment the command arrives."""
+    return struct.pack("<BQ", CMD_SET_TIME, unix_ms)
+
+
+def cmd_get_status() -> bytes:
+    return bytes([CMD_GET_STATUS])
+
+
+@dataclass(frozen=True)
+class Response:
+    """A command response or device event from the control characteristic."""
+
+    opcode: int  # command opcode (without RESP_BIT) or the event code
+    result: int  # 0 ok; see RESULTS (events: 0)
+    oldest_seq: int | None = None  # START / STOP / BACKFILL: oldest stored seq
+    next_seq: int | None = None  # START / STOP / BACKFILL / END_OF_DATA: next seq
+
+    @property
+    def is_event(self) -> bool:
+        return self.opcode == EVT_END_OF_DATA
+
+    @property
+    def ok(self) -> bool:
+        return self.result == 0
+
+
+def parse_control(value: bytes) -> Response:
+    """Decode one control notification.
+
+    Raises:
+        DeviceError: the value is not a known response or event.
+    """
+    if len(value) >= 5 and value[0] == EVT_END_OF_DATA:
+        return Response(EVT_END_OF_DATA, 0, next_seq=struct.unpack_from("<I", value, 1)[0])
+    if len(value) < 2 or not value[0] & RESP_BIT:
+        raise DeviceError(f"unexpected control notification {value.hex()}")
+    op, res = value[0] & 0x7F, value[1]
+    if len(value) >= 10:
+        oldest, nxt = struct.unpack_from("<II", value, 2)
+        return Response(op, res, None if oldest == 0xFFFFFFFF else oldest, nxt)
+    return Response(op, res)
+
+
+@dataclass(frozen=True)
+class Status:
+    """The status characteristic (read on connect, notified about once a second)."""
+
+    flags: int
+    imu_mask: int
+    battery_pct: int | None  # None: unknown
+    battery_mv: int | None
+    rate_hz: int
+    buffer_fill_permille: int
+    oldest_seq: int | None  # None: buffer empty
+    next_seq: int
+    uptime_s: int
+    mtu: int
+    overflow_samples: int
+    notify_busy: int
+    imu_errors: int
+    connections: int
+    firmware_version: str
+
+    @property
+    def streaming(self) -> bool:
+        return bool(self.flags & ST_STREAMING)
+
+    @property
+    def source_done(self) -> bool:
+        return bool(self.flags & ST_SOURCE_DONE)
+
+
+def parse_status(value: bytes) -> Status:
+    """Decode a status value (a notification may be truncated to MTU - 3; then the
+    firmware version and later fields are missing and default to 0 / "").
+
+    Raises:
+        DeviceError: the value is shorter than the first 18 bytes or of another version.
+    """
+    if len(value) < 18 or value[0] != 1:
+        raise DeviceError(f"bad status value {value.hex()}")
+    raw = bytes(value[: _STATUS.size]).ljust(_STATUS.size, b"\0")
+    (_v, flags, mask, pct, mv, rate, fill, oldest, nxt, up, mtu, over, busy, imu_err, conns,
+     fw_len) = _STATUS.unpack(raw)
+    fw = bytes(value[_STATUS.size: _STATUS.size + fw_len]).decode(errors="replace")
+    return Status(
+        flags, mask, None if pct == 255 else pct, mv or None, rate, fill,
+        None if oldest == 0xFFFFFFFF else oldest, nxt, up, mtu, over, busy, imu_err, conns, fw,
+    )

@@ -1,0 +1,412 @@
+"""BleTransport: the Nape device over BLE, through bleak (real adapter or the bumble backend).
+
+On connect it finds the device (service UUID, optionally name / address), connects,
+gets a large ATT MTU, reads the status characteristic (-> :class:`DeviceInfo`),
+subscribes to control, status, event and stream, sets the device clock and starts the
+stream with a BACKFILL from the oldest stored sample (first connection) or from the
+sequence number after the last complete packet it received (reconnections), so the
+recorder sees every sample exactly once and in order. When the link drops it reconnects
+with exponential back-off until :meth:`close` (or ``give_up_after_s``).
+
+The stream ends when the device reports END_OF_DATA (a finite source, like the virtual
+device's simulated day) and everything up to it has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from .. import wire
+from ..errors import DeviceError
+from ..transport import DeviceInfo, Notification, Transport
+from . import protocol as P
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+
+@dataclass
+class LinkStats:
+    """What happened on the link (times are ``time.monotonic()`` seconds)."""
+
+    connects: int = 0
+    disconnects: int = 0
+    reconnect_s: list[float] = field(default_factory=list)  # link lost -> streaming again
+    connect_s: list[float] = field(default_factory=list)  # connect() -> streaming
+    notifications: int = 0
+    stale_notifications: int = 0  # arrived on a new link before its START/BACKFILL answer
+    acks: int = 0
+    backfill_requests: list[int | None] = field(default_factory=list)  # from_seq of each (None: buffer empty)
+    mtu: int = 23
+    last_status: P.Status | None = None
+
+
+def backend_kwargs(bumble: dict | None) -> tuple[dict, dict]:
+    """(scanner kwargs, client kwargs) for bleak: the bumble backend when ``bumble`` is given."""
+    if bumble is None:
+        return {}, {}
+    from .bumble_backend import BumbleClient, BumbleScanner
+
+    return {"backend": BumbleScanner, "bumble": bumble}, {"backend": BumbleClient, "bumble": bumble}
+
+
+class BleTransport(Transport):
+    """A Nape over BLE (bleak).
+
+    Args:
+        address: connect to this address (else the first device advertising the Nape
+            service, optionally with ``name``).
+        name: advertised name to match (None: any Nape).
+        bumble: options for the bumble bleak backend (``{"transport": "unix:..."}``);
+            None uses bleak's platform backend (a real adapter).
+        backfill: on the first connection, ask for everything the device has buffered
+            (True) or only live data (False). Reconnections always backfill the gap.
+        scan_timeout, connect_timeout: seconds.
+        backoff_initial_s, backoff_max_s: reconnect back-off (doubles per failed attempt).
+        give_up_after_s: stop reconnecting after this long without a link (None: never);
+            the notification iterator then raises :class:`DeviceError`.
+        set_time: send the host clock to the device on every connection.
+        ack_interval_s: how often to confirm received samples (CMD_ACK), so the device can
+            reuse its buffer; 0 disables (the device then spills everything to flash).
+        connect_attempts: tries of the first connection (a link lost during setup).
+        pair: pair (LE Secure Connections, bonding) if the link is not encrypted with a
+            stored bond; needed for a device in secure mode. With the bumble backend give
+            ``bumble={"keystore": path}`` to keep the bond across sessions.
+        on_link: ``fn(event, **fields)`` for "connected", "disconnected", "reconnected".
+
+    Raises (from connect):
+        nape.errors.DeviceError: no device found, connection or setup failed.
+    """
+
+    def __init__(self, address: str | None = None, *, name: str | None = None,
+                 bumble: dict | None = None, backfill: bool = True, scan_timeout: float = 10.0,
+                 connect_timeout: float = 10.0, backoff_initial_s: float = 0.05,
+                 backoff_max_s: float = 5.0, give_up_after_s: float | None = None,
+                 set_time: bool = True, ack_interval_s: float = 0.5, connect_attempts: int = 3,
+                 pair: bool = False,
+                 on_link: Callable[..., None] | None = None) -> None:
+        self.address = address
+        self.name = name
+        self.bumble = bumble
+        self.backfill = backfill
+        self.scan_timeout = scan_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.give_up_after_s = give_up_after_s
+        self.set_time = set_time
+        self.ack_interval_s = ack_interval_s
+        self.connect_attempts = connect_attempts
+        self.pair = pair
+        self.on_link = on_link or (lambda event, **kw: None)
+        self.stats = LinkStats()
+        self._scan_kw, self._client_kw = backend_kwargs(bumble)
+        self._device = None  # BLEDevice
+        self._client = None
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._responses: asyncio.Queue = asyncio.Queue()
+        self._reasm = wire.Reassembler()
+        self._next_seq: int | None = None  # after the last complete SAMPLES packet
+        self._end_seq: int | None = None
+        self._closing = False
+        self._reconnect_task: asyncio.Task | None = None
+        self._lost_at: float | None = None
+        self._info: DeviceInfo | None = None
+        self._accepting = False  # stream data of this link is current (START/BACKFILL answered)
+        self._established = False
+        self._lost = asyncio.Event()  # the current link went down
+        self._bleak = None  # the BleakClient, kept across reconnections
+        self._time_set_at: float | None = None
+        self._acked: int | None = None
+        self._ack_task: asyncio.Task | None = None
+
+    # --- Transport -----------------------------------------------------------------------
+    async def connect(self) -> DeviceInfo:
+        t0 = time.monotonic()
+        self._device = await self._find()
+        delay = self.backoff_initial_s
+        for attempt in range(1, self.connect_attempts + 1):
+            try:
+                status = await self._open()
+                break
+            except DeviceError:
+                if attempt == self.connect_attempts:
+                    raise
+                await asyncio.sleep(delay)  # e.g. the link dropped during setup
+                delay = min(2 * delay, self.backoff_max_s)
+        self.stats.connect_s.append(time.monotonic() - t0)
+        self._established = True  # from now on a lost link is reconnected
+        roles = wire.roles_of(status.imu_mask)
+        self._info = DeviceInfo(
+            name=self._device.name or "Nape", firmware_version=status.firmware_version,
+            imu_roles=roles, rate_hz=float(status.rate_hz),
+            extra={"source": "ble", "virtual": bool(self.bumble), "address": self._device.address,
+                   "mtu": self.stats.mtu},
+        )
+        return self._info
+
+    async def notifications(self) -> AsyncIterator[Notification]:
+        while True:
+            item = await self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._ack_task is not None:
+            self._ack_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._ack_task
+            self._ack_task = None
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reconnect_task
+            self._reconnect_task = None
+        self._client = None
+        c, self._bleak = self._bleak, None
+        if c is not None:  # also after a lost link: releases the backend's resources
+            with contextlib.suppress(Exception):
+                await c.disconnect()
+        self._queue.put_nowait(_END)
+
+    # --- commands ---------------------------------------------------------------------------
+    async def command(self, value: bytes, timeout: float = 5.0) -> P.Response:
+        """Write a control command (``protocol.cmd_*``) and wait for its response.
+
+        Raises:
+            DeviceError: not connected, no response, or the device refused it.
+        """
+        client = self._client
+        if client is None:
+            raise DeviceError("not connected")
+        while not self._responses.empty():
+            self._responses.get_nowait()
+        lost = self._lost
+        try:
+            await client.write_gatt_char(P.CONTROL_UUID, value, response=True)
+            deadline = time.monotonic() + timeout
+            while True:
+                get = asyncio.ensure_future(self._responses.get())
+                gone = asyncio.ensure_future(lost.wait())
+                done, _ = await asyncio.wait({get, gone}, timeout=max(0.0, deadline - time.monotonic()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                for f in (get, gone):
+                    if not f.done():
+                        f.cancel()
+                if get in done:
+                    r = get.result()
+                    if r.opcode == value[0]:
+                        break
+                    continue
+                if gone in done:
+                    raise DeviceError(f"link lost waiting for the answer to 0x{value[0]:02x}")
+                raise asyncio.TimeoutError
+        except asyncio.TimeoutError as e:
+            raise DeviceError(f"no response to command 0x{value[0]:02x}") from e
+        except Exception as e:
+            if isinstance(e, DeviceError):
+                raise
+            raise DeviceError(f"command 0x{value[0]:02x} failed: {e}") from e
+        if not r.ok:
+            raise DeviceError(f"device refused command 0x{value[0]:02x}: {P.RESULTS.get(r.result, r.result)}")
+        return r
+
+    async def read_status(self) -> P.Status:
+        if self._client is None:
+            raise DeviceError("not connected")
+        st = P.parse_status(await self._client.read_gatt_char(P.STATUS_UUID))
+        self.stats.last_status = st
+        return st
+
+    # --- internals ---------------------------------------------------------------------------
+    async def _find(self):
+        from bleak import BleakScanner
+
+        def match(d, ad) -> bool:
+            if self.address is not None:
+                return d.address.lower() == self.address.lower()
+            if P.SERVICE_UUID not in [u.lower() for u in ad.service_uuids]:
+                return False
+            return self.name is None or ad.local_name == self.name
+
+        try:
+            dev = await BleakScanner.find_device_by_filter(match, timeout=self.scan_timeout, **self._scan_kw)
+        except Exception as e:
+            raise DeviceError(f"BLE scan failed: {e}") from e
+        if dev is None:
+            what = self.address or (f"'{self.name}'" if self.name else "a Nape")
+            raise DeviceError(f"no BLE device found: {what} (scanned {self.scan_timeout:.0f} s)")
+        return dev
+
+    async def _open(self) -> P.Status:
+        from bleak import BleakClient
+
+        self._lost = asyncio.Event()
+        client = self._bleak
+        if client is None:  # one BleakClient per device, reconnected after a loss
+            client = self._bleak = BleakClient(
+                self._device, disconnected_callback=self._link_down, timeout=self.connect_timeout,
+                pair=self.pair, **self._client_kw)
+        try:
+            await client.connect()
+        except Exception as e:
+            raise DeviceError(f"cannot connect to {self._device.address}: {e}") from e
+        try:
+            await self._request_mtu(client)
+            self._accepting = False
+            self._client = client
+            self.stats.mtu = client.mtu_size
+            status = P.parse_status(await client.read_gatt_char(P.STATUS_UUID))
+            self.stats.last_status = status
+            await client.start_notify(P.CONTROL_UUID, self._on_control)
+            await client.start_notify(P.STATUS_UUID, self._on_status)
+            await client.start_notify(P.EVENT_UUID, self._on_event)
+            await client.start_notify(P.STREAM_UUID, self._on_stream)
+            if self.set_time and (self._time_set_at is None or time.monotonic() - self._time_set_at > 600):
+                await self.command(P.cmd_set_time(int(time.time() * 1000)))
+                self._time_set_at = time.monotonic()
+            if self._next_seq is not None:
+                self.stats.backfill_requests.append(self._next_seq)
+                await self.command(P.cmd_backfill(self._next_seq))
+            elif self.backfill:  # nothing received yet
+                r = await self.command(P.cmd_backfill_all())
+                self.stats.backfill_requests.append(r.oldest_seq)
+            else:
+                await self.command(P.cmd_start())
+        except BaseException as e:
+            self._client = None
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+            if isinstance(e, DeviceError | asyncio.CancelledError):
+                raise
+            raise DeviceError(f"setting up {self._device.address} failed: {e}") from e
+        self.stats.connects += 1
+        self.on_link("connected", mtu=self.stats.mtu)
+        if self.ack_interval_s and (self._ack_task is None or self._ack_task.done()):
+            self._ack_task = asyncio.get_running_loop().create_task(self._acker())
+        return status
+
+    async def _acker(self) -> None:
+        """Confirm what arrived, so the device may reuse that part of its buffer."""
+        while not self._closing:
+            await asyncio.sleep(self.ack_interval_s)
+            seq, client = self._next_seq, self._client
+            if seq is None or seq == self._acked or client is None or not self._accepting:
+                continue
+            try:
+                await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(seq), response=False)
+                self._acked = seq
+                self.stats.acks += 1
+            except Exception as e:  # link dropping: the next link's BACKFILL confirms instead
+                log.debug("ack failed: %s", e)
+
+    @staticmethod
+    async def _request_mtu(client) -> None:
+        """Get a large MTU. bleak has no public call for it: BlueZ (like the bumble
+        backend) exchanges it on connect but only reports it after ``_acquire_mtu``."""
+        if client.mtu_size <= 23:
+            acquire = getattr(getattr(client, "_backend", None), "_acquire_mtu", None)
+            if acquire is not None:
+                with contextlib.suppress(Exception):
+                    await acquire()
+
+    # --- notification callbacks (bleak calls them in the event loop) --------------------------
+    def _on_stream(self, _char, value: bytearray) -> None:
+        v = bytes(value)
+        if not self._accepting:
+            # queued by the device for the previous link: the backfill re-sends it
+            self.stats.stale_notifications += 1
+            return
+        self.stats.notifications += 1
+        self._queue.put_nowait(Notification("stream", v))
+        pkt = self._reasm.feed(v)
+        if pkt is not None and len(pkt) >= 14 and pkt[1] == 1:
+            seq, = struct.unpack_from("<I", pkt, 4)
+            end = (seq + pkt[3]) & 0xFFFFFFFF
+            if self._next_seq is None or ((end - self._next_seq) & 0xFFFFFFFF) < 0x80000000:
+                self._next_seq = end
+            self._check_end()
+
+    def _on_event(self, _char, value: bytearray) -> None:
+        if not self._accepting:
+            self.stats.stale_notifications += 1
+            return
+        self.stats.notifications += 1
+        self._queue.put_nowait(Notification("event", bytes(value)))
+
+    def _on_status(self, _char, value: bytearray) -> None:
+        with contextlib.suppress(DeviceError):
+            self.stats.last_status = P.parse_status(bytes(value))
+
+    def _on_control(self, _char, value: bytearray) -> None:
+        try:
+            r = P.parse_control(bytes(value))
+        except DeviceError as e:
+            log.warning("%s", e)
+            return
+        if r.is_event:
+            if self._accepting:
+                self._end_seq = r.next_seq
+                self._check_end()
+        else:
+            if r.opcode in (P.CMD_START, P.CMD_BACKFILL, P.CMD_BACKFILL_ALL) and r.ok:
+                self._accepting = True  # what follows on this link is the answer
+                self._reasm = wire.Reassembler()
+            self._responses.put_nowait(r)
+
+    def _check_end(self) -> None:
+        if self._end_seq is not None and self._next_seq == self._end_seq:
+            self._end_seq = None
+            self._closing = True
+            self._queue.put_nowait(_END)
+
+    def _link_down(self, client) -> None:
+        self._lost.set()
+        self._on_disconnect(client)
+
+    def _on_disconnect(self, client) -> None:
+        if self._closing or not self._established or self._client is None:
+            return  # our own disconnect, or a link lost during setup (the caller retries)
+        self.stats.disconnects += 1
+        self._client = None
+        self._accepting = False
+        self._lost_at = time.monotonic()
+        self.on_link("disconnected", next_seq=self._next_seq)
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = self.backoff_initial_s
+        started = time.monotonic()
+        attempt = 0
+        while not self._closing:
+            attempt += 1
+            try:
+                if attempt > 3:  # the device may have changed address / gone quiet: scan again
+                    self._device = await self._find()
+                    self._bleak = None
+                await self._open()
+            except Exception as e:  # DeviceError, or anything unexpected: keep trying
+                log.info("reconnect attempt %d failed: %s", attempt, e)
+                if self.give_up_after_s is not None and time.monotonic() - started > self.give_up_after_s:
+                    self._queue.put_nowait(DeviceError(
+                        f"link lost and not back after {self.give_up_after_s:.0f} s: {e}"))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff_max_s)
+                continue
+            dt = time.monotonic() - (self._lost_at or started)
+            self.stats.reconnect_s.append(dt)
+            self.on_link("reconnected", seconds=dt, attempts=attempt, from_seq=self._next_seq)
+            return

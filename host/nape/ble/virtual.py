@@ -1,0 +1,477 @@
+"""The virtual Nape: the firmware under MicroPython, a bumble peripheral and a shared virtual radio.
+
+Processes and sockets::
+
+    ┌─ virtual-device process (python -m nape.ble.virtual) ──────────────────────┐
+    │  VirtualRadio (bumble LocalLink)                                             │
+    │    ├─ controller "nape-peripheral" ── FirmwareBridge (bumble Device, GATT) ◀─┼── AF_UNIX bridge.sock
+    │    └─ one controller per HCI client ◀── AF_UNIX radio.sock (HCI H4) ◀────────┼── hosts: bleak + BumbleClient
+    └──────────────────────────────────────────────────────────────────────────────┘        / BumbleScanner
+                 ▲ bridge.sock (shim frames)
+    ┌─ micropython firmware/ble_app.py (shims: bluetooth.py) ─┐
+    │  Pipeline → PacketStore → NapeService → bluetooth.BLE() │  samples from an NSIM file
+    └─────────────────────────────────────────────────────────┘
+
+The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
+``ready``, ``fw`` (firmware stdout line), ``connection``, ``disconnection``, ``mtu``,
+``dropped``, ``fw_exit``) and takes JSON commands on stdin (``{"cmd": "drop"}`` to drop
+every link as if the wearer walked out of range, ``{"cmd": "stats"}``,
+``{"cmd": "quit"}``). EOF on stdin shuts it down. :class:`VirtualDevice` runs it for
+tests and the CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..errors import DeviceError, FirmwareError
+from ..paths import REPO_ROOT, firmware_dir, micropython_exe
+
+log = logging.getLogger(__name__)
+
+
+def shims_dir() -> Path:
+    """``tests/firmware/shims`` (the unix-port ``bluetooth``); override with ``NAPE_SHIMS_DIR``.
+
+    Raises:
+        FirmwareError: the shim cannot be found (not a source checkout).
+    """
+    d = Path(os.environ.get("NAPE_SHIMS_DIR", REPO_ROOT / "tests" / "firmware" / "shims"))
+    if not (d / "bluetooth.py").is_file():
+        raise FirmwareError(f"bluetooth shim not found in {d} (set NAPE_SHIMS_DIR)")
+    return d
+
+
+def default_radio_path() -> Path:
+    """Where ``nape virtual-device`` serves its radio unless told otherwise."""
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(base) / f"nape-{os.getuid()}" / "radio.sock"
+
+
+# Used only while firmware/fusion.py does not exist yet (another module's work in
+# progress): a small gyro + accelerometer complementary filter with the same interface.
+_FALLBACK_FUSION = '''
+import math
+
+
+class FusionSettings:
+    def __init__(self, rate_hz=100.0, tau_acc_s=3.0):
+        self.rate_hz = rate_hz
+        self.tau_acc_s = tau_acc_s
+
+
+class Fusion:
+    def __init__(self, settings):
+        self.dt = 1.0 / settings.rate_hz
+        self.k = min(1.0, self.dt / settings.tau_acc_s)
+        self.q = [1.0, 0.0, 0.0, 0.0]
+        self.rest = False
+        self._n = 0
+
+    def update(self, gx, gy, gz, ax, ay, az):
+        w, x, y, z = self.q
+        h = 0.5 * self.dt
+        w, x, y, z = (w - h * (x * gx + y * gy + z * gz), x + h * (w * gx + y * gz - z * gy),
+                      y + h * (w * gy - x * gz + z * gx), z + h * (w * gz + x * gy - y * gx))
+        a = math.sqrt(ax * ax + ay * ay + az * az)
+        k = self.k if self._n > 10 else 1.0
+        self._n += 1
+        if a > 1e-3:
+            ax, ay, az = ax / a, ay / a, az / a
+            vx = (1 - 2 * (y * y + z * z)) * ax + 2 * (x * y - w * z) * ay + 2 * (x * z + w * y) * az
+            vy = 2 * (x * y + w * z) * ax + (1 - 2 * (x * x + z * z)) * ay + 2 * (y * z - w * x) * az
+            vz = 2 * (x * z - w * y) * ax + 2 * (y * z + w * x) * ay + (1 - 2 * (x * x + y * y)) * az
+            ex, ey = vy, -vx
+            s = math.sqrt(ex * ex + ey * ey)
+            if s > 1e-9:
+                ang = k * math.atan2(s, vz)
+                c, sn = math.cos(ang / 2), math.sin(ang / 2) / s
+                cx, cy = ex * sn, ey * sn
+                w, x, y, z = (c * w - cx * x - cy * y, c * x + cx * w - cy * z,
+                              c * y + cx * z + cy * w, c * z - cx * y + cy * x)
+        n = math.sqrt(w * w + x * x + y * y + z * z)
+        self.q = [w / n, x / n, y / n, z / n]
+        self.rest = abs(gx) + abs(gy) + abs(gz) < 0.02 and abs(a - 9.81) < 0.3
+'''
+
+
+def _mpy_path(workdir: Path) -> str:
+    fw = firmware_dir()
+    parts = [str(shims_dir()), str(fw)]
+    if not (fw / "fusion.py").is_file():
+        fb = workdir / "fallback"
+        fb.mkdir(exist_ok=True)
+        (fb / "fusion.py").write_text(_FALLBACK_FUSION)
+        parts.append(str(fb))
+    return ":".join(parts + [".frozen"])
+
+
+# ---------------------------------------------------------------------------------------
+# the virtual-device process
+# ---------------------------------------------------------------------------------------
+async def _serve(args: argparse.Namespace) -> int:
+    from .peripheral import FirmwareBridge
+    from .radio import VirtualRadio
+
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = sys.stdout
+
+    def emit(kind: str, **fields) -> None:
+        out.write(json.dumps({"event": kind, "t": time.time(), **fields}) + "\n")
+        out.flush()
+
+    radio = VirtualRadio()
+    bridge = FirmwareBridge(radio, keystore=args.keystore, on_event=emit)
+    bridge_path = workdir / "bridge.sock"
+    await bridge.start(bridge_path)
+    await radio.serve_unix(args.radio)
+    tcp_port = await radio.serve_tcp(port=args.tcp) if args.tcp is not None else None
+
+    env = dict(os.environ, MICROPYPATH=_mpy_path(workdir), NAPE_BLE_BRIDGE=str(bridge_path))
+    cmd = [micropython_exe(), "-X", f"heapsize={args.heap}", str(firmware_dir() / "ble_app.py"),
+           "--nsim", args.nsim, "--speed", str(args.speed),
+           "--ram-slots", str(args.ram_slots), "--flash-slots", str(args.flash_slots), "--name", args.name]
+    if args.flash:
+        cmd += ["--flash", str(workdir / "spill.bin")]
+    if args.secure:
+        cmd.append("--secure")
+    cmd += ["--secrets", args.secrets or str(workdir / "bonds.txt")]
+    fw = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                              stderr=asyncio.subprocess.PIPE, env=env)
+    ready = False
+    stderr_tail: list[str] = []
+
+    async def fw_stdout() -> None:
+        nonlocal ready
+        assert fw.stdout is not None
+        async for raw in fw.stdout:
+            line = raw.decode(errors="replace").rstrip()
+            emit("fw", line=line)
+            if line.startswith("NAPE-APP start_unix_ms=") and not ready:
+                ready = True
+                emit("ready", radio=str(args.radio), tcp=tcp_port,
+                     address=bridge.device.random_address.to_string(False),
+                     start_unix_ms=int(line.split()[1].split("=")[1]))
+
+    async def fw_stderr() -> None:
+        assert fw.stderr is not None
+        async for raw in fw.stderr:
+            stderr_tail.append(raw.decode(errors="replace").rstrip())
+            del stderr_tail[:-40]
+
+    async def commands() -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        async for raw in reader:
+            try:
+                cmd = json.loads(raw)
+            except ValueError:
+                continue
+            c = cmd.get("cmd")
+            if c == "drop":
+                emit("dropped", n=radio.drop_links())
+            elif c == "stats":
+                emit("stats", notifications=bridge.notifications, truncated=bridge.truncated,
+                     hci_clients=len(radio.clients))
+            elif c == "quit":
+                return
+        # stdin closed: the parent is gone
+
+    tasks = [asyncio.create_task(x) for x in (fw_stdout(), fw_stderr())]
+    cmd_task = asyncio.create_task(commands())
+    fw_wait = asyncio.create_task(fw.wait())
+    done, _ = await asyncio.wait({cmd_task, fw_wait}, return_when=asyncio.FIRST_COMPLETED)
+    rc = 0
+    if fw_wait in done:
+        await asyncio.gather(*tasks, return_exceptions=True)
+        rc = fw.returncode or 0
+        emit("fw_exit", rc=rc, stderr=stderr_tail[-10:])
+    else:
+        fw.kill()
+        await fw.wait()
+    for t in tasks + [cmd_task]:
+        t.cancel()
+    await bridge.close()
+    await radio.close()
+    return 1 if rc else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m nape.ble.virtual", description=__doc__.split("\n")[0])
+    p.add_argument("--radio", required=True, help="AF_UNIX path to serve the virtual radio (HCI) on")
+    p.add_argument("--tcp", type=int, default=None, help="also serve HCI on this TCP port (0: any)")
+    p.add_argument("--nsim", required=True, help="raw samples (simhost format)")
+    p.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
+    p.add_argument("--ram-slots", type=int, default=4096)
+    p.add_argument("--flash-slots", type=int, default=16384)
+    p.add_argument("--name", default="Nape")
+    p.add_argument("--keystore", default=None,
+                   help="keep the peripheral's bonds in this bumble JSON key store instead of the firmware")
+    p.add_argument("--secure", action="store_true", help="firmware requires an encrypted, bonded link")
+    p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
+    p.add_argument("--heap", default="16m")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=os.environ.get("NAPE_LOG", "WARNING"), stream=sys.stderr)
+    return asyncio.run(_serve(args))
+
+
+# ---------------------------------------------------------------------------------------
+# parent side
+# ---------------------------------------------------------------------------------------
+def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool = True) -> bytes:
+    """Raw samples for the virtual device: a :class:`nape.sim.SimResult` (first ``n``
+    samples) or, with ``sim=None``, ``n`` samples of a still, upright wearer."""
+    import numpy as np
+
+    from ..device_sim import sim_stdin_blob
+
+    if sim is None:
+        n = n or int(60 * rate_hz)
+        rng = np.random.default_rng(0)
+
+        class _Imu:
+            def __init__(self) -> None:
+                self.acc = np.tile([0.0, 0.0, 9.80665], (n, 1)) + rng.normal(0, 0.02, (n, 3))
+                self.gyr = rng.normal(0, 0.002, (n, 3))
+
+        class _Sim:
+            pass
+
+        sim = _Sim()
+        sim.rate_hz = rate_hz
+        sim.imus = {"trunk": _Imu(), **({"head": _Imu()} if head else {})}
+    elif n is not None:
+        class _Cut:
+            pass
+
+        cut = _Cut()
+        cut.rate_hz = sim.rate_hz
+        cut.imus = {}
+        for role, imu in sim.imus.items():
+            c = _Cut()
+            c.acc, c.gyr = imu.acc[:n], imu.gyr[:n]
+            cut.imus[role] = c
+        sim = cut
+    return sim_stdin_blob(sim)
+
+
+class VirtualDevice:
+    """Runs the virtual-device process (see the module doc) for as long as the context lasts.
+
+    Args:
+        nsim: raw samples (:func:`nsim_blob`); default one minute of a still wearer.
+        speed: times real time (0: as fast as the firmware runs).
+        radio_path: AF_UNIX path of the radio (default: in the work directory).
+        flash: let the offline buffer spill to a file; ``ram_slots`` / ``flash_slots``
+            size it (``firmware/ble_buffer.py``).
+        workdir: directory for sockets and the spill file (default: a fresh temp dir,
+            removed afterwards).
+        secure: the firmware requires an encrypted, bonded link (LE Secure Connections).
+        secrets: file where the firmware keeps its bonds (default: in ``workdir``); give
+            one to keep bonds across virtual-device runs.
+
+    Raises:
+        FirmwareError: the process or the firmware failed to start.
+    """
+
+    def __init__(self, nsim: bytes | None = None, *, speed: float = 1.0,
+                 radio_path: str | os.PathLike[str] | None = None, flash: bool = True,
+                 ram_slots: int = 4096, flash_slots: int = 16384, name: str = "Nape",
+                 workdir: str | os.PathLike[str] | None = None, keystore: str | None = None,
+                 secure: bool = False, secrets: str | os.PathLike[str] | None = None,
+                 start_timeout: float = 30.0) -> None:
+        self._nsim = nsim if nsim is not None else nsim_blob()
+        self.speed = speed
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="nape-virtual-"))
+        self.radio_path = Path(radio_path) if radio_path else self.workdir / "radio.sock"
+        self.flash = flash
+        self.ram_slots = ram_slots
+        self.flash_slots = flash_slots
+        self.name = name
+        self.keystore = keystore
+        self.secure = secure
+        self.secrets = secrets
+        self.start_timeout = start_timeout
+        self.events: list[dict] = []
+        self.info: dict = {}
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task | None = None
+        self._waiters: list[tuple[str, asyncio.Future]] = []
+
+    @property
+    def transport(self) -> str:
+        """bumble transport name of the radio, for ``bumble={"transport": ...}``."""
+        return f"unix:{self.radio_path}"
+
+    @property
+    def bumble_args(self) -> dict:
+        return {"transport": self.transport}
+
+    async def __aenter__(self) -> VirtualDevice:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        nsim_path = self.workdir / "samples.nsim"
+        nsim_path.write_bytes(self._nsim)
+        args = ["--radio", str(self.radio_path), "--nsim", str(nsim_path), "--speed", str(self.speed),
+                "--workdir", str(self.workdir), "--ram-slots", str(self.ram_slots),
+                "--flash-slots", str(self.flash_slots), "--name", self.name]
+        if self.flash:
+            args.append("--flash")
+        if self.keystore:
+            args += ["--keystore", str(self.keystore)]
+        if self.secure:
+            args.append("--secure")
+        if self.secrets:
+            args += ["--secrets", str(self.secrets)]
+        env = dict(os.environ)
+        host_dir = str(Path(__file__).resolve().parents[2])
+        env["PYTHONPATH"] = host_dir + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "nape.ble.virtual", *args, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, limit=1 << 20)
+        self._reader = asyncio.create_task(self._read_events())
+        try:
+            ev = await self.wait_event("ready", timeout=self.start_timeout)
+        except (asyncio.TimeoutError, DeviceError) as e:
+            err = await self._stderr_tail()
+            await self.stop()
+            raise FirmwareError(f"virtual device did not start: {e} {err}") from e
+        self.info = ev
+
+    async def _stderr_tail(self) -> str:
+        if self._proc is None or self._proc.stderr is None:
+            return ""
+        with contextlib.suppress(Exception):
+            data = await asyncio.wait_for(self._proc.stderr.read(), 1.0)
+            return data.decode(errors="replace")[-2000:]
+        return ""
+
+    async def _read_events(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        async for raw in self._proc.stdout:
+            try:
+                ev = json.loads(raw)
+            except ValueError:
+                continue
+            self.events.append(ev)
+            for kind, fut in list(self._waiters):
+                if not fut.done() and ev.get("event") == kind:
+                    fut.set_result(ev)
+            if ev.get("event") == "fw_exit":
+                for _kind, fut in self._waiters:
+                    if not fut.done() and _kind != "fw_exit":
+                        fut.set_exception(DeviceError(f"firmware exited: {ev}"))
+        for _kind, fut in self._waiters:
+            if not fut.done():
+                fut.set_exception(DeviceError("virtual device process ended"))
+
+    async def wait_event(self, kind: str, timeout: float = 10.0, after: int = 0) -> dict:
+        """The first event of ``kind`` at index ``after`` or later, waiting up to ``timeout`` s."""
+        for ev in self.events[after:]:
+            if ev.get("event") == kind:
+                return ev
+        fut = asyncio.get_running_loop().create_future()
+        entry = (kind, fut)
+        self._waiters.append(entry)
+        try:
+            return await asyncio.wait_for(fut, timeout)
+        finally:
+            self._waiters.remove(entry)
+
+    async def _command(self, cmd: dict) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise DeviceError("virtual device not running")
+        self._proc.stdin.write((json.dumps(cmd) + "\n").encode())
+        await self._proc.stdin.drain()
+
+    async def drop_link(self) -> int:
+        """Drop every connection on the radio (both ends see a connection timeout)."""
+        n = len(self.events)
+        await self._command({"cmd": "drop"})
+        return (await self.wait_event("dropped", after=n))["n"]
+
+    async def stats(self) -> dict:
+        n = len(self.events)
+        await self._command({"cmd": "stats"})
+        return await self.wait_event("stats", after=n)
+
+    async def stop(self) -> None:
+        p, self._proc = self._proc, None
+        if p is not None and p.returncode is None:
+            with contextlib.suppress(Exception):
+                p.stdin.write(b'{"cmd": "quit"}\n')
+                await p.stdin.drain()
+                p.stdin.close()
+            try:
+                await asyncio.wait_for(p.wait(), 5.0)
+            except asyncio.TimeoutError:
+                p.kill()
+                await p.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+async def serve_virtual_device(sim=None, *, radio_path: str | os.PathLike[str] | None = None,
+                               speed: float = 1.0, secure: bool = False,
+                               secrets: str | os.PathLike[str] | None = None,
+                               on_event=None) -> None:
+    """Run a virtual Nape on a radio that other processes reach (``nape virtual-device``).
+
+    Serves at ``radio_path`` (default :func:`default_radio_path`, where
+    ``scan(virtual=True)`` and ``BleTransport(bumble={"transport": "unix:" + path})``
+    look) until cancelled (Ctrl-C) or the firmware exits. ``sim``: a
+    :class:`nape.sim.SimResult` to stream (default one minute of a still wearer).
+    ``on_event(dict)`` sees the device's events (connections, firmware lines).
+
+    Raises:
+        FirmwareError: the device did not start or the firmware failed.
+    """
+    path = Path(radio_path) if radio_path else default_radio_path()
+    vd = VirtualDevice(nsim_blob(sim) if sim is not None else None, speed=speed, radio_path=path,
+                       secure=secure, secrets=secrets)
+    await vd.start()
+    try:
+        seen = 0
+        while vd._proc is not None and vd._proc.returncode is None:
+            await asyncio.sleep(0.2)
+            if on_event is not None:
+                for ev in vd.events[seen:]:
+                    on_event(ev)
+            seen = len(vd.events)
+            if any(e.get("event") == "fw_exit" for e in vd.events[-3:]):
+                ev = next(e for e in vd.events if e.get("event") == "fw_exit")
+                if ev.get("rc"):
+                    raise FirmwareError(f"virtual device firmware exited with {ev['rc']}: "
+                                        f"{(ev.get('stderr') or ['?'])[-1]}")
+                return
+    finally:
+        await vd.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

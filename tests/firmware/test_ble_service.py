@@ -1,0 +1,295 @@
+"""firmware/ble_service.py and ble_app.py on the real MicroPython, with the loopback ``bluetooth`` shim.
+
+The shim (tests/firmware/shims/bluetooth.py, no NAPE_BLE_BRIDGE set) records what the
+firmware sends and lets the test raise IRQs; the host-side decoders (nape.ble.protocol,
+nape.wire, the scanner's advertising parser) check the bytes.
+"""
+
+import json
+import struct
+
+import pytest
+
+from nape import wire
+from nape.ble import protocol as P
+from nape.ble.bumble_backend import parse_adv
+from nape.ble.virtual import _FALLBACK_FUSION
+from nape.paths import firmware_dir
+from tests.mpy import run_mpy
+
+_PRELUDE = r"""
+import sys, json, struct, binascii, time
+import bluetooth, ble_buffer, ble_service
+print(sys.implementation.name)
+hx = lambda b: binascii.hexlify(bytes(b)).decode()
+def emit(obj):
+    print(json.dumps(obj))
+
+def mk(seq, count):
+    b = bytearray(14 + count * 41)
+    struct.pack_into("<BBBBIIH", b, 0, 1, 1, 3, count, seq, seq * 10, 10000)
+    for i in range(count):
+        for k in range(2):
+            struct.pack_into("<h", b, 14 + i * 41 + 1 + 20 * k, 16384)
+    return bytes(b)
+
+ble = bluetooth.BLE()
+st = ble_buffer.PacketStore(ram_slots=64)
+mtus = []
+cmds = []
+def on_command(op, payload):
+    cmds.append((op, hx(payload)))
+    return 0
+svc = ble_service.NapeService(ble, st, name="Nape", fw_version="0.1.0", imu_mask=3, rate_hz=100,
+                              on_command=on_command, on_mtu=mtus.append, fast_adv_ms=50)
+def sent(kind=None, handle=None):
+    out = [x for x in ble._sent if (kind is None or x[0] == kind)
+           and (handle is None or (x[1] is not None and x[1][1] == handle))]
+    return out
+def connect(mtu=247):
+    ble._inject(1, (7, 1, b"\x00" * 6)); svc.poll()
+    if mtu:
+        ble._inject(21, (7, mtu)); svc.poll()
+def write(cmd):
+    ble._sent.clear()
+    ble._inject(3, (7, svc.h_control, cmd)); svc.poll()
+    return [hx(x[1][2]) for x in sent("notify", svc.h_control)]
+"""
+
+
+def _run(body: str, extra_path=None) -> list:
+    out = run_mpy(_PRELUDE + body, extra_path=extra_path).decode().splitlines()
+    assert out[0] == "micropython", "the test must run under MicroPython, not CPython"
+    return [json.loads(line) for line in out[1:] if line]
+
+
+def test_registers_the_service_and_advertises_name_and_uuid_fast():
+    (r,) = _run(r"""
+reg = [x for x in ble._sent if x[0] == "register"][0]
+adv = [x for x in ble._sent if x[0] == "advertise"][0][1]
+emit({"defs": reg[2], "adv": hx(adv[1]), "interval": adv[0], "connectable": adv[3],
+      "handles": [svc.h_stream, svc.h_event, svc.h_control, svc.h_status],
+      "config": [ble.config("gap_name"), ble.config("mtu")]})
+""")
+    (svc_uuid, chars), = r["defs"]
+    assert P.SERVICE_UUID in svc_uuid
+    flags = {c[0].split("'")[1]: c[1] for c in chars}
+    assert flags == {P.STREAM_UUID: 0x10, P.EVENT_UUID: 0x10, P.CONTROL_UUID: 0x1C, P.STATUS_UUID: 0x12}
+    adv = bytes.fromhex(r["adv"])
+    assert len(adv) <= 31
+    ad = parse_adv(adv)
+    assert ad["name"] == "Nape" and ad["uuids"] == [P.SERVICE_UUID]
+    assert r["interval"] == 20000 and r["connectable"] is True
+    assert r["config"] == ["Nape", 247]
+    assert len(set(r["handles"])) == 4
+
+
+def test_commands_get_responses_in_the_documented_format():
+    rows = _run(r"""
+for k in range(4):
+    st.append(mk(k * 5, 5))
+connect()
+for c in (b"\x01", b"\x02", b"\x03" + struct.pack("<I", 7), b"\x08", b"\x06" + struct.pack("<Q", 1700000000123),
+          b"\x04\x05", b"\x05" + struct.pack("<BBH", 30, 20, 45), b"\x07", b"\x01\x00", b"\x99", b"",
+          b"\x09" + struct.pack("<I", 11)):
+    emit({"cmd": hx(c), "resp": write(c)})
+emit({"cmds": cmds, "time_set": svc.time_offset_ms is not None, "calibrated": svc.calibrated,
+      "acked": svc.acked})
+""")
+    *resps, last = rows
+    by_cmd = {r["cmd"]: [P.parse_control(bytes.fromhex(x)) for x in r["resp"]] for r in resps}
+    start = by_cmd["01"][0]
+    assert (start.opcode, start.result, start.oldest_seq, start.next_seq) == (P.CMD_START, 0, 0, 20)
+    assert by_cmd["02"][0].opcode == P.CMD_STOP and by_cmd["02"][0].ok
+    assert by_cmd[P.cmd_backfill(7).hex()][0].ok
+    assert by_cmd[P.cmd_backfill_all().hex()][0].ok
+    assert by_cmd[P.cmd_set_time(1700000000123).hex()][0].ok
+    assert by_cmd[P.cmd_calibrate(5).hex()][0].ok
+    assert by_cmd[P.cmd_set_posture(30, 20, 45).hex()][0].ok
+    assert by_cmd["07"][0].ok  # GET_STATUS answers, then the status is notified
+    assert by_cmd["0100"][0].result == 2  # bad length
+    assert by_cmd["99"][0].result == 1  # unknown
+    assert by_cmd[""] == []  # an empty write is ignored
+    assert by_cmd[P.cmd_ack(11).hex()] == []  # ACK: no response
+    assert last["acked"] == 11
+    assert last["cmds"] == [[P.CMD_CALIBRATE, "05"], [P.CMD_SET_POSTURE, struct.pack("<BBH", 30, 20, 45).hex()]]
+    assert last["time_set"] and last["calibrated"]
+
+
+def test_packets_resize_with_the_mtu_and_backfill_is_flagged_before_live_data():
+    (r,) = _run(r"""
+for k in range(6):
+    st.append(mk(k * 5, 5))
+connect(mtu=0)                       # default MTU 23: 20-byte values
+at23 = list(mtus)
+ble._inject(21, (7, 247)); svc.poll()
+write(b"\x03" + struct.pack("<I", 12))   # backfill from the middle of a packet
+ble._sent.clear()
+svc.pump()
+st.append(mk(30, 5))                 # produced after streaming started: live
+svc.pump()
+vals = [hx(x[1][2]) for x in sent("notify", svc.h_stream)]
+emit({"mtus": at23 + mtus[len(at23):], "vals": vals})
+""")
+    assert r["mtus"] == [20, 244]
+    ra = wire.Reassembler()
+    pkts = [wire.decode_packet(p) for v in r["vals"] if (p := ra.feed(bytes.fromhex(v)))]
+    assert all(len(bytes.fromhex(v)) <= 244 for v in r["vals"])
+    seqs = [s for p in pkts for s in range(p.seq, p.seq + p.count)]
+    assert seqs == list(range(12, 35))
+    for p in pkts:
+        backfill = bool(p.flags[0] & 0x40)
+        assert backfill == (p.seq < 30), p.seq
+        assert all(bool(f & 0x40) == backfill for f in p.flags)
+
+
+def test_small_mtu_fragments_and_a_busy_stack_loses_nothing():
+    (r,) = _run(r"""
+for k in range(10):
+    st.append(mk(k * 5, 5))
+connect(mtu=0)
+write(b"\x08")
+ble._sent.clear()
+ble._fail_notify = 3
+n1 = svc.pump()                      # refused at once: retried on the next pump
+busy = svc.notify_busy
+for _ in range(200):
+    svc.pump()
+vals = [hx(x[1][2]) for x in sent("notify", svc.h_stream)]
+emit({"n1": n1, "busy": busy, "vals": vals})
+""")
+    assert r["n1"] == 0 and r["busy"] >= 1
+    assert all(len(bytes.fromhex(v)) <= 20 for v in r["vals"])
+    ra = wire.Reassembler()
+    pkts = [wire.decode_packet(p) for v in r["vals"] if (p := ra.feed(bytes.fromhex(v)))]
+    assert ra.dropped == 0
+    assert [s for p in pkts for s in range(p.seq, p.seq + p.count)] == list(range(50))
+
+
+def test_end_of_data_is_announced_once_everything_was_sent():
+    (r,) = _run(r"""
+st.append(mk(0, 5))
+connect()
+write(b"\x01")
+svc.pump()
+svc.set_source_done()
+ble._sent.clear()
+svc.pump(); svc.pump()
+emit([hx(x[1][2]) for x in sent("notify", svc.h_control)])
+""")
+    assert [P.parse_control(bytes.fromhex(v)) for v in r] == [P.Response(P.EVT_END_OF_DATA, 0, next_seq=5)]
+
+
+def test_status_layout_matches_the_host_decoder():
+    (r,) = _run(r"""
+for k in range(3):
+    st.append(mk(k * 5, 5))
+connect()
+svc.battery_pct = 87
+svc.battery_mv = 3987
+svc.imu_errors = 3
+write(b"\x01")
+emit({"status": hx(svc.status_bytes()), "read": hx(ble.gatts_read(svc.h_status))})
+""")
+    s = P.parse_status(bytes.fromhex(r["status"]))
+    assert s.streaming and s.imu_mask == 3 and s.battery_pct == 87 and s.battery_mv == 3987
+    assert (s.oldest_seq, s.next_seq, s.mtu, s.imu_errors, s.connections) == (0, 15, 247, 3, 1)
+    assert s.firmware_version == "0.1.0" and s.rate_hz == 100
+    assert P.parse_status(bytes.fromhex(r["read"])).next_seq == 15  # refreshed on connect
+    # a notification at MTU 23 is cut to 20 bytes: the decoder still gets the essentials
+    t = P.parse_status(bytes.fromhex(r["status"])[:20])
+    assert (t.oldest_seq, t.next_seq, t.imu_mask) == (0, 15, 3)
+
+
+def test_disconnect_stops_streaming_and_readvertises_fast_then_slow():
+    (r,) = _run(r"""
+connect()
+write(b"\x01")
+ble._sent.clear()
+ble._inject(2, (7, 1, b"\x00" * 6)); svc.poll()
+fast = [x[1][0] for x in sent("advertise")]
+time.sleep_ms(80)
+svc.poll()
+emit({"fast": fast, "then": [x[1][0] for x in sent("advertise")][len(fast):],
+      "streaming": svc.streaming, "mtus": mtus})
+""")
+    assert r["fast"] == [20000] and r["then"] == [100000] and r["streaming"] is False
+    assert r["mtus"][-1] == 244  # back to buffer-sized packets while offline
+
+
+@pytest.fixture()
+def fusion_path(tmp_path):
+    if (firmware_dir() / "fusion.py").is_file():
+        return []
+    (tmp_path / "fusion.py").write_text(_FALLBACK_FUSION)  # until firmware/fusion.py lands
+    return [tmp_path]
+
+
+def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them(fusion_path):
+    rows = run_mpy(r"""
+import sys, json, binascii, bluetooth, ble_app, ble_buffer
+print(sys.implementation.name)
+ble = bluetooth.BLE()
+app = ble_app.BleApp(3, 100, store=ble_buffer.PacketStore(ram_slots=64))
+a = [0.0, 0.0, 9.80665]; g = [0.0, 0.0, 0.0]
+for i in range(23):
+    app.step(i * 10, a, g, a, g)
+ble._inject(1, (3, 1, b"\x00" * 6)); app.tick()
+ble._inject(21, (3, 247)); app.tick()
+for i in range(23, 40):
+    app.step(i * 10, a, g, a, g)
+ble._sent.clear()
+ble._inject(3, (3, app.service.h_control, b"\x08")); app.tick()
+app.flush(); app.tick()
+print(json.dumps([binascii.hexlify(x[1][2]).decode() for x in ble._sent
+                  if x[0] == "notify" and x[1][1] == app.service.h_stream]))
+""", extra_path=fusion_path).decode().splitlines()
+    assert rows[0] == "micropython"
+    vals = json.loads(rows[1])
+    ra = wire.Reassembler()
+    pkts = [wire.decode_packet(p) for v in vals if (p := ra.feed(bytes.fromhex(v)))]
+    assert [s for p in pkts for s in range(p.seq, p.seq + p.count)] == list(range(40))
+    assert all(len(bytes.fromhex(v)) <= 244 for v in vals)
+    assert all(abs(float(p.quat[0, 0, 0]) - 1.0) < 0.01 for p in pkts)  # still, upright
+
+
+def test_power_policy_slows_advertising_without_a_central(fusion_path):
+    rows = run_mpy(r"""
+import sys, json, time, bluetooth, ble_app, ble_buffer, power
+print(sys.implementation.name)
+ble = bluetooth.BLE()
+pol = power.PowerPolicy(time.ticks_ms(), saver_after_s=0.2)
+app = ble_app.BleApp(3, 100, store=ble_buffer.PacketStore(ram_slots=64), power_policy=pol)
+app.service.fast_adv_ms = 50
+def adv():
+    return [x[1][0] for x in ble._sent if x[0] == "advertise" and x[1]]
+for _ in range(40):
+    app.tick(); time.sleep_ms(10)
+saver = (adv(), app.service.saver, app.service.status_bytes()[1])
+ble._inject(1, (3, 1, b"\x00" * 6)); app.tick(); time.sleep_ms(120); app.tick()
+print(json.dumps([saver, app.service.saver, pol.mode]))
+""", extra_path=fusion_path).decode().splitlines()
+    assert rows[0] == "micropython"
+    (advs, saver, flags), saver_after, mode = json.loads(rows[1])
+    assert advs[0] == 20000 and advs[-1] == 1022500 and saver is True and flags & P.ST_SAVER
+    assert saver_after is False and mode == "active"  # a central brings it back at once
+
+
+def test_a_response_refused_by_a_busy_stack_still_precedes_the_stream():
+    (r,) = _run(r"""
+for k in range(4):
+    st.append(mk(k * 5, 5))
+connect()
+ble._sent.clear()
+ble._fail_notify = 1                 # the BACKFILL_ALL answer is refused once
+ble._inject(3, (7, svc.h_control, b"\x08")); svc.poll()
+svc.pump(); svc.pump()
+emit({"sent": [(x[1][1], hx(x[1][2])) for x in ble._sent if x[0] == "notify"],
+      "control": svc.h_control, "stream": svc.h_stream})
+""")
+    kinds = [("control" if h == r["control"] else "stream" if h == r["stream"] else "other", v)
+             for h, v in r["sent"]]
+    kinds = [(k, v) for k, v in kinds if k != "other"]
+    assert kinds[0][0] == "control"
+    assert P.parse_control(bytes.fromhex(kinds[0][1])).opcode == P.CMD_BACKFILL_ALL
+    assert [k for k, _ in kinds[1:]] == ["stream"] * 4
