@@ -17,7 +17,7 @@ def _run(*args):
 
 
 @pytest.mark.parametrize("cmd", ["demo", "analyse", "info", "decode", "flash", "import", "export", "sessions",
-                                 "trends"])
+                                 "trends", "scan"])
 def test_every_command_has_help_with_example(cmd):
     r = _run(cmd, "--help")
     assert r.returncode == 0
@@ -104,4 +104,10 @@ def test_no_command_is_missing_from_the_help_test():
     from nape.cli import build_parser
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     assert set(sub.choices) <= {"demo", "analyse", "analyze", "info", "decode", "flash", "import", "export",
-                                "sessions", "trends"}, "add new commands to test_every_command_has_help_with_example"
+                                "sessions", "trends", "scan"}, "add new commands to test_every_command_has_help_with_example"
+
+
+def test_scan_virtual_lists_the_virtual_device():
+    r = _run("scan", "--virtual", "--timeout", "3")
+    assert r.returncode == 0, r.stderr
+    assert "Nape" in r.stdout and "yes" in r.stdout

@@ -158,6 +158,24 @@ def cmd_decode(args) -> int:
     return 0
 
 
+def cmd_scan(args) -> int:
+    """List Nape devices in range (a real adapter via bleak, or --virtual: the virtual radio)."""
+    from rich.table import Table
+
+    from .ble import scan
+
+    found = asyncio.run(scan(virtual=args.virtual, timeout=args.timeout, all_devices=args.all))
+    table = Table(title="BLE devices" + (" (virtual radio)" if args.virtual else ""))
+    for col in ("name", "address", "RSSI (dBm)", "Nape service"):
+        table.add_column(col)
+    for d in found:
+        table.add_row(d.name or "?", d.address, str(d.rssi), "yes" if d.is_nape else "no")
+    console.print(table)
+    if not found:
+        console.print("no Nape device found: is it charged, in range and not connected to another host?")
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 
 
@@ -198,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  nape decode 0101010a000000000000000010270000...")
     c.add_argument("hex", help="the packet bytes in hexadecimal (spaces and colons allowed)")
     c.set_defaults(func=cmd_decode)
+
+    sc = sub.add_parser("scan", help="list Nape devices in range (or on the virtual radio)",
+                        description=cmd_scan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="example:\n  nape scan\n  nape scan --virtual --timeout 3")
+    sc.add_argument("--virtual", action="store_true", help="scan the virtual radio (starts a virtual device)")
+    sc.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds to scan (default 5)")
+    sc.add_argument("--all", action="store_true", help="list every advertiser, not only Nape devices")
+    sc.set_defaults(func=cmd_scan)
 
     from . import export, flash, importer, trends
 

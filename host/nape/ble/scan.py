@@ -119,7 +119,7 @@ async def scan(virtual: bool = False, timeout: float = 5.0, *, radio: str | None
         except DeviceError:
             raise
         except Exception as e:
-            raise DeviceError(f"BLE scan failed: {e}") from e
+            raise DeviceError(f"BLE scan failed ({e}): no Bluetooth adapter reachable through BlueZ? For the simulated device use --virtual") from e
     finally:
         if temp is not None:
             await temp.stop()

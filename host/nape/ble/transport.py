@@ -243,7 +243,7 @@ class BleTransport(Transport):
         try:
             dev = await BleakScanner.find_device_by_filter(match, timeout=self.scan_timeout, **self._scan_kw)
         except Exception as e:
-            raise DeviceError(f"BLE scan failed: {e}") from e
+            raise DeviceError(f"BLE scan failed ({e}): no Bluetooth adapter reachable through BlueZ? For the simulated device use --virtual") from e
         if dev is None:
             what = self.address or (f"'{self.name}'" if self.name else "a Nape")
             raise DeviceError(f"no BLE device found: {what} (scanned {self.scan_timeout:.0f} s)")
