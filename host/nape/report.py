@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .analysis import Findings
+from .analysis.posture import runs
 from .settings import AnalysisSettings
 
 GRADE_COLOUR = {"mild": "#c9a227", "moderate": "#e07b00", "severe": "#c62828"}
@@ -110,11 +111,6 @@ def quality_notes(f: Findings) -> list[str]:
 # ---------------------------------------------------------------- HTML
 
 
-def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
-
-
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
     t = np.array(s["t_s"]) / 60.0
@@ -126,7 +122,7 @@ def _timeline(f: Findings) -> go.Figure:
         fig.add_vrect(x0=e.start_s / 60, x1=e.end_s / 60, fillcolor="#ef9a9a" if e.kind == "neck_flexion" else "#a5d6a7",
                       opacity=0.3, line_width=0)
     lying = np.array(s.get("lying", []), dtype=bool)
-    for i0, i1 in _spans(lying):
+    for i0, i1 in runs(lying):
         fig.add_vrect(x0=t[i0], x1=t[i1 - 1], fillcolor="#bbbbbb", opacity=0.25, line_width=0,
                       annotation_text="lying", annotation_position="top left")
     thr = f.settings["neck_flexion_deg"]

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import signal
 
 from ..settings import AnalysisSettings
+from .posture import runs
 
 G = 9.80665
 NAMES = ["upright", "walking", "vehicle", "lying_supine", "lying_prone", "lying_side"]
@@ -79,8 +80,7 @@ class ContextFeatures:
 def _min_runs(mask: np.ndarray, min_len: int) -> np.ndarray:
     """``mask`` with True runs shorter than ``min_len`` cleared."""
     out = np.zeros_like(mask)
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    for i0, i1 in zip(edges[::2], edges[1::2]):
+    for i0, i1 in runs(mask):
         if i1 - i0 >= min_len:
             out[i0:i1] = True
     return out

@@ -31,6 +31,7 @@ from scipy import signal
 from .. import quat
 from ..settings import AnalysisSettings
 from .findings import Jolt
+from .posture import runs
 
 G = 9.80665
 PRE_S = 0.5
@@ -74,7 +75,7 @@ class JoltDetector:
         above = (mag > self.s.jolt_trigger_g).any(axis=1)
         buf = block if self.buf is None else {k: np.concatenate([self.buf[k], v]) for k, v in block.items()}
         gap = int(self.s.jolt_merge_s * self.rate)
-        for i0, i1 in _runs(above):
+        for i0, i1 in runs(above):
             a, b = int(index[i0]), int(index[i1 - 1])
             if self.pending and a - self.pending[-1]["i1"] <= gap:
                 self.pending[-1]["i1"] = b  # one event: measure it once, not per crossing
@@ -219,11 +220,6 @@ def _fwhm(x: np.ndarray, i: int) -> int:
     while hi < len(x) - 1 and x[hi + 1] >= half:
         hi += 1
     return hi - lo + 1
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 def _event_windows(events: list, t0_ms: float | None) -> list[dict]:
