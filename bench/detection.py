@@ -32,7 +32,9 @@ Jolts
     reported cause maps to *k* (bump -> pothole, rear_impact_like -> rear_impact). The
     overall row sums them. Severity: exact agreement of the analysis grade with the label
     severity on matched scored labels. Cause: agreement of the mapped cause with the label
-    kind on the same pairs.
+    kind on the same pairs. The label severity grades what the wearer's upper back
+    experienced, the quantity the analysis measures (``grade_g``; nape.sim.labels and
+    ``[GRADE]`` in nape.settings), not the vehicle or seat input.
 
 Posture episodes
     Reference episodes come from the simulator's *true* angles (ISO 11226 neck flexion =
@@ -189,6 +191,7 @@ def score_jolts(labels: list, jolts: list, context_at=lambda t: "unknown") -> di
             "kind": lab.kind, "severity": lab.severity, "grade": det.grade,
             "cause": CAUSE_TO_KIND.get(det.cause, det.cause), "dt_s": dt,
             "label_vehicle_g": lab.peak_vehicle_acc_g, "label_trunk_g": lab.peak_trunk_acc_g,
+            "label_grade_g": getattr(lab, "grade_g", None),
             "det_trunk_g": det.peak_trunk_g, "t_s": lab.t_peak,
         })
     matched_labels = {j for _, j, _ in pairs["scored"]}

@@ -14,15 +14,20 @@ For each BROAD trial ``.mat`` in ``--data`` the script
    words, see the module docstring of firmware/fusion.py), so the only way the ESP32 could differ
    from the 64-bit unix port is an intermediate that does not fit 32 bits. The viper kernels are
    re-executed in CPython as plain Python, over a window of the trial around the fastest
-   rotation / largest shock, with every integer operation checked to stay within int32; the quaternions must be
-   bit-identical to MicroPython's. Inputs and outputs are float32 on both ports, so bit-identical
-   integer results mean identical accuracy on the ESP32 (this replaces a float32-rounding
-   re-run: there is no float arithmetic in the update to round).
+   rotation / largest shock, with every integer operation checked to stay within int32; the
+   quaternions must be bit-identical to MicroPython's;
+5. checks single precision (the ESP32 port's floats are float32, the unix port's float64):
+   floats enter only in the one-time coefficient computation and the first-sample alignment.
+   ``bench/fusion_float32.py`` recomputes both from the firmware source with every float
+   operation rounded to float32, injects the resulting words into the unchanged firmware under
+   MicroPython and re-runs the whole trial; the table shows that run's RMSE ("float32") and its
+   difference from the float64 run; the float32 ratio must meet the target too.
 
 Prints a table; ``--json`` prints one JSON object instead. Target: firmware/vqf <= 1.0 on
 every trial. Exit status 1 when a target fails.
 
-Usage: python -m bench.firmware_accuracy [--data DIR] [--json] [--audit-samples N]
+Usage: python -m bench.firmware_accuracy [--data DIR] [--json] [--audit-samples N] [--no-float32]
+       [--set NAME=VALUE ...]
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.fusion_float32 import check_trial as check_float32  # noqa: E402
 from tests.mpy import run_mpy  # noqa: E402  (the project's MicroPython harness)
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "broad"
@@ -51,6 +57,7 @@ import sys
 from array import array
 from fusion import Fusion, FusionSettings
 f = Fusion(FusionSettings(rate_hz=%(rate)r%(extra)s))
+%(inject)s
 chunks = []
 while True:
     d = sys.stdin.buffer.read(65536)
@@ -112,15 +119,16 @@ def samples_f32(trial: dict) -> np.ndarray:
     return np.hstack([trial["gyr"], trial["acc"]]).astype("<f4")
 
 
-def run_firmware(trial: dict, overrides: dict | None = None) -> np.ndarray:
+def run_firmware(trial: dict, overrides: dict | None = None, inject: str = "") -> np.ndarray:
     """Run firmware/fusion.py under MicroPython on the trial; returns (N, 4) float32 quats.
 
     ``overrides``: FusionSettings fields to change from their defaults (name -> float).
+    ``inject``: MicroPython code run after ``f = Fusion(...)`` (used by the float32 check).
     """
     x = samples_f32(trial)
     n = len(x)
     extra = "".join(", %s=%r" % (k, float(v)) for k, v in sorted((overrides or {}).items()))
-    code = _DRIVER % {"rate": trial["rate"], "extra": extra}
+    code = _DRIVER % {"rate": trial["rate"], "extra": extra, "inject": inject}
     out = run_mpy(code, stdin=x.tobytes(), timeout=1800.0)
     q = np.frombuffer(out, dtype="<f4")
     if q.size != 4 * n:
@@ -177,6 +185,12 @@ class I32(int):
     def __rlshift__(self, o):
         return _chk(int(o) << int(self))
 
+    def __floordiv__(self, o):
+        return _chk(int(self) // int(o))
+
+    def __rfloordiv__(self, o):
+        return _chk(int(o) // int(self))
+
     def __rshift__(self, o):
         if not 0 <= int(o) < 32:
             raise Int32Overflow("shift by %d" % int(o))
@@ -226,11 +240,11 @@ class _Bytes:
         return I32(self.d[int(i)])
 
 
-def _audit_namespace() -> dict:
-    """Execute firmware/fusion.py's viper kernels as plain Python (int32-checked) in CPython.
+def firmware_source_for_cpython() -> str:
+    """firmware/fusion.py's source text made executable by CPython (viper kernels as Python).
 
-    Only the module-level viper functions and constants are taken; ``ptr32``/``ptr8`` become
-    the checked word views above. This re-executes the exact source text, it does not import it.
+    Drops the viper decorators and the micropython imports, and writes the two 32-bit idioms
+    as what they compute on a 32-bit machine (see below).
     """
     src = (ROOT / "firmware" / "fusion.py").read_text()
     src = re.sub(r"^[ \t]*@micropython\.viper\n", "", src, flags=re.M)
@@ -244,6 +258,16 @@ def _audit_namespace() -> dict:
         raise RuntimeError("audit transform out of date with firmware/fusion.py")
     src = re.sub(r"from micropython import const\n", "", src)
     src = re.sub(r"^import micropython\n", "", src, flags=re.M)
+    return src
+
+
+def _audit_namespace() -> dict:
+    """Execute firmware/fusion.py's viper kernels as plain Python (int32-checked) in CPython.
+
+    ``ptr32``/``ptr8`` become the checked word views above. This re-executes the exact source
+    text (:func:`firmware_source_for_cpython`), it does not import it.
+    """
+    src = firmware_source_for_cpython()
     ns: dict = {"const": lambda x: x, "__name__": "fusion_audit"}
     ns["ptr32"] = lambda a: a if isinstance(a, _Words) else _Words(a)
     ns["ptr8"] = lambda b: _Bytes(b)
@@ -338,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="override a FusionSettings default (for experiments; the table then says so)",
     )
+    ap.add_argument(
+        "--no-float32",
+        action="store_true",
+        help="skip the float32 (ESP32 single precision) re-run (bench/fusion_float32.py)",
+    )
     args = ap.parse_args(argv)
     overrides = {}
     for kv in args.set:
@@ -371,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.audit_samples > 0:
             row["int32_audit"] = audit_int32(trial, q_fw, args.audit_samples)
             row["pass"] = row["pass"] and row["int32_audit"]["bit_exact"]
+        if not args.no_float32:
+            f32 = check_float32(trial, q_fw, overrides)
+            f32["ratio"] = round(f32["float32_incl_rmse_deg"] / e_vqf, 4)
+            row["float32"] = f32
+            row["pass"] = row["pass"] and f32["ratio"] <= TARGET_RATIO and f32["injection_bit_exact"]
         rows.append(row)
         if not args.json:
             print("done %s" % path.stem, file=sys.stderr)
@@ -380,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         "metric": "inclination RMSE over movement samples, deg",
         "reference": "vqf %s VQF real-time 6D, default parameters" % _vqf_version(),
         "firmware": "firmware/fusion.py under MicroPython unix (%s)" % _mpy_version(),
-        "target": "firmware/vqf <= %.1f on every trial; int32 audit bit-exact" % TARGET_RATIO,
+        "target": "firmware/vqf <= %.1f on every trial, also in float32; int32 audit bit-exact" % TARGET_RATIO,
         "settings_overrides": overrides,
         "trials": rows,
         "mean_ratio": round(float(np.mean([r["ratio"] for r in rows])), 4),
@@ -412,7 +446,8 @@ def _table(res: dict) -> str:
         "Inclination RMSE on movement samples (deg); firmware under %s; reference %s"
         % (res["firmware"].split("(")[-1].rstrip(")"), res["reference"]),
         "",
-        "%-38s %9s %9s %7s  %-34s %s" % ("trial", "firmware", "vqf 6D", "ratio", "ESP32 int32 audit", "pass"),
+        "%-34s %9s %9s %7s %9s %8s  %-32s %s"
+        % ("trial", "firmware", "vqf 6D", "ratio", "float32", "f32-f64", "ESP32 int32 audit", "pass"),
     ]
     for r in res["trials"]:
         a = r.get("int32_audit")
@@ -422,11 +457,17 @@ def _table(res: dict) -> str:
             at = "OVERFLOW " + a["overflow"]
         else:
             at = "%s on %d samples @%d" % ("bit-exact" if a["bit_exact"] else "DIFFERS", a["samples"], a["start"])
+        f = r.get("float32")
+        f32 = ("%9.3f %+8.0e" % (f["float32_incl_rmse_deg"], f["rmse_diff_deg"])) if f else "%9s %8s" % ("-", "-")
         lines.append(
-            "%-38s %9.3f %9.3f %7.3f  %-34s %s"
-            % (r["trial"], r["firmware_incl_rmse_deg"], r["vqf_incl_rmse_deg"], r["ratio"], at, "ok" if r["pass"] else "FAIL")
+            "%-34s %9.3f %9.3f %7.3f %s  %-32s %s"
+            % (r["trial"], r["firmware_incl_rmse_deg"], r["vqf_incl_rmse_deg"], r["ratio"], f32, at, "ok" if r["pass"] else "FAIL")
         )
     lines.append("")
+    lines.append(
+        "float32: coefficients and first-sample alignment recomputed with float32 rounding "
+        "(bench/fusion_float32.py) and injected into the same firmware; f32-f64 = RMSE difference, deg"
+    )
     lines.append("mean ratio %.3f; target %s: %s" % (res["mean_ratio"], res["target"], "PASS" if res["pass"] else "FAIL"))
     return "\n".join(lines)
 

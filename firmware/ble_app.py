@@ -55,13 +55,15 @@ class BleApp:
                  adv_interval_us=config.ADV_INTERVAL_US, secure=False, secrets_path=None,
                  power_saver=True, power_policy=None):
         self.store = store if store is not None else ble_buffer.PacketStore()
-        self.pipeline = pipeline.Pipeline(imu_mask, rate_hz, ble_service.MAX_VALUE_LEN)
-        self._parts = []
+        # whole packets (not fragments) into the store: the service fragments when it sends
+        self.pipeline = pipeline.Pipeline(imu_mask, rate_hz, ble_service.MAX_VALUE_LEN,
+                                          fragment=False)
         self.settings = {
             "neck_limit_deg": config.POSTURE_NECK_FLEXION_LIMIT_DEG,
             "trunk_limit_deg": config.POSTURE_TRUNK_INCLINATION_LIMIT_DEG,
             "hold_s": config.POSTURE_HOLD_S,
         }
+        self.settings_version = 0  # incremented by every accepted SET_POSTURE
         self.calibrate_request_s = None  # set by CALIBRATE; the posture module consumes it
         self.service = ble_service.NapeService(
             ble if ble is not None else bluetooth.BLE(), self.store, name=name,
@@ -89,34 +91,32 @@ class BleApp:
             self.settings["neck_limit_deg"] = neck
             self.settings["trunk_limit_deg"] = trunk
             self.settings["hold_s"] = hold
+            self.settings_version += 1
             return ble_service.RES_OK
         return ble_service.RES_UNKNOWN
 
     def _collect(self):
-        """Move closed packets from the pipeline's outbox (fragments) into the store."""
+        """Move closed packets from the pipeline's outbox into the store."""
         ob = self.pipeline.outbox
         if not ob:
             return
         store = self.store
-        for v in ob:
-            h = v[0]
-            if h & 0xC0 == 0xC0:  # START|END: the whole packet (the usual case)
-                store.append(v[1:], self.service.delivered_to())
-                self._parts = []
-                continue
-            if h & 0x80:
-                self._parts = [v[1:]]
-            else:
-                self._parts.append(v[1:])
-            if h & 0x40:
-                store.append(b"".join(self._parts), self.service.delivered_to())
-                self._parts = []
+        for pkt in ob:
+            store.append(pkt, self.service.delivered_to())
         ob.clear()
 
     def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None):
         """One raw sample per IMU (m/s^2, rad/s, sensor frame) at device time t_ms."""
         p = self.pipeline
         p.step(t_ms, acc0, gyr0, acc1, gyr1)
+        if p.outbox:
+            self._collect()
+
+    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w):
+        """``step`` with the packet's acc/gyr as wire-unit ints (``Pipeline.step_wire``;
+        the sampling loop's path: no heap objects per sample)."""
+        p = self.pipeline
+        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w)
         if p.outbox:
             self._collect()
 

@@ -13,10 +13,13 @@ on the wire (≤ 243 bytes: the firmware never makes packets bigger than fit an 
 of 247). Buffers and indexes are allocated once, in ``__init__``.
 
 Capacity at the default rate (100 Hz, two IMUs, 5 samples per 219-byte packet,
-20 packets/s): RAM 4096 slots (1.0 MB, PSRAM) = 20 480 samples = 3.4 min; flash
-16 384 slots (4.0 MB of the 6 MB VFS on an 8 MB XIAO ESP32S3) = 81 920 samples =
-13.7 min; together 0.28 h. At the saver rate (25 Hz) 1.1 h, at the still rate (10 Hz)
-2.8 h; with one IMU (10 samples per 224-byte packet) each figure doubles.
+20 packets/s): RAM 4096 slots (1.0 MB, PSRAM; ``config.BLE_RAM_SLOTS``) = 20 480
+samples = 3.4 min; flash 16 384 slots (3.8 MiB of the 4.94 MiB VFS of MicroPython's
+8 MiB-flash partition table; ``config.BLE_SPILL_KIB``) = 81 920 samples = 13.7 min;
+together **0.28 h**. At the saver rate (``config.SAVER_RATE_HZ``, 50 Hz) 0.57 h; with
+one IMU (10 samples per 224-byte packet) each figure doubles. A 16 MiB board (12.8 MiB
+VFS) with ``BLE_SPILL_KIB = 12288`` holds 51 568 slots: 0.77 h with the RAM ring.
+Beyond that the oldest unconfirmed samples are overwritten (``overflow_samples``).
 
 Sequence numbers are u32 and wrap; all comparisons are modular relative to the oldest
 stored packet.
@@ -33,6 +36,19 @@ _M32 = const(0xFFFFFFFF)
 def packet_seq(pkt):
     """(seq, count) of a SAMPLES packet (bytes-like, wire format v1)."""
     return (pkt[4] | (pkt[5] << 8) | (pkt[6] << 16) | (pkt[7] << 24)), pkt[3]
+
+
+def spill_slots(kib, spill_batch=16):
+    """Packets a spill file of ``kib`` KiB holds, in whole ``spill_batch`` writes
+    (``config.BLE_SPILL_KIB``): 3904 KiB -> 16 384 slots."""
+    per = SLOT * spill_batch
+    return (kib * 1024 // per) * spill_batch
+
+
+def capacity_s(slots, samples_per_packet, rate_hz):
+    """Seconds of samples ``slots`` packets hold (5 two-IMU / 10 one-IMU samples per
+    packet at MTU 247; rate in Hz)."""
+    return slots * samples_per_packet / rate_hz
 
 
 def _rel(a, base):

@@ -16,6 +16,7 @@ so live streaming and backfill are the same path; packets older than the point w
 streaming (re)started carry the BACKFILL flag.
 """
 
+import os
 import struct
 import time
 from micropython import const
@@ -80,12 +81,23 @@ ST_TIME_SET = const(0x08)
 ST_SAVER = const(0x10)
 ST_SOURCE_DONE = const(0x20)
 ST_ENCRYPTED = const(0x40)
-STATUS_VERSION = const(1)
+STATUS_VERSION = const(2)  # 2: u32 boot_id at offset 36
 
+MAX_CTRL_OUT = const(8)  # control responses waiting for a central that does not read
 PREFERRED_MTU = const(247)  # packets are sized for at most 244-byte values
 MAX_VALUE_LEN = const(244)
 FAST_ADV_US = const(20000)  # advertising interval right after boot / a disconnect
 FAST_ADV_MS = const(30000)  # ... for this long, then the normal interval
+
+
+def new_boot_id():
+    """A random, non-zero u32 naming this boot (hardware RNG on the ESP32).
+
+    Sequence numbers restart at 0 on every boot; the host keeps one sequence space per
+    boot id (protocol/SPEC.md, "Boots")."""
+    b = os.urandom(4)
+    v = b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
+    return v if v else 1
 
 
 def uuid128_le(s):
@@ -119,11 +131,13 @@ class NapeService:
         secure: require an encrypted link (LE Secure Connections, bonded, "Just Works")
             for control writes and status reads; streaming starts only on such a link.
         secrets: a ``BondStore`` keeping the bonding keys (default: in RAM only).
+        boot_id: u32 naming this boot in the status (default: random, ``new_boot_id``).
     """
 
     def __init__(self, ble, store, name="Nape", fw_version="0", imu_mask=1, rate_hz=100,
                  on_command=None, on_mtu=None, adv_interval_us=100000,
-                 fast_adv_us=FAST_ADV_US, fast_adv_ms=FAST_ADV_MS, secure=False, secrets=None):
+                 fast_adv_us=FAST_ADV_US, fast_adv_ms=FAST_ADV_MS, secure=False, secrets=None,
+                 boot_id=None):
         self.ble = ble
         self.store = store
         self.name = name
@@ -137,6 +151,7 @@ class NapeService:
         self.fast_adv_ms = fast_adv_ms
         self.secure = secure
         self.secrets = secrets if secrets is not None else BondStore(None)
+        self.boot_id = boot_id if boot_id is not None else new_boot_id()
         ble.active(True)
         ble.config(gap_name=name, mtu=PREFERRED_MTU)
         if secure:
@@ -189,6 +204,7 @@ class NapeService:
         self.notify_busy = 0  # gatts_notify refused (no stack buffer): retried later
         self.notify_errors = 0  # gatts_notify failed otherwise (link lost)
         self.lost_events = 0
+        self.lost_responses = 0  # control responses dropped: queue full (MAX_CTRL_OUT)
         self.sent_notifications = 0
         self.encrypted = False
         self._boot_ms = time.ticks_ms()
@@ -306,6 +322,9 @@ class NapeService:
         the central sees the answer to START / BACKFILL before what it starts."""
         if self.conn is None:
             return
+        if len(self._ctrl_out) >= MAX_CTRL_OUT:  # a central that writes but never reads
+            self._ctrl_out.pop(0)
+            self.lost_responses += 1
         self._ctrl_out.append(bytes((opcode | RESP_BIT, result)) + payload)
         self._flush_control()
 
@@ -495,12 +514,12 @@ class NapeService:
         n = st.next_seq()
         fw = self.fw_version.encode()
         return struct.pack(
-            "<BBBBHHHIIIHIIHHB", STATUS_VERSION, flags, self.imu_mask, self.battery_pct,
+            "<BBBBHHHIIIHIIHHIB", STATUS_VERSION, flags, self.imu_mask, self.battery_pct,
             self.battery_mv, int(self.rate_hz), st.fill_permille(),
             0xFFFFFFFF if o is None else o, 0 if n is None else n,
             time.ticks_diff(time.ticks_ms(), self._boot_ms) // 1000, self.mtu,
             st.overflow_samples, self.notify_busy, self.imu_errors & 0xFFFF,
-            self.connections & 0xFFFF, len(fw)) + fw
+            self.connections & 0xFFFF, self.boot_id, len(fw)) + fw
 
     def write_status(self, notify=False):
         value = self.status_bytes()

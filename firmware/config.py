@@ -59,19 +59,44 @@ VBAT_SCALE_X10000 = const(31277)  # round(10000 * (R_TOP + R_BOT) / R_BOT)
 VBAT_EMPTY_MV = const(3500)  # regulator drop-out region: treat as empty
 VBAT_FULL_MV = const(4200)
 
-# --- Posture defaults (placeholders; the posture module owns the final values) ----
-POSTURE_NECK_FLEXION_LIMIT_DEG = const(25)  # ISO 11226-style neck flexion limit
+# --- Posture alert (firmware/posture.py): the one source of the board's defaults ---------
+# The same values and sources as the host's analysis (host/nape/settings.py), so a buzz
+# and a reported episode mean the same thing. SET_POSTURE (protocol/SPEC.md) changes the
+# first three at run time.
+# Neck flexion (head - trunk inclination) above which posture is poor. Norasi H. et al.
+# (2022), Exposure to neck flexion and risk of neck pain, Appl Ergon (systematic review):
+# 20 deg is the best-supported risk cut-off (ISO 11226:2000 calls > 25 deg not acceptable).
+POSTURE_NECK_FLEXION_LIMIT_DEG = const(20)
+# Trunk (upper back) inclination above which the back counts as hunched. ISO 11226:2000:
+# 0-20 deg acceptable, 20-60 deg only for limited holding times.
 POSTURE_TRUNK_INCLINATION_LIMIT_DEG = const(20)
-POSTURE_HOLD_S = const(30)  # sustained this long before an alert
-POSTURE_ALERT_COOLDOWN_S = const(300)
+# Poor posture held this long before the buzz, s (ISO 11226 limits holding times; Nape
+# reports anything held for a minute: the host's hold_s).
+POSTURE_HOLD_S = const(60)
+POSTURE_REARM_DEG = const(5)  # corrected = this far below the limit (host hysteresis_deg)
+POSTURE_REARM_S = const(5)  # corrected this long re-arms the alert (host end_grace_s)
+POSTURE_LYING_DEG = const(60)  # trunk tilt from vertical = lying: no buzz (host lying_trunk_deg)
+POSTURE_REPEAT_S = const(120)  # buzz again after this long if not corrected (Nape default)
+# Quiet hours, local hour of day: no buzz from START to END (wraps over midnight; Nape
+# default; equal values disable them). Local time = the SET_TIME clock (UTC: unix ms)
+# plus UTC_OFFSET_MIN; before the host has set the time the board has no clock and
+# quiet hours do not apply.
+POSTURE_QUIET_START_H = const(22)
+POSTURE_QUIET_END_H = const(7)
+UTC_OFFSET_MIN = const(0)  # local time minus UTC, minutes (e.g. 60 for CET, -300 for EST)
 CALIB_STILL_S = const(3)  # calibration: this long upright, looking straight ahead
 
 # --- Power saver (firmware/power.py; hardware/POWER.md gives the budget) ----------
 POWER_SAVER_ENABLED = const(1)
 SAVER_AFTER_S = const(60)  # enter saver this long after the last central left
-SAVER_RATE_HZ = const(25)  # sample rate in saver: enough for posture alerts
+# Fused rate and IMU ODR in saver: the posture alert runs at POSTURE_UPDATE_HZ (10 Hz) on
+# slow angles; 50 Hz is the lowest rate the fusion accepts (>= 32 Hz: its 0.5 s filters
+# need 16 samples) that both IMU families have as an ODR and that POSTURE_UPDATE_HZ
+# divides. No jolt screening in saver (it needs >= 200 Hz raw). A central connecting
+# restores STREAM_RATE_HZ / RAW_ODR_HZ at once (firmware/main.py, Device._power).
+SAVER_RATE_HZ = const(50)
 SAVER_STILL_AFTER_S = const(60)  # in saver, wearer still this long -> still rate
-SAVER_STILL_RATE_HZ = const(10)
+SAVER_STILL_RATE_HZ = const(50)  # = SAVER_RATE_HZ: the fusion cannot run below 32 Hz
 ADV_INTERVAL_US = const(100000)  # fast, connectable advertising while active
 SAVER_ADV_INTERVAL_US = const(1022500)  # slow advertising in saver (~1 s)
 ACTIVE_CPU_FREQ_HZ = const(160000000)
@@ -79,11 +104,37 @@ SAVER_CPU_FREQ_HZ = const(80000000)
 
 # --- Sampling loop and entry point (firmware/sampler.py, firmware/main.py) -------------
 # Added with the sampling loop; values above are unchanged.
-SAMPLER_POLL_MS = const(20)  # FIFO drain period: 10 samples per IMU at 500 Hz; the smallest
-#                              FIFO (MPU-6500, 512 B = 42 samples) overflows after 84 ms
+SAMPLER_POLL_MS = const(40)  # FIFO drain period: 20 samples per IMU at 500 Hz; the smallest
+#   FIFO (MPU-6500, 512 B = 42 samples) overflows after 84 ms. 40 ms halves the per-poll cost
+#   (bus transactions, bookkeeping) of a 20 ms poll (bench/firmware_cost.py whole loop)
 SAMPLER_TIMER_ID = const(0)  # machine.Timer that schedules the drain
 POSTURE_UPDATE_HZ = const(10)  # posture alert updates per second (from the fused stream)
-MAIN_LOOP_MS = const(5)  # main loop period: BLE tick, commands, power policy
+MAIN_LOOP_MS = const(20)  # main loop period: BLE tick and send, commands, power policy. 20 ms:
+#   a quarter of the BLE housekeeping of a 5 ms loop (bench/firmware_cost.py), inside a
+#   30 ms connection interval and the 50 ms it takes to fill a packet at 100 Hz
 FAULT_BLINKS = const(3)  # status LED blinks per cycle when the trunk IMU is missing
-GC_THRESHOLD_BYTES = const(65536)  # gc.threshold: collect after this much allocation, so
-#   heap-allocated frames (> 11 slots) never rescan a large garbage region (tune on board)
+# gc.threshold: collect after this much allocation. Measured with bench/firmware_cost.py's
+# whole loop on an 8 MB heap (unix port, us per 20 ms loop iteration, mean / median):
+# 64 KiB 1072 / 266, 256 KiB 811 / 175, 1 MiB 497 / 155, none 434 / 163. Small thresholds
+# leave the heap fragmented right after each collection, and every multi-block allocation
+# (heap frames, tuples, bytes) then searches far. 1 MiB keeps a collection short (0.6 ms
+# here; it sweeps the whole heap) instead of one long pause when 8 MB are full. On a heap
+# smaller than this (plain ESP32) the collector simply runs when the heap is full.
+GC_THRESHOLD_BYTES = const(1048576)
+# Offline buffer in RAM (firmware/ble_buffer.py, 249 bytes per slot): at most BLE_RAM_SLOTS
+# (1 MB: 3.4 min of two-IMU samples at 100 Hz on the XIAO's PSRAM heap), fewer when the
+# heap is small (a plain ESP32 without PSRAM has ~110 KiB), keeping HEAP_RESERVE_BYTES free
+# for the sampler, the jolt screen and the garbage between collections (main.ram_slots).
+BLE_RAM_SLOTS = const(4096)
+BLE_RAM_SLOTS_MIN = const(32)  # 2 x the spill batch (ble_buffer.PacketStore)
+HEAP_RESERVE_BYTES = const(65536)
+# Offline buffer on flash (firmware/ble_buffer.py): when the RAM ring is full its oldest
+# unconfirmed packets spill to this file on the VFS ("" = RAM only). Size: BLE_SPILL_KIB,
+# in whole 16-slot batches (ble_buffer.spill_slots); the index costs 5 bytes of heap per
+# slot. MicroPython's ESP32 partition tables (ports/esp32/partitions-8MiB.csv /
+# -16MiB.csv) give the VFS 0x4F0000 = 4.94 MiB on 8 MiB flash (XIAO ESP32S3) and
+# 0xCD0000 = 12.8 MiB on 16 MiB; leave ~1 MiB for the firmware files and bonds.
+# 3904 KiB = 16 384 slots = 13.7 min of two-IMU samples at 100 Hz (0.28 h with the RAM
+# ring); 12 288 KiB on a 16 MiB board = 51 568 slots = 43 min (0.77 h with the RAM ring).
+BLE_SPILL_FILE = "/nape-spill.bin"
+BLE_SPILL_KIB = const(3904)

@@ -28,7 +28,11 @@ Trigger. Any IMU, any one of:
 
 Everything is integer arithmetic on small ints (gravity in 1/4096 mg fixed point,
 squared magnitudes compared with squared thresholds in mg^2 and (0.1 dps)^2, no sqrt,
-no floats), so a push allocates nothing and costs a few dozen bytecodes per IMU.
+no floats), so a push allocates nothing. The per-sample work is native code
+(``@micropython.viper`` ``_push`` / ``_imu``: no heap frame; the sampling loop calls
+``_push`` straight from its own viper loop); Python runs only on a trigger or when a
+window completes (``JoltScreen.event``). Viper integers are machine words (32 bit on
+the ESP32), so the results equal the Python integer arithmetic.
 Every intermediate stays below 2**30, the small-int limit of 32-bit ports (bounds in
 the comments of ``_imu``).
 
@@ -78,6 +82,7 @@ import struct
 import sys
 from array import array
 
+import micropython
 from micropython import const
 
 import wire
@@ -184,6 +189,174 @@ def scale_counts(raw, i, num, den, out):
         out[k] = (v + den) // d2 if v >= 0 else -((den - v) // d2)
 
 
+# Per-sample state of a JoltScreen (array('i'), shared with the viper code below).
+_S_SG = const(0)  # word 0x80000000: sign-extends 32-bit loads on 64-bit hosts (fusion.py)
+_S_W = const(1)  # ring slot of the next sample
+_S_SEEN = const(2)  # samples in the ring since start/reset (capped at cap)
+_S_FRESH = const(3)  # 1: gravity estimate not initialised yet
+_S_REFR = const(4)  # samples left in the refractory period
+_S_LEFT = const(5)  # samples still to capture (0: not capturing)
+_S_PEND = const(6)  # 1: a complete window waits in _win
+_S_CAP = const(7)  # ring capacity, samples
+_S_STRIDE = const(8)  # int16 values per sample (6 per IMU)
+_S_T = const(9)  # trigger_mg << _GF
+_S_T2 = const(10)  # trigger_mg ** 2
+_S_TW = const(11)  # rate trigger, 0.1 deg/s (0: off)
+_S_TW2 = const(12)
+_S_SHIFT = const(13)  # gravity low-pass shift
+_S_KM = const(14)  # gyro rotation multiplier
+_S_REFRN = const(15)  # refractory period, samples
+_S_PRE = const(16)
+_S_POST = const(17)
+_S_TWO = const(18)  # 1: two IMUs
+_S_CSLOT = const(19)  # capture: slot of the trigger sample
+_S_CPRE = const(20)  # capture: samples before the trigger
+_S_CT = const(21)  # capture: trigger time, ms ticks
+_S_LEN = const(22)
+
+# push() result bits (see _push)
+R_TRIGGER = const(1)  # a trigger was counted (uses an event_id)
+R_CAPTURE = const(2)  # ... and starts a capture (push returns True)
+R_DROPPED = const(4)  # ... but a window still waits: counted in windows_dropped
+R_COMPLETE = const(8)  # a capture completed: copy the window out (JoltScreen._complete)
+
+
+@micropython.viper
+def _imu(st, ring, grav, k: int, base: int, acc, gyr) -> int:
+    """One IMU's sample into the ring at ``base``; gravity estimate (``grav[k..k+2]``)
+    rotated with the gyro and low-passed; 1 if the sample exceeds a trigger. Integer
+    arithmetic identical to the module docstring's (bounds < 2**30, see __init__)."""
+    S = ptr32(st)
+    R = ptr16(ring)
+    G = ptr32(grav)
+    A = ptr16(acc)
+    Wv = ptr16(gyr)
+    sg = int(S[_S_SG])
+    ax = (int(A[0]) ^ 0x8000) - 0x8000
+    ay = (int(A[1]) ^ 0x8000) - 0x8000
+    az = (int(A[2]) ^ 0x8000) - 0x8000
+    wx = (int(Wv[0]) ^ 0x8000) - 0x8000
+    wy = (int(Wv[1]) ^ 0x8000) - 0x8000
+    wz = (int(Wv[2]) ^ 0x8000) - 0x8000
+    R[base] = ax
+    R[base + 1] = ay
+    R[base + 2] = az
+    R[base + 3] = wx
+    R[base + 4] = wy
+    R[base + 5] = wz
+    gx = (int(G[k]) ^ sg) - sg
+    gy = (int(G[k + 1]) ^ sg) - sg
+    gz = (int(G[k + 2]) ^ sg) - sg
+    cx = gx >> _GF
+    cy = gy >> _GF
+    cz = gz >> _GF
+    km = int(S[_S_KM])
+    gx += (((cy * wz - cz * wy) >> _XS) * km) >> _KS
+    gy += (((cz * wx - cx * wz) >> _XS) * km) >> _KS
+    gz += (((cx * wy - cy * wx) >> _XS) * km) >> _KS
+    ex = (ax << _GF) - gx
+    ey = (ay << _GF) - gy
+    ez = (az << _GF) - gz
+    sh = int(S[_S_SHIFT])
+    gx += ex >> sh
+    gy += ey >> sh
+    gz += ez >> sh
+    if gx > _G_MAX:
+        gx = _G_MAX
+    elif gx < 0 - _G_MAX:
+        gx = 0 - _G_MAX
+    if gy > _G_MAX:
+        gy = _G_MAX
+    elif gy < 0 - _G_MAX:
+        gy = 0 - _G_MAX
+    if gz > _G_MAX:
+        gz = _G_MAX
+    elif gz < 0 - _G_MAX:
+        gz = 0 - _G_MAX
+    G[k] = gx
+    G[k + 1] = gy
+    G[k + 2] = gz
+    t = int(S[_S_T])
+    if ex > t or ex < 0 - t or ey > t or ey < 0 - t or ez > t or ez < 0 - t:
+        return 1
+    ex = ex >> _GF
+    ey = ey >> _GF
+    ez = ez >> _GF
+    if ex * ex + ey * ey + ez * ez > int(S[_S_T2]):
+        return 1
+    t = int(S[_S_TW])
+    if t:
+        if wx > t or wx < 0 - t or wy > t or wy < 0 - t or wz > t or wz < 0 - t:
+            return 1
+        if wx * wx + wy * wy + wz * wz > int(S[_S_TW2]):
+            return 1
+    return 0
+
+
+@micropython.viper
+def _init_gravity(grav, k: int, acc):
+    G = ptr32(grav)
+    A = ptr16(acc)
+    for i in range(3):
+        v = ((int(A[i]) ^ 0x8000) - 0x8000) << _GF
+        if v > _G_MAX:
+            v = _G_MAX
+        elif v < 0 - _G_MAX:
+            v = 0 - _G_MAX
+        G[k + i] = v
+
+
+@micropython.viper
+def _push(st, ring, grav, acc_t, gyr_t, acc_h, gyr_h, t_ms: int) -> int:
+    """``JoltScreen.push`` without the Python bookkeeping of rare events: returns the
+    ``R_*`` bits (0 on almost every sample). Inputs are ``array('h')`` of 3 (``acc_h``,
+    ``gyr_h`` ignored with one IMU). Native code with its frame on the C stack: no heap
+    frame, no allocation (the sampler calls it straight from its viper loop)."""
+    S = ptr32(st)
+    slot = int(S[_S_W])
+    base = slot * int(S[_S_STRIDE])
+    two = int(S[_S_TWO])
+    if int(S[_S_FRESH]):
+        S[_S_FRESH] = 0
+        _init_gravity(grav, 0, acc_t)
+        if two:
+            _init_gravity(grav, 3, acc_h)
+    hit = int(_imu(st, ring, grav, 0, base, acc_t, gyr_t))
+    if two:
+        if int(_imu(st, ring, grav, 3, base + 6, acc_h, gyr_h)):
+            hit = 1
+    cap = int(S[_S_CAP])
+    nxt = slot + 1
+    S[_S_W] = 0 if nxt == cap else nxt
+    seen = int(S[_S_SEEN])
+    if seen < cap:
+        S[_S_SEEN] = seen + 1
+    refr = int(S[_S_REFR])
+    if refr:
+        S[_S_REFR] = refr - 1
+    left = int(S[_S_LEFT])
+    if left:
+        left -= 1
+        S[_S_LEFT] = left
+        if left == 0:
+            return R_COMPLETE
+        return 0
+    if refr or not hit:
+        return 0
+    S[_S_REFR] = S[_S_REFRN]
+    if int(S[_S_PEND]):
+        return R_TRIGGER | R_DROPPED
+    S[_S_CSLOT] = slot
+    pre = int(S[_S_PRE])
+    S[_S_CPRE] = seen if seen < pre else pre
+    S[_S_CT] = t_ms
+    post = int(S[_S_POST])
+    if post:
+        S[_S_LEFT] = post
+        return R_TRIGGER | R_CAPTURE
+    return R_TRIGGER | R_CAPTURE | R_COMPLETE
+
+
 class JoltScreen:
     """Raw-rate jolt trigger with a pre/post ring buffer that becomes EVENT packets.
 
@@ -260,18 +433,25 @@ class JoltScreen:
         self.triggers = 0
         self.windows_sent = 0
         self.windows_dropped = 0
-        # ring state
-        self._w = 0  # slot of the next sample
-        self._seen = 0  # samples in the ring since start/reset (capped at cap)
-        self._fresh = True  # gravity estimate not initialised yet
-        self._refr = 0  # samples left in the refractory period
-        self._post_left = 0  # samples still to capture (0: not capturing)
-        self._cap_slot = 0  # capture: slot of the trigger sample
-        self._cap_pre = 0
-        self._cap_t = 0
+        # per-sample state (viper, _S_*)
+        st = array("i", bytearray(4 * _S_LEN))
+        st[_S_SG] = -0x80000000
+        st[_S_FRESH] = 1
+        st[_S_CAP] = cap
+        st[_S_STRIDE] = self._stride
+        st[_S_T] = self._t
+        st[_S_T2] = self._t2
+        st[_S_TW] = self._tw
+        st[_S_TW2] = self._tw2
+        st[_S_SHIFT] = self._shift
+        st[_S_KM] = km
+        st[_S_REFRN] = self._refr_n
+        st[_S_PRE] = self.pre
+        st[_S_POST] = self.post
+        st[_S_TWO] = 1 if imu_count == 2 else 0
+        self._st = st
         self._cap_id = 0
         # complete window waiting in _win
-        self._pending = False
         self._w_total = 0
         self._w_pre = 0
         self._w_t = 0
@@ -283,86 +463,13 @@ class JoltScreen:
         A capture in progress is abandoned and counted in ``windows_dropped``; a complete
         window waiting to be taken is kept. Counters and ``event_id`` continue.
         """
-        if self._post_left:
+        st = self._st
+        if st[_S_LEFT]:
             self.windows_dropped += 1
-        self._post_left = 0
-        self._seen = 0
-        self._fresh = True
-        self._refr = 0
-
-    def _imu(self, k, base, acc, gyr):
-        """Store one IMU's sample at ring index ``base``, update its gravity estimate
-        (state at ``_grav[k..k+2]``) and return True if it exceeds a trigger."""
-        ring = self._ring
-        ax = acc[0]
-        ay = acc[1]
-        az = acc[2]
-        wx = gyr[0]
-        wy = gyr[1]
-        wz = gyr[2]
-        ring[base] = ax
-        ring[base + 1] = ay
-        ring[base + 2] = az
-        ring[base + 3] = wx
-        ring[base + 4] = wy
-        ring[base + 5] = wz
-        G = self._grav
-        gx = G[k]  # |G| <= 8.2e6 (clamped below)
-        gy = G[k + 1]
-        gz = G[k + 2]
-        cx = gx >> _GF  # mg, |c| <= 2000
-        cy = gy >> _GF
-        cz = gz >> _GF
-        km = self._km
-        # rotate with the gyro: dg/dt = g x w. |c * w| <= 6.6e7, difference <= 1.31e8,
-        # >> 9 <= 2.56e5, * km (<= 4194, checked in __init__) < 2**30.
-        gx += (((cy * wz - cz * wy) >> _XS) * km) >> _KS
-        gy += (((cz * wx - cx * wz) >> _XS) * km) >> _KS
-        gz += (((cx * wy - cy * wx) >> _XS) * km) >> _KS
-        # deviation from the estimate, mg/4096: |a << 12| <= 1.35e8, |e| <= 1.45e8
-        ex = (ax << _GF) - gx
-        ey = (ay << _GF) - gy
-        ez = (az << _GF) - gz
-        sh = self._shift
-        gx += ex >> sh
-        gy += ey >> sh
-        gz += ez >> sh
-        if gx > _G_MAX:
-            gx = _G_MAX
-        elif gx < -_G_MAX:
-            gx = -_G_MAX
-        if gy > _G_MAX:
-            gy = _G_MAX
-        elif gy < -_G_MAX:
-            gy = -_G_MAX
-        if gz > _G_MAX:
-            gz = _G_MAX
-        elif gz < -_G_MAX:
-            gz = -_G_MAX
-        G[k] = gx
-        G[k + 1] = gy
-        G[k + 2] = gz
-        t = self._t
-        if ex > t or ex < -t or ey > t or ey < -t or ez > t or ez < -t:
-            return True
-        ex >>= _GF  # now |e| <= trigger_mg: 3 e^2 < 2**30
-        ey >>= _GF
-        ez >>= _GF
-        if ex * ex + ey * ey + ez * ez > self._t2:
-            return True
-        t = self._tw
-        if t:
-            if wx > t or wx < -t or wy > t or wy < -t or wz > t or wz < -t:
-                return True
-            if wx * wx + wy * wy + wz * wz > self._tw2:
-                return True
-        return False
-
-    def _init_gravity(self, k, acc):
-        G = self._grav
-        for i in range(3):
-            v = acc[i] << _GF
-            G[k + i] = _G_MAX if v > _G_MAX else (-_G_MAX if v < -_G_MAX else v)
+        st[_S_LEFT] = 0
+        st[_S_SEEN] = 0
+        st[_S_FRESH] = 1
+        st[_S_REFR] = 0
 
     def push(self, t_ms, acc_t, gyr_t, acc_h=None, gyr_h=None):
         """Add one raw sample; True on the sample that triggers a capture.
@@ -371,68 +478,47 @@ class JoltScreen:
             t_ms: device time of this sample, ms (``time.ticks_ms()``; only the trigger
                 sample's time is kept, as the EVENT ``trigger_t_ms``).
             acc_t, gyr_t: trunk acc x, y, z (int, mg) and gyr x, y, z (int, 0.1 deg/s),
-                int16 range (e.g. ``array('h')`` of 3).
+                ``array('h')`` of 3.
             acc_h, gyr_h: the same for the head IMU (required when ``imu_count`` is 2).
 
         Returns False for triggers that cannot capture (window still pending: counted
-        in ``windows_dropped``). No heap allocation (tests run pushes under
-        ``micropython.heap_lock()``), except on the sample that completes a window: the
-        copy out of the ring makes 2-4 small memoryview objects. Note that MicroPython
-        puts frames of more than ~11 slots (this method's and ``_imu``'s) on the heap
-        and frees them on return when the heap is not locked: net zero, and harmless
-        here because nothing else is allocated while they live.
+        in ``windows_dropped``). The per-sample work is the viper ``_push`` (no heap
+        frame, no allocation); the sampling loop calls ``_push`` itself and ``event``
+        with its result. Only the sample that completes a window allocates (the copy
+        out of the ring makes 2-4 small memoryview objects).
         """
-        slot = self._w
-        base = slot * self._stride
-        two = self.imu_count == 2
-        if self._fresh:
-            self._fresh = False
-            self._init_gravity(0, acc_t)
-            if two:
-                self._init_gravity(3, acc_h)
-        hit = self._imu(0, base, acc_t, gyr_t)
-        if two and self._imu(3, base + 6, acc_h, gyr_h):
-            hit = True
-        nxt = slot + 1
-        self._w = 0 if nxt == self._cap else nxt
-        seen = self._seen
-        if seen < self._cap:
-            self._seen = seen + 1
-        refr = self._refr
-        if refr:
-            self._refr = refr - 1
-        left = self._post_left
-        if left:
-            left -= 1
-            self._post_left = left
-            if not left:
-                self._complete()
-            return False
-        if refr or not hit:
-            return False
-        # trigger
-        self.triggers += 1
-        eid = self._next_id
-        self._next_id = (eid + 1) & 0xFFFF
-        self._refr = self._refr_n
-        if self._pending:
-            self.windows_dropped += 1
-            return False
-        self._cap_slot = slot
-        self._cap_pre = seen if seen < self.pre else self.pre
-        self._cap_t = t_ms
-        self._cap_id = eid
-        if self.post:
-            self._post_left = self.post
-        else:
+        if acc_h is None:
+            acc_h = acc_t
+            gyr_h = gyr_t
+        r = _push(self._st, self._ring, self._grav, acc_t, gyr_t, acc_h, gyr_h, t_ms)
+        if r:
+            return self.event(r)
+        return False
+
+    def event(self, r):
+        """Bookkeeping of a non-zero ``_push`` result (rare: triggers and completed
+        windows); returns True when a capture started."""
+        ok = False
+        if r & R_TRIGGER:
+            self.triggers += 1
+            eid = self._next_id
+            self._next_id = (eid + 1) & 0xFFFF
+            if r & R_DROPPED:
+                self.windows_dropped += 1
+            if r & R_CAPTURE:
+                self._cap_id = eid
+                ok = True
+        if r & R_COMPLETE:
             self._complete()
-        return True
+        return ok
 
     def _complete(self):
         """Copy the captured window out of the ring (the ring keeps running)."""
-        n = self._cap_pre + 1 + self.post
+        sv = self._st
+        cpre = sv[_S_CPRE]
+        n = cpre + 1 + self.post
         cap = self._cap
-        s = self._cap_slot - self._cap_pre
+        s = sv[_S_CSLOT] - cpre
         if s < 0:
             s += cap
         st = self._stride
@@ -444,26 +530,26 @@ class JoltScreen:
         else:
             wm[0:first * st] = rm[s * st:cap * st]
             wm[first * st:n * st] = rm[0:(n - first) * st]
-        self._pending = True
+        sv[_S_PEND] = 1
         self._w_total = n
-        self._w_pre = self._cap_pre
-        self._w_t = self._cap_t
+        self._w_pre = cpre
+        self._w_t = sv[_S_CT]
         self._w_id = self._cap_id
 
     def capturing(self):
         """True while samples after a trigger are still being captured."""
-        return self._post_left > 0
+        return self._st[_S_LEFT] > 0
 
     def ready(self):
         """True when a complete window waits for ``event_packets``."""
-        return self._pending
+        return self._st[_S_PEND] != 0
 
     def window(self):
         """The waiting window without releasing it, for inspection:
         ``(event_id, total, pre_trigger, trigger_t_ms, data)`` where ``data`` is a
         memoryview of ``total * 6 * imu_count`` int16 values (EVENT layout), valid until
         the next capture completes; None when no window waits."""
-        if not self._pending:
+        if not self._st[_S_PEND]:
             return None
         n = self._w_total * self._stride
         return (self._w_id, self._w_total, self._w_pre, self._w_t, self._wmv[0:n])
@@ -476,7 +562,7 @@ class JoltScreen:
         notification; pass each through the characteristic's ``wire.Fragmenter``.
         Returns [] when no window waits. Allocates the packets (not a hot path).
         """
-        if not self._pending:
+        if not self._st[_S_PEND]:
             return []
         per = event_per_packet(self.imu_mask, max_value_len)
         total = self._w_total
@@ -489,7 +575,7 @@ class JoltScreen:
             out.append(encode_event_i16(self.imu_mask, self._w_id, i, total, self._w_pre,
                                         self.rate_hz, self._w_t, self._win, i, n))
             i += n
-        self._pending = False
+        self._st[_S_PEND] = 0
         self.windows_sent += 1
         return out
 

@@ -26,11 +26,12 @@ import machine
 
 import config
 import imu_detect
+import jolt
 from buzzer import Buzzer
 from imu_base import ImuError
 from pipeline import Pipeline
 from posture import PostureAlert, PostureSettings
-from power import MODE_SAVER, PowerPolicy
+from power import PowerPolicy
 from sampler import Sampler
 
 
@@ -46,16 +47,47 @@ class LocalSink:
         if p.outbox:
             p.outbox.clear()
 
+    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w):
+        p = self.pipeline
+        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w)
+        if p.outbox:
+            p.outbox.clear()
+
     def tick(self):
         return 0
 
 
+def ram_slots(free_bytes, reserve=config.HEAP_RESERVE_BYTES, most=config.BLE_RAM_SLOTS):
+    """Offline-buffer RAM slots that fit ``free_bytes`` of heap while leaving ``reserve``
+    bytes for the running loop: at most ``most``, at least ``config.BLE_RAM_SLOTS_MIN``.
+    A slot costs ``ble_buffer.SLOT`` + 5 bytes (packet, seq, count)."""
+    import ble_buffer
+
+    n = (free_bytes - reserve) // (ble_buffer.SLOT + 5)
+    if n > most:
+        n = most
+    return n if n > config.BLE_RAM_SLOTS_MIN else config.BLE_RAM_SLOTS_MIN
+
+
 def make_app(imu_mask, rate_hz):
-    """``ble_app.BleApp``, or a ``LocalSink`` when BLE is not available."""
+    """``ble_app.BleApp`` with an offline buffer sized to the heap (``ram_slots``), or a
+    ``LocalSink`` when BLE is not available."""
     try:
         import ble_app
+        import ble_buffer
 
-        return ble_app.BleApp(imu_mask, rate_hz)
+        gc.collect()
+        slots = ram_slots(gc.mem_free())
+        while True:
+            try:
+                store = ble_buffer.PacketStore(slots)
+                break
+            except MemoryError:  # free, but not in one piece: try half
+                if slots <= config.BLE_RAM_SLOTS_MIN:
+                    raise
+                slots = max(slots // 2, config.BLE_RAM_SLOTS_MIN)
+                gc.collect()
+        return ble_app.BleApp(imu_mask, rate_hz, store=store)
     except (ImportError, OSError) as e:
         print("main: no BLE (%r): alerts only" % (e,))
         return LocalSink(imu_mask, rate_hz)
@@ -64,35 +96,54 @@ def make_app(imu_mask, rate_hz):
 class Device:
     """The booted board: drivers, app, sampler, timer; ``step`` is one main-loop pass."""
 
-    def __init__(self, trunk, head, app, sampler, power, timer):
+    def __init__(self, trunk, head, app, sampler, power, timer, utc_offset_min=config.UTC_OFFSET_MIN):
         self.trunk = trunk
         self.head = head
         self.app = app
         self.sampler = sampler
-        self.power = power
+        # one power policy: the BLE app's (it knows the link and updates it in tick()),
+        # else our own (no radio: the saver engages SAVER_AFTER_S after boot)
+        app_power = getattr(app, "power", None)
+        self._own_power = app_power is None
+        self.power = power if app_power is None else app_power
         self.timer = timer
-        s = getattr(app, "settings", None)
-        self._settings = dict(s) if s is not None else None
+        self.utc_offset_min = utc_offset_min
+        self.rate_errors = 0
+        # fused rate and requested raw ODR applied; boot runs at the active rates
+        self._rate = self.power.sample_rate_hz
+        self._odr = self.power.raw_odr_hz
+        self._freq = None  # CPU clock set on the first pass
+        self._clock_due = None  # next local-hour update (now_ms clock); None: at once
+        self._svc = getattr(app, "service", None)
+        self._has_cmds = hasattr(app, "calibrate_request_s")
+        self._settings_version = getattr(app, "settings_version", 0)
 
     def step(self, now_ms):
-        """One main-loop pass. Never blocks (the app only queues and sends)."""
-        app = self.app
-        app.tick()
-        svc = getattr(app, "service", None)
+        """One main-loop pass (every ``config.MAIN_LOOP_MS``). Never blocks (the app only
+        queues and sends); allocates nothing when there is nothing to do."""
+        self.app.tick()
+        svc = self._svc
         if svc is not None and self.sampler.events:
             _forward_events(self.sampler.events, svc)
-        self._commands(now_ms)
+        if self._has_cmds:
+            self._commands(now_ms)
         self._power(now_ms, svc)
+        due = self._clock_due
+        if due is None or time.ticks_diff(now_ms, due) >= 0:  # once a second: clock, status
+            self._clock_due = time.ticks_add(now_ms, 1000)
+            self.sampler.hour_of_day = local_hour(svc, self.utc_offset_min)
+            if svc is not None:  # status: failed I2C transactions + FIFO overflows, both IMUs
+                svc.imu_errors = imu_error_count(self.trunk, self.head)
 
     def _commands(self, now_ms):
         app = self.app
-        req = getattr(app, "calibrate_request_s", None)
+        req = app.calibrate_request_s
         if req is not None:  # CALIBRATE: neutral posture after the wearer held still
             app.calibrate_request_s = None
             self.sampler.calibrate(now_ms, int(req * 1000))
-        s = getattr(app, "settings", None)
-        if s is not None and s != self._settings:  # SET_POSTURE
-            self._settings = dict(s)
+        if app.settings_version != self._settings_version:  # SET_POSTURE
+            self._settings_version = app.settings_version
+            s = app.settings
             old = self.sampler.posture
             new = PostureAlert(PostureSettings(threshold_deg=s["neck_limit_deg"],
                                                trunk_threshold_deg=s["trunk_limit_deg"],
@@ -103,17 +154,67 @@ class Device:
             self.sampler.posture = new
 
     def _power(self, now_ms, svc):
-        """Power policy. Applied: the status flag and the advertising interval. Not yet:
-        the saver sample rates and CPU clock (the pipeline's fusion rate is fixed at
-        construction, and a lower raw ODR ends jolt screening)."""
+        """Power policy (power.py): our own policy is updated here (the BLE app updates
+        its own in ``tick``, with the advertising interval and the status flag); then the
+        sample rates are applied: in saver the fused rate and the IMU ODR drop to
+        ``SAVER_RATE_HZ`` (enough for the posture alert; no jolt screening below 200 Hz),
+        and a central connecting restores ``STREAM_RATE_HZ`` / ``RAW_ODR_HZ`` at once;
+        the CPU clock follows the policy (``machine.freq``)."""
         p = self.power
-        fu = self.sampler.sink.pipeline.fusion
-        if p.update(now_ms, svc is not None and svc.conn is not None, fu[0].rest) and svc is not None:
-            svc.saver = p.mode == MODE_SAVER
-            if svc.adv_interval_us != p.adv_interval_us:
-                svc.adv_interval_us = p.adv_interval_us
-                if svc.conn is None:
-                    svc.advertise()
+        if self._own_power:
+            fu = self.sampler.sink.pipeline.fusion
+            still = fu[0].rest and (len(fu) < 2 or fu[1].rest)
+            p.update(now_ms, svc is not None and svc.conn is not None, still)
+        f = p.cpu_freq_hz
+        if f != self._freq:  # CPU clock: ACTIVE_CPU_FREQ_HZ / SAVER_CPU_FREQ_HZ
+            self._freq = f
+            try:
+                machine.freq(f)
+            except (ValueError, OSError) as e:
+                print("main: machine.freq(%d) failed: %r" % (f, e))
+        rate = p.sample_rate_hz
+        odr = p.raw_odr_hz
+        if rate == self._rate and odr == self._odr:
+            return
+        self._rate = rate
+        self._odr = odr
+        smp = self.sampler
+        try:
+            smp.set_rates(rate, odr)
+        except (ValueError, ImuError) as e:
+            self.rate_errors += 1
+            print("main: rate change to %d Hz / ODR %d Hz failed: %r" % (rate, odr, e))
+            return
+        if svc is not None:
+            svc.rate_hz = smp.fused_hz  # status characteristic
+
+
+def local_hour(svc, utc_offset_min=0):
+    """Local hour of day (int 0-23) from the host's SET_TIME clock, or None before it.
+
+    SET_TIME carries unix time in ms (UTC); the BLE service keeps ``time_offset_ms`` =
+    unix ms at its boot (``_boot_ms``, ``time.ticks_ms``). Local time = UTC +
+    ``utc_offset_min`` (``config.UTC_OFFSET_MIN``; the board knows no time zones or
+    daylight saving). Exact for ~6 days after the last SET_TIME (``ticks_diff`` range on
+    the ESP32); the host sets it on every connection.
+    """
+    if svc is None:
+        return None
+    off = getattr(svc, "time_offset_ms", None)
+    if off is None:
+        return None
+    ms = off + time.ticks_diff(time.ticks_ms(), svc._boot_ms) + utc_offset_min * 60000
+    return (ms // 3600000) % 24
+
+
+def imu_error_count(*drivers):
+    """IMU errors for the status characteristic: failed I2C transactions (retried or not)
+    plus FIFO overflows, summed over the drivers present (None is skipped)."""
+    n = 0
+    for d in drivers:
+        if d is not None:
+            n += d.i2c_errors + d.fifo_overflows
+    return n
 
 
 def _forward_events(windows, svc):
@@ -155,12 +256,17 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
         if drv is not None:
             drv.configure(odr_hz=config.RAW_ODR_HZ)
     mask = 3 if head is not None else 1
+    # the large fixed buffers first, while the heap is in one piece: the jolt screen's
+    # rings, then the offline buffer sized to what is left (make_app)
+    odr = int(trunk.odr_hz + 0.5)
+    screen = jolt.JoltScreen(2 if head is not None else 1, odr) if odr >= 200 else None
     if app is None:
         app = make_app(mask, config.STREAM_RATE_HZ)
     if buzzer is None:
         buzzer = Buzzer.on_pin()
+    posture = PostureAlert()  # defaults: config.POSTURE_*
     sampler = Sampler(trunk, head, app, fused_hz=config.STREAM_RATE_HZ,
-                      poll_ms=config.SAMPLER_POLL_MS, posture=PostureAlert(), buzzer=buzzer,
+                      poll_ms=config.SAMPLER_POLL_MS, screen=screen, posture=posture, buzzer=buzzer,
                       posture_hz=config.POSTURE_UPDATE_HZ, clock=clock)
     timer = None
     if start_timer:
@@ -169,7 +275,8 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
     print("main: trunk %s%s, raw %d Hz, stream %d Hz" % (
         trunk.chip, (", head " + head.chip) if head is not None else "", sampler.odr_hz,
         sampler.fused_hz))
-    return Device(trunk, head, app, sampler, PowerPolicy(time.ticks_ms()), timer)
+    return Device(trunk, head, app, sampler,
+                  PowerPolicy(clock() if clock is not None else time.ticks_ms()), timer)
 
 
 def fault(reason, led=None, cycles=-1, on_ms=150, pause_ms=1000):

@@ -37,6 +37,8 @@ import time
 
 from micropython import const
 
+import config
+
 STATE_OK = const(0)
 STATE_OVER = const(1)
 STATE_ALERTED = const(2)
@@ -46,7 +48,9 @@ _DEG = 57.29577951308232  # degrees per radian
 
 
 class PostureSettings:
-    """Alert settings (units in the names; defaults and sources).
+    """Alert settings (units in the names). Defaults come from ``config.py`` (the one
+    source of the board's posture defaults, with the same values and sources as the
+    host's ``nape.settings``); sources:
 
     Args:
         threshold_deg: neck flexion above which posture is poor, deg (default 20).
@@ -73,8 +77,12 @@ class PostureSettings:
         ValueError: a negative angle or duration, or lying_deg outside 0-180.
     """
 
-    def __init__(self, threshold_deg=20.0, trunk_threshold_deg=20.0, hold_s=60.0, rearm_deg=5.0,
-                 rearm_s=5.0, lying_deg=60.0, quiet_start_h=22, quiet_end_h=7, repeat_s=120.0):
+    def __init__(self, threshold_deg=config.POSTURE_NECK_FLEXION_LIMIT_DEG,
+                 trunk_threshold_deg=config.POSTURE_TRUNK_INCLINATION_LIMIT_DEG,
+                 hold_s=config.POSTURE_HOLD_S, rearm_deg=config.POSTURE_REARM_DEG,
+                 rearm_s=config.POSTURE_REARM_S, lying_deg=config.POSTURE_LYING_DEG,
+                 quiet_start_h=config.POSTURE_QUIET_START_H,
+                 quiet_end_h=config.POSTURE_QUIET_END_H, repeat_s=config.POSTURE_REPEAT_S):
         for v in (hold_s, rearm_deg, rearm_s):
             if v < 0:
                 raise ValueError("durations and rearm_deg must be >= 0")

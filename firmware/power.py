@@ -9,15 +9,19 @@ wearer_still)``. ``now_ms`` is ``time.ticks_ms()`` (wrapping; compared with
 - ``raw_odr_hz``: IMU output data rate (jolt screening needs >= 400 Hz; off in saver)
 - ``adv_interval_us``: advertising interval to use whenever advertising
 - ``cpu_freq_hz``: value for ``machine.freq()``
-- ``head_low_power``: True -> run the head IMU accelerometer-only in a low-power mode
+- ``head_low_power``: always False: the head IMU keeps 6-axis fusion in saver (an
+  accelerometer-only head mode is not implemented; hardware/POWER.md budgets for that)
 
 Rules (settings in ``config.py``, budget in ``hardware/POWER.md``):
 
 1. A connected central always means ``active`` (full stream rate, fast advertising
    kept for reconnection), and the saver is left at once when a central connects.
 2. Without a central for ``SAVER_AFTER_S`` (counted from boot or from the moment the
-   last central left) the policy enters ``saver``: ``SAVER_RATE_HZ``, slow advertising,
-   lower CPU clock, head IMU low-power. Posture alerts keep working from these samples.
+   last central left) the policy enters ``saver``: ``SAVER_RATE_HZ`` (fused rate and IMU
+   ODR, 50 Hz; no jolt screening), slow advertising, a lower CPU clock
+   (``machine.freq``). Posture alerts keep
+   working from these samples; ``main.Device`` applies the rates to the sampler and
+   restores the full rates when a central connects.
 3. In ``saver``, once the wearer has been still for ``SAVER_STILL_AFTER_S`` the rate
    drops to ``SAVER_STILL_RATE_HZ``; any motion restores ``SAVER_RATE_HZ`` at once.
    Stillness has no effect while ``active``.
@@ -95,7 +99,7 @@ class PowerPolicy:
             self.raw_odr_hz = rate  # no jolt screening in saver
             self.adv_interval_us = self._saver_adv
             self.cpu_freq_hz = self._saver_cpu
-            self.head_low_power = True
+            self.head_low_power = False
 
     def update(self, now_ms, central_connected, wearer_still):
         """Advance the state machine. Returns True when any output changed."""

@@ -72,15 +72,18 @@ sum. ``health()`` merges these with the drivers' health, the jolt screen's count
 the posture state.
 
 Implementation and cost. The per-sample integer work (steps 1 and 2) is one
-``@micropython.viper`` loop (``_run``) that calls ``JoltScreen.push`` per sample and
-``_emit`` per fused sample; it allocates nothing. Allocation per fused sample: the 6
-(one IMU) or 12 (two IMUs) floats of the means, handed to the sink in reused lists
-(a list, not an ``array('f')``, so the sink's reads create no further floats); plus
-the posture update's floats at ``posture_hz`` and, once per jolt, the EVENT packets.
-Figures measured on the unix port are in tests/firmware/test_sampler.py. MicroPython
-puts frames of more than ~11 slots on the heap; with garbage piling up between
-collections on a large heap each such frame rescans it, so the board sets
-``gc.threshold`` (main.py, ``config.GC_THRESHOLD_BYTES``).
+``@micropython.viper`` loop (``_run``) that calls the jolt screen's viper ``_push`` per
+sample and ``_emit`` per fused sample; it allocates nothing. At the end of a block it also
+computes the block mean in wire units (integers, exact rounding) for the packet, so the
+sink's ``step_wire`` (``BleApp``, ``LocalSink``, ``Pipeline``) encodes without floats.
+Allocation per fused sample: the 6 (one IMU) or 12 (two IMUs) floats of the means for the
+fusion, handed to the sink in reused lists; plus the posture update's floats at
+``posture_hz`` and, once per jolt, the EVENT packets. The whole loop's cost (FIFO reads,
+screening, fusion, packets, BLE sending) is measured by ``python -m bench.firmware_cost``.
+The board sets ``gc.threshold`` (main.py, ``config.GC_THRESHOLD_BYTES``, measured there).
+
+Rates. ``set_rates(fused_hz, odr_hz)`` switches both at run time (the power saver: 50 Hz
+fused and ODR, no screening below 200 Hz raw; back to 100 / 500 Hz on connect).
 """
 
 import time
@@ -114,7 +117,9 @@ _C_HSTEP = const(10)  # call: head sample step (1, or 0 to repeat one sample)
 _C_IMU = const(11)  # per IMU (trunk, then head at +_C_IMU_LEN): axis offsets[3],
 _C_IMU_LEN = const(11)  # acc multipliers[3], gyr multipliers[3], acc den, gyr den
 _C_SUM = const(33)  # block sums (raw counts, device axes): trunk acc, gyr, head acc, gyr
-_C_LEN = const(45)
+_C_SCR = const(45)  # 1: push raw samples through the jolt screen (raw ODR >= 200 Hz)
+_C_LEN = const(46)
+MAX_DEC = const(16)  # raw samples per fused sample: |block sum * 2000| < 2**31
 
 
 def _axes(m):
@@ -134,6 +139,7 @@ def _coefficients(t, h, dec, odr):
     c[_C_TWO] = 2 if h is not None else 1
     c[_C_DEC] = dec
     c[_C_ODR] = odr
+    c[_C_SCR] = 1 if odr >= 200 else 0
     for imu, base in ((t, _C_IMU), (h, _C_IMU + _C_IMU_LEN)):
         if imu is None:
             continue
@@ -149,10 +155,13 @@ def _coefficients(t, h, dec, odr):
 @micropython.viper
 def _run(c, bufs, t0, scr, smp):
     """The raw-rate loop: per sample and IMU, counts -> wire units (axis map, rounding
-    half away from zero: ``jolt.scale_counts``) and block sums; ``scr.push`` (the jolt
-    screen); ``smp._emit(t_ms, hit)`` when a block of ``dec`` samples is complete. Parameters
-    and state in ``c`` (``_C_*``), buffers in ``bufs`` (trunk acc, gyr, head acc, gyr raw
-    counts; trunk and head wire-unit acc, gyr). Returns the (advanced) time anchor t0.
+    half away from zero: ``jolt.scale_counts``) and block sums; the jolt screen
+    (``jolt._push``, viper: no heap frame; ``scr.event`` only on a trigger or a completed
+    window); at the end of a block of ``dec`` samples the block mean in wire units (into
+    ``bufs[8]``) and ``smp._emit(t_ms, hit)``. Parameters and state in ``c`` (``_C_*``),
+    buffers in ``bufs`` (trunk acc, gyr, head acc, gyr raw counts; trunk and head
+    wire-unit acc, gyr; fused wire sample; the screen's state, ring and gravity arrays).
+    Returns the (advanced) time anchor t0.
 
     Native integers: |raw * 2 * 1000| <= 6.6e7 and block sums <= 512 * 32768 stay far
     inside 32 bits; divisions only see non-negative operands. Methods are called as
@@ -179,6 +188,12 @@ def _run(c, bufs, t0, scr, smp):
     owg = bufs[5]
     ohwa = bufs[6]
     ohwg = bufs[7]
+    fw = ptr16(bufs[8])
+    scr_on = int(C[_C_SCR])
+    jst = bufs[9]  # the jolt screen's state, ring and gravity arrays (jolt._push)
+    jring = bufs[10]
+    jgrav = bufs[11]
+    pushv = jolt._push
     twa = ptr16(owa)
     twg = ptr16(owg)
     hwa = ptr16(ohwa)
@@ -225,14 +240,26 @@ def _run(c, bufs, t0, scr, smp):
             m += 1
         j += 3
         hj += hs
-        t = tadd(t0, (cnt * 1000) // odr)
-        if ni == 2:
-            if scr.push(t, owa, owg, ohwa, ohwg):
-                hit = 1
-        elif scr.push(t, owa, owg):
-            hit = 1
+        if scr_on:
+            r = int(pushv(jst, jring, jgrav, owa, owg, ohwa, ohwg, tadd(t0, (cnt * 1000) // odr)))
+            if r:  # a trigger or a completed window (rare): the screen's bookkeeping
+                if scr.event(r):
+                    hit = 1
         nb += 1
         if nb == dec:
+            # block mean in wire units (exact: round half away from zero of sum * m / (2 d dec))
+            m = 0
+            while m < ni:
+                cb = _C_IMU + m * _C_IMU_LEN
+                sb = _C_SUM + 6 * m
+                for k in range(6):
+                    d = int(C[cb + 9 + k // 3]) * dec
+                    v = ((int(C[sb + k]) ^ sg) - sg) * ((int(C[cb + 3 + k]) ^ sg) - sg)
+                    if v >= 0:
+                        fw[6 * m + k] = (v + d) // (2 * d)
+                    else:
+                        fw[6 * m + k] = 0 - (d - v) // (2 * d)
+                m += 1
             # block centre: samples cnt - dec + 1 .. cnt
             smp._emit(tadd(t0, ((2 * cnt - dec + 1) * 1000) // (2 * odr)), hit)
             hit = 0
@@ -292,12 +319,18 @@ class _Imu:
         self.mg = tuple([2 * s * gn for s in sg])
         self.ad = ad
         self.gd = gd
-        # block sum (device axes, raw counts) -> mean in SI, sign of the axis map included
-        self.fa = tuple([s * drv.acc_scale / dec for s in sg])
-        self.fg = tuple([s * drv.gyr_scale / dec for s in sg])
+        self._sg = sg
+        self.set_dec(dec)
         self.sa = [0.0, 0.0, 0.0]  # fused sample handed to the sink (m/s^2), reused
         self.sg = [0.0, 0.0, 0.0]  # (rad/s)
         self.ovf = drv.fifo_overflows
+
+    def set_dec(self, dec):
+        """Block sum (device axes, raw counts) -> mean in SI, sign of the axis map included."""
+        sg = self._sg
+        drv = self.drv
+        self.fa = tuple([s * drv.acc_scale / dec for s in sg])
+        self.fg = tuple([s * drv.gyr_scale / dec for s in sg])
 
     def read(self):
         """Append up to _BATCH samples from the FIFO; returns how many. ``gap`` is True
@@ -380,6 +413,10 @@ class Sampler:
             raise ValueError("fused_hz must divide the raw ODR (%d Hz)" % odr)
         if posture_hz <= 0 or fused_hz % posture_hz:
             raise ValueError("posture_hz must divide fused_hz")
+        if odr // fused_hz > MAX_DEC:
+            raise ValueError("at most %d raw samples per fused sample" % MAX_DEC)
+        self.posture_hz = posture_hz
+        self.rate_changes = 0
         self.odr_hz = odr
         self.fused_hz = fused_hz
         self.dec = odr // fused_hz
@@ -395,12 +432,16 @@ class Sampler:
         self._h2 = self._h if self._h is not None else self._t  # head in two-IMU code
         self.sink = sink
         self._step = sink.step
+        self._wire = hasattr(sink, "step_wire")  # the sink takes wire-unit ints too
         self._pipe = getattr(sink, "pipeline", None)
         self._send_event = getattr(sink, "send_event", None)
         self._flush = getattr(sink, "flush", None)
-        self.screen = screen if screen is not None else jolt.JoltScreen(2 if self.two else 1, odr)
-        if self.screen.imu_count != (2 if self.two else 1) or self.screen.rate_hz != odr:
+        if screen is None and odr >= 200:
+            screen = jolt.JoltScreen(2 if self.two else 1, odr)
+        if screen is not None and (screen.imu_count != (2 if self.two else 1)
+                                   or screen.rate_hz != odr):
             raise ValueError("jolt screen must match the IMU count and raw ODR")
+        self.screen = screen  # None: no screening (raw ODR below 200 Hz)
         self.posture = posture
         self.buzzer = buzzer
         self._pdiv = fused_hz // posture_hz
@@ -420,7 +461,9 @@ class Sampler:
         self._c = _coefficients(self._t, self._h, self.dec, odr)
         t = self._t
         h = self._h if self._h is not None else t  # one IMU: head slots unused
-        self._bufs = [t.a, t.g, h.a, h.g, t.wa, t.wg, h.wa, h.wg]
+        self._fw = array("h", bytearray(24))  # fused sample in wire units (mg, 0.1 deg/s)
+        self._bufs = [t.a, t.g, h.a, h.g, t.wa, t.wg, h.wa, h.wg, self._fw, None, None, None]
+        self._screen_bufs()
         self._started = False
         self._head_down = False  # the head's last read failed on the bus
         self._jflag = False
@@ -510,7 +553,8 @@ class Sampler:
             ovf += o - imu.ovf
             imu.ovf = o
         self.fifo_overflows += ovf
-        if self.screen.ready():
+        scr = self.screen
+        if scr is not None and scr.ready():
             self._take_events()
         self.polls += 1
         us = time.ticks_diff(time.ticks_us(), us0)
@@ -613,7 +657,8 @@ class Sampler:
         c[_C_HIT] = 0
         for i in range(12):
             c[_C_SUM + i] = 0
-        self.screen.reset()
+        if self.screen is not None:
+            self.screen.reset()
         self._started = True
         return True
 
@@ -628,6 +673,16 @@ class Sampler:
         elif e < -DRIFT_MS:
             self._t0 = time.ticks_add(t0, -1)
             self.slews += 1
+
+    def _screen_bufs(self):
+        b = self._bufs
+        scr = self.screen
+        if scr is not None:
+            b[9] = scr._st
+            b[10] = scr._ring
+            b[11] = scr._grav
+        else:  # never read: screening is off (_C_SCR 0)
+            b[9] = b[10] = b[11] = self._fw
 
     def _process(self, ti, n, ha, hg, hi, hstep):
         """Screen and decimate ``n`` samples: trunk samples ``ti ..`` of the staging
@@ -674,14 +729,20 @@ class Sampler:
     def _fused1(self, t_ms):
         T = self._t
         _means(T, self._c, _C_SUM)
-        self._step(t_ms, T.sa, T.sg)
+        if self._wire:
+            self.sink.step_wire(t_ms, T.sa, T.sg, None, None, self._fw)
+        else:
+            self._step(t_ms, T.sa, T.sg)
 
     def _fused2(self, t_ms):
         T = self._t
         H = self._h2
         _means(T, self._c, _C_SUM)
         _means(H, self._c, _C_SUM + 6)
-        self._step(t_ms, T.sa, T.sg, H.sa, H.sg)
+        if self._wire:
+            self.sink.step_wire(t_ms, T.sa, T.sg, H.sa, H.sg, self._fw)
+        else:
+            self._step(t_ms, T.sa, T.sg, H.sa, H.sg)
 
     def _posture(self, t_ms, p):
         fu = p.fusion
@@ -704,7 +765,10 @@ class Sampler:
         p = self._pipe
         fr = getattr(p, "fragmenter", None) if p is not None else None
         mvl = fr.max_value_len if fr is not None else self.max_value_len
-        pk = self.screen.event_packets(mvl)
+        scr = self.screen
+        if scr is None:
+            return
+        pk = scr.event_packets(mvl)
         if self._send_event is not None:
             self._send_event(pk)
             return
@@ -715,6 +779,64 @@ class Sampler:
             self.events_dropped += 1
 
     # ---- commands and status --------------------------------------------------------
+
+    def set_rates(self, fused_hz, odr_hz):
+        """Switch the fused rate and the IMUs' output data rate (power saver and back).
+
+        Reconfigures both drivers to ``odr_hz`` (their FIFOs restart), re-times the
+        decimation (``odr / fused_hz`` raw samples per fused sample), the sink's pipeline
+        (``Pipeline.set_rate_hz``: fusion keeps orientation and bias; packets carry the
+        new ``period_us``) and the posture divider. Jolt screening runs only while the
+        ODR is >= 200 Hz (the screen made at boot is kept and used again when the full
+        rate returns). Staged samples are dropped and the time base re-anchors on the
+        next poll, as after a gap. Not for interrupt context (allocates, does I2C).
+
+        Raises:
+            ValueError: a rate the drivers, the fusion or the loop cannot run (fused rate
+                not dividing the actual ODR, posture rate not dividing the fused rate, more
+                than ``MAX_DEC`` raw samples per fused sample); the old rates stay.
+            ImuError: a driver could not be reconfigured.
+        """
+        fused_hz = int(fused_hz)
+        if fused_hz == self.fused_hz and odr_hz == self.odr_hz:
+            return
+        old_odr = self.odr_hz
+        drvs = [self.trunk] if self.head is None else [self.trunk, self.head]
+        try:
+            for d in drvs:
+                d.configure(odr_hz=odr_hz)
+            odr = int(self.trunk.odr_hz + 0.5)
+            for d in drvs:
+                if abs(d.odr_hz - odr) > 0.001:
+                    raise ValueError("trunk and head IMUs must run at the same ODR")
+            if fused_hz <= 0 or odr % fused_hz or odr // fused_hz > MAX_DEC:
+                raise ValueError("fused_hz %d does not fit the ODR %d Hz" % (fused_hz, odr))
+            if fused_hz % self.posture_hz:
+                raise ValueError("posture_hz must divide fused_hz")
+            p = self._pipe
+            if p is not None and hasattr(p, "set_rate_hz"):
+                p.set_rate_hz(fused_hz)
+        except ValueError:
+            for d in drvs:
+                d.configure(odr_hz=old_odr)
+            raise
+        scr = self.screen
+        if odr >= 200 and (scr is None or scr.rate_hz != odr):
+            scr = jolt.JoltScreen(2 if self.two else 1, odr)
+            self.screen = scr
+            self._screen_bufs()
+        self.odr_hz = odr
+        self.fused_hz = fused_hz
+        self.dec = odr // fused_hz
+        for imu in self._imus:
+            imu.set_dec(self.dec)
+            imu.n = 0
+            imu.ovf = imu.drv.fifo_overflows
+        self._c = _coefficients(self._t, self._h, self.dec, odr)
+        self._pdiv = fused_hz // self.posture_hz
+        self._pc = 0
+        self._started = False  # re-anchor on the next poll
+        self.rate_changes += 1
 
     def calibrate(self, now_ms, delay_ms=0):
         """Store the neutral posture from the fused orientations ``delay_ms`` from
@@ -733,7 +855,11 @@ class Sampler:
         h = self._health
         h["trunk"] = self.trunk.health()
         h["head"] = self.head.health() if self.head is not None else None
-        h["jolt"] = self.screen.stats()
+        h["jolt"] = self.screen.stats() if self.screen is not None else None
+        h["fused_hz"] = self.fused_hz
+        h["odr_hz"] = self.odr_hz
+        h["screening"] = bool(self._c[_C_SCR])
+        h["rate_changes"] = self.rate_changes
         post = self.posture
         if post is not None:
             h["posture"] = STATE_NAMES[post.state]

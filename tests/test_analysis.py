@@ -128,3 +128,108 @@ def test_empty_recording_is_a_clear_error(tmp_path):
         pass
     with pytest.raises(RecordingError, match="no samples"):
         analyse(p)
+
+
+def _write_packets(path, rate_hz, packets_in_order):
+    from nape.recording import RecordingWriter
+    meta = {"device_name": "factory", "firmware_version": "test", "imu_roles": ["trunk", "head"],
+            "sample_rate_hz": rate_hz, "source": "simulated", "wire_format_version": 1}
+    with RecordingWriter(path, meta, fsync_interval_s=0) as w:
+        for k in range(0, len(packets_in_order), 50):
+            w.write_packets(packets_in_order[k:k + 50], 1.7e9 + k)
+    return path
+
+
+def _backfill_day(n):
+    """(packets, backfilled copies) of a 2-IMU recording: neck flexion 30° for 100 s and a braking."""
+    from nape import wire
+    from tests.recording_factory import body_rates, specific_force
+
+    q_t = pitch_quat(np.zeros(n))
+    q_h = pitch_quat(_ramp(n, 0, 30, int(60 * RATE), int(160 * RATE)))
+    lin = _pulse(n, int(120 * RATE), -0.5 * G, [1, 0, 0], width_s=1.0)
+    quat_all = np.stack([q_t, q_h], axis=1)
+    acc = np.stack([specific_force(q_t, lin), specific_force(q_h, lin * 1.2)], axis=1)
+    gyr = np.stack([body_rates(q_t, RATE), body_rates(q_h, RATE)], axis=1)
+    period = int(1e6 / RATE)
+    live, back = [], []
+    for i in range(0, n, 5):
+        args = (3, i, int(i * period / 1000), period)
+        data = (quat_all[i:i + 5], acc[i:i + 5], gyr[i:i + 5])
+        live.append(wire.encode_samples(*args, np.zeros(5, np.uint8), *data))
+        back.append(wire.encode_samples(*args, np.full(5, wire.FLAG_BACKFILL, np.uint8), *data))
+    return live, back
+
+
+def _summary(f):
+    return (f.samples, f.lost_samples, [(j.cause, j.grade, round(j.t_s, 2), round(j.peak_trunk_g, 3)) for j in f.jolts],
+            [(e.kind, round(e.start_s, 1), round(e.end_s, 1), round(e.mean_deg, 2)) for e in f.episodes])
+
+
+def test_backfilled_samples_are_normal_data_placed_by_seq(tmp_path, monkeypatch):
+    """Samples re-sent from the device's buffer (BACKFILL flag) and written to the file after
+    newer ones — here the 40 s holding the braking, 25 s late — and packets sent twice give
+    exactly the analysis of the in-order recording; a backfill later than the reorder
+    window (stream.REORDER_S) is counted as lost, not misplaced."""
+    from nape.analysis import stream
+
+    monkeypatch.setattr(stream, "BATCH_PACKETS", 200)  # 20 s per batch: order across batches matters
+    n = int(300 * RATE)
+    live, back = _backfill_day(n)
+    ref = _summary(analyse(_write_packets(tmp_path / "a.nape", RATE, live)))
+    assert ref[1] == 0 and len(ref[2]) == 1 and ref[2][0][:2] == ("braking", "moderate")
+    assert [e[0] for e in ref[3]] == ["neck_flexion"]
+    per_s = int(RATE / 5)  # packets per second
+    a, b, late = 100 * per_s, 140 * per_s, 165 * per_s
+    shuffled = live[:a] + live[b:late] + back[a:b] + live[late:]
+    shuffled = shuffled[:500] + live[400:450] + shuffled[500:]  # 10 s sent twice
+    assert _summary(analyse(_write_packets(tmp_path / "b.nape", RATE, shuffled))) == ref
+    too_late = live[:a] + live[b:] + back[a:b]  # arrives 160 s after its place was passed
+    f = analyse(_write_packets(tmp_path / "c.nape", RATE, too_late))
+    assert f.samples == n - 40 * int(RATE) and f.lost_samples == 40 * int(RATE)
+    assert not f.jolts  # the braking was in the lost part
+
+
+def test_sequence_numbers_wrapping_past_2_32_are_continuous(tmp_path, monkeypatch):
+    """seq is mod 2^32: a recording that wraps in the middle (and a backfilled stretch around
+    the wrap written late) still reads as one continuous stream."""
+    from nape import wire
+    from nape.analysis import stream
+
+    monkeypatch.setattr(stream, "BATCH_PACKETS", 100)
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    acc = np.tile([0.0, 0.0, G], (n, 2, 1))
+    gyr = np.zeros((n, 2, 3))
+    quat_all = np.stack([q, q], axis=1)
+    first = 2**32 - 3000
+    packets = [wire.encode_samples(3, first + i, i * 20, 20000, np.full(5, wire.FLAG_BACKFILL if 2900 <= i < 3200 else 0,
+                                                                     np.uint8), quat_all[i:i + 5], acc[i:i + 5],
+                                   gyr[i:i + 5]) for i in range(0, n, 5)]
+    moved = packets[:580] + packets[640:700] + packets[580:640] + packets[700:]  # the wrap arrives 12 s late
+    f = analyse(_write_packets(tmp_path / "w.nape", RATE, moved))
+    assert (f.samples, f.lost_samples, f.duration_s) == (n, 0, pytest.approx(120.0))
+
+
+@pytest.mark.parametrize("peak_g,grade", [(0.67, "severe"), (0.60, "moderate")])
+def test_corner_after_a_speed_up_is_graded_on_its_true_acceleration(tmp_path, monkeypatch, peak_g, grade):
+    """A gentle 9 s speed-up (0.14 g, below the trigger) then a 5 s corner: the fusion filter
+    (VQF) has taken part of both for tilted gravity and reads the corner ~3 % low — 0.67 g
+    would be graded moderate. The jolt measure removes gravity with the minute-long reference
+    carried by the gyro: within 1.5 % of the truth, so 0.67 g is severe (boundary 0.65 g)."""
+    from nape.analysis import jolts
+
+    detectors = []
+    finish = jolts.JoltDetector.finish
+    monkeypatch.setattr(jolts.JoltDetector, "finish", lambda self, *a, **k: detectors.append(self) or finish(self, *a, **k))
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    t = np.arange(n) / RATE
+    lin = np.zeros((n, 3))
+    lin[:, 0] = 0.14 * G * np.clip(np.minimum(t - 50, 59 - t), 0, 1)
+    lin[:, 1] = peak_g * G * np.clip(np.minimum(t - 61, 67 - t), 0, 1)  # 1 s ramps, 5 s plateau
+    f = analyse(write_recording(tmp_path / "c.nape", RATE, q, q, lin_trunk=lin, lin_head=lin))
+    assert [(j.cause, j.grade) for j in f.jolts] == [("lateral", grade)]
+    (run,) = detectors[0].runs
+    assert run["grade_sustained_g"] == pytest.approx(peak_g, rel=0.015)
+    assert abs(run["vehicle_across_g"]) < peak_g * 0.985  # what the fused orientation alone gives

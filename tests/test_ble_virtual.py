@@ -330,3 +330,37 @@ def test_whole_simulated_day_with_many_disconnects(tmp_path, capsys):
     assert stats.samples == n and stats.lost_samples == 0 and stats.duplicate_samples == 0
     assert _file_seqs(path)[0] == list(range(n))
     assert link.disconnects >= 10
+
+
+def test_ten_minutes_of_wear_with_ten_forced_disconnects_every_sample_once(tmp_path, capsys):
+    """Done-when check of issue 5: >= 10 min of simulated wear from the MicroPython
+    firmware over the bumble radio through bleak into a .nape file, 10 forced
+    disconnects, every sample exactly once by sequence number."""
+    from nape.sim import SimSettings, simulate_day
+
+    day = simulate_day(seed=4, settings=SimSettings(time_scale=0.7))  # the scripted day, 10.8 min
+    n = len(day.t)
+    assert n >= 60000  # >= 10 min at 100 Hz
+    path = tmp_path / "ten.nape"
+
+    async def main():
+        async with VirtualDevice(nsim_blob(day), speed=0, ram_slots=512, flash_slots=8192) as vd:
+            links = []
+            tr = BleTransport(bumble=vd.bumble_args, on_link=lambda ev, **kw: links.append(ev))
+            dropper = asyncio.create_task(_drop_every(vd, 0.6, 10, np.random.default_rng(7), links))
+            stats = await record(tr, path)
+            drops = await dropper  # all ten happened before the stream ended
+            return stats, tr.stats, drops
+
+    t0 = time.monotonic()
+    stats, link, drops = asyncio.run(main())
+    dt = time.monotonic() - t0
+    with capsys.disabled():
+        r = np.array(link.reconnect_s) * 1000
+        print(f"\n10 min / 10 drops: {n} samples ({n / 6000:.1f} min) in {dt:.1f} s, {link.disconnects} disconnects, reconnect "
+              f"median {np.median(r):.0f} ms, max {r.max():.0f} ms, backfilled {stats.backfilled_samples}")
+    assert drops == 10 and link.disconnects == 10 and len(link.reconnect_s) == 10
+    assert stats.samples == n and stats.lost_samples == 0 and stats.duplicate_samples == 0
+    seqs, _ = _file_seqs(path)
+    assert seqs == list(range(n))  # every sample exactly once, in order
+    assert stats.backfilled_samples > 0

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,8 +13,11 @@ from nape.cli import main
 from nape.device_sim import SimulatedTransport
 from nape.recorder import record
 from nape.recording import open_recording
+from nape.report import fmt_duration
 from nape.sim import simulate_day
 from nape import wire
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +90,12 @@ def test_analysis_finds_the_scripted_postures_and_jolts(day, recorded):
             assert not [j for j in f.jolts if abs(j.t_s - e.t_peak) < 1.5], "a voluntary head turn was called a jolt"
 
 
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads((ROOT / "protocol" / "report.schema.json").read_text(encoding="utf-8")))
+
+
 def test_demo_command_writes_report(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--time-scale", "0.3"]) == 0
     out = capsys.readouterr().out
@@ -94,6 +105,43 @@ def test_demo_command_writes_report(tmp_path, capsys):
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["samples"] > 0 and data["lost_samples"] == 0
     assert (tmp_path / "demo.nape").stat().st_size > 0
+    assert not list(_validator().iter_errors(data))
+    # the headline in plain words: "N jolts, 1 severe and 4 moderate: worst hard braking at 08:42 (severe)."
+    h = data["headlines"]
+    worst = max(data["jolts"], key=lambda j: ({"mild": 0, "moderate": 1, "severe": 2}[j["grade"]], j["peak_trunk_g"]))
+    m = re.fullmatch(r"(\d+) jolts, (.+): worst (.+) at (\d\d:\d\d) \((\w+)\)\.", h[0])
+    assert m, h[0]
+    assert int(m[1]) == len(data["jolts"]) and m[4] == worst["peak_local_time"][:5] and m[5] == worst["grade"]
+    # "Neck flexed > 20° for 2 h 10 min, longest 34 min (...)": total and longest from the episodes
+    neck = next(x for x in h if x.startswith("Neck flexed > 20° for "))
+    eps = [e["duration_s"] for e in data["episodes"] if e["kind"] == "neck_flexion"]
+    if eps:
+        assert f"longest {fmt_duration(max(eps))}" in neck, neck
+    else:  # the shortened day may hold no posture long enough
+        assert "in short spells, never held for 1 min or longer" in neck, neck
+    total = fmt_duration(data["exposure_s"]["neck_over_threshold_s"])
+    assert neck.startswith((f"Neck flexed > 20° for {total},", f"Neck flexed > 20° for {total} in short spells")), neck
+    assert any(x.startswith("Lying down for ") for x in h)
+    for section in ("Time by angle", "ISO 11226 and RULA", "RULA neck score", "In bed", "Calibration and data quality",
+                    "Calibration (automatic)", "No samples lost in transmission", "section class=\"jolt\""):
+        assert section in html, section
+
+
+def test_demo_without_head_sensor(tmp_path, capsys):
+    """A board without the head IMU: the report says what it cannot measure and validates."""
+    assert main(["demo", "--out", str(tmp_path), "--time-scale", "0.3", "--no-head"]) == 0
+    capsys.readouterr()
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert not list(_validator().iter_errors(data))
+    assert data["roles"] == ["trunk"] and "neck_bands_s" not in data["exposure_s"] and data["rula_neck_s"] == {}
+    assert sum(data["exposure_s"]["trunk_bands_s"].values()) > 0
+    assert "No head sensor: neck posture was not measured, only the upper back." in data["headlines"]
+    assert not any(x.startswith("Neck flexed") for x in data["headlines"])
+    assert all(j["nic_m2s2"] is None and j["peak_head_g"] is None for j in data["jolts"])
+    assert all(j["trace"] is None or set(j["trace"]) == {"source", "rate_hz", "complete", "t_rel_s", "trunk_acc_g",
+                                                          "trunk_gyr_dps"} for j in data["jolts"])
+    html = (tmp_path / "report.html").read_text()
+    assert "RULA neck score: needs the head sensor" in html and "Neck angles need the head sensor" in html
 
 
 def test_small_mtu_fragments_and_loses_nothing(tmp_path, day):

@@ -173,7 +173,8 @@ def test_firmware_settings():
     assert cfg["BLE_NAME"] == "Nape"
     assert cfg["STREAM_RATE_HZ"] == 100
     assert cfg["RAW_ODR_HZ"] >= 400
-    assert 0 < cfg["SAVER_STILL_RATE_HZ"] < cfg["SAVER_RATE_HZ"] < cfg["STREAM_RATE_HZ"]
+    # the fusion runs at >= 32 Hz: the saver's still rate may equal its rate (config.py)
+    assert 32 <= cfg["SAVER_STILL_RATE_HZ"] <= cfg["SAVER_RATE_HZ"] < cfg["STREAM_RATE_HZ"]
     assert cfg["SAVER_AFTER_S"] > 0 and cfg["POWER_SAVER_ENABLED"] in (0, 1)
     for k in ("ADV_INTERVAL_US", "SAVER_ADV_INTERVAL_US"):  # BLE: 20 ms..10.24 s, 0.625 ms units
         assert 20000 <= cfg[k] <= 10240000 and cfg[k] % 625 == 0, k
@@ -248,19 +249,22 @@ def test_budget_hand_checks():
     pb, res = budget_result()
     rows = {(r["scenario"], r["build"], r["chip"]): r for r in res["rows"]}
     d = rows[("default", "full", "icm42688p")]["conservative"]
-    # CPU: 100 Hz x (2 x 1.0 fusion + 0.5 pack + 0.2 posture) + 400 Hz x 2 IMUs x 0.1 + 20 = 370 ms at 160 MHz
-    assert d["cpu_busy_ms"] == pytest.approx(370.0)
-    assert d["parts_ma"]["SoC, CPU busy"] == pytest.approx(0.370 * 54.6)
+    # CPU: the whole loop measured by bench/firmware_cost.py, 550 ms/s at 160 MHz
+    assert d["cpu_busy_ms"] == pytest.approx(550.0)
+    assert d["parts_ma"]["SoC, CPU busy"] == pytest.approx(0.550 * 54.6)
     assert d["parts_ma"]["IMU, trunk"] == d["parts_ma"]["IMU, head"] == pytest.approx(0.88)
     assert d["parts_ma"]["Battery divider"] == pytest.approx(3.7 / 1.47e6 * 1e3)
-    assert d["parts_ma"]["Vibration motor"] == pytest.approx(60 * 12 * 3 * 0.2 / 3600)
+    # a repeat every POSTURE_REPEAT_S = 120 s: 30 alerts/h of 3 x 200 ms at 60 mA
+    assert d["parts_ma"]["Vibration motor"] == pytest.approx(60 * 30 * 3 * 0.2 / 3600)
     # one 5-sample SAMPLES packet per notification: 20 notifications/s of 220 B
     assert d["radio"]["samples_per_packet"] == 5 and d["radio"]["notify_bytes"] == 220
     assert d["radio"]["tx_ms"] == pytest.approx((20 * (227 + 10) + (1000 / 30 - 20) * 10) * 8e-3)
     assert sum(d["parts_ma"].values()) == pytest.approx(d["total_ma"])
     s = rows[("saver", "full", "icm42688p")]["conservative"]
-    assert s["cpu_mhz"] == 80 and s["rate_hz"] == 25
-    assert s["parts_ma"]["IMU, head"] == pytest.approx(0.28)  # head accelerometer only
+    assert s["cpu_mhz"] == 80 and s["rate_hz"] == 50
+    # CPU: 50 Hz x (2 x 0.37 fusion + 0.2 posture) + 50 Hz x 2 IMUs x 0.1 + 20 = 77 ms at 160 MHz
+    assert s["cpu_busy_ms"] == pytest.approx(77.0 * 160 / 80)
+    assert s["parts_ma"]["IMU, head"] == pytest.approx(0.88)  # the head keeps 6-axis fusion
     for r in res["rows"]:
         c, o = r["conservative"], r["optimistic"]
         assert o["total_ma"] < c["total_ma"]

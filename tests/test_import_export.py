@@ -9,6 +9,7 @@ import pytest
 
 from nape import export, importer, wire
 from nape.analysis import analyse
+from nape.analysis.findings import episode_record, jolt_record
 from nape.cli import build_parser
 from nape.errors import NapeError
 from nape.importer import CsvImportError, import_csv
@@ -202,12 +203,15 @@ def test_csv_export_round_trips_the_findings(session, tmp_path):
         assert [r[k] for r in rows] == s["t_s" if c == "time_s" else c], c  # exact: floats round-trip
     cols, rows = export.read_csv(paths["episodes"])
     assert cols[:6] == list(export.EPISODE_COLUMNS) and len(rows) == len(f.episodes) == 1
+    assert {"iso11226_verdict", "mean_trunk_inclination_deg"} <= set(cols)  # the JSON report's names
     for row, e in zip(rows, f.episodes):
-        assert row == [e.duration_s if c == "duration_s" else getattr(e, c) for c in cols]
+        assert row == [episode_record(e)[c] for c in cols]
     cols, rows = export.read_csv(paths["jolts"])
     assert cols[:8] == list(export.JOLT_COLUMNS) and "nic_m2s2" in cols and len(rows) == len(f.jolts) == 1
+    assert cols[0] == "peak_t_s" and "peak_vehicle_g" in cols and "trace" not in cols
     for row, j in zip(rows, f.jolts):
-        assert row == [_plain(getattr(j, c)) for c in cols]
+        assert row == [_plain(jolt_record(j)[c]) for c in cols]
+        assert row[0] == j.t_s and row[cols.index("peak_neck_dps")] == j.neck_dps
 
 
 def test_trunk_only_export_leaves_unmeasured_cells_empty(session, tmp_path):

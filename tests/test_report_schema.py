@@ -96,8 +96,8 @@ def test_two_imu_report_with_episodes_and_jolt_is_valid(validator, two_imu_repor
     _assert_valid(validator, doc)
     _assert_valid(validator, _strict_json(json.dumps(to_json(f), default=float)))
     s = doc["series"]  # not expressible in JSON Schema: parallel arrays
-    assert {len(v) for v in s.values()} == {len(s["t_s"])} and len(s["t_s"]) == 200
-    assert set(s) == {"t_s", "trunk_inclination_deg", "neck_flexion_deg", "head_inclination_deg", "neck_lateral_deg",
+    assert {len(v) for v in s.values()} == {len(s["time_s"])} and len(s["time_s"]) == 200
+    assert set(s) == {"time_s", "trunk_inclination_deg", "neck_flexion_deg", "head_inclination_deg", "neck_lateral_deg",
                       "activity", "lying"}
 
 
@@ -123,12 +123,33 @@ def test_report_of_damaged_recording_with_losses_is_valid(validator, tmp_path):
     doc = _strict_json(json.dumps(to_json(analyse(p)), default=float))
     assert doc["lost_samples"] > 0 and doc["file_issues"][0]["kind"] == "corrupt"
     _assert_valid(validator, doc)
+    notes = doc["quality_notes"]  # losses and damage in plain words, with the numbers of the JSON
+    lost = doc["lost_samples"]
+    assert any(n.startswith(f"{lost} samples were lost in transmission (") for n in notes), notes
+    issue = doc["file_issues"][0]
+    assert any(n.startswith(f"File: corrupt at byte {issue['offset_bytes']}: ") for n in notes), notes
+
+
+def test_uncalibrated_recording_says_so(validator, tmp_path):
+    """Bent forward from the first second (never upright): no neutral posture to calibrate on."""
+    n = int(60 * RATE)
+    p = write_recording(tmp_path / "bent.nape", RATE, pitch_quat(np.full(n, 50.0)), pitch_quat(np.full(n, 70.0)))
+    doc = _strict_json(json.dumps(to_json(analyse(p)), default=float))
+    _assert_valid(validator, doc)
+    assert doc["calibration"]["method"] == "guess"
+    assert any(n.startswith("Uncalibrated: ") for n in doc["quality_notes"]), doc["quality_notes"]
 
 
 @pytest.mark.parametrize("mutate,needle", [
     (lambda d: d.pop("jolts"), "'jolts' is a required property"),
     (lambda d: d["jolts"][0].update(grade="extreme"), "'extreme' is not one of"),
-    (lambda d: d.update(report_version=7), "1 was expected"),
+    (lambda d: d.update(report_version=7), "2 was expected"),
+    (lambda d: d["jolts"][0].update(t_s=60.0), "Additional properties are not allowed ('t_s'"),
+    (lambda d: d["calibration"].update(neutral_q=[[1, 0, 0, 0]]), "Additional properties are not allowed"),
+    (lambda d: d["jolts"][0]["trace"].pop("t_rel_s"), "'t_rel_s' is a required property"),
+    (lambda d: d["jolts"][0]["trace"].update(source="guess"), "'guess' is not one of"),
+    (lambda d: d["jolts"][0]["trace"].pop("head_gyr_dps"), "'head_gyr_dps' is a dependency of 'head_acc_g'"),
+    (lambda d: d["jolts"][0].update(peak_local_time="8:42"), "does not match"),
     (lambda d: d.update(neck_score=3), "Additional properties are not allowed"),
     (lambda d: d["episodes"][0].update(duration_s=-5.0), "less than the minimum"),
     (lambda d: d["series"].pop("neck_flexion_deg"), "'neck_flexion_deg' is a required property"),
@@ -144,3 +165,162 @@ def test_invalid_documents_are_rejected(validator, two_imu_report, mutate, needl
     mutate(doc)
     errs = _errors(validator, doc)
     assert any(needle in e for e in errs), errs
+
+
+# Names without a unit suffix: counts, text, flags, and the dimensionless BrIC.
+UNITLESS = {"samples", "lost_samples", "malformed_packets", "head_turns", "jolt_panels", "report_version", "bric",
+            "refuse", "wire_format_version"}
+UNITS = ("_s", "_min", "_deg", "_g", "_dps", "_hz", "_m2s2", "_rad_s", "_bytes", "_wxyz", "_ratio")
+
+
+def test_every_numeric_field_name_carries_its_unit(validator):
+    """Stable names with units: a number (or array of numbers) is named ``..._s``, ``..._deg``,
+    ``..._g``, ``..._dps``, ... unless it is a count or dimensionless (listed above)."""
+    schema = validator.schema
+    bad = []
+
+    def numeric(sub) -> bool:
+        sub = schema["$defs"][sub["$ref"].split("/")[-1]] if "$ref" in sub else sub
+        t = sub.get("type")
+        t = t if isinstance(t, list) else [t]
+        if sub.get("type") == "array":
+            return numeric(sub.get("items", {}))
+        return bool({"number", "integer"} & set(t))
+
+    def walk(node, where, unit_from_parent=False):
+        if isinstance(node, dict):
+            for name, sub in node.get("properties", {}).items():
+                if (isinstance(sub, dict) and numeric(sub) and not unit_from_parent and not name.endswith(UNITS)
+                        and name not in UNITLESS):
+                    bad.append(f"{where}/{name}")
+            for k, v in node.items():
+                if k == "properties":
+                    for name, sub in v.items():  # a map named e.g. activity_s: its keys are seconds
+                        walk(sub, f"{where}/{name}", name.endswith(UNITS))
+                else:
+                    walk(v, f"{where}/{k}")
+        elif isinstance(node, list):
+            for v in node:
+                walk(v, where)
+
+    walk(schema, "")
+    walk(schema["$defs"]["exposure"], "exposure_s", True)
+    assert not bad, bad
+    assert "t_s" not in schema["$defs"]["jolt"]["properties"] and "peak_t_s" in schema["$defs"]["jolt"]["properties"]
+
+
+def test_jolt_numbers_behind_the_panel(two_imu_report):
+    """The JSON carries what the panel shows: peaks, NIC, clock time, meaning and the traces."""
+    f, doc = two_imu_report
+    j, jf = doc["jolts"][0], f.jolts[0]
+    assert j["peak_t_s"] == pytest.approx(60.0, abs=0.1) and j["peak_trunk_g"] == pytest.approx(0.5, abs=0.05)
+    assert j["nic_m2s2"] == jf.nic_m2s2 and j["peak_neck_dps"] == jf.neck_dps and j["peak_vehicle_g"] == jf.vehicle_g
+    from datetime import datetime, timedelta  # the writer stamps `created`: clock time = start + peak_t_s
+
+    start = datetime.fromisoformat(doc["start_local"])
+    assert start.utcoffset() is not None and doc["metadata"]["created"].startswith(
+        start.astimezone(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert j["peak_local_time"] == (start + timedelta(seconds=j["peak_t_s"])).strftime("%H:%M:%S")
+    assert "braking" in j["meaning"].lower() and "NIC" in j["meaning"]
+    tr = j["trace"]
+    assert tr["source"] == "stream" and tr["rate_hz"] == RATE and tr["complete"] is True
+    t = np.array(tr["t_rel_s"])
+    assert t[0] == pytest.approx(-1.0) and t[-1] == pytest.approx(2.0) and len(t) == 3 * RATE + 1
+    acc = np.array(tr["trunk_acc_g"])
+    assert t[np.argmax(acc)] == pytest.approx(0.0, abs=0.05) and acc.max() == pytest.approx(0.5, abs=0.05)
+    assert acc[t < -0.8].max() < 0.05  # before the jolt: still
+    assert len(tr["head_acc_g"]) == len(tr["head_gyr_dps"]) == len(t)
+    assert doc["jolt_panels"] == 1
+    assert doc["calibration"]["neutral_quat_wxyz"][0] == pytest.approx([1, 0, 0, 0], abs=0.02)
+
+
+def _with_event_window(src: Path, dst: Path, trigger_s: float, rate_hz: int = 500, lose_part: bool = False) -> Path:
+    """Copy a factory recording and add the EVENT packets a board sends for a jolt trigger
+    at ``trigger_s``: 0.25 s before to 0.5 s after, raw at ``rate_hz``, the same braking
+    profile as the stream (−0.5 g Gaussian, σ 0.25 s, at 60 s)."""
+    from nape import wire
+    from nape.recording import RecordingWriter, open_recording
+    from tests.recording_factory import specific_force
+
+    rec = open_recording(src)
+    pre, post = int(0.25 * rate_hz), int(0.5 * rate_hz)
+    t = trigger_s + (np.arange(pre + post + 1) - pre) / rate_hz
+    lin = np.zeros((len(t), 3))
+    lin[:, 0] = -0.5 * G * np.exp(-0.5 * ((t - 60.0) / 0.25) ** 2)
+    q_trunk = pitch_quat(np.zeros(len(t)))
+    q_head = pitch_quat(np.full(len(t), 30.0))  # the neck episode is on at 60 s
+    acc = np.stack([specific_force(q_trunk, lin), specific_force(q_head, lin)], axis=1)
+    gyr = np.zeros_like(acc)
+    packets = []
+    for k, i in enumerate(range(0, len(t), 9)):
+        if lose_part and k == 20:
+            continue
+        packets.append(wire.encode_event(3, 7, i, len(t), pre, rate_hz, int(round(trigger_s * 1000)),
+                                         acc[i:i + 9], gyr[i:i + 9]))
+    with RecordingWriter(dst, rec.metadata, fsync_interval_s=0) as w:
+        sent = False
+        for host_t, p in rec.iter_packets():
+            w.write_packets([p], host_t)
+            if not sent and p[1] == wire.TYPE_SAMPLES and wire.decode_packet(p).seq / RATE > trigger_s + 0.6:
+                w.write_packets(packets, host_t)  # the window follows once it is complete
+                sent = True
+    return dst
+
+
+@pytest.mark.parametrize("lose_part", [False, True])
+def test_event_window_traces_replace_the_stream(validator, two_imu_report, tmp_path, lose_part):
+    src = Path(two_imu_report[0].path)
+    p = _with_event_window(src, tmp_path / "ev.nape", trigger_s=59.79, lose_part=lose_part)
+    f = analyse(p)
+    doc = to_json(f)
+    _assert_valid(validator, _strict_json(json.dumps(doc)))
+    (j,) = doc["jolts"]
+    tr = j["trace"]
+    assert tr["source"] == "event window" and tr["rate_hz"] == 500 and tr["complete"] is (not lose_part)
+    t = np.array(tr["t_rel_s"])
+    assert len(t) == 376 - (9 if lose_part else 0)
+    assert t[0] == pytest.approx(59.79 - 0.25 - j["peak_t_s"], abs=1e-3)
+    acc = np.array(tr["trunk_acc_g"])
+    assert acc.max() == pytest.approx(0.5, abs=0.02)  # 1 mg resolution on the wire; gravity from the pre-trigger mean
+    assert t[np.argmax(acc)] + j["peak_t_s"] == pytest.approx(60.0, abs=0.02)
+    assert max(tr["trunk_gyr_dps"]) < 0.2 and max(tr["head_gyr_dps"]) < 0.2
+    assert not any("without a high-rate event window" in n for n in doc["quality_notes"])
+
+
+def test_many_jolts_get_panels_for_the_most_severe_only(validator, two_imu_report):
+    """15 jolts: the 12 most severe get a panel and a trace in the JSON; the page says how
+    many more there are; the headline names the worst one with its clock time."""
+    import dataclasses
+    import re
+
+    from nape.report import MAX_JOLT_PANELS, render_html
+
+    f0 = two_imu_report[0]
+    trace = dict(f0.jolts[0].trace)
+    grades = ["mild"] * 10 + ["moderate"] * 4 + ["severe"]
+    jolts = [dataclasses.replace(f0.jolts[0], t_s=10.0 + 10 * k, start_s=9.5 + 10 * k, end_s=11.0 + 10 * k,
+                                 grade=g, peak_trunk_g=0.4 + 0.01 * k, trace=trace) for k, g in enumerate(grades)]
+    f = dataclasses.replace(f0, jolts=jolts)
+    doc = to_json(f)
+    _assert_valid(validator, _strict_json(json.dumps(doc)))
+    with_trace = [j for j in doc["jolts"] if j["trace"] is not None]
+    assert MAX_JOLT_PANELS == 12 and doc["jolt_panels"] == 12 and len(with_trace) == 12
+    assert {j["grade"] for j in doc["jolts"] if j["trace"] is None} == {"mild"}
+    # of the mild ones, the strongest get panels: the three weakest do not
+    assert [j["peak_t_s"] for j in doc["jolts"] if j["trace"] is None] == [10.0, 20.0, 30.0]
+    page = render_html(f)
+    assert page.count('<section class="jolt"') == 12 and "3 more jolts (milder)" in page
+    start = doc["start_local"][11:16]
+    assert doc["headlines"][0] == (f"15 jolts, 1 severe and 4 moderate: worst hard braking at "
+                                   f"{doc['jolts'][-1]['peak_local_time'][:5]} (severe).")
+    assert re.fullmatch(r"\d\d:\d\d", start)
+    mild = dataclasses.replace(f, jolts=jolts[:3])
+    assert to_json(mild)["headlines"][0].startswith("3 jolts, all mild; strongest hard braking at ")
+
+
+@pytest.mark.parametrize("seconds,text", [(7800, "2 h 10 min"), (2040, "34 min"), (200, "3 min 20 s"), (45, "45 s"),
+                                          (3600, "1 h 0 min")])
+def test_durations_in_plain_words(seconds, text):
+    from nape.report import fmt_duration
+
+    assert fmt_duration(seconds) == text

@@ -10,7 +10,7 @@ import pytest
 from nape import wire
 from nape.analysis import analyse
 from nape.recording import open_recording
-from nape.sim import HeadTurn, Pothole, RearImpact, SimError, VehicleAccel, simulate
+from nape.sim import HeadTurn, Pothole, RearImpact, SimError, VehicleAccel, severity, simulate
 from nape.sim.scenarios import (
     KINDS,
     LYING_LABELS,
@@ -23,7 +23,7 @@ from nape.sim.scenarios import (
 from nape.sim.script import Corner
 from nape.sim.to_recording import samples_per_packet, write_truth_recording
 
-SEED = 4247  # its 3-minute drive: emergency brake 0.74 g, pothole 2.0 g (moderate)
+SEED = 4247  # its 3-minute drive: emergency brake 0.78 g, pothole 2.0 g at the seat, 1.5 g at the back (moderate)
 VEH_TOL_G = 0.06  # road vibration adds to the scripted vehicle acceleration in the labels
 SHOCK_TOL_G = 0.25  # potholes / rear impacts: vibration and the short pulse's sampling
 
@@ -125,8 +125,17 @@ def test_simulated_drive_labels_match_the_promise_and_ranges(drive):
     kinds = Counter(e.kind for e in ev)
     for k in PROMISED_EVENTS["drive"]:
         assert kinds[k] >= 1, k
-    brakes = [e for e in ev if e.kind == "braking"]
-    assert {e.severity for e in brakes} == {"mild", "moderate", "severe"}  # routine, harsh, emergency
+    brakes = sorted((e for e in ev if e.kind == "braking"), key=lambda e: e.peak_vehicle_acc_g)
+    # graded on the upper back (nape.sim.labels): routine braking stays mild, an emergency stop
+    # severe; this seed's "harsh" draw (0.62 g) reaches the back at 0.66 g and is severe too
+    assert [e.severity for e in brakes] == ["mild", "severe", "severe"]
+    for e in ev:
+        if e.kind == "head_turn":
+            continue
+        assert e.severity == severity(e.kind, e.grade_g)
+        assert e.grade_g <= e.peak_trunk_acc_g + 1e-9  # a component / low-pass of the trunk's peak
+        if e.kind in ("braking", "acceleration", "lateral"):  # at <= 2 Hz the torso moves with the car
+            assert e.grade_g == pytest.approx(e.peak_vehicle_acc_g, rel=0.15)
     for e in ev:
         if e.kind in ("braking", "acceleration"):
             assert RANGES["brake_routine_g"][0] - VEH_TOL_G <= e.peak_vehicle_acc_g <= 1.0 + VEH_TOL_G
@@ -200,6 +209,10 @@ def test_analysis_finds_the_emergency_brake_and_the_pothole(drive, tmp_path):
     emergency = max((e for e in sim.labels.events if e.kind == "braking"), key=lambda e: e.peak_vehicle_acc_g)
     pothole = max((e for e in sim.labels.events if e.kind == "pothole"), key=lambda e: e.peak_vehicle_acc_g)
     assert emergency.severity == "severe" and pothole.severity in ("moderate", "severe")
+    for label in sim.labels.events:  # the analysis grades the same upper-back quantity as the label
+        if label.kind != "head_turn" and label.severity != "mild":
+            j = min(f.jolts, key=lambda j: abs(j.t_s - label.t_peak))
+            assert abs(j.t_s - label.t_peak) <= 1.0 and j.grade == label.severity, (label, j)
     found = [(j.t_s, j.cause, j.grade, round(j.peak_trunk_g, 2)) for j in f.jolts]
     for label in (emergency, pothole):
         near = [j for j in f.jolts if abs(j.t_s - label.t_peak) <= 1.0]

@@ -291,6 +291,26 @@ def test_jolt_peaks_match_the_data(day):
         assert head_g[np.searchsorted(day.t, e.t_peak)] == pytest.approx(e.peak_head_acc_g, rel=1e-9)
 
 
+def test_jolt_grades_are_the_upper_back_quantity(day):
+    """``grade_g`` (what severity grades) recomputed independently from the trunk sensor's true
+    signals: sustained (2 Hz Butterworth, causal) horizontal for manoeuvres, |vertical| for
+    potholes, horizontal magnitude for rear impacts — at the body, not the vehicle input."""
+    from scipy import signal
+
+    imu = day.imus["trunk"]
+    lin = quat.rotate(imu.quat_true, imu.acc_clean) + np.array([0, 0, -G])
+    sos = signal.butter(2, 2.0, fs=day.rate_hz, output="sos")
+    low = signal.sosfilt(sos, lin[:, :2], axis=0)
+    quantity = {"braking": np.hypot(*low.T), "acceleration": np.hypot(*low.T), "lateral": np.hypot(*low.T),
+                "pothole": np.abs(lin[:, 2]), "rear_impact": np.hypot(lin[:, 0], lin[:, 1])}
+    graded = [e for e in day.labels.events if e.kind != "head_turn"]
+    assert {e.kind for e in graded} == set(quantity)
+    for e in graded:
+        assert quantity[e.kind][_window(day, e.t_start, e.t_end)].max() / G == pytest.approx(e.grade_g, rel=1e-9), e
+    (pothole,) = [e for e in graded if e.kind == "pothole"]
+    assert pothole.grade_g < 0.9 * pothole.peak_vehicle_acc_g  # a 60 ms seat shock reaches the back reduced
+
+
 def test_jolt_kinds_severities_and_magnitudes(day):
     ev = day.labels.events
     turns = [e for e in ev if e.kind == "head_turn"]

@@ -210,3 +210,103 @@ def test_help_has_examples(cmd, capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "example:" in out and f"nape {cmd}" in out and "--db" in out
+
+
+# ---------------------------------------------------------------- neck range of motion (nape rom)
+
+
+def _rom(tmp_path, name, created, **max_deg):
+    """A ROM JSON-like dict for a small real file (index_rom accepts a RomResult or its JSON)."""
+    p = tmp_path / name
+    p.write_bytes(b"x" * 10)
+    base = {"flexion": 55.0, "extension": 65.0, "lateral_left": 42.0, "lateral_right": 41.0,
+            "rotation_left": 75.0, "rotation_right": 73.0} | max_deg
+    lows = {"flexion": 50, "extension": 60, "lateral_left": 40, "lateral_right": 40, "rotation_left": 70,
+            "rotation_right": 70}
+    dirs = [{"direction": k, "max_deg": v, "verdict": "not_measured" if v is None else
+             "below" if v < lows[k] else "typical"} for k, v in base.items()]
+    return {"path": str(p), "created": created, "duration_s": 74.0, "directions": dirs}
+
+
+def test_rom_tests_over_days_show_a_stiffer_or_freer_neck(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    db = tmp_path / "nape.db"
+    trends.index_rom(db, _rom(tmp_path, "r1.nape", "2025-03-03T08:00:00Z", rotation_left=58.0))
+    trends.index_rom(db, _rom(tmp_path, "r2.nape", "2025-03-03T18:00:00Z", rotation_left=62.0, extension=None))
+    trends.index_rom(db, _rom(tmp_path, "r3.nape", "2025-03-10T08:00:00Z", rotation_left=72.0, flexion=44.0))
+    items = trends.rom_sessions(db)
+    assert [Path(s.path).name for s in items] == ["r1.nape", "r2.nape", "r3.nape"]
+    assert [s.below_typical for s in items] == [1, 1, 1]
+    assert items[1].max_deg["extension"] is None
+    days = trends.rom_daily_from(items, tz=timezone.utc)
+    assert [(d.label, d.tests) for d in days] == [("2025-03-03", 2), ("2025-03-10", 1)]
+    assert days[0].max_deg["rotation_left"] == 60.0  # mean of the day's tests
+    assert days[0].max_deg["extension"] == 65.0  # a not-measured value does not pull the mean down
+    changes = trends.rom_changes(items)
+    assert len(changes) == 2
+    assert changes[0].startswith("Bending forward: 55° on") and "(-11°, stiffer)" in changes[0]
+    assert changes[1].startswith("Rotation left: 58° on") and "(+14°, freer)" in changes[1]
+    assert trends.rom_changes(items[:2], change_deg=5.0) == ["Range of motion unchanged within 5° from the first to "
+                                                             "the latest test."]
+    # the trends page works with ROM tests only, and says what changed
+    out = tmp_path / "t.html"
+    assert _run(["trends", "--db", str(db), "--out", str(out)]) == 0
+    page = out.read_text(encoding="utf-8")
+    assert "Neck range of motion" in page and "(+14°, freer)" in page and "3 guided tests" in page
+    assert 'id="trend0"' in page  # the ROM chart
+    text = capsys.readouterr().out
+    assert "Neck range of motion" in text and "2025-03-10" in text and "stiffer" in text
+    # sessions lists the tests; re-indexing a test updates its row; missing files are forgotten
+    trends.index_rom(db, _rom(tmp_path, "r1.nape", "2025-03-03T08:00:00Z", rotation_left=60.0))
+    assert len(trends.rom_sessions(db)) == 3 and trends.rom_sessions(db)[0].max_deg["rotation_left"] == 60.0
+    Path(items[2].path).unlink()
+    assert _run(["sessions", "--db", str(db)]) == 0
+    out_text = capsys.readouterr().out
+    assert "range-of-motion tests" in out_text and "r2.nape" in out_text and "1 file missing" in out_text
+    assert _run(["sessions", "--db", str(db), "--forget-missing"]) == 0
+    assert [Path(s.path).name for s in trends.rom_sessions(db)] == ["r1.nape", "r2.nape"]
+
+
+def test_a_version_1_database_gains_the_rom_table_and_keeps_its_rows(tmp_path):
+    db = tmp_path / "v1.db"
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(f"CREATE TABLE recordings ({trends._COLUMNS})")
+        con.execute("PRAGMA user_version = 1")
+    con.close()
+    old = _fake(tmp_path, "old.nape", "2025-01-06T08:00:00Z", 600)
+    row = trends.row_from_findings(old)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute(f"INSERT INTO recordings ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
+    con.close()
+    assert trends.rom_sessions(db) == []  # the rom table was added on first use
+    trends.index_rom(db, _rom(tmp_path, "r.nape", "2025-01-07T08:00:00Z"))
+    assert [Path(s.path).name for s in trends.sessions(db)] == ["old.nape"]
+    assert len(trends.rom_sessions(db)) == 1
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == trends.SCHEMA_VERSION == 2
+
+
+def test_sessions_reanalyse_changed_files(drive, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    path, _ = drive
+    db = tmp_path / "nape.db"
+    copy = tmp_path / "copy.nape"
+    copy.write_bytes(path.read_bytes())
+    trends.index_findings(db, analyse(copy), write_reports(analyse(copy), tmp_path / "rep", "copy"))
+    broken = _fake(tmp_path, "broken.nape", "2025-01-06T08:00:00Z", 60)
+    trends.index_findings(db, broken)
+    with open(copy, "ab") as fh:
+        fh.write(b"\0")
+    with open(broken["path"], "ab") as fh:
+        fh.write(b"\0")  # changed, and not a recording at all: it cannot be analysed
+    assert {s.status for s in trends.sessions(db)} == {"changed"}
+    assert _run(["sessions", "--db", str(db), "--reanalyse"]) == 0
+    captured = capsys.readouterr()
+    assert "re-analysed 1 changed file, 1 failed" in captured.out
+    warn = [line for line in captured.err.splitlines() if line.startswith("nape: warning:")]
+    assert len(warn) == 1 and "broken.nape not re-analysed" in warn[0]
+    status = {Path(s.path).name: s.status for s in trends.sessions(db)}
+    assert status == {"copy.nape": "ok", "broken.nape": "changed"}
+    [s] = [s for s in trends.sessions(db) if s.path.endswith("copy.nape")]
+    assert Path(s.report_html).parent == tmp_path / "rep"  # the report is rewritten where it was

@@ -47,9 +47,22 @@ def _positive_float(text: str) -> float:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {v}")
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be > 0 and finite: {v}")
     return v
+
+
+def _at_most(hi: float):
+    """A ``_positive_float`` no larger than ``hi`` (argparse type)."""
+
+    def check(text: str) -> float:
+        v = _positive_float(text)
+        if v > hi:
+            raise argparse.ArgumentTypeError(f"must be at most {hi:g}: {v:g}")
+        return v
+
+    check.__name__ = "_positive_float"
+    return check
 
 
 def _mtu(text: str) -> int:
@@ -103,10 +116,14 @@ def _analyse_and_report(path: Path, out: Path, stem: str, args) -> dict:
     settings = settings.with_overrides(getattr(args, "set", None) or [])
     open_recording(path)  # fail fast, with one line, before any progress bar
     with _progress() as prog:
-        task = prog.add_task(f"analysing {path.name}", total=path.stat().st_size)
-        findings = analyse(path, settings, on_progress=lambda done, total: prog.update(task, completed=done))
+        task = prog.add_task(f"analysing {path.name}", total=None)
+        findings = analyse(path, settings, on_progress=lambda done, total: prog.update(task, completed=done,
+                                                                                       total=total or None))
     print_summary(findings, console)
-    return findings, write_reports(findings, out, stem)
+    with _progress() as prog:  # an 8-hour report takes seconds to draw
+        prog.add_task("writing the report", total=None)
+        paths = write_reports(findings, out, stem)
+    return findings, paths
 
 
 def cmd_analyse(args) -> int:
@@ -137,6 +154,12 @@ def cmd_info(args) -> int:
     info = {"file": str(args.file), "version": rec.version, "metadata": rec.metadata, "chunks": counts,
             "packets": packets, "closed_cleanly": rec.closed_cleanly,
             "issues": [str(i) for i in rec.issues]}
+    sessions = [n for _t, n in rec.iter_notes() if n.get("event") == "session_end"]  # recorder totals
+    if sessions:
+        info["session"] = sessions[-1]
+    gaps = [n for _t, n in rec.iter_notes() if n.get("event") == "gap"]  # missing samples, with reason
+    if gaps:
+        info["gaps"] = gaps
     console.print_json(json.dumps(info, default=str))
     return 0
 
@@ -190,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="example:\n  nape demo\n  nape demo --out /tmp/nape --seed 3 --mtu 23")
     d.add_argument("--out", default="nape-demo", help="output folder (default: ./nape-demo)")
     d.add_argument("--seed", type=_positive_int, default=0, help="simulation seed (default 0)")
-    d.add_argument("--time-scale", type=_positive_float, default=1.0,
+    d.add_argument("--time-scale", type=_at_most(100.0), default=1.0,
                    help="stretch the scripted day's segments by this factor (default 1.0 ≈ 15 min)")
     d.add_argument("--mtu", type=_mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
     d.add_argument("--no-head", action="store_true", help="simulate a board without the head IMU")
@@ -221,16 +244,20 @@ def build_parser() -> argparse.ArgumentParser:
                         description=cmd_scan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="example:\n  nape scan\n  nape scan --virtual --timeout 3")
     sc.add_argument("--virtual", action="store_true", help="scan the virtual radio (starts a virtual device)")
-    sc.add_argument("--timeout", type=_positive_float, default=5.0, help="seconds to scan (default 5)")
+    sc.add_argument("--timeout", type=_at_most(3600.0), default=5.0, help="seconds to scan (default 5)")
     sc.add_argument("--all", action="store_true", help="list every advertiser, not only Nape devices")
     sc.set_defaults(func=cmd_scan)
 
-    from . import export, flash, importer, trends
+    from . import export, flash, importer, record_cli, trends
 
+    record_cli.register(sub)
     flash.register(sub)
     importer.register(sub)
     export.register(sub)
     trends.register(sub)
+    from . import rom_cli
+
+    rom_cli.register(sub)
     trends.add_db_argument(a)
     return p
 

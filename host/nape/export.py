@@ -8,10 +8,13 @@ recording's first sample):
   ``neck_lateral_deg``, ``activity``, ...); neck and head columns are empty without a head
   IMU; lying is 0 or 1;
 - ``episodes``: long poor-posture episodes — ``kind, start_s, end_s, duration_s, mean_deg,
-  peak_deg``, then every further episode field (``pattern``, ``iso11226``, ...);
-- ``jolts``: ``t_s, start_s, end_s, cause, grade, peak_trunk_g, peak_head_g,
-  peak_head_dps``, then every further jolt field (``vehicle_g``, ``nic_m2s2``, ...);
+  peak_deg``, then every further episode field (``pattern``, ``iso11226_verdict``, ...);
+- ``jolts``: ``peak_t_s, start_s, end_s, cause, grade, peak_trunk_g, peak_head_g,
+  peak_head_dps``, then every further jolt field (``peak_vehicle_g``, ``nic_m2s2``, ...);
   unmeasured values (e.g. head values without a head IMU) are empty.
+
+Column names are the field names of the JSON report (protocol/report.schema.json), so a
+table and the JSON say the same thing in the same words.
 
 CSV numbers are written with Python's shortest round-trip representation, so reading them
 back gives exactly the analysed values. Parquet needs the optional ``pyarrow`` package
@@ -31,9 +34,9 @@ from .errors import NapeError
 
 ANGLE_COLUMNS = ("time_s", "trunk_inclination_deg", "neck_flexion_deg", "lying")
 EPISODE_COLUMNS = ("kind", "start_s", "end_s", "duration_s", "mean_deg", "peak_deg")
-JOLT_COLUMNS = ("t_s", "start_s", "end_s", "cause", "grade", "peak_trunk_g", "peak_head_g", "peak_head_dps")
+JOLT_COLUMNS = ("peak_t_s", "start_s", "end_s", "cause", "grade", "peak_trunk_g", "peak_head_g", "peak_head_dps")
 #: Columns holding text (all others hold numbers, ``lying`` 0/1).
-TEXT_COLUMNS = frozenset({"kind", "cause", "grade", "pattern", "iso11226", "source", "activity"})
+TEXT_COLUMNS = frozenset({"kind", "cause", "grade", "pattern", "iso11226_verdict", "source", "activity"})
 
 
 class ExportError(NapeError):
@@ -49,10 +52,18 @@ def _value(v):
 
 
 def _records(items, leading: tuple[str, ...]) -> tuple[tuple[str, ...], list[list]]:
-    """Rows of dataclass records: the ``leading`` columns first, then every other field."""
+    """Rows of records (jolts and episodes under their JSON names): the ``leading`` columns
+    first, then every other field."""
+    from .analysis.findings import Jolt, PostureEpisode, episode_record, jolt_record
+
     dicts: list[dict] = []
     for it in items:
-        d: dict = dict(it) if isinstance(it, Mapping) else dataclasses.asdict(it)
+        if isinstance(it, Jolt):
+            d: dict = jolt_record(it)
+        elif isinstance(it, PostureEpisode):
+            d = episode_record(it)
+        else:
+            d = dict(it) if isinstance(it, Mapping) else dataclasses.asdict(it)
         if "duration_s" in leading and "duration_s" not in d:
             d["duration_s"] = getattr(it, "duration_s")
         dicts.append(d)
@@ -187,7 +198,14 @@ def cmd_export(args) -> int:
         raise ExportError("Parquet export needs pyarrow: pip install 'nape[parquet]' (or pip install pyarrow)")
     settings = AnalysisSettings.from_json(args.settings) if args.settings else AnalysisSettings()
     settings = settings.with_overrides(args.set or [])
-    findings = analyse(Path(args.file), settings)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    path = Path(args.file)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as prog:
+        task = prog.add_task(f"analysing {path.name}", total=None)
+        findings = analyse(path, settings,
+                           on_progress=lambda done, total: prog.update(task, completed=done, total=total or None))
     c = Console()
     if args.csv:
         for p in write_csv(findings, args.csv).values():

@@ -962,6 +962,24 @@ class RecordingWriter:
                 pass
             raise RecordingError(f"{self._path}: write failed: {exc.strerror or exc}") from None
 
+    def sync_if_due(self) -> None:
+        """fsync if something was written since the last fsync and the interval has passed
+        (for callers whose writes pause: the writer itself only fsyncs when writing).
+
+        Raises:
+            RecordingError: the fsync fails.
+        """
+        if self._closed or self._broken or self._good_end == getattr(self, "_idle_synced_end", -1):
+            return
+        now = time.monotonic()
+        if now - self._last_fsync >= self._interval:
+            try:
+                os.fsync(self._file.fileno())
+            except OSError as exc:
+                raise RecordingError(f"{self._path}: fsync failed: {exc.strerror or exc}") from None
+            self._last_fsync = now
+            self._idle_synced_end = self._good_end
+
     def write_packets(
         self, packets: Iterable[bytes | bytearray | memoryview], host_time_s: float
     ) -> None:

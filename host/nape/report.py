@@ -1,26 +1,41 @@
-"""Report v0: one self-contained HTML page with plots, a JSON summary, a terminal summary.
+"""The report: one self-contained HTML page with plots, a JSON summary, a terminal summary.
 
 The HTML inlines plotly.js (no network requests; it opens from disk, zooms, works
-offline). Plain words first: what was found and what it means.
+offline) and is laid out for a phone as well as a desktop screen. Plain words first: what
+was found, when (clock time) and what it means. The JSON (``protocol/report.schema.json``)
+carries the numbers behind every sentence and plot, units in the field names.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
 from rich.console import Console
 from rich.table import Table
 
 from .analysis import Findings
+from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
 from .analysis.posture import runs
 from .settings import AnalysisSettings
 
-GRADE_COLOUR = {"mild": "#c9a227", "moderate": "#e07b00", "severe": "#c62828"}
+REPORT_VERSION = 2
+MAX_JOLT_PANELS = 12  # per-jolt panels (most severe first); the table lists every jolt
+GRADE_COLOUR = {"mild": "#a68a00", "moderate": "#d35400", "severe": "#c62828"}
+GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
+ROLE_COLOUR = {"trunk": "#2e7d32", "head": "#1565c0"}
+ROLE_WORDS = {"trunk": "upper back", "head": "head"}
+CAUSE_WORDS = {
+    "braking": "hard braking", "acceleration": "hard acceleration", "bump": "a bump (pothole, kerb or step)",
+    "lateral": "a sideways jolt (cornering)", "rear_impact_like": "a push from behind, like a rear impact",
+    "knock": "a knock",
+}
 MEANING = {
     "neck_flexion": "Your head was bent forward relative to your upper back (as when looking down at a "
     "screen or phone) for a long stretch. Holding the neck flexed beyond about 20° for long periods is "
@@ -37,10 +52,32 @@ MEANING = {
     "rear_impact_like": "A sudden strong push from behind, like a low-speed rear impact: the kind of "
     "movement that can cause whiplash. If you have neck pain after it, see a clinician.",
 }
+GRADE_WORDS = {
+    "vehicle": {"mild": "within normal driving", "moderate": "harsh, beyond normal driving",
+                "severe": "at emergency-braking level"},
+    "shock": {"mild": "a light shock", "moderate": "a firm shock, like a pothole taken at speed",
+              "severe": "a strong shock, about twice what low-speed rear impacts give the head"},
+}
+RULA_MEANING = {
+    "1": "neck 0–10° forward: fine",
+    "2": "neck 10–20° forward",
+    "3": "neck more than 20° forward",
+    "4": "neck bent backwards, or forward and twisted/side-bent",
+    "5": "bent and twisted or side-bent",
+    "6": "bent, twisted and side-bent",
+}
+NECK_BAND_WORDS = {"-90..0": "bent backwards", "0..10": "neutral", "10..20": "slightly forward",
+                   "20..45": "forward (poor if held)", "45..180": "far forward"}
+TRUNK_BAND_WORDS = {"-90..0": "leaning back", "0..20": "upright (ISO 11226: acceptable)",
+                    "20..60": "forward (ISO 11226: limited holding time)", "60..180": "far forward (ISO 11226: not acceptable)"}
+BAND_COLOURS = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
+
+
+# ---------------------------------------------------------------- words and times
 
 
 def fmt_duration(seconds: float) -> str:
-    """'2 h 10 min', '34 min', '45 s'."""
+    """'2 h 10 min', '34 min', '3 min 20 s', '45 s' (seconds in, text out)."""
     seconds = int(round(seconds))
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
@@ -52,230 +89,525 @@ def fmt_duration(seconds: float) -> str:
 
 
 def fmt_clock(seconds: float) -> str:
+    """Elapsed time 'H:MM:SS' (seconds in)."""
     seconds = int(seconds)
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def start_time(f: Findings) -> datetime | None:
+    """Start of the recording in the local time zone of this computer, from the header's
+    ``created`` (ISO 8601 UTC); None when missing or unreadable."""
+    created = f.metadata.get("created") if isinstance(f.metadata, dict) else None
+    if not isinstance(created, str):
+        return None
+    try:
+        dt = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone()
+
+
+def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
+    """Clock time of ``t_s`` seconds into the recording ('08:42:13' or '08:42'), or the
+    elapsed time ('0:11:40 in') when the start time is unknown."""
+    start = start_time(f)
+    if start is None:
+        return f"{fmt_clock(t_s)} in"
+    return (start + timedelta(seconds=float(t_s))).strftime("%H:%M:%S" if seconds else "%H:%M")
+
+
+def _plural(n: int, word: str) -> str:
+    if n == 1:
+        return f"{n} {word}"
+    return f"{n} {word}{'es' if word.endswith(('ch', 'sh', 's', 'x')) else 's'}"
+
+
+def _jolt_order(j: Jolt):
+    size = j.peak_trunk_g if np.isfinite(j.peak_trunk_g) else 0.0
+    return (GRADE_RANK[j.grade], size)
+
+
+def jolt_sentence(j: Jolt, s: dict) -> str:
+    """What one jolt means, in plain words."""
+    vehicle = j.cause in ("braking", "acceleration", "lateral")
+    words = GRADE_WORDS["vehicle" if vehicle else "shock"][j.grade]
+    if vehicle:
+        how = {"braking": "slowed down", "acceleration": "sped up", "lateral": "turned"}[j.cause]
+        size = f"The vehicle {how} at {j.vehicle_g:.2f} g ({words})." if np.isfinite(j.vehicle_g) else ""
+    else:
+        size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock ({words})."
+    out = f"{MEANING.get(j.cause, '')} {size}".strip()
+    ref = s.get("nic_reference_m2s2", 15.0)
+    if np.isfinite(j.nic_m2s2):
+        if j.nic_m2s2 >= ref:
+            out += (f" The neck-loading measure NIC reached {j.nic_m2s2:.1f} m²/s², above the {ref:g} m²/s² proposed as "
+                    "an injury threshold: if your neck hurts in the next days, see a clinician.")
+        else:
+            out += f" The neck-loading measure NIC stayed at {j.nic_m2s2:.1f} m²/s², below the {ref:g} m²/s² injury threshold."
+    return out
 
 
 def headlines(f: Findings) -> list[str]:
     """The summary in plain words, one sentence each."""
     out = []
     if f.jolts:
-        by = {g: sum(j.grade == g for j in f.jolts) for g in ("mild", "moderate", "severe")}
-        parts = ", ".join(f"{n} {g}" for g, n in by.items() if n)
-        worst = max(f.jolts, key=lambda j: j.peak_trunk_g)
-        out.append(
-            f"{len(f.jolts)} jolt{'s' if len(f.jolts) != 1 else ''} ({parts}); strongest: "
-            f"{worst.cause.replace('_', ' ')} at {fmt_clock(worst.t_s)} ({worst.peak_trunk_g:.2f} g)."
-        )
+        by = {g: sum(j.grade == g for j in f.jolts) for g in ("severe", "moderate", "mild")}
+        worst = max(f.jolts, key=_jolt_order)
+        if by["severe"] or by["moderate"]:
+            parts = " and ".join(f"{n} {g}" for g, n in by.items() if n and g != "mild")
+            out.append(f"{_plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
+                       f"at {clock(f, worst.t_s, seconds=False)} ({worst.grade}).")
+        else:
+            out.append(f"{_plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
+                       f"at {clock(f, worst.t_s, seconds=False)}.")
     else:
         out.append("No jolts.")
     for kind, label, key in (
         ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
         ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
     ):
-        eps = [e for e in f.episodes if e.kind == kind]
-        thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
         if key not in f.exposure_s:
             continue
+        eps = [e for e in f.episodes if e.kind == kind]
+        thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
         total = f.exposure_s[key]
         if eps:
-            longest = max(e.duration_s for e in eps)
-            out.append(
-                f"{label} > {thr:g}° for {fmt_duration(total)} in all; {len(eps)} long episode"
-                f"{'s' if len(eps) != 1 else ''}, longest {fmt_duration(longest)}."
-            )
+            longest = max(eps, key=lambda e: e.duration_s)
+            out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
+                       f"(from {clock(f, longest.start_s, seconds=False)}; {_plural(len(eps), 'long stretch')}).")
+        elif total > 0:
+            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in short spells, never held for "
+                       f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in all; never held for long.")
+            out.append(f"{label} > {thr:g}°: never.")
+    if "head" not in f.roles:
+        out.append("No head sensor: neck posture was not measured, only the upper back.")
+    bed = [e for e in f.episodes if e.kind == "bed_neck"]
     if f.lying_s > 0:
-        out.append(f"Lying down for {fmt_duration(f.lying_s)} (not counted as poor posture).")
+        extra = (f"; neck bent in bed for {fmt_duration(sum(e.duration_s for e in bed))} (pillow)" if bed else "")
+        out.append(f"Lying down for {fmt_duration(f.lying_s)} (not counted as poor posture){extra}.")
     return out
 
 
 def quality_notes(f: Findings) -> list[str]:
-    notes = [f"Calibration ({f.calibration.get('method', 'unknown')}): {f.calibration.get('detail', '')}."]
+    """Calibration and data-quality notes in plain words."""
+    method = f.calibration.get("method", "unknown")
+    notes = [f"Calibration ({method}): {f.calibration.get('detail', '')}."]
+    if method in ("guess", "none"):
+        notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
+                     "may be offset by a few degrees. Press calibrate while sitting upright next time.")
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
     for g in f.gaps:
-        notes.append(f"Gap in the data at {fmt_clock(g['start_s'])}: {fmt_duration(g['duration_s'])} missing.")
+        notes.append(f"Gap in the data at {clock(f, g['start_s'])}: {fmt_duration(g['duration_s'])} missing.")
+    total = f.samples + f.lost_samples
     if f.lost_samples:
-        notes.append(f"{f.lost_samples} samples were lost in transmission ({100 * f.lost_samples / max(f.samples + f.lost_samples, 1):.2f} %).")
+        notes.append(f"{f.lost_samples} samples were lost in transmission ({100 * f.lost_samples / max(total, 1):.2f} %).")
+    else:
+        notes.append("No samples lost in transmission.")
     if f.malformed_packets:
         notes.append(f"{f.malformed_packets} malformed packets were skipped.")
     for issue in f.file_issues:
         notes.append(f"File: {issue['kind']} at byte {issue['offset']}: {issue['detail']}.")
     if "head" not in f.roles:
-        notes.append("No head sensor: neck flexion is not measured, only the upper back.")
+        notes.append("No head sensor: neck flexion, RULA and the neck-loading measure (NIC) are not measured.")
+    no_window = sum(1 for j in f.jolts if (j.trace or {}).get("source") != "event window")
+    if f.jolts and no_window:
+        notes.append(f"{_plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
+                     "are the 100 Hz stream, which can read short shocks a little low.")
+    start = start_time(f)
+    if start is None:
+        notes.append("The recording has no start time: times are shown as time into the recording.")
+    else:
+        notes.append(f"Times are clock times on this computer's time zone (UTC{start.strftime('%z')[:3]}:"
+                     f"{start.strftime('%z')[3:]}); the recording started {start.strftime('%Y-%m-%d %H:%M:%S')}.")
     return notes
 
 
-# ---------------------------------------------------------------- HTML
+# ---------------------------------------------------------------- HTML pieces
+
+
+PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False,
+               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    fig.update_layout(height=height, autosize=True, margin={"l": 48, "r": 12, "t": 16, "b": 40},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+                      font={"size": 13}, plot_bgcolor="#fafafa", **kw)
+    return fig
+
+
+def _x_times(f: Findings, t_s) -> np.ndarray:
+    """Plot x values: local clock times (datetime64, ms) or, without a start time, minutes."""
+    start = start_time(f)
+    t = np.asarray(t_s, float)
+    if start is None:
+        return t / 60.0
+    base = np.datetime64(start.replace(tzinfo=None), "ms")
+    return base + np.round(t * 1000).astype("timedelta64[ms]")
+
+
+def _shape_x(v):
+    """A shape coordinate on the timeline's x axis: date text or minutes."""
+    return str(v) if isinstance(v, np.datetime64) else float(v)
 
 
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
-    t = np.array(s["t_s"]) / 60.0
+    x = _x_times(f, s["t_s"])
+    lying = np.array(s.get("lying", []), dtype=bool)
+    upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
     fig = go.Figure()
     if "neck_flexion_deg" in s:
-        fig.add_trace(go.Scatter(x=t, y=s["neck_flexion_deg"], name="neck flexion (°)", line={"color": "#1565c0"}))
-    fig.add_trace(go.Scatter(x=t, y=s["trunk_inclination_deg"], name="upper back inclination (°)", line={"color": "#2e7d32"}))
+        fig.add_trace(go.Scatter(x=x, y=upright("neck_flexion_deg"), name="neck flexion",
+                                 line={"color": ROLE_COLOUR["head"]}, hovertemplate="%{y:.0f}°"))
+    fig.add_trace(go.Scatter(x=x, y=upright("trunk_inclination_deg"), name="upper back",
+                             line={"color": ROLE_COLOUR["trunk"]}, hovertemplate="%{y:.0f}°"))
+    xs = lambda t: _shape_x(_x_times(f, [t])[0])  # noqa: E731
+    # shapes as one list: plotly's add_vrect / add_vline re-validate every shape on each call
+    # (quadratic: minutes for the hundreds of jolts and episodes of a long recording)
+    band = lambda x0, x1, colour, opacity: {"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,  # noqa: E731
+                                           "y0": 0, "y1": 1, "fillcolor": colour, "opacity": opacity,
+                                           "line": {"width": 0}, "layer": "below"}
+    shapes = []
     for e in f.episodes:
-        fig.add_vrect(x0=e.start_s / 60, x1=e.end_s / 60, fillcolor="#ef9a9a" if e.kind == "neck_flexion" else "#a5d6a7",
-                      opacity=0.3, line_width=0)
-    lying = np.array(s.get("lying", []), dtype=bool)
+        colour = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7"}.get(e.kind, "#ce93d8")
+        shapes.append(band(xs(e.start_s), xs(e.end_s), colour, 0.3))
     for i0, i1 in runs(lying):
-        fig.add_vrect(x0=t[i0], x1=t[i1 - 1], fillcolor="#bbbbbb", opacity=0.25, line_width=0,
-                      annotation_text="lying", annotation_position="top left")
+        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), "#bbbbbb", 0.25))
     thr = f.settings["neck_flexion_deg"]
-    fig.add_hline(y=thr, line_dash="dot", line_color="#777", annotation_text=f"{thr:g}°")
+    shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
+                   "line": {"dash": "dot", "color": "#777", "width": 1}})
     for j in f.jolts:
-        fig.add_vline(x=j.t_s / 60, line_color=GRADE_COLOUR[j.grade], line_width=2)
-    fig.update_layout(
-        title="Posture over time (red/green bands: long poor-posture episodes; grey: lying; vertical lines: jolts)",
-        xaxis_title="time (min)", yaxis_title="angle (°, forward +)", height=420,
-        margin={"l": 50, "r": 20, "t": 60, "b": 40}, legend={"orientation": "h", "y": -0.2},
-    )
-    return fig
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.t_s), "x1": xs(j.t_s), "y0": 0.9, "y1": 1,
+                       "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
+    fig.update_layout(shapes=shapes)
+    return _layout(fig, 360, yaxis_title="angle (°, forward +)", hovermode="x unified", showlegend=True,
+                   xaxis_title=None if start_time(f) else "time (min)")
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
     js = sorted(f.jolts, key=lambda j: j.t_s)
     fig = go.Figure(go.Bar(
-        x=[f"{fmt_clock(j.t_s)} {j.cause.replace('_', ' ')}" for j in js], y=[j.peak_trunk_g for j in js],
-        marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="outside",
-        hovertemplate="%{x}: %{y:.2f} g (%{text})<extra></extra>",
+        x=[clock(f, j.t_s) for j in js], y=[j.peak_trunk_g for j in js],
+        marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="none",
+        customdata=[CAUSE_WORDS[j.cause] for j in js],
+        hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
     ))
-    fig.update_layout(title="Jolts in time order: peak upper-back acceleration (g), coloured by grade",
-                      yaxis_title="g", height=320, margin={"l": 50, "r": 20, "t": 60, "b": 80})
-    return fig
+    return _layout(fig, 280, yaxis_title="upper back peak (g)", xaxis={"type": "category"})
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _band_chart(bands: dict, words: dict, title: str) -> go.Figure:
+    labels = [f"{k.replace('..', '–')}°" for k in bands]
+    fig = go.Figure(go.Bar(x=labels, y=[v / 60 for v in bands.values()], marker_color=BAND_COLOURS[: len(bands)],
+                           customdata=[words.get(k, "") for k in bands],
+                           hovertemplate="%{x} (%{customdata}): %{y:.1f} min<extra></extra>"))
+    return _layout(fig, 260, yaxis_title="minutes", xaxis_title=title)
 
 
-def _na(v: float, fmt: str) -> str:
-    return "–" if v is None or not np.isfinite(v) else format(v, fmt)
-
-
-def _exposure_chart(f: Findings) -> go.Figure | None:
-    bands = f.exposure_s.get("neck_bands_s")
-    if not bands:
+def _jolt_trace_figure(j: Jolt) -> go.Figure | None:
+    tr = j.trace
+    if not tr or len(tr.get("t_rel_s", [])) < 2:
         return None
-    colours = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
-    fig = go.Figure(go.Bar(x=[f"{k}°" for k in bands], y=[v / 60 for v in bands.values()], marker_color=colours,
-                           hovertemplate="%{x}: %{y:.1f} min<extra></extra>"))
-    fig.update_layout(title="Time by neck flexion band (minutes, not lying)", yaxis_title="min", height=300,
-                      margin={"l": 50, "r": 20, "t": 60, "b": 40})
-    return fig
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    for role in ("trunk", "head"):
+        if f"{role}_acc_g" not in tr:
+            continue
+        name = ROLE_WORDS[role]
+        fig.add_trace(go.Scatter(x=tr["t_rel_s"], y=tr[f"{role}_acc_g"], name=name, legendgroup=role,
+                                 line={"color": ROLE_COLOUR[role]}, hovertemplate="%{y:.2f} g"), row=1, col=1)
+        fig.add_trace(go.Scatter(x=tr["t_rel_s"], y=tr[f"{role}_gyr_dps"], name=name, legendgroup=role, showlegend=False,
+                                 line={"color": ROLE_COLOUR[role], "dash": "dot"}, hovertemplate="%{y:.0f} °/s"),
+                      row=2, col=1)
+    fig.update_yaxes(title_text="accel. (g)", row=1, col=1, rangemode="tozero")
+    fig.update_yaxes(title_text="turn rate (°/s)", row=2, col=1, rangemode="tozero")
+    fig.update_xaxes(title_text="seconds from the peak", row=2, col=1)
+    return _layout(fig, 340, hovermode="x unified")
 
 
-def _episode_rows(f: Findings, bed: bool) -> list[list[str]]:
-    return [
-        [fmt_clock(e.start_s), fmt_duration(e.duration_s), html.escape(e.pattern or e.kind.replace("_", " ")),
-         f"{e.mean_deg:.0f}°", f"{e.peak_deg:.0f}°", html.escape(e.iso11226 or "–"),
-         html.escape(MEANING.get(e.kind, ""))]
-        for e in f.episodes if (e.kind == "bed_neck") == bed
-    ]
+def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
+    """A table in its own scroll box; class "long" stacks each row as a card on a phone."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    labels = [html.escape(h, quote=True) for h in headers]
+    body = "".join("<tr>" + "".join(f'<td data-label="{lab}">{c}</td>' for lab, c in zip(labels, r)) + "</tr>"
+                   for r in rows)
+    return f'<div class="wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _na(v, fmt: str, unit: str = "") -> str:
+    return "–" if v is None or not np.isfinite(v) else format(v, fmt) + unit
+
+
+def _badge(grade: str) -> str:
+    return f'<span class="g" style="background:{GRADE_COLOUR[grade]}">{grade}</span>'
+
+
+def _plot(fig: go.Figure | None, div_id: str) -> str:
+    if fig is None:
+        return ""
+    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG, default_width="100%")
+    return f'<div class="plot">{div}</div>'
+
+
+SHORT_LIST = 12  # longer tables show the most important rows and fold the full list away
+
+
+def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
+    return [[clock(f, e.start_s), fmt_duration(e.duration_s), html.escape(e.pattern or e.kind.replace("_", " ")),
+             f"{e.mean_deg:.0f}° (peak {e.peak_deg:.0f}°)"] for e in eps]
+
+
+def _episodes_html(f: Findings, bed: bool) -> str:
+    """Episode table (the longest ``SHORT_LIST`` when there are more, the rest folded away)
+    and, once per kind, what it means."""
+    eps = [e for e in f.episodes if (e.kind == "bed_neck") == bed]
+    if not eps:
+        return ""
+    head = ["start", "held", "what", "angle"]
+    if len(eps) <= SHORT_LIST:
+        out = _table(head, _episode_rows(eps, f), "long")
+    else:
+        top = sorted(sorted(eps, key=lambda e: e.duration_s, reverse=True)[:SHORT_LIST], key=lambda e: e.start_s)
+        out = (f'<p class="meta">The {SHORT_LIST} longest of {len(eps)}:</p>' + _table(head, _episode_rows(top, f), "long")
+               + f"<details><summary>All {len(eps)} (tap to show)</summary>{_table(head, _episode_rows(eps, f), 'long')}"
+               "</details>")
+    kinds = dict.fromkeys(e.kind for e in eps)
+    words = {"neck_flexion": "Neck", "trunk_inclination": "Upper back", "bed_neck": "In bed"}
+    return out + '<ul class="meaning">' + "".join(
+        f"<li><b>{words.get(k, k)}:</b> {html.escape(MEANING.get(k, ''))}</li>" for k in kinds) + "</ul>"
+
+
+def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
+    tr = j.trace or {}
+    facts = [("upper back peak", _na(j.peak_trunk_g, ".2f", " g")), ("head peak", _na(j.peak_head_g, ".2f", " g")),
+             ("vehicle", _na(j.vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.neck_dps, ".0f", " °/s")),
+             ("NIC", _na(j.nic_m2s2, ".1f", " m²/s²"))]
+    dl = "".join(f"<div><dt>{html.escape(a)}</dt><dd>{html.escape(b)}</dd></div>" for a, b in facts)
+    if tr.get("source") == "event window":
+        src = (f"Traces: the board's high-rate event window ({tr['rate_hz']:g} Hz)"
+               + ("" if tr.get("complete", True) else ", partly lost in transmission") + ".")
+    elif tr:
+        src = ("Traces: no high-rate event window from the board for this jolt, so the 100 Hz stream around the "
+               "peak is shown (short shocks may read a little low).")
+    else:
+        src = "No traces: the data around this jolt is not available."
+    fig = _plot(_jolt_trace_figure(j), f"jolt{k}")
+    return (f'<section class="jolt" id="jolt-{k}"><h3>{html.escape(clock(f, j.t_s))} · '
+            f'{html.escape(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
+            f'<p>{html.escape(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
+            f'<p class="meta">{html.escape(src)} Solid: linear acceleration (gravity removed); dotted: angular '
+            f"velocity. Green: upper back, blue: head.</p></section>")
+
+
+def panel_jolts(f: Findings) -> list[Jolt]:
+    """The jolts that get a panel: the ``MAX_JOLT_PANELS`` most severe, in time order."""
+    top = sorted(f.jolts, key=_jolt_order, reverse=True)[:MAX_JOLT_PANELS]
+    return sorted(top, key=lambda j: j.t_s)
+
+
+def _standards_section(f: Findings) -> str:
+    iso_rows = [[clock(f, e.start_s), html.escape(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
+                 html.escape(e.iso11226 or "–")] for e in f.episodes if e.kind != "bed_neck"]
+    parts = ["<p>ISO 11226 judges postures held for a while: the angle and how long it was held. "
+             "RULA scores the neck from 1 (fine) upwards; 3 or more calls for a change.</p>"]
+    parts.append(_table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
+                 else "<p>ISO 11226: no posture was held long enough to judge; nothing to flag.</p>")
+    if f.rula_neck_s:
+        total = sum(f.rula_neck_s.values()) or 1.0
+        rows = [[k, fmt_duration(v), f"{100 * v / total:.0f} %", RULA_MEANING.get(k, "")]
+                for k, v in sorted(f.rula_neck_s.items())]
+        parts.append(_table(["RULA neck score", "time", "share", "meaning"], rows))
+    else:
+        parts.append("<p>RULA neck score: needs the head sensor.</p>")
+    return "<h2>ISO 11226 and RULA</h2>" + "".join(parts)
+
+
+def _exposure_section(f: Findings) -> str:
+    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying (tap a bar for details).</p>"]
+    for key, words, title in (("neck_bands_s", NECK_BAND_WORDS, "neck flexion"),
+                              ("trunk_bands_s", TRUNK_BAND_WORDS, "upper back inclination")):
+        bands = f.exposure_s.get(key)
+        if not bands:
+            continue
+        total = sum(bands.values()) or 1.0
+        out.append(f"<h3>{title.capitalize()}</h3>")
+        out.append(_plot(_band_chart(bands, words, f"{title} (°)"), f"bands-{key}"))
+        out.append(_table(["range", "what", "time", "share"],
+                          [[f"{k.replace('..', '–')}°", html.escape(words.get(k, "")), fmt_duration(v),
+                            f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
+    if "neck_bands_s" not in f.exposure_s:
+        out.append("<p>Neck angles need the head sensor.</p>")
+    return "".join(out)
+
+
+def _bed_section(f: Findings) -> str:
+    if f.lying_s <= 0:
+        return ""
+    rows = _episodes_html(f, bed=True)
+    words = {"lying_supine": "on your back", "lying_prone": "on your front", "lying_side": "on your side"}
+    how = ", ".join(f"{words.get(k, k.replace('_', ' '))} {fmt_duration(v)}"
+                    for k, v in f.activity_s.items() if k.startswith("lying") and v > 0)
+    text = f"<p>Lying down for {fmt_duration(f.lying_s)}" + (f" ({how})" if how else "") + ".</p>"
+    if rows:
+        text += rows
+    elif "head" in f.roles:
+        text += "<p>Your neck stayed in line with your back while lying: no sign of a pillow that is too high or too low.</p>"
+    else:
+        text += "<p>Pillow fit needs the head sensor.</p>"
+    return "<h2>In bed</h2>" + text
+
+
+CSS = """
+*, *::before, *::after { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 16px; line-height: 1.45;
+       max-width: 1000px; margin: 0 auto; padding: 12px; color: #222; overflow-wrap: break-word; }
+h1 { font-size: 1.5em; margin: .2em 0; } h2 { font-size: 1.25em; margin: 1.4em 0 .4em; border-bottom: 2px solid #eee; }
+h3 { font-size: 1.05em; margin: 1em 0 .3em; }
+.wrap { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
+table { border-collapse: collapse; width: 100%; font-size: .92em; }
+td, th { border-bottom: 1px solid #ddd; padding: .35em .4em; text-align: left; vertical-align: top; }
+th { background: #f5f5f5; white-space: nowrap; }
+td:first-child { white-space: nowrap; }
+.g { color: #fff; padding: .05em .45em; border-radius: .3em; font-size: .85em; white-space: nowrap; }
+.summary { padding-left: 1.2em; } .summary li { font-size: 1.08em; margin: .35em 0; }
+.meta { color: #555; font-size: .88em; }
+.plot { width: 100%; max-width: 100%; overflow: hidden; }
+.plot > div { width: 100% !important; }
+.jolt { border: 1px solid #ddd; border-radius: .5em; padding: .2em .8em .6em; margin: .8em 0; }
+.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(9.5em, 1fr)); gap: .3em .8em; margin: .4em 0; }
+details summary { cursor: pointer; color: #1565c0; margin: .3em 0; }
+.meaning { padding-left: 1.2em; font-size: .95em; } .meaning li { margin: .3em 0; }
+.facts dt { color: #555; font-size: .85em; } .facts dd { margin: 0; font-weight: 600; }
+@media (max-width: 600px) {
+  body { padding: 8px; }
+  .modebar-container { display: none; }
+  table.long thead { display: none; }
+  table.long tr { display: block; border-bottom: 1px solid #ddd; padding: .5em 0; }
+  table.long td { display: block; border: 0; padding: .1em 0; white-space: normal; }
+  table.long td:empty { display: none; }
+  table.long td[data-label]:not([data-label=""])::before { content: attr(data-label) ": "; color: #555; font-size: .85em; }
+}
+"""
 
 
 def render_html(f: Findings) -> str:
     """The whole report page as one string (plotly.js inlined)."""
-    figs = [_timeline(f), _exposure_chart(f)] + ([_jolt_chart(f)] if f.jolts else [])
-    plots = "".join(
-        fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"plot{i}", config={"responsive": True})
-        for i, fig in enumerate(figs) if fig is not None
-    )
+    panels = panel_jolts(f)
+    pidx = {id(j): k for k, j in enumerate(panels)}
     jolt_rows = [
-        [fmt_clock(j.t_s), html.escape(j.cause.replace("_", " ")),
-         f'<span class="g" style="background:{GRADE_COLOUR[j.grade]}">{j.grade}</span>',
-         _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.vehicle_g, ".2f"), _na(j.neck_dps, ".0f"),
-         _na(j.nic_m2s2, ".1f"), html.escape(MEANING.get(j.cause, ""))]
+        [clock(f, j.t_s), html.escape(CAUSE_WORDS[j.cause]), _badge(j.grade),
+         _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.nic_m2s2, ".1f"),
+         f'<a href="#jolt-{pidx[id(j)]}">details</a>' if id(j) in pidx else ""]
         for j in f.jolts
     ]
-    ep_rows = _episode_rows(f, bed=False)
-    bed_rows = _episode_rows(f, bed=True)
+    ep_html = _episodes_html(f, bed=False)
     act_rows = [[html.escape(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
-    rula_rows = [[k, fmt_duration(v), RULA_MEANING.get(k, "")] for k, v in sorted(f.rula_neck_s.items())]
     sources = AnalysisSettings().sources
     settings_rows = [[html.escape(k), f"{v:g}", html.escape(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
     summary = "".join(f"<li>{html.escape(h)}</li>" for h in headlines(f))
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in quality_notes(f))
     meta = f.metadata
+    start = start_time(f)
+    when = f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else ""
     none = "<p>None.</p>"
-    bed_html = (f"<h2>In bed</h2>{_table(['start', 'duration', 'what', 'mean', 'peak', 'ISO 11226', 'what it means'], bed_rows)}"
-                if bed_rows else "")
+    more = len(f.jolts) - len(panels)
+    panel_html = "".join(_jolt_panel(f, j, k) for k, j in enumerate(panels))
+    if more > 0:
+        panel_html += (f'<p class="meta">{_plural(more, "more jolt")} (milder) are in the chart and the list above, '
+                       f"without a panel.</p>")
+    jolt_table = _table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
+    if len(jolt_rows) > SHORT_LIST:
+        jolt_table = f"<details><summary>All {len(jolt_rows)} jolts (tap to show)</summary>{jolt_table}</details>"
+    jolts_html = ('<p class="meta">Peak upper-back acceleration of each jolt; yellow: mild, orange: moderate, '
+                  'red: severe.</p>' + _plot(_jolt_chart(f), "jolts") + jolt_table
+        + f"<h3>Each jolt</h3>{panel_html}"
+        + "<p class=\"meta\">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury "
+          "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
+        ) if f.jolts else none
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nape report — {html.escape(Path(f.path).name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: auto; padding: 1em; color: #222; }}
-h1 {{ font-size: 1.5em; }} table {{ border-collapse: collapse; width: 100%; font-size: .9em; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; vertical-align: top; }}
-.g {{ color: white; padding: 0 .4em; border-radius: .3em; }} .summary li {{ font-size: 1.1em; margin: .3em 0; }}
-.meta {{ color: #666; font-size: .85em; }} .wrap {{ overflow-x: auto; }}
-</style>
+<style>{CSS}</style>
 <script>{get_plotlyjs()}</script>
 </head><body>
 <h1>Nape report</h1>
 <p class="meta">{html.escape(str(meta.get('device_name', '')))} · firmware {html.escape(str(meta.get('firmware_version', '')))}
- · {html.escape(str(meta.get('source', '')))} · {fmt_duration(f.duration_s)} recorded · {f.samples} samples · IMUs: {', '.join(f.roles)}</p>
+ · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {', '.join(f.roles)}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
-{plots}
+<h2>Posture over time</h2>
+<p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
+ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_flexion_deg']:g}°. Drag to zoom, double-tap to reset.</p>
+{_plot(_timeline(f), "timeline")}
 <h2>Long poor-posture episodes</h2>
-<div class="wrap">{_table(["start", "duration", "pattern", "mean", "peak", "ISO 11226", "what it means"], ep_rows) if ep_rows else none}</div>
+{ep_html or none}
+{_exposure_section(f)}
+{_standards_section(f)}
 <h2>Jolts</h2>
-<div class="wrap">{_table(["time", "cause", "grade", "upper back (g)", "head (g)", "vehicle (g)", "neck turn rate (°/s)",
-                            "NIC (m²/s²)", "what it means"], jolt_rows) if jolt_rows else none}</div>
-<p class="meta">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury threshold
-and is exceeded by some harmless activities, so it is shown for comparison only.</p>
-{bed_html}
-<h2>Neck score (RULA) over the day</h2>
-<div class="wrap">{_table(["RULA neck score", "time", "meaning"], rula_rows) if rula_rows else none}</div>
+{jolts_html}
+{_bed_section(f)}
 <h2>What you were doing</h2>{_table(["activity", "time"], act_rows) if act_rows else none}
-<h2>Data quality</h2><ul>{notes}</ul>
+<h2>Calibration and data quality</h2><ul>{notes}</ul>
 <h2>Settings used</h2>
-<div class="wrap">{_table(["setting", "value", "source"], settings_rows)}</div>
+<details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
+{_table(["setting", "value", "source"], settings_rows, "long")}</details>
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
 </body></html>
 """
 
 
-RULA_MEANING = {
-    "1": "neck 0–10° forward: fine",
-    "2": "neck 10–20° forward",
-    "3": "neck more than 20° forward",
-    "4": "neck bent backwards, or forward and twisted/side-bent",
-    "5": "bent and twisted or side-bent",
-    "6": "bent, twisted and side-bent",
-}
+# ---------------------------------------------------------------- JSON
 
 
 def to_json(f: Findings) -> dict:
-    """The JSON summary (units in the field names)."""
+    """The JSON report (protocol/report.schema.json): units in the field names."""
     d = f.as_dict()
+    panels = {id(j) for j in panel_jolts(f)}
+    start = start_time(f)
+    d["jolts"] = []
+    for j in f.jolts:
+        r = jolt_record(j)
+        r["peak_local_time"] = clock(f, j.t_s) if start else None
+        r["meaning"] = jolt_sentence(j, f.settings)
+        r["trace"] = j.trace if id(j) in panels else None
+        d["jolts"].append(r)
+    d["episodes"] = []
+    for e in f.episodes:
+        r = episode_record(e)
+        r["start_local_time"] = clock(f, e.start_s) if start else None
+        r["meaning"] = MEANING.get(e.kind, "")
+        d["episodes"].append(r)
+    d["series"] = {SERIES_FIELDS.get(k, k): v for k, v in f.series.items()}
+    d["calibration"] = {CALIBRATION_FIELDS.get(k, k): v for k, v in f.calibration.items()}
+    d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]
+    d["start_local"] = start.isoformat(timespec="seconds") if start else None
+    d["jolt_panels"] = len(panels)
     d["headlines"] = headlines(f)
     d["quality_notes"] = quality_notes(f)
-    d["report_version"] = 1
+    d["report_version"] = REPORT_VERSION
     return _finite(d)
 
 
 def _finite(o):
     """NaN/inf → None so the JSON is standard (RFC 8259 has no NaN)."""
-    if isinstance(o, float):
-        return o if np.isfinite(o) else None
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
     if isinstance(o, dict):
         return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, list):
+    if isinstance(o, (list, tuple)):
         return [_finite(v) for v in o]
     return o
 
 
 def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
-    """Write ``stem.html`` and ``stem.json`` into ``out_dir``; returns their paths."""
+    """Write ``stem.html`` and ``stem.json`` into ``out_dir``; returns their paths.
+
+    Raises:
+        OSError: the folder cannot be created or written.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
     paths["html"].write_text(render_html(f), encoding="utf-8")
@@ -293,19 +625,21 @@ def _json_default(o):
 def print_summary(f: Findings, console: Console | None = None) -> None:
     """Terminal summary: headlines and a table of findings with coloured grades."""
     c = console or Console()
-    c.print(f"[bold]Nape[/bold] · {Path(f.path).name} · {fmt_duration(f.duration_s)} · IMUs {', '.join(f.roles)}")
+    start = start_time(f)
+    c.print(f"[bold]Nape[/bold] · {Path(f.path).name}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
+            + f" · {fmt_duration(f.duration_s)} · IMUs {', '.join(f.roles)}")
     for h in headlines(f):
         c.print(f"  • {h}")
     if f.jolts or f.episodes:
         t = Table(title="Findings")
-        for col in ("time", "finding", "grade / duration", "peak"):
+        for col in ("time", "finding", "grade / held", "peak"):
             t.add_column(col)
         style = {"mild": "yellow", "moderate": "dark_orange", "severe": "bold red"}
-        rows = [(e.start_s, fmt_clock(e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
+        rows = [(e.start_s, clock(f, e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
                  f"{e.peak_deg:.0f}°") for e in f.episodes]
-        rows += [(j.t_s, fmt_clock(j.t_s), f"jolt: {j.cause.replace('_', ' ')}", f"[{style[j.grade]}]{j.grade}[/]",
+        rows += [(j.t_s, clock(f, j.t_s), f"jolt: {CAUSE_WORDS[j.cause]}", f"[{style[j.grade]}]{j.grade}[/]",
                   f"{j.peak_trunk_g:.2f} g") for j in f.jolts]
-        for row in sorted(rows):
+        for row in sorted(rows, key=lambda r: r[0]):
             t.add_row(*row[1:])
         c.print(t)
     for n in quality_notes(f):

@@ -16,12 +16,26 @@ Sources cited by key:
   (ISO 2631-5 shock guidance; reported pothole seat peaks 1.4–3 g).
 - [WHIPLASH] Low-speed rear impacts (Δv ≈ 6 km/h) gave head accelerations up to ~2 g above
   the chest (volunteer sled tests; e.g. Siegmund et al. 1997, SAE 973341).
+- [GRADE] What a jolt grade is defined on (nape.analysis.jolts; the simulator's labels,
+  nape.sim.labels, grade the same quantity from the true signals): the linear acceleration
+  of the upper back (the T1–T4 sensor; world axes, gravity removed), what the wearer's
+  body experienced and the sensor can measure — not the vehicle or seat input, which a
+  body-worn sensor cannot see and which reaches the back transformed by the seat and body
+  (0.4–1.2 × a short seat shock's peak). Manoeuvres (braking, accelerating, cornering): the
+  peak horizontal magnitude after a causal 2nd-order Butterworth low-pass at
+  ``vehicle_lowpass_hz`` (sustained acceleration; at ≤ 2 Hz a belted torso moves with the
+  car, so the vehicle figures of [BRAKE] apply). Bumps: the peak vertical component; impacts
+  and knocks: the peak horizontal magnitude, both at the stream's own bandwidth (CFC 60 of
+  SAE J211, 100 Hz corner, would not change a 100 Hz stream). Gravity is removed with the
+  inclination averaged over the minute before the event and carried through it by the
+  gyroscope, so a sustained manoeuvre is not taken for tilt.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,15 +136,15 @@ class AnalysisSettings:
     braking. [BRAKE]"""
     jolt_moderate_g: float = 0.35
     """Sustained (≤ 2 Hz) vehicle-level acceleration from which braking, accelerating or
-    cornering is moderate: harsh braking 0.35–0.45 g. [BRAKE]"""
+    cornering is moderate: harsh braking 0.35–0.45 g. [BRAKE] [GRADE]"""
     jolt_severe_g: float = 0.65
-    """... from which it is severe: emergency braking 0.64–0.97 g. [BRAKE]"""
+    """... from which it is severe: emergency braking 0.64–0.97 g. [BRAKE] [GRADE]"""
     shock_moderate_g: float = 1.5
     """Peak of a shock (bump, impact, knock) from which it is moderate: pothole seat shocks
-    from ~1.4 g. [POTHOLE]"""
+    from ~1.4 g. [POTHOLE] [GRADE]"""
     shock_severe_g: float = 3.0
     """Peak of a shock from which it is severe: twice the level of low-speed rear impacts,
-    whose head accelerations reach ~2 g above the chest (Nape choice). [WHIPLASH]"""
+    whose head accelerations reach ~2 g above the chest (Nape choice). [WHIPLASH] [GRADE]"""
     vehicle_lowpass_hz: float = 2.0
     """Low-pass giving the vehicle-level (sustained) acceleration: braking and cornering
     last 0.5–3 s, shocks 50–150 ms (Nape default)."""
@@ -158,6 +172,45 @@ class AnalysisSettings:
     lying_trunk_deg: float = 60.0
     """Trunk tilted more than this from vertical (any direction) counts as lying (Nape default)."""
 
+    # --- neck range of motion (nape rom; host/nape/analysis/rom.py) ---
+    # Typical active cervical range in healthy adults, per direction (low..high end of the band).
+    # The AMA Guides (5th ed.) give 50° flexion, 60° extension, 45° lateral bending and 80°
+    # rotation as normal; the bands below are Nape's, around those values. Range of motion
+    # shrinks with age and depends on the measuring device [CROM].
+    rom_flexion_low_deg: float = 50.0
+    """Low end of typical neck flexion (chin to chest) range, deg. [CROM]"""
+    rom_flexion_high_deg: float = 60.0
+    """High end of typical neck flexion range, deg. [CROM]"""
+    rom_extension_low_deg: float = 60.0
+    """Low end of typical neck extension (looking up) range, deg. [CROM]"""
+    rom_extension_high_deg: float = 75.0
+    """High end of typical neck extension range, deg. [CROM]"""
+    rom_lateral_low_deg: float = 40.0
+    """Low end of typical lateral bending (ear to shoulder) range per side, deg. [CROM]"""
+    rom_lateral_high_deg: float = 45.0
+    """High end of typical lateral bending range per side, deg. [CROM]"""
+    rom_rotation_low_deg: float = 70.0
+    """Low end of typical axial rotation (looking over the shoulder) range per side, deg. [CROM]"""
+    rom_rotation_high_deg: float = 80.0
+    """High end of typical axial rotation range per side, deg. [CROM]"""
+    rom_hold_s: float = 1.0
+    """An end range counts only if held this long: the maximum of the angle's rolling median
+    over this window, so one noisy sample or a bounce does not count (Nape default; the test
+    asks for a 3 s hold)."""
+    rom_asymmetry_deg: float = 10.0
+    """A left–right difference above this is pointed out (Nape default, about twice the
+    5° measurement error usually reported for cervical ROM devices)."""
+    rom_min_motion_deg: float = 5.0
+    """A direction whose end range is below this was not performed: reported as not measured
+    (Nape default)."""
+    rom_change_deg: float = 5.0
+    """Trends: a change of end range between tests larger than this is called stiffer or freer
+    (Nape default, about the 5° measurement error usually reported for cervical ROM devices)."""
+    rom_functional_axis: float = 1.0
+    """1: find the head–trunk flexion axis from the forward/backward bending of the test and
+    turn the joint frame onto it (functional calibration: removes the flexion/side-bend
+    cross-talk a sensor mounted turned about the vertical causes); 0: off."""
+
     sources: dict = field(default_factory=lambda: dict(_SOURCES), compare=False)
 
     def with_overrides(self, pairs: list[str]) -> "AnalysisSettings":
@@ -176,6 +229,8 @@ class AnalysisSettings:
                 changes[name] = float(value)
             except ValueError:
                 raise NapeError(f"setting {name} needs a number, got {value!r}") from None
+            if not math.isfinite(changes[name]):
+                raise NapeError(f"setting {name} needs a finite number, got {value!r}")
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -204,9 +259,9 @@ _SOURCES = {
     "trunk_inclination_deg": "ISO 11226:2000: trunk inclination 0–20° acceptable",
     "hold_s": "ISO 11226:2000 limits holding time above 20° trunk inclination; Nape reports ≥ 1 min",
     "jolt_trigger_g": "harsh braking starts at 0.35 g (naturalistic driving studies)",
-    "jolt_moderate_g": "harsh braking 0.35–0.45 g (naturalistic driving studies)",
+    "jolt_moderate_g": "harsh braking 0.35–0.45 g (naturalistic driving studies); applied to the upper back's sustained (≤ 2 Hz) horizontal acceleration",
     "jolt_severe_g": "emergency braking 0.64–0.97 g (naturalistic driving studies)",
-    "shock_moderate_g": "pothole seat shocks from ~1.4 g",
+    "shock_moderate_g": "pothole seat shocks from ~1.4 g; applied to the upper back's peak acceleration (conservative: the back sees 0.4–1.2 × the seat peak)",
     "shock_severe_g": "2 × low-speed rear-impact head acceleration (~2 g above the chest); Nape choice",
     "iso_neck_flexion_deg": "ISO 11226:2000 neck flexion 0–25° acceptable",
     "iso_head_hold_25_min": "ISO 11226:2000 Fig. 3 holding-time curve (as read by Nape)",
@@ -216,3 +271,20 @@ _SOURCES = {
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
     "refuse": "VQF (Laidig & Seel 2023) as the reference orientation filter",
 }
+
+
+# --- neck range of motion sources (nape rom) ---
+ROM_SOURCES = {
+    "CROM": "AMA Guides to the Evaluation of Permanent Impairment, 5th ed. (Cocchiarella & Andersson 2001), "
+            "ch. 15: normal active cervical motion flexion 50°, extension 60°, lateral bending 45°, rotation 80°. "
+            "Age: Youdas et al. 1992, Phys Ther 72:770 (337 healthy people aged 11–97) and the meta-analysis of "
+            "Pan et al. 2018, J Biomech 75:13–27 — cervical range of motion decreases with age and differs "
+            "between measuring devices, so values somewhat below the band can be normal for older adults.",
+}
+_SOURCES.update({
+    "rom_flexion_low_deg": ROM_SOURCES["CROM"],
+    "rom_extension_low_deg": ROM_SOURCES["CROM"],
+    "rom_lateral_low_deg": ROM_SOURCES["CROM"],
+    "rom_rotation_low_deg": ROM_SOURCES["CROM"],
+    "rom_hold_s": "Nape default: the end range must be held, not touched by one noisy sample",
+})

@@ -28,7 +28,9 @@ class DeviceInfo:
 
 @dataclass(frozen=True)
 class Notification:
-    """One notification value from a characteristic ("stream" or "event")."""
+    """One notification value from a characteristic ("stream" or "event"), or a
+    transport marker: "boot" (value: u32 LE boot id) before the first data of a new
+    device boot, whose sequence numbers start again."""
 
     channel: str
     value: bytes
@@ -52,6 +54,15 @@ class Transport(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Disconnect; safe to call twice."""
+
+    def drain_notes(self) -> list[dict]:
+        """Link events since the last call (JSON-ready dicts with an ``"event"``, protocol/RECORDING.md), for the
+        recorder to keep in the file as NOTE chunks; the default has none."""
+        return []
+
+    def link_summary(self) -> dict:
+        """JSON-ready link figures (reconnects, backfill, ...) for the session NOTE."""
+        return {}
 
     async def __aenter__(self) -> "Transport":
         self.info = await self.connect()

@@ -17,6 +17,11 @@ replaces its row). The row keeps a fingerprint of the file (size in bytes and mo
 time in ns) so a listing can tell a recording that was deleted (``missing``) or changed
 since it was analysed (``changed``) from one that is still as analysed (``ok``).
 
+Neck range-of-motion tests (``nape rom``) go into a second table, ``rom``: one row per test
+recording with the end range of each of the six directions in degrees, so ``nape trends``
+shows a neck getting stiffer or freer across days and ``nape sessions`` lists the tests.
+Schema version 2 added that table; a version-1 database gains it on first use.
+
 Units: durations in seconds (``_s``) or minutes (``_min``), times as ISO 8601 strings in
 UTC. Days are calendar days in the local time zone (or the ``tz`` passed) of the
 recording's start; a recording that spans midnight counts on the day it started.
@@ -29,14 +34,14 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
 from .errors import NapeError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the rom table
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # stands in for an unreadable start time
 GRADES = ("mild", "moderate", "severe")
 
@@ -60,6 +65,23 @@ _COLUMNS = """
     analysed_at     TEXT NOT NULL,      -- ISO 8601 UTC
     report_html     TEXT,               -- path of the HTML report, if written
     report_json     TEXT                -- path of the JSON report, if written
+"""
+
+
+ROM_DIRECTIONS = ("flexion", "extension", "lateral_left", "lateral_right", "rotation_left", "rotation_right")
+
+_ROM_COLUMNS = """
+    path            TEXT PRIMARY KEY,   -- resolved absolute path of the ROM test recording
+    size_bytes      INTEGER NOT NULL,
+    mtime_ns        INTEGER NOT NULL,
+    start_utc       TEXT NOT NULL,      -- test start, ISO 8601 UTC
+    start_source    TEXT NOT NULL,      -- 'metadata' or 'file_mtime'
+    duration_s      REAL NOT NULL,
+""" + "".join(f"    {d}_deg REAL,  -- held end range, deg (NULL: not measured)\n" for d in ROM_DIRECTIONS) + """
+    below_typical   INTEGER NOT NULL,   -- directions below the typical range
+    analysed_at     TEXT NOT NULL,
+    report_html     TEXT,
+    report_json     TEXT
 """
 
 
@@ -116,6 +138,7 @@ def _connect(db_path: Path, create: bool) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             with con:
                 con.execute(f"CREATE TABLE IF NOT EXISTS recordings ({_COLUMNS})")
+                con.execute(f"CREATE TABLE IF NOT EXISTS rom ({_ROM_COLUMNS})")
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.DatabaseError as e:
         raise TrendsError(f"cannot use trends database {db_path}: {e}") from None
@@ -328,12 +351,193 @@ def forget(db_path: str | os.PathLike, paths: Iterable[str]) -> int:
     con = _connect(Path(db_path), create=False)
     try:
         with con:
-            n = sum(con.execute("DELETE FROM recordings WHERE path = ?", (str(p),)).rowcount for p in paths)
+            n = sum(con.execute(f"DELETE FROM {table} WHERE path = ?", (str(p),)).rowcount
+                    for p in paths for table in ("recordings", "rom"))
     except sqlite3.Error as e:
         raise TrendsError(f"cannot write trends database {db_path}: {e}") from None
     finally:
         con.close()
     return n
+
+
+# ---------------------------------------------------------------- range of motion (nape rom)
+
+
+def _rom_field(result, name: str, default=None):
+    if isinstance(result, Mapping):
+        return result.get(name, default)
+    return getattr(result, name, default)
+
+
+def row_from_rom(result, report_paths: Mapping[str, os.PathLike | str] | None = None,
+                 analysed_at: datetime | None = None) -> dict:
+    """The ``rom`` table row of one ROM test (``result``: a RomResult or its JSON dict).
+
+    Raises:
+        TrendsError: the recording file does not exist (nothing to fingerprint).
+    """
+    raw_path = _rom_field(result, "path")
+    if not raw_path:
+        raise TrendsError("cannot index a range-of-motion result without a recording path")
+    path = Path(raw_path).resolve()
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise TrendsError(f"cannot index {path}: {e.strerror or e}") from None
+    duration_s = float(_rom_field(result, "duration_s", 0.0) or 0.0)
+    meta = _rom_field(result, "metadata", None)
+    created = meta.get("created") if isinstance(meta, Mapping) else _rom_field(result, "created")
+    start = _parse_iso(created)
+    start_source = "metadata"
+    if start is None:
+        start = datetime.fromtimestamp(st.st_mtime, timezone.utc) - timedelta(seconds=duration_s)
+        start_source = "file_mtime"
+    dirs = {_get(d, "direction"): d for d in (_rom_field(result, "directions", []) or [])}
+    reports = {k: str(Path(v).resolve()) for k, v in (report_paths or {}).items()}
+    row = {"path": str(path), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "start_utc": _iso_utc(start),
+           "start_source": start_source, "duration_s": duration_s}
+    for d in ROM_DIRECTIONS:
+        v = _get(dirs[d], "max_deg") if d in dirs else None
+        row[f"{d}_deg"] = None if v is None else float(v)
+    row["below_typical"] = sum(_get(d, "verdict") == "below" for d in dirs.values())
+    row["analysed_at"] = _iso_utc(analysed_at or datetime.now(timezone.utc))
+    row["report_html"] = reports.get("html")
+    row["report_json"] = reports.get("json")
+    return row
+
+
+def _upsert(db_path: str | os.PathLike, table: str, row: dict) -> None:
+    cols = list(row)
+    sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+           f"ON CONFLICT(path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in cols if c != 'path')}")
+    con = _connect(Path(db_path), create=True)
+    try:
+        with con:
+            con.execute(sql, [row[c] for c in cols])
+    except sqlite3.Error as e:
+        raise TrendsError(f"cannot write trends database {db_path}: {e}") from None
+    finally:
+        con.close()
+
+
+def index_rom(db_path: str | os.PathLike, result, report_paths: Mapping[str, os.PathLike | str] | None = None) -> dict:
+    """Add or update (by resolved recording path) the row of one range-of-motion test.
+
+    Returns:
+        The row written (column name → value).
+
+    Raises:
+        TrendsError: the database cannot be used or the recording file is gone.
+    """
+    row = row_from_rom(result, report_paths)
+    _upsert(db_path, "rom", row)
+    return row
+
+
+def index_rom_after_analysis(result, paths: Mapping[str, os.PathLike | str] | None = None,
+                             db: str | os.PathLike | None = None) -> Path | None:
+    """Index a just-analysed ROM test; never fails the analysis (one warning line instead).
+
+    Returns:
+        The database path, or None if indexing failed.
+    """
+    db_path = resolve_db_path(db)
+    try:
+        index_rom(db_path, result, paths)
+    except NapeError as e:
+        print(f"nape: warning: not added to trends: {e}", file=sys.stderr)
+        return None
+    return db_path
+
+
+@dataclass
+class RomSession:
+    """One indexed range-of-motion test. ``max_deg``: direction → end range, deg (None: not measured)."""
+
+    path: str
+    status: str
+    start: datetime
+    start_source: str
+    duration_s: float
+    max_deg: dict[str, float | None]
+    below_typical: int
+    analysed_at: str
+    report_html: str | None
+    report_json: str | None
+
+
+def rom_sessions(db_path: str | os.PathLike) -> list[RomSession]:
+    """Every indexed ROM test, oldest first, with its file status.
+
+    Raises:
+        TrendsError: no database there, or it cannot be read.
+    """
+    con = _connect(Path(db_path), create=False)
+    try:
+        rows = con.execute("SELECT * FROM rom ORDER BY start_utc, path").fetchall()
+    except sqlite3.Error as e:
+        raise TrendsError(f"cannot read trends database {db_path}: {e}") from None
+    finally:
+        con.close()
+    return [RomSession(path=r["path"], status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH,
+                       start_source=r["start_source"], duration_s=r["duration_s"],
+                       max_deg={d: r[f"{d}_deg"] for d in ROM_DIRECTIONS}, below_typical=r["below_typical"],
+                       analysed_at=r["analysed_at"], report_html=r["report_html"], report_json=r["report_json"])
+            for r in rows]
+
+
+@dataclass
+class RomDay:
+    """Mean end range per direction of the ROM tests that started on one day, deg."""
+
+    label: str
+    start: date
+    tests: int
+    max_deg: dict[str, float | None]
+
+
+def rom_daily_from(items: list[RomSession], tz: tzinfo | None = None) -> list[RomDay]:
+    """Per calendar day (of each test's start, in ``tz``): the mean of that day's tests per direction."""
+    tz = tz or _local_tz()
+    by: dict[date, list[RomSession]] = {}
+    for s in items:
+        by.setdefault(s.start.astimezone(tz).date(), []).append(s)
+    out = []
+    for d in sorted(by):
+        tests = by[d]
+        mean = {}
+        for k in ROM_DIRECTIONS:
+            vals = [t.max_deg[k] for t in tests if t.max_deg[k] is not None]
+            mean[k] = round(sum(vals) / len(vals), 1) if vals else None
+        out.append(RomDay(d.isoformat(), d, len(tests), mean))
+    return out
+
+
+def rom_changes(items: list[RomSession], change_deg: float | None = None) -> list[str]:
+    """Plain words: each direction's change from the first to the latest test, if larger than
+    ``change_deg`` (default: the ``rom_change_deg`` setting)."""
+    from .settings import AnalysisSettings
+
+    thr = AnalysisSettings().rom_change_deg if change_deg is None else change_deg
+    labels = {"flexion": "Bending forward", "extension": "Bending backward", "lateral_left": "Side-bending left",
+              "lateral_right": "Side-bending right", "rotation_left": "Rotation left",
+              "rotation_right": "Rotation right"}
+    if len(items) < 2:
+        return []
+    out = []
+    for k in ROM_DIRECTIONS:
+        measured = [s for s in items if s.max_deg[k] is not None]
+        if len(measured) < 2:
+            continue
+        a, b = measured[0], measured[-1]
+        diff = b.max_deg[k] - a.max_deg[k]
+        if abs(diff) > thr:
+            word = "freer" if diff > 0 else "stiffer"
+            out.append(f"{labels[k]}: {a.max_deg[k]:.0f}° on {a.start.astimezone().date()} → {b.max_deg[k]:.0f}° "
+                       f"on {b.start.astimezone().date()} ({diff:+.0f}°, {word}).")
+    if not out:
+        out.append(f"Range of motion unchanged within {thr:g}° from the first to the latest test.")
+    return out
 
 
 @dataclass
@@ -468,22 +672,79 @@ def _charts(periods: list[Period], what: str) -> list:
     return [posture, jolts]
 
 
-def render_trends_html(items: list[Session], tz: tzinfo | None = None) -> str:
-    """The trends page as one self-contained HTML string (plotly.js inlined, no network)."""
+def _rom_chart(days: list[RomDay]):
+    import plotly.graph_objects as go
+
+    colours = {"flexion": "#1565c0", "extension": "#64b5f6", "lateral_left": "#2e7d32", "lateral_right": "#81c784",
+               "rotation_left": "#c62828", "rotation_right": "#ef9a9a"}
+    fig = go.Figure()
+    x = [d.label for d in days]
+    for k in ROM_DIRECTIONS:
+        fig.add_trace(go.Scatter(x=x, y=[d.max_deg[k] for d in days], name=k.replace("_", " ") + " (°)",
+                                 mode="lines+markers", line={"color": colours[k]}, connectgaps=True))
+    fig.update_layout(title="Neck range of motion per day (end range held in the guided test; higher = freer)",
+                      yaxis_title="end range (°)", height=380, margin={"l": 50, "r": 20, "t": 60, "b": 60},
+                      legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def _rom_section(rom: list[RomSession], tz: tzinfo, div_id: str) -> str:
+    import html
+
+    if not rom:
+        return ""
+    chart = _rom_chart(rom_daily_from(rom, tz)).to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
+                                                        config={"responsive": True})
+    changes = "".join(f"<li>{html.escape(c)}</li>" for c in rom_changes(rom))
+    head = "".join(f"<th>{k.replace('_', ' ')} (°)</th>" for k in ROM_DIRECTIONS)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{c}</td>" for c in (
+            html.escape(s.start.astimezone(tz).strftime("%Y-%m-%d %H:%M")), html.escape(Path(s.path).name),
+            *("–" if s.max_deg[k] is None else f"{s.max_deg[k]:.0f}" for k in ROM_DIRECTIONS),
+            str(s.below_typical), html.escape(s.status))) + "</tr>"
+        for s in rom)
+    return f"""<h2>Neck range of motion</h2>
+<p>{len(rom)} guided test{'s' if len(rom) != 1 else ''} (nape rom). A smaller end range than before means a stiffer
+neck in that direction, a larger one a freer neck; changes within a few degrees are measurement noise.</p>
+<ul>{changes}</ul>
+{chart}
+<table><thead><tr><th>start</th><th>file</th>{head}<th>below typical</th><th>status</th></tr></thead>
+<tbody>{rows}</tbody></table>
+"""
+
+
+def render_trends_html(items: list[Session], tz: tzinfo | None = None, rom: list[RomSession] | None = None,
+                       on_step: Callable[[str], None] | None = None) -> str:
+    """The trends page as one self-contained HTML string (plotly.js inlined, no network).
+
+    Args:
+        items: indexed recordings (:func:`sessions`).
+        tz: time zone of the calendar days (default local time).
+        rom: indexed range-of-motion tests (:func:`rom_sessions`), shown over days.
+        on_step: called with a description before each step (progress display).
+    """
     import html
 
     from plotly.offline import get_plotlyjs
 
     from .report import fmt_duration
 
+    step = on_step or (lambda _text: None)
     tz = tz or _local_tz()
+    rom = rom or []
+    step("daily and weekly totals")
     n_days = len(daily_from(items, tz))
     days = _fill_days(daily_from(items, tz))
     weeks = weekly_from(items, tz)
-    figs = _charts(days, "day") + _charts(weeks, "week")
+    step("posture and jolt charts")
+    figs = _charts(days, "day") + _charts(weeks, "week") if items else []
     plots = "".join(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"trend{i}",
                                 config={"responsive": True}) for i, fig in enumerate(figs))
-    missing = sum(s.status == "missing" for s in items)
+    step("range-of-motion chart")
+    rom_html = _rom_section(rom, tz, f"trend{len(figs)}")
+    step("writing the page")
+    missing = sum(s.status == "missing" for s in items) + sum(s.status == "missing" for s in rom)
     rows = "".join(
         "<tr>" + "".join(f"<td>{c}</td>" for c in (
             html.escape(s.start.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
@@ -502,6 +763,10 @@ def render_trends_html(items: list[Session], tz: tzinfo | None = None) -> str:
                f"{fmt_duration(total.trunk_poor_min * 60)}, jolts "
                + ", ".join(f"{total.jolts[g]} {g}" for g in GRADES) + ".")
     note = f"<p>{missing} recording file{'s are' if missing != 1 else ' is'} missing; their results still count.</p>" if missing else ""
+    recordings = f"""<h2>Recordings</h2>
+<table><thead><tr><th>start</th><th>file</th><th>recorded</th><th>neck flexed (min)</th>
+<th>back hunched (min)</th><th>jolts mild / moderate / severe</th><th>status</th></tr></thead>
+<tbody>{rows}</tbody></table>""" if items else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -519,10 +784,8 @@ td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; }}
 <p class="meta">Days are the local calendar day on which each recording started. Neck and upper-back minutes
 can overlap in time. Days without recordings show as empty.</p>
 {plots}
-<h2>Recordings</h2>
-<table><thead><tr><th>start</th><th>file</th><th>recorded</th><th>neck flexed (min)</th>
-<th>back hunched (min)</th><th>jolts mild / moderate / severe</th><th>status</th></tr></thead>
-<tbody>{rows}</tbody></table>
+{rom_html}
+{recordings}
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
 </body></html>
 """
@@ -547,49 +810,119 @@ def _short_path(path: str) -> str:
     return f"{p.name}\n[dim]{folder}[/dim]"
 
 
+def _progress():
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), transient=True)
+
+
+def reanalyse_changed(db_path: Path, items: list[Session], rom: list[RomSession], console=None) -> tuple[int, int]:
+    """Analyse again every indexed recording or ROM test whose file changed since, with a
+    progress bar over the files; reports are rewritten where they were (else beside the file).
+
+    A file that cannot be analysed gets one warning line; the others go on.
+
+    Returns:
+        (files re-analysed, files that failed).
+    """
+    from .analysis import analyse
+    from .analysis.rom import analyse_rom, write_rom_reports
+    from .report import write_reports
+
+    todo = [("recording", s) for s in items if s.status == "changed"] + [("rom", s) for s in rom if s.status == "changed"]
+    done = failed = 0
+    with _progress() as prog:
+        task = prog.add_task("re-analysing changed recordings", total=len(todo))
+        for kind, s in todo:
+            path = Path(s.path)
+            prog.update(task, description=f"re-analysing {path.name}")
+            out = Path(s.report_html).parent if s.report_html else path.parent
+            try:
+                if kind == "rom":
+                    r = analyse_rom(path)
+                    index_rom(db_path, r, write_rom_reports(r, out, Path(s.report_html).stem if s.report_html
+                                                            else f"{path.stem}.rom"))
+                else:
+                    f = analyse(path)
+                    index_findings(db_path, f, write_reports(f, out, Path(s.report_html).stem if s.report_html
+                                                             else path.stem))
+                done += 1
+            except (NapeError, OSError) as e:
+                failed += 1
+                print(f"nape: warning: {path.name} not re-analysed: {e}", file=sys.stderr)
+            prog.advance(task)
+    return done, failed
+
+
 def cmd_sessions(args) -> int:
-    """List the recordings indexed in the trends database and whether their files still exist."""
+    """List the recordings and range-of-motion tests indexed in the trends database and whether
+    their files still exist."""
     from rich.table import Table
 
     from .report import fmt_duration
 
     db_path = resolve_db_path(args.db)
     items = sessions(db_path)
+    rom = rom_sessions(db_path)
     c = _console()
     if args.forget_missing:
-        gone = [s.path for s in items if s.status == "missing"]
+        gone = [s.path for s in items if s.status == "missing"] + [s.path for s in rom if s.status == "missing"]
         n = forget(db_path, gone)
         c.print(f"forgot {n} missing recording{'s' if n != 1 else ''}")
         items = [s for s in items if s.status != "missing"]
-    t = Table(title=f"Recordings in {db_path}")
-    t.add_column("start", no_wrap=True)
-    t.add_column("recording", overflow="fold", ratio=1)  # the column that folds in a narrow terminal
-    for col in ("duration", "neck min", "back min", "episodes", "jolts m/M/S"):
-        t.add_column(col, justify="right")
-    t.add_column("status", no_wrap=True, min_width=7)
+        rom = [s for s in rom if s.status != "missing"]
+    if args.reanalyse:
+        done, failed = reanalyse_changed(db_path, items, rom, c)
+        c.print(f"re-analysed {done} changed file{'s' if done != 1 else ''}" + (f", {failed} failed" if failed else ""))
+        items, rom = sessions(db_path), rom_sessions(db_path)
     style = {"ok": "green", "missing": "bold red", "changed": "yellow"}
-    for s in items:
-        t.add_row(s.start.astimezone().strftime("%Y-%m-%d %H:%M"), _short_path(s.path), fmt_duration(s.duration_s),
-                  "–" if s.neck_poor_min is None else f"{s.neck_poor_min:.1f}", f"{s.trunk_poor_min:.1f}",
-                  str(s.episodes), "/".join(str(s.jolts[g]) for g in GRADES), f"[{style[s.status]}]{s.status}[/]")
-    c.print(t)
-    missing = sum(s.status == "missing" for s in items)
-    changed = sum(s.status == "changed" for s in items)
+    if items or not rom:
+        t = Table(title=f"Recordings in {db_path}")
+        t.add_column("start", no_wrap=True)
+        t.add_column("recording", overflow="fold", ratio=1)  # the column that folds in a narrow terminal
+        for col in ("duration", "neck min", "back min", "episodes", "jolts m/M/S"):
+            t.add_column(col, justify="right")
+        t.add_column("status", no_wrap=True, min_width=7)
+        for s in items:
+            t.add_row(s.start.astimezone().strftime("%Y-%m-%d %H:%M"), _short_path(s.path), fmt_duration(s.duration_s),
+                      "–" if s.neck_poor_min is None else f"{s.neck_poor_min:.1f}", f"{s.trunk_poor_min:.1f}",
+                      str(s.episodes), "/".join(str(s.jolts[g]) for g in GRADES), f"[{style[s.status]}]{s.status}[/]")
+        c.print(t)
+    if rom:
+        t = Table(title="Neck range-of-motion tests (end range, °)")
+        t.add_column("start", no_wrap=True)
+        t.add_column("test", overflow="fold", ratio=1)
+        for col in ("flex", "ext", "side L", "side R", "rot L", "rot R", "below"):
+            t.add_column(col, justify="right")
+        t.add_column("status", no_wrap=True, min_width=7)
+        for s in rom:
+            t.add_row(s.start.astimezone().strftime("%Y-%m-%d %H:%M"), _short_path(s.path),
+                      *("–" if s.max_deg[k] is None else f"{s.max_deg[k]:.0f}" for k in ROM_DIRECTIONS),
+                      str(s.below_typical), f"[{style[s.status]}]{s.status}[/]")
+        c.print(t)
+    missing = sum(s.status == "missing" for s in items) + sum(s.status == "missing" for s in rom)
+    changed = sum(s.status == "changed" for s in items) + sum(s.status == "changed" for s in rom)
     if missing:
         c.print(f"{missing} file{'s' if missing != 1 else ''} missing (moved or deleted); their results still "
                 "count in trends (nape sessions --forget-missing drops them)")
     if changed:
-        c.print(f"{changed} file{'s' if changed != 1 else ''} changed since analysed: run nape analyse on them again")
+        c.print(f"{changed} file{'s' if changed != 1 else ''} changed since analysed: nape sessions --reanalyse "
+                "analyses them again")
     return 0
 
 
-def print_trends_summary(items: list[Session], console=None, tz: tzinfo | None = None, last_days: int = 14) -> None:
-    """Terminal summary: the last ``last_days`` days and every week."""
+def print_trends_summary(items: list[Session], console=None, tz: tzinfo | None = None, last_days: int = 14,
+                         rom: list[RomSession] | None = None) -> None:
+    """Terminal summary: the last ``last_days`` days and every week, then range of motion over days."""
     from rich.table import Table
 
     c = console or _console()
     for title, periods in ((f"Last {last_days} days with recordings", daily_from(items, tz)[-last_days:]),
                            ("Weeks", weekly_from(items, tz))):
+        if not periods:
+            continue
         t = Table(title=title)
         for col in ("period", "recordings", "recorded min", "neck flexed min", "back hunched min", "episodes",
                     "jolts mild", "moderate", "severe"):
@@ -600,21 +933,48 @@ def print_trends_summary(items: list[Session], console=None, tz: tzinfo | None =
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")
         c.print(t)
+    if rom:
+        t = Table(title=f"Neck range of motion, last {last_days} days with tests (mean end range, °)")
+        t.add_column("day")
+        for col in ("tests", "flex", "ext", "side L", "side R", "rot L", "rot R"):
+            t.add_column(col, justify="right")
+        for d in rom_daily_from(rom, tz)[-last_days:]:
+            t.add_row(d.label, str(d.tests), *("–" if d.max_deg[k] is None else f"{d.max_deg[k]:.0f}"
+                                               for k in ROM_DIRECTIONS))
+        c.print(t)
+        for line in rom_changes(rom):
+            c.print(f"  • {line}")
 
 
 def cmd_trends(args) -> int:
-    """Write an HTML page of daily and weekly poor-posture minutes and jolts, and print a summary."""
+    """Write an HTML page of daily and weekly poor-posture minutes, jolts and neck range of
+    motion, and print a summary."""
     db_path = resolve_db_path(args.db)
-    items = sessions(db_path)
-    if not items:
-        raise TrendsError(f"trends database {db_path} holds no recordings yet: analyse one first (nape analyse FILE)")
-    out = Path(args.out)
-    if out.is_dir():
-        out = out / "trends.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_trends_html(items), encoding="utf-8")
+    with _progress() as prog:
+        task = prog.add_task("reading the trends database", total=6)
+        items = sessions(db_path)
+        prog.advance(task)
+        rom = rom_sessions(db_path)
+        prog.advance(task)
+        if not items and not rom:
+            raise TrendsError(f"trends database {db_path} holds no recordings yet: analyse one first "
+                              "(nape analyse FILE, or nape rom FILE for a range-of-motion test)")
+        out = Path(args.out)
+        if out.is_dir():
+            out = out / "trends.html"
+        if out.is_file():  # never write a page over a recording
+            with open(out, "rb") as f:
+                if f.read(8) == b"\x89NAP\r\n\x1a\n":
+                    raise NapeError(f"{out} is a .nape recording; refusing to overwrite it with the trends page")
+        out.parent.mkdir(parents=True, exist_ok=True)
+
+        def step(text: str) -> None:
+            prog.update(task, description=f"building the trends page: {text}", advance=1)
+
+        page = render_trends_html(items, rom=rom, on_step=step)
+        out.write_text(page, encoding="utf-8")
     c = _console()
-    print_trends_summary(items, c)
+    print_trends_summary(items, c, rom=rom)
     c.print(f"[bold]trends:[/bold] {out.resolve()}", soft_wrap=True)
     return 0
 
@@ -628,17 +988,20 @@ def add_db_argument(parser: argparse.ArgumentParser) -> None:
 def register(subparsers) -> None:
     """Add the ``sessions`` and ``trends`` commands to the nape CLI."""
     s = subparsers.add_parser(
-        "sessions", help="list analysed recordings indexed for trends (marks missing files)",
+        "sessions", help="list analysed recordings and range-of-motion tests indexed for trends (marks missing files)",
         description=cmd_sessions.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Every 'nape analyse' adds its recording to the trends database.\n\n"
-               "example:\n  nape sessions\n  nape sessions --db ~/nape/nape.db --forget-missing")
+        epilog="Every 'nape analyse' and 'nape rom FILE' adds its recording to the trends database.\n\n"
+               "example:\n  nape sessions\n  nape sessions --db ~/nape/nape.db --forget-missing\n"
+               "  nape sessions --reanalyse")
     add_db_argument(s)
     s.add_argument("--forget-missing", action="store_true",
                    help="drop recordings whose file no longer exists from the database")
+    s.add_argument("--reanalyse", "--reanalyze", action="store_true",
+                   help="analyse again every recording whose file changed since it was analysed (progress bar)")
     s.set_defaults(func=cmd_sessions)
 
     t = subparsers.add_parser(
-        "trends", help="daily and weekly poor-posture minutes and jolts across recordings (HTML + summary)",
+        "trends", help="daily and weekly poor-posture minutes, jolts and neck range of motion (HTML + summary)",
         description=cmd_trends.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="The page is one self-contained file (plotly inlined) that opens offline.\n\n"
                "example:\n  nape trends\n  nape trends --out reports/trends.html --db ~/nape/nape.db")

@@ -318,64 +318,124 @@ class SampleArrays:
 
 
 _HDR = struct.Struct("<BBBBIIH")
+_HDR_DTYPE = np.dtype([("version", "u1"), ("type", "u1"), ("mask", "u1"), ("count", "u1"),
+                       ("seq", "<u4"), ("t_ms", "<u4"), ("period_us", "<u2")])
+assert _HDR_DTYPE.itemsize == SAMPLES_HEADER
+_SAMPLE_BYTES = {1: 21, 2: 21, 3: 41}  # flags + 20 bytes per IMU (protocol/SPEC.md)
+_NORM2_LO, _NORM2_HI = (1.0 - QUAT_NORM_TOL) ** 2, (1.0 + QUAT_NORM_TOL) ** 2
 
 
-def decode_samples_many(packets: list[bytes]) -> tuple[dict[int, SampleArrays], list[tuple[int, str]]]:
-    """Decode SAMPLES packets in bulk, fast (one numpy pass per imu_mask).
+def _sample_dtype(n_imu: int) -> np.dtype:
+    return np.dtype([("flags", "u1"), ("imu", "<i2", (n_imu, 10))])
 
-    Non-SAMPLES packets are skipped silently (EVENT packets are decoded elsewhere).
-    Returns (arrays by imu_mask, [(packet index, error message)] for malformed ones).
+
+def decode_samples_many(
+    packets: list[bytes], events: list[EventPacket] | None = None
+) -> tuple[dict[int, SampleArrays], list[tuple[int, str]]]:
+    """Decode SAMPLES packets in bulk, fast: the headers of all packets are read as one numpy
+    structured array, and the bodies of packets of the same length as one strided view.
+
+    Samples keep the packets' order (a caller orders by ``seq``). Flags are passed through
+    as sent: the ``BACKFILL`` bit (a sample re-sent from the device's offline buffer) does
+    not change how a sample decodes.
+
+    Args:
+        packets: reassembled packets (bytes-like), any types.
+        events: if given, valid EVENT packets are decoded and appended to it, and malformed
+            ones reported as errors; if None, EVENT packets are skipped silently.
+
+    Returns:
+        (arrays by imu_mask, [(packet index, error message)] for malformed packets, sorted).
+        A malformed packet contributes no samples; ``decode_packet`` gives the same verdict
+        (and the message) for each packet on its own.
     """
-    groups: dict[int, list[int]] = {}
+    n = len(packets)
     errors: list[tuple[int, str]] = []
-    head_of: dict[int, tuple] = {}
-    for i, p in enumerate(packets):
-        if len(p) >= SAMPLES_HEADER and p[0] == VERSION and p[1] == TYPE_SAMPLES:
-            h = _HDR.unpack_from(p)
-            mask, count, period = h[2], h[3], h[6]
-            n_imu = 1 + (mask == 3)
-            if mask in (1, 2, 3) and count and period and len(p) == SAMPLES_HEADER + count * (1 + 20 * n_imu):
-                groups.setdefault(mask, []).append(i)
-                head_of[i] = h
-                continue
-        elif len(p) >= 2 and p[0] == VERSION and p[1] == TYPE_EVENT:
+    if n == 0:
+        return {}, errors
+    lens = np.fromiter(map(len, packets), dtype=np.int64, count=n)
+    buf = np.frombuffer(b"".join(packets), dtype=np.uint8)
+    starts = np.cumsum(lens) - lens
+    same = bool((lens == lens[0]).all()) and lens[0] >= SAMPLES_HEADER
+    if same:  # the usual case: no gather at all, rows are views of the joined bytes
+        rows = buf.reshape(n, int(lens[0]))
+        hdr = np.ascontiguousarray(rows[:, :SAMPLES_HEADER]).view(_HDR_DTYPE)[:, 0]
+    else:
+        padded = np.concatenate([buf, np.zeros(SAMPLES_HEADER, np.uint8)])  # headers of short packets
+        hdr = padded[starts[:, None] + np.arange(SAMPLES_HEADER)].view(_HDR_DTYPE)[:, 0]
+    mask, count = hdr["mask"].astype(np.int64), hdr["count"].astype(np.int64)
+    is_v1 = (hdr["version"] == VERSION) & (lens >= 2)
+    sample_bytes = np.where(mask == 3, 41, 21)
+    ok = (is_v1 & (hdr["type"] == TYPE_SAMPLES) & (lens >= SAMPLES_HEADER) & (mask >= 1) & (mask <= 3)
+          & (count > 0) & (hdr["period_us"] > 0) & (lens == SAMPLES_HEADER + count * sample_bytes))
+    is_event = is_v1 & (hdr["type"] == TYPE_EVENT)
+    for i in np.flatnonzero(~ok):
+        i = int(i)
+        if is_event[i] and events is None:
             continue
         try:
-            decode_packet(p)
+            p = decode_packet(packets[i])
         except PacketError as e:
             errors.append((i, str(e)))
+            continue
+        if isinstance(p, EventPacket) and events is not None:
+            events.append(p)
     out: dict[int, SampleArrays] = {}
-    for mask, idxs in groups.items():
-        n_imu = 1 + (mask == 3)
-        body = b"".join(memoryview(packets[i])[SAMPLES_HEADER:] for i in idxs)
-        dtype = np.dtype([("flags", "u1"), ("imu", "<i2", (n_imu, 10))])
-        rec = np.frombuffer(body, dtype=dtype)
-        counts = np.array([head_of[i][3] for i in idxs])
-        seq0 = np.array([head_of[i][4] for i in idxs], dtype=np.int64)
-        t0 = np.array([head_of[i][5] for i in idxs], dtype=np.float64)
-        per = np.array([head_of[i][6] for i in idxs], dtype=np.int64)
-        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        raw = rec["imu"].astype(np.float64)
-        quat = raw[:, :, 0:4] * Q_LSB
-        norms = np.linalg.norm(quat, axis=2)
-        good_sample = (np.abs(norms - 1.0) <= QUAT_NORM_TOL).all(axis=1)
-        # a packet with any bad quaternion is malformed as a whole, like decode_packet says
-        pkt_of_sample = np.repeat(np.arange(len(idxs)), counts)
-        bad_pkts = np.unique(pkt_of_sample[~good_sample])
-        keep = np.ones(len(rec), dtype=bool)
-        for b in bad_pkts:
-            keep &= pkt_of_sample != b
-            errors.append((idxs[b], "SAMPLES packet has a non-unit quaternion"))
-        per_s = np.repeat(per, counts)
-        out[mask] = SampleArrays(
-            imu_mask=mask,
-            seq=(np.repeat(seq0, counts) + within)[keep],
-            t_ms=(np.repeat(t0, counts) + within * per_s / 1000.0)[keep],
-            period_us=per_s[keep],
-            flags=rec["flags"][keep].copy(),
-            quat=quat[keep],
-            acc=raw[keep][:, :, 4:7] * ACC_LSB_MS2,
-            gyr=raw[keep][:, :, 7:10] * GYR_LSB_RADS,
-        )
+    for m in (1, 2, 3):
+        sel = ok & (mask == m)
+        if not sel.any():
+            continue
+        n_imu = 1 + (m == 3)
+        parts = []
+        for length in np.unique(lens[sel]):
+            idx = np.flatnonzero(sel & (lens == length))
+            k = int((length - SAMPLES_HEADER) // _SAMPLE_BYTES[m])
+            pkt_dtype = np.dtype([("h", _HDR_DTYPE), ("s", _sample_dtype(n_imu), (k,))])
+            if same:
+                p_rows = rows if len(idx) == n else rows[idx]
+            else:
+                p_rows = buf[starts[idx][:, None] + np.arange(int(length))]
+            recs = np.ascontiguousarray(p_rows).view(pkt_dtype)[:, 0]["s"]  # (packets, k)
+            parts.append((idx, k, recs))
+        _decode_group(m, n_imu, parts, hdr, out, errors)
     errors.sort()
     return out, errors
+
+
+def _decode_group(m: int, n_imu: int, parts: list, hdr: np.ndarray, out: dict, errors: list) -> None:
+    """Samples of one imu_mask from (packet indices, samples per packet, records) per length."""
+    pkt = np.concatenate([np.repeat(idx, k) for idx, k, _ in parts])  # packet index per sample
+    within = np.concatenate([np.tile(np.arange(k), len(idx)) for idx, k, _ in parts])
+    imu = [recs["imu"].reshape(-1, n_imu, 10) for _, _, recs in parts]
+    flags = [recs["flags"].reshape(-1) for _, _, recs in parts]
+    if len(parts) > 1:  # back into packet order
+        order = np.argsort(pkt, kind="stable")
+        pkt, within = pkt[order], within[order]
+        raw = np.concatenate(imu)[order]
+        fl = np.concatenate(flags)[order]
+    else:
+        raw, fl = imu[0], flags[0].copy()
+    quat = raw[:, :, 0:4] * Q_LSB
+    norm2 = np.einsum("nij,nij->ni", quat, quat)
+    good = ((norm2 >= _NORM2_LO) & (norm2 <= _NORM2_HI)).all(axis=1)
+    keep = None
+    if not good.all():
+        # a packet with any bad quaternion is malformed as a whole, like decode_packet says
+        bad = np.unique(pkt[~good])
+        errors.extend((int(b), "SAMPLES packet has a non-unit quaternion") for b in bad)
+        keep = ~np.isin(pkt, bad)
+        pkt, within, raw, fl, quat = pkt[keep], within[keep], raw[keep], fl[keep], quat[keep]
+        if not len(pkt):
+            return
+    h = hdr[pkt]
+    per = h["period_us"].astype(np.int64)
+    out[m] = SampleArrays(
+        imu_mask=m,
+        seq=(h["seq"].astype(np.int64) + within) & 0xFFFFFFFF,
+        t_ms=h["t_ms"].astype(np.float64) + within * (per / 1000.0),
+        period_us=per,
+        flags=fl,
+        quat=quat,
+        acc=raw[:, :, 4:7] * ACC_LSB_MS2,
+        gyr=raw[:, :, 7:10] * GYR_LSB_RADS,
+    )

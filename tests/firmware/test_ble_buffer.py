@@ -181,3 +181,23 @@ for bad in (b"\x01\x02\x01\x01" + bytes(20), bytes(300), b"\x01\x01"):
 emit(res)
 """)
     assert r == ["ValueError"] * 3
+
+
+def test_spill_size_setting_and_capacity_in_hours():
+    """config.BLE_SPILL_KIB -> slots, and the documented hours at the default rate."""
+    out = run_mpy(r"""
+import sys, json, config, ble_buffer
+print(sys.implementation.name)
+s8 = ble_buffer.spill_slots(config.BLE_SPILL_KIB)
+s16 = ble_buffer.spill_slots(12288)
+h = lambda slots, rate: ble_buffer.capacity_s(slots, 5, rate) / 3600
+print(json.dumps([config.BLE_SPILL_KIB, s8, s16, config.BLE_RAM_SLOTS,
+                  h(config.BLE_RAM_SLOTS + s8, 100), h(config.BLE_RAM_SLOTS + s8, config.SAVER_RATE_HZ),
+                  h(config.BLE_RAM_SLOTS + s16, 100), ble_buffer.spill_slots(1)]))
+""").decode().splitlines()
+    assert out[0] == "micropython"
+    kib, s8, s16, ram, h100, hsaver, h16, tiny = json.loads(out[1])
+    assert s8 == 16384 and s8 * 244 <= kib * 1024  # whole 16-slot batches within the setting
+    assert s16 == 51568 and s16 * 244 <= 12288 * 1024 < (s16 + 16) * 244
+    assert round(h100, 2) == 0.28 and round(hsaver, 2) == 0.57 and round(h16, 2) == 0.77  # README / SPEC
+    assert ram == 4096 and tiny == 0

@@ -201,6 +201,21 @@ emit({"status": hx(svc.status_bytes()), "read": hx(ble.gatts_read(svc.h_status))
     assert (t.oldest_seq, t.next_seq, t.imu_mask) == (0, 15, 3)
 
 
+def test_every_boot_has_its_own_random_boot_id_in_the_status():
+    (r,) = _run(r"""
+ids = [ble_service.new_boot_id() for _ in range(50)]
+emit({"ids": ids, "status": hx(svc.status_bytes()), "svc": svc.boot_id,
+      "fixed": ble_service.NapeService(ble, st, boot_id=0x1234ABCD).boot_id})
+""")
+    ids = r["ids"]
+    assert len(set(ids)) == 50 and all(0 < i <= 0xFFFFFFFF for i in ids)
+    assert max(ids) > 0xFFFF  # 32 random bits, not a small counter
+    s = P.parse_status(bytes.fromhex(r["status"]))
+    assert s.boot_id == r["svc"] and s.firmware_version == "0.1.0"
+    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 2
+    assert r["fixed"] == 0x1234ABCD
+
+
 def test_disconnect_stops_streaming_and_readvertises_fast_then_slow():
     (r,) = _run(r"""
 connect()

@@ -11,8 +11,10 @@ from tests.mpy import run_mpy
 SAVER_AFTER_S = 60
 STILL_AFTER_S = 60
 ACTIVE = {"mode": "active", "rate": 100, "odr": 400, "adv": 100000, "cpu": 160000000, "head_lp": False}
-SAVER = {"mode": "saver", "rate": 25, "odr": 25, "adv": 1022500, "cpu": 80000000, "head_lp": True}
-SAVER_STILL = dict(SAVER, rate=10, odr=10)
+# saver: 50 Hz fused and ODR (the lowest rate the fusion runs at that both IMU families
+# offer); the head IMU keeps 6-axis fusion (no low-power mode applied)
+SAVER = {"mode": "saver", "rate": 50, "odr": 50, "adv": 1022500, "cpu": 80000000, "head_lp": False}
+SAVER_STILL = dict(SAVER, rate=40, odr=40)  # with still_rate_hz=40 (the default equals SAVER)
 
 _PRELUDE = r"""
 import sys, json, time
@@ -73,7 +75,7 @@ print(json.dumps([p.update(560010, False, False), st(p), p.transitions]))
 def test_stillness_lowers_the_saver_rate_and_motion_restores_it_at_once():
     rows = _run(
         r"""
-p = power.PowerPolicy(0)
+p = power.PowerPolicy(0, still_rate_hz=40)
 p.update(60000, False, False)
 out = [st(p)]
 p.update(61000, False, True)               # still from 61 s
@@ -169,7 +171,7 @@ def test_random_timeline_matches_an_independent_reference():
     rows = _run(
         r"""
 ev = json.loads(sys.stdin.read())
-p = power.PowerPolicy(0)
+p = power.PowerPolicy(0, still_rate_hz=40)
 res = []
 for t, c, s in ev:
     p.update(t, c, s)

@@ -660,6 +660,7 @@ if svc is not None:
 if svc is not None:
     dev.app.calibrate_request_s = 1
     dev.app.settings["hold_s"] = 45
+    dev.app.settings_version += 1
     dev.step(machine.time_ms())
     for i in range(600):
         c0.push(data[0:3], data[3:6])

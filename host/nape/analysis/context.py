@@ -35,31 +35,36 @@ class ContextFeatures:
         self.zi_gait = np.zeros((self.sos_gait.shape[0], 2))
         self.zi_vib = np.zeros((self.sos_vib.shape[0], 2))
         self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in ("n", "gait", "vib", "tilt", "fwd_up")}
+        self.size = 0  # seconds seen (the sums arrays may be longer)
 
     def feed(self, index: np.ndarray, acc_trunk: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray) -> None:
-        mag = np.linalg.norm(acc_trunk, axis=1) / G
+        mag = np.sqrt(np.einsum("ij,ij->i", acc_trunk, acc_trunk)) / G
         gait, self.zi_gait = signal.sosfilt(self.sos_gait, mag - 1.0, zi=self.zi_gait)
         vib, self.zi_vib = signal.sosfilt(self.sos_vib, mag - 1.0, zi=self.zi_vib)
         sec = (index / self.rate).astype(np.int64)
+        s0 = int(sec[0])  # blocks are in time order: only this block's seconds are touched
+        local = sec - s0
         size = int(sec[-1]) + 1
-        for key, val in (("n", np.ones_like(mag)), ("gait", gait ** 2), ("vib", vib ** 2), ("tilt", tilt_deg),
-                         ("fwd_up", fwd_up)):
+        for key, val in (("n", None), ("gait", gait ** 2), ("vib", vib ** 2), ("tilt", tilt_deg), ("fwd_up", fwd_up)):
             arr = self.sums[key]
             if len(arr) < size:
-                arr = np.concatenate([arr, np.zeros(size - len(arr))])
-            arr[:size] += np.bincount(sec, weights=val, minlength=size)
+                arr = np.concatenate([arr, np.zeros(max(size, 2 * len(arr)) - len(arr))])
+            counts = np.bincount(local, weights=val)
+            arr[s0: s0 + len(counts)] += counts
             self.sums[key] = arr
+        self.size = max(self.size, size)
 
     def classify(self) -> tuple[np.ndarray, dict]:
         """Activity code per second (index into NAMES; -1 = no data) and seconds per activity."""
         s = self.s
-        n = self.sums["n"]
+        sums = {k: v[: self.size] for k, v in self.sums.items()}  # arrays grow in steps
+        n = sums["n"]
         have = n > 0
         nn = np.where(have, n, 1)
-        gait = np.sqrt(self.sums["gait"] / nn)
-        vib = np.sqrt(self.sums["vib"] / nn)
-        tilt = self.sums["tilt"] / nn
-        fwd_up = self.sums["fwd_up"] / nn
+        gait = np.sqrt(sums["gait"] / nn)
+        vib = np.sqrt(sums["vib"] / nn)
+        tilt = sums["tilt"] / nn
+        fwd_up = sums["fwd_up"] / nn
         act = np.zeros(len(n), dtype=np.int8)
         lying = tilt > s.lying_trunk_deg
         walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk

@@ -22,7 +22,7 @@ from .. import quat, wire
 from ..errors import RecordingError
 from ..recording import open_recording
 from ..settings import AnalysisSettings
-from . import calibration, posture
+from . import calibration, posture, traces
 from .context import NAMES as ACTIVITY_NAMES
 from .context import ContextFeatures
 from .findings import Findings, PostureEpisode
@@ -43,7 +43,7 @@ def analyse(
     Args:
         path: a .nape file.
         settings: thresholds; defaults and sources in :mod:`nape.settings`.
-        on_progress: called with (samples done, expected samples or 0).
+        on_progress: called after each block with (samples done, estimated total samples).
 
     Raises:
         RecordingError: the file cannot be read or holds no samples of its IMUs.
@@ -57,17 +57,32 @@ def analyse(
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
     stream = _Stream(s, n_imu, calib)
     reader = BlockReader(rec, mask)
+    expected = _expected_samples(path, mask) if on_progress else 0
     for block in reader:
         stream.feed(block)
         if on_progress:
-            on_progress(stream.n, 0)
+            on_progress(stream.n, max(expected, stream.n))
     if stream.n == 0:
         raise RecordingError(f"{path}: no samples for IMUs {roles} in this recording")
     act_sec, _ = stream.context.classify()
     jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1)
     f = stream.finish(path, rec, roles, reader.malformed)
     f.jolts, f.head_turns = jolts, head_turns
+    traces.attach(jolts, traces.event_windows(reader.events, stream.t0_ms), stream.traces)  # report panels
     return f
+
+
+def _expected_samples(path: Path, mask: int, packets: int = 2000) -> int:
+    """Estimate of the samples in a recording for progress bars: its size times the samples
+    per byte of its first ``packets`` packets (chunk framing makes it a slight overestimate)."""
+    n = nbytes = 0
+    for k, (_t, p) in enumerate(open_recording(path).iter_packets()):
+        nbytes += len(p) + 2
+        if len(p) > 3 and p[1] == wire.TYPE_SAMPLES and p[2] == mask:
+            n += p[3]
+        if k >= packets:
+            break
+    return int(path.stat().st_size * n / nbytes) if nbytes else 0
 
 
 class _Stream:
@@ -94,7 +109,10 @@ class _Stream:
         self.sos = signal.butter(2, self.s.posture_lowpass_hz, fs=self.rate, output="sos")
         self.zi = None
         self.context = ContextFeatures(self.rate, self.s)
-        self.jolts = JoltDetector(self.rate, self.n_imu, self.s)
+        self.jolts = JoltDetector(self.rate, self.n_imu, self.s, self.calib.get("gyro_offset_rads"))
+        self.traces = traces.StreamTraces(self.rate, ("trunk", "head")[: self.n_imu], self.s.jolt_max_s,
+                                          self.calib.get("gyro_offset_rads"))
+        self.runs_seen = 0
 
     def feed(self, b) -> None:
         if self.rate is None:
@@ -114,6 +132,9 @@ class _Stream:
         fwd_up = quat.axis_in_world(q_seg[:, 0], 0)[:, 2]
         self.context.feed(idx, b.acc[:, 0], tilt[:, 0], fwd_up)
         self.jolts.feed(idx, q_sensor, q_seg[:, 0], b.acc, b.gyr)
+        new_runs = getattr(self.jolts, "runs", [])[self.runs_seen:]
+        self.runs_seen += len(new_runs)
+        self.traces.feed(idx, q_sensor, b.acc, b.gyr, [r["t_s"] for r in new_runs if "t_s" in r])
         if self.zi is None:
             self.zi = signal.sosfilt_zi(self.sos)[:, :, None] * pitch[0][None, None, :]
         smooth, self.zi = signal.sosfilt(self.sos, pitch, axis=0, zi=self.zi)
@@ -162,6 +183,9 @@ class _Stream:
         dt = 1.0 / SERIES_HZ
         upright_ok = valid & (trunk <= s.trunk_inclination_deg)
         exposure = {"trunk_over_threshold_s": float(((trunk > s.trunk_inclination_deg) & valid).sum() * dt)}
+        # ISO 11226 trunk ranges: < 20° acceptable, 20–60° limited holding time, > 60° not acceptable
+        exposure["trunk_bands_s"] = {f"{lo}..{hi}": float(((trunk >= lo) & (trunk < hi) & valid).sum() * dt)
+                                     for lo, hi in ((-90, 0), (0, 20), (20, 60), (60, 180))}
         rula = {}
         if neck is not None:
             upright_ok &= neck <= s.neck_flexion_deg

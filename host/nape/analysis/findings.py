@@ -43,6 +43,7 @@ class Jolt:
     nic_m2s2: float = float("nan")  # Neck Injury Criterion (Boström et al. 1996)
     bric: float = float("nan")  # Brain Injury Criterion (Takhounts et al. 2013)
     source: str = "stream"  # "stream" or "event window" (high-rate raw data)
+    trace: dict | None = None  # acceleration (g) / angular velocity (°/s) around the peak: analysis.traces
 
 
 @dataclass
@@ -77,3 +78,25 @@ class Findings:
         for e, ep in zip(d["episodes"], self.episodes):
             e["duration_s"] = ep.duration_s
         return d
+
+
+# Stable names of the JSON report and the export tables (protocol/report.schema.json):
+# units in every name, peaks named as peaks. Python attribute → JSON field; unlisted keep their name.
+JOLT_FIELDS = {"t_s": "peak_t_s", "vehicle_g": "peak_vehicle_g", "vertical_g": "peak_vertical_g",
+               "head_rel_g": "peak_head_rel_g", "neck_dps": "peak_neck_dps"}
+EPISODE_FIELDS = {"iso11226": "iso11226_verdict", "mean_trunk_deg": "mean_trunk_inclination_deg",
+                  "mean_lateral_deg": "mean_neck_lateral_deg"}
+SERIES_FIELDS = {"t_s": "time_s"}
+CALIBRATION_FIELDS = {"neutral_q": "neutral_quat_wxyz", "gyro_offset_rads": "gyro_offset_rad_s"}
+
+
+def jolt_record(j: Jolt) -> dict:
+    """One jolt under its JSON / table names, without the trace."""
+    return {JOLT_FIELDS.get(k, k): v for k, v in asdict(j).items() if k != "trace"}
+
+
+def episode_record(e: PostureEpisode) -> dict:
+    """One episode under its JSON / table names, with ``duration_s``."""
+    d = {EPISODE_FIELDS.get(k, k): v for k, v in asdict(e).items()}
+    d["duration_s"] = e.duration_s
+    return d

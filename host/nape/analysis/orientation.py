@@ -75,13 +75,15 @@ def matrix_to_quat(m: np.ndarray) -> np.ndarray:
 
 
 def inclination(q_seg: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pitch (forward +), roll (right side down +) and tilt of the segment's z axis from vertical, deg."""
-    x_w = quat.axis_in_world(q_seg, 0)
-    y_w = quat.axis_in_world(q_seg, 1)
-    z_w = quat.axis_in_world(q_seg, 2)
-    pitch = np.degrees(np.arcsin(np.clip(-x_w[..., 2], -1, 1)))
-    roll = np.degrees(np.arcsin(np.clip(y_w[..., 2], -1, 1)))
-    tilt = np.degrees(np.arccos(np.clip(z_w[..., 2], -1, 1)))
+    """Pitch (forward +), roll (right side down +) and tilt of the segment's z axis from vertical, deg.
+
+    Only the vertical (world z) components of the segment axes are needed: x_w·z = 2(xz − wy),
+    y_w·z = 2(yz + wx), z_w·z = 1 − 2(x² + y²) (third row of the rotation matrix).
+    """
+    w, x, y, z = (q_seg[..., i] for i in range(4))
+    pitch = np.degrees(np.arcsin(np.clip(-2.0 * (x * z - w * y), -1, 1)))
+    roll = np.degrees(np.arcsin(np.clip(2.0 * (y * z + w * x), -1, 1)))
+    tilt = np.degrees(np.arccos(np.clip(1.0 - 2.0 * (x * x + y * y), -1, 1)))
     return pitch, roll, tilt
 
 

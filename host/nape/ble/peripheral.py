@@ -136,6 +136,10 @@ class FirmwareBridge:
         self.firmware_connected = asyncio.Event()
         self.firmware_gone = asyncio.Event()
         self.device.pairing_config_factory = self._pairing_config
+        self._registered: tuple[bytes, bytes] | None = None  # (REGISTER payload, HANDLES answer)
+        #: ``fn(value_handle, data)`` for every notification sent (observers, e.g. the
+        #: virtual device's record of what went on air); None: no observer.
+        self.on_notify: Callable[[int, bytes], None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, path: str | os.PathLike[str]) -> None:
@@ -177,6 +181,7 @@ class FirmwareBridge:
             writer.close()  # one firmware at a time
             return
         self._writer = writer
+        self.firmware_gone.clear()
         self.firmware_connected.set()
         self.on_event("firmware_connected")
         try:
@@ -214,6 +219,8 @@ class FirmwareBridge:
                 if kind == 0:
                     await self.device.notify_subscriber(conn, attr, data, force=True)
                     self.notifications += 1
+                    if self.on_notify is not None:
+                        self.on_notify(handle, data)
                 else:
                     asyncio.create_task(self._indicate(conn, attr, data))
             self._send(0x91, struct.pack("<H", 1))
@@ -304,6 +311,19 @@ class FirmwareBridge:
 
     # --- GATT ---------------------------------------------------------------------------
     def _register(self, p: bytes) -> bytes:
+        if self._registered is not None:
+            # a rebooted firmware registers again: the same table gets the same handles
+            # (as on the board, where the stack starts empty and allocates them in order)
+            if p != self._registered[0]:
+                raise ValueError("a different GATT table after a firmware restart is not supported")
+            for h in self._values:
+                self._values[h] = b""
+            return self._registered[1]
+        out = self._register_new(p)
+        self._registered = (bytes(p), out)
+        return out
+
+    def _register_new(self, p: bytes) -> bytes:
         pos = 0
 
         def take_uuid() -> UUID:

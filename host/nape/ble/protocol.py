@@ -39,7 +39,8 @@ ST_SAVER = 0x10
 ST_SOURCE_DONE = 0x20
 ST_ENCRYPTED = 0x40
 
-_STATUS = struct.Struct("<BBBBHHHIIIHIIHHB")
+_STATUS = struct.Struct("<BBBBHHHIIIHIIHHIB")
+STATUS_VERSION = 2
 
 
 def cmd_start() -> bytes:
@@ -138,6 +139,7 @@ class Status:
     notify_busy: int
     imu_errors: int
     connections: int
+    boot_id: int  # random u32 naming the device's boot: sequence numbers restart with it
     firmware_version: str
 
     @property
@@ -156,13 +158,13 @@ def parse_status(value: bytes) -> Status:
     Raises:
         DeviceError: the value is shorter than the first 18 bytes or of another version.
     """
-    if len(value) < 18 or value[0] != 1:
+    if len(value) < 18 or value[0] != STATUS_VERSION:
         raise DeviceError(f"bad status value {value.hex()}")
     raw = bytes(value[: _STATUS.size]).ljust(_STATUS.size, b"\0")
     (_v, flags, mask, pct, mv, rate, fill, oldest, nxt, up, mtu, over, busy, imu_err, conns,
-     fw_len) = _STATUS.unpack(raw)
+     boot_id, fw_len) = _STATUS.unpack(raw)
     fw = bytes(value[_STATUS.size: _STATUS.size + fw_len]).decode(errors="replace")
     return Status(
         flags, mask, None if pct == 255 else pct, mv or None, rate, fill,
-        None if oldest == 0xFFFFFFFF else oldest, nxt, up, mtu, over, busy, imu_err, conns, fw,
+        None if oldest == 0xFFFFFFFF else oldest, nxt, up, mtu, over, busy, imu_err, conns, boot_id, fw,
     )

@@ -8,6 +8,16 @@ sequence number after the last complete packet it received (reconnections), so t
 recorder sees every sample exactly once and in order. When the link drops it reconnects
 with exponential back-off until :meth:`close` (or ``give_up_after_s``).
 
+Sequence numbers restart at 0 when the device reboots. The status carries a random
+``boot_id`` per boot: when it differs from the last link's, the transport forgets the
+old sequence number, asks the new boot for everything it stored (BACKFILL_ALL) and puts
+a ``Notification("boot", u32 LE boot_id)`` in the stream first, so the recorder keeps one
+sequence space per boot. Link events (connected, disconnected, reconnected, reboot) are
+also kept as notes for the recording (:meth:`drain_notes`); the reboot note carries what
+the old boot had (``lost_samples_at_least``), and a ``buffer_overflow`` note says when
+the device no longer holds the samples a reconnection asks for (its ``oldest_seq`` is
+past them: the host was away longer than the on-board buffer holds).
+
 The stream ends when the device reports END_OF_DATA (a finite source, like the virtual
 device's simulated day) and everything up to it has arrived.
 """
@@ -46,6 +56,32 @@ class LinkStats:
     backfill_requests: list[int | None] = field(default_factory=list)  # from_seq of each (None: buffer empty)
     mtu: int = 23
     last_status: P.Status | None = None
+    boots: list[int] = field(default_factory=list)  # boot ids seen, in order (a reboot adds one)
+
+    def summary(self) -> dict:
+        """JSON-ready figures for the recording's session NOTE (times in ms)."""
+        r = sorted(self.reconnect_s)
+        st = self.last_status
+        return {
+            "connects": self.connects, "disconnects": self.disconnects,
+            "reconnects": len(r),
+            "reconnect_ms_median": round(1000 * r[len(r) // 2], 1) if r else None,
+            "reconnect_ms_max": round(1000 * r[-1], 1) if r else None,
+            "backfill_requests": len(self.backfill_requests),
+            "notifications": self.notifications, "stale_notifications": self.stale_notifications,
+            "acks": self.acks, "mtu": self.mtu,
+            "boot_ids": [f"{b:08x}" for b in self.boots],
+            "device_overflow_samples": st.overflow_samples if st else None,
+            "device_buffer_fill_permille": st.buffer_fill_permille if st else None,
+        }
+
+
+def _ahead(a: int | None, b: int | None) -> int:
+    """How far u32 sequence number ``a`` is after ``b`` (0 if not after, or unknown)."""
+    if a is None or b is None:
+        return 0
+    d = (a - b) & 0xFFFFFFFF
+    return d if d < 0x80000000 else 0
 
 
 def backend_kwargs(bumble: dict | None) -> tuple[dict, dict]:
@@ -126,6 +162,8 @@ class BleTransport(Transport):
         self._time_set_at: float | None = None
         self._acked: int | None = None
         self._ack_task: asyncio.Task | None = None
+        self._boot_id: int | None = None
+        self._notes: list[dict] = []
 
     # --- Transport -----------------------------------------------------------------------
     async def connect(self) -> DeviceInfo:
@@ -179,6 +217,13 @@ class BleTransport(Transport):
             with contextlib.suppress(Exception):
                 await c.disconnect()
         self._queue.put_nowait(_END)
+
+    def drain_notes(self) -> list[dict]:
+        notes, self._notes = self._notes, []
+        return notes
+
+    def link_summary(self) -> dict:
+        return self.stats.summary()
 
     # --- commands ---------------------------------------------------------------------------
     async def command(self, value: bytes, timeout: float = 5.0) -> P.Response:
@@ -267,8 +312,34 @@ class BleTransport(Transport):
             self._accepting = False
             self._client = client
             self.stats.mtu = client.mtu_size
+            prev = self.stats.last_status  # the old link's newest status (notified every second)
             status = P.parse_status(await client.read_gatt_char(P.STATUS_UUID))
             self.stats.last_status = status
+            rebooted = self._boot_id is not None and status.boot_id != self._boot_id
+            if rebooted:  # a new sequence space: what we had is from the old boot
+                got, had = self._next_seq, prev.next_seq if prev is not None else None
+                self._notes.append({"event": "reboot", "t": time.time(),
+                                    "previous_boot_id": f"{self._boot_id:08x}",
+                                    "boot_id": f"{status.boot_id:08x}",
+                                    # the old boot's samples after what we received are gone
+                                    # with its RAM: at least the device's last known next_seq - ours
+                                    "previous_received_next_seq": got, "previous_device_next_seq": had,
+                                    "lost_samples_at_least": _ahead(had, got)})
+                self._next_seq = None
+                self._end_seq = None
+                self._acked = None
+            want = self._next_seq if self._next_seq is not None else (0 if rebooted else None)
+            if want is not None and status.oldest_seq is not None and _ahead(status.oldest_seq, want):
+                # the device overwrote what we still need (away longer than its buffer holds)
+                self._notes.append({"event": "buffer_overflow", "t": time.time(),
+                                    "boot_id": f"{status.boot_id:08x}", "from_seq": want,
+                                    "oldest_seq": status.oldest_seq,
+                                    "missing_samples_at_least": _ahead(status.oldest_seq, want),
+                                    "device_overflow_samples": status.overflow_samples})
+            if status.boot_id != self._boot_id:
+                self._boot_id = status.boot_id
+                self.stats.boots.append(status.boot_id)
+                self._queue.put_nowait(Notification("boot", struct.pack("<I", status.boot_id)))
             await client.start_notify(P.CONTROL_UUID, self._on_control)
             await client.start_notify(P.STATUS_UUID, self._on_status)
             await client.start_notify(P.EVENT_UUID, self._on_event)
@@ -279,7 +350,7 @@ class BleTransport(Transport):
             if self._next_seq is not None:
                 self.stats.backfill_requests.append(self._next_seq)
                 await self.command(P.cmd_backfill(self._next_seq))
-            elif self.backfill:  # nothing received yet
+            elif self.backfill or rebooted:  # nothing received yet from this boot
                 r = await self.command(P.cmd_backfill_all())
                 self.stats.backfill_requests.append(r.oldest_seq)
             else:
@@ -292,6 +363,8 @@ class BleTransport(Transport):
                 raise
             raise DeviceError(f"setting up {self._device.address} failed: {e}") from e
         self.stats.connects += 1
+        self._notes.append({"event": "connected", "t": time.time(), "mtu": self.stats.mtu,
+                            "from_seq": self.stats.backfill_requests[-1] if self.stats.backfill_requests else None})
         self.on_link("connected", mtu=self.stats.mtu)
         if self.ack_interval_s and (self._ack_task is None or self._ack_task.done()):
             self._ack_task = asyncio.get_running_loop().create_task(self._acker())
@@ -382,6 +455,7 @@ class BleTransport(Transport):
         self._client = None
         self._accepting = False
         self._lost_at = time.monotonic()
+        self._notes.append({"event": "disconnected", "t": time.time(), "next_seq": self._next_seq})
         self.on_link("disconnected", next_seq=self._next_seq)
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
@@ -408,5 +482,7 @@ class BleTransport(Transport):
                 continue
             dt = time.monotonic() - (self._lost_at or started)
             self.stats.reconnect_s.append(dt)
+            self._notes.append({"event": "reconnected", "t": time.time(),
+                                "seconds": round(dt, 4), "attempts": attempt})
             self.on_link("reconnected", seconds=dt, attempts=attempt, from_seq=self._next_seq)
             return

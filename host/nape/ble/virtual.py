@@ -14,9 +14,11 @@ Processes and sockets::
 
 The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
 ``ready``, ``fw`` (firmware stdout line), ``connection``, ``disconnection``, ``mtu``,
-``dropped``, ``fw_exit``) and takes JSON commands on stdin (``{"cmd": "drop"}`` to drop
-every link as if the wearer walked out of range, ``{"cmd": "stats"}``,
-``{"cmd": "quit"}``). EOF on stdin shuts it down. :class:`VirtualDevice` runs it for
+``dropped``, ``booted``, ``fw_exit``) and takes JSON commands on stdin (``{"cmd": "drop"}``
+to drop every link as if the wearer walked out of range, ``{"cmd": "reboot"}`` to restart
+the firmware as a power cycle would, ``{"cmd": "stats"}`` (optionally ``"before": unix_s``:
+``sent_next_seq`` is then the sequence number after the newest whole SAMPLES packet
+notified by that time in the current boot), ``{"cmd": "quit"}``). EOF on stdin shuts it down. :class:`VirtualDevice` runs it for
 tests and the CLI.
 """
 
@@ -147,28 +149,70 @@ async def _serve(args: argparse.Namespace) -> int:
     if args.secure:
         cmd.append("--secure")
     cmd += ["--secrets", args.secrets or str(workdir / "bonds.txt")]
-    fw = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
-                                              stderr=asyncio.subprocess.PIPE, env=env)
     ready = False
+    boots = 0
     stderr_tail: list[str] = []
+    # what went on air: (unix time, seq after the newest whole SAMPLES packet notified so
+    # far in this boot), appended when it grows; answers {"cmd": "stats", "before": t}
+    sent: list[tuple[float, int]] = []
 
-    async def fw_stdout() -> None:
-        nonlocal ready
+    def on_notify(_handle: int, data: bytes) -> None:
+        if len(data) >= 15 and data[0] & 0xC0 == 0xC0 and data[1] == 1 and data[2] == 1:
+            end = int.from_bytes(data[5:9], "little") + data[4]
+            if not sent or end > sent[-1][1]:
+                sent.append((time.time(), end))
+
+    bridge.on_notify = on_notify
+
+    async def start_fw() -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.PIPE, env=env)
+
+    async def fw_stdout(fw) -> None:
+        nonlocal ready, boots
         assert fw.stdout is not None
         async for raw in fw.stdout:
             line = raw.decode(errors="replace").rstrip()
             emit("fw", line=line)
-            if line.startswith("NAPE-APP start_unix_ms=") and not ready:
-                ready = True
-                emit("ready", radio=str(args.radio), tcp=tcp_port,
-                     address=bridge.device.random_address.to_string(False),
-                     start_unix_ms=int(line.split()[1].split("=")[1]))
+            if line.startswith("NAPE-APP start_unix_ms="):
+                start_ms = int(line.split()[1].split("=")[1])
+                boots += 1
+                if not ready:
+                    ready = True
+                    emit("ready", radio=str(args.radio), tcp=tcp_port,
+                         address=bridge.device.random_address.to_string(False), start_unix_ms=start_ms)
+                else:
+                    emit("booted", boot=boots, start_unix_ms=start_ms)
 
-    async def fw_stderr() -> None:
+    async def fw_stderr(fw) -> None:
         assert fw.stderr is not None
         async for raw in fw.stderr:
             stderr_tail.append(raw.decode(errors="replace").rstrip())
             del stderr_tail[:-40]
+
+    fw = await start_fw()
+    tasks = [asyncio.create_task(fw_stdout(fw)), asyncio.create_task(fw_stderr(fw))]
+    fw_wait = asyncio.create_task(fw.wait())
+    rebooting = False
+
+    async def reboot() -> None:
+        """Power-cycle the board: the firmware restarts from scratch (RAM buffer, spill
+        file and sequence numbers too); radio, address and the bonds file stay."""
+        nonlocal fw, fw_wait, rebooting
+        rebooting = True
+        emit("rebooting")
+        fw.kill()
+        await fw.wait()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for _ in range(200):  # the bridge drops the links when the firmware's socket closes
+            if bridge._writer is None:
+                break
+            await asyncio.sleep(0.01)
+        sent.clear()
+        fw = await start_fw()
+        tasks[:] = [asyncio.create_task(fw_stdout(fw)), asyncio.create_task(fw_stderr(fw))]
+        fw_wait = asyncio.create_task(fw.wait())
+        rebooting = False
 
     async def commands() -> None:
         loop = asyncio.get_running_loop()
@@ -183,24 +227,31 @@ async def _serve(args: argparse.Namespace) -> int:
             if c == "drop":
                 emit("dropped", n=radio.drop_links())
             elif c == "stats":
+                before = cmd.get("before")
+                upto = [e for t, e in sent if before is None or t <= before]
                 emit("stats", notifications=bridge.notifications, truncated=bridge.truncated,
-                     hci_clients=len(radio.clients))
+                     hci_clients=len(radio.clients), boots=boots,
+                     sent_next_seq=upto[-1] if upto else None)
+            elif c == "reboot":
+                await reboot()
             elif c == "quit":
                 return
         # stdin closed: the parent is gone
 
-    tasks = [asyncio.create_task(x) for x in (fw_stdout(), fw_stderr())]
     cmd_task = asyncio.create_task(commands())
-    fw_wait = asyncio.create_task(fw.wait())
-    done, _ = await asyncio.wait({cmd_task, fw_wait}, return_when=asyncio.FIRST_COMPLETED)
     rc = 0
-    if fw_wait in done:
-        await asyncio.gather(*tasks, return_exceptions=True)
-        rc = fw.returncode or 0
-        emit("fw_exit", rc=rc, stderr=stderr_tail[-10:])
-    else:
-        fw.kill()
-        await fw.wait()
+    while True:
+        done, _ = await asyncio.wait({cmd_task, fw_wait}, return_when=asyncio.FIRST_COMPLETED)
+        if cmd_task in done:
+            fw.kill()
+            await fw.wait()
+            break
+        if fw_wait in done and not rebooting and fw_wait.done():
+            await asyncio.gather(*tasks, return_exceptions=True)
+            rc = fw.returncode or 0
+            emit("fw_exit", rc=rc, stderr=stderr_tail[-10:])
+            break
+        await asyncio.sleep(0.01)  # a reboot replaced the firmware: wait on the new one
     for t in tasks + [cmd_task]:
         t.cancel()
     await bridge.close()
@@ -410,10 +461,19 @@ class VirtualDevice:
         await self._command({"cmd": "drop"})
         return (await self.wait_event("dropped", after=n))["n"]
 
-    async def stats(self) -> dict:
+    async def stats(self, before: float | None = None) -> dict:
+        """Counters of the virtual device; with ``before`` (unix s) also ``sent_next_seq``:
+        the sequence number after the newest whole SAMPLES packet notified by then."""
         n = len(self.events)
-        await self._command({"cmd": "stats"})
+        await self._command({"cmd": "stats", **({} if before is None else {"before": before})})
         return await self.wait_event("stats", after=n)
+
+    async def reboot(self, timeout: float = 30.0) -> dict:
+        """Restart the firmware as a power cycle would (links drop, the buffer and the
+        sequence numbers start afresh, the bonds file stays); returns the ``booted`` event."""
+        n = len(self.events)
+        await self._command({"cmd": "reboot"})
+        return await self.wait_event("booted", timeout=timeout, after=n)
 
     async def stop(self) -> None:
         p, self._proc = self._proc, None

@@ -20,7 +20,8 @@ What the generators draw (ranges are the ones :data:`RANGES` states and the test
     :mod:`nape.sim.labels`. Plateaus last at most 3 s (kinematic events in naturalistic
     data are short), so a braking manoeuvre lasts 0.5–4 s;
   - hard accelerations labelled ``"acceleration"``, 0.30–0.60 g from (near) standstill;
-  - potholes of 0.8–4.0 g at the seat, 40–100 ms wide (mild to severe);
+  - potholes of 0.8–4.0 g at the seat, 40–100 ms wide (mild to severe at the upper back,
+    which sees 0.4–1.2 times the seat peak);
   - corners of 30–100° at 5–12 m/s, lasting 2.5–10 s, aimed at 0.12–0.70 g lateral
     (labelled ``"lateral"``; the simulator measures the real peak);
   - rear impacts while stopped at a light, 1.0–4.5 g seat-back pulses of 80–200 ms
@@ -49,6 +50,14 @@ What the generators draw (ranges are the ones :data:`RANGES` states and the test
 
 * ``"mixed"`` (:func:`random_mixed`) — a workday, a walk to the car, a drive, a walk and a
   night, in that order.
+
+Grades. The braking / pothole / impact magnitudes above are the *inputs* drawn here (vehicle
+deceleration, seat shock). The labels' ``severity`` does not come from them: the simulator
+grades every jolt on what the wearer's upper back experienced — the same quantity the
+analysis measures from the T1–T4 sensor (sustained ≤ 2 Hz horizontal acceleration for
+manoeuvres, peak vertical for potholes, peak horizontal for impacts; :mod:`nape.sim.labels`,
+``[GRADE]`` in :mod:`nape.settings`). So "harsh" braking drawn at 0.35–0.60 g is usually,
+not always, labelled moderate, and a 2 g seat shock may reach the back as a mild 1.1 g one.
 
 :func:`random_settings` draws the sensor side: a mounting misalignment of 0–15° about a
 random axis per IMU (:attr:`SimSettings.mounting_misalignment_deg`) and the error model of

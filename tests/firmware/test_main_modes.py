@@ -1,0 +1,336 @@
+"""firmware/main.py modes under the real MicroPython, on the register-level fakes:
+the power-saver sample-rate switch, quiet hours from the SET_TIME clock, SET_POSTURE over
+the control characteristic, the posture defaults, and the allocation-free packet encoder
+(firmware/pipeline.py) against the reference ``wire.SampleBatcher``.
+
+The wearer is the simulated day of tests/firmware/test_sampler.py (500 Hz, chip axes);
+when the board runs its IMUs at a lower ODR (saver: 50 Hz) the harness pushes every
+``500 / odr``-th sample and advances the hand-stepped clock by ``1000 / odr`` ms per
+sample, as a chip at that ODR would fill its FIFO.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from nape import wire as hw
+from nape.ble import protocol as P
+from nape.settings import AnalysisSettings
+from tests.firmware.test_sampler import FAKES, HUNCH_SLICE, signals
+from tests.mpy import run_mpy
+
+RES_OK, RES_BAD_VALUE = 0, 3  # protocol/SPEC.md control results (P.RESULTS)
+assert P.RESULTS[RES_OK] == "ok" and P.RESULTS[RES_BAD_VALUE] == "bad value"
+
+_HARNESS = r"""
+import sys, json, gc, time, binascii
+from array import array
+import machine, fake_i2c, fake_mpu6050, fake_icm42688, bluetooth
+import main, pipeline, posture, power
+print(sys.implementation.name)
+raw = sys.stdin.buffer.read()
+nl = raw.index(b"\n")
+cfg = json.loads(raw[:nl])
+data = array("f", raw[nl + 1:])
+W = 12
+N = len(data) // W
+bus = fake_i2c.FakeI2C()
+c0 = bus.add(0x68, fake_mpu6050.FakeMPU6050())
+c1 = bus.add(0x69, fake_icm42688.FakeICM42688())
+machine.I2C.attach(0, bus)
+machine.Timer.reset_all()
+
+
+class FakeSvc:
+    # what Device.step reads from a BLE service: link, status fields, event queue, clock
+    def __init__(self):
+        self.conn = None
+        self.rate_hz = 100
+        self.imu_errors = 0
+        self._events = []
+        self.max_events = 16
+        self.time_offset_ms = None
+        self._boot_ms = time.ticks_ms()
+
+    def queue_event(self, p):
+        self._events.append(p)
+
+
+class RecApp:
+    # a radio-less app that keeps every SAMPLES packet (Device runs its own power policy)
+    def __init__(self):
+        self.pipeline = pipeline.Pipeline(3, 100, 244, fragment=False)
+        self.service = FakeSvc()
+        self.pkts = []
+
+    def _take(self):
+        for p in self.pipeline.outbox:
+            self.pkts.append(binascii.hexlify(p).decode())
+        self.pipeline.outbox.clear()
+
+    def step(self, t, a0, g0, a1=None, g1=None):
+        self.pipeline.step(t, a0, g0, a1, g1)
+        self._take()
+
+    def step_wire(self, t, a0, g0, a1, g1, w):
+        self.pipeline.step_wire(t, a0, g0, a1, g1, w)
+        if self.pipeline.outbox:
+            self._take()
+
+    def flush(self):
+        self.pipeline.flush()
+        self._take()
+
+    def tick(self):
+        return 0
+
+
+ble = bluetooth.BLE()
+app = RecApp() if cfg["app"] == "rec" else None
+dev = main.boot(app=app, clock=machine.time_ms)
+app = dev.app
+smp = dev.sampler
+svc = app.service
+smp.posture = posture.PostureAlert(posture.PostureSettings(**cfg["posture"]))
+if cfg.get("saver_after_s") is not None:
+    dev.power = power.PowerPolicy(machine.time_ms(), saver_after_s=cfg["saver_after_s"])
+    dev._own_power = True
+out = {"boot": [smp.fused_hz, smp.odr_hz]}
+if cfg["app"] == "ble":
+    ble._inject(1, (3, 1, b"\x00" * 6)); app.tick()
+    ble._inject(21, (3, 247)); app.tick()
+    for hx in cfg.get("writes", []):
+        ble._inject(3, (3, svc.h_control, binascii.unhexlify(hx)))
+        app.tick()
+    out["control"] = [binascii.hexlify(x[1][2]).decode() for x in ble._sent
+                      if x[0] == "notify" and x[1][1] == svc.h_control]
+    out["time_set"] = svc.time_offset_ms is not None
+connect_at = cfg.get("connect_at_ms")
+modes = []
+i = 0
+step_due = 0
+while i < N:
+    j = i * W
+    c0.push(data[j:j + 3], data[j + 3:j + 6])
+    c1.push(data[j + 6:j + 9], data[j + 9:j + 12])
+    k = 500 // smp.odr_hz  # raw 500 Hz samples per sample at the chips' current ODR
+    machine.Timer.step(2 * k)
+    now = machine.time_ms()
+    if connect_at is not None and now >= connect_at and svc.conn is None:
+        svc.conn = 1  # a central connects: the policy leaves the saver at once
+    if now >= step_due:
+        step_due = now + 10
+        dev.step(now)
+        m = (now, smp.fused_hz, smp.odr_hz, dev.power.mode)
+        if not modes or modes[-1][1:] != m[1:]:
+            modes.append(m)
+    i += k
+post = smp.posture
+h = smp.health()
+out.update({"modes": modes, "alerts": post.alerts, "over_since_ms": post.over_since_ms,
+            "quiet": post.quiet, "hour": smp.hour_of_day, "errors": h["errors"],
+            "rate_changes": h["rate_changes"], "screening": h["screening"],
+            "status_rate": svc.rate_hz, "thr": post._thr, "tthr": post._tthr,
+            "hold_ms": post._hold_ms, "played": dev.sampler.buzzer.played})
+if cfg["app"] == "rec":
+    app.flush()
+    out["pkts"] = app.pkts
+print(json.dumps(out))
+"""
+
+
+def run_main(cfg: dict, t=HUNCH_SLICE) -> dict:
+    _, sig = signals(*t, ["trunk", "head"])
+    rec = np.concatenate([sig["trunk"], sig["head"]], axis=1)
+    stdin = json.dumps(cfg).encode() + b"\n" + rec.tobytes()
+    lines = run_mpy(_HARNESS, stdin=stdin, extra_path=[FAKES], timeout=300).decode().splitlines()
+    assert lines[0] == "micropython", "the test must run under MicroPython, not CPython"
+    return json.loads(lines[-1])
+
+
+# the hunch of HUNCH_SLICE: trunk ~22 deg from ~3.5 s into the slice; threshold 15 deg
+POSTURE = {"hold_s": 2.0, "trunk_threshold_deg": 15.0, "quiet_start_h": 22, "quiet_end_h": 7}
+
+
+def test_saver_drops_the_rate_keeps_the_posture_alert_and_a_central_restores_it():
+    out = run_main({"app": "rec", "posture": POSTURE, "saver_after_s": 1.0, "connect_at_ms": 8000})
+    assert out["boot"] == [100, 500] and out["errors"] == 0
+    # active -> saver after 1 s without a central (50 Hz fused and ODR, no jolt screening)
+    # -> active again when the central connects at 8 s
+    seq = [(m[1], m[2], m[3]) for m in out["modes"]]
+    assert seq == [(100, 500, "active"), (50, 50, "saver"), (100, 500, "active")], out["modes"]
+    t_saver = out["modes"][1][0]
+    t_back = out["modes"][2][0]
+    assert 1000 <= t_saver <= 1100 and 8000 <= t_back <= 8020
+    assert out["rate_changes"] == 2 and out["screening"] is True and out["status_rate"] == 100
+    # the stream shows the change in period_us; samples stay evenly spaced per packet and
+    # the sequence numbers run on without a hole
+    pk = [hw.decode_packet(bytes.fromhex(h)) for h in out["pkts"]]
+    per = np.array([p.period_us for p in pk])
+    t0 = np.array([p.t_ms for p in pk])
+    assert set(per[t0 < t_saver - 100]) == {10000}
+    assert set(per[(t0 > t_saver + 100) & (t0 < t_back - 100)]) == {20000}
+    assert set(per[t0 > t_back + 100]) == {10000}
+    seqs = np.concatenate([p.seq + np.arange(p.count) for p in pk])
+    assert np.all(np.diff(seqs) == 1)
+    n_saver = sum(p.count for p in pk if p.period_us == 20000)
+    assert abs(n_saver - 50 * (t_back - t_saver) / 1000) <= 10
+    # the posture alert fired in saver, hold_s (2 s) after the hunch began, and buzzed
+    assert out["alerts"] == 1 and out["played"] == 1
+    rows = [p for p in pk if p.period_us == 20000]
+    flags = np.concatenate([p.flags for p in rows])
+    ts = np.concatenate([p.t_ms + np.arange(p.count) * p.period_us // 1000 for p in rows])
+    first = ts[np.nonzero(flags & hw.FLAG_ALERT)[0][0]]
+    assert t_saver < out["over_since_ms"] < first < t_back
+    assert 2000 <= first - out["over_since_ms"] <= 2000 + 100 + 40
+
+
+def test_without_saver_the_alert_fires_at_the_same_time():
+    """The saver's 50 Hz fusion finds the same episode as the full rate (within 0.2 s)."""
+    full = run_main({"app": "rec", "posture": POSTURE, "saver_after_s": 1000.0})
+    saver = run_main({"app": "rec", "posture": POSTURE, "saver_after_s": 1.0})
+    assert [m[3] for m in full["modes"]] == ["active"]
+    assert [m[3] for m in saver["modes"]] == ["active", "saver"]
+    assert full["alerts"] == saver["alerts"] == 1
+    assert abs(full["over_since_ms"] - saver["over_since_ms"]) <= 200
+
+
+def _unix_ms_at(hour: int, minute: int = 30) -> int:
+    return (20000 * 86400 + hour * 3600 + minute * 60) * 1000  # a day in 2024, UTC
+
+
+@pytest.mark.parametrize("hour,quiet", [(23, True), (14, False), (6, True), (7, False)])
+def test_quiet_hours_follow_the_set_time_clock(hour, quiet):
+    """SET_TIME carries UTC; with config.UTC_OFFSET_MIN = 0 local = UTC. Quiet 22:00-07:00."""
+    writes = [P.cmd_start().hex(), P.cmd_set_time(_unix_ms_at(hour)).hex()]
+    out = run_main({"app": "ble", "posture": POSTURE, "writes": writes})
+    assert out["time_set"] is True and out["hour"] == hour
+    assert [P.parse_control(bytes.fromhex(v)).result for v in out["control"]] == [RES_OK, RES_OK]
+    if quiet:
+        assert out["alerts"] == 0 and out["played"] == 0 and out["quiet"] is True
+    else:
+        assert out["alerts"] == 1 and out["played"] == 1 and out["quiet"] is False
+
+
+def test_no_clock_means_no_quiet_hours():
+    out = run_main({"app": "ble", "posture": POSTURE, "writes": [P.cmd_start().hex()]})
+    assert out["time_set"] is False and out["hour"] is None
+    assert out["alerts"] == 1
+
+
+def test_local_hour_applies_the_utc_offset():
+    rows = run_mpy(r"""
+import sys, json, time, main
+print(sys.implementation.name)
+class S:
+    pass
+s = S()
+s._boot_ms = time.ticks_ms()
+s.time_offset_ms = %d
+print(json.dumps([main.local_hour(None), main.local_hour(s), main.local_hour(s, 60),
+                  main.local_hour(s, -300), main.local_hour(s, 90)]))
+""" % _unix_ms_at(23, 45)).decode().splitlines()
+    assert rows[0] == "micropython"
+    assert json.loads(rows[1]) == [None, 23, 0, 18, 1]
+
+
+def test_set_posture_over_the_control_characteristic_changes_the_alert():
+    writes = [P.cmd_set_posture(30, 12, 45).hex(), P.cmd_set_posture(3, 12, 45).hex()]
+    out = run_main({"app": "ble", "posture": POSTURE, "writes": writes})
+    res = [P.parse_control(bytes.fromhex(v)).result for v in out["control"]]
+    assert res == [RES_OK, RES_BAD_VALUE]  # 3 deg is outside 5-90: refused, nothing changes
+    assert out["thr"] == 30.0 and out["tthr"] == 12.0 and out["hold_ms"] == 45000
+    assert out["alerts"] == 0  # 45 s hold: the 6 s hunch is too short
+
+
+def test_posture_defaults_are_the_hosts_cited_values():
+    rows = run_mpy(r"""
+import sys, json, posture, config
+print(sys.implementation.name)
+s = posture.PostureSettings()
+print(json.dumps([s.threshold_deg, s.trunk_threshold_deg, s.hold_s, s.rearm_deg, s.rearm_s,
+                  s.lying_deg, s.quiet_start_h, s.quiet_end_h, config.POSTURE_NECK_FLEXION_LIMIT_DEG]))
+""").decode().splitlines()
+    assert rows[0] == "micropython"
+    host = AnalysisSettings()
+    neck, trunk, hold, rearm, grace, lying, qs, qe, cfg_neck = json.loads(rows[1])
+    assert (neck, trunk, hold) == (host.neck_flexion_deg, host.trunk_inclination_deg, host.hold_s)
+    assert (rearm, grace, lying) == (host.hysteresis_deg, host.end_grace_s, host.lying_trunk_deg)
+    assert neck == cfg_neck == 20 and (qs, qe) == (22, 7)
+
+
+_ENCODER = r"""
+import sys, json, random, wire, pipeline, micropython
+from array import array
+print(sys.implementation.name)
+random.seed(%(seed)d)
+bad = 0
+packets = 0
+for mask in (1, 2, 3):
+    wb = wire.SampleBatcher(mask, 10000, 5, 7)
+    pb = pipeline.Batcher(mask, 10000, 5, 7)
+    w = array("h", bytearray(24))
+    for i in range(1500):
+        def rq():
+            r = random.random()
+            if r < 0.1:
+                return random.choice([0.0, -0.0, 1.0, -1.0, 0.5 / 16384, -0.5 / 16384, 1.5 / 16384,
+                                      -2.5 / 16384, 3e-9, 2.0, -2.0])
+            return random.uniform(-1.0, 1.0)
+        q0 = array("f", [rq() for _ in range(4)])
+        q1 = array("f", [rq() for _ in range(4)])
+        big = 400.0 if random.random() < 0.1 else 80.0
+        a0 = [random.uniform(-big, big) for _ in range(3)]
+        g0 = [random.uniform(-big / 10, big / 10) for _ in range(3)]
+        a1 = [random.uniform(-big, big) for _ in range(3)]
+        g1 = [random.uniform(-big / 10, big / 10) for _ in range(3)]
+        flags = random.getrandbits(6) & 0x3C
+        sat = 1 if pipeline._to_wire(a0, g0, w, 0) else 0
+        if pipeline._to_wire(a1, g1, w, 6):
+            sat |= 2
+        f1 = wb.add(i, flags, q0, a0, g0, q1, a1, g1)
+        f2 = pb.add(i, flags, q0, q1, w, sat)
+        if f1 != f2:
+            bad += 1
+        if f1:
+            packets += 1
+            if wb.packet() != pb.packet():
+                bad += 1
+# the integer path allocates nothing while a packet fills (heap locked)
+pb = pipeline.Batcher(3, 10000, 5)
+q = array("f", [0.7, -0.1, 0.7, 0.1])
+locked = 0
+i = 0
+micropython.heap_lock()
+try:
+    while i < 4:  # (a for loop would allocate its range iterator)
+        pb.add(i * 10, 0, q, q, w, 0)
+        i += 1
+    locked = 1
+except MemoryError:
+    pass
+micropython.heap_unlock()
+print(json.dumps([bad, packets, locked, pb.count]))
+"""
+
+
+def test_packet_encoder_is_byte_identical_to_wire_samplebatcher():
+    rows = run_mpy(_ENCODER % {"seed": 3}).decode().splitlines()
+    assert rows[0] == "micropython"
+    bad, packets, locked, count = json.loads(rows[1])
+    assert packets == 900 and bad == 0
+    assert locked == 1 and count == 4
+
+
+def test_offline_buffer_is_sized_to_the_heap():
+    rows = run_mpy(r"""
+import sys, json, main, config
+print(sys.implementation.name)
+print(json.dumps([main.ram_slots(8 * 1024 * 1024), main.ram_slots(60000),
+                  main.ram_slots(config.HEAP_RESERVE_BYTES + 249 * 100 + 10), config.BLE_RAM_SLOTS]))
+""").decode().splitlines()
+    assert rows[0] == "micropython"
+    assert json.loads(rows[1]) == [4096, 32, 100, 4096]
