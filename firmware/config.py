@@ -138,3 +138,10 @@ HEAP_RESERVE_BYTES = const(65536)
 # ring); 12 288 KiB on a 16 MiB board = 51 568 slots = 43 min (0.77 h with the RAM ring).
 BLE_SPILL_FILE = "/nape-spill.bin"
 BLE_SPILL_KIB = const(3904)
+# Use the spill file: 1 = on the board (MicroPython's esp32 port, whose VFS is the flash
+# partition) when the heap at boot holds its index (5 bytes per slot: 80 KiB for 16 384
+# slots) besides HEAP_RESERVE_BYTES and a RAM ring of BLE_RAM_SLOTS_MIN slots
+# (main.buffer_plan): yes on the XIAO ESP32S3's 8 MB PSRAM heap, no on a plain ESP32
+# (~110 KiB), which then buffers in RAM only; 2 = the same on any port (the unix port's
+# "/" is the host's root, so tests point BLE_SPILL_FILE elsewhere); 0 = RAM only.
+BLE_SPILL = const(1)

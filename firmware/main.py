@@ -3,8 +3,10 @@
 Boot (``boot``):
   I2C on the config pins -> ``imu_detect.find_imus`` (trunk 0x68 required, head 0x69
   optional) at ``config.RAW_ODR_HZ`` (500 Hz on the supported chips) -> the BLE app
-  (``ble_app.BleApp``; a radio-less ``LocalSink`` when the ``bluetooth`` module or the
-  stack is missing, so posture alerts still work) -> buzzer on the motor pin ->
+  (``ble_app.BleApp`` with the offline buffer ``buffer_plan`` fits in the heap: RAM ring,
+  plus the flash spill file when the heap holds its index; a radio-less ``LocalSink``
+  when the ``bluetooth`` module or the stack is missing, so posture alerts still work)
+  -> buzzer on the motor pin ->
   posture alert -> ``sampler.Sampler`` -> a ``machine.Timer`` every
   ``config.SAMPLER_POLL_MS`` that schedules ``Sampler.poll``.
 
@@ -20,6 +22,7 @@ short flashes then a pause, forever (``fault``).
 """
 
 import gc
+import sys
 import time
 
 import machine
@@ -57,40 +60,103 @@ class LocalSink:
         return 0
 
 
-def ram_slots(free_bytes, reserve=config.HEAP_RESERVE_BYTES, most=config.BLE_RAM_SLOTS):
+def ram_slots(free_bytes, reserve=config.HEAP_RESERVE_BYTES, most=None):
     """Offline-buffer RAM slots that fit ``free_bytes`` of heap while leaving ``reserve``
-    bytes for the running loop: at most ``most``, at least ``config.BLE_RAM_SLOTS_MIN``.
-    A slot costs ``ble_buffer.SLOT`` + 5 bytes (packet, seq, count)."""
+    bytes for the running loop: at most ``most`` (None: ``config.BLE_RAM_SLOTS``), at
+    least ``config.BLE_RAM_SLOTS_MIN``. A slot costs ``ble_buffer.SLOT`` + 5 bytes
+    (packet, seq, count)."""
     import ble_buffer
 
+    if most is None:
+        most = config.BLE_RAM_SLOTS
     n = (free_bytes - reserve) // (ble_buffer.SLOT + 5)
     if n > most:
         n = most
     return n if n > config.BLE_RAM_SLOTS_MIN else config.BLE_RAM_SLOTS_MIN
 
 
-def make_app(imu_mask, rate_hz):
-    """``ble_app.BleApp`` with an offline buffer sized to the heap (``ram_slots``), or a
-    ``LocalSink`` when BLE is not available."""
-    try:
-        import ble_app
-        import ble_buffer
+#: heap bytes per flash slot of the spill file's index (u32 seq + u8 count)
+FLASH_INDEX_BYTES = 5
 
-        gc.collect()
-        slots = ram_slots(gc.mem_free())
-        while True:
-            try:
-                store = ble_buffer.PacketStore(slots)
-                break
-            except MemoryError:  # free, but not in one piece: try half
-                if slots <= config.BLE_RAM_SLOTS_MIN:
-                    raise
+
+def buffer_plan(free_bytes, spill=None, spill_file=None, spill_kib=None):
+    """How to build the offline buffer from ``free_bytes`` of heap at boot: returns
+    ``(ram_slots, spill_path or None, flash_slots, why)``, ``why`` a few words for the
+    boot log.
+
+    The spill file (``config.BLE_SPILL_FILE``, ``config.BLE_SPILL_KIB``) is used when
+    ``config.BLE_SPILL`` allows it (1: on the esp32 port only; 2: any port) and the heap
+    holds its index (``FLASH_INDEX_BYTES`` per flash slot) while leaving
+    ``config.HEAP_RESERVE_BYTES`` and a RAM ring of ``config.BLE_RAM_SLOTS_MIN`` slots;
+    the RAM ring then gets what is left (``ram_slots``). Otherwise RAM only. Arguments
+    left None are read from ``config`` at call time."""
+    import ble_buffer
+
+    if spill is None:
+        spill = config.BLE_SPILL
+    if spill_file is None:
+        spill_file = config.BLE_SPILL_FILE
+    if spill_kib is None:
+        spill_kib = config.BLE_SPILL_KIB
+    if not spill or not spill_file or spill_kib <= 0:
+        return ram_slots(free_bytes), None, 0, "spill off in config"
+    if spill == 1 and sys.platform != "esp32":
+        return ram_slots(free_bytes), None, 0, "no board flash on this port"
+    flash = ble_buffer.spill_slots(spill_kib)
+    left = free_bytes - flash * FLASH_INDEX_BYTES
+    if left - config.HEAP_RESERVE_BYTES < config.BLE_RAM_SLOTS_MIN * (ble_buffer.SLOT + 5):
+        return ram_slots(free_bytes), None, 0, "heap too small for the spill index"
+    return ram_slots(left), spill_file, flash, "heap holds the spill index"
+
+
+def _store(free_bytes):
+    """The offline buffer (``ble_buffer.PacketStore``) as ``buffer_plan`` says. While the
+    heap has no piece big enough: half the RAM ring, down to ``config.BLE_RAM_SLOTS_MIN``,
+    then without the spill file (RAM only); RAM only too when the spill file cannot be
+    opened."""
+    import ble_buffer
+
+    slots, path, flash, why = buffer_plan(free_bytes)
+    print("main: %d bytes free: %s" % (free_bytes, why))
+    while True:
+        try:
+            return ble_buffer.PacketStore(slots, path, flash)
+        except OSError as e:  # no filesystem, or it is full / read-only
+            if path is None:
+                raise
+            print("main: spill file %s unusable (%r): RAM only" % (path, e))
+        except MemoryError:  # free, but not in one piece
+            if slots > config.BLE_RAM_SLOTS_MIN:
                 slots = max(slots // 2, config.BLE_RAM_SLOTS_MIN)
                 gc.collect()
-        return ble_app.BleApp(imu_mask, rate_hz, store=store)
+                continue
+            if path is None:
+                raise
+            print("main: no room for the spill file's index: RAM only")
+        path = None
+        flash = 0
+        gc.collect()
+        slots = ram_slots(gc.mem_free())
+
+
+def make_app(imu_mask, rate_hz):
+    """``ble_app.BleApp`` with an offline buffer sized to the heap (``buffer_plan``: RAM
+    ring plus the flash spill file when the heap holds its index), or a ``LocalSink``
+    when BLE is not available. Prints which buffer it built and how long it holds."""
+    try:
+        import ble_app
+
+        gc.collect()
+        store = _store(gc.mem_free())
+        app = ble_app.BleApp(imu_mask, rate_hz, store=store)
     except (ImportError, OSError) as e:
         print("main: no BLE (%r): alerts only" % (e,))
         return LocalSink(imu_mask, rate_hz)
+    per = 5 if imu_mask == 3 else 10  # samples per packet at MTU 247
+    where = "spill to %s" % (store.flash_path,) if store.flash_cap else "RAM only"
+    print("main: offline buffer %d RAM + %d flash slots (%s): %d s at %d Hz" % (
+        store.ram_cap, store.flash_cap, where, store.capacity() * per // rate_hz, rate_hz))
+    return app
 
 
 class Device:

@@ -164,11 +164,9 @@ def test_recordings_that_are_not_rom_tests_give_one_clear_error(tmp_path, capsys
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_real_device_mode_says_it_is_not_available_and_bad_arguments_exit_2(capsys):
-    assert main(["rom"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "real device is not available yet" in err[0] and "nape rom --virtual" in err[0]
-    for argv in (["rom", "--virtual", "--misalignment", "90"], ["rom", "--virtual", "--seed", "-1"],
+def test_bad_arguments_exit_2(capsys):
+    # `nape rom` alone records from a device: tests/test_rom_live.py
+    for argv in (["rom", "--speed", "0"], ["rom", "--scan-timeout", "-1"],["rom", "--virtual", "--misalignment", "90"], ["rom", "--virtual", "--seed", "-1"],
                  ["rom", "--virtual", "--mtu", "5"]):
         with pytest.raises(SystemExit) as e:
             build_parser().parse_args(argv)
@@ -182,7 +180,8 @@ def test_help_has_examples(capsys):
         build_parser().parse_args(["rom", "--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    assert "example:" in out and "nape rom --virtual" in out and "--db" in out and "not available yet" in out
+    assert "example:" in out and "nape rom --virtual" in out and "--db" in out and "nape rom --virtual-radio" in out
+    assert "nape rom --address" in out
 
 
 # ---------------------------------------------------------------- end to end through the firmware
@@ -214,7 +213,7 @@ def test_virtual_test_through_the_firmware_matches_the_truth(virtual_run, valida
         assert got[k] == pytest.approx(truth[k], abs=TOL_DEG), (k, got[k], truth[k])
     assert doc["directions"][4]["verdict"] == "below"
     assert doc["samples"] == int(Protocol().total_s * 100) and doc["lost_samples"] == 0
-    assert {len(v) for v in doc["series"].values()} == {len(doc["series"]["t_s"])}
+    assert {len(v) for v in doc["series"].values()} == {len(doc["series"]["time_s"])}
 
 
 def test_schema_rejects_what_it_must(validator, virtual_run):

@@ -90,13 +90,17 @@ def cmd_demo(args) -> int:
         sim = simulate_day(seed=args.seed, settings=SimSettings(head_imu=not args.no_head, time_scale=args.time_scale))
         (out / "demo.truth.json").write_text(json.dumps(sim.labels.to_dict(), indent=1))
         prog.update(task, description="firmware (MicroPython) → wire format → recording", total=len(sim.t), completed=0)
-        transport = SimulatedTransport(sim, max_value_len=args.mtu - 3)
 
         def on_progress(stats):
             prog.update(task, completed=stats.samples)
 
-        stats = asyncio.run(record(transport, nape_path, metadata={"sim_seed": args.seed}, on_progress=on_progress,
-                                   overwrite=True))
+        meta = {"sim_seed": args.seed}
+        if args.link == "ble":
+            prog.update(task, description="firmware (MicroPython) → BLE GATT on the virtual radio → recording")
+            stats = asyncio.run(_record_over_virtual_ble(sim, nape_path, args.mtu, meta, on_progress))
+        else:
+            transport = SimulatedTransport(sim, max_value_len=args.mtu - 3)
+            stats = asyncio.run(record(transport, nape_path, metadata=meta, on_progress=on_progress, overwrite=True))
     console.print(f"recorded {stats.samples} samples in {stats.packets} packets "
                   f"({stats.lost_samples} lost, {stats.malformed} malformed) → {nape_path}")
     _, paths = _analyse_and_report(nape_path, out, "report", args)  # demo data stays out of trends
@@ -104,6 +108,24 @@ def cmd_demo(args) -> int:
     console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
     console.print(f"json:   {paths['json'].resolve()}")
     return 0
+
+
+async def _record_over_virtual_ble(sim, path: Path, mtu: int, metadata: dict, on_progress):
+    """Record ``sim`` the way a real board is recorded: the firmware's own GATT service and
+    sampling loop under MicroPython on the bumble virtual radio, bleak + BleTransport on this
+    side (real ATT/GATT traffic, MTU negotiation, Just Works bonding in a throw-away key store)."""
+    import tempfile
+
+    from .ble import BleTransport, VirtualDevice, nsim_blob
+    from .recorder import record
+
+    with tempfile.TemporaryDirectory(prefix="nape-demo-keys-") as keys:
+        async with VirtualDevice(nsim_blob(sim), speed=0) as vd:
+            bumble = {"transport": vd.transport, "keystore": str(Path(keys) / "bonds.json"),
+                      "mtu": 0 if mtu == 23 else mtu}
+            tr = BleTransport(bumble=bumble, pair=True)
+            return await record(tr, path, metadata={**metadata, "link": "virtual-ble"},
+                                on_progress=on_progress, overwrite=True)
 
 
 def _analyse_and_report(path: Path, out: Path, stem: str, args) -> dict:
@@ -210,13 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="simulate a wearer end to end and write a report (no hardware)",
                        description=cmd_demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="example:\n  nape demo\n  nape demo --out /tmp/nape --seed 3 --mtu 23")
+                       epilog="example:\n  nape demo\n  nape demo --out /tmp/nape --seed 3 --mtu 23\n  nape demo --link pipe --no-head")
     d.add_argument("--out", default="nape-demo", help="output folder (default: ./nape-demo)")
     d.add_argument("--seed", type=_positive_int, default=0, help="simulation seed (default 0)")
     d.add_argument("--time-scale", type=_at_most(100.0), default=1.0,
                    help="stretch the scripted day's segments by this factor (default 1.0 ≈ 15 min)")
     d.add_argument("--mtu", type=_mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
     d.add_argument("--no-head", action="store_true", help="simulate a board without the head IMU")
+    d.add_argument("--link", choices=("ble", "pipe"), default="ble",
+                   help="ble (default): real GATT traffic over the bumble virtual radio, as a board is "
+                        "recorded; pipe: the firmware's packets straight through a pipe (faster)")
     d.set_defaults(func=cmd_demo)
 
     a = sub.add_parser("analyse", aliases=["analyze"], help="analyse a .nape recording and write its report",

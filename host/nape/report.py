@@ -198,13 +198,7 @@ def quality_notes(f: Findings) -> list[str]:
                      "may be offset by a few degrees. Press calibrate while sitting upright next time.")
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
-    for g in f.gaps:
-        notes.append(f"Gap in the data at {clock(f, g['start_s'])}: {fmt_duration(g['duration_s'])} missing.")
-    total = f.samples + f.lost_samples
-    if f.lost_samples:
-        notes.append(f"{f.lost_samples} samples were lost in transmission ({100 * f.lost_samples / max(total, 1):.2f} %).")
-    else:
-        notes.append("No samples lost in transmission.")
+    notes += gap_notes(f)
     if f.malformed_packets:
         notes.append(f"{f.malformed_packets} malformed packets were skipped.")
     for issue in f.file_issues:
@@ -221,6 +215,41 @@ def quality_notes(f: Findings) -> list[str]:
     else:
         notes.append(f"Times are clock times on this computer's time zone (UTC{start.strftime('%z')[:3]}:"
                      f"{start.strftime('%z')[3:]}); the recording started {start.strftime('%Y-%m-%d %H:%M:%S')}.")
+    return notes
+
+
+def gap_notes(f: Findings) -> list[str]:
+    """Gaps in plain words with their reason, clock time, length and count, then the losses
+    by reason (``f.gaps`` lists every reboot and buffer overflow; the rest of
+    ``f.lost_samples`` was lost in transmission)."""
+    notes = []
+    by_reason = {"on-board buffer overflow": 0, "device reboot": 0}
+    for g in f.gaps:
+        reason, n = g.get("reason", "lost in transmission"), g.get("missing_samples")
+        when, length = clock(f, g["start_s"]), fmt_duration(g["duration_s"])
+        if reason in by_reason:
+            by_reason[reason] += n or 0
+        if reason == "device reboot":
+            lost = (f" It had not yet sent its last {_plural(n, 'sample')}: lost." if n else "")
+            off = (f"no data for {length}, while it was off." if g["duration_s"] >= 0.5 else
+                   "it was back within a moment, so no time is missing.")
+            notes.append(f"The device restarted (device reboot) at {when}: {off}{lost}")
+        elif reason == "on-board buffer overflow":
+            notes.append(f"Gap in the data at {when}: {length} missing ({_plural(n or 0, 'sample')}), on-board buffer "
+                         "overflow: the device was out of reach of this computer longer than its memory holds, "
+                         "so it overwrote its oldest samples.")
+        else:
+            count = f" ({_plural(n, 'sample')})" if n is not None else ""
+            notes.append(f"Gap in the data at {when}: {length} missing{count}, lost in transmission (radio).")
+    total = f.samples + f.lost_samples
+    radio = max(0, f.lost_samples - sum(by_reason.values()))
+    if radio:
+        notes.append(f"{radio} samples were lost in transmission ({100 * radio / max(total, 1):.2f} %).")
+    else:
+        notes.append("No samples lost in transmission.")
+    if by_reason["on-board buffer overflow"]:
+        k = by_reason["on-board buffer overflow"]
+        notes.append(f"{k} samples were lost to on-board buffer overflow ({100 * k / max(total, 1):.2f} %).")
     return notes
 
 
@@ -580,6 +609,8 @@ def to_json(f: Findings) -> dict:
         r["start_local_time"] = clock(f, e.start_s) if start else None
         r["meaning"] = MEANING.get(e.kind, "")
         d["episodes"].append(r)
+    d["gaps"] = [{"reason": "lost in transmission", "missing_samples": None, "boot_number": 1} | g
+                 | {"start_local_time": clock(f, g["start_s"]) if start else None} for g in d["gaps"]]
     d["series"] = {SERIES_FIELDS.get(k, k): v for k, v in f.series.items()}
     d["calibration"] = {CALIBRATION_FIELDS.get(k, k): v for k, v in f.calibration.items()}
     d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]

@@ -29,12 +29,16 @@ _HARNESS = r"""
 import sys, json, gc, time, binascii
 from array import array
 import machine, fake_i2c, fake_mpu6050, fake_icm42688, bluetooth
-import main, pipeline, posture, power
+import main, pipeline, posture, power, config
 print(sys.implementation.name)
 raw = sys.stdin.buffer.read()
 nl = raw.index(b"\n")
 cfg = json.loads(raw[:nl])
+for k in cfg.get("config", {}):  # firmware settings of this run (read at boot)
+    setattr(config, k, cfg["config"][k])
 data = array("f", raw[nl + 1:])
+del raw  # (the small-heap runs)
+gc.collect()
 W = 12
 N = len(data) // W
 bus = fake_i2c.FakeI2C()
@@ -138,17 +142,30 @@ out.update({"modes": modes, "alerts": post.alerts, "over_since_ms": post.over_si
 if cfg["app"] == "rec":
     app.flush()
     out["pkts"] = app.pkts
+if cfg["app"] == "ble":  # the offline buffer main.make_app built, and what it holds
+    st = app.store
+    first = st.read_from(0)
+    out["store"] = {"ram": st.ram_cap, "flash": st.flash_cap, "path": st.flash_path, "count": st.count(),
+                    "spilled": st.spilled, "flash_n": st.flash_n, "overflow": st.overflow_samples,
+                    "oldest": st.oldest_seq(), "next": st.next_seq(), "fused": h["fused_samples"],
+                    "first": None if first is None else binascii.hexlify(first[0]).decode(),
+                    "status": binascii.hexlify(svc.status_bytes()).decode()}
 print(json.dumps(out))
 """
 
 
-def run_main(cfg: dict, t=HUNCH_SLICE) -> dict:
+def run_main(cfg: dict, t=HUNCH_SLICE, heap: str = "64m") -> dict:
+    """Boot main.py on the fakes under MicroPython (``-X heapsize=heap``) and run the
+    wearer's slice ``t`` (s) through it; the harness's JSON, with the board's log lines
+    as ``"log"``."""
     _, sig = signals(*t, ["trunk", "head"])
     rec = np.concatenate([sig["trunk"], sig["head"]], axis=1)
     stdin = json.dumps(cfg).encode() + b"\n" + rec.tobytes()
-    lines = run_mpy(_HARNESS, stdin=stdin, extra_path=[FAKES], timeout=300).decode().splitlines()
+    lines = run_mpy(_HARNESS, stdin=stdin, extra_path=[FAKES], timeout=300, heap=heap).decode().splitlines()
     assert lines[0] == "micropython", "the test must run under MicroPython, not CPython"
-    return json.loads(lines[-1])
+    out = json.loads(lines[-1])
+    out["log"] = lines[1:-1]
+    return out
 
 
 # the hunch of HUNCH_SLICE: trunk ~22 deg from ~3.5 s into the slice; threshold 15 deg
@@ -334,3 +351,108 @@ print(json.dumps([main.ram_slots(8 * 1024 * 1024), main.ram_slots(60000),
 """).decode().splitlines()
     assert rows[0] == "micropython"
     assert json.loads(rows[1]) == [4096, 32, 100, 4096]
+
+
+# ---------------------------------------------------------------- offline buffer: RAM + flash spill
+
+def _spill_run(tmp_path, heap: str, t=(6.0, 11.0), ram_slots: int = 64) -> dict:
+    """main.boot with the BLE app (make_app) on a heap of ``heap``, the spill allowed on the
+    unix port (BLE_SPILL 2) into a file in ``tmp_path``, a small RAM ring (``ram_slots``)
+    so the slice (20 packets/s, no ACKs) has to spill."""
+    spill = tmp_path / "spill.bin"
+    out = run_main({"app": "ble", "posture": POSTURE, "writes": [P.cmd_start().hex()],
+                    "config": {"BLE_SPILL": 2, "BLE_SPILL_FILE": str(spill), "BLE_RAM_SLOTS": ram_slots}},
+                   t=t, heap=heap)
+    out["file"] = spill.stat().st_size if spill.exists() else None
+    return out
+
+
+def _check_store(st: dict) -> None:
+    """The buffer holds every sample once, from seq 0 (the boot's first), readable back."""
+    assert st["oldest"] == 0 and st["fused"] > 0
+    assert st["count"] == st["fused"] // 5 and st["next"] == 5 * st["count"]  # closed packets of 5
+    pk = hw.decode_packet(bytes.fromhex(st["first"]))
+    assert pk.seq == 0 and pk.count == 5
+    status = P.parse_status(bytes.fromhex(st["status"]))
+    assert status.buffer_fill_permille == 1000 * st["count"] // (st["ram"] + st["flash"])
+    assert status.oldest_seq == 0 and status.next_seq == st["next"] and status.overflow_samples == 0
+
+
+def test_big_heap_boots_with_the_flash_spill(tmp_path):
+    """8 MB heap (the XIAO ESP32S3's PSRAM): the spill index (16 384 slots, 80 KiB) fits."""
+    out = _spill_run(tmp_path, "8m")
+    st = out["store"]
+    assert st["path"] == str(tmp_path / "spill.bin") and st["flash"] == 16384 and st["ram"] == 64
+    assert any("heap holds the spill index" in x for x in out["log"]), out["log"]
+    assert any("64 RAM + 16384 flash slots (spill to" in x and "822 s at 100 Hz" in x for x in out["log"])
+    # 5 s at 100 Hz = 100 packets in a 64-slot ring: the oldest went to flash, none lost
+    assert out["errors"] == 0 and st["spilled"] >= 100 - 64 and st["flash_n"] == st["spilled"] > 0
+    assert out["file"] == st["spilled"] * 244  # the file grows in 244-byte slots
+    _check_store(st)
+
+
+def test_small_heap_boots_with_the_buffer_in_ram_only(tmp_path):
+    """A heap without room for the spill index besides the reserve: RAM only, and the board
+    still runs; the full ring overwrites its oldest samples."""
+    out = _spill_run(tmp_path, "550k", t=(6.0, 8.0), ram_slots=32)
+    st = out["store"]
+    assert st["path"] is None and st["flash"] == 0 and st["ram"] == 32
+    # 0.55 MB on the 64-bit unix port: gc.mem_free() says yes, but no 64 KiB piece is
+    # left for the index, so the fallback builds the RAM-only ring
+    assert any("offline buffer 32 RAM + 0 flash slots (RAM only)" in x for x in out["log"]), out["log"]
+    assert not any("spill to" in x for x in out["log"]) and out["file"] is None and st["spilled"] == 0
+    assert out["errors"] == 0 and st["fused"] == 200  # 2 s at 100 Hz: the loop ran
+    # full, the ring frees a 16-packet batch at a time: 40 packets leave 24
+    assert 32 - 16 <= st["count"] <= 32 and st["next"] == 200 and st["oldest"] == 200 - 5 * st["count"]
+    assert st["overflow"] == st["oldest"] > 0  # the oldest packets, never confirmed: lost and counted
+
+
+def test_plain_esp32_heap_decides_ram_only_at_boot():
+    """Boot alone on a 300 KiB heap: what is free at make_app (~110 KiB with the modules
+    compiled on the board) cannot hold the 80 KiB index besides the 64 KiB reserve."""
+    rows = run_mpy(r"""
+import sys, json, machine, fake_i2c, fake_mpu6050, fake_icm42688, bluetooth, config
+print(sys.implementation.name)
+config.BLE_SPILL = 2
+config.BLE_SPILL_FILE = "/nonexistent-dir/spill.bin"  # never opened: the decision comes first
+import main
+bus = fake_i2c.FakeI2C()
+bus.add(0x68, fake_mpu6050.FakeMPU6050())
+bus.add(0x69, fake_icm42688.FakeICM42688())
+machine.I2C.attach(0, bus)
+machine.Timer.reset_all()
+ble = bluetooth.BLE()
+dev = main.boot(clock=machine.time_ms, start_timer=False)
+st = dev.app.store
+print(json.dumps([st.ram_cap, st.flash_cap, st.flash_path]))
+""", extra_path=[FAKES], heap="300k").decode().splitlines()
+    assert rows[0] == "micropython"
+    free = int(rows[1].split()[1])
+    assert free < 65536 + 16384 * 5 + 32 * 249 and rows[1].endswith("heap too small for the spill index")
+    assert "RAM only" in rows[2] and "unusable" not in "".join(rows)
+    ram, flash, path = json.loads(rows[-1])
+    # as much RAM ring as the decision allows, halved while no piece that big is free
+    assert flash == 0 and path is None and 32 <= ram <= max(32, (free - 65536) // 249)
+    assert ("offline buffer %d RAM + 0 flash slots (RAM only)" % ram) in rows[2]
+
+
+def test_buffer_plan_decides_from_the_heap():
+    rows = run_mpy(r"""
+import sys, json, main, config
+print(sys.implementation.name)
+M = 1024 * 1024
+print(json.dumps([main.buffer_plan(8 * M, spill=2), main.buffer_plan(110 * 1024, spill=2),
+                  main.buffer_plan(8 * M, spill=0), main.buffer_plan(8 * M),
+                  main.buffer_plan(8 * M, spill=2, spill_file=""),
+                  main.buffer_plan(65536 + 16384 * 5 + 32 * 249, spill=2),
+                  main.buffer_plan(65536 + 16384 * 5 + 32 * 249 - 1, spill=2),
+                  config.BLE_SPILL, config.BLE_SPILL_FILE, config.BLE_SPILL_KIB]))
+""").decode().splitlines()
+    assert rows[0] == "micropython"
+    big, esp32, off, unix_port, nofile, edge, below, default, path, kib = json.loads(rows[1])
+    assert big == [4096, path, 16384, "heap holds the spill index"] and kib == 3904 and default == 1
+    # a plain ESP32's ~110 KiB: 80 KiB of index would leave less than the 64 KiB reserve
+    assert esp32 == [(110 * 1024 - 65536) // 249, None, 0, "heap too small for the spill index"]
+    assert off == nofile == [4096, None, 0, "spill off in config"]
+    assert unix_port == [4096, None, 0, "no board flash on this port"]  # 1: the esp32 port only
+    assert edge == [32, path, 16384, "heap holds the spill index"] and below[1] is None and below[2] == 0

@@ -28,7 +28,7 @@ from .context import ContextFeatures
 from .findings import Findings, PostureEpisode
 from .jolts import JoltDetector
 from .orientation import Refuser, inclination, joint_angles, segment_alignment, yaw, z_rotation
-from .stream import BlockReader
+from .stream import REASON_TRANSMISSION, BlockReader
 
 SERIES_HZ = posture.SERIES_HZ
 
@@ -62,8 +62,11 @@ def analyse(
         stream.feed(block)
         if on_progress:
             on_progress(stream.n, max(expected, stream.n))
-    if stream.n == 0:
+    if stream.n == 0 or stream.rate is None:
         raise RecordingError(f"{path}: no samples for IMUs {roles} in this recording")
+    stream.n = reader.samples  # every recorded sample passed on (also any between grid points)
+    stream.t0_ms = reader.t0_ms  # device time of the first sample (event times: see BlockReader)
+    stream.take_gaps(reader)
     act_sec, _ = stream.context.classify()
     jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1)
     f = stream.finish(path, rec, roles, reader.malformed)
@@ -100,6 +103,7 @@ class _Stream:
         self.last_index = -1
         self.lost = 0
         self.gaps: list[dict] = []
+        self.boots = 1
         self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh")}
 
     def _setup(self, period_s: float) -> None:
@@ -115,17 +119,13 @@ class _Stream:
         self.runs_seen = 0
 
     def feed(self, b) -> None:
+        """One block on the analysis grid (constant rate; stream.BlockReader resamples)."""
+        self.n += b.samples  # recorded samples; lost ones are counted from the sequence numbers
         if self.rate is None:
             self._setup(b.period_s)
             self.t0_ms = float(b.t_ms[0])
         idx = b.index
-        gaps = np.diff(np.concatenate([[self.last_index], idx])) - 1
-        for i in np.flatnonzero(gaps > 0):
-            self.lost += int(gaps[i])
-            if gaps[i] >= self.rate:
-                self.gaps.append({"start_s": float(idx[i] - gaps[i]) / self.rate, "duration_s": float(gaps[i]) / self.rate})
         self.last_index = int(idx[-1])
-        self.n += len(idx)
         q_sensor = self.refuser(b.acc, b.gyr) if self.refuser else b.quat
         q_seg = np.stack([quat.mul(q_sensor[:, k], self.align[k]) for k in range(self.n_imu)], axis=1)
         pitch, _roll, tilt = inclination(q_seg)
@@ -145,6 +145,18 @@ class _Stream:
         if self.n_imu > 1:
             self.series["qt"].append(q_seg[keep, 0])
             self.series["qh"].append(q_seg[keep, 1])
+
+    def take_gaps(self, reader) -> None:
+        """Lost samples and the gaps worth listing from the reader's gaps (stream.Gap, grid
+        positions): every gap with a reason other than "lost in transmission" (reboots,
+        on-board buffer overflow), and transmission gaps of at least one second."""
+        for g in reader.gaps:
+            self.lost += g.missing_samples or 0
+            dur = max(0.0, g.end - g.start) / self.rate
+            if g.reason != REASON_TRANSMISSION or dur >= 1.0:
+                self.gaps.append({"start_s": max(0.0, g.start / self.rate), "duration_s": dur, "reason": g.reason,
+                                  "missing_samples": g.missing_samples, "boot_number": g.boot})
+        self.boots = sum(1 for b in reader.boots if b.samples)
 
     # ------------------------------------------------------------ finishing
 

@@ -1,7 +1,13 @@
 """Jarring movements: detect, measure, classify and grade, block by block.
 
 Detection: linear acceleration (specific force rotated to the world frame, gravity
-removed, ``jolt_lowpass_hz`` low-pass) of trunk or head above ``jolt_trigger_g``. Crossings
+removed, ``jolt_lowpass_hz`` low-pass) of trunk or head above ``jolt_trigger_g``. The trunk's
+gravity is removed with a slow reference, not with the fused inclination, which leans into a
+sustained manoeuvre (VQF: 3 s) so that a long corner read low, fell below the trigger or
+split in two: the fused inclination averaged over ``REF_S`` ending ``REF_LAG_S`` before each
+sample, carried to it by the gyroscope (:meth:`JoltDetector._reference_up`; the streaming
+form of the grading reference below). A manoeuvre's time is the peak of its vehicle-level
+acceleration (its plateau is flat). Crossings
 closer than ``jolt_merge_s`` form one event; events spanning more than ``jolt_max_s`` are
 rhythmic or sustained motion (walking), not jolts.
 
@@ -47,6 +53,7 @@ PRE_S = 0.5
 POST_S = 1.5
 REF_S = 60.0  # inclination reference: the fused inclination averaged over this long before an event
 REF_STEP_S = 0.1  # ... sampled every this often
+REF_LAG_S = 15.0  # detection's reference ends this long before the sample (a manoeuvre's longest, jolt_max_s)
 HOLD_MAX_S = 120.0  # the most history kept for an event still being measured
 BRIC_CRIT = np.array([66.25, 56.45, 42.87])  # rad/s about x, y, z
 
@@ -64,12 +71,21 @@ class JoltDetector:
         self.sos = signal.butter(2, cut, fs=rate_hz, output="sos")
         self.sos_vehicle = signal.butter(2, s.vehicle_lowpass_hz, fs=rate_hz, output="sos")
         self.zi_vehicle_unit = signal.sosfilt_zi(self.sos_vehicle)  # steady state for a unit input
+        # its group delay at low frequencies (2nd-order Butterworth: √2 / ω_c), s
+        self.vehicle_delay_s = np.sqrt(2) / (2 * np.pi * s.vehicle_lowpass_hz)
         self.zi = np.zeros((self.sos.shape[0], 2, 3 * n_imu))
         self.zi_vehicle = np.zeros((self.sos_vehicle.shape[0], 2, 3))
         self.keep = int((REF_S + PRE_S + POST_S + 1.0) * rate_hz)
         self.hold_max = int(HOLD_MAX_S * rate_hz)
 
         self.buf: dict[str, np.ndarray] | None = None
+        # slow gravity reference for detection (see _reference_up)
+        self.ref_step = max(1, int(round(REF_STEP_S * rate_hz)))
+        self.ref_p = np.array([[1.0, 0.0, 0.0, 0.0]])  # trunk's gyro-integrated orientation: sensor -> P frame
+        self.ref_hist = np.zeros((0, 1, 3))  # weighted fused "up" in the P frame per step
+        self.ref_w = np.zeros(0)  # samples per step
+        self.ref_end = np.zeros(0)  # last sample index of each step
+        self.ref_last = None  # last sample index seen
         self.pending: list[dict] = []
         self.runs: list[dict] = []
 
@@ -78,8 +94,14 @@ class JoltDetector:
     def feed(self, index: np.ndarray, q_sensor: np.ndarray, q_trunk_seg: np.ndarray,
              acc: np.ndarray, gyr: np.ndarray) -> None:
         n = len(index)
-        lin0 = rotate(q_sensor, acc)  # (n, k, 3) m/s^2, world
-        lin0[..., 2] -= G  # gravity removed: linear acceleration at the stream's bandwidth
+        # linear acceleration (n, k, 3) m/s^2 in world axes at the stream's bandwidth; the
+        # trunk's gravity from the slow reference, not from the fused inclination that leans
+        # into a sustained manoeuvre (a long corner would fall below the trigger or split in
+        # two). The head keeps the fused inclination: its fast turns and nods break the 0.1 s
+        # first-order gyro steps (on held-out seeds: false triggers at posture changes).
+        lin0 = rotate(q_sensor, acc)
+        lin0[..., 2] -= G
+        lin0[:, 0] = rotate(q_sensor[:, 0], acc[:, 0] - G * self._reference_up(index, q_sensor[:, :1], gyr[:, :1])[:, 0])
         flat, self.zi = signal.sosfilt(self.sos, lin0.reshape(n, -1), axis=0, zi=self.zi)
         lin = flat.reshape(n, self.n_imu, 3)  # low-passed for detection and classification
         veh, self.zi_vehicle = signal.sosfilt(self.sos_vehicle, lin0[:, 0], axis=0, zi=self.zi_vehicle)
@@ -113,6 +135,51 @@ class JoltDetector:
         else:  # a short block: keep what came before too
             self.buf = _gather(parts, last - self.keep)
 
+    def _reference_up(self, index: np.ndarray, q: np.ndarray, gyr: np.ndarray) -> np.ndarray:
+        """World up in each given sensor's frame (n, k, 3) per sample (q (n, k, 4), gyr
+        (n, k, 3) rad/s of the first k IMUs; called with the trunk only), from a reference that a
+        sustained manoeuvre cannot fool — the streaming form of the grading reference
+        (:meth:`_strapdown_linear`): the fused "up" of every ``REF_STEP_S`` step is carried
+        by the gyroscope (zero-rate offset removed) into one gyro-integrated frame P and
+        averaged there over ``REF_S`` ending ``REF_LAG_S`` ago; that mean, carried back to
+        each step, is the reference. The fused inclination leans towards a sustained
+        acceleration with VQF's 3 s time constant; the lag keeps a manoeuvre up to
+        ``jolt_max_s`` long out of its own reference (a minute's mean over a corner's
+        first 10 s already leans by ~2.5°, 0.04 g). Steps of 0.1 s are integrated to first
+        order. A gap of more than ``REF_S`` in the sample index restarts the reference.
+        """
+        n = len(index)
+        st = self.ref_step
+        if self.ref_last is not None and index[0] - self.ref_last > REF_S * self.rate:
+            self.ref_hist, self.ref_w, self.ref_end = self.ref_hist[:0], np.zeros(0), np.zeros(0)
+        self.ref_last = int(index[-1])
+        starts = np.arange(0, n, st)
+        ends = np.minimum(starts + st, n) - 1
+        w = (ends - starts + 1).astype(float)
+        inc = np.add.reduceat(gyr - self.gyro_offset[None, :gyr.shape[1]], starts, axis=0) / self.rate  # (m, k, 3) rad
+        m, k = len(starts), gyr.shape[1]
+        d = np.concatenate([self.ref_p[None], _exp(inc.reshape(-1, 3)).reshape(m, k, 4)])  # (m + 1, k, 4)
+        p = _scan(d.transpose(1, 0, 2).reshape(-1, 4), k).reshape(k, m + 1, 4)[:, 1:]  # sensor(step end) -> P
+        p = p.transpose(1, 0, 2)
+        p /= np.linalg.norm(p, axis=-1, keepdims=True)
+        self.ref_p = p[-1]
+        g = rotate(p, _up_in_sensor(q[ends])) * w[:, None, None]  # fused up in P, weighted by samples
+        hist = np.concatenate([self.ref_hist, g])
+        wh = np.concatenate([self.ref_w, w])
+        eh = np.concatenate([self.ref_end, index[ends].astype(float)])
+        c = np.concatenate([np.zeros((1, k, 3)), np.cumsum(hist, axis=0)])
+        cw = np.concatenate([[0.0], np.cumsum(wh)])
+        j = np.arange(len(self.ref_w), len(hist))
+        hi = np.searchsorted(eh, eh[j] - REF_LAG_S * self.rate, side="right")
+        lo = np.searchsorted(eh, eh[j] - (REF_S + REF_LAG_S) * self.rate, side="right")
+        hi = np.where(hi > lo, hi, j + 1)  # the recording's first seconds: what there is
+        mean = (c[hi] - c[lo]) / (cw[hi] - cw[lo])[:, None, None]
+        up = rotate(quat.conj(p), mean)
+        up /= np.linalg.norm(up, axis=-1, keepdims=True)
+        keep = np.searchsorted(eh, eh[-1] - (REF_S + REF_LAG_S) * self.rate, side="right")
+        self.ref_hist, self.ref_w, self.ref_end = hist[keep:], wh[keep:], eh[keep:]
+        return np.repeat(up, w.astype(int), axis=0)
+
     def _measure_final(self) -> None:
         if self.buf is not None:
             for r in self.pending:
@@ -144,6 +211,9 @@ class JoltDetector:
         ih = int(np.argmax(np.linalg.norm(horiz, axis=1)))
         out = {
             "start_s": r["i0"] / self.rate, "end_s": r["i1"] / self.rate, "t_s": float(w["index"][ipk]) / self.rate,
+            # a manoeuvre's time: the peak of the vehicle-level acceleration, less the low-pass'
+            # delay (noise on its plateau would put the full-band peak anywhere on it)
+            "t_vehicle_s": float(w["index"][iv]) / self.rate - self.vehicle_delay_s, "vehicle_g": float(np.hypot(along_v[iv], across_v[iv]) / G),
             "peak": mag.max(axis=0).tolist(),
             "vehicle_along_g": float(along_v[iv] / G), "vehicle_across_g": float(across_v[iv] / G),
             "vertical_g": float(lin[np.argmax(np.abs(lin[:, 0, 2])), 0, 2] / G),
@@ -270,6 +340,7 @@ class JoltDetector:
         vertical = best["vertical_g"]
         horiz = best["horiz_peak_g"]
         grade_of = lambda key: max(r[key] for r in g)  # noqa: E731
+        t_peak = best["t_s"]
         if abs(vertical) > s.bump_vertical_ratio * horiz:
             cause, size, bounds = "bump", grade_of("grade_vertical_g"), (s.shock_moderate_g, s.shock_severe_g)
         elif best["horiz_fwhm_s"] < s.impulsive_max_s:
@@ -281,9 +352,10 @@ class JoltDetector:
             else:
                 cause = "braking" if veh_along < 0 else "acceleration"
             size, bounds = grade_of("grade_sustained_g"), (s.jolt_moderate_g, s.jolt_severe_g)
+            t_peak = max(g, key=lambda r: r["vehicle_g"])["t_vehicle_s"]
         grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
         return Jolt(
-            t_s=best["t_s"], start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
+            t_s=t_peak, start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
             peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(head_dps),
             vehicle_g=vehicle, vertical_g=float(vertical), head_rel_g=float(get("head_rel_g")),
             neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
@@ -321,15 +393,17 @@ def _mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                             aw * by - ax * bz + ay * bw + az * bx, aw * bz + ax * by - ay * bx + az * bw])
 
 
-def _scan(d: np.ndarray) -> np.ndarray:
+def _scan(d: np.ndarray, k: int = 1) -> np.ndarray:
     """Running products d[0] ⊗ d[1] ⊗ … ⊗ d[i] of (n, 4) quaternions: a parallel prefix
-    scan (log2 n vectorised steps; quaternion products are associative)."""
-    d = d.copy()
+    scan (log2 n vectorised steps; quaternion products are associative). ``k`` > 1: d holds
+    k independent sequences one after the other; returns (k, n / k, 4)."""
+    d = d.reshape(k, -1, 4).copy()
     step = 1
-    while step < len(d):
-        d[step:] = _mul(d[:-step], d[step:])
+    m = d.shape[1]
+    while step < m:
+        d[:, step:] = _mul(d[:, :-step].reshape(-1, 4), d[:, step:].reshape(-1, 4)).reshape(k, -1, 4)
         step *= 2
-    return d
+    return d if k > 1 else d[0]
 
 
 def _up_in_sensor(q: np.ndarray) -> np.ndarray:

@@ -473,7 +473,7 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
                                        None if at is None else round(at, 2), lo, hi, verdict, text))
     m = {d.direction: d.max_deg for d in directions}
     plot_step = max(1, int(round(fs / PLOT_HZ)))
-    series = {"t_s": np.round(t[::plot_step], 2).tolist(), "flexion_deg": np.round(flex[::plot_step], 1).tolist(),
+    series = {"time_s": np.round(t[::plot_step], 2).tolist(), "flexion_deg": np.round(flex[::plot_step], 1).tolist(),
               "lateral_deg": np.round(lat[::plot_step], 1).tolist(),
               "rotation_deg": np.round(axial[::plot_step], 1).tolist()}
     return RomResult(
@@ -518,7 +518,7 @@ def _trace(r: RomResult):
     for key, name, colour in (("flexion_deg", "flexion (+) / extension (−)", "#1565c0"),
                               ("lateral_deg", "side-bending right (+) / left (−)", "#2e7d32"),
                               ("rotation_deg", "rotation left (+) / right (−)", "#c62828")):
-        fig.add_trace(go.Scatter(x=s["t_s"], y=s[key], name=name, line={"color": colour}))
+        fig.add_trace(go.Scatter(x=s["time_s"], y=s[key], name=name, line={"color": colour}))
     for d in r.schedule.get("directions", []):
         fig.add_vrect(x0=d["hold_start_s"], x1=d["hold_end_s"], fillcolor="#ddd", opacity=0.5, line_width=0,
                       annotation_text=d["direction"].replace("_", " "), annotation_position="top left")

@@ -1,21 +1,52 @@
-"""Reading a recording block by block: packets → decoded samples with a continuous index.
+"""Reading a recording block by block: packets → decoded samples on one timeline.
 
-Memory stays bounded: the file is read chunk by chunk, ``batch`` packets are decoded at a
-time (:func:`nape.wire.decode_samples_many`), and only a short reorder window is held back.
+Memory stays bounded: the file is read chunk by chunk, ``batch`` packets are decoded at
+a time (:func:`nape.wire.decode_samples_many`), and only a short reorder window is held back.
 
-Order: samples are put in sequence-number order, whatever order their packets were
-written in. The ``BACKFILL`` flag (a sample re-sent from the device's offline buffer,
-protocol/SPEC.md) is ignored here: a backfilled sample is a normal sample placed by its
-``seq``. A sample arriving up to :data:`REORDER_S` (of sample time) behind the newest one
-still lands in its place; one arriving later than that, after its place was passed on, is
-dropped and counted in ``late`` (the analysis then sees it as a lost sample; so is a copy of
-a sample already passed on). A sample whose ``seq`` is still held back is dropped as a
-duplicate and counted in ``duplicates``. Packets are decoded ``BATCH_PACKETS`` at a time and
-a batch is always put in order as a whole.
+Boots. Sequence numbers and device time (``t_ms``) restart at 0 when the board reboots
+(protocol/SPEC.md, "Boots"); the recorder marks each new boot with a NOTE
+``{"event": "boot", "boot_id": ...}`` before the new boot's packets (protocol/RECORDING.md).
+Each boot is read as its own sequence space: ordering, duplicates and lost samples are
+worked out within a boot only, and at a boot note everything held back of the old boot is
+passed on first. Boots are placed on the recording's timeline in file order: a boot's
+*epoch* (the host time at which its device time was 0) is estimated from the host receive
+times as the smallest ``host_time_s − t_ms/1000`` over its recent PACKETS chunks (each
+chunk's newest sample; transmission delay only ever adds, so the smallest is the closest;
+the last one to two :data:`EPOCH_WINDOW_S` of host time, so clock drift does not add up), for
+a new boot over the chunks of its first decoded batch together with the boot note's own
+host time (the host learns of a boot after it happened). The new boot's device time 0 lies
+``epoch_new − epoch_old`` seconds after the old boot's device time 0 on the timeline, and
+never before the old boot's last sample. The time in between is a gap with reason
+"device reboot".
+
+Order: within a boot, samples are put in sequence-number order, whatever order their
+packets were written in. The ``BACKFILL`` flag (a sample re-sent from the device's offline
+buffer, protocol/SPEC.md) is ignored here: a backfilled sample is a normal sample placed by
+its ``seq``. A sample arriving up to :data:`REORDER_S` (of sample time) behind the newest
+one still lands in its place; one arriving later than that, after its place was passed on,
+is dropped and counted in ``late`` (the analysis then sees it as a lost sample; so is a copy
+of a sample already passed on). A sample whose ``seq`` is still held back is dropped as a
+duplicate and counted in ``duplicates``. Packets are decoded ``BATCH_PACKETS`` at a time
+and a batch is always put in order as a whole.
+
+Timing and rate. The analysis runs at one fixed rate (the *grid*, period
+``grid_period_us``: the first sample's ``period_us``, or the header's ``sample_rate_hz``
+when that is faster). Each sample's time is its packet's ``t_ms`` plus ``i × period_us`` of
+that packet (the firmware's power saver switches 100 → 50 Hz and back mid-stream). Within
+a run of samples of one ``period_us`` the positions follow the sequence numbers (so a lost
+sample keeps its place); a run starts where ``period_us`` changes, at its first sample's
+``t_ms``. Samples at the grid rate map one to one onto grid points (no copy); samples of
+another rate are resampled onto the grid by linear interpolation (quaternions component-
+wise with signs aligned, then normalised), never across a gap. ``Block.index`` is the grid
+index (time = index × grid period from the first sample); ``Block.samples`` counts the
+recorded samples behind a block. Gaps (sequence numbers missing within a boot, and the
+time between boots) are collected in ``gaps`` with their reason from the recorder's
+``gap`` notes: "lost in transmission", "on-board buffer overflow", "device reboot".
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,20 +56,45 @@ from .. import wire
 
 BATCH_PACKETS = 4000
 REORDER_S = 60.0
+#: Host seconds over which a boot's epoch is the smallest estimate (module docstring).
+EPOCH_WINDOW_S = 60.0
 _FIELDS = ("t_ms", "flags", "quat", "acc", "gyr", "period_us")
+_VALUES = ("flags", "quat", "acc", "gyr")
+_HDR = struct.Struct("<BBBBIIH")  # SAMPLES header (protocol/SPEC.md)
+
+REASON_TRANSMISSION = "lost in transmission"
+REASON_OVERFLOW = "on-board buffer overflow"
+REASON_REBOOT = "device reboot"
 
 
 @dataclass
 class Block:
-    """Consecutive decoded samples of one imu_mask. Arrays are [sample, imu, axis]."""
+    """Consecutive samples of one imu_mask on the analysis grid. Arrays are [sample, imu, axis]."""
 
-    index: np.ndarray  # (n,) int64 sample index from the first sample (gaps skip indices)
-    t_ms: np.ndarray  # (n,) device time, ms
+    index: np.ndarray  # (n,) int64 grid index from the first sample (gaps skip indices)
+    t_ms: np.ndarray  # (n,) device time of the boot, ms (interpolated for resampled points)
     flags: np.ndarray
     quat: np.ndarray  # (n, k, 4) firmware orientation
     acc: np.ndarray  # (n, k, 3) m/s^2
     gyr: np.ndarray  # (n, k, 3) rad/s
-    period_s: float
+    period_s: float  # grid period, s
+    samples: int = -1  # recorded samples behind this block (-1: len(index))
+
+    def __post_init__(self):
+        if self.samples < 0:
+            self.samples = len(self.index)
+
+
+@dataclass
+class Gap:
+    """Missing data on the timeline: grid positions ``start`` (first missing point, may be
+    fractional) to ``end`` (next sample), ``missing_samples`` recorded samples (None: unknown)."""
+
+    start: float
+    end: float
+    missing_samples: int | None
+    reason: str
+    boot: int  # 1-based boot number in the file
 
 
 @dataclass
@@ -63,12 +119,31 @@ class _Unwrap:
         return out
 
 
+@dataclass
+class _Boot:
+    """One boot's sequence space and its place on the timeline."""
+
+    number: int
+    boot_id: str | None
+    note_time_s: float | None = None  # host time of its boot note
+    epoch_s: float = float("inf")  # host time of device time 0 (smallest estimate, recent chunks)
+    _window: tuple[float, float] = (float("-inf"), float("inf"))  # (start host time, min) of the current window
+    ref: tuple[float, float] | None = None  # (grid position, device t_ms) of one instant
+    run: tuple[float, int, int] | None = None  # current run: (grid position, seq, period_us) of its first sample
+    last: dict | None = None  # the last sample passed on (seq, u, period_us, t_ms and values)
+    reboot_note: dict | None = None
+    first_t_ms: float | None = None
+    last_u: float | None = None
+    samples: int = 0
+
+
 class BlockReader:
-    """Iterates a recording's SAMPLES as :class:`Block` s in ``seq`` order and collects EVENTs.
+    """Iterates a recording's SAMPLES as :class:`Block` s on the analysis grid and collects EVENTs.
 
     ``malformed`` counts packets that failed decoding (SAMPLES and EVENT); ``events`` holds
     decoded EVENT packets (sparse: a few per jolt); ``late`` and ``duplicates`` count
-    samples dropped by the ordering (module docstring).
+    samples dropped by the ordering, ``samples`` the recorded samples passed on, ``gaps``
+    the :class:`Gap` s found and ``boots`` the boots read (module docstring).
     """
 
     def __init__(self, rec, mask: int, batch: int | None = None, reorder_s: float | None = None):
@@ -79,25 +154,118 @@ class BlockReader:
         self.malformed = 0
         self.late = 0
         self.duplicates = 0
+        self.samples = 0
         self.events: list[wire.EventPacket] = []
+        self.gaps: list[Gap] = []
+        self.boots: list[_Boot] = [_Boot(1, None)]
+        self.grid_period_us: int | None = None
+        meta_rate = (getattr(rec, "metadata", None) or {}).get("sample_rate_hz")
+        self._meta_period_us = (int(round(1e6 / meta_rate)) if isinstance(meta_rate, int | float)
+                                and not isinstance(meta_rate, bool) and 0 < meta_rate < 1e5 else None)
+        self._gap_notes: dict[tuple[str | None, int], str] = {}
+        self._reboot_notes: dict[str | None, dict] = {}
+        self._last_k: int | None = None  # last grid index passed on
+        self._carry = 0  # samples that fell between grid points, not yet in a block's count
+        self._reset_order()
+
+    # ------------------------------------------------------------ reading
+
+    @property
+    def boot(self) -> _Boot:
+        return self.boots[-1]
+
+    def _reset_order(self) -> None:
         self._unwrap = _Unwrap()
         self._pending: dict[str, np.ndarray] | None = None  # held back, sorted by "seq"
         self._emitted: int | None = None  # highest continuous seq passed on
-        self._first: int | None = None
 
-    def _batches(self) -> Iterator[list[bytes]]:
+    def _epoch(self, chunk) -> float | None:
+        """host time − device time of the chunk's newest sample (an upper bound of the epoch)."""
+        if chunk.host_time_s is None:
+            return None
+        for p in reversed(chunk.packets):
+            if len(p) >= _HDR.size and p[1] == wire.TYPE_SAMPLES and p[2] == self.mask:
+                _v, _t, _m, count, _seq, t_ms, period = _HDR.unpack_from(p)
+                return chunk.host_time_s - (t_ms + (count - 1) * period / 1000.0) / 1000.0
+        return None
+
+    def _items(self) -> Iterator[tuple[str, object]]:
+        """("packets", batch) and ("boot", None) in file order; notes are taken in on the way."""
         buf: list[bytes] = []
+        seen = False  # SAMPLES packets read since the last boot started
         for chunk in self.rec.chunks():
             if chunk.packets:
+                seen = True
                 buf += chunk.packets
+                e = self._epoch(chunk)
+                if e is not None:
+                    self._take_epoch(self._pending_boot if self._pending_boot is not None else self.boot,
+                                     chunk.host_time_s, e)
                 if len(buf) >= self.batch:
-                    yield buf
+                    yield "packets", buf
                     buf = []
+            elif chunk.note is not None:
+                nb = self._note(chunk, seen)
+                if nb is not None:  # a new boot: the old boot's packets first
+                    if buf:
+                        yield "packets", buf
+                        buf = []
+                    self._pending_boot = nb
+                    seen = False
+                    yield "boot", None
         if buf:
-            yield buf
+            yield "packets", buf
+
+    @staticmethod
+    def _take_epoch(b: _Boot, host_s: float, e: float) -> None:
+        """Smallest estimate over the last one to two :data:`EPOCH_WINDOW_S` of host time, so
+        that a device clock running slightly fast or slow does not shift a later boot."""
+        start, low = b._window
+        if host_s - start > EPOCH_WINDOW_S:  # a new window; the previous one's minimum still counts
+            b.epoch_s = min(low, e) if np.isfinite(low) else min(b.epoch_s, e)
+            b._window = (host_s, e)
+        else:
+            b._window = (start, min(low, e))
+            b.epoch_s = min(b.epoch_s, e)
+
+    def _note(self, chunk, seen: bool) -> _Boot | None:
+        """Take in a gap / reboot / boot note; returns the new boot a boot note starts."""
+        n = chunk.note
+        ev = n.get("event")
+        if ev == "gap" and isinstance(n.get("from_seq"), int) and isinstance(n.get("reason"), str):
+            self._gap_notes[(n.get("boot_id"), n["from_seq"] & 0xFFFFFFFF)] = n["reason"]
+        elif ev == "reboot":
+            self._reboot_notes[n.get("boot_id")] = n
+        elif ev == "boot":
+            bid = n.get("boot_id") if isinstance(n.get("boot_id"), str) else None
+            cur = self._pending_boot or self.boot
+            if not seen:  # no samples of the current boot yet: the note names it
+                cur.boot_id, cur.note_time_s = bid, chunk.host_time_s
+                if chunk.host_time_s is not None and cur is self._pending_boot:
+                    cur.epoch_s = min(cur.epoch_s, chunk.host_time_s)
+                return None
+            if bid is not None and bid == cur.boot_id:
+                return None  # the same boot again (a repeated note)
+            nb = _Boot(len(self.boots) + 1, bid, chunk.host_time_s)
+            if chunk.host_time_s is not None:
+                nb.epoch_s = chunk.host_time_s  # the host learns of a boot after it happened
+            return nb
+        return None
 
     def __iter__(self) -> Iterator[Block]:
-        for batch in self._batches():
+        self._pending_boot: _Boot | None = None
+        marks: list[tuple[int, _Boot]] = []  # (first event index, boot) for event times
+        for kind, batch in self._items():
+            if kind == "boot":
+                yield from self._order(None)  # everything of the old boot is final
+                self._reset_order()
+                continue
+            if self._pending_boot is not None:
+                self.boots.append(self._pending_boot)  # its first batch read: epoch estimated over it
+                self._pending_boot = None
+                self._start_boot()
+            if not marks or marks[-1][1] is not self.boot:
+                marks.append((len(self.events), self.boot))
             arrays, errors = wire.decode_samples_many(batch, events=self.events)
             self.malformed += len(errors)
             a = arrays.get(self.mask)
@@ -105,10 +273,52 @@ class BlockReader:
                 continue
             yield from self._order(a)
         yield from self._order(None)
+        self._event_times(marks)
+
+    @property
+    def t0_ms(self) -> float | None:
+        """Device time (ms, of the first boot with samples) of the recording's first sample."""
+        b = next((b for b in self.boots if b.ref is not None), None)
+        return None if b is None else b.first_t_ms
+
+    def _zero(self, b: _Boot) -> float:
+        """Grid position of boot ``b``'s device time 0."""
+        return b.ref[0] - b.ref[1] * 1000.0 / self.grid_period_us
+
+    def _event_times(self, marks: list[tuple[int, _Boot]]) -> None:
+        """EVENT trigger times of later boots → device time of the first boot, so that
+        ``(trigger_t_ms − t0_ms) / 1000`` is the time on the recording's timeline."""
+        first = next((b for b in self.boots if b.ref is not None), None)
+        if first is None:
+            return
+        bounds = [m[0] for m in marks[1:]] + [len(self.events)]
+        for (i0, b), i1 in zip(marks, bounds):
+            if b is first or b.ref is None:
+                continue
+            shift_ms = (self._zero(b) - self._zero(first)) * self.grid_period_us / 1000.0
+            for e in self.events[i0:i1]:
+                e.trigger_t_ms = int(round(e.trigger_t_ms + shift_ms))
+
+    def _start_boot(self) -> None:
+        """Place the boot now starting: its device time 0 on the grid."""
+        b = self.boot
+        b.reboot_note = self._reboot_notes.get(b.boot_id)
+        prev = next((p for p in reversed(self.boots[:-1]) if p.ref is not None), None)
+        if prev is None or self.grid_period_us is None:
+            return  # nothing before it on the timeline: its first sample is time 0
+        # epoch difference (host clock) → position of the new boot's device time 0
+        prev_zero = self._zero(prev)
+        if np.isfinite(b.epoch_s) and np.isfinite(prev.epoch_s):
+            zero = prev_zero + (b.epoch_s - prev.epoch_s) * 1e6 / self.grid_period_us
+        else:
+            zero = prev.last_u + 1.0
+        b.ref = (float(zero), 0.0)
+
+    # ------------------------------------------------------------ ordering (one boot)
 
     def _order(self, a: wire.SampleArrays | None) -> list[Block]:
         """Merge new samples into the held-back window; return the blocks that are final
-        (``a`` None: the end, everything is final)."""
+        (``a`` None: the end of the boot, everything is final)."""
         p = self._pending
         ready: list[dict] = []
         if a is not None:
@@ -130,7 +340,7 @@ class BlockReader:
                     ready.append(p)
                 ready.append({k: v[:cut] for k, v in new.items()})
                 self._pending = {k: v[cut:] for k, v in new.items()}
-                return self._blocks(ready)
+                return self._place_all(ready)
             if p is None or not len(p["seq"]):
                 p = new
             else:
@@ -153,16 +363,147 @@ class BlockReader:
             cut = int(np.searchsorted(p["seq"], p["seq"][-1] - hold, side="right"))
         ready.append({k: v[:cut] for k, v in p.items()})
         self._pending = {k: v[cut:] for k, v in p.items()}
-        return self._blocks(ready)
+        return self._place_all(ready)
 
-    def _blocks(self, parts: list[dict]) -> list[Block]:
+    # ------------------------------------------------------------ timing (one boot)
+
+    def _place_all(self, parts: list[dict]) -> list[Block]:
         out = []
         for part in parts:
-            if not len(part["seq"]):
-                continue
-            self._emitted = int(part["seq"][-1])
-            if self._first is None:
-                self._first = int(part["seq"][0])
-            out.append(Block(part["seq"] - self._first, part["t_ms"], part["flags"], part["quat"], part["acc"],
-                             part["gyr"], float(part["period_us"][0]) / 1e6))
+            if len(part["seq"]):
+                self._emitted = int(part["seq"][-1])
+                out += self._place(part)
+        return out
+
+    def _place(self, part: dict) -> list[Block]:
+        """Positions on the grid for ordered samples of the current boot, gaps noted;
+        resampled onto the grid where their rate is not the grid's."""
+        b = self.boot
+        seq, per, t_ms = part["seq"], part["period_us"], part["t_ms"]
+        if self.grid_period_us is None:
+            p0 = int(per[0])
+            self.grid_period_us = p0 if self._meta_period_us is None else min(p0, self._meta_period_us)
+        g = self.grid_period_us
+        if b.ref is None:  # the recording's first sample is time 0
+            b.ref = (0.0, float(t_ms[0]))
+        if b.first_t_ms is None:
+            b.first_t_ms = float(t_ms[0])
+        n = len(seq)
+        b.samples += n
+        self.samples += n
+        # runs of one period_us: positions follow seq; a run starts at its first t_ms
+        starts = list(np.flatnonzero(per[1:] != per[:-1]) + 1)
+        if b.run is None or int(per[0]) != b.run[2]:
+            starts = [0] + starts
+        u = np.empty(n)
+        stop = starts[0] if starts else n
+        if stop:  # continuing the current run
+            u[:stop] = b.run[0] + (seq[:stop] - b.run[1]) * (b.run[2] / g)
+        for i0, i1 in zip(starts, starts[1:] + [n]):
+            p = int(per[i0])
+            u0 = b.ref[0] + (float(t_ms[i0]) - b.ref[1]) * 1000.0 / g
+            if i0 > 0:
+                before = (float(u[i0 - 1]), int(seq[i0 - 1]), int(per[i0 - 1]))
+            elif b.last is not None:
+                before = (b.last["u"], b.last["seq"], b.last["period_us"])
+            elif self._last_k is not None:  # a new boot: after the old boot's last sample
+                before = (float(self._last_k), -1, p)
+            else:
+                before = None
+            floor_before = self._last_k
+            if before is not None:  # never before the previous sample
+                u0 = max(u0, before[0] + (int(seq[i0]) - before[1]) * min(before[2], p) / g)
+                fb = int(np.floor(before[0]))
+                floor_before = fb if floor_before is None else max(floor_before, fb)
+            if p == g:  # grid-rate runs sit on grid points
+                u0 = float(np.ceil(u0 - 0.5))
+                if floor_before is not None and u0 <= floor_before:
+                    u0 = floor_before + 1.0
+            b.run = (u0, int(seq[i0]), p)
+            u[i0:i1] = u0 + (seq[i0:i1] - seq[i0]) * (p / g)
+        self._gaps(b, seq, u, per)
+        b.last_u = float(u[-1])
+        fast = bool((per == g).all()) and (b.last is None or b.last["period_us"] == g)
+        last = {"seq": int(seq[-1]), "u": float(u[-1]), "period_us": int(per[-1]), "t_ms": float(t_ms[-1])} | \
+               {k: part[k][-1] for k in _VALUES}
+        prev, b.last = b.last, last
+        if fast:
+            idx = np.rint(u).astype(np.int64)
+            self._last_k = int(idx[-1])
+            n, self._carry = n + self._carry, 0
+            return [Block(idx, t_ms, part["flags"], part["quat"], part["acc"], part["gyr"], g / 1e6, n)]
+        return self._resample(part, seq, u, prev, n)
+
+    def _gaps(self, b: _Boot, seq: np.ndarray, u: np.ndarray, per: np.ndarray) -> None:
+        """Note the sequence numbers missing before and among ``seq`` (grid positions ``u``)."""
+        g = self.grid_period_us
+        if b.last is None:
+            prev = next((p for p in reversed(self.boots[:-1]) if p.last is not None), None)
+            if prev is not None:
+                # the reboot: from after the old boot's last sample to where the new boot's seq 0 sits
+                zero = float(u[0]) - float(seq[0]) * int(per[0]) / g
+                start = prev.last["u"] + prev.last["period_us"] / g
+                lost = (b.reboot_note or {}).get("lost_samples_at_least")
+                self.gaps.append(Gap(start, max(zero, start), lost if isinstance(lost, int) else None,
+                                     REASON_REBOOT, b.number))
+                if seq[0] > 0:  # a boot that starts during the recording starts at seq 0
+                    self.gaps.append(Gap(max(zero, start), float(u[0]), int(seq[0]), self._reason(b, 0), b.number))
+            s_prev, u_prev, p_prev, u_next = seq[:-1], u[:-1], per[:-1], u[1:]
+        else:
+            s_prev = np.concatenate([[b.last["seq"]], seq[:-1]])
+            u_prev = np.concatenate([[b.last["u"]], u[:-1]])
+            p_prev = np.concatenate([[b.last["period_us"]], per[:-1]])
+            u_next = u
+        d = np.diff(seq) if b.last is None else seq - s_prev
+        for i in np.flatnonzero(d > 1):
+            self.gaps.append(Gap(float(u_prev[i] + p_prev[i] / g), float(u_next[i]), int(d[i] - 1),
+                                 self._reason(b, int(s_prev[i]) + 1), b.number))
+
+    def _reason(self, b: _Boot, from_seq: int) -> str:
+        return self._gap_notes.get((b.boot_id, from_seq & 0xFFFFFFFF), REASON_TRANSMISSION)
+
+    def _resample(self, part: dict, seq: np.ndarray, u: np.ndarray, prev: dict | None, n: int) -> list[Block]:
+        """Linear interpolation onto the grid points after the last one passed on, within
+        stretches of consecutive ``seq`` (the previous sample included when it adjoins)."""
+        vals = {k: part[k] for k in ("t_ms",) + _VALUES}
+        if prev is not None and seq[0] == prev["seq"] + 1:
+            seq = np.concatenate([[prev["seq"]], seq])
+            u = np.concatenate([[prev["u"]], u])
+            vals = {k: np.concatenate([np.asarray(prev[k])[None], v]) for k, v in vals.items()}
+        q = vals["quat"].astype(float)
+        # quaternion signs: q and −q are one orientation; align each to the one before
+        sign = np.where((q[1:] * q[:-1]).sum(axis=-1) < 0, -1.0, 1.0)
+        q = q * np.concatenate([np.ones((1,) + sign.shape[1:]), np.cumprod(sign, axis=0)])[..., None]
+        cuts = list(np.flatnonzero(np.diff(seq) > 1) + 1)
+        out = []
+        for j0, j1 in zip([0] + cuts, cuts + [len(seq)]):
+            uu = u[j0:j1]
+            lo = int(np.ceil(uu[0] - 1e-9))
+            if self._last_k is not None:
+                lo = max(lo, self._last_k + 1)
+            hi = int(np.floor(uu[-1] + 1e-9))
+            if hi < lo:
+                near = int(round(uu[0]))
+                if j1 - j0 > 1 or (self._last_k is not None and near <= self._last_k):
+                    continue
+                lo = hi = near  # a lone sample between grid points: its nearest point
+            k = np.arange(lo, hi + 1)
+            pos = np.clip(np.searchsorted(uu, k, side="right") - 1, 0, j1 - j0 - 1)
+
+            def lerp(x, k=k, uu=uu):
+                x = np.asarray(x, float)
+                flat = x.reshape(len(x), -1)
+                cols = [np.interp(k, uu, flat[:, c]) for c in range(flat.shape[1])]
+                return np.stack(cols, axis=1).reshape((len(k),) + x.shape[1:])
+
+            qq = lerp(q[j0:j1])
+            qq /= np.linalg.norm(qq, axis=-1, keepdims=True)
+            self._last_k = int(k[-1])
+            out.append(Block(k.astype(np.int64), lerp(vals["t_ms"][j0:j1]), vals["flags"][j0:j1][pos], qq,
+                             lerp(vals["acc"][j0:j1]), lerp(vals["gyr"][j0:j1]), self.grid_period_us / 1e6, 0))
+        if not out:  # nothing new on the grid: counted with the next block (and in ``samples``)
+            self._carry += n
+            return out
+        out[-1].samples = n + self._carry
+        self._carry = 0
         return out
