@@ -134,7 +134,7 @@ def _commands() -> list[tuple[str, argparse.ArgumentParser]]:
 
 
 COMMANDS = _commands()
-POSITIVE_TYPES = ("_pos", "_positive", "_mtu", "_baud", "_rate", "_nonneg")
+POSITIVE_TYPES = ("_pos", "_positive", "_mtu", "_baud", "_rate", "_nonneg", "positive", "nonneg", "mtu")
 OUT_DIR = "{out_dir}"
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
+from .argtypes import mtu, nonneg_int, positive_float_at_most
 from .errors import NapeError
 
 console = Console(stderr=False)
@@ -30,46 +31,6 @@ class _Parser(argparse.ArgumentParser):
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
                     TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 and finite: {v}")
-    return v
-
-
-def _at_most(hi: float):
-    """A ``_positive_float`` no larger than ``hi`` (argparse type)."""
-
-    def check(text: str) -> float:
-        v = _positive_float(text)
-        if v > hi:
-            raise argparse.ArgumentTypeError(f"must be at most {hi:g}: {v:g}")
-        return v
-
-    check.__name__ = "_positive_float"
-    return check
-
-
-def _mtu(text: str) -> int:
-    v = _positive_int(text)
-    if not 23 <= v <= 517:
-        raise argparse.ArgumentTypeError(f"ATT MTU must be 23..517, got {v}")
-    return v
 
 
 # ---------------------------------------------------------------- commands
@@ -110,7 +71,7 @@ def cmd_demo(args) -> int:
     return 0
 
 
-async def _record_over_virtual_ble(sim, path: Path, mtu: int, metadata: dict, on_progress):
+async def _record_over_virtual_ble(sim, path: Path, mtu_bytes: int, metadata: dict, on_progress):
     """Record ``sim`` the way a real board is recorded: the firmware's own GATT service and
     sampling loop under MicroPython on the bumble virtual radio, bleak + BleTransport on this
     side (real ATT/GATT traffic, MTU negotiation, Just Works bonding in a throw-away key store)."""
@@ -122,7 +83,7 @@ async def _record_over_virtual_ble(sim, path: Path, mtu: int, metadata: dict, on
     with tempfile.TemporaryDirectory(prefix="nape-demo-keys-") as keys:
         async with VirtualDevice(nsim_blob(sim), speed=0) as vd:
             bumble = {"transport": vd.transport, "keystore": str(Path(keys) / "bonds.json"),
-                      "mtu": 0 if mtu == 23 else mtu}
+                      "mtu": 0 if mtu_bytes == 23 else mtu_bytes}
             tr = BleTransport(bumble=bumble, pair=True)
             return await record(tr, path, metadata={**metadata, "link": "virtual-ble"},
                                 on_progress=on_progress, overwrite=True)
@@ -234,10 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description=cmd_demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  nape demo\n  nape demo --out /tmp/nape --seed 3 --mtu 23\n  nape demo --link pipe --no-head")
     d.add_argument("--out", default="nape-demo", help="output folder (default: ./nape-demo)")
-    d.add_argument("--seed", type=_positive_int, default=0, help="simulation seed (default 0)")
-    d.add_argument("--time-scale", type=_at_most(100.0), default=1.0,
+    d.add_argument("--seed", type=nonneg_int, default=0, help="simulation seed (default 0)")
+    d.add_argument("--time-scale", type=positive_float_at_most(100.0), default=1.0,
                    help="stretch the scripted day's segments by this factor (default 1.0 ≈ 15 min)")
-    d.add_argument("--mtu", type=_mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
+    d.add_argument("--mtu", type=mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
     d.add_argument("--no-head", action="store_true", help="simulate a board without the head IMU")
     d.add_argument("--link", choices=("ble", "pipe"), default="ble",
                    help="ble (default): real GATT traffic over the bumble virtual radio, as a board is "
@@ -269,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description=cmd_scan.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                         epilog="example:\n  nape scan\n  nape scan --virtual --timeout 3")
     sc.add_argument("--virtual", action="store_true", help="scan the virtual radio (starts a virtual device)")
-    sc.add_argument("--timeout", type=_at_most(3600.0), default=5.0, help="seconds to scan (default 5)")
+    sc.add_argument("--timeout", type=positive_float_at_most(3600.0), default=5.0, help="seconds to scan (default 5)")
     sc.add_argument("--all", action="store_true", help="list every advertiser, not only Nape devices")
     sc.set_defaults(func=cmd_scan)
 

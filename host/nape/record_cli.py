@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .argtypes import mtu, positive_float
 from .errors import DeviceError, NapeError
 
 ENV_KEYSTORE = "NAPE_BLE_KEYSTORE"
@@ -330,26 +331,6 @@ async def _forget_real(address: str | None, out: Console) -> int:
 # ---------------------------------------------------------------- parser
 
 
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 and finite: {v}")
-    return v
-
-
-def _mtu(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 23 <= v <= 517:
-        raise argparse.ArgumentTypeError(f"ATT MTU must be 23..517, got {v}")
-    return v
-
-
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--virtual", action="store_true",
                    help="use the virtual Nape on the bumble virtual radio instead of a real adapter")
@@ -359,7 +340,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keystore", type=Path,
                    help=f"bond key store of the virtual radio's central (default ${ENV_KEYSTORE} or "
                         "<user data dir>/nape/ble-keys.json; a real adapter's bonds live in BlueZ)")
-    p.add_argument("--scan-timeout", type=_pos_float, default=10.0, help="seconds to look for the device (default 10)")
+    p.add_argument("--scan-timeout", type=positive_float, default=10.0, help="seconds to look for the device (default 10)")
 
 
 def register(subparsers) -> None:
@@ -370,18 +351,18 @@ def register(subparsers) -> None:
     r.add_argument("out", help="the .nape file to create")
     _common(r)
     r.add_argument("--name", help="advertised name to match (default: any Nape)")
-    r.add_argument("--duration", type=_pos_float, help="stop after this many seconds (default: until Ctrl-C)")
-    r.add_argument("--mtu", type=_mtu, help="virtual radio only: ATT MTU to ask for (23..517, default 517; "
+    r.add_argument("--duration", type=positive_float, help="stop after this many seconds (default: until Ctrl-C)")
+    r.add_argument("--mtu", type=mtu, help="virtual radio only: ATT MTU to ask for (23..517, default 517; "
                    "a real adapter negotiates on its own)")
     r.add_argument("--no-backfill", action="store_true",
                    help="start with live data; do not fetch what the board buffered before")
     r.add_argument("--pair", action="store_true", help="pair if not bonded yet (see nape pair)")
-    r.add_argument("--give-up", type=_pos_float, metavar="S",
+    r.add_argument("--give-up", type=positive_float, metavar="S",
                    help="stop when the link stays lost this many seconds (default: keep trying)")
-    r.add_argument("--speed", type=_pos_float, default=1.0,
+    r.add_argument("--speed", type=positive_float, default=1.0,
                    help="virtual device started for the session: times real time (default 1)")
     r.add_argument("--seed", type=int, default=0, help="virtual device started for the session: wearer seed")
-    r.add_argument("--time-scale", type=_pos_float, default=1.0,
+    r.add_argument("--time-scale", type=positive_float, default=1.0,
                    help="virtual device started for the session: stretch the simulated day (1 ≈ 15 min)")
     r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no live status")

@@ -38,6 +38,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from .argtypes import mtu, nonneg_int, positive_float
 from .errors import NapeError
 
 #: Seconds (wall clock) past the end of the protocol after which a live recording stops
@@ -362,16 +363,6 @@ def cmd_rom(args) -> int:
     return 0
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0: {v}")
-    return v
-
-
 def _angle(text: str) -> float:
     try:
         v = float(text)
@@ -379,23 +370,6 @@ def _angle(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not 0.0 <= v <= 45.0:
         raise argparse.ArgumentTypeError(f"must be 0..45 degrees: {v}")
-    return v
-
-
-def _pos_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be > 0 and finite: {v}")
-    return v
-
-
-def _mtu(text: str) -> int:
-    v = _nonneg_int(text)
-    if not 23 <= v <= 517:
-        raise argparse.ArgumentTypeError(f"ATT MTU must be 23..517, got {v}")
     return v
 
 
@@ -426,18 +400,18 @@ def register(subparsers) -> None:
                         "simulated wearer, not a ROM test: checks the plumbing)")
     r.add_argument("--radio", help="virtual radio: AF_UNIX path or bumble transport name (--virtual-radio; "
                    "default $NAPE_VIRTUAL_RADIO, else a virtual Nape started for the session)")
-    r.add_argument("--speed", type=_pos_float, default=1.0,
+    r.add_argument("--speed", type=positive_float, default=1.0,
                    help="virtual Nape started for the session: times real time (default 1)")
     r.add_argument("--keystore", type=Path, help="bond key store of the virtual radio's central")
-    r.add_argument("--scan-timeout", type=_pos_float, default=10.0, help="seconds to look for the device (default 10)")
+    r.add_argument("--scan-timeout", type=positive_float, default=10.0, help="seconds to look for the device (default 10)")
     r.add_argument("--overwrite", action="store_true", help="replace OUT/rom.nape if it exists (device recording)")
-    r.add_argument("--seed", type=_nonneg_int, default=0,
+    r.add_argument("--seed", type=nonneg_int, default=0,
                    help="simulation seed (--virtual, and the virtual Nape started for --virtual-radio; default 0)")
     r.add_argument("--sim-max", action="append", metavar="DIRECTION=DEG",
                    help="simulated end range of one direction, e.g. rotation_left=55 (--virtual; repeatable)")
     r.add_argument("--misalignment", type=_angle, default=0.0,
                    help="simulated sensor mounting misalignment, degrees (--virtual, 0..45, default 0)")
-    r.add_argument("--mtu", type=_mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
+    r.add_argument("--mtu", type=mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one analysis setting")
     r.add_argument("--settings", help="JSON file of setting overrides")
     trends.add_db_argument(r)
