@@ -561,7 +561,8 @@ def _atheris_worker(target: str, n: int, corpus_dir: str, crash_dir: str, max_s:
                 f.write(json.dumps({"kind": kind, "file": p.name, "error": err, "seconds": dt}) + "\n")
 
     argv = [sys.argv[0], f"-runs={n}", "-timeout=20", "-max_len=4096", "-print_final_stats=1",
-            "-rss_limit_mb=3072", f"-seed={1000 * seed + 1 + ALL_TARGETS.index(target)}", corpus_dir]
+            f"-rss_limit_mb={os.environ.get('NAPE_FUZZ_RSS_LIMIT_MB', '3072')}",  # env: 0 = no limit
+            f"-seed={1000 * seed + 1 + ALL_TARGETS.index(target)}", corpus_dir]
     if max_s:
         argv.insert(1, f"-max_total_time={max_s}")
     atheris.Setup(argv, one)
