@@ -265,9 +265,15 @@ def index_after_analysis(findings, paths: Mapping[str, os.PathLike | str] | None
     Returns:
         The database path, or None if indexing failed.
     """
+    return _index_quietly(index_findings, db, findings, paths)
+
+
+def _index_quietly(index, db, *args) -> Path | None:
+    """Run ``index(db_path, *args)``; a database problem is one warning line, not an error
+    (the reports are already written). Returns the database path, or None if it failed."""
     db_path = resolve_db_path(db)
     try:
-        index_findings(db_path, findings, paths)
+        index(db_path, *args)
     except NapeError as e:
         print(f"nape: warning: not added to trends: {e}", file=sys.stderr)
         return None
@@ -441,13 +447,7 @@ def index_rom_after_analysis(result, paths: Mapping[str, os.PathLike | str] | No
     Returns:
         The database path, or None if indexing failed.
     """
-    db_path = resolve_db_path(db)
-    try:
-        index_rom(db_path, result, paths)
-    except NapeError as e:
-        print(f"nape: warning: not added to trends: {e}", file=sys.stderr)
-        return None
-    return db_path
+    return _index_quietly(index_rom, db, result, paths)
 
 
 @dataclass
