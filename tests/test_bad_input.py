@@ -345,3 +345,55 @@ def test_bad_input(argv, mode, expect, data, tmp_path):
     after = _hashes(data)
     assert {k: v for k, v in after.items() if k in before} == before, "an input file was changed"
     assert set(before) <= set(after), "an input file was removed"
+
+
+# ------------------------------------------------------------------ odd but valid input (issue 16)
+#
+# Real recordings that are short, damaged or implausible in places: each must give exit 0, a
+# report that says what could not be judged, and no warning (RuntimeWarning included) on the
+# way: these run with every warning turned into an error.
+
+SHORT_LENGTHS = {"0-samples": 0, "1-sample": 1, "5s": 250, "10s": 500, "29s": 1450}
+
+
+def run_strict(argv: list[str]) -> tuple[int, str, str]:
+    """``run_inproc`` with every Python warning an error."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return run_inproc(argv)
+
+
+def _short_recording(path: Path, n: int, head: bool = True) -> Path:
+    from nape.recording import RecordingWriter
+
+    if n == 0:
+        with RecordingWriter(path, {"imu_roles": ["trunk", "head"] if head else ["trunk"], "source": "simulated",
+                                    "sample_rate_hz": 50}):
+            pass
+        return path
+    return write_recording(path, 50.0, pitch_quat(np.full(n, 10.0)), pitch_quat(np.full(n, 35.0)) if head else None)
+
+
+@pytest.mark.parametrize("head", [True, False], ids=["two-imus", "trunk-only"])
+@pytest.mark.parametrize("length", list(SHORT_LENGTHS), ids=list(SHORT_LENGTHS))
+def test_short_recording_analyses_exports_and_reanalyses(length, head, tmp_path):
+    import json
+
+    rec = _short_recording(tmp_path / "short.nape", SHORT_LENGTHS[length], head)
+    db = tmp_path / "trends.db"
+    rc, out, err = run_strict(["analyse", str(rec), "--out", str(tmp_path / "r"), "--db", str(db)])
+    assert rc == 0, err
+    report = json.loads((tmp_path / "r" / "short.json").read_text())
+    notes = " ".join(report["quality_notes"])
+    assert "nothing could be judged" in notes if length == "0-samples" else "Too short to judge" in notes, notes
+    html = (tmp_path / "r" / "short.html").read_text()
+    assert "Too short to judge" in html or "nothing could be judged" in html
+    rc, out, err = run_strict(["export", str(rec), "--csv", str(tmp_path / "csv")])
+    assert rc == 0, err
+    assert (tmp_path / "csv" / "angles.csv").exists()
+    rec.write_bytes(rec.read_bytes())  # the file "changed": reanalyse picks it up
+    os.utime(rec, ns=(1, 1))
+    rc, out, err = run_strict(["sessions", "--db", str(db), "--reanalyse"])
+    assert rc == 0 and "re-analysed 1 changed file" in out, (out, err)

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from .analysis import Findings
 from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
+from .analysis import coverage
 from .analysis.posture import runs
 from .settings import AnalysisSettings
 
@@ -150,6 +151,10 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
 def headlines(f: Findings) -> list[str]:
     """The summary in plain words, one sentence each."""
     out = []
+    if f.low_coverage or f.valid_s < f.duration_s:
+        warn = "Little valid data: read every figure with care. " if f.low_coverage else ""
+        out.append(f"{warn}The figures below rest on {coverage.rests_on(f.valid_s, f.duration_s)}.")
+    out += f.input_warnings
     if f.jolts:
         by = {g: sum(j.grade == g for j in f.jolts) for g in ("severe", "moderate", "mild")}
         worst = max(f.jolts, key=_jolt_order)
@@ -192,7 +197,8 @@ def headlines(f: Findings) -> list[str]:
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
     method = f.calibration.get("method", "unknown")
-    notes = [f"Calibration ({method}): {f.calibration.get('detail', '')}."]
+    notes = list(f.not_judged)
+    notes.append(f"Calibration ({method}): {f.calibration.get('detail', '')}.")
     if method in ("guess", "none"):
         notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
                      "may be offset by a few degrees. Press calibrate while sitting upright next time.")

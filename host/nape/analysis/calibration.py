@@ -57,9 +57,9 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
                 "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
-    win = max(2, min(int(s.neutral_window_s / period), len(gyr)))
-    settle = min(int(s.calib_settle_s / period), len(gyr) - win)
-    i0, still = _first_still_upright(acc, gyr, win, settle, s)
+    win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
+    settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
+    i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
     if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
                                        f"(at {i0 * period:.0f} s) taken as neutral; no calibration captured")

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import signal
 
 from ..settings import AnalysisSettings
-from .posture import runs
+from .posture import centred_mean, runs
 
 G = 9.80665
 NAMES = ["upright", "walking", "vehicle", "lying_supine", "lying_prone", "lying_side"]
@@ -70,7 +70,7 @@ class ContextFeatures:
         walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk
         w = max(1, int(s.vehicle_window_s))
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
-        share = np.convolve(vib_on.astype(float), np.ones(w) / w, mode="same")
+        share = centred_mean(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
         act[walking] = 1
         act[vehicle] = 2

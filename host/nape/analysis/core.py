@@ -22,7 +22,7 @@ from .. import quat, wire
 from ..errors import RecordingError
 from ..recording import open_recording
 from ..settings import AnalysisSettings
-from . import calibration, posture, traces
+from . import calibration, coverage, posture, traces
 from .context import NAMES as ACTIVITY_NAMES
 from .context import ContextFeatures
 from .findings import Findings, PostureEpisode
@@ -46,7 +46,7 @@ def analyse(
         on_progress: called after each block with (samples done, estimated total samples).
 
     Raises:
-        RecordingError: the file cannot be read or holds no samples of its IMUs.
+        RecordingError: the file cannot be read (a file without samples gives findings that say so).
     """
     s = settings or AnalysisSettings()
     path = Path(path)
@@ -63,7 +63,7 @@ def analyse(
         if on_progress:
             on_progress(stream.n, max(expected, stream.n))
     if stream.n == 0 or stream.rate is None:
-        raise RecordingError(f"{path}: no samples for IMUs {roles} in this recording")
+        return _no_samples(path, rec, roles, reader.malformed, calib, s)
     stream.n = reader.samples  # every recorded sample passed on (also any between grid points)
     stream.t0_ms = reader.t0_ms  # device time of the first sample (event times: see BlockReader)
     stream.take_gaps(reader)
@@ -73,6 +73,18 @@ def analyse(
     f.jolts, f.head_turns = jolts, head_turns
     traces.attach(jolts, traces.event_windows(reader.events, stream.t0_ms), stream.traces)  # report panels
     return f
+
+
+def _no_samples(path: Path, rec, roles: list[str], malformed: int, calib: dict, s: AnalysisSettings) -> Findings:
+    """Findings of a recording without one sample of its IMUs: nothing judged, and said so."""
+    return Findings(
+        path=str(path), metadata=rec.metadata, settings=s.as_dict(), duration_s=0.0, samples=0, lost_samples=0,
+        malformed_packets=malformed,
+        file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
+        calibration=calib, roles=roles, orientation_source="none (no samples)",
+        activity_s={name: 0.0 for name in ACTIVITY_NAMES}, series=_one_hz(*(np.zeros(0),) * 6),
+        valid_s=0.0, low_coverage=True, not_judged=coverage.not_judged(0.0, len(roles), s),
+        glitches={"samples": 0, "by_kind": {}})
 
 
 def _expected_samples(path: Path, mask: int, packets: int = 2000) -> int:
@@ -208,10 +220,12 @@ class _Stream:
             score = posture.rula_neck(neck, lateral, axial, s)[valid]
             rula = {str(k): float((score == k).sum() * dt) for k in range(1, 7) if (score == k).any()}
         longest = max(((i1 - i0) * dt for i0, i1 in posture.runs(upright_ok)), default=0.0)
+        duration_s = float(self.last_index + 1) / self.rate
+        valid_s = min(duration_s, len(idx) * self.step / self.rate)  # series points × their spacing
         first = min((e.start_s for e in episodes if e.kind != "bed_neck"), default=None)
         return Findings(
             path=str(path), metadata=rec.metadata, settings=s.as_dict(),
-            duration_s=float(self.last_index + 1) / self.rate, samples=self.n, lost_samples=self.lost,
+            duration_s=duration_s, samples=self.n, lost_samples=self.lost,
             malformed_packets=malformed,
             file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
             calibration={k: v for k, v in self.calib.items() if k != "neutral_q"} | {"neutral_q": self.calib["neutral_q"]},
@@ -219,6 +233,8 @@ class _Stream:
             episodes=episodes, lying_s=float(lying.sum() * dt), exposure_s=exposure,
             activity_s=activity_s, rula_neck_s=rula, time_to_first_episode_s=first, longest_upright_s=float(longest),
             gaps=self.gaps, series=_one_hz(t, trunk, neck, head, lateral, act),
+            valid_s=valid_s, low_coverage=coverage.is_low(valid_s, duration_s),
+            not_judged=coverage.not_judged(valid_s, self.n_imu, s),
         )
 
     def _neck_joint_angles(self, tilt: np.ndarray):
@@ -241,8 +257,7 @@ class _Stream:
         qcorr = quat.mul(quat.mul(quat.conj(qt), z_rotation(est)), qh)
         flex, lat, ax = joint_angles(qcorr)
         k = max(1, int(SERIES_HZ))
-        kern = np.ones(k) / k
-        return np.convolve(lat, kern, mode="same"), np.convolve(ax, kern, mode="same"), np.convolve(flex, kern, mode="same")
+        return posture.centred_mean(lat, k), posture.centred_mean(ax, k), posture.centred_mean(flex, k)
 
     def _bed_episodes(self, t, lying, act, flex, lateral) -> list[PostureEpisode]:
         s = self.s
@@ -259,7 +274,8 @@ class _Stream:
 
 
 def _one_hz(t, trunk, neck, head, lateral, act) -> dict:
-    """Per-second means for plots and JSON (8 h = 28 800 points)."""
+    """Per-second means for plots and JSON (8 h = 28 800 points); seconds without data are
+    left out (a plot breaks the line where ``t_s`` jumps)."""
     sec = np.floor(t).astype(np.int64)
     uniq, inv = np.unique(sec, return_inverse=True)
     cnt = np.bincount(inv)

@@ -72,6 +72,11 @@ class Findings:
     longest_upright_s: float = 0.0
     gaps: list[dict] = field(default_factory=list)
     series: dict = field(default_factory=dict)  # 1 Hz: t_s, neck_flexion_deg, trunk_inclination_deg, ...
+    valid_s: float = 0.0  # seconds of valid data every figure rests on (analysis.coverage)
+    low_coverage: bool = False  # too little valid data: flagged, kept out of trends' averages
+    not_judged: list[str] = field(default_factory=list)  # what the data is too short to judge, plain words
+    glitches: dict = field(default_factory=dict)  # sensor glitches masked (analysis.quality): samples, by kind
+    input_warnings: list[str] = field(default_factory=list)  # doubts about the input (units, frame), plain words
 
     def as_dict(self) -> dict:
         d = asdict(self)
