@@ -205,6 +205,7 @@ def quality_notes(f: Findings) -> list[str]:
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
     notes += gap_notes(f)
+    notes += glitch_notes(f)
     if f.malformed_packets:
         notes.append(f"{f.malformed_packets} malformed packets were skipped.")
     for issue in f.file_issues:
@@ -222,6 +223,20 @@ def quality_notes(f: Findings) -> list[str]:
         notes.append(f"Times are clock times on this computer's time zone (UTC{start.strftime('%z')[:3]}:"
                      f"{start.strftime('%z')[3:]}); the recording started {start.strftime('%Y-%m-%d %H:%M:%S')}.")
     return notes
+
+
+GLITCH_WORDS = {"saturation": "at the sensor's limit", "impossible": "beyond any body-worn sensor's range",
+                "spike": "single-sample spikes", "non_finite": "not numbers"}
+
+
+def glitch_notes(f: Findings) -> list[str]:
+    """Sensor glitches masked by the analysis (nape.analysis.quality), in plain words."""
+    g = f.glitches or {}
+    if not g.get("samples"):
+        return []
+    kinds = ", ".join(f"{n} {GLITCH_WORDS.get(k, k)}" for k, n in g.get("by_kind", {}).items())
+    return [f"{_plural(g['samples'], 'sensor glitch')} masked ({kinds}): physically impossible readings, "
+            "treated as sensor faults, not as movement or jolts."]
 
 
 def gap_notes(f: Findings) -> list[str]:

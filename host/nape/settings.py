@@ -29,6 +29,9 @@ Sources cited by key:
   SAE J211, 100 Hz corner, would not change a 100 Hz stream). Gravity is removed with the
   inclination averaged over the minute before the event and carried through it by the
   gyroscope, so a sustained manoeuvre is not taken for tilt.
+- [FULLSCALE] Full-scale ranges of body-worn MEMS IMUs: ±2/4/8/16 g and ±250–2000 °/s
+  (InvenSense MPU-6050 product specification rev. 3.4; TDK ICM-42688-P datasheet): a
+  reading beyond the largest is a sensor or transfer fault, not motion.
 """
 
 from __future__ import annotations
@@ -168,6 +171,17 @@ class AnalysisSettings:
     """A head-only event with head angular velocity above this and a still trunk is a
     voluntary head turn, not a jolt (Nape default: quick looks reach 200–400 °/s)."""
 
+    # --- plausibility (host/nape/analysis/quality.py) ---
+    glitch_acc_max_g: float = 16.0
+    """Specific force above this is a sensor glitch, never a jolt: the largest full scale of
+    body-worn MEMS accelerometers (±16 g, MPU-6050 / ICM-42688 datasheets). [FULLSCALE]"""
+    glitch_gyr_max_dps: float = 2000.0
+    """Angular velocity above this is a sensor glitch: the largest gyroscope full scale of the
+    same parts (±2000 °/s). [FULLSCALE]"""
+    glitch_spike_g: float = 4.0
+    """A single sample differing from both neighbours by more than this, while they agree, is a
+    glitch: shocks at the back and head last 50–150 ms, several samples (Nape default)."""
+
     # --- context ---
     lying_trunk_deg: float = 60.0
     """Trunk tilted more than this from vertical (any direction) counts as lying (Nape default)."""
@@ -270,6 +284,9 @@ _SOURCES = {
     "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
     "refuse": "VQF (Laidig & Seel 2023) as the reference orientation filter",
+    "glitch_acc_max_g": "largest accelerometer full scale of body-worn MEMS IMUs: ±16 g (InvenSense MPU-6050, "
+                        "TDK ICM-42688-P datasheets)",
+    "glitch_gyr_max_dps": "largest gyroscope full scale of the same parts: ±2000 °/s (MPU-6050, ICM-42688-P datasheets)",
 }
 
 

@@ -17,7 +17,10 @@ import numpy as np
 
 from ..settings import AnalysisSettings
 from .orientation import Refuser
+from .quality import GlitchGuard, input_warnings
 from .stream import BlockReader
+
+INPUT_WARNINGS = "input_warnings"  # key of the doubts about units / frame (core moves them to Findings)
 
 OFFSET_GATE_DPS = 1.0  # a still window's mean may differ from the neutral window's by sway (≤ 0.3 °/s simulated)
 TRIM_DPS = 0.3  # ... and the trimmed mean keeps windows this close to their median
@@ -43,7 +46,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
     accs, gyrs, fws = [], [], []
     n_max = None
     period = 0.01
-    for b in BlockReader(rec, mask, batch=500):
+    guard = GlitchGuard(n_imu, s)  # glitches masked here too: a spike is no neutral posture
+    for b in guard.blocks(BlockReader(rec, mask, batch=500)):
         if n_max is None:
             period = b.period_s
             n_max = int(s.calib_search_s / period)
@@ -57,6 +61,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
                 "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
+    doubts = input_warnings(acc[:, 0], gyr[:, 0], period)
     win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
     settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
     i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
@@ -80,7 +85,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         mean = m.mean(axis=0)
         neutral.append((mean / np.linalg.norm(mean)).tolist())
     return {"method": method, "detail": detail, "neutral_q": neutral, "start_s": i0 * period,
-            "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware"}
+            "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware",
+            INPUT_WARNINGS: doubts}
 
 
 def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings):
