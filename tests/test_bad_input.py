@@ -397,3 +397,132 @@ def test_short_recording_analyses_exports_and_reanalyses(length, head, tmp_path)
     os.utime(rec, ns=(1, 1))
     rc, out, err = run_strict(["sessions", "--db", str(db), "--reanalyse"])
     assert rc == 0 and "re-analysed 1 changed file" in out, (out, err)
+
+
+# ------------------------------------------------------------------ implausible samples (issue 16)
+
+PLAUSIBLE_RATE = 100
+
+
+def _imu_recording(path: Path, acc: np.ndarray, gyr: np.ndarray, q: np.ndarray | None = None,
+                   rate: int = PLAUSIBLE_RATE) -> Path:
+    """A trunk-only recording of raw acc (m/s²) and gyr (rad/s), 10 samples a packet."""
+    from nape import wire
+    from nape.recording import RecordingWriter
+
+    n = len(acc)
+    q = pitch_quat(np.zeros(n)) if q is None else q
+    period = int(round(1e6 / rate))
+    with RecordingWriter(path, {"imu_roles": ["trunk"], "sample_rate_hz": rate, "source": "import"},
+                         fsync_interval_s=0) as w:
+        for i in range(0, n, 10):
+            j = min(n, i + 10)
+            w.write_packets([wire.encode_samples(1, i, i * period // 1000, period, np.zeros(j - i, np.uint8),
+                                                 q[i:j, None], acc[i:j, None], gyr[i:j, None])], 1.7e9 + i / rate)
+    return path
+
+
+def _still(n: int, seed: int = 1, gyro_offset_rads: float = 0.01):
+    from tests.recording_factory import specific_force
+
+    rng = np.random.default_rng(seed)
+    q = pitch_quat(np.full(n, 5.0))
+    acc = specific_force(q, np.zeros((n, 3))) + rng.normal(0, 0.02, (n, 3))
+    gyr = rng.normal(0, 0.002, (n, 3)) + gyro_offset_rads
+    return q, acc, gyr
+
+
+def _bending(n: int, seed: int = 2):
+    """A wearer bending forward and back slowly (±20° every 8 s): acc and gyr in sensor axes."""
+    from tests.recording_factory import body_rates, specific_force
+
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / PLAUSIBLE_RATE
+    q = pitch_quat(20 * np.sin(2 * np.pi * t / 8) + 10)
+    acc = specific_force(q, np.zeros((n, 3))) + rng.normal(0, 0.02, (n, 3))
+    gyr = body_rates(q, PLAUSIBLE_RATE) + rng.normal(0, 0.002, (n, 3)) + np.radians(0.5)
+    return q, acc, gyr
+
+
+@pytest.mark.parametrize("at", [3000, 6000, 6001, 100], ids=["middle", "block-edge", "after-block-edge", "early"])
+@pytest.mark.parametrize("value", [[0, 0, 500.0], [0, 51 * 9.80665, 0], [0, 6 * 9.80665, 9.8]],
+                         ids=["500-m-s2", "51-g", "6-g-spike"])
+def test_one_impossible_sample_is_a_glitch_not_a_jolt(value, at, tmp_path):
+    import json
+
+    q, acc, gyr = _still(PLAUSIBLE_RATE * 90)
+    acc[at] = value
+    rec = _imu_recording(tmp_path / "glitch.nape", acc, gyr, q)
+    rc, out, err = run_strict(["analyse", str(rec), "--out", str(tmp_path), "--db", str(tmp_path / "t.db")])
+    assert rc == 0, err
+    report = json.loads((tmp_path / "glitch.json").read_text())
+    assert report["jolts"] == [], report["jolts"]
+    assert report["glitches"]["samples"] == 1, report["glitches"]
+    assert any("sensor glitch masked" in n for n in report["quality_notes"])
+
+
+def test_glitch_guard_masks_nan_inf_and_huge_values():
+    from nape.analysis.quality import GlitchGuard
+    from nape.settings import AnalysisSettings
+
+    q, acc, gyr = _still(50)
+    acc, gyr, q = acc[:, None], gyr[:, None], q[:, None]
+    acc[10, 0] = [np.nan, 0, 9.8]
+    acc[20, 0] = [1e308, 0, 0]
+    gyr[30, 0] = [0, np.inf, 0]
+    guard = GlitchGuard(1, AnalysisSettings())
+    q2, a2, g2 = guard(np.zeros(50, np.uint8), q, acc, gyr)
+    assert np.isfinite(a2).all() and np.isfinite(g2).all() and np.isfinite(q2).all()
+    assert abs(np.linalg.norm(a2[20, 0]) - 9.80665) < 0.5  # interpolated from its neighbours
+    assert guard.summary() == {"samples": 3, "by_kind": {"non_finite": 2, "impossible": 1}}
+
+
+def test_saturation_flag_is_a_glitch():
+    from nape import wire
+    from nape.analysis.quality import GlitchGuard
+    from nape.settings import AnalysisSettings
+
+    q, acc, gyr = _still(20)
+    flags = np.zeros(20, np.uint8)
+    flags[5] = wire.FLAG_TRUNK_SAT
+    guard = GlitchGuard(1, AnalysisSettings())
+    guard(flags, q[:, None], acc[:, None], gyr[:, None])
+    assert guard.summary()["by_kind"] == {"saturation": 1}
+
+
+@pytest.mark.parametrize("case", ["still", "bending"])
+def test_gyroscope_in_degrees_taken_as_radians_is_warned_about(case, tmp_path):
+    import json
+
+    q, acc, gyr = (_still if case == "still" else _bending)(PLAUSIBLE_RATE * 60)
+    rec = _imu_recording(tmp_path / "dps.nape", acc, np.clip(np.degrees(gyr), -3000, 3000), q)
+    rc, out, err = run_strict(["analyse", str(rec), "--out", str(tmp_path), "--db", str(tmp_path / "t.db")])
+    assert rc == 0, err
+    report = json.loads((tmp_path / "dps.json").read_text())
+    assert any("degrees per second given as radians" in w for w in report["input_warnings"]), report["input_warnings"]
+    assert any("degrees per second given as radians" in h for h in report["headlines"])
+
+
+@pytest.mark.parametrize("case", ["still", "bending"])
+def test_plausible_input_gets_no_warning(case, tmp_path):
+    from nape.analysis import analyse
+
+    q, acc, gyr = (_still if case == "still" else _bending)(PLAUSIBLE_RATE * 60)
+    f = analyse(_imu_recording(tmp_path / "ok.nape", acc, gyr, q))
+    assert f.input_warnings == [] and f.glitches["samples"] == 0
+
+
+def test_large_zero_rate_offset_in_rad_s_is_not_a_unit_error():
+    from nape.analysis.quality import input_warnings
+
+    _q, acc, gyr = _still(PLAUSIBLE_RATE * 60, gyro_offset_rads=np.radians(20))  # datasheet worst case
+    assert input_warnings(acc, gyr, 1 / PLAUSIBLE_RATE) == []
+
+
+def test_earth_frame_input_is_warned_about():
+    from nape.analysis.quality import input_warnings
+
+    _q, _acc, gyr = _bending(PLAUSIBLE_RATE * 60)
+    acc = np.tile([0.0, 0.0, 9.80665], (len(gyr), 1)) + np.random.default_rng(3).normal(0, 0.02, gyr.shape)
+    w = input_warnings(acc, gyr, 1 / PLAUSIBLE_RATE)
+    assert len(w) == 1 and "Earth (world) axes" in w[0]

@@ -123,7 +123,8 @@ class GlitchGuard:
             wmag = np.sqrt((w * w).sum(-1))
             flag_sat = np.stack([(np.asarray(flags, np.int64) & SAT_FLAGS[j]) != 0 for j in range(k)], axis=1) \
                 if k <= len(SAT_FLAGS) else np.zeros((n, k), bool)
-            sat = flag_sat | (np.abs(a) >= I16_ACC_MS2).any(-1) | (np.abs(w) >= I16_GYR_RADS).any(-1)
+            at_limit = lambda x, lim: ((np.abs(x) >= lim) & (np.abs(x) <= 1.01 * lim)).any(-1)  # noqa: E731
+            sat = flag_sat | at_limit(a, I16_ACC_MS2) | at_limit(w, I16_GYR_RADS)
             impossible = (amag > self.acc_max) | (wmag > self.gyr_max)
             spike = np.zeros((n, k), bool)
             if n >= 3:
