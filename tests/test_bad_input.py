@@ -526,3 +526,136 @@ def test_earth_frame_input_is_warned_about():
     acc = np.tile([0.0, 0.0, 9.80665], (len(gyr), 1)) + np.random.default_rng(3).normal(0, 0.02, gyr.shape)
     w = input_warnings(acc, gyr, 1 / PLAUSIBLE_RATE)
     assert len(w) == 1 and "Earth (world) axes" in w[0]
+
+
+# ------------------------------------------------------------------ real logs as they come (issue 16)
+
+
+def _phone_log(path: Path, seconds: float = 90.0, rate: float = 20.0, seed: int = 4, layout: str = "long",
+               gyro_dps: bool = True) -> Path:
+    """A phone-like log: ~20 Hz, jittery timestamps (steps 17–80 ms), accelerometer (g) and
+    gyroscope (°/s) as separate rows with their own clocks, a magnetometer to skip, a 2 s pause.
+    The wearer sits upright for 20 s, then bends forward 30° and back every 10 s."""
+    from tests.recording_factory import body_rates, specific_force
+
+    rng = np.random.default_rng(seed)
+    fine = 200.0
+    tf = np.arange(int(seconds * fine)) / fine
+    pitch = np.where(tf < 20, 0.0, 15 - 15 * np.cos(2 * np.pi * (tf - 20) / 10))
+    q = pitch_quat(pitch)
+    acc = specific_force(q, np.zeros((len(tf), 3))) / 9.80665
+    gyr = np.degrees(body_rates(q, fine))
+
+    def stamps(offset):
+        t, out = offset, []
+        while t < seconds - 0.1:
+            out.append(t)
+            t += max(0.017, rng.normal(1 / rate, 0.012))
+            if 40.0 <= t < 42.0:  # the phone paused
+                t = 42.0 + rng.uniform(0, 0.02)
+        return np.array(out)
+
+    rows = []
+    for kind, x, off in (("acc", acc, 0.003), ("gyro", gyr, 0.011), ("mag", acc * 40, 0.02)):
+        for t in stamps(off):
+            v = x[min(int(round(t * fine)), len(tf) - 1)] + rng.normal(0, 0.003 if kind == "acc" else 0.1, 3)
+            rows.append((t, kind, v))
+    rows.sort(key=lambda r: r[0])
+    if layout == "long":
+        lines = ["trial,timestamp_ms,sensor,x,y,z"] + [f"1,{t * 1000:.1f},{k},{v[0]:.5f},{v[1]:.5f},{v[2]:.5f}"
+                                                        for t, k, v in rows]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+    acc_rows = [(t, v) for t, k, v in rows if k == "acc"]
+    gyr_rows = [(t, v) for t, k, v in rows if k == "gyro"]
+    path.write_text("t_s,ax,ay,az\n" + "".join(f"{t:.4f},{v[0]:.5f},{v[1]:.5f},{v[2]:.5f}\n" for t, v in acc_rows))
+    gp = path.with_name(path.stem + "-gyr.csv")
+    gp.write_text("t_s,gx,gy,gz\n" + "".join(f"{t:.4f},{v[0]:.4f},{v[1]:.4f},{v[2]:.4f}\n" for t, v in gyr_rows))
+    return path
+
+
+def test_jittery_phone_log_with_separate_streams_imports_without_rate(tmp_path):
+    import json
+
+    from nape.recording import open_recording
+
+    log = _phone_log(tmp_path / "phone.csv")
+    out = tmp_path / "phone.nape"
+    rc, o, err = run_strict(["import", str(log), "--out", str(out), "--columns", "timestamp_ms=time_ms",
+                             "--acc-unit", "g", "--gyr-unit", "dps", "--start", "2025-01-06T09:30:00Z"])
+    assert rc == 0, err
+    assert "resampled to 20 Hz" in o, o
+    meta = open_recording(out).metadata
+    timing = meta["extras"]["import"]["timing"]
+    assert meta["sample_rate_hz"] == 20 and timing["resampled"] and timing["gaps"] == 1
+    assert 5 < timing["mean_abs_jitter_ms"] < 20 and timing["max_abs_jitter_ms"] > 20
+    rc, o, err = run_strict(["analyse", str(out), "--out", str(tmp_path), "--db", str(tmp_path / "t.db")])
+    assert rc == 0, err
+    report = json.loads((tmp_path / "phone.json").read_text())
+    assert report["input_warnings"] == [] and report["jolts"] == []
+    assert any(g["reason"] == "missing in the imported file" for g in report["gaps"])
+    notes = " ".join(report["quality_notes"])
+    assert "resampled" in notes and "100 Hz" not in notes and "radio" not in notes, notes
+    assert report["exposure_s"]["trunk_over_threshold_s"] > 10  # the bends are seen
+
+
+def test_accelerometer_and_gyroscope_in_two_files_merge_by_time(tmp_path):
+    from nape.recording import open_recording
+
+    log = _phone_log(tmp_path / "acc.csv", layout="two")
+    out = tmp_path / "two.nape"
+    rc, o, err = run_strict(["import", str(log), "--gyr", str(tmp_path / "acc-gyr.csv"), "--out", str(out),
+                             "--columns", "t_s=time_s,ax=trunk_acc_x,ay=trunk_acc_y,az=trunk_acc_z,gx=trunk_gyr_x,"
+                             "gy=trunk_gyr_y,gz=trunk_gyr_z", "--acc-unit", "g", "--gyr-unit", "dps"])
+    assert rc == 0, err
+    assert open_recording(out).metadata["extras"]["import"]["layout"] == "two files"
+
+
+def test_degrees_imported_as_radians_are_stopped_or_warned(tmp_path):
+    import json
+
+    log = _phone_log(tmp_path / "phone.csv")
+    out = tmp_path / "p.nape"
+    rc, o, err = run_strict(["import", str(log), "--out", str(out), "--columns", "timestamp_ms=time_ms",
+                             "--acc-unit", "g"])  # gyroscope left at rad/s: wrong
+    if rc != 0:  # stopped: a plain one-line error naming the unit options
+        assert "unit" in err and len(err.strip().splitlines()) == 1, err
+        return
+    rc, o, err = run_strict(["analyse", str(out), "--out", str(tmp_path), "--db", str(tmp_path / "t.db")])
+    report = json.loads((tmp_path / "p.json").read_text())
+    assert any("degrees per second given as radians" in w for w in report["input_warnings"])
+
+
+def test_gyro_less_import_says_what_is_lost(tmp_path):
+    import json
+
+    t = np.arange(3000) / 50.0
+    rows = "".join(f"{x:.3f},0.0,0.0,9.80665\n" for x in t)
+    (tmp_path / "acc.csv").write_text("time_s,trunk_acc_x,trunk_acc_y,trunk_acc_z\n" + rows)
+    rc, o, err = run_strict(["import", str(tmp_path / "acc.csv"), "--out", str(tmp_path / "a.nape"), "--no-gyro"])
+    assert rc == 0, err
+    rc, o, err = run_strict(["analyse", str(tmp_path / "a.nape"), "--out", str(tmp_path), "--db", str(tmp_path / "t.db")])
+    assert rc == 0, err
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert any("No gyroscope" in w for w in report["input_warnings"]), report["input_warnings"]
+
+
+@pytest.mark.parametrize("cells,message", [
+    ("1e308", r"line 4, column trunk_acc_z: 1e\+308 m/s² is beyond"),
+    ("-1e308", r"line 4, column trunk_acc_z: -1e\+308 m/s² is beyond"),
+    ("400", r"line 4, column trunk_acc_z: 400 m/s² is beyond ±32.8 g"),
+])
+def test_out_of_range_csv_value_is_an_error_with_its_line(cells, message, tmp_path):
+    import re
+
+    rows = ["time_s,trunk_acc_x,trunk_acc_y,trunk_acc_z,trunk_gyr_x,trunk_gyr_y,trunk_gyr_z"]
+    rows += [f"{i / 100:.2f},0,0,{cells if i == 2 else '9.8'},0,0,0" for i in range(100)]
+    (tmp_path / "x.csv").write_text("\n".join(rows) + "\n")
+    rc, o, err = run_strict(["import", str(tmp_path / "x.csv"), "--out", str(tmp_path / "x.nape")])
+    assert rc == 1 and re.search(message, err) and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "x.nape").exists()
+
+
+def test_bad_column_map_is_a_clear_error(tmp_path):
+    rc, o, err = run_strict(["import", str(tmp_path / "x.csv"), "--columns", "foo"])
+    assert rc == 1 and "CSV_NAME=NAPE_NAME" in err, err

@@ -205,6 +205,7 @@ def quality_notes(f: Findings) -> list[str]:
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
     notes += gap_notes(f)
+    notes += import_notes(f)
     notes += glitch_notes(f)
     if f.malformed_packets:
         notes.append(f"{f.malformed_packets} malformed packets were skipped.")
@@ -215,7 +216,7 @@ def quality_notes(f: Findings) -> list[str]:
     no_window = sum(1 for j in f.jolts if (j.trace or {}).get("source") != "event window")
     if f.jolts and no_window:
         notes.append(f"{_plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
-                     "are the 100 Hz stream, which can read short shocks a little low.")
+                     f"are {stream_words(f)}, which can read short shocks a little low.")
     start = start_time(f)
     if start is None:
         notes.append("The recording has no start time: times are shown as time into the recording.")
@@ -244,12 +245,16 @@ def gap_notes(f: Findings) -> list[str]:
     by reason (``f.gaps`` lists every reboot and buffer overflow; the rest of
     ``f.lost_samples`` was lost in transmission)."""
     notes = []
-    by_reason = {"on-board buffer overflow": 0, "device reboot": 0}
+    by_reason = {"on-board buffer overflow": 0, "device reboot": 0, "damaged file": 0}
+    other: dict[str, int] = {}
     for g in f.gaps:
         reason, n = g.get("reason", "lost in transmission"), g.get("missing_samples")
         when, length = clock(f, g["start_s"]), fmt_duration(g["duration_s"])
         if reason in by_reason:
             by_reason[reason] += n or 0
+        elif reason != "lost in transmission":
+            other[reason] = other.get(reason, 0) + (n or 0)
+        count = f" ({_plural(n, 'sample')})" if n is not None else ""
         if reason == "device reboot":
             lost = (f" It had not yet sent its last {_plural(n, 'sample')}: lost." if n else "")
             off = (f"no data for {length}, while it was off." if g["duration_s"] >= 0.5 else
@@ -259,19 +264,50 @@ def gap_notes(f: Findings) -> list[str]:
             notes.append(f"Gap in the data at {when}: {length} missing ({_plural(n or 0, 'sample')}), on-board buffer "
                          "overflow: the device was out of reach of this computer longer than its memory holds, "
                          "so it overwrote its oldest samples.")
-        else:
-            count = f" ({_plural(n, 'sample')})" if n is not None else ""
+        elif reason == "damaged file":
+            notes.append(f"Gap in the data at {when}: {length} missing{count}: that part of the file is damaged "
+                         "(unreadable on disk), not lost by the radio.")
+        elif reason == "lost in transmission":
             notes.append(f"Gap in the data at {when}: {length} missing{count}, lost in transmission (radio).")
+        else:
+            notes.append(f"Gap in the data at {when}: {length} missing{count}: {reason}.")
     total = f.samples + f.lost_samples
-    radio = max(0, f.lost_samples - sum(by_reason.values()))
+    radio = max(0, f.lost_samples - sum(by_reason.values()) - sum(other.values()))
     if radio:
         notes.append(f"{radio} samples were lost in transmission ({100 * radio / max(total, 1):.2f} %).")
-    else:
+    elif f.metadata.get("source") != "import":
         notes.append("No samples lost in transmission.")
     if by_reason["on-board buffer overflow"]:
         k = by_reason["on-board buffer overflow"]
         notes.append(f"{k} samples were lost to on-board buffer overflow ({100 * k / max(total, 1):.2f} %).")
+    if by_reason["damaged file"]:
+        k = by_reason["damaged file"]
+        notes.append(f"{k} samples are missing because the file is damaged ({100 * k / max(total, 1):.2f} %); "
+                     "`nape info` shows where.")
     return notes
+
+
+def import_notes(f: Findings) -> list[str]:
+    """How an imported recording's timing was made regular (protocol/IMPORT.md), plain words."""
+    extras = f.metadata.get("extras") if isinstance(f.metadata, dict) else None
+    imp = extras.get("import") if isinstance(extras, dict) else None
+    timing = imp.get("timing") if isinstance(imp, dict) else None
+    if not isinstance(timing, dict) or not timing.get("resampled"):
+        return []
+    rate = f.metadata.get("sample_rate_hz")
+    return [f"Imported with irregular timestamps, resampled to {_num(rate)} Hz: rows strayed "
+            f"{_num(timing.get('mean_abs_jitter_ms'))} ms from the grid on average (at most "
+            f"{_num(timing.get('max_abs_jitter_ms'))} ms); {_num(timing.get('gaps'))} longer pauses left as gaps."]
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else "?"
+
+
+def stream_words(f: Findings) -> str:
+    """'the 100 Hz stream' with the recording's own rate."""
+    rate = f.metadata.get("sample_rate_hz") if isinstance(f.metadata, dict) else None
+    return f"the {_num(rate)} Hz stream" if isinstance(rate, int | float) and not isinstance(rate, bool) else "the stream"
 
 
 # ---------------------------------------------------------------- HTML pieces
@@ -438,7 +474,7 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
         src = (f"Traces: the board's high-rate event window ({tr['rate_hz']:g} Hz)"
                + ("" if tr.get("complete", True) else ", partly lost in transmission") + ".")
     elif tr:
-        src = ("Traces: no high-rate event window from the board for this jolt, so the 100 Hz stream around the "
+        src = (f"Traces: no high-rate event window from the board for this jolt, so {stream_words(f)} around the "
                "peak is shown (short shocks may read a little low).")
     else:
         src = "No traces: the data around this jolt is not available."

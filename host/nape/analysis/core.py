@@ -58,7 +58,7 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
-    doubts = calib.pop(calibration.INPUT_WARNINGS, [])
+    doubts = quality.header_warnings(rec.metadata) + calib.pop(calibration.INPUT_WARNINGS, [])
     stream = _Stream(s, n_imu, calib)
     reader = BlockReader(rec, mask)
     expected = _expected_samples(path, mask) if on_progress else 0

@@ -182,6 +182,19 @@ def mask_event(ev, n_imu: int, s: AnalysisSettings) -> None:
 # ---------------------------------------------------------------- input doubts
 
 
+NO_GYRO_WORDS = ("No gyroscope in this recording (imported without one): orientation comes from the accelerometer "
+                 "alone, so posture angles lag by a few seconds and read wrong while moving; turning speeds, head "
+                 "turns and the neck-loading measure (NIC) are not measured, and jolt sizes are less certain.")
+
+
+def header_warnings(metadata: dict) -> list[str]:
+    """Doubts the recording header states (an import without gyroscope), plain words."""
+    extras = metadata.get("extras") if isinstance(metadata, dict) else None
+    imp = extras.get("import") if isinstance(extras, dict) else None
+    gyro = imp.get("gyroscope") if isinstance(imp, dict) else None
+    return [NO_GYRO_WORDS] if isinstance(gyro, str) and gyro.startswith("none") else []
+
+
 def input_warnings(acc: np.ndarray, gyr: np.ndarray, period_s: float) -> list[str]:
     """Plain-words doubts about the units and frame of one IMU's data.
 
