@@ -695,7 +695,8 @@ def _check_units(data: np.ndarray, n_imu: int, acc_unit: str, path: Path, line: 
         hint = "; check the unit and the columns"
     raw = mag / acc_scale
     label = "g" if acc_unit == "g" else "m/s²"
-    raise CsvImportError(f"{path.name} from line {line}: trunk acceleration magnitude reads {raw:.3g} {label} (median "
+    where = f"from line {line}" if line > 0 else "in the first rows"
+    raise CsvImportError(f"{path.name} {where}: trunk acceleration magnitude reads {raw:.3g} {label} (median "
                          f"of the first rows) where a worn sensor reads about 1 g = 9.81 m/s²{hint}")
 
 

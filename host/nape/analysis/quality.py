@@ -44,7 +44,8 @@ KINDS = ("non_finite", "saturation", "impossible", "spike")
 DEG_PER_RAD = 180.0 / np.pi
 UNIT_WINDOW_S = 1.0  # gyro integration window of the unit check
 UNIT_MIN_WINDOWS = 5  # windows with a usable gravity direction at both ends before judging
-UNIT_MIN_ERR_DEG = 8.0  # median gravity-direction error (as given) above which the units are doubted
+UNIT_MIN_ERR_DEG = 20.0  # median gravity-direction error (as given) above which the units are doubted
+UNIT_FIT_RATIO = 0.25  # ... and another scale's error must be below this share of it
 REST_ACC_STD_G = 0.01  # a window this still (accelerometer std) shows the gyroscope's rest noise
 REST_NOISE_MAX_RADS = 0.03  # rest noise above this (1.7 °/s): °/s taken as rad/s (MEMS: 0.05–0.2 °/s)
 EARTH_FRAME_TURN_DEG = 10.0  # gyro-integrated tilt over which a fixed gravity direction is suspicious
@@ -242,11 +243,14 @@ def gyro_unit_fit(acc: np.ndarray, gyr: np.ndarray, period_s: float) -> tuple[fl
     if len(starts) < UNIT_MIN_WINDOWS:
         return None, 0.0
     wins = gyr[starts[:, None] + np.arange(w)[None, :]]  # (windows, w, 3)
-    errs = {}
-    for scale in (1.0, 1.0 / DEG_PER_RAD, DEG_PER_RAD):
+    errs: dict[float, float] = {}
+    for scale in (1.0, 1.0 / DEG_PER_RAD, DEG_PER_RAD, 0.0):
         errs[scale] = float(np.median(_window_errors(g_dir[starts], g_dir[starts + w], wins * scale, period_s)))
-    best = min(errs, key=errs.get)
-    if best != 1.0 and errs[1.0] > UNIT_MIN_ERR_DEG and errs[best] < 0.5 * errs[1.0]:
+    best = min((1.0, 1.0 / DEG_PER_RAD, DEG_PER_RAD), key=lambda k: errs[k])
+    # another scale must fit far better than the data as given, and better than no rotation at all
+    # (vigorous movement blurs the gravity direction: then nothing fits and no verdict is given)
+    if best != 1.0 and errs[1.0] > UNIT_MIN_ERR_DEG and errs[best] < UNIT_FIT_RATIO * errs[1.0] \
+            and (best > 1.0 or errs[best] < 0.8 * errs[0.0]):
         return best, errs[1.0]
     acc_w = acc[starts[:, None] + np.arange(w)[None, :]]
     still = np.linalg.norm(acc_w.std(axis=1), axis=1) < REST_ACC_STD_G * G
@@ -259,8 +263,9 @@ def gyro_unit_fit(acc: np.ndarray, gyr: np.ndarray, period_s: float) -> tuple[fl
 
 def earth_frame_suspected(acc: np.ndarray, gyr: np.ndarray, period_s: float) -> bool:
     """True when the gyroscope (offset removed) tilts the sensor by more than
-    :data:`EARTH_FRAME_TURN_DEG` within a tenth of its 2 s windows while the measured gravity
-    direction stays within :data:`EARTH_FRAME_STILL_DEG` all along (99th percentile)."""
+    :data:`EARTH_FRAME_TURN_DEG` within a quarter of its 2 s windows (at least 10 windows) while
+    the measured gravity direction stays within :data:`EARTH_FRAME_STILL_DEG` all along (99th
+    percentile)."""
     acc = np.asarray(acc, float)
     gyr = np.asarray(gyr, float)
     w = max(2, int(round(2.0 / period_s)))
@@ -275,7 +280,8 @@ def earth_frame_suspected(acc: np.ndarray, gyr: np.ndarray, period_s: float) -> 
     tilt = np.cross(gyr - np.median(gyr, axis=0), g_dir) * period_s  # turning of the gravity direction
     m = len(tilt) // w
     turned = np.degrees(np.linalg.norm(tilt[: m * w].reshape(m, w, 3).sum(axis=1), axis=1))
-    return bool(np.percentile(spread, 99) < EARTH_FRAME_STILL_DEG and np.percentile(turned, 90) > EARTH_FRAME_TURN_DEG)
+    return bool(len(turned) >= 10 and np.percentile(spread, 99) < EARTH_FRAME_STILL_DEG
+                and np.percentile(turned, 75) > EARTH_FRAME_TURN_DEG)
 
 
 def _gravity_dir(acc: np.ndarray, smooth: int) -> tuple[np.ndarray, np.ndarray]:
