@@ -659,3 +659,54 @@ def test_out_of_range_csv_value_is_an_error_with_its_line(cells, message, tmp_pa
 def test_bad_column_map_is_a_clear_error(tmp_path):
     rc, o, err = run_strict(["import", str(tmp_path / "x.csv"), "--columns", "foo"])
     assert rc == 1 and "CSV_NAME=NAPE_NAME" in err, err
+
+
+# ------------------------------------------------------------------ coverage (issue 16)
+
+
+def test_mostly_zeroed_file_is_damage_not_radio_and_stays_out_of_trend_totals(tmp_path):
+    import json
+
+    from nape import trends
+
+    n = 50 * 600
+    t = np.arange(n) / 50
+    rec = write_recording(tmp_path / "zero.nape", 50.0, pitch_quat(np.zeros(n)),
+                          pitch_quat(np.where((t > 60) & (t < 400), 35.0, 5.0)))
+    raw = bytearray(rec.read_bytes())
+    a, b = int(len(raw) * 0.1), int(len(raw) * 0.96)
+    raw[a:b] = bytes(b - a)  # 86 % of the file zeroed
+    rec.write_bytes(bytes(raw))
+    db = tmp_path / "t.db"
+    rc, out, err = run_strict(["analyse", str(rec), "--out", str(tmp_path), "--db", str(db)])
+    assert rc == 0, err
+    report = json.loads((tmp_path / "zero.json").read_text())
+    assert report["low_coverage"] and report["valid_s"] < 0.2 * report["duration_s"]
+    assert report["headlines"][0].startswith("Little valid data") and "of valid data" in report["headlines"][0]
+    assert all("of valid data" in h for h in report["headlines"] if "never" in h)
+    assert [g["reason"] for g in report["gaps"]] == ["damaged file"]
+    notes = " ".join(report["quality_notes"])
+    assert "file is damaged" in notes and "lost in transmission (radio)" not in notes
+    # trends: listed, flagged, left out of the totals
+    ok = write_recording(tmp_path / "ok.nape", 50.0, pitch_quat(np.zeros(3000)))
+    assert run_strict(["analyse", str(ok), "--out", str(tmp_path), "--db", str(db)])[0] == 0
+    items = trends.sessions(db)
+    assert {Path(s.path).name: s.low_coverage for s in items} == {"zero.nape": True, "ok.nape": False}
+    total = trends.daily_from(items)
+    assert sum(p.recordings for p in total) == 1 and sum(p.left_out for p in total) == 1
+    rc, out, err = run_strict(["sessions", "--db", str(db)])
+    assert rc == 0 and "little valid data" in out, out
+
+
+def test_timeline_breaks_at_gaps():
+    from nape.analysis.coverage import with_breaks
+    from nape.analysis.findings import Findings
+    from nape.report import _timeline
+
+    t, (y,) = with_breaks([0, 1, 2, 10, 11], [1, 2, 3, 4, 5])
+    assert list(t) == [0, 1, 2, 2.5, 10, 11] and np.isnan(y[3]) and list(y[:3]) == [1, 2, 3]
+    f = Findings(path="x.nape", metadata={}, settings={"neck_flexion_deg": 20.0}, duration_s=11, samples=5,
+                 lost_samples=0, malformed_packets=0, file_issues=[], calibration={}, roles=["trunk"],
+                 series={"t_s": [0, 1, 2, 10, 11], "trunk_inclination_deg": [1, 2, 3, 4, 5], "lying": [False] * 5})
+    trace = _timeline(f).data[0]
+    assert len(trace.y) == 6 and np.isnan(trace.y[3])  # the line breaks over the missing seconds

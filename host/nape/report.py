@@ -166,7 +166,7 @@ def headlines(f: Findings) -> list[str]:
             out.append(f"{_plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
                        f"at {clock(f, worst.t_s, seconds=False)}.")
     else:
-        out.append("No jolts.")
+        out.append("No jolts." if f.valid_s >= f.duration_s else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
     for kind, label, key in (
         ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
         ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
@@ -176,6 +176,10 @@ def headlines(f: Findings) -> list[str]:
         eps = [e for e in f.episodes if e.kind == kind]
         thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
         total = f.exposure_s[key]
+        if f.valid_s < f.settings.get("hold_s", 60.0):  # "never" would claim more than the data can show
+            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in {fmt_duration(f.valid_s)} of valid data: "
+                       f"too short to judge holds of {fmt_duration(f.settings['hold_s'])}.")
+            continue
         if eps:
             longest = max(eps, key=lambda e: e.duration_s)
             out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
@@ -184,7 +188,8 @@ def headlines(f: Findings) -> list[str]:
             out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
-            out.append(f"{label} > {thr:g}°: never.")
+            part = "" if f.valid_s >= f.duration_s else f" in {fmt_duration(f.valid_s)} of valid data"
+            out.append(f"{label} > {thr:g}°: never{part}.")
     if "head" not in f.roles:
         out.append("No head sensor: neck posture was not measured, only the upper back.")
     bed = [e for e in f.episodes if e.kind == "bed_neck"]
@@ -344,11 +349,14 @@ def _timeline(f: Findings) -> go.Figure:
     x = _x_times(f, s["t_s"])
     lying = np.array(s.get("lying", []), dtype=bool)
     upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
+    keys = [k for k in ("neck_flexion_deg", "trunk_inclination_deg") if k in s]
+    tb, ys = coverage.with_breaks(s["t_s"], *(upright(k) for k in keys))  # gaps drawn as gaps
+    xb, ys = _x_times(f, tb), dict(zip(keys, ys))
     fig = go.Figure()
     if "neck_flexion_deg" in s:
-        fig.add_trace(go.Scatter(x=x, y=upright("neck_flexion_deg"), name="neck flexion",
+        fig.add_trace(go.Scatter(x=xb, y=ys["neck_flexion_deg"], name="neck flexion",
                                  line={"color": ROLE_COLOUR["head"]}, hovertemplate="%{y:.0f}°"))
-    fig.add_trace(go.Scatter(x=x, y=upright("trunk_inclination_deg"), name="upper back",
+    fig.add_trace(go.Scatter(x=xb, y=ys["trunk_inclination_deg"], name="upper back",
                              line={"color": ROLE_COLOUR["trunk"]}, hovertemplate="%{y:.0f}°"))
     xs = lambda t: _shape_x(_x_times(f, [t])[0])  # noqa: E731
     # shapes as one list: plotly's add_vrect / add_vline re-validate every shape on each call

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from .errors import NapeError
 
-SCHEMA_VERSION = 2  # 2: the rom table
+SCHEMA_VERSION = 3  # 2: the rom table; 3: valid data per recording (coverage)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # stands in for an unreadable start time
 GRADES = ("mild", "moderate", "severe")
 
@@ -67,6 +67,10 @@ _COLUMNS = """
     report_json     TEXT                -- path of the JSON report, if written
 """
 
+
+# schema 3: how much valid data a recording's figures rest on (nape.analysis.coverage); added to
+# older databases by ALTER TABLE (NULL / 0 for recordings indexed before)
+_COVERAGE_COLUMNS = {"valid_s": "REAL", "low_coverage": "INTEGER NOT NULL DEFAULT 0"}
 
 ROM_DIRECTIONS = ("flexion", "extension", "lateral_left", "lateral_right", "rotation_left", "rotation_right")
 
@@ -138,6 +142,10 @@ def _connect(db_path: Path, create: bool) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             with con:
                 con.execute(f"CREATE TABLE IF NOT EXISTS recordings ({_COLUMNS})")
+                have = {r[1] for r in con.execute("PRAGMA table_info(recordings)")}
+                for name, decl in _COVERAGE_COLUMNS.items():
+                    if name not in have:
+                        con.execute(f"ALTER TABLE recordings ADD COLUMN {name} {decl}")
                 con.execute(f"CREATE TABLE IF NOT EXISTS rom ({_ROM_COLUMNS})")
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.DatabaseError as e:
@@ -223,7 +231,13 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
         "analysed_at": _iso_utc(analysed_at or datetime.now(timezone.utc)),
         "report_html": reports.get("html"),
         "report_json": reports.get("json"),
+        "valid_s": _float_or_none(_field(findings, "valid_s")),
+        "low_coverage": int(bool(_field(findings, "low_coverage", False))),
     }
+
+
+def _float_or_none(v) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def index_findings(db_path: str | os.PathLike, findings, report_paths: Mapping[str, os.PathLike | str] | None = None) -> dict:
@@ -304,6 +318,8 @@ class Session:
     analysed_at: str
     report_html: str | None
     report_json: str | None
+    valid_s: float | None = None  # seconds of valid data (None: indexed before schema 3)
+    low_coverage: bool = False  # little valid data: listed, left out of the totals
 
     @property
     def jolt_total(self) -> int:
@@ -344,6 +360,7 @@ def sessions(db_path: str | os.PathLike) -> list[Session]:
             neck_episodes=r["neck_episodes"], trunk_episodes=r["trunk_episodes"],
             jolts={g: r[f"jolts_{g}"] for g in GRADES}, analysed_at=r["analysed_at"],
             report_html=r["report_html"], report_json=r["report_json"],
+            valid_s=r["valid_s"], low_coverage=bool(r["low_coverage"]),
         ))
     return out
 
@@ -553,6 +570,7 @@ class Period:
     lying_min: float = 0.0
     episodes: int = 0
     jolts: dict[str, int] = field(default_factory=lambda: {g: 0 for g in GRADES})
+    left_out: int = 0  # recordings with little valid data (nape.analysis.coverage): not in the totals
 
     @property
     def poor_min(self) -> float:
@@ -560,6 +578,9 @@ class Period:
         return (self.neck_poor_min or 0.0) + self.trunk_poor_min
 
     def add(self, s: Session) -> None:
+        if s.low_coverage:  # its figures rest on too little data to count with the others
+            self.left_out += 1
+            return
         self.recordings += 1
         self.recorded_min += s.duration_s / 60.0
         if s.neck_poor_min is not None:
@@ -750,7 +771,8 @@ def render_trends_html(items: list[Session], tz: tzinfo | None = None, rom: list
             html.escape(s.start.astimezone(tz).strftime("%Y-%m-%d %H:%M")),
             html.escape(Path(s.path).name), fmt_duration(s.duration_s),
             "–" if s.neck_poor_min is None else f"{s.neck_poor_min:.0f}", f"{s.trunk_poor_min:.0f}",
-            " / ".join(str(s.jolts[g]) for g in GRADES), html.escape(s.status),
+            " / ".join(str(s.jolts[g]) for g in GRADES),
+            html.escape(s.status + (" · little valid data: left out" if s.low_coverage else "")),
         )) + "</tr>"
         for s in items
     )
@@ -763,6 +785,9 @@ def render_trends_html(items: list[Session], tz: tzinfo | None = None, rom: list
                f"{fmt_duration(total.trunk_poor_min * 60)}, jolts "
                + ", ".join(f"{total.jolts[g]} {g}" for g in GRADES) + ".")
     note = f"<p>{missing} recording file{'s are' if missing != 1 else ' is'} missing; their results still count.</p>" if missing else ""
+    if total.left_out:
+        note += (f"<p>{total.left_out} recording{'s rest' if total.left_out != 1 else ' rests'} on little valid data "
+                 "(under a minute, or under half of its time): listed below, left out of the totals and charts.</p>")
     recordings = f"""<h2>Recordings</h2>
 <table><thead><tr><th>start</th><th>file</th><th>recorded</th><th>neck flexed (min)</th>
 <th>back hunched (min)</th><th>jolts mild / moderate / severe</th><th>status</th></tr></thead>
@@ -888,8 +913,13 @@ def cmd_sessions(args) -> int:
         for s in items:
             t.add_row(s.start.astimezone().strftime("%Y-%m-%d %H:%M"), _short_path(s.path), fmt_duration(s.duration_s),
                       "–" if s.neck_poor_min is None else f"{s.neck_poor_min:.1f}", f"{s.trunk_poor_min:.1f}",
-                      str(s.episodes), "/".join(str(s.jolts[g]) for g in GRADES), f"[{style[s.status]}]{s.status}[/]")
+                      str(s.episodes), "/".join(str(s.jolts[g]) for g in GRADES),
+                      f"[{style[s.status]}]{s.status}[/]" + (" [yellow]little data[/]" if s.low_coverage else ""))
         c.print(t)
+        low = sum(s.low_coverage for s in items)
+        if low:
+            c.print(f"{low} recording{'s' if low != 1 else ''} with little valid data (under a minute, or under half "
+                    "of its time): left out of trends' totals")
     if rom:
         t = Table(title="Neck range-of-motion tests (end range, °)")
         t.add_column("start", no_wrap=True)
@@ -933,6 +963,10 @@ def print_trends_summary(items: list[Session], console=None, tz: tzinfo | None =
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")
         c.print(t)
+        left = sum(p.left_out for p in periods)
+        if left:
+            c.print(f"{left} recording{'s' if left != 1 else ''} with little valid data left out of these totals "
+                    "(nape sessions lists them)")
     if rom:
         t = Table(title=f"Neck range of motion, last {last_days} days with tests (mean end range, °)")
         t.add_column("day")

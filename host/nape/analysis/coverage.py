@@ -57,6 +57,23 @@ def rests_on(valid_s: float, span_s: float) -> str:
     return f"{_fmt(valid_s)} of valid data ({share:.0f} % of {_fmt(span_s)} recorded)"
 
 
+def with_breaks(t_s, *series, max_step_s: float = 1.5):
+    """``t_s`` and each series with a NaN point inserted after every step longer than
+    ``max_step_s``, so that a plot breaks its line over missing data instead of drawing across.
+
+    Returns:
+        (t with the break points, [series with NaN at them]) as float arrays.
+    """
+    import numpy as np
+
+    t = np.asarray(t_s, float)
+    if len(t) < 2:
+        return t, [np.asarray(y, float) for y in series]
+    cut = np.flatnonzero(np.diff(t) > max_step_s) + 1
+    tb = np.insert(t, cut, t[cut - 1] + 0.5)
+    return tb, [np.insert(np.asarray(y, float), cut, np.nan) for y in series]
+
+
 def _fmt(seconds: float) -> str:
     """'1 min', '45 s', '2 h 5 min' (seconds in)."""
     if 0 < seconds < 1:
