@@ -711,3 +711,79 @@ def test_timeline_breaks_at_gaps():
                  series={"t_s": [0, 1, 2, 10, 11], "trunk_inclination_deg": [1, 2, 3, 4, 5], "lying": [False] * 5})
     trace = _timeline(f).data[0]
     assert len(trace.y) == 6 and np.isnan(trace.y[3])  # the line breaks over the missing seconds
+
+
+# ------------------------------------------------------------------ safe output (issue 16)
+
+
+def test_full_disk_keeps_the_previous_report_whole(tmp_path):
+    rec = write_recording(tmp_path / "r.nape", 50.0, pitch_quat(np.zeros(1500)))
+    out = tmp_path / "out"
+    assert run_strict(["analyse", str(rec), "--out", str(out), "--db", str(tmp_path / "t.db")])[0] == 0
+    before = _hashes(out)
+    rc, o, err = run_subproc(["analyse", str(rec), "--out", str(out), "--db", str(tmp_path / "t.db")],
+                             fsize=FULL_DISK_BYTES)
+    assert rc == 1 and err.strip().startswith("nape: error: File too large: "), err  # EFBIG's own words
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert _hashes(out) == before, "a failed write damaged the previous report"
+    assert sorted(p.name for p in out.iterdir()) == ["r.html", "r.json"], "a temporary file was left behind"
+
+
+def test_safe_write_keeps_mode_and_leaves_nothing_on_error(tmp_path):
+    from nape import safe_write
+
+    p = tmp_path / "page.html"
+    safe_write.write_text(p, "old")
+    p.chmod(0o640)
+    with pytest.raises(RuntimeError), safe_write.replacing(p) as f:
+        f.write("half a new page")
+        raise RuntimeError("the writer failed half-way")
+    assert p.read_text() == "old" and list(tmp_path.iterdir()) == [p]
+    safe_write.write_text(p, "new")
+    assert p.read_text() == "new" and p.stat().st_mode & 0o777 == 0o640
+
+
+def test_recorder_write_error_says_what_the_os_said(tmp_path, monkeypatch):
+    import errno
+
+    from nape import wire
+    from nape.errors import RecordingError
+    from nape.recording import RecordingWriter
+
+    w = RecordingWriter(tmp_path / "r.nape", {"imu_roles": ["trunk"], "source": "simulated"}, fsync_interval_s=0)
+    pkt = wire.encode_samples(1, 0, 0, 10000, np.zeros(1, np.uint8), pitch_quat(np.zeros(1))[:, None],
+                              np.zeros((1, 1, 3)), np.zeros((1, 1, 3)))
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    for _ in range(2):  # the first failure and every later write name the cause
+        with pytest.raises(RecordingError, match="No space left on device"):
+            w.write_packets([pkt], 1.7e9)
+
+
+def test_non_utf8_file_name_analyses_and_indexes(tmp_path):
+    name = os.fsdecode(b"caf\xe9 drive.nape")
+    rec = write_recording(tmp_path / name, 50.0, pitch_quat(np.zeros(1500)))
+    rc, out, err = run_subproc(["analyse", str(rec), "--db", str(tmp_path / "t.db")])
+    assert rc == 0 and "Traceback" not in err, err
+    assert (tmp_path / os.fsdecode(b"caf\xe9 drive.html")).stat().st_size > 1000
+    assert (tmp_path / os.fsdecode(b"caf\xe9 drive.json")).stat().st_size > 100
+    rc, out, err = run_subproc(["sessions", "--db", str(tmp_path / "t.db")])
+    assert rc == 0 and "Traceback" not in err, err
+
+
+def test_closed_pipe_never_loses_a_file(tmp_path):
+    rec = write_recording(tmp_path / "r.nape", 50.0, pitch_quat(np.zeros(1500)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "host"), str(ROOT)]))
+    p = subprocess.Popen([sys.executable, "-m", "nape.cli", "analyse", str(rec), "--out", str(tmp_path / "o"),
+                          "--db", str(tmp_path / "t.db")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.readline()  # `| head -1`
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+    assert (tmp_path / "o" / "r.html").exists() and (tmp_path / "o" / "r.json").exists()
+    from nape import trends
+
+    assert [Path(s.path).name for s in trends.sessions(tmp_path / "t.db")] == ["r.nape"]

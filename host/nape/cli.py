@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -102,10 +103,10 @@ def _analyse_and_report(path: Path, out: Path, stem: str, args) -> dict:
         task = prog.add_task(f"analysing {path.name}", total=None)
         findings = analyse(path, settings, on_progress=lambda done, total: prog.update(task, completed=done,
                                                                                        total=total or None))
-    print_summary(findings, console)
     with _progress() as prog:  # an 8-hour report takes seconds to draw
         prog.add_task("writing the report", total=None)
         paths = write_reports(findings, out, stem)
+    print_summary(findings, console)  # after the files: a closed pipe or a Ctrl-C here loses nothing
     return findings, paths
 
 
@@ -280,17 +281,24 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .safe_write import PipeSafeStream, os_error_message
+
+    stdout, sys.stdout = sys.stdout, PipeSafeStream(sys.stdout)  # `| head` never stops the work
     try:
         return args.func(args)
     except NapeError as e:
         print(f"nape: error: {e}", file=sys.stderr)
         return 1
-    except OSError as e:  # e.g. unwritable output folder, full disk
-        print(f"nape: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+    except OSError as e:  # e.g. unwritable output folder, full disk: the plain message and the file
+        print(f"nape: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nape: interrupted", file=sys.stderr)
         return 130
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

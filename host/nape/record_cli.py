@@ -33,6 +33,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from . import safe_write
 from .argtypes import mtu, positive_float
 from .errors import DeviceError, NapeError
 
@@ -259,9 +260,7 @@ def forget_bonds(keystore: Path, address: str | None) -> int:
             if address is None or peer.split("/")[0].upper() == address.upper():
                 del peers[peer]
                 n += 1
-    tmp = keystore.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, keystore)
+    safe_write.write_text(keystore, json.dumps(data, indent=2))
     return n
 
 

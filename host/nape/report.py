@@ -22,6 +22,7 @@ from rich.table import Table
 
 from .analysis import Findings
 from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
+from . import safe_write
 from .analysis import coverage
 from .analysis.posture import runs
 from .settings import AnalysisSettings
@@ -706,9 +707,9 @@ def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    paths["html"].write_text(render_html(f), encoding="utf-8")
-    paths["json"].write_text(json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False),
-                             encoding="utf-8")
+    # JSON first: a pipe or disk failing half-way keeps the data; each file replaces the old one whole
+    safe_write.write_text(paths["json"], json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False))
+    safe_write.write_text(paths["html"], render_html(f))
     return paths
 
 

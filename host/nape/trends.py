@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
+from . import safe_write
 from .errors import NapeError
 
 SCHEMA_VERSION = 3  # 2: the rom table; 3: valid data per recording (coverage)
@@ -212,7 +213,7 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
     grades = [_get(j, "grade") for j in jolts]
     reports = {k: str(Path(v).resolve()) for k, v in (report_paths or {}).items()}
     return {
-        "path": str(path),
+        "path": db_text(str(path)),
         "size_bytes": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "start_utc": _iso_utc(start),
@@ -229,8 +230,8 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
         "jolts_moderate": grades.count("moderate"),
         "jolts_severe": grades.count("severe"),
         "analysed_at": _iso_utc(analysed_at or datetime.now(timezone.utc)),
-        "report_html": reports.get("html"),
-        "report_json": reports.get("json"),
+        "report_html": db_text(reports.get("html")),
+        "report_json": db_text(reports.get("json")),
         "valid_s": _float_or_none(_field(findings, "valid_s")),
         "low_coverage": int(bool(_field(findings, "low_coverage", False))),
     }
@@ -326,9 +327,26 @@ class Session:
         return sum(self.jolts.values())
 
 
+def db_text(path: str | None) -> str | bytes | None:
+    """A path as SQLite can hold it: text, or its raw bytes when the name is not valid UTF-8
+    (a Linux file name decoded with surrogateescape; SQLite text must be UTF-8)."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def from_db(value: str | bytes | None) -> str | None:
+    """The inverse of :func:`db_text`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def _status(row: sqlite3.Row) -> str:
     try:
-        st = os.stat(row["path"])
+        st = os.stat(from_db(row["path"]))
     except FileNotFoundError:
         return "missing"
     except OSError:
@@ -354,12 +372,12 @@ def sessions(db_path: str | os.PathLike) -> list[Session]:
     out = []
     for r in rows:
         out.append(Session(
-            path=r["path"], status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH, start_source=r["start_source"],
+            path=from_db(r["path"]), status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH, start_source=r["start_source"],
             duration_s=r["duration_s"], roles=json.loads(r["roles"]), neck_poor_min=r["neck_poor_min"],
             trunk_poor_min=r["trunk_poor_min"], lying_min=r["lying_min"], episodes=r["episodes"],
             neck_episodes=r["neck_episodes"], trunk_episodes=r["trunk_episodes"],
             jolts={g: r[f"jolts_{g}"] for g in GRADES}, analysed_at=r["analysed_at"],
-            report_html=r["report_html"], report_json=r["report_json"],
+            report_html=from_db(r["report_html"]), report_json=from_db(r["report_json"]),
             valid_s=r["valid_s"], low_coverage=bool(r["low_coverage"]),
         ))
     return out
@@ -374,7 +392,7 @@ def forget(db_path: str | os.PathLike, paths: Iterable[str]) -> int:
     con = _connect(Path(db_path), create=False)
     try:
         with con:
-            n = sum(con.execute(f"DELETE FROM {table} WHERE path = ?", (str(p),)).rowcount
+            n = sum(con.execute(f"DELETE FROM {table} WHERE path = ?", (db_text(str(p)),)).rowcount
                     for p in paths for table in ("recordings", "rom"))
     except sqlite3.Error as e:
         raise TrendsError(f"cannot write trends database {db_path}: {e}") from None
@@ -417,15 +435,15 @@ def row_from_rom(result, report_paths: Mapping[str, os.PathLike | str] | None = 
         start_source = "file_mtime"
     dirs = {_get(d, "direction"): d for d in (_rom_field(result, "directions", []) or [])}
     reports = {k: str(Path(v).resolve()) for k, v in (report_paths or {}).items()}
-    row = {"path": str(path), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "start_utc": _iso_utc(start),
+    row = {"path": db_text(str(path)), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "start_utc": _iso_utc(start),
            "start_source": start_source, "duration_s": duration_s}
     for d in ROM_DIRECTIONS:
         v = _get(dirs[d], "max_deg") if d in dirs else None
         row[f"{d}_deg"] = None if v is None else float(v)
     row["below_typical"] = sum(_get(d, "verdict") == "below" for d in dirs.values())
     row["analysed_at"] = _iso_utc(analysed_at or datetime.now(timezone.utc))
-    row["report_html"] = reports.get("html")
-    row["report_json"] = reports.get("json")
+    row["report_html"] = db_text(reports.get("html"))
+    row["report_json"] = db_text(reports.get("json"))
     return row
 
 
@@ -496,10 +514,11 @@ def rom_sessions(db_path: str | os.PathLike) -> list[RomSession]:
         raise TrendsError(f"cannot read trends database {db_path}: {e}") from None
     finally:
         con.close()
-    return [RomSession(path=r["path"], status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH,
+    return [RomSession(path=from_db(r["path"]), status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH,
                        start_source=r["start_source"], duration_s=r["duration_s"],
                        max_deg={d: r[f"{d}_deg"] for d in ROM_DIRECTIONS}, below_typical=r["below_typical"],
-                       analysed_at=r["analysed_at"], report_html=r["report_html"], report_json=r["report_json"])
+                       analysed_at=r["analysed_at"], report_html=from_db(r["report_html"]),
+                       report_json=from_db(r["report_json"]))
             for r in rows]
 
 
@@ -1006,7 +1025,7 @@ def cmd_trends(args) -> int:
             prog.update(task, description=f"building the trends page: {text}", advance=1)
 
         page = render_trends_html(items, rom=rom, on_step=step)
-        out.write_text(page, encoding="utf-8")
+        safe_write.write_text(out, page)
     c = _console()
     print_trends_summary(items, c, rom=rom)
     c.print(f"[bold]trends:[/bold] {out.resolve()}", soft_wrap=True)

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import median_filter
 
-from .. import quat, wire
+from .. import quat, safe_write, wire
 from ..errors import NapeError
 from ..recording import open_recording
 from ..settings import ROM_SOURCES, AnalysisSettings
@@ -587,8 +587,8 @@ def write_rom_reports(r: RomResult, out_dir: Path, stem: str) -> dict[str, Path]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    paths["html"].write_text(render_rom_html(r), encoding="utf-8")
-    paths["json"].write_text(json.dumps(r.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
+    safe_write.write_text(paths["json"], json.dumps(r.to_dict(), indent=1, allow_nan=False))
+    safe_write.write_text(paths["html"], render_rom_html(r))
     return paths
 
 
