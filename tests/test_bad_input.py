@@ -787,3 +787,40 @@ def test_closed_pipe_never_loses_a_file(tmp_path):
     from nape import trends
 
     assert [Path(s.path).name for s in trends.sessions(tmp_path / "t.db")] == ["r.nape"]
+
+
+# ------------------------------------------------------------------ settings (issue 16)
+
+
+@pytest.mark.parametrize("pair,message", [
+    ("neck_flexion_deg", r"setting 'neck_flexion_deg' has no value: the form is --set NAME=VALUE \(e.g. --set neck_flexion_deg=20\)"),
+    ("neck_flexion_deg=-5", r"neck_flexion_deg=-5 is out of range: allowed 0° to 90°"),
+    ("neck_flexion_deg=500", r"neck_flexion_deg=500 is out of range: allowed 0° to 90°"),
+    ("hold_s=0", r"hold_s=0 is out of range: allowed 1 s to 7200 s"),
+    ("posture_lowpass_hz=50", r"posture_lowpass_hz=50 is out of range: allowed 0.01 Hz to 5 Hz"),
+    ("refuse=0.5", r"refuse is 0 \(off\) or 1 \(on\)"),
+    ("neck_flexon_deg=25", r"unknown setting 'neck_flexon_deg'; did you mean neck_flexion_deg"),
+])
+def test_settings_are_validated_with_the_form_shown(pair, message, tmp_path):
+    import re
+
+    rec = write_recording(tmp_path / "r.nape", 50.0, pitch_quat(np.zeros(100)))
+    for cmd in (["analyse", str(rec), "--db", str(tmp_path / "t.db")], ["export", str(rec), "--csv", str(tmp_path)]):
+        rc, out, err = run_strict(cmd + ["--set", pair])
+        assert rc == 1 and re.search(message, err) and len(err.strip().splitlines()) == 1, err
+    (tmp_path / "s.json").write_text('{"neck_flexion_deg": 500}')
+    rc, out, err = run_strict(["analyse", str(rec), "--settings", str(tmp_path / "s.json"), "--db", str(tmp_path / "t.db")])
+    assert rc == 1 and "out of range" in err, err
+
+
+def test_every_default_lies_in_its_range():
+    import dataclasses
+
+    from nape.settings import LIMITS, AnalysisSettings, check_range
+
+    s = AnalysisSettings()
+    for f in dataclasses.fields(s):
+        if f.name != "sources":
+            lo, hi, _unit = LIMITS.get(f.name, (0.0, float("inf"), ""))
+            assert lo <= getattr(s, f.name) <= hi, f.name
+            check_range(f.name, getattr(s, f.name))

@@ -37,6 +37,7 @@ Sources cited by key:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -231,20 +232,28 @@ class AnalysisSettings:
         """A copy with ``name=value`` overrides applied.
 
         Raises:
-            NapeError: unknown name or a value that is not a number.
+            NapeError: no ``=``, an unknown name, a value that is not a finite number, or one
+                outside the setting's allowed range (:data:`LIMITS`); the message shows the form.
         """
         changes = {}
         names = {f.name for f in dataclasses.fields(self) if f.name != "sources"}
         for pair in pairs:
-            name, sep, value = pair.partition("=")
-            if not sep or name not in names:
-                raise NapeError(f"unknown setting {name!r}; known: {', '.join(sorted(names))}")
+            name, sep, value = (x.strip() for x in str(pair).partition("="))
+            if not sep:
+                hint = (f" (e.g. --set {name}={getattr(self, name):g})" if name in names
+                        else " (e.g. --set neck_flexion_deg=25)")
+                raise NapeError(f"setting {name!r} has no value: the form is --set NAME=VALUE{hint}")
+            if name not in names:
+                near = difflib.get_close_matches(name, sorted(names), n=3)
+                also = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(sorted(names))}"
+                raise NapeError(f"unknown setting {name!r}{also}")
             try:
                 changes[name] = float(value)
             except ValueError:
-                raise NapeError(f"setting {name} needs a number, got {value!r}") from None
+                raise NapeError(f"setting {name} needs a number, got {value!r} (the form is --set {name}=VALUE)") from None
             if not math.isfinite(changes[name]):
                 raise NapeError(f"setting {name} needs a finite number, got {value!r}")
+            check_range(name, changes[name])
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -305,3 +314,46 @@ _SOURCES.update({
     "rom_rotation_low_deg": ROM_SOURCES["CROM"],
     "rom_hold_s": "Nape default: the end range must be held, not touched by one noisy sample",
 })
+
+
+# --- allowed ranges (validated on every override: --set, --settings) ---
+# (low, high, unit). Physical limits (an angle within 0–90°, a filter below the lowest stream's
+# Nyquist frequency of 7.6 Hz, accelerations within what the wire format carries) and
+# sense limits (a hold of at most 2 h); defaults lie inside. A setting without an entry must
+# be a finite number ≥ 0.
+FLAGS = ("refuse", "rom_functional_axis")  # 0 or 1
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "refuse": (0, 1, ""), "rom_functional_axis": (0, 1, ""),
+    "neutral_window_s": (0.5, 120, "s"), "calib_search_s": (1, 86400, "s"), "calib_settle_s": (0, 600, "s"),
+    "still_dps": (0.1, 50, "°/s"), "upright_tilt_deg": (1, 90, "°"), "heading_tau_s": (1, 3600, "s"),
+    "neck_flexion_deg": (0, 90, "°"), "trunk_inclination_deg": (0, 90, "°"), "hold_s": (1, 7200, "s"),
+    "hysteresis_deg": (0, 30, "°"), "end_grace_s": (0, 600, "s"), "posture_lowpass_hz": (0.01, 5, "Hz"),
+    "iso_neck_flexion_deg": (0, 90, "°"), "iso_head_hold_25_min": (0.1, 480, "min"),
+    "iso_head_hold_85_min": (0.1, 480, "min"), "iso_trunk_hold_20_min": (0.1, 480, "min"),
+    "iso_trunk_hold_60_min": (0.1, 480, "min"), "rula_extension_deg": (0, 45, "°"),
+    "rula_side_bend_deg": (0, 90, "°"), "rula_twist_deg": (0, 90, "°"), "keyboard_trunk_deg": (0, 90, "°"),
+    "phone_neck_deg": (0, 90, "°"), "bed_lateral_deg": (0, 90, "°"), "bed_flexion_deg": (0, 90, "°"),
+    "bed_hold_s": (1, 7200, "s"), "walk_rms_g": (0.001, 2, "g"), "walk_min_s": (0.5, 600, "s"),
+    "vehicle_vib_rms_g": (0.0001, 2, "g"), "vehicle_window_s": (1, 3600, "s"),
+    "jolt_trigger_g": (0.05, 16, "g"), "jolt_moderate_g": (0.05, 16, "g"), "jolt_severe_g": (0.05, 16, "g"),
+    "shock_moderate_g": (0.1, 32, "g"), "shock_severe_g": (0.1, 32, "g"), "vehicle_lowpass_hz": (0.1, 5, "Hz"),
+    "bump_vertical_ratio": (0.1, 10, ""), "impulsive_max_s": (0.01, 10, "s"), "nic_reference_m2s2": (1, 100, "m²/s²"),
+    "jolt_merge_s": (0, 60, "s"), "jolt_max_s": (0.1, 600, "s"), "jolt_lowpass_hz": (1, 200, "Hz"),
+    "head_turn_dps": (10, 2000, "°/s"), "glitch_acc_max_g": (2, 32.7, "g"), "glitch_gyr_max_dps": (100, 3276, "°/s"),
+    "glitch_spike_g": (0.5, 32, "g"), "lying_trunk_deg": (10, 90, "°"),
+    "rom_hold_s": (0, 30, "s"), "rom_asymmetry_deg": (0, 90, "°"), "rom_min_motion_deg": (0, 90, "°"),
+    "rom_change_deg": (0, 90, "°"),
+    **{f"rom_{d}_{e}_deg": (0, 180, "°") for d in ("flexion", "extension", "lateral", "rotation")
+       for e in ("low", "high")},
+}
+
+
+def check_range(name: str, value: float) -> None:
+    """Raises NapeError when ``value`` is outside the allowed range of setting ``name``."""
+    lo, hi, unit = LIMITS.get(name, (0.0, math.inf, ""))
+    if name in FLAGS and value not in (0.0, 1.0):
+        raise NapeError(f"setting {name} is 0 (off) or 1 (on), got {value:g}")
+    if not lo <= value <= hi:
+        u = f" {unit}" if unit and unit not in ("°",) else unit
+        span = f"{lo:g}{u} to {hi:g}{u}" if math.isfinite(hi) else f"at least {lo:g}{u}"
+        raise NapeError(f"setting {name}={value:g} is out of range: allowed {span} (the form is --set {name}=VALUE)")
