@@ -104,9 +104,11 @@ def start_time(f: Findings) -> datetime | None:
         return None
     try:
         dt = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
+        if not 1970 <= dt.year <= 9000:  # no recording starts there; clock times would overflow
+            return None
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone()
+    except (ValueError, OverflowError):
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone()
 
 
 def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
