@@ -824,3 +824,82 @@ def test_every_default_lies_in_its_range():
             lo, hi, _unit = LIMITS.get(f.name, (0.0, float("inf"), ""))
             assert lo <= getattr(s, f.name) <= hi, f.name
             check_range(f.name, getattr(s, f.name))
+
+
+HOSTILE = {
+    "device_name": '<script>alert("device")</script>',
+    "firmware_version": '"><img src=x onerror=alert(1)>',
+    "created": "<svg onload=alert(2)>",
+    "imu_roles": ["trunk", "head", "<script>alert('roles')</script>"],
+    "extras": {"original_file": "<iframe src=//evil>", "notes": "</title><script>alert(3)</script>"},
+}
+
+
+def test_hostile_strings_in_every_header_field_are_escaped_in_every_page(tmp_path):
+    import html as html_mod
+    import re
+
+    from nape import wire
+    from nape.page_policy import CSP
+    from nape.recording import RecordingWriter
+
+    name = "<img src=x onerror=alert(4)>.nape"
+    rec = tmp_path / name
+    n = 1500
+    q = pitch_quat(np.zeros(n))
+    acc = np.tile([0.0, 0.0, 9.80665], (n, 1))
+    meta = {"source": "simulated", "sample_rate_hz": 50, **HOSTILE}
+    with RecordingWriter(rec, meta, fsync_interval_s=0) as w:
+        for i in range(0, n, 5):
+            if i == 500:
+                w.write_note({"event": "gap", "boot_id": None, "from_seq": 500,
+                              "reason": "<script>alert('gap')</script> [bold]rich[/bold]"}, 1.7e9 + i / 50)
+                continue  # these samples are missing: the gap with the hostile reason is listed
+            qq = np.stack([q[i:i + 5], q[i:i + 5]], axis=1)
+            aa = np.stack([acc[i:i + 5], acc[i:i + 5]], axis=1)
+            w.write_packets([wire.encode_samples(3, i, i * 20, 20000, np.zeros(5, np.uint8), qq, aa,
+                                                 np.zeros_like(aa))], 1.7e9 + i / 50)
+    db = tmp_path / "t.db"
+    rc, out, err = run_strict(["analyse", str(rec), "--out", str(tmp_path / "o"), "--db", str(db)])
+    assert rc == 0, err
+    rc2, out2, err2 = run_strict(["trends", "--db", str(db), "--out", str(tmp_path / "trends.html")])
+    assert rc2 == 0, err2
+    pages = {"report": (tmp_path / "o" / (Path(name).stem + ".html")).read_text(),
+             "trends": (tmp_path / "trends.html").read_text()}
+    hostile = [v for v in HOSTILE.values() if isinstance(v, str)] + HOSTILE["imu_roles"][2:] + [name]
+    hostile += ["<script>alert('gap')</script>"]
+    for page_name, page in pages.items():
+        assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page, page_name
+        head = page.split("<script", 1)[0]
+        assert "Content-Security-Policy" in head  # before any script runs
+        for h in hostile:
+            assert h not in page, (page_name, h)
+        # only plotly's own and the plots' script elements: none from the recording
+        assert not re.search(r"<script[^>]*>\s*alert", page), page_name
+        markup = re.sub(r"<script\b[^>]*>.*?</script>", "", page, flags=re.S)  # the page outside its scripts
+        assert not re.search(r"<(img|svg|iframe|script)\b", markup), page_name
+    report = pages["report"]
+    for h in (HOSTILE["device_name"], HOSTILE["imu_roles"][2], "<script>alert('gap')</script>"):
+        assert html_mod.escape(h) in report, h  # shown, as text
+    assert "[bold]rich[/bold]" in out  # the terminal prints the text, not rich markup
+
+
+def test_csp_forbids_network_access():
+    from nape.page_policy import CSP
+
+    rules = dict(r.strip().split(" ", 1) for r in CSP.split(";"))
+    assert rules["default-src"] == "'none'" and rules["connect-src"] == "'none'"
+    for k in ("script-src", "style-src", "img-src", "font-src"):
+        assert "http" not in rules[k] and "*" not in rules[k] and "'self'" not in rules[k], k
+
+
+def test_analyse_says_it_writes_to_trends_and_can_skip_it(tmp_path):
+    from nape import trends
+
+    rec = write_recording(tmp_path / "r.nape", 50.0, pitch_quat(np.zeros(1500)))
+    rc, out, err = run_strict(["analyse", str(rec), "--db", str(tmp_path / "t.db")])
+    lines = [ln for ln in out.splitlines() if "trends database" in ln]
+    assert rc == 0 and len(lines) == 1 and "--no-trends" in lines[0], out
+    rc, out, err = run_strict(["analyse", str(rec), "--db", str(tmp_path / "u.db"), "--no-trends"])
+    assert rc == 0 and "trends" not in out and not (tmp_path / "u.db").exists(), out
+    assert len(trends.sessions(tmp_path / "t.db")) == 1

@@ -15,11 +15,13 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 from .argtypes import mtu, nonneg_int, positive_float_at_most
 from .errors import NapeError
+from .safe_write import display_name
 
 console = Console(stderr=False)
 
@@ -115,13 +117,16 @@ def cmd_analyse(args) -> int:
     path = Path(args.file)
     out = Path(args.out) if args.out else path.parent
     findings, paths = _analyse_and_report(path, out, path.stem, args)
-    console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
-    console.print(f"json:   {paths['json'].resolve()}")
+    console.print(f"[bold]report:[/bold] {rich_escape(display_name(paths['html'].resolve()))}")
+    console.print(f"json:   {rich_escape(display_name(paths['json'].resolve()))}")
     from . import trends
 
+    if args.no_trends:
+        return 0
     db = trends.index_after_analysis(findings, paths, db=args.db)
-    if db:
-        console.print(f"trends: indexed in {db} (nape sessions, nape trends)", soft_wrap=True)
+    if db:  # the user's own database, written by default: say so, and how not to
+        console.print(f"trends: added to your trends database {db} (nape sessions, nape trends; "
+                      "--no-trends to skip)", soft_wrap=True, markup=False)
     return 0
 
 
@@ -234,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="folder for FILE.html and FILE.json (default: beside the recording)")
     a.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one analysis setting")
     a.add_argument("--settings", help="JSON file of setting overrides")
+    a.add_argument("--no-trends", action="store_true",
+                   help="do not add this recording to the trends database (by default it is added)")
     a.set_defaults(func=cmd_analyse)
 
     i = sub.add_parser("info", help="show a recording's header, chunks and any damage",

@@ -18,11 +18,13 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from rich.table import Table
 
 from .analysis import Findings
 from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
 from . import safe_write
+from .page_policy import CSP_META
 from .analysis import coverage
 from .analysis.posture import runs
 from .settings import AnalysisSettings
@@ -626,6 +628,7 @@ def render_html(f: Findings) -> str:
         ) if f.jolts else none
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{CSP_META}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nape report — {html.escape(Path(f.path).name)}</title>
 <style>{CSS}</style>
@@ -633,7 +636,7 @@ def render_html(f: Findings) -> str:
 </head><body>
 <h1>Nape report</h1>
 <p class="meta">{html.escape(str(meta.get('device_name', '')))} · firmware {html.escape(str(meta.get('firmware_version', '')))}
- · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {', '.join(f.roles)}</p>
+ · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {html.escape(', '.join(map(str, f.roles)))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Posture over time</h2>
 <p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
@@ -725,10 +728,10 @@ def print_summary(f: Findings, console: Console | None = None) -> None:
     """Terminal summary: headlines and a table of findings with coloured grades."""
     c = console or Console()
     start = start_time(f)
-    c.print(f"[bold]Nape[/bold] · {Path(f.path).name}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
-            + f" · {fmt_duration(f.duration_s)} · IMUs {', '.join(f.roles)}")
-    for h in headlines(f):
-        c.print(f"  • {h}")
+    c.print(f"[bold]Nape[/bold] · {rich_escape(Path(f.path).name)}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
+            + f" · {fmt_duration(f.duration_s)} · IMUs {rich_escape(', '.join(map(str, f.roles)))}")
+    for h in headlines(f):  # text from the recording (gap reasons, ...) is never rich markup
+        c.print(f"  • {rich_escape(h)}")
     if f.jolts or f.episodes:
         t = Table(title="Findings")
         for col in ("time", "finding", "grade / held", "peak"):
@@ -742,4 +745,4 @@ def print_summary(f: Findings, console: Console | None = None) -> None:
             t.add_row(*row[1:])
         c.print(t)
     for n in quality_notes(f):
-        c.print(f"  [dim]{n}[/dim]")
+        c.print(f"  [dim]{rich_escape(n)}[/dim]")

@@ -40,6 +40,7 @@ from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
 from . import safe_write
+from .page_policy import CSP_META
 from .errors import NapeError
 
 SCHEMA_VERSION = 3  # 2: the rom table; 3: valid data per recording (coverage)
@@ -813,6 +814,7 @@ def render_trends_html(items: list[Session], tz: tzinfo | None = None, rom: list
 <tbody>{rows}</tbody></table>""" if items else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{CSP_META}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nape trends</title>
 <style>

@@ -54,7 +54,8 @@ def analyse(
 
 def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     rec = open_recording(path)
-    roles = list(rec.metadata.get("imu_roles") or ["trunk"])
+    raw_roles = rec.metadata.get("imu_roles")  # a crafted header may hold anything here
+    roles = [str(r) for r in raw_roles] if isinstance(raw_roles, list) and raw_roles else ["trunk"]
     mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)

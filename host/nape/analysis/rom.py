@@ -49,6 +49,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from .. import quat, safe_write, wire
+from ..page_policy import CSP_META
 from ..errors import NapeError
 from ..recording import open_recording
 from ..settings import ROM_SOURCES, AnalysisSettings
@@ -547,6 +548,7 @@ def render_rom_html(r: RomResult, inline_js: bool = True) -> str:
     script = f"<script>{get_plotlyjs()}</script>" if inline_js else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{CSP_META}
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nape neck range of motion · {html.escape(Path(r.path).name)}</title>
 <style>
