@@ -27,12 +27,29 @@ TRIM_DPS = 0.3  # ... and the trimmed mean keeps windows this close to their med
 
 
 def captured(rec) -> dict | None:
-    """The last calibration NOTE in the recording, if any."""
+    """The last usable calibration NOTE in the recording, if any (a note whose quaternions are
+    not four finite numbers of non-zero length is ignored: the analysis estimates instead)."""
     found = None
     for _t, note in rec.iter_notes():
-        if note.get("kind") == "calibration" and "trunk_q" in note:
-            found = note
+        if note.get("kind") == "calibration" and _unit_quat(note.get("trunk_q")) is not None:
+            found = dict(note, trunk_q=_unit_quat(note["trunk_q"]))
+            if "head_q" in note:
+                head = _unit_quat(note["head_q"])
+                found.pop("head_q")
+                if head is not None:
+                    found["head_q"] = head
     return found
+
+
+def _unit_quat(q) -> list[float] | None:
+    """``q`` as a unit quaternion [w, x, y, z], or None when it is not four finite numbers."""
+    if not isinstance(q, list | tuple) or len(q) != 4:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in q):
+        return None
+    a = np.asarray(q, float)
+    norm = float(np.linalg.norm(a)) if np.isfinite(a).all() else 0.0
+    return (a / norm).tolist() if np.isfinite(norm) and norm > 1e-6 else None
 
 
 def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
