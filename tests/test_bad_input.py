@@ -903,3 +903,21 @@ def test_analyse_says_it_writes_to_trends_and_can_skip_it(tmp_path):
     rc, out, err = run_strict(["analyse", str(rec), "--db", str(tmp_path / "u.db"), "--no-trends"])
     assert rc == 0 and "trends" not in out and not (tmp_path / "u.db").exists(), out
     assert len(trends.sessions(tmp_path / "t.db")) == 1
+
+
+@pytest.mark.parametrize("rate", [100, 200, 400])
+def test_report_names_the_streams_own_rate(rate):
+    from nape.analysis.findings import Findings, Jolt
+    from nape.report import quality_notes, render_html
+
+    j = Jolt(t_s=5.0, start_s=4.9, end_s=5.2, cause="bump", grade="mild", peak_trunk_g=0.5, peak_head_g=float("nan"),
+             peak_head_dps=float("nan"))
+    j.trace = {"source": "stream", "t_rel_s": [0.0, 0.01], "trunk_acc_g": [0.1, 0.5], "trunk_gyr_dps": [0.0, 1.0]}
+    f = Findings(path="x.nape", metadata={"sample_rate_hz": rate}, settings={"neck_flexion_deg": 20.0, "hold_s": 60.0},
+                 duration_s=10, samples=10 * rate, lost_samples=0, malformed_packets=0, file_issues=[],
+                 calibration={}, roles=["trunk"], jolts=[j], valid_s=10.0,
+                 series={"t_s": [0.0], "trunk_inclination_deg": [0.0], "lying": [False]})
+    notes = " ".join(quality_notes(f))
+    assert f"the {rate} Hz stream" in notes and (rate == 100 or "100 Hz" not in notes), notes
+    page = render_html(f)
+    assert f"{rate} Hz stream" in page and (rate == 100 or "100 Hz stream" not in page)
