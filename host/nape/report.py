@@ -314,6 +314,14 @@ def _num(v) -> str:
     return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else "?"
 
 
+def valid_words(f: Findings) -> str:
+    """'all valid' or '7 min 40 s valid (85 %)': how much data every figure rests on."""
+    if f.duration_s > 0 and f.valid_s >= f.duration_s - 1e-6:
+        return "all valid"
+    share = 100.0 * f.valid_s / f.duration_s if f.duration_s > 0 else 0.0
+    return f"{fmt_duration(f.valid_s)} valid ({share:.0f} %)"
+
+
 def stream_words(f: Findings) -> str:
     """'the 100 Hz stream' with the recording's own rate."""
     rate = f.metadata.get("sample_rate_hz") if isinstance(f.metadata, dict) else None
@@ -636,7 +644,7 @@ def render_html(f: Findings) -> str:
 </head><body>
 <h1>Nape report</h1>
 <p class="meta">{html.escape(str(meta.get('device_name', '')))} · firmware {html.escape(str(meta.get('firmware_version', '')))}
- · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {html.escape(', '.join(map(str, f.roles)))}</p>
+ · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded, {html.escape(valid_words(f))} · IMUs: {html.escape(', '.join(map(str, f.roles)))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Posture over time</h2>
 <p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
@@ -729,7 +737,7 @@ def print_summary(f: Findings, console: Console | None = None) -> None:
     c = console or Console()
     start = start_time(f)
     c.print(f"[bold]Nape[/bold] · {rich_escape(Path(f.path).name)}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
-            + f" · {fmt_duration(f.duration_s)} · IMUs {rich_escape(', '.join(map(str, f.roles)))}")
+            + f" · {fmt_duration(f.duration_s)}, {valid_words(f)} · IMUs {rich_escape(', '.join(map(str, f.roles)))}")
     for h in headlines(f):  # text from the recording (gap reasons, ...) is never rich markup
         c.print(f"  • {rich_escape(h)}")
     if f.jolts or f.episodes:
