@@ -17,7 +17,7 @@ import numpy as np
 
 from ..settings import AnalysisSettings
 from .orientation import Refuser
-from .quality import GlitchGuard, input_warnings
+from .quality import UNIT_CHECK_S, GlitchGuard, input_warnings
 from .stream import BlockReader
 
 INPUT_WARNINGS = "input_warnings"  # key of the doubts about units / frame (core moves them to Findings)
@@ -78,7 +78,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
                 "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
-    doubts = input_warnings(acc[:, 0], gyr[:, 0], period)
+    check = int(UNIT_CHECK_S / period)  # two minutes tell the units; more only costs time
+    doubts = input_warnings(acc[:check, 0], gyr[:check, 0], period)
     win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
     settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
     i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
