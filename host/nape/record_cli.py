@@ -56,6 +56,7 @@ EPILOG_RECORD = """examples:
   nape record drive.nape --address C0:4E:41:50:45:01 --duration 3600
   nape record demo.nape --virtual --duration 30      simulated wearer on the virtual radio
   nape record fast.nape --virtual --speed 20 --duration 10
+  nape record fit.nape --virtual --live       watch head and back in a browser page while recording
 
 Ctrl-C stops; the file is closed properly. Every packet is written as it arrives and
 fsynced at least every 0.5 s: a crash or kill -9 loses at most the last second.
@@ -185,19 +186,60 @@ async def _run_record(args, on_done) -> None:
                     await tr.close()
                 stopper = asyncio.get_running_loop().create_task(stop_later())
 
+        view = await start_live_view(args, f"Nape live · recording {path.name}", tr)
         try:
-            stats = await record(tr, path, metadata=meta, on_progress=status.update,
-                                 overwrite=args.overwrite, on_open=opened)
+            stats = await record(tr, path, metadata=meta, on_progress=_both(status.update, view),
+                                 overwrite=args.overwrite, on_open=opened,
+                                 on_packet=view.feed.on_packet if view else None)
         finally:
             if stopper is not None:
                 stopper.cancel()
             if live is not None:
                 live.stop()
+            if view is not None:
+                await view.stop()
             on_done(status.stats, tr)
         return stats
     finally:
         if vd is not None:
             await vd.stop()
+
+
+# ---------------------------------------------------------------- live view (--live)
+
+
+async def start_live_view(args, title: str, transport):
+    """With ``--live``: serve the live page (nape.live) for this session and open it in the
+    default browser (the address is printed too); else None."""
+    if not getattr(args, "live", False):
+        return None
+    from .live import LiveFeed, start_live
+
+    feed = LiveFeed()
+    feed.link = transport.stats
+    err = Console(stderr=True)
+    return await start_live(feed, title, lambda text: err.print(text, markup=False, soft_wrap=True),
+                            open_browser=not args.no_browser)
+
+
+def _both(progress, view):
+    """``on_progress`` for the terminal status and, with --live, the live feed."""
+    if view is None:
+        return progress
+
+    def both(stats) -> None:
+        progress(stats)
+        view.feed.on_progress(stats)
+    return both
+
+
+def add_live_arguments(p: argparse.ArgumentParser) -> None:
+    """``--live`` / ``--no-browser`` for record and rom."""
+    p.add_argument("--live", action="store_true",
+                   help="show what the sensors see in a local web page (127.0.0.1 only, a random token in "
+                        "its address): head and upper back, neck angles, the posture alert, jolts, link")
+    p.add_argument("--no-browser", action="store_true",
+                   help="with --live: only print the page's address, do not open a browser")
 
 
 def cmd_record(args) -> int:
@@ -366,6 +408,7 @@ def register(subparsers) -> None:
                    help="virtual device started for the session: stretch the simulated day (1 ≈ 15 min)")
     r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no live status")
+    add_live_arguments(r)
     r.set_defaults(func=cmd_record)
 
     p = subparsers.add_parser("pair", help="bond with a Nape (Just Works), or forget bonds",

@@ -122,6 +122,15 @@ def record_virtual(out: Path, seed: int = 0, maxima: dict[str, float] | None = N
     return path, truth
 
 
+def _rom_status(view, now: float) -> dict:
+    """The test's prompt now and next, for the live page (nape.live)."""
+    t = min(view.clock_s(now), view.total_s)
+    nxt = view.prompts[view.shown] if view.shown < len(view.prompts) else None
+    return {"now": view.prompts[view.shown - 1][2] if view.shown else "sit upright and still",
+            "next": nxt[2] if nxt else None, "next_in_s": max(0.0, nxt[0] - t) if nxt else None,
+            "elapsed_s": round(t, 1), "total_s": view.total_s}
+
+
 def _mmss(t: float) -> str:
     return f"{int(t) // 60}:{int(t) % 60:02d}"
 
@@ -199,7 +208,8 @@ class _LiveTest:
         return Group(tab, ProgressBar(total=self.total_s, completed=t, width=56))
 
 
-async def _record_live(tr, path: Path, protocol, virtual: bool, console, err_console, quiet: bool = False):
+async def _record_live(tr, path: Path, protocol, virtual: bool, console, err_console, quiet: bool = False,
+                       live_view=None):
     """Record the guided test from ``tr`` (not yet connected) into ``path``: prompts live,
     stop at the end of the protocol. Returns the RecordStats.
 
@@ -220,6 +230,8 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, console, err_con
 
     def on_progress(stats) -> None:
         view.stats = stats
+        if live_view is not None:
+            live_view.feed.on_progress(stats)
         if view.t0 is None and stats.samples > 0:
             view.t0 = time.monotonic() - stats.samples / (view.rate_hz or 1.0)
 
@@ -228,6 +240,8 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, console, err_con
             now = time.monotonic()
             for at, _phase, text in view.due(now):
                 (live.console if live else console).print(f"[dim]{_mmss(at)}[/dim] [bold]{text}[/bold]")
+            if live_view is not None:
+                live_view.feed.extra["rom"] = _rom_status(view, now)
             if view.done(now):
                 stopped[0] = True
                 await tr.close()
@@ -245,7 +259,8 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, console, err_con
 
     try:
         stats = await record(tr, path, metadata={"rom_protocol": protocol.schedule()},
-                             on_progress=on_progress, on_open=opened, progress_interval_s=0.05)
+                             on_progress=on_progress, on_open=opened, progress_interval_s=0.05,
+                             on_packet=live_view.feed.on_packet if live_view is not None else None)
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -297,7 +312,15 @@ async def _record_device(args, out: Path, console, err_console):
             bumble = {"transport": radio, "keystore": str(args.keystore or default_keystore())}
         tr = BleTransport(args.address, bumble=bumble, backfill=False, scan_timeout=args.scan_timeout,
                           give_up_after_s=LIVE_GRACE_S)
-        stats = await _record_live(tr, path, protocol, bool(args.virtual_radio), console, err_console)
+        from .record_cli import start_live_view
+
+        view = await start_live_view(args, "Nape live · range-of-motion test", tr)
+        try:
+            stats = await _record_live(tr, path, protocol, bool(args.virtual_radio), console, err_console,
+                                       live_view=view)
+        finally:
+            if view is not None:
+                await view.stop()
     finally:
         if vd is not None:
             await vd.stop()
@@ -346,6 +369,9 @@ def cmd_rom(args) -> int:
         out = Path(args.out) if args.out else None
         _, paths, db = analyse_and_report(path, out, args, index=True, console=c, err_console=e)
     elif args.virtual:
+        if getattr(args, "live", False):
+            raise NapeError("--live shows a device's stream as it happens; the simulated test (--virtual) runs "
+                            "faster than real time: use --virtual-radio or a device")
         out = Path(args.out or "nape-rom")
         path, _ = record_virtual(out, args.seed, _parse_sim_max(args.sim_max), args.misalignment, args.mtu, c, e)
         # simulated tests stay out of the user's trends unless a database is named
@@ -388,6 +414,7 @@ def register(subparsers) -> None:
         epilog="example:\n  nape rom                                  a real Nape (the first in range)\n"
                "  nape rom --address C0:4E:41:50:45:01 --out ~/nape/rom-today\n"
                "  nape rom --virtual-radio --speed 10        plumbing check on the virtual Nape\n"
+               "  nape rom --live                           prompts and angles in a local web page too\n"
                "  nape rom --virtual\n  nape rom --virtual --sim-max rotation_left=55 --out /tmp/rom\n"
                "  nape rom nape-rom/rom.nape --db ~/nape/nape.db")
     r.add_argument("file", nargs="?", help="a recorded range-of-motion test (.nape) to analyse")
@@ -414,5 +441,8 @@ def register(subparsers) -> None:
     r.add_argument("--mtu", type=mtu, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
     r.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one analysis setting")
     r.add_argument("--settings", help="JSON file of setting overrides")
+    from .record_cli import add_live_arguments
+
+    add_live_arguments(r)
     trends.add_db_argument(r)
     r.set_defaults(func=cmd_rom)
