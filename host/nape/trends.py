@@ -916,6 +916,7 @@ def cmd_sessions(args) -> int:
 def print_trends_summary(items: list[Session], console=None, tz: tzinfo | None = None, last_days: int = 14,
                          rom: list[RomSession] | None = None) -> None:
     """Terminal summary: the last ``last_days`` days and every week, then range of motion over days."""
+    from rich import box
     from rich.table import Table
 
     c = console or _console()
@@ -923,16 +924,20 @@ def print_trends_summary(items: list[Session], console=None, tz: tzinfo | None =
                            ("Weeks", weekly_from(items, tz))):
         if not periods:
             continue
-        t = Table(title=title)
-        for col in ("period", "recordings", "recorded min", "neck flexed min", "back hunched min", "episodes",
-                    "jolts mild", "moderate", "severe"):
-            t.add_column(col, justify="right" if col != "period" else "left")
+        t = Table(title=title, box=box.SIMPLE_HEAD)
+        # the period never wraps (it would read "2026-…" at 80 columns): short headers instead
+        t.add_column("period", no_wrap=True, min_width=10)
+        for col in ("recs", "min", "neck fwd", "back fwd", "episodes", "mild", "mod.", "severe"):
+            t.add_column(col, justify="right", min_width=len(col))
         for p in periods:
             t.add_row(p.label, str(p.recordings), f"{p.recorded_min:.0f}",
                       "–" if p.neck_poor_min is None else f"{p.neck_poor_min:.1f}", f"{p.trunk_poor_min:.1f}",
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")
         c.print(t)
+        c.print("  [dim]min: minutes recorded; neck fwd / back fwd: minutes with the neck bent / upper back leaning "
+                "forward beyond its limit (nape/settings.py); episodes: long stretches; mild, mod(erate), severe: "
+                "jolts[/dim]")
     if rom:
         t = Table(title=f"Neck range of motion, last {last_days} days with tests (mean end range, °)")
         t.add_column("day")
