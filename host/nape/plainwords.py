@@ -91,6 +91,16 @@ def band_label(key: str, bands: dict[str, str]) -> str:
     return bands.get(key, f"{key.replace('..', '–')}°")
 
 
+ACTIVITY_WORDS = {"upright": "sitting or standing", "walking": "walking", "vehicle": "in a vehicle",
+                  "lying_supine": "lying on your back (supine)", "lying_prone": "lying on your front (prone)",
+                  "lying_side": "lying on your side"}
+
+
+def activity_label(key: str) -> str:
+    """An activity code of the analysis (nape.analysis.context.NAMES) in words."""
+    return ACTIVITY_WORDS.get(key, key.replace("_", " "))
+
+
 # ---------------------------------------------------------------- limits: one story
 
 
@@ -111,18 +121,22 @@ _ISO_OVER = re.compile(r"not acceptable: held ([\d.]+) min > ([\d.]+) min allowe
 
 
 def iso_verdict(text: str | None) -> str:
-    """The analysis' ISO 11226 verdict (nape.analysis.posture) in plain words."""
+    """The analysis' ISO 11226 verdict (nape.analysis.posture) in plain words, for a column
+    or line already headed "ISO 11226"."""
     if not text:
         return "–"
     m = _ISO_OVER.fullmatch(text)
     if m:
-        return f"beyond ISO 11226: held {m[1]} min, longer than the {m[2]} min it allows at {m[3]}°"
+        return f"beyond its limit: held {m[1]} min, longer than the {m[2]} min it allows at {m[3]}°"
     m = _ISO_OK.fullmatch(text)
     if m:
-        return f"within ISO 11226: held {m[1]} min, it allows up to {m[2]} min at {m[3]}°"
+        return f"within its limit: held {m[1]} min, it allows up to {m[2]} min at {m[3]}°"
     if text == "acceptable":
-        return "within ISO 11226 at this angle, however long"
-    return text.replace("not acceptable:", "beyond ISO 11226:")
+        return "within its limit at this angle, however long"
+    m = re.fullmatch(r"not acceptable: neck flexion (-?\d+)° beyond (\d+)°", text)
+    if m:
+        return f"beyond its limit: neck bent {m[1]}°, it allows up to {m[2]}°"
+    return text.replace("not acceptable:", "beyond its limit:")
 
 
 def _minutes(seconds: float) -> str:

@@ -24,7 +24,7 @@ from rich.table import Table
 from .analysis import Findings
 from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
 from .analysis.posture import runs
-from .plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, band_label, calibration_notes, episode_advice,
+from .plainwords import (NECK_BANDS, activity_label, TRUNK_BAND_ISO, TRUNK_BANDS, band_label, calibration_notes, episode_advice,
                          iso_verdict, jolt_advice, limits_story, terms_used, top_actions)
 from .settings import AnalysisSettings
 
@@ -587,7 +587,7 @@ def render_html(f: Findings) -> str:
         for j in f.jolts
     ]
     ep_html = _episodes_html(f, bed=False)
-    act_rows = [[html.escape(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
+    act_rows = [[html.escape(activity_label(k)), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
     sources = AnalysisSettings().sources
     settings_rows = [[html.escape(k), f"{v:g}", html.escape(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
