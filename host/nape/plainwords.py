@@ -278,3 +278,54 @@ def top_actions(findings) -> list[str]:
     if f.duration_s > 0 and (f.lost_samples / max(f.samples + f.lost_samples, 1)) > 0.05:
         out.append((0.1, "Keep the phone or computer within reach of the sensor: more than 5 % of the data was lost."))
     return [text for _, text in sorted(out, key=lambda x: -x[0])[:3]]
+
+
+# ---------------------------------------------------------------- range of motion (nape rom)
+
+ROM_VERDICT_WORDS = {"below": "less than typical", "typical": "typical", "above": "more than typical",
+                     "not_measured": "not measured"}
+
+
+def rom_advice(verdict: str, label: str) -> str:
+    """One concrete suggestion for one direction of the range-of-motion test."""
+    if verdict == "not_measured":
+        return f"Repeat the test and follow the prompt for {label}: hold the end position for 3 s."
+    if verdict == "below":
+        return ("Repeat the test in a week or two at the same time of day: one test can be about 5° off, so "
+                "only a lasting difference means a stiffer neck.")
+    return "Nothing to change; repeat the test now and then to see the trend."
+
+
+def rom_calibration_note(calibration: dict, hold_s: float) -> str:
+    """How the neutral posture of a range-of-motion test was taken, plainly, with how sure."""
+    method = calibration.get("method")
+    if method == "captured":
+        head = "You set your neutral posture yourself before the test."
+    elif method == "automatic":
+        head = "Your neutral posture was taken while you sat still and upright at the start of the test."
+    else:
+        head = ("No still, upright moment was found at the start of the test, so the first seconds were assumed "
+                "upright: a guess — every angle may be off by as much as you were leaning then.")
+    return (f"{head} Each end range is the largest angle you held for at least {hold_s:g} s, so one jerky moment "
+            "does not count. Devices like this one usually measure neck range within about 5°.")
+
+
+def rom_top_actions(result) -> list[str]:
+    """The two or three things that matter most after one range-of-motion test."""
+    out = []
+    below = [d for d in result.directions if d.verdict == "below"]
+    missing = [d for d in result.directions if d.verdict == "not_measured"]
+    if missing:
+        out.append(f"Repeat the test: {len(missing)} direction{'s were' if len(missing) > 1 else ' was'} not measured "
+                   "(follow each prompt and hold the end position for 3 s).")
+    if below:
+        out.append("Repeat the test in a week or two at the same time of day to see whether the smaller range "
+                   f"lasts ({', '.join(d.label for d in below)}).")
+        out.append(CLINICAL_GUIDANCE["neck_pain"])
+    if result.asymmetry:
+        out.append("Check the sensors sit straight (arrow up, centred) before the next test: a one-sided difference "
+                   "can also come from a sensor mounted turned.")
+    if not out:
+        out.append("Nothing to change: your neck moved through its typical range. Repeat the test now and then to "
+                   "see the trend.")
+    return out[:3]
