@@ -57,6 +57,11 @@ GLOSSARY: list[tuple[str, str, str]] = [
     ("lateral", r"\blateral\b", "Sideways: side-bending the neck, ear towards shoulder."),
     ("range of motion", r"\brange of motion\b|\bROM\b",
      "How far you can move your neck in each direction, in degrees from neutral."),
+    ("end range", r"\bend ranges?\b",
+     "The furthest you moved your head in one direction and held it (at least 1 s), in degrees from neutral."),
+    ("grade", r"\bgrades?\b|\bmild\b|\bsevere\b",
+     "How strong a jolt was — mild, moderate or severe — from the acceleration of your upper back; the limits and "
+     "their sources are in the report's settings."),
     ("IMU", r"\bIMUs?\b",
      "Inertial measurement unit: the motion sensor (accelerometer and gyroscope) on your upper back and, if "
      "fitted, on your head."),
