@@ -129,6 +129,8 @@ def test_feed_takes_a_still_neutral_then_measures_from_it_and_skips_backfill():
         feed.on_packet(_packet(seq, _pitch_q(10, 4, 20)))
         seq += 20
     assert feed.neutral["state"] == "captured"
+    assert feed.neutral["mounting"] == ["upper-back sensor: 10° off vertical — fine, calibration removes it",
+                                        "head sensor: 4° off vertical — fine, calibration removes it"]
     feed.on_packet(_packet(seq, _pitch_q(30, 49, 20)))  # back +20°, head +45° → neck +25°
     f = frames[-1]
     d = dict(zip(f["keys"], f["samples"][-1]))
@@ -138,6 +140,13 @@ def test_feed_takes_a_still_neutral_then_measures_from_it_and_skips_backfill():
     n = len(frames)
     feed.on_packet(_packet(5, _pitch_q(80, 80, 20), flags=wire.FLAG_BACKFILL))
     assert len(frames) == n  # minutes-old samples are not drawn
+
+
+def test_a_sensor_on_upside_down_is_pointed_out():
+    from nape.live.feed import mounting
+
+    notes = mounting([np.array([0.0, 1.0, 0.0, 0.0]), np.array([1.0, 0.0, 0.0, 0.0])], ("trunk", "head"))
+    assert notes[0].startswith("upper-back sensor: upside down") and "fine" in notes[1]
 
 
 def test_provisional_neutral_while_moving_and_set_neutral_on_request():

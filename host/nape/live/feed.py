@@ -38,6 +38,10 @@ GRAVITY = 9.80665
 FRAME_HZ = 50.0
 #: Jolts kept for the page.
 JOLTS_SHOWN = 8
+#: A sensor whose UP arrow is further than this from vertical in the neutral posture is
+#: probably on wrong (calibration removes any tilt, but hardware/MOUNTING.md asks for the
+#: arrow along the spine, pointing to the head); Nape default.
+MOUNT_CHECK_DEG = 45.0
 #: Directions of neck motion tracked live: (name, angle, sign).
 _FURTHEST = (("flexion", "neck", 1.0), ("extension", "neck", -1.0), ("lateral_left", "side", -1.0),
              ("lateral_right", "side", 1.0), ("rotation_left", "turn", 1.0), ("rotation_right", "turn", -1.0))
@@ -153,7 +157,7 @@ class LiveFeed:
         self.align = [segment_alignment(q) for q in neutral]
         segs = [quat.mul(q, a) for q, a in zip(neutral, self.align)]
         self.heading = float(yaw(segs[0]) - yaw(segs[1])) if len(segs) > 1 else None
-        self.neutral = {"state": state, "detail": detail}
+        self.neutral = {"state": state, "detail": detail, "mounting": mounting(neutral, self.roles)}
         self.furthest = {}
 
     # ------------------------------------------------------------ angles
@@ -249,3 +253,20 @@ class LiveFeed:
                                             "lying_deg": s.lying_trunk_deg},
                 "sources": {"neck_deg": s.sources.get("neck_flexion_deg", ""),
                             "back_deg": s.sources.get("trunk_inclination_deg", "")}}
+
+
+def mounting(neutral: list[np.ndarray], roles) -> list[str]:
+    """How each sensor sits in the neutral posture, plainly: the angle between its UP arrow
+    (+z) and vertical (hardware/MOUNTING.md)."""
+    out = []
+    for q, role in zip(neutral, roles):
+        up = quat.axis_in_world(np.asarray(q, float), 2)
+        tilt = float(np.degrees(np.arccos(np.clip(up[2], -1.0, 1.0))))
+        name = "upper-back sensor" if role == "trunk" else "head sensor"
+        if tilt > 90:
+            out.append(f"{name}: upside down ({tilt:.0f}° off) — turn it so the UP arrow points to your head")
+        elif tilt > MOUNT_CHECK_DEG:
+            out.append(f"{name}: {tilt:.0f}° off vertical — check the UP arrow runs along your spine, towards your head")
+        else:
+            out.append(f"{name}: {tilt:.0f}° off vertical — fine, calibration removes it")
+    return out

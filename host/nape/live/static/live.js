@@ -129,6 +129,12 @@
     n.textContent = m.neutral.detail;
     n.dataset.state = m.neutral.state;
     n.className = m.neutral.state === "provisional" ? "warn" : "";
+    const mount = $("mounting");
+    mount.replaceChildren(...(m.neutral.mounting || []).map((t) => {
+      const li = document.createElement("li");
+      li.textContent = t;
+      return li;
+    }));
     showJolts(m.jolts);
     showLink(m.link);
     showFurthest(m.furthest_deg || {});
