@@ -185,3 +185,49 @@ def test_every_term_on_the_page_is_explained_on_it(workday, browser, width):
     assert browser.js("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
     browser.screenshot(ARTIFACTS / f"report-words-{width}.png")
     assert len(GLOSSARY) == len({g[0] for g in GLOSSARY})
+
+
+@pytest.fixture(scope="module")
+def other_pages(tmp_path_factory):
+    """The ROM page of a stiff simulated neck, and a trends page with recordings and ROM tests."""
+    from datetime import timezone
+
+    from nape import trends
+    from nape.analysis.rom import analyse_rom, render_rom_html
+    from nape.sim import SimSettings
+    from nape.sim.rom_script import simulate_rom
+    from nape.sim.to_recording import write_truth_recording
+    from test_trends import _fake
+
+    d = tmp_path_factory.mktemp("pages")
+    sim, truth = simulate_rom(5, {"rotation_left": 52.0}, SimSettings())
+    path = write_truth_recording(sim, d / "rom.nape", metadata={"rom_protocol": truth["protocol"]})
+    r = analyse_rom(path)
+    rom_page = d / "rom.html"
+    rom_page.write_text(render_rom_html(r), encoding="utf-8")
+    db = d / "nape.db"
+    trends.index_findings(db, _fake(d, "a.nape", "2025-01-06T08:00:00Z", 600, 120, ("mild", "severe")))
+    trends.index_findings(db, _fake(d, "b.nape", "2025-01-09T08:00:00Z", 300, 60, ()))
+    trends.index_rom_after_analysis(r, {"html": rom_page, "json": rom_page}, db=db)
+    trends_page = d / "trends.html"
+    trends_page.write_text(trends.render_trends_html(trends.sessions(db), timezone.utc, trends.rom_sessions(db)),
+                           encoding="utf-8")
+    return {"rom": rom_page, "trends": trends_page}
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("which", ["rom", "trends"])
+def test_rom_and_trends_pages_explain_their_terms(other_pages, browser, which, width):
+    browser.viewport(width, 900, mobile=width < 500, scale=2 if width < 500 else 1)
+    browser.load(other_pages[which].as_uri())
+    time.sleep(1.0)
+    text = browser.js(VISIBLE_TEXT)
+    explained = browser.js("Array.from(document.querySelectorAll('#glossary + dl dt')).map(d => d.textContent)")
+    used = [t for t, _ in terms_used(text)]
+    assert used and set(used) <= set(explained), set(used) - set(explained)
+    if which == "rom":
+        assert "end range" in used and "What to do next" in text and "less than typical" in text
+        assert "joint frame" not in text and "rolling median" not in text
+    else:
+        assert "neck flexed" not in text and "hunched" not in text
+    browser.screenshot(ARTIFACTS / f"{which}-words-{width}.png")

@@ -647,9 +647,21 @@ def render_html(f: Findings) -> str:
 def glossary_html(page: str) -> str:
     """A short glossary of every term the page uses (found in its visible text)."""
     body = page[page.index("<body>"):] if "<body>" in page else page
-    text = html.unescape(re.sub(r"<script.*?</script>|<[^>]+>", " ", body, flags=re.S))
+    text = html.unescape(re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", body, flags=re.S))
     items = "".join(f"<div><dt>{html.escape(t)}</dt><dd>{html.escape(e)}</dd></div>" for t, e in terms_used(text))
     return f'<h2 id="glossary">Words used in this report</h2><dl class="glossary">{items}</dl>' if items else ""
+
+
+def start_time_text(metadata: dict) -> str:
+    """' · 2026-03-01 08:00' (local time of the header's ``created``), or '' when unknown."""
+    created = metadata.get("created") if isinstance(metadata, dict) else None
+    if not isinstance(created, str):
+        return ""
+    try:
+        dt = datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return ""
+    return " · " + (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def header_line(f: Findings) -> str:

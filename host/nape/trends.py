@@ -69,6 +69,9 @@ _COLUMNS = """
 
 
 ROM_DIRECTIONS = ("flexion", "extension", "lateral_left", "lateral_right", "rotation_left", "rotation_right")
+#: The directions in words (as nape.analysis.rom.LABELS).
+ROM_LABELS = {"flexion": "bending forward", "extension": "bending backward", "lateral_left": "side-bending left",
+              "lateral_right": "side-bending right", "rotation_left": "turning left", "rotation_right": "turning right"}
 
 _ROM_COLUMNS = """
     path            TEXT PRIMARY KEY,   -- resolved absolute path of the ROM test recording
@@ -652,12 +655,12 @@ def _charts(periods: list[Period], what: str) -> list:
     x = [p.label for p in periods]
     posture = go.Figure()
     posture.add_trace(go.Bar(x=x, y=[round(p.neck_poor_min or 0.0, 1) for p in periods],
-                             name="neck flexed (min)", marker_color="#1565c0"))
+                             name="neck bent forward (min)", marker_color="#1565c0"))
     posture.add_trace(go.Bar(x=x, y=[round(p.trunk_poor_min, 1) for p in periods],
-                             name="upper back hunched (min)", marker_color="#2e7d32"))
+                             name="upper back leaning forward (min)", marker_color="#2e7d32"))
     posture.add_trace(go.Scatter(x=x, y=[round(p.recorded_min, 1) for p in periods], name="recorded (min, right axis)",
                                  mode="lines+markers", line={"color": "#999", "dash": "dot"}, yaxis="y2"))
-    posture.update_layout(title=f"Poor-posture minutes per {what} (neck flexion and upper-back inclination over threshold)",
+    posture.update_layout(title=f"Poor-posture minutes per {what} (neck or upper back bent forward beyond its limit)",
                           barmode="group", yaxis_title="poor posture (min)", height=360,
                           yaxis2={"title": "recorded (min)", "overlaying": "y", "side": "right", "rangemode": "tozero",
                                   "showgrid": False},
@@ -680,7 +683,7 @@ def _rom_chart(days: list[RomDay]):
     fig = go.Figure()
     x = [d.label for d in days]
     for k in ROM_DIRECTIONS:
-        fig.add_trace(go.Scatter(x=x, y=[d.max_deg[k] for d in days], name=k.replace("_", " ") + " (°)",
+        fig.add_trace(go.Scatter(x=x, y=[d.max_deg[k] for d in days], name=ROM_LABELS[k] + " (°)",
                                  mode="lines+markers", line={"color": colours[k]}, connectgaps=True))
     fig.update_layout(title="Neck range of motion per day (end range held in the guided test; higher = freer)",
                       yaxis_title="end range (°)", height=380, margin={"l": 50, "r": 20, "t": 60, "b": 60},
@@ -697,7 +700,7 @@ def _rom_section(rom: list[RomSession], tz: tzinfo, div_id: str) -> str:
     chart = _rom_chart(rom_daily_from(rom, tz)).to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                                                         config={"responsive": True})
     changes = "".join(f"<li>{html.escape(c)}</li>" for c in rom_changes(rom))
-    head = "".join(f"<th>{k.replace('_', ' ')} (°)</th>" for k in ROM_DIRECTIONS)
+    head = "".join(f"<th>{html.escape(ROM_LABELS[k])} (°)</th>" for k in ROM_DIRECTIONS)
     rows = "".join(
         "<tr>" + "".join(f"<td>{c}</td>" for c in (
             html.escape(s.start.astimezone(tz).strftime("%Y-%m-%d %H:%M")), html.escape(Path(s.path).name),
@@ -759,15 +762,21 @@ def render_trends_html(items: list[Session], tz: tzinfo | None = None, rom: list
         total.add(s)
     summary = (f"{len(items)} recording{'s' if len(items) != 1 else ''} on {n_days} day"
                f"{'s' if n_days != 1 else ''}: {fmt_duration(total.recorded_min * 60)} recorded, "
-               f"neck flexed {fmt_duration((total.neck_poor_min or 0) * 60)}, upper back hunched "
+               f"neck bent forward {fmt_duration((total.neck_poor_min or 0) * 60)}, upper back leaning forward "
                f"{fmt_duration(total.trunk_poor_min * 60)}, jolts "
                + ", ".join(f"{total.jolts[g]} {g}" for g in GRADES) + ".")
     note = f"<p>{missing} recording file{'s are' if missing != 1 else ' is'} missing; their results still count.</p>" if missing else ""
     recordings = f"""<h2>Recordings</h2>
-<table><thead><tr><th>start</th><th>file</th><th>recorded</th><th>neck flexed (min)</th>
-<th>back hunched (min)</th><th>jolts mild / moderate / severe</th><th>status</th></tr></thead>
+<table><thead><tr><th>start</th><th>file</th><th>recorded</th><th>neck bent forward (min)</th>
+<th>upper back leaning forward (min)</th><th>jolts mild / moderate / severe</th><th>status</th></tr></thead>
 <tbody>{rows}</tbody></table>""" if items else ""
-    return f"""<!DOCTYPE html>
+    from .report import glossary_html
+    from .settings import AnalysisSettings
+
+    st = AnalysisSettings()
+    limits_line = (f"the neck bent forward more than {st.neck_flexion_deg:g}° or the upper back leaning forward more "
+                   f"than {st.trunk_inclination_deg:g}°, while not lying down (the board's limits, nape/settings.py).")
+    page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nape trends</title>
@@ -776,19 +785,23 @@ body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: auto; pad
 table {{ border-collapse: collapse; width: 100%; font-size: .9em; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; }}
 .meta {{ color: #666; font-size: .85em; }}
+.glossary div {{ margin: .35em 0; }} .glossary dt {{ font-weight: 600; display: inline; }}
+.glossary dt::after {{ content: ": "; }} .glossary dd {{ display: inline; margin: 0; }}
 </style>
 <script>{get_plotlyjs()}</script>
 </head><body>
 <h1>Nape trends</h1>
 <p>{html.escape(summary)}</p>{note}
-<p class="meta">Days are the local calendar day on which each recording started. Neck and upper-back minutes
-can overlap in time. Days without recordings show as empty.</p>
+<p class="meta">Days are the local calendar day on which each recording started. Poor posture: {html.escape(limits_line)}
+Neck and upper-back minutes can overlap in time. Days without recordings show as empty.</p>
 {plots}
 {rom_html}
 {recordings}
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
+@@GLOSSARY@@
 </body></html>
 """
+    return page.replace("@@GLOSSARY@@", glossary_html(page))
 
 
 # ---------------------------------------------------------------- commands

@@ -221,7 +221,7 @@ class RomResult:
             out.append("Your neck moved through its typical range in every direction.")
         elif below:
             out.append("A range below typical means the neck was stiffer in that direction. Range of motion "
-                       "shrinks with age; a sudden loss, or pain while moving, is worth showing to a clinician.")
+                       "shrinks with age, and one test can be about 5° off: repeat it to see whether it lasts.")
         return out
 
     def to_dict(self) -> dict:
@@ -532,50 +532,67 @@ def render_rom_html(r: RomResult, inline_js: bool = True) -> str:
     """The ROM result as one self-contained HTML page (plotly.js inlined, no network)."""
     from plotly.offline import get_plotlyjs
 
+    from ..plainwords import ROM_VERDICT_WORDS, rom_advice, rom_calibration_note, rom_top_actions
+    from ..report import glossary_html
+    from ..settings import CLINICAL_GUIDANCE
+
     plots = "".join(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"rom{i}",
                                 config={"responsive": True}) for i, fig in enumerate((_bars(r), _trace(r))))
     rows = "".join(
         f"<tr class='{d.verdict}'><td>{html.escape(d.label)}</td>"
         f"<td>{'–' if d.max_deg is None else f'{d.max_deg:.0f}°'}</td>"
-        f"<td>{d.typical_low_deg:.0f}–{d.typical_high_deg:.0f}°</td><td>{d.verdict.replace('_', ' ')}</td></tr>"
+        f"<td>{d.typical_low_deg:.0f}–{d.typical_high_deg:.0f}°</td><td>{html.escape(ROM_VERDICT_WORDS[d.verdict])}</td>"
+        f"<td>{html.escape(rom_advice(d.verdict, d.label))}</td></tr>"
         for d in r.directions)
     heads = "".join(f"<li>{html.escape(h)}</li>" for h in r.headlines())
     tot = r.totals_deg()
-    totals = ", ".join(f"{k.replace('_deg', '')} {v:.0f}°" for k, v in tot.items() if v is not None)
-    fa = ("not applied" if r.functional_axis_deg is None
-          else f"joint frame turned {r.functional_axis_deg:+.1f}° about the vertical onto the measured flexion axis")
+    words = {"sagittal_deg": "forward and back", "lateral_deg": "side to side", "rotation_deg": "turning left and right"}
+    totals = ", ".join(f"{words[k]} {v:.0f}°" for k, v in tot.items() if v is not None)
+    fa = ("" if r.functional_axis_deg is None else
+          f" The sensors' turn about the vertical was measured from your forward and backward bending and corrected "
+          f"({r.functional_axis_deg:+.0f}°), so side-bending does not leak into bending forward.")
+    top = rom_top_actions(r)
+    actions = "".join(f"<li>{html.escape(a)}</li>" for a in top)
+    footer = "" if CLINICAL_GUIDANCE["neck_pain"] in top else " " + html.escape(CLINICAL_GUIDANCE["neck_pain"])
     script = f"<script>{get_plotlyjs()}</script>" if inline_js else ""
-    return f"""<!DOCTYPE html>
+    from ..report import start_time_text
+
+    page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Nape neck range of motion · {html.escape(Path(r.path).name)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: auto; padding: 1em; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; font-size: .95em; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; vertical-align: top; }}
 tr.below td:nth-child(4) {{ color: #e07b00; font-weight: bold; }}
 tr.above td:nth-child(4) {{ color: #1565c0; }}
 .meta {{ color: #666; font-size: .85em; }}
+.glossary div {{ margin: .35em 0; }} .glossary dt {{ font-weight: 600; display: inline; }}
+.glossary dt::after {{ content: ": "; }} .glossary dd {{ display: inline; margin: 0; }}
 </style>
 {script}
 </head><body>
 <h1>Neck range of motion</h1>
-<p class="meta">{html.escape(Path(r.path).name)} · {html.escape(str(r.metadata.get('created', '')))}</p>
+<p class="meta">{html.escape(Path(r.path).name)}{html.escape(start_time_text(r.metadata))}</p>
 <ul>{heads}</ul>
-<table><thead><tr><th>direction</th><th>your end range</th><th>typical (healthy adults)</th><th>verdict</th></tr></thead>
+<table><thead><tr><th>direction</th><th>your end range</th><th>typical (healthy adults)</th><th>compared with typical</th>
+<th>what to do</th></tr></thead>
 <tbody>{rows}</tbody></table>
-<p>Whole arcs: {html.escape(totals) or '–'}.</p>
+<p>Total movement: {html.escape(totals) or '–'}.</p>
 {plots}
 <h2>How this was measured</h2>
-<p class="meta">Head relative to upper back (two IMUs), calibrated on the still, upright start
-({html.escape(str(r.calibration.get('method')))}: {html.escape(str(r.calibration.get('detail')))}).
-Functional axis: {html.escape(fa)}. Each value is the largest angle held for at least {r.hold_window_s:g} s
-(rolling median). Orientation: {html.escape(r.orientation_source)}. Samples: {r.samples}, lost: {r.lost_samples}.</p>
+<p class="meta">Your head is measured relative to your upper back (a sensor on each).
+{html.escape(rom_calibration_note(r.calibration, r.hold_window_s))}{html.escape(fa)}
+Orientation: {html.escape(r.orientation_source)}. Samples: {r.samples}, lost: {r.lost_samples}.</p>
 <p class="meta">Typical ranges: {html.escape(ROM_SOURCES['CROM'])}</p>
-<p class="meta">Nape is not a medical device. Move only as far as is comfortable; pain, dizziness or a sudden loss
-of movement are reasons to see a clinician.</p>
+<h2>What to do next</h2>
+<ol>{actions}</ol>
+<p class="meta">Nape is not a medical device. Move only as far as is comfortable.{footer}</p>
+@@GLOSSARY@@
 </body></html>
 """
+    return page.replace("@@GLOSSARY@@", glossary_html(page))
 
 
 def write_rom_reports(r: RomResult, out_dir: Path, stem: str) -> dict[str, Path]:
