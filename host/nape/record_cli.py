@@ -218,8 +218,11 @@ async def start_live_view(args, title: str, transport):
     feed = LiveFeed()
     feed.link = transport.stats
     err = Console(stderr=True)
-    return await start_live(feed, title, lambda text: err.print(text, markup=False, soft_wrap=True),
-                            open_browser=not args.no_browser)
+    try:
+        return await start_live(feed, title, lambda text: err.print(text, markup=False, soft_wrap=True),
+                                open_browser=not args.no_browser)
+    except OSError as e:
+        raise NapeError(f"live view: cannot serve a page on 127.0.0.1 ({e}); record without --live") from None
 
 
 def _both(progress, view):
