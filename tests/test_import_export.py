@@ -1,6 +1,5 @@
 """CSV import (raw IMU → vqf orientation → .nape) and CSV/Parquet export of the findings."""
 
-import argparse
 import math
 import sys
 
@@ -20,17 +19,8 @@ RATE = 100.0
 AXES = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
 
 
-def _parser():
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    for mod, name in ((importer, "import"), (export, "export")):
-        if name not in sub.choices:  # until cli.py registers them
-            mod.register(sub)
-    return p
-
-
 def _run(argv):
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -1,6 +1,5 @@
 """Trends: the SQLite index of analysed recordings, sessions, daily/weekly totals, commands."""
 
-import argparse
 import os
 import re
 import sqlite3
@@ -21,16 +20,8 @@ from tests.recording_factory import G, pitch_quat, write_recording
 RATE = 50.0
 
 
-def _parser():
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "trends" not in sub.choices:  # until cli.py registers it
-        trends.register(sub)
-    return p
-
-
 def _run(argv):
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 

@@ -127,3 +127,12 @@ def joint_angles(q_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     lat = np.degrees(np.arcsin(np.clip(-r12, -1, 1)))
     axial = np.degrees(np.arctan2(r10, r11))
     return flex, lat, axial
+
+
+def neck_angle_deg(packet) -> float | None:
+    """Neck flexion of a packet's newest sample, degrees (head pitch − trunk pitch, forward +;
+    uncalibrated: the mounting offset is not removed), or None without a head IMU (or packet)."""
+    if packet is None or packet.quat.shape[1] < 2:
+        return None
+    pitch, _roll, _tilt = inclination(packet.quat[-1])
+    return float(pitch[1] - pitch[0])
