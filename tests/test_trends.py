@@ -301,3 +301,21 @@ def test_sessions_reanalyse_changed_files(drive, tmp_path, capsys, monkeypatch):
     assert status == {"copy.nape": "ok", "broken.nape": "changed"}
     [s] = [s for s in trends.sessions(db) if s.path.endswith("copy.nape")]
     assert Path(s.report_html).parent == tmp_path / "rep"  # the report is rewritten where it was
+
+
+def test_trends_charts_leave_days_without_recordings_empty(tmp_path):
+    """A day without recordings is a gap in the "recorded" line, not a drop to 0 minutes; days
+    sit on a date axis (short '6 Jan' ticks that fit a phone, not a cut '2025-01')."""
+    from nape.report.trends import _charts, fill_days
+
+    items = []
+    for name, created in (("a.nape", "2025-01-06T08:00:00Z"), ("b.nape", "2025-01-09T08:00:00Z")):
+        trends.index_findings(tmp_path / "t.db", _fake(tmp_path, name, created, 600, 120, ("mild",)))
+    items = trends.sessions(tmp_path / "t.db")
+    days = fill_days(trends.daily_from(items, tz=timezone.utc))
+    assert [d.recordings for d in days] == [1, 0, 0, 1]
+    (posture, _title), (jolts, _title2) = _charts(days, "day")
+    recorded = next(t for t in posture.data if t.name.startswith("recorded"))
+    assert list(recorded.y) == [60.0, None, None, 60.0] and recorded.connectgaps is False
+    assert posture.layout.xaxis.type == "date" and posture.layout.xaxis.tickformat == "%-d %b"
+    assert jolts.layout.yaxis.dtick == 1  # whole jolts

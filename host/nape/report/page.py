@@ -18,6 +18,10 @@ CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False,
                "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 
+#: Top margin of a chart, px: room for plotly's toolbar (shown on hover on a desktop, hidden on
+#: a phone) above the plotting area, so it covers no label. Titles are HTML, above the chart.
+TOOLBAR_PX = 36
+
 CSS = """
 *, *::before, *::after { box-sizing: border-box; }
 html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..analysis.rom import LABELS, RomResult
 from ..settings import ROM_SOURCES
-from .page import esc, page, plot, table
+from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import local_time
 
 VERDICT_COLOUR = {"below": "#e07b00", "typical": "#2e7d32", "above": "#1565c0", "not_measured": "#999"}
@@ -35,7 +35,7 @@ def _bars(r: RomResult):
                                    for v, d in zip(vals, r.directions)], textposition="middle right",
                              cliponaxis=False,
                              marker={"size": 14, "color": [VERDICT_COLOUR[d.verdict] for d in r.directions]}))
-    fig.update_layout(xaxis_title="degrees", height=380, margin={"l": 8, "r": 16, "t": 8, "b": 40},
+    fig.update_layout(xaxis_title="degrees", height=380, margin={"l": 8, "r": 16, "t": TOOLBAR_PX, "b": 40},
                       barmode="overlay", legend={"orientation": "h", "y": -0.2}, xaxis={"range": [0, 100]},
                       yaxis={"automargin": True})
     fig.update_yaxes(autorange="reversed")
@@ -56,10 +56,12 @@ def _trace(r: RomResult):
         shapes.append({"type": "rect", "xref": "x", "yref": "paper", "x0": d["hold_start_s"], "x1": d["hold_end_s"],
                        "y0": 0, "y1": 1, "fillcolor": "#ddd", "opacity": 0.5, "line": {"width": 0}, "layer": "below"})
         notes.append({"x": (d["hold_start_s"] + d["hold_end_s"]) / 2, "y": 1, "xref": "x", "yref": "paper",
-                      "yanchor": "bottom", "showarrow": False, "font": {"size": 11},
+                      "yanchor": "top", "showarrow": False, "font": {"size": 11},
                       "text": PHASE_SHORT.get(d["direction"], d["direction"])})
-    fig.update_layout(xaxis_title="time (s)", yaxis_title="angle (°)", height=380, shapes=shapes, annotations=notes,
-                      margin={"l": 50, "r": 12, "t": 24, "b": 40}, legend={"orientation": "h", "y": -0.25})
+    # x tick labels a little below the axis: "0" would touch the lowest y tick label at the corner
+    fig.update_layout(xaxis={"title": "time (s)", "ticklabelstandoff": 6}, yaxis_title="angle (°)", height=380,
+                      shapes=shapes, annotations=notes,
+                      margin={"l": 50, "r": 12, "t": TOOLBAR_PX, "b": 40}, legend={"orientation": "h", "y": -0.25})
     return fig
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 from ..trends import (GRADES, ROM_DIRECTIONS, Period, RomDay, RomSession, Session, local_tz, daily_from,
                       rom_changes, rom_daily_from, weekly_from)
-from .page import esc, page, plot, table
+from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_duration, plural
 
 ROM_COLOURS = {"flexion": "#1565c0", "extension": "#64b5f6", "lateral_left": "#2e7d32", "lateral_right": "#81c784",
                "rotation_left": "#c62828", "rotation_right": "#ef9a9a"}
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0}
-MARGIN = {"l": 44, "r": 44, "t": 8, "b": 40}
+MARGIN = {"l": 44, "r": 44, "t": TOOLBAR_PX, "b": 40}
 
 
 def fill_days(days: list[Period]) -> list[Period]:
@@ -37,8 +37,18 @@ def _x(periods: list[Period], what: str) -> tuple[list, dict]:
     """x values and x-axis settings: days on a date axis (short '7 Dec' ticks that fit a phone),
     weeks as their labels ('2026-W49')."""
     if what == "day":
-        return [p.start.isoformat() for p in periods], {"type": "date", "tickformat": "%-d %b", "automargin": True}
-    return [p.label for p in periods], {"type": "category", "automargin": True}
+        return [p.start.isoformat() for p in periods], _day_axis([p.start for p in periods])
+    return [p.label for p in periods], {"type": "category", "automargin": True, "ticklabelstandoff": 6}
+
+
+def _day_axis(days: list[date]) -> dict:
+    """A date x axis with short day ticks ('7 Dec'), half a day of room at each end so the
+    first and last days' bars sit inside the chart; tick labels a little below the axis, clear
+    of the y axes' "0" labels at the corners."""
+    axis = {"type": "date", "tickformat": "%-d %b", "automargin": True, "ticklabelstandoff": 6}
+    if days:
+        axis["range"] = [f"{min(days) - timedelta(days=1)}T12:00", f"{max(days)}T12:00"]
+    return axis
 
 
 def _charts(periods: list[Period], what: str) -> list:
@@ -61,8 +71,12 @@ def _charts(periods: list[Period], what: str) -> list:
     jolts = go.Figure()
     for g in GRADES:
         jolts.add_trace(go.Bar(x=x, y=[p.jolts[g] for p in periods], name=g, marker_color=GRADE_COLOUR[g]))
+    most = max((sum(p.jolts.values()) for p in periods), default=0)
+    # whole jolts: a step of 1 for small counts (automatic ticks would step by 0.2 or 0.5)
+    counts = {"rangemode": "tozero", "tickformat": "d"} | ({"dtick": 1, "range": [0, max(most, 1) * 1.05]}
+                                                           if most <= 5 else {})
     jolts.update_layout(barmode="stack", yaxis_title="jolts", height=300, margin=MARGIN, legend=LEGEND_BELOW,
-                        xaxis=xaxis, yaxis={"rangemode": "tozero", "tickformat": "d"})
+                        xaxis=xaxis, yaxis=counts)
     return [(posture, f"Poor-posture minutes per {what} (neck flexion and upper-back inclination over threshold)"),
             (jolts, f"Jolts per {what}, by grade")]
 
@@ -71,12 +85,12 @@ def _rom_chart(days: list[RomDay]):
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    x = [d.label for d in days]
+    x = [d.start.isoformat() for d in days]
     for k in ROM_DIRECTIONS:
         fig.add_trace(go.Scatter(x=x, y=[d.max_deg[k] for d in days], name=k.replace("_", " ") + " (°)",
                                  mode="lines+markers", line={"color": ROM_COLOURS[k]}, connectgaps=True))
     fig.update_layout(yaxis_title="end range (°)", height=380, margin=MARGIN, legend=LEGEND_BELOW,
-                      xaxis={"type": "date", "tickformat": "%-d %b", "automargin": True})
+                      xaxis=_day_axis([d.start for d in days]))
     return fig
 
 
