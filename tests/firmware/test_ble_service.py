@@ -1,6 +1,6 @@
 """firmware/ble_service.py and ble_app.py on the real MicroPython, with the loopback ``bluetooth`` shim.
 
-The shim (tests/firmware/shims/bluetooth.py, no NAPE_BLE_BRIDGE set) records what the
+The shim (nape/boardsim/mpy/bluetooth.py, no NAPE_BLE_BRIDGE set) records what the
 firmware sends and lets the test raise IRQs; the host-side decoders (nape.ble.protocol,
 nape.wire, the scanner's advertising parser) check the bytes.
 """
