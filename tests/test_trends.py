@@ -68,7 +68,7 @@ def test_index_sessions_and_daily_match_the_findings(drive, tmp_path):
     assert s.status == "ok" and s.path == str(path.resolve())
     assert s.start.isoformat() == "2025-01-06T09:30:00+00:00" and s.start_source == "metadata"
     assert s.duration_s == pytest.approx(200.0, abs=0.1)
-    assert s.neck_poor_min == pytest.approx(f.exposure_s["neck_over_threshold_s"] / 60)
+    assert s.neck_poor_min == pytest.approx(f.exposure_s.neck_over_threshold_s / 60)
     assert 1.1 < s.neck_poor_min < 1.4  # ~75 s of 30° neck flexion
     assert s.trunk_poor_min == 0.0
     assert s.jolts == {g: sum(j.grade == g for j in f.jolts) for g in trends.GRADES}

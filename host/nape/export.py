@@ -82,14 +82,13 @@ def tables(findings) -> dict[str, tuple[tuple[str, ...], list[list]]]:
     Raises:
         ExportError: the series' arrays differ in length.
     """
-    s = findings.series
-    n = len(s.get("t_s", []))
-    series = {"time_s" if k == "t_s" else k: v for k, v in s.items()}
+    series = findings.series
+    n = len(series.get("time_s", []))
     cols = list(ANGLE_COLUMNS) + [k for k in series if k not in ANGLE_COLUMNS]
     data = {c: list(series[c]) if c in series else [None] * n for c in cols}
     bad = {c: len(v) for c, v in data.items() if len(v) != n}
     if bad:
-        raise ExportError(f"posture series of {findings.path} differ in length from t_s ({n}): {bad}")
+        raise ExportError(f"posture series of {findings.path} differ in length from time_s ({n}): {bad}")
     data["lying"] = [None if v is None else bool(v) for v in data["lying"]]
     angles = [[_value(data[c][i]) for c in cols] for i in range(n)]
     return {"angles": (tuple(cols), angles), "episodes": _records(findings.episodes, EPISODE_COLUMNS),

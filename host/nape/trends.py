@@ -170,7 +170,32 @@ def _field(findings, name: str, default=None):
 
 
 def _get(obj, name: str):
-    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name)
+    """A key of a dict (a JSON report's part), else an attribute (None when missing)."""
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def _file_and_start(result, what: str, created):
+    """The recording's resolved path, its stat, the duration (s) and when it started (UTC) with
+    where that came from: ``created`` (ISO 8601, "metadata"), else the file's modification
+    time minus the duration ("file_mtime": it was last written at the end of the recording).
+
+    Raises:
+        TrendsError: no path, or the file does not exist (nothing to fingerprint).
+    """
+    raw_path = _field(result, "path")
+    if not raw_path:
+        raise TrendsError(f"cannot index {what} without a recording path")
+    path = Path(raw_path).resolve()
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise TrendsError(f"cannot index {path}: {e.strerror or e}") from None
+    duration_s = float(_field(result, "duration_s", 0.0) or 0.0)
+    start = _parse_iso(created)
+    if start is not None:
+        return path, st, duration_s, start, "metadata"
+    return path, st, duration_s, datetime.fromtimestamp(st.st_mtime, timezone.utc) - timedelta(seconds=duration_s), \
+        "file_mtime"
 
 
 def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | None = None,
@@ -180,23 +205,11 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
     Raises:
         TrendsError: the recording file does not exist (nothing to fingerprint).
     """
-    raw_path = _field(findings, "path")
-    if not raw_path:
-        raise TrendsError("cannot index findings without a recording path")
-    path = Path(raw_path).resolve()
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise TrendsError(f"cannot index {path}: {e.strerror or e}") from None
-    duration_s = float(_field(findings, "duration_s", 0.0) or 0.0)
     meta = _field(findings, "metadata", {}) or {}
-    start = _parse_iso(meta.get("created")) if isinstance(meta, Mapping) else None
-    start_source = "metadata"
-    if start is None:  # no usable 'created': the file was last written at the end of the recording
-        start = datetime.fromtimestamp(st.st_mtime, timezone.utc) - timedelta(seconds=duration_s)
-        start_source = "file_mtime"
-    exposure = _field(findings, "exposure_s", {}) or {}
-    neck_s = exposure.get("neck_over_threshold_s")
+    path, st, duration_s, start, start_source = _file_and_start(
+        findings, "findings", meta.get("created") if isinstance(meta, Mapping) else None)
+    exposure = _field(findings, "exposure_s", {}) or {}  # an Exposure, or its JSON dict
+    neck_s = _get(exposure, "neck_over_threshold_s")
     episodes = list(_field(findings, "episodes", []) or [])
     jolts = list(_field(findings, "jolts", []) or [])
     kinds = [_get(e, "kind") for e in episodes]
@@ -211,7 +224,7 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
         "duration_s": duration_s,
         "roles": json.dumps(list(_field(findings, "roles", []) or [])),
         "neck_poor_min": None if neck_s is None else float(neck_s) / 60.0,
-        "trunk_poor_min": float(exposure.get("trunk_over_threshold_s", 0.0)) / 60.0,
+        "trunk_poor_min": float(_get(exposure, "trunk_over_threshold_s") or 0.0) / 60.0,
         "lying_min": float(_field(findings, "lying_s", 0.0) or 0.0) / 60.0,
         "episodes": len(episodes),
         "neck_episodes": kinds.count("neck_flexion"),
@@ -240,17 +253,7 @@ def index_findings(db_path: str | os.PathLike, findings, report_paths: Mapping[s
         TrendsError: the database cannot be used or the recording file is gone.
     """
     row = row_from_findings(findings, report_paths)
-    cols = list(row)
-    sql = (f"INSERT INTO recordings ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-           f"ON CONFLICT(path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in cols if c != 'path')}")
-    con = _connect(Path(db_path), create=True)
-    try:
-        with con:
-            con.execute(sql, [row[c] for c in cols])
-    except sqlite3.Error as e:
-        raise TrendsError(f"cannot write trends database {db_path}: {e}") from None
-    finally:
-        con.close()
+    _upsert(db_path, "recordings", row)
     return row
 
 
@@ -368,12 +371,6 @@ def forget(db_path: str | os.PathLike, paths: Iterable[str]) -> int:
 # ---------------------------------------------------------------- range of motion (nape rom)
 
 
-def _rom_field(result, name: str, default=None):
-    if isinstance(result, Mapping):
-        return result.get(name, default)
-    return getattr(result, name, default)
-
-
 def row_from_rom(result, report_paths: Mapping[str, os.PathLike | str] | None = None,
                  analysed_at: datetime | None = None) -> dict:
     """The ``rom`` table row of one ROM test (``result``: a RomResult or its JSON dict).
@@ -381,23 +378,10 @@ def row_from_rom(result, report_paths: Mapping[str, os.PathLike | str] | None = 
     Raises:
         TrendsError: the recording file does not exist (nothing to fingerprint).
     """
-    raw_path = _rom_field(result, "path")
-    if not raw_path:
-        raise TrendsError("cannot index a range-of-motion result without a recording path")
-    path = Path(raw_path).resolve()
-    try:
-        st = path.stat()
-    except OSError as e:
-        raise TrendsError(f"cannot index {path}: {e.strerror or e}") from None
-    duration_s = float(_rom_field(result, "duration_s", 0.0) or 0.0)
-    meta = _rom_field(result, "metadata", None)
-    created = meta.get("created") if isinstance(meta, Mapping) else _rom_field(result, "created")
-    start = _parse_iso(created)
-    start_source = "metadata"
-    if start is None:
-        start = datetime.fromtimestamp(st.st_mtime, timezone.utc) - timedelta(seconds=duration_s)
-        start_source = "file_mtime"
-    dirs = {_get(d, "direction"): d for d in (_rom_field(result, "directions", []) or [])}
+    meta = _field(result, "metadata", None)
+    path, st, duration_s, start, start_source = _file_and_start(
+        result, "a range-of-motion result", meta.get("created") if isinstance(meta, Mapping) else _field(result, "created"))
+    dirs = {_get(d, "direction"): d for d in (_field(result, "directions", []) or [])}
     reports = {k: str(Path(v).resolve()) for k, v in (report_paths or {}).items()}
     row = {"path": str(path), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "start_utc": _iso_utc(start),
            "start_source": start_source, "duration_s": duration_s}
@@ -412,6 +396,11 @@ def row_from_rom(result, report_paths: Mapping[str, os.PathLike | str] | None = 
 
 
 def _upsert(db_path: str | os.PathLike, table: str, row: dict) -> None:
+    """Insert ``row`` into ``table``, or replace the row of the same ``path``.
+
+    Raises:
+        TrendsError: the database cannot be written.
+    """
     cols = list(row)
     sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
            f"ON CONFLICT(path) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in cols if c != 'path')}")

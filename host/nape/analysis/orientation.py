@@ -4,7 +4,7 @@
   the host re-fuses them with the ``vqf`` package's real-time 6D filter (Laidig & Seel 2023),
   block by block with its state carried, for reference-quality orientation (VQF's
   rest-based gyro-bias estimation off, see :class:`Refuser`). Firmware quaternions are used
-  when ``AnalysisSettings.refuse`` is 0.
+  when ``AnalysisSettings.fuse_on_host`` is 0.
 - Alignment: a neutral (upright) orientation gives each sensor's "up" in its own frame; the
   segment frame (x forward, y left, z up) is built with z on that up vector and x on the
   sensor's x axis made horizontal (the enclosure's arrow; hardware/MOUNTING.md). This removes

@@ -51,6 +51,7 @@ from ..errors import NapeError
 from ..recording import open_recording
 from ..settings import ROM_SOURCES, AnalysisSettings
 from . import calibration
+from .findings import Calibration
 from .orientation import joint_angles, segment_alignment, yaw, z_rotation
 from .stream import BlockReader
 
@@ -185,7 +186,7 @@ class RomResult:
     duration_s: float
     samples: int
     lost_samples: int
-    calibration: dict
+    calibration: Calibration
     orientation_source: str
     functional_axis_deg: float | None  # yaw correction of the joint frame, deg (None: not applied)
     hold_window_s: float
@@ -232,7 +233,7 @@ class RomResult:
             "duration_s": round(self.duration_s, 3),
             "samples": self.samples,
             "lost_samples": self.lost_samples,
-            "calibration": {"method": self.calibration.get("method"), "detail": self.calibration.get("detail")},
+            "calibration": {"method": self.calibration.method, "detail": self.calibration.detail},
             "orientation_source": self.orientation_source,
             "functional_axis_deg": None if self.functional_axis_deg is None else round(self.functional_axis_deg, 2),
             "hold_window_s": self.hold_window_s,
@@ -389,7 +390,7 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
     mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
-    align = [segment_alignment(np.asarray(q, float)) for q in calib["neutral_q"]]
+    align = [segment_alignment(np.asarray(q, float)) for q in calib.neutral_quat_wxyz]
     expected = int(float(meta.get("sample_rate_hz") or 0) * float(meta["rom_protocol"].get("total_s", 0) or 0))
 
     reader = BlockReader(rec, mask)
@@ -403,7 +404,7 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
         if rate is None:
             rate = 1.0 / b.period_s
             step = max(1, int(round(rate / SERIES_HZ)))
-            refuser = _RomRefuser(n_imu, b.period_s, calib.get("gyro_offset_rads")) if s.refuse else None
+            refuser = _RomRefuser(n_imu, b.period_s, calib.gyro_offset_rad_s) if s.fuse_on_host else None
         gaps = np.diff(np.concatenate([[last], b.index])) - 1
         lost += int(gaps[gaps > 0].sum())
         last = int(b.index[-1])
@@ -476,8 +477,8 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
               "rotation_deg": np.round(axial[::plot_step], 1).tolist()}
     return RomResult(
         path=str(path), metadata=dict(meta), duration_s=float(last + 1) / rate, samples=n, lost_samples=lost,
-        calibration={k: v for k, v in calib.items() if k in ("method", "detail", "start_s")},
-        orientation_source="host re-fusion (VQF 6D)" if s.refuse else "firmware fusion",
+        calibration=calib,
+        orientation_source="host re-fusion (VQF 6D)" if s.fuse_on_host else "firmware fusion",
         functional_axis_deg=None if c is None else math.degrees(c), hold_window_s=s.rom_hold_s,
         directions=directions, asymmetry=_asymmetry(m, s.rom_asymmetry_deg), series=series,
         schedule=meta["rom_protocol"], settings={k: v for k, v in s.as_dict().items() if k.startswith("rom_")},

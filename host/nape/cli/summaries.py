@@ -28,7 +28,7 @@ def print_summary(f, console: Console | None = None) -> None:
         style = {"mild": "yellow", "moderate": "dark_orange", "severe": "bold red"}
         rows = [(e.start_s, clock(f, e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
                  f"{e.peak_deg:.0f}°") for e in f.episodes]
-        rows += [(j.t_s, clock(f, j.t_s), f"jolt: {CAUSE_WORDS[j.cause]}", f"[{style[j.grade]}]{j.grade}[/]",
+        rows += [(j.peak_t_s, clock(f, j.peak_t_s), f"jolt: {CAUSE_WORDS[j.cause]}", f"[{style[j.grade]}]{j.grade}[/]",
                   f"{j.peak_trunk_g:.2f} g") for j in f.jolts]
         for row in sorted(rows, key=lambda r: r[0]):
             t.add_row(*row[1:])

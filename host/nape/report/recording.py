@@ -18,13 +18,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from ..analysis import Findings
-from ..analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
+from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_record
 from ..analysis.posture import runs
 from ..settings import AnalysisSettings
 from .page import esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3  # 3: the setting 'refuse' renamed 'fuse_on_host'
 MAX_JOLT_PANELS = 12  # per-jolt panels (most severe first); the table lists every jolt
 GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
 ROLE_COLOUR = {"trunk": "#2e7d32", "head": "#1565c0"}
@@ -107,7 +107,7 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
     words = GRADE_WORDS["vehicle" if vehicle else "shock"][j.grade]
     if vehicle:
         how = {"braking": "slowed down", "acceleration": "sped up", "lateral": "turned"}[j.cause]
-        size = f"The vehicle {how} at {j.vehicle_g:.2f} g ({words})." if np.isfinite(j.vehicle_g) else ""
+        size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g ({words})." if np.isfinite(j.peak_vehicle_g) else ""
     else:
         size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock ({words})."
     out = f"{MEANING.get(j.cause, '')} {size}".strip()
@@ -130,21 +130,21 @@ def headlines(f: Findings) -> list[str]:
         if by["severe"] or by["moderate"]:
             parts = " and ".join(f"{n} {g}" for g, n in by.items() if n and g != "mild")
             out.append(f"{plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
-                       f"at {clock(f, worst.t_s, seconds=False)} ({worst.grade}).")
+                       f"at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
         else:
             out.append(f"{plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
-                       f"at {clock(f, worst.t_s, seconds=False)}.")
+                       f"at {clock(f, worst.peak_t_s, seconds=False)}.")
     else:
         out.append("No jolts.")
     for kind, label, key in (
         ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
         ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
     ):
-        if key not in f.exposure_s:
+        total = getattr(f.exposure_s, key)
+        if total is None:  # no head IMU
             continue
         eps = [e for e in f.episodes if e.kind == kind]
         thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
-        total = f.exposure_s[key]
         if eps:
             longest = max(eps, key=lambda e: e.duration_s)
             out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
@@ -165,9 +165,8 @@ def headlines(f: Findings) -> list[str]:
 
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
-    method = f.calibration.get("method", "unknown")
-    notes = [f"Calibration ({method}): {f.calibration.get('detail', '')}."]
-    if method in ("guess", "none"):
+    notes = [f"Calibration ({f.calibration.method}): {f.calibration.detail}."]
+    if f.calibration.method in ("guess", "none"):
         notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
                      "may be offset by a few degrees. Press calibrate while sitting upright next time.")
     if f.orientation_source:
@@ -254,7 +253,7 @@ def _shape_x(v):
 
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
-    x = _x_times(f, s["t_s"])
+    x = _x_times(f, s["time_s"])
     lying = np.array(s.get("lying", []), dtype=bool)
     upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
     fig = go.Figure()
@@ -279,7 +278,7 @@ def _timeline(f: Findings) -> go.Figure:
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
     for j in f.jolts:
-        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.t_s), "x1": xs(j.t_s), "y0": 0.9, "y1": 1,
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
     return _layout(fig, 360, yaxis_title="angle (°, forward +)", hovermode="x unified", showlegend=True,
@@ -287,9 +286,9 @@ def _timeline(f: Findings) -> go.Figure:
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
-    js = sorted(f.jolts, key=lambda j: j.t_s)
+    js = sorted(f.jolts, key=lambda j: j.peak_t_s)
     fig = go.Figure(go.Bar(
-        x=[clock(f, j.t_s) for j in js], y=[j.peak_trunk_g for j in js],
+        x=[clock(f, j.peak_t_s) for j in js], y=[j.peak_trunk_g for j in js],
         marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="none",
         customdata=[CAUSE_WORDS[j.cause] for j in js],
         hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
@@ -364,7 +363,7 @@ def _episodes_html(f: Findings, bed: bool) -> str:
 def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
     tr = j.trace or {}
     facts = [("upper back peak", _na(j.peak_trunk_g, ".2f", " g")), ("head peak", _na(j.peak_head_g, ".2f", " g")),
-             ("vehicle", _na(j.vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.neck_dps, ".0f", " °/s")),
+             ("vehicle", _na(j.peak_vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.peak_neck_dps, ".0f", " °/s")),
              ("NIC", _na(j.nic_m2s2, ".1f", " m²/s²"))]
     dl = "".join(f"<div><dt>{esc(a)}</dt><dd>{esc(b)}</dd></div>" for a, b in facts)
     if tr.get("source") == "event window":
@@ -376,7 +375,7 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
     else:
         src = "No traces: the data around this jolt is not available."
     fig = plot(_jolt_trace_figure(j), f"jolt{k}")
-    return (f'<section class="jolt" id="jolt-{k}"><h3>{esc(clock(f, j.t_s))} · '
+    return (f'<section class="jolt" id="jolt-{k}"><h3>{esc(clock(f, j.peak_t_s))} · '
             f'{esc(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
             f'<p>{esc(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
             f'<p class="meta">{esc(src)} Solid: linear acceleration (gravity removed); dotted: angular '
@@ -386,12 +385,12 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
 def panel_jolts(f: Findings) -> list[Jolt]:
     """The jolts that get a panel: the ``MAX_JOLT_PANELS`` most severe, in time order."""
     top = sorted(f.jolts, key=_jolt_order, reverse=True)[:MAX_JOLT_PANELS]
-    return sorted(top, key=lambda j: j.t_s)
+    return sorted(top, key=lambda j: j.peak_t_s)
 
 
 def _standards_section(f: Findings) -> str:
     iso_rows = [[clock(f, e.start_s), esc(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
-                 esc(e.iso11226 or "–")] for e in f.episodes if e.kind != "bed_neck"]
+                 esc(e.iso11226_verdict or "–")] for e in f.episodes if e.kind != "bed_neck"]
     parts = ["<p>ISO 11226 judges postures held for a while: the angle and how long it was held. "
              "RULA scores the neck from 1 (fine) upwards; 3 or more calls for a change.</p>"]
     parts.append(table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
@@ -410,7 +409,7 @@ def _exposure_section(f: Findings) -> str:
     out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying (tap a bar for details).</p>"]
     for key, words, title in (("neck_bands_s", NECK_BAND_WORDS, "neck flexion"),
                               ("trunk_bands_s", TRUNK_BAND_WORDS, "upper back inclination")):
-        bands = f.exposure_s.get(key)
+        bands = getattr(f.exposure_s, key)
         if not bands:
             continue
         total = sum(bands.values()) or 1.0
@@ -419,7 +418,7 @@ def _exposure_section(f: Findings) -> str:
         out.append(table(["range", "what", "time", "share"],
                           [[f"{k.replace('..', '–')}°", esc(words.get(k, "")), fmt_duration(v),
                             f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
-    if "neck_bands_s" not in f.exposure_s:
+    if f.exposure_s.neck_bands_s is None:
         out.append("<p>Neck angles need the head sensor.</p>")
     return "".join(out)
 
@@ -446,7 +445,7 @@ def render_html(f: Findings) -> str:
     panels = panel_jolts(f)
     pidx = {id(j): k for k, j in enumerate(panels)}
     jolt_rows = [
-        [clock(f, j.t_s), esc(CAUSE_WORDS[j.cause]), _badge(j.grade),
+        [clock(f, j.peak_t_s), esc(CAUSE_WORDS[j.cause]), _badge(j.grade),
          _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.nic_m2s2, ".1f"),
          f'<a href="#jolt-{pidx[id(j)]}">details</a>' if id(j) in pidx else ""]
         for j in f.jolts
@@ -511,7 +510,7 @@ def to_json(f: Findings) -> dict:
     d["jolts"] = []
     for j in f.jolts:
         r = jolt_record(j)
-        r["peak_local_time"] = clock(f, j.t_s) if start else None
+        r["peak_local_time"] = clock(f, j.peak_t_s) if start else None
         r["meaning"] = jolt_sentence(j, f.settings)
         r["trace"] = j.trace if id(j) in panels else None
         d["jolts"].append(r)
@@ -523,8 +522,6 @@ def to_json(f: Findings) -> dict:
         d["episodes"].append(r)
     d["gaps"] = [{"reason": "lost in transmission", "missing_samples": None, "boot_number": 1} | g
                  | {"start_local_time": clock(f, g["start_s"]) if start else None} for g in d["gaps"]]
-    d["series"] = {SERIES_FIELDS.get(k, k): v for k, v in f.series.items()}
-    d["calibration"] = {CALIBRATION_FIELDS.get(k, k): v for k, v in f.calibration.items()}
     d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]
     d["start_local"] = start.isoformat(timespec="seconds") if start else None
     d["jolt_panels"] = len(panels)

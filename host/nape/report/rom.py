@@ -87,7 +87,7 @@ def render_rom_html(r: RomResult) -> str:
 <p class="meta">Hold phases: {esc(phases)}.</p>
 <h2>How this was measured</h2>
 <p class="meta">Head relative to upper back (two IMUs), calibrated on the still, upright start
-({esc(r.calibration.get('method'))}: {esc(r.calibration.get('detail'))}).
+({esc(r.calibration.method)}: {esc(r.calibration.detail)}).
 Functional axis: {esc(fa)}. Each value is the largest angle held for at least {r.hold_window_s:g} s
 (rolling median). Orientation: {esc(r.orientation_source)}. Samples: {r.samples}, lost: {r.lost_samples}.</p>
 <p class="meta">Typical ranges: {esc(ROM_SOURCES['CROM'])}</p>
