@@ -62,8 +62,8 @@ def test_the_reboot_is_noted_with_what_the_old_boot_could_have_lost(result):
     (loss,) = result["reboot_losses"]
     assert note["previous_received_next_seq"] == loss["in_file_next_seq"] > 0
     # the old boot's last status said how far it had got: everything past what was received is lost
-    assert note["previous_device_next_seq"] == loss["device_next_seq_last_known"] is not None
-    assert note["lost_samples_at_least"] == max(0, note["previous_device_next_seq"] - note["previous_received_next_seq"])
+    had, got = note["previous_device_next_seq"], note["previous_received_next_seq"]
+    assert isinstance(had, int) and note["lost_samples_at_least"] == max(0, had - got)
 
 
 def test_nape_info_lists_the_gap_with_its_reason(result, capsys):
