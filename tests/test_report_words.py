@@ -15,7 +15,7 @@ import pytest
 from nape.analysis import analyse
 from nape.plainwords import (GLOSSARY, calibration_notes, iso_verdict, jolt_advice, terms_used, top_actions,
                              walking_offset)
-from nape.report import header_line, quality_notes, render_html, timeline_caption
+from nape.report.recording import header_line, quality_notes, render_html, timeline_caption
 from nape.settings import CLINICAL_GUIDANCE, CLINICAL_SOURCES, AnalysisSettings
 from recording_factory import G, pitch_quat, write_recording
 
@@ -128,6 +128,7 @@ def test_trends_period_column_is_not_cut_at_80_columns(monkeypatch):
     from rich.console import Console
 
     from nape import trends
+    from nape.cli import summaries
 
     days = [trends.Period(f"2026-03-0{d}", date(2026, 3, d), recordings=2, recorded_min=480.0, neck_poor_min=35.5,
                           trunk_poor_min=12.0, episodes=3) for d in range(1, 4)]
@@ -136,7 +137,7 @@ def test_trends_period_column_is_not_cut_at_80_columns(monkeypatch):
     monkeypatch.setattr(trends, "daily_from", lambda items, tz=None: days)
     monkeypatch.setattr(trends, "weekly_from", lambda items, tz=None: weeks)
     out = Console(width=80, record=True, file=open(os.devnull, "w"))
-    trends.print_trends_summary([object()], out)
+    summaries.print_trends_summary([object()], out)
     text = out.export_text()
     assert "2026-03-01" in text and "2026-W09" in text and "…" not in text
 
@@ -193,7 +194,8 @@ def other_pages(tmp_path_factory):
     from datetime import timezone
 
     from nape import trends
-    from nape.analysis.rom import analyse_rom, render_rom_html
+    from nape.analysis.rom import analyse_rom
+    from nape.report.rom import render_rom_html
     from nape.sim import SimSettings
     from nape.sim.rom_script import simulate_rom
     from nape.sim.to_recording import write_truth_recording
@@ -210,7 +212,9 @@ def other_pages(tmp_path_factory):
     trends.index_findings(db, _fake(d, "b.nape", "2025-01-09T08:00:00Z", 300, 60, ()))
     trends.index_rom_after_analysis(r, {"html": rom_page, "json": rom_page}, db=db)
     trends_page = d / "trends.html"
-    trends_page.write_text(trends.render_trends_html(trends.sessions(db), timezone.utc, trends.rom_sessions(db)),
+    from nape.report.trends import render_trends_html
+
+    trends_page.write_text(render_trends_html(trends.sessions(db), timezone.utc, trends.rom_sessions(db)),
                            encoding="utf-8")
     return {"rom": rom_page, "trends": trends_page}
 

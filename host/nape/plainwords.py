@@ -273,7 +273,7 @@ def top_actions(findings) -> list[str]:
         by_pattern[key] = by_pattern.get(key, 0.0) + e.duration_s
     for advice, secs in by_pattern.items():
         out.append((secs, f"{advice} ({_clock(secs)} of long poor-posture stretches of this kind.)"))
-    cal = f.calibration.get("method")
+    cal = getattr(f.calibration, "method", None)
     off = walking_offset(f.series)
     if cal in ("guess", "none") or (off is not None and abs(off[1]) > s.get("calib_check_walk_deg", 10.0)):
         out.append((0.5 * f.duration_s, "Press calibrate while sitting upright at the start of the next recording: "
@@ -301,9 +301,9 @@ def rom_advice(verdict: str, label: str) -> str:
     return "Nothing to change; repeat the test now and then to see the trend."
 
 
-def rom_calibration_note(calibration: dict, hold_s: float) -> str:
-    """How the neutral posture of a range-of-motion test was taken, plainly, with how sure."""
-    method = calibration.get("method")
+def rom_calibration_note(method: str | None, hold_s: float) -> str:
+    """How the neutral posture of a range-of-motion test was taken (``method`` of its
+    calibration: "captured", "automatic", "guess"), plainly, with how sure."""
     if method == "captured":
         head = "You set your neutral posture yourself before the test."
     elif method == "automatic":
