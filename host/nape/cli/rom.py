@@ -37,9 +37,9 @@ from rich.table import Table
 
 from ..errors import NapeError
 from ..rom_session import LIVE_GRACE_S, LiveTestClock, mmss
-from .live import add_live_arguments, start_live_view
 from .common import (ANGLE_0_45, MTU, NONNEG_INT, POSITIVE, add_db_argument, add_settings_arguments, console,
                      err_console, open_transport, progress, settings_from_args)
+from .live import add_live_arguments, start_live_view
 
 
 def _parse_sim_max(items: list[str] | None) -> dict[str, float]:
