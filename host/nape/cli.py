@@ -260,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="example:\n  nape doctor")
     dr.set_defaults(func=cmd_doctor)
 
-    from . import export, flash, importer, record_cli, trends
+    from . import cohort_cli, export, flash, importer, record_cli, trends
 
     record_cli.register(sub)
     flash.register(sub)
@@ -270,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import rom_cli
 
     rom_cli.register(sub)
+    cohort_cli.register(sub)
     trends.add_db_argument(a)
     return p
 
