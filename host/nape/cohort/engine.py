@@ -78,15 +78,18 @@ def local_cluster(workers: int = 0, memory_limit: str | float = "auto"):
         raise CohortError(f"cannot start a local Dask cluster: {one_line(e)}") from None
 
 
-def connect(address: str, timeout_s: float = CONNECT_TIMEOUT_S, wait_s: float = WORKER_WAIT_S):
+def connect(address: str, timeout_s: float | None = None, wait_s: float | None = None):
     """A client of the Dask scheduler at ``address`` (e.g. ``tcp://127.0.0.1:8786``) with at
     least one worker.
 
     Raises:
-        CohortError: no scheduler answers there, or it has no worker within ``wait_s``.
+        CohortError: no scheduler answers there within ``timeout_s`` (default
+            ``CONNECT_TIMEOUT_S``), or it has no worker within ``wait_s`` (``WORKER_WAIT_S``).
     """
     from distributed import Client
 
+    timeout_s = CONNECT_TIMEOUT_S if timeout_s is None else timeout_s
+    wait_s = WORKER_WAIT_S if wait_s is None else wait_s
     try:
         client = Client(address, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError, ValueError) as e:

@@ -87,6 +87,8 @@ def analyse_entry(spec: TaskSpec) -> dict:
     out = Path(spec.out)
     base = {"recording_id": spec.recording_id, "settings_sha256": spec.settings_sha256, "reason": None,
             "content_sha256": None, "kind": None, "duration_s": None, "analysis_s": 0.0}
+    shown = f"{spec.recording_id}.nape" if spec.pseudonymise else spec.path  # the path reports name
+    local = None
     try:
         with local_copy(spec.path) as local:
             sha = file_sha256(local)
@@ -101,6 +103,8 @@ def analyse_entry(spec: TaskSpec) -> dict:
             result = _analyse(local, spec, sha, t0)
     except Exception as e:  # noqa: BLE001 - a bad recording must not stop the cohort
         reason = one_line(e)
+        for p in {str(x) for x in (local, spec.path) if x is not None}:  # no raw path behind a pseudonym
+            reason = reason.replace(p, shown)
         write_parts(out, spec.recording_id, {"recordings": [features.failed_row(spec.recording_id, reason,
                                                                                base["content_sha256"])]})
         return base | {"status": "failed", "reason": reason, "analysis_s": time.perf_counter() - t0}
