@@ -81,9 +81,10 @@ def analyse_entry(spec: TaskSpec) -> dict:
 
     Returns:
         ``{"recording_id", "status": "analysed" | "unchanged" | "failed", "reason",
-        "content_sha256", "settings_sha256", "kind", "duration_s", "analysis_s"}``.
+        "content_sha256", "settings_sha256", "kind", "duration_s", "analysis_s"}`` (and
+        ``cpu_s``, the task's CPU seconds, when analysed).
     """
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = Path(spec.out)
     base = {"recording_id": spec.recording_id, "settings_sha256": spec.settings_sha256, "reason": None,
             "content_sha256": None, "kind": None, "duration_s": None, "analysis_s": 0.0}
@@ -101,6 +102,7 @@ def analyse_entry(spec: TaskSpec) -> dict:
                 return base | {k: known.get(k) for k in ("reason", "kind", "duration_s")} | {
                     "status": "unchanged", "previous_status": known.get("status")}
             result = _analyse(local, spec, sha, t0)
+            result["cpu_s"] = time.process_time() - c0
     except Exception as e:  # noqa: BLE001 - a bad recording must not stop the cohort
         reason = one_line(e)
         for p in {str(x) for x in (local, spec.path) if x is not None}:  # no raw path behind a pseudonym
