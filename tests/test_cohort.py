@@ -288,3 +288,14 @@ def test_cohort_page_in_headless_chromium(first_run, cdp, screen):  # noqa: F811
     assert {"dist-hours_worn", "dist-trunk_poor_min_per_h", "jolts-by-grade"} <= ids, ids
     assert all(n > 5 for _, n in m["plots"]), m["plots"]
     assert {"Each wearer", "Jolts while driving", "In bed", "Neck range of motion over time", "Data quality"} <= set(m["h2"])
+
+
+def test_slurm_example_builds_a_job_script():
+    """docs/cohort_slurm.py: a dask-jobqueue SLURMCluster (scheduler on loopback for --dry-run), its job script."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "host"), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run([sys.executable, str(ROOT / "docs" / "cohort_slurm.py"), "m.csv", "out", "--dry-run", "--cores", "3",
+                        "--queue", "normal", "--account", "proj"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    script = r.stdout
+    assert "#SBATCH -p normal" in script and "#SBATCH -A proj" in script and "--cpus-per-task=3" in script, script
+    assert "dask_worker tcp://127.0.0.1:" in script and "--nthreads 1" in script and "--nworkers 3" in script, script
