@@ -299,3 +299,30 @@ def test_slurm_example_builds_a_job_script():
     script = r.stdout
     assert "#SBATCH -p normal" in script and "#SBATCH -A proj" in script and "--cpus-per-task=3" in script, script
     assert "dask_worker tcp://127.0.0.1:" in script and "--nthreads 1" in script and "--nworkers 3" in script, script
+
+
+def test_task_reads_urls_skips_unchanged_and_hides_paths(cohort, tmp_path):
+    """One task in-process: an fsspec URL, the skip rule (bytes and settings), a pseudonymised failure."""
+    import fsspec
+
+    from nape.cohort.store import prepare
+    from nape.cohort.task import TaskSpec, analyse_entry
+    from nape.settings import AnalysisSettings
+
+    out = prepare(tmp_path / "out")
+    src = cohort.healthy[0]
+    url = "memory://cohort/one.nape"
+    with fsspec.open(url, "wb") as f:
+        f.write(src.read_bytes())
+    spec = TaskSpec("rtest", url, str(out), AnalysisSettings(), "s1")
+    first = analyse_entry(spec)
+    assert first["status"] == "analysed" and first["kind"] == "everyday", first
+    report = json.loads((out / "reports" / "rtest.json").read_text())
+    assert report["path"] == url and report["samples"] > 0
+    known = {k: first[k] for k in ("content_sha256", "settings_sha256", "status", "kind", "duration_s", "reason")}
+    assert analyse_entry(TaskSpec("rtest", url, str(out), AnalysisSettings(), "s1", known))["status"] == "unchanged"
+    assert analyse_entry(TaskSpec("rtest", url, str(out), AnalysisSettings(), "s2", known))["status"] == "analysed"
+    bad = analyse_entry(TaskSpec("rbad", str(cohort.damaged[0]), str(out), AnalysisSettings(), "s1", pseudonymise=True))
+    assert bad["status"] == "failed" and str(cohort.damaged[0]) not in bad["reason"] and "rbad.nape" in bad["reason"]
+    missing = analyse_entry(TaskSpec("rmiss", str(tmp_path / "gone.nape"), str(out), AnalysisSettings(), "s1"))
+    assert missing["status"] == "failed" and "No such file" in missing["reason"], missing
