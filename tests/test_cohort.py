@@ -326,3 +326,20 @@ def test_task_reads_urls_skips_unchanged_and_hides_paths(cohort, tmp_path):
     assert bad["status"] == "failed" and str(cohort.damaged[0]) not in bad["reason"] and "rbad.nape" in bad["reason"]
     missing = analyse_entry(TaskSpec("rmiss", str(tmp_path / "gone.nape"), str(out), AnalysisSettings(), "s1"))
     assert missing["status"] == "failed" and "No such file" in missing["reason"], missing
+
+
+def test_a_crashing_analysis_is_listed_in_one_line(cohort, tmp_path, monkeypatch):
+    """Whatever the analysis raises (a recording it cannot handle yet), the task lists it in one line."""
+    import nape.analysis
+    from nape.cohort.store import prepare
+    from nape.cohort.task import TaskSpec, analyse_entry
+    from nape.settings import AnalysisSettings
+
+    def crash(*_a, **_k):
+        raise ValueError("operands could not be broadcast\ntogether with shapes (30,) (3,)")
+
+    monkeypatch.setattr(nape.analysis, "analyse", crash)
+    res = analyse_entry(TaskSpec("rcrash", str(cohort.healthy[0]), str(prepare(tmp_path)), AnalysisSettings(), "s"))
+    assert res["status"] == "failed" and "\n" not in res["reason"], res
+    assert res["reason"].startswith("the analysis failed (ValueError in test_cohort.py:"), res["reason"]
+    assert "broadcast together" in res["reason"]
