@@ -58,7 +58,7 @@ def versions() -> dict:
     return {"nape": __version__, "report": REPORT_VERSION, "features": FEATURES_VERSION, "epoch_s": features.EPOCH_S}
 
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 1  # bump when a table's schema or a feature's definition changes: reruns then redo every recording
 
 
 def local_cluster(workers: int = 0, memory_limit: str | float = "auto"):

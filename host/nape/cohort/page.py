@@ -209,7 +209,7 @@ def render_cohort_html(c: dict) -> str:
 <script>{get_plotlyjs()}</script>
 </head><body>
 <h1>Nape cohort report</h1>
-<p class="meta">{e(c['created_utc'])} · {e(c['privacy'])}</p>
+<p class="meta">Made {e(c['created_utc'].replace('T', ' ').replace('Z', ' UTC'))} · {e(c['privacy'])}</p>
 <div class="cards">{cards}</div>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Groups</h2>{_group_table(c)}
