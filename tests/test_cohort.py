@@ -343,3 +343,17 @@ def test_a_crashing_analysis_is_listed_in_one_line(cohort, tmp_path, monkeypatch
     assert res["status"] == "failed" and "\n" not in res["reason"], res
     assert res["reason"].startswith("the analysis failed (ValueError in test_cohort.py:"), res["reason"]
     assert "broadcast together" in res["reason"]
+
+
+def test_cli_on_the_default_local_cluster(cohort, tmp_path, capsys):
+    """nape cohort without --scheduler: its own LocalCluster (loopback), progress on stderr, summary on stdout."""
+    folder = tmp_path / "recs" / "office" / "ann"  # the folder form: GROUP/WEARER/*.nape
+    folder.mkdir(parents=True)
+    for p in cohort.healthy[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    rc = main(["cohort", str(tmp_path / "recs"), "--out", str(tmp_path / "out"), "--workers", "1", "--html"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "2 analysed, 0 unchanged" in printed and "0 not analysed" in printed, printed
+    c = json.loads((tmp_path / "out" / "cohort.json").read_text())
+    assert [(w["wearer"], w["group"], w["recordings"]) for w in c["wearers"]] == [("ann", "office", 2)]
+    assert len(list((tmp_path / "out" / "reports").glob("*.html"))) == 2
