@@ -34,7 +34,7 @@ def make_cluster(args):
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     ap.add_argument("source", help="folder of .nape files or CSV manifest path,wearer,group[,label] (shared storage)")
     ap.add_argument("out", help="output folder on shared storage")
     ap.add_argument("--jobs", type=int, default=4, help="batch jobs to start (default 4)")

@@ -46,10 +46,12 @@ def cohort(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster():
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=40) as c, Client(c) as client:
+    from nape.cohort import local_cluster
+
+    with local_cluster(2) as c, Client(c) as client:  # 2 worker processes, 127.0.0.1 only
+        assert len(c.workers) == 2 and c.scheduler_address.startswith("tcp://127.0.0.1:")
         yield c, client
 
 

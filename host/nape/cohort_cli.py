@@ -81,7 +81,7 @@ def register(subparsers) -> None:
     """Add the ``cohort`` command to the nape CLI."""
     p = subparsers.add_parser(
         "cohort", help="analyse many wearers' recordings on Dask (laptop or cluster) and write a cohort report",
-        description=cmd_cohort.__doc__ + "\n\nSOURCE is a folder of .nape files (DIR/GROUP/WEARER/*.nape, "
+        description=(cmd_cohort.__doc__ or "") + "\n\nSOURCE is a folder of .nape files (DIR/GROUP/WEARER/*.nape, "
         "DIR/WEARER/*.nape or DIR/*.nape) or a CSV manifest with lines path,wearer,group[,label]. OUT gets one "
         "report per recording, recordings/epochs/episodes/jolts/rom.parquet, cohort.json and cohort.html. A rerun "
         "skips recordings whose bytes and settings are unchanged. Needs: pip install 'nape[cohort]'.",

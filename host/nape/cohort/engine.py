@@ -74,7 +74,8 @@ def local_cluster(workers: int = 0, memory_limit: str | float = "auto"):
     try:
         # the scheduler's HTTP server (health routes) always starts: on a free loopback port, not 8787
         return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                            dashboard_address=None, memory_limit=memory_limit, silence_logs=logging.ERROR,
+                            dashboard_address=None,  # type: ignore[arg-type]  # None: no dashboard
+                            memory_limit=memory_limit, silence_logs=logging.ERROR,
                             scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     except (OSError, RuntimeError) as e:
         raise CohortError(f"cannot start a local Dask cluster: {one_line(e)}") from None

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import tempfile
 import time
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
@@ -29,6 +29,9 @@ from ..errors import NapeError
 from . import features
 from .manifest import is_url
 from .store import TABLES, file_sha256
+
+if TYPE_CHECKING:
+    from ..settings import AnalysisSettings
 
 MAX_REASON_CHARS = 300
 
@@ -40,7 +43,7 @@ class TaskSpec:
     recording_id: str
     path: str
     out: str
-    settings: object  # nape.settings.AnalysisSettings
+    settings: AnalysisSettings
     settings_sha256: str
     known: dict | None = None  # the state of an earlier run, to skip unchanged recordings
     force: bool = False
@@ -70,7 +73,8 @@ def local_copy(path: str):
     fd, tmp = tempfile.mkstemp(suffix=".nape", prefix="nape-cohort-")
     try:
         with os.fdopen(fd, "wb") as dst, fsspec.open(path, "rb") as src:
-            shutil.copyfileobj(src, dst, 1 << 20)
+            while block := src.read(1 << 20):  # type: ignore[union-attr]  # streamed: bounded memory
+                dst.write(block)
         yield Path(tmp)
     finally:
         os.unlink(tmp)
