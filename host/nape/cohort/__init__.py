@@ -4,7 +4,7 @@
 (:mod:`.manifest`) as one Dask task each (:mod:`.task`: the existing pure analysis and
 report writer), writes per-recording, per-minute, episode, jolt and range-of-motion tables
 to Parquet (:mod:`.features`), and the cohort report ``cohort.json`` / ``cohort.html``
-from those files through DuckDB (:mod:`.figures`, :mod:`.page`). Reruns skip recordings
+from those files through DuckDB (:mod:`.figures`; the page is :mod:`nape.report.cohort`). Reruns skip recordings
 whose bytes and settings are unchanged (:mod:`.store`).
 
 Needs the ``cohort`` extra: ``pip install 'nape[cohort]'`` (dask[distributed], duckdb, pyarrow).

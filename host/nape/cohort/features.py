@@ -108,13 +108,13 @@ def recording_row(f, rid: str, content_sha256: str, reports: dict[str, str], ana
     rate = float(f.metadata.get("sample_rate_hz") or 0) if isinstance(f.metadata, dict) else 0.0
     rate = rate or (f.samples / f.duration_s if f.duration_s > 0 else 0.0)
     eps = f.episodes
-    method = str(f.calibration.get("method", "unknown"))
+    method = str(f.calibration.method or "unknown")
 
     def kind(k):
         return [e for e in eps if e.kind == k]
 
     def not_ok(k):
-        return sum(1 for e in kind(k) if (e.iso11226 or "").startswith("not acceptable"))
+        return sum(1 for e in kind(k) if (e.iso11226_verdict or "").startswith("not acceptable"))
 
     row = {
         "recording_id": rid, "status": "analysed", "kind": "everyday", "content_sha256": content_sha256,
@@ -126,8 +126,8 @@ def recording_row(f, rid: str, content_sha256: str, reports: dict[str, str], ana
         "damaged": bool(f.file_issues) or f.malformed_packets > 0, "calibration_method": method,
         "calibration_guessed": method in ("guess", "none"), "has_head": "head" in f.roles,
         "lying_s": _num(f.lying_s),
-        "neck_over_threshold_s": _num(f.exposure_s.get("neck_over_threshold_s")),
-        "trunk_over_threshold_s": _num(f.exposure_s.get("trunk_over_threshold_s")),
+        "neck_over_threshold_s": _num(f.exposure_s.neck_over_threshold_s),
+        "trunk_over_threshold_s": _num(f.exposure_s.trunk_over_threshold_s),
         "neck_episodes": len(kind("neck_flexion")), "neck_episodes_s": sum(e.duration_s for e in kind("neck_flexion")),
         "trunk_episodes": len(kind("trunk_inclination")),
         "trunk_episodes_s": sum(e.duration_s for e in kind("trunk_inclination")),
@@ -146,7 +146,7 @@ def recording_row(f, rid: str, content_sha256: str, reports: dict[str, str], ana
 def epoch_rows(f, rid: str) -> list[dict]:
     """One row per ``EPOCH_S`` of the recording's 1 Hz series (epochs without data are left out)."""
     s = f.series
-    t = np.asarray(s.get("t_s", []), float)
+    t = np.asarray(s.get("time_s", []), float)
     if t.size == 0:
         return []
     ep = np.floor(t / EPOCH_S).astype(np.int64)
@@ -158,7 +158,7 @@ def epoch_rows(f, rid: str) -> list[dict]:
     start = start_utc(f.metadata)
     jolt_ep = {}
     for j in f.jolts:
-        jolt_ep.setdefault(int(j.t_s // EPOCH_S), []).append(j.grade)
+        jolt_ep.setdefault(int(j.peak_t_s // EPOCH_S), []).append(j.grade)
     rows = []
     for e in np.unique(ep):
         sel = ep == e
@@ -205,7 +205,7 @@ def rom_rows(r, rid: str) -> list[dict]:
 def rom_recording_row(r, rid: str, content_sha256: str, reports: dict[str, str], analysis_s: float) -> dict:
     """The ``recordings`` row of a range-of-motion test."""
     total = r.samples + r.lost_samples
-    method = str(r.calibration.get("method", "unknown"))
+    method = str(r.calibration.method or "unknown")
     rate = float(r.metadata.get("sample_rate_hz") or 0) if isinstance(r.metadata, dict) else 0.0
     return {"recording_id": rid, "status": "analysed", "kind": "rom", "content_sha256": content_sha256,
             "report_html": reports.get("html"), "report_json": reports.get("json"), "start_utc": start_utc(r.metadata),

@@ -254,7 +254,7 @@ def write_cohort_report(out: Path, cohort: dict) -> dict[str, Path]:
     """
     import json
 
-    from .page import render_cohort_html
+    from ..report.cohort import render_cohort_html
 
     out = Path(out)
     paths = {"json": out / "cohort.json", "html": out / "cohort.html"}

@@ -125,7 +125,8 @@ def _analyse(local: Path, spec: TaskSpec, sha: str, t0: float) -> dict:
     rid = spec.recording_id
     shown = f"{rid}.nape" if spec.pseudonymise else spec.path  # the path the report names
     if "rom_protocol" in rec.metadata:
-        from ..analysis.rom import analyse_rom, render_rom_html
+        from ..analysis.rom import analyse_rom
+        from ..report.rom import render_rom_html
 
         r = analyse_rom(local, spec.settings)
         r = dataclasses.replace(r, path=shown)

@@ -1,9 +1,8 @@
-"""The cohort report page: one self-contained HTML file from ``cohort.json``.
+"""The cohort page (``nape cohort``): one self-contained HTML file from ``cohort.json``, on the
+shared shell (:mod:`.page`: plotly.js inlined, CSP forbidding any request, phone and desktop).
 
-plotly.js is inlined like the single-recording report (no network; a Content-Security-
-Policy meta tag forbids any request), the layout is the report's (phone and desktop), and
-every string that came from a user — wearer ids, groups, labels, paths, failure reasons —
-is HTML-escaped, in the page and in the plots' labels.
+Every string that came from a user — wearer ids, groups, labels, paths, failure reasons —
+is escaped, in the page and in the plots' labels (plotly renders some HTML in labels).
 """
 
 from __future__ import annotations
@@ -11,12 +10,11 @@ from __future__ import annotations
 import html
 
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 
-from ..report import CSS, CAUSE_WORDS, GRADE_COLOUR, _layout, _plot, _table
+from .page import TOOLBAR_PX, esc, page, plot, table
+from .recording import CAUSE_WORDS
+from .words import GRADE_COLOUR
 
-CSP = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-       "img-src data: blob:; font-src data:; connect-src 'none'; form-action 'none'; base-uri 'none'")
 COHORT_CSS = """
 .cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(9em, 1fr)); gap: .5em; margin: .6em 0; }
 .cards div { border: 1px solid #ddd; border-radius: .5em; padding: .4em .6em; }
@@ -28,7 +26,14 @@ code, pre { font-size: .85em; } pre { white-space: pre-wrap; overflow-wrap: anyw
 
 def e(v) -> str:
     """Any value as escaped HTML text ('–' for missing)."""
-    return "–" if v is None else html.escape(str(v), quote=True)
+    return "–" if v is None else esc(v)
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    fig.update_layout(height=height, autosize=True, margin={"l": 48, "r": 12, "t": TOOLBAR_PX, "b": 40},
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+                      font={"size": 13}, plot_bgcolor="#fafafa", **kw)
+    return fig
 
 
 def num(v, fmt: str = ".1f", unit: str = "") -> str:
@@ -49,7 +54,7 @@ def _summary(c: dict) -> list[str]:
     for m in ("neck_poor_min_per_h", "trunk_poor_min_per_h"):
         named = [f"{o['wearer']} ({o['value']:.1f})" for d in c["distributions"][m] for o in d["outliers"]]
         if named:
-            from .figures import DISTRIBUTIONS
+            from ..cohort.figures import DISTRIBUTIONS
 
             out.append(f"Stand out for {DISTRIBUTIONS[m]}: {', '.join(named)}.")
     stiffer = [f"{t['wearer']} ({t['direction_label']}, {t['change_deg']:+.0f}°)" for t in c["rom_trends"] if t["trend"] == "stiffer"]
@@ -88,7 +93,7 @@ def _jolt_chart(c: dict):
 
 
 def _outlier_list(c: dict) -> str:
-    from .figures import DISTRIBUTIONS
+    from ..cohort.figures import DISTRIBUTIONS
 
     items = []
     for m, words in DISTRIBUTIONS.items():
@@ -110,7 +115,7 @@ def _wearer_table(c: dict) -> str:
              num(w["driving_h"], ".2f"), num(w.get("jolts_per_driving_h"), ".1f"), num(w["lying_h"]),
              num(w["coverage"] * 100 if w["coverage"] is not None else None, ".1f", " %")]
             for w in c["wearers"]]
-    return _table(["wearer", "group", "recordings", "hours worn", "neck flexed (min/h)", "upper back hunched (min/h)",
+    return table(["wearer", "group", "recordings", "hours worn", "neck flexed (min/h)", "upper back hunched (min/h)",
                    "ISO 11226 not acceptable (neck / back)", "driving (h)", "jolts per driving hour", "lying (h)",
                    "samples kept"], rows, "long")
 
@@ -119,7 +124,7 @@ def _group_table(c: dict) -> str:
     rows = [[e(g["group"]), str(g["wearers"]), str(g["recordings"]), num(g["hours_worn"]),
              num(g["neck_poor_min_per_h"]), num(g["trunk_poor_min_per_h"]), num(g["driving_h"], ".2f"),
              str(g["jolts"] or 0)] for g in c["groups"]]
-    return _table(["group", "wearers", "recordings", "hours worn", "neck flexed (min/h)",
+    return table(["group", "wearers", "recordings", "hours worn", "neck flexed (min/h)",
                    "upper back hunched (min/h)", "driving (h)", "jolts"], rows, "long")
 
 
@@ -129,7 +134,7 @@ def _jolt_table(c: dict) -> str:
             for r in c["jolts_by_cause_grade"]]
     if not rows:
         return "<p>No jolts.</p>"
-    return _table(["wearer", "group", "cause", "grade", "in a vehicle", "per driving hour", "elsewhere"], rows, "long")
+    return table(["wearer", "group", "cause", "grade", "in a vehicle", "per driving hour", "elsewhere"], rows, "long")
 
 
 def _bed(c: dict) -> str:
@@ -140,7 +145,7 @@ def _bed(c: dict) -> str:
     rows = [[e(b["wearer"]), e(b["group"]), e(b["pattern"]), str(b["episodes"]), num(b["minutes"], ".0f")]
             for b in c["bed"]]
     return ("<p>Long stretches in bed with the neck bent relative to the back, by what they suggest about the pillow.</p>"
-            + _table(["wearer", "group", "what it suggests", "episodes", "minutes"], rows, "long"))
+            + table(["wearer", "group", "what it suggests", "episodes", "minutes"], rows, "long"))
 
 
 def _rom(c: dict) -> str:
@@ -151,7 +156,7 @@ def _rom(c: dict) -> str:
              f"{t['typical_low_deg']:.0f}–{t['typical_high_deg']:.0f}°"] for t in c["rom_trends"]]
     return (f"<p>End range of each direction in the first and the last test; a change of more than "
             f"{c['thresholds']['rom_change_deg']:g}° is called stiffer or freer.</p>"
-            + _table(["wearer", "direction", "tests", "first", "last", "change", "trend", "typical"], rows, "long"))
+            + table(["wearer", "direction", "tests", "first", "last", "change", "trend", "typical"], rows, "long"))
 
 
 def _quality(c: dict) -> str:
@@ -173,7 +178,7 @@ def _quality(c: dict) -> str:
         rows.append([e(q["wearer"]), e(q["label"] or ""), where, "; ".join(flags)])
     if not rows:
         return "<p>Every recording was analysed, complete and calibrated.</p>"
-    return _table(["wearer", "label", "recording", "flags"], rows, "long")
+    return table(["wearer", "label", "recording", "flags"], rows, "long")
 
 
 def _recordings(c: dict) -> str:
@@ -183,32 +188,24 @@ def _recordings(c: dict) -> str:
         link = f'<a href="{e(report)}">report</a>' if report else e(r["failure_reason"])
         rows.append([e(r["wearer"]), e(r["group"]), e(r["label"] or ""), e(r["kind"] or "–"),
                      e((r["start_utc"] or "–").replace("T", " ")), num(r["hours"], ".2f"), link])
-    table = _table(["wearer", "group", "label", "kind", "start (UTC)", "hours", ""], rows, "long")
-    return f"<details><summary>All {len(rows)} recordings (tap to show)</summary>{table}</details>"
+    listing = table(["wearer", "group", "label", "kind", "start (UTC)", "hours", ""], rows, "long")
+    return f"<details><summary>All {len(rows)} recordings (tap to show)</summary>{listing}</details>"
 
 
 def render_cohort_html(c: dict) -> str:
     """The cohort report page (see the module docstring) from ``cohort.json``'s content."""
-    from .figures import DISTRIBUTIONS
+    from ..cohort.figures import DISTRIBUTIONS
 
     n = c["counts"]
     cards = "".join([_card(str(n["wearers"]), "wearers"), _card(str(n["groups"]), "groups"),
                      _card(str(n["analysed"]), "recordings analysed"), _card(f"{n['hours_worn']:.1f}", "hours worn"),
                      _card(str(n["failed"]), "not analysed")])
-    boxes = "".join(f"<h3>{e(words.capitalize())}</h3>" + _plot(_box(c, m, words), f"dist-{m}")
+    boxes = "".join(f"<h3>{e(words.capitalize())}</h3>" + plot(_box(c, m, words), f"dist-{m}")
                     for m, words in DISTRIBUTIONS.items() if c["distributions"].get(m))
     summary = "".join(f"<li>{e(s)}</li>" for s in _summary(c))
     queries = "".join(f"<h3>{e(k)}</h3><pre>{e(v)}</pre>" for k, v in c["queries"].items())
     th = c["thresholds"]
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="{CSP}">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Nape cohort report</title>
-<style>{CSS}{COHORT_CSS}</style>
-<script>{get_plotlyjs()}</script>
-</head><body>
-<h1>Nape cohort report</h1>
+    body = f"""<h1>Nape cohort report</h1>
 <p class="meta">Made {e(c['created_utc'].replace('T', ' ').replace('Z', ' UTC'))} · {e(c['privacy'])}</p>
 <div class="cards">{cards}</div>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
@@ -224,7 +221,7 @@ the box stands out and is named below.</p>
 {boxes or '<p>No figures yet.</p>'}
 <h3>Who stands out</h3>{_outlier_list(c)}
 <h2>Jolts while driving</h2>
-{_plot(_jolt_chart(c), "jolts-by-grade")}
+{plot(_jolt_chart(c), "jolts-by-grade")}
 {_jolt_table(c)}
 <h2>In bed</h2>{_bed(c)}
 <h2>Neck range of motion over time</h2>{_rom(c)}
@@ -234,6 +231,5 @@ the box stands out and is named below.</p>
 <p>The figures come from {', '.join(f'<code>{e(t)}</code>' for t in c['tables'].values())} in this folder, through
 DuckDB. Make a view per table (<code>CREATE VIEW recordings AS FROM 'recordings.parquet'</code>, …), then:</p>
 <details><summary>The queries (tap to show)</summary>{queries}</details>
-<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
-</body></html>
-"""
+<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
+    return page("Nape cohort report", body, COHORT_CSS)

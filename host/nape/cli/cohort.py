@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .argtypes import nonneg_int
-from .errors import NapeError
+from ..errors import NapeError
+from .common import NONNEG_INT, add_settings_arguments, console, err_console, progress, settings_from_args
 
 NEEDS = "nape cohort needs Dask, DuckDB and pyarrow: pip install 'nape[cohort]'"
 
@@ -24,19 +23,14 @@ def _check_extra() -> None:
 
 def cmd_cohort(args) -> int:
     """Analyse every recording of a folder or CSV manifest on Dask and write a cohort report."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     _check_extra()
-    from .cohort import connect, local_cluster, read_entries, run_cohort
-    from .cohort.store import prepare
-    from .settings import AnalysisSettings
+    from ..cohort import connect, local_cluster, read_entries, run_cohort
+    from ..cohort.store import prepare
 
-    settings = AnalysisSettings.from_json(args.settings) if args.settings else AnalysisSettings()
-    settings = settings.with_overrides(args.set or [])
+    settings = settings_from_args(args)
     entries = read_entries(args.source)  # one line on a bad manifest, before any cluster starts
     prepare(Path(args.out))
-    out, err = Console(), Console(stderr=True)
+    out, err = console, err_console()
     cluster = None
     if args.scheduler:
         client = connect(args.scheduler)
@@ -49,8 +43,7 @@ def cmd_cohort(args) -> int:
         where = f"a local Dask cluster ({len(cluster.workers)} workers on 127.0.0.1)"
     try:
         err.print(f"{len(entries)} recordings → {where}")
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as prog:
+        with progress(counted=True, on=err) as prog:
             task = prog.add_task("analysing recordings", total=len(entries))
 
             def on_result(done, total, res):
@@ -77,15 +70,15 @@ def cmd_cohort(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    """Add the ``cohort`` command to the nape CLI."""
-    p = subparsers.add_parser(
+def register(sub, formatter) -> None:
+    """Add ``cohort``."""
+    p = sub.add_parser(
         "cohort", help="analyse many wearers' recordings on Dask (laptop or cluster) and write a cohort report",
         description=(cmd_cohort.__doc__ or "") + "\n\nSOURCE is a folder of .nape files (DIR/GROUP/WEARER/*.nape, "
         "DIR/WEARER/*.nape or DIR/*.nape) or a CSV manifest with lines path,wearer,group[,label]. OUT gets one "
         "report per recording, recordings/epochs/episodes/jolts/rom.parquet, cohort.json and cohort.html. A rerun "
         "skips recordings whose bytes and settings are unchanged. Needs: pip install 'nape[cohort]'.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter,
         epilog="example:\n  nape cohort recordings/ --out cohort/\n"
                "  nape cohort study.csv --out study-cohort/ --pseudonymise\n"
                "  nape cohort study.csv --out study-cohort/ --scheduler tcp://127.0.0.1:8786\n"
@@ -94,13 +87,12 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder for the cohort (created; reused by reruns)")
     p.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                    help="run on this existing Dask cluster (default: a local cluster, one worker per core)")
-    p.add_argument("--workers", type=nonneg_int, default=0, help="local cluster: worker processes (default 0: one per core)")
-    p.add_argument("--retries", type=nonneg_int, default=2, help="Dask retries of a task after a lost worker (default 2)")
+    p.add_argument("--workers", type=NONNEG_INT, default=0, help="local cluster: worker processes (default 0: one per core)")
+    p.add_argument("--retries", type=NONNEG_INT, default=2, help="Dask retries of a task after a lost worker (default 2)")
     p.add_argument("--pseudonymise", "--pseudonymize", action="store_true",
                    help="replace wearer ids by stable pseudonyms and leave file paths out of tables and report")
     p.add_argument("--html", action="store_true",
                    help="also write each recording's HTML report (about 5 MB each; the JSON report is always written)")
     p.add_argument("--force", action="store_true", help="analyse every recording again, even unchanged ones")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one analysis setting")
-    p.add_argument("--settings", help="JSON file of setting overrides")
+    add_settings_arguments(p)
     p.set_defaults(func=cmd_cohort)
