@@ -184,6 +184,7 @@ def _cases():
 
     for name, sp in COMMANDS:
         base, where = _base(name, sp)
+        add(f"{name}-unknown-option", base + ["--no-such-option"])  # every command, even one without options
         positionals = [a for a in sp._actions if not a.option_strings and a.dest != "help"]
         for a in positionals:
             idx = where.get(a.dest)
@@ -840,8 +841,8 @@ def test_hostile_strings_in_every_header_field_are_escaped_in_every_page(tmp_pat
     import re
 
     from nape import wire
-    from nape.page_policy import CSP
     from nape.recording import RecordingWriter
+    from nape.report.page import CSP, esc
 
     name = "<img src=x onerror=alert(4)>.nape"
     rec = tmp_path / name
@@ -869,7 +870,7 @@ def test_hostile_strings_in_every_header_field_are_escaped_in_every_page(tmp_pat
     hostile = [v for v in HOSTILE.values() if isinstance(v, str)] + HOSTILE["imu_roles"][2:] + [name]
     hostile += ["<script>alert('gap')</script>"]
     for page_name, page in pages.items():
-        assert f'<meta http-equiv="Content-Security-Policy" content="{CSP}">' in page, page_name
+        assert f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">' in page, page_name
         head = page.split("<script", 1)[0]
         assert "Content-Security-Policy" in head  # before any script runs
         for h in hostile:
@@ -885,7 +886,7 @@ def test_hostile_strings_in_every_header_field_are_escaped_in_every_page(tmp_pat
 
 
 def test_csp_forbids_network_access():
-    from nape.page_policy import CSP
+    from nape.report.page import CSP
 
     rules = dict(r.strip().split(" ", 1) for r in CSP.split(";"))
     assert rules["default-src"] == "'none'" and rules["connect-src"] == "'none'"

@@ -106,7 +106,7 @@ def test_measured_end_ranges_match_the_truth_with_noise_and_15deg_misalignment(t
         assert abs(truth["held_max_deg"][d] - truth["scripted_deg"][d]) < 3.0
         assert got[d] == pytest.approx(truth["held_max_deg"][d], abs=TOL_DEG), (d, got[d], truth["held_max_deg"][d])
     assert all(dd.verdict == "typical" for dd in r.directions)  # the default simulated neck is a healthy one
-    assert r.calibration["method"] in ("automatic", "captured")
+    assert r.calibration.method in ("automatic", "captured")
     # the turn about the vertical of a 15° mounting error is at most 15° (plus fusion noise)
     assert r.functional_axis_deg is not None and abs(r.functional_axis_deg) <= 16.5
 
@@ -262,7 +262,7 @@ def test_rom_results_are_kept_for_trends_and_rerunning_updates_the_row(virtual_r
     html_out = tmp_path / "t.html"
     assert main(["trends", "--db", str(db), "--out", str(html_out)]) == 0
     page = html_out.read_text(encoding="utf-8")
-    assert "Neck range of motion" in page and "rotation left" in page
+    assert "Neck range of motion" in page and "turning left" in page
     assert "Neck range of motion" in capsys.readouterr().out
 
 

@@ -51,9 +51,9 @@ class AnalysisSettings:
     """Thresholds and filter settings of the analysis (units in the names)."""
 
     # --- orientation and calibration ---
-    refuse: float = 1.0
-    """1: re-fuse raw acc/gyr on the host with the vqf package (reference quality, Laidig &
-    Seel 2023); 0: use the firmware's quaternions as sent."""
+    fuse_on_host: float = 1.0
+    """1: fuse the raw acc/gyr again on the host with the vqf package (reference quality,
+    Laidig & Seel 2023); 0: use the firmware's quaternions as sent."""
     neutral_window_s: float = 5.0
     """Length of the still, upright stretch taken as the neutral posture when no calibration
     was captured (Nape default; the wearer is asked to start upright)."""
@@ -67,6 +67,10 @@ class AnalysisSettings:
     offset (up to ±20 °/s on an MPU-6050) does not hide stillness (Nape default)."""
     upright_tilt_deg: float = 35.0
     """Upper back within this of vertical counts as upright for calibration (Nape default)."""
+    calib_check_walk_deg: float = 10.0
+    """People walk with the upper back nearly upright: when the median upper-back angle while
+    walking is further than this from 0°, the report says the neutral posture was probably
+    off by about that much (Nape default)."""
     heading_tau_s: float = 120.0
     """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
     no common heading); axial neck rotation held longer than this fades (Nape default)."""
@@ -292,10 +296,24 @@ _SOURCES = {
     "phone_neck_deg": "smartphone use: median head flexion 33–45°",
     "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
-    "refuse": "VQF (Laidig & Seel 2023) as the reference orientation filter",
+    "fuse_on_host": "VQF (Laidig & Seel 2023) as the reference orientation filter",
     "glitch_acc_max_g": "largest accelerometer full scale of body-worn MEMS IMUs: ±16 g (InvenSense MPU-6050, "
                         "TDK ICM-42688-P datasheets)",
     "glitch_gyr_max_dps": "largest gyroscope full scale of the same parts: ±2000 °/s (MPU-6050, ICM-42688-P datasheets)",
+}
+
+
+# --- when to see a clinician: only published guidance, quoted in plain words ---
+CLINICAL_SOURCES = {
+    "neck_pain": "NHS, Neck pain and stiff neck (https://www.nhs.uk/conditions/neck-pain-and-stiff-neck/): "
+                 "see a GP if neck pain or stiffness does not go away after a few weeks, painkillers have not "
+                 "helped, you are worried about it, or you have other symptoms such as pins and needles.",
+}
+#: What the reports say about seeing a clinician (and only this), from CLINICAL_SOURCES.
+CLINICAL_GUIDANCE = {
+    "neck_pain": "If your neck hurts or is stiff afterwards and it has not gone away after a few weeks, "
+                 "painkillers do not help, or you get pins and needles in an arm, see a GP (NHS advice on "
+                 "neck pain).",
 }
 
 
@@ -321,9 +339,9 @@ _SOURCES.update({
 # Nyquist frequency of 7.6 Hz, accelerations within what the wire format carries) and
 # sense limits (a hold of at most 2 h); defaults lie inside. A setting without an entry must
 # be a finite number ≥ 0.
-FLAGS = ("refuse", "rom_functional_axis")  # 0 or 1
+FLAGS = ("fuse_on_host", "rom_functional_axis")  # 0 or 1
 LIMITS: dict[str, tuple[float, float, str]] = {
-    "refuse": (0, 1, ""), "rom_functional_axis": (0, 1, ""),
+    "fuse_on_host": (0, 1, ""), "rom_functional_axis": (0, 1, ""),
     "neutral_window_s": (0.5, 120, "s"), "calib_search_s": (1, 86400, "s"), "calib_settle_s": (0, 600, "s"),
     "still_dps": (0.1, 50, "°/s"), "upright_tilt_deg": (1, 90, "°"), "heading_tau_s": (1, 3600, "s"),
     "neck_flexion_deg": (0, 90, "°"), "trunk_inclination_deg": (0, 90, "°"), "hold_s": (1, 7200, "s"),

@@ -16,11 +16,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..settings import AnalysisSettings
+from .findings import Calibration
 from .orientation import Refuser
 from .quality import UNIT_CHECK_S, GlitchGuard, input_warnings
 from .stream import BlockReader
-
-INPUT_WARNINGS = "input_warnings"  # key of the doubts about units / frame (core moves them to Findings)
 
 OFFSET_GATE_DPS = 1.0  # a still window's mean may differ from the neutral window's by sway (≤ 0.3 °/s simulated)
 TRIM_DPS = 0.3  # ... and the trimmed mean keeps windows this close to their median
@@ -52,14 +51,14 @@ def _unit_quat(q) -> list[float] | None:
     return (a / norm).tolist() if np.isfinite(norm) and norm > 1e-6 else None
 
 
-def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
+def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     """Neutral quaternions per IMU (list of [w,x,y,z]) and how they were found."""
     note = captured(rec)
     if note is not None:
         qs = [note["trunk_q"]] + ([note["head_q"]] if n_imu > 1 and "head_q" in note else [])
         if len(qs) == n_imu:
-            return {"method": "captured", "detail": "neutral posture captured by the wearer",
-                    "neutral_q": qs, "fusion": note.get("fusion", "firmware")}
+            return Calibration("captured", "neutral posture captured by the wearer", qs,
+                               fusion=note.get("fusion", "firmware"))
     accs, gyrs, fws = [], [], []
     n_max = None
     period = 0.01
@@ -74,8 +73,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         if sum(len(g) for g in gyrs) >= n_max:
             break
     if not gyrs:
-        return {"method": "none", "detail": "no samples", "neutral_q": [[1, 0, 0, 0]] * n_imu,
-                "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
+        return Calibration("none", "no samples", [[1, 0, 0, 0]] * n_imu, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu)
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
     check = int(UNIT_CHECK_S / period)  # two minutes tell the units; more only costs time
@@ -92,7 +90,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
     # A still sensor's mean gyro is its zero-rate offset: MEMS parts allow up to ±20 °/s
     # (MPU-6050 datasheet), far beyond what a fusion filter's bias estimate may absorb.
     offset = _zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still else np.zeros((n_imu, 3))
-    if s.refuse:
+    if s.fuse_on_host:
         q = Refuser(n_imu, period, offset)(acc[: i0 + win], gyr[: i0 + win])
     else:
         q = np.concatenate(fws)[: i0 + win]
@@ -102,9 +100,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         m = seg[:, k] * np.sign(seg[:, k] @ seg[0, k])[:, None]  # same hemisphere before averaging
         mean = m.mean(axis=0)
         neutral.append((mean / np.linalg.norm(mean)).tolist())
-    return {"method": method, "detail": detail, "neutral_q": neutral, "start_s": i0 * period,
-            "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware",
-            INPUT_WARNINGS: doubts}
+    return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
+                       fusion="vqf" if s.fuse_on_host else "firmware", input_warnings=doubts)
 
 
 def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings):

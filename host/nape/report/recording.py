@@ -1,37 +1,35 @@
-"""The report: one self-contained HTML page with plots, a JSON summary, a terminal summary.
+"""The recording report: one self-contained HTML page with plots, and the JSON summary.
 
-The HTML inlines plotly.js (no network requests; it opens from disk, zooms, works
-offline) and is laid out for a phone as well as a desktop screen. Plain words first: what
+The page uses the shared shell (:mod:`nape.report.page`: plotly.js inlined, no network
+requests, laid out for a phone as well as a desktop screen); the terminal summary is the
+CLI's (:mod:`nape.cli.summaries`). Plain words first: what
 was found, when (clock time) and what it means. The JSON (``protocol/report.schema.json``)
 carries the numbers behind every sentence and plot, units in the field names.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
-from rich.console import Console
-from rich.markup import escape as rich_escape
-from rich.table import Table
 
-from .analysis import Findings
-from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
-from . import safe_write
-from .page_policy import CSP_META
-from .analysis import coverage
-from .analysis.posture import runs
-from .settings import AnalysisSettings
+from .. import safe_write
+from ..analysis import Findings
+from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_record
+from ..analysis import coverage
+from ..analysis.posture import runs
+from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
+                          episode_advice, iso_verdict, jolt_advice, limits_story, top_actions)
+from ..settings import AnalysisSettings
+from .page import esc, page, plot, table
+from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3  # 3: the setting 'refuse' renamed 'fuse_on_host'
 MAX_JOLT_PANELS = 12  # per-jolt panels (most severe first); the table lists every jolt
-GRADE_COLOUR = {"mild": "#a68a00", "moderate": "#d35400", "severe": "#c62828"}
 GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
 ROLE_COLOUR = {"trunk": "#2e7d32", "head": "#1565c0"}
 ROLE_WORDS = {"trunk": "upper back", "head": "head"}
@@ -70,32 +68,15 @@ RULA_MEANING = {
     "5": "bent and twisted or side-bent",
     "6": "bent, twisted and side-bent",
 }
-NECK_BAND_WORDS = {"-90..0": "bent backwards", "0..10": "neutral", "10..20": "slightly forward",
-                   "20..45": "forward (poor if held)", "45..180": "far forward"}
-TRUNK_BAND_WORDS = {"-90..0": "leaning back", "0..20": "upright (ISO 11226: acceptable)",
-                    "20..60": "forward (ISO 11226: limited holding time)", "60..180": "far forward (ISO 11226: not acceptable)"}
+NECK_BAND_WORDS = {"-90..0": "fine unless held far back (looking up)", "0..10": "fine",
+                   "10..20": "fine for a while",
+                   "20..45": f"poor if held (over the {AnalysisSettings().neck_flexion_deg:g}° limit)",
+                   "45..180": "poor if held"}
+TRUNK_BAND_WORDS = TRUNK_BAND_ISO
 BAND_COLOURS = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
 
 
 # ---------------------------------------------------------------- words and times
-
-
-def fmt_duration(seconds: float) -> str:
-    """'2 h 10 min', '34 min', '3 min 20 s', '45 s' (seconds in, text out)."""
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min" if m >= 10 or not s else f"{m} min {s} s"
-    return f"{s} s"
-
-
-def fmt_clock(seconds: float) -> str:
-    """Elapsed time 'H:MM:SS' (seconds in)."""
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def start_time(f: Findings) -> datetime | None:
@@ -122,12 +103,6 @@ def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
     return (start + timedelta(seconds=float(t_s))).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
-def _plural(n: int, word: str) -> str:
-    if n == 1:
-        return f"{n} {word}"
-    return f"{n} {word}{'es' if word.endswith(('ch', 'sh', 's', 'x')) else 's'}"
-
-
 def _jolt_order(j: Jolt):
     size = j.peak_trunk_g if np.isfinite(j.peak_trunk_g) else 0.0
     return (GRADE_RANK[j.grade], size)
@@ -139,7 +114,7 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
     words = GRADE_WORDS["vehicle" if vehicle else "shock"][j.grade]
     if vehicle:
         how = {"braking": "slowed down", "acceleration": "sped up", "lateral": "turned"}[j.cause]
-        size = f"The vehicle {how} at {j.vehicle_g:.2f} g ({words})." if np.isfinite(j.vehicle_g) else ""
+        size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g ({words})." if np.isfinite(j.peak_vehicle_g) else ""
     else:
         size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock ({words})."
     out = f"{MEANING.get(j.cause, '')} {size}".strip()
@@ -165,36 +140,36 @@ def headlines(f: Findings) -> list[str]:
         worst = max(f.jolts, key=_jolt_order)
         if by["severe"] or by["moderate"]:
             parts = " and ".join(f"{n} {g}" for g, n in by.items() if n and g != "mild")
-            out.append(f"{_plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
-                       f"at {clock(f, worst.t_s, seconds=False)} ({worst.grade}).")
+            out.append(f"{plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
+                       f"at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
         else:
-            out.append(f"{_plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
-                       f"at {clock(f, worst.t_s, seconds=False)}.")
+            out.append(f"{plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
+                       f"at {clock(f, worst.peak_t_s, seconds=False)}.")
     else:
         out.append("No jolts." if f.valid_s >= f.duration_s else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
     for kind, label, key in (
-        ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
-        ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
+        ("neck_flexion", "Neck bent forward", "neck_over_threshold_s"),
+        ("trunk_inclination", "Upper back leaning forward", "trunk_over_threshold_s"),
     ):
-        if key not in f.exposure_s:
+        total = getattr(f.exposure_s, key)
+        if total is None:  # no head IMU
             continue
         eps = [e for e in f.episodes if e.kind == kind]
         thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
-        total = f.exposure_s[key]
         if f.valid_s < f.settings.get("hold_s", 60.0):  # "never" would claim more than the data can show
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in {fmt_duration(f.valid_s)} of valid data: "
-                       f"too short to judge holds of {fmt_duration(f.settings['hold_s'])}.")
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in {fmt_duration(f.valid_s)} of valid "
+                       f"data: too short to judge holds of {fmt_duration(f.settings['hold_s'])}.")
             continue
         if eps:
             longest = max(eps, key=lambda e: e.duration_s)
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
-                       f"(from {clock(f, longest.start_s, seconds=False)}; {_plural(len(eps), 'long stretch')}).")
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
+                       f"(from {clock(f, longest.start_s, seconds=False)}; {plural(len(eps), 'long stretch')}).")
         elif total > 0:
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in short spells, never held for "
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
             part = "" if f.valid_s >= f.duration_s else f" in {fmt_duration(f.valid_s)} of valid data"
-            out.append(f"{label} > {thr:g}°: never{part}.")
+            out.append(f"{label} more than {thr:g}°: never{part}.")
     if "head" not in f.roles:
         out.append("No head sensor: neck posture was not measured, only the upper back.")
     bed = [e for e in f.episodes if e.kind == "bed_neck"]
@@ -206,12 +181,10 @@ def headlines(f: Findings) -> list[str]:
 
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
-    method = f.calibration.get("method", "unknown")
+    method = f.calibration.method
+    cal = calibration_notes({"method": method, "start_s": f.calibration.start_s}, f.series, f.settings)
     notes = list(f.not_judged)
-    notes.append(f"Calibration ({method}): {f.calibration.get('detail', '')}.")
-    if method in ("guess", "none"):
-        notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
-                     "may be offset by a few degrees. Press calibrate while sitting upright next time.")
+    notes += [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
     notes += gap_notes(f)
@@ -225,7 +198,7 @@ def quality_notes(f: Findings) -> list[str]:
         notes.append("No head sensor: neck flexion, RULA and the neck-loading measure (NIC) are not measured.")
     no_window = sum(1 for j in f.jolts if (j.trace or {}).get("source") != "event window")
     if f.jolts and no_window:
-        notes.append(f"{_plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
+        notes.append(f"{plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
                      f"are {stream_words(f)}, which can read short shocks a little low.")
     start = start_time(f)
     if start is None:
@@ -246,7 +219,7 @@ def glitch_notes(f: Findings) -> list[str]:
     if not g.get("samples"):
         return []
     kinds = ", ".join(f"{n} {GLITCH_WORDS.get(k, k)}" for k, n in g.get("by_kind", {}).items())
-    return [f"{_plural(g['samples'], 'sensor glitch')} masked ({kinds}): physically impossible readings, "
+    return [f"{plural(g['samples'], 'sensor glitch')} masked ({kinds}): physically impossible readings, "
             "treated as sensor faults, not as movement or jolts."]
 
 
@@ -264,14 +237,14 @@ def gap_notes(f: Findings) -> list[str]:
             by_reason[reason] += n or 0
         elif reason != "lost in transmission":
             other[reason] = other.get(reason, 0) + (n or 0)
-        count = f" ({_plural(n, 'sample')})" if n is not None else ""
+        count = f" ({plural(n, 'sample')})" if n is not None else ""
         if reason == "device reboot":
-            lost = (f" It had not yet sent its last {_plural(n, 'sample')}: lost." if n else "")
+            lost = (f" It had not yet sent its last {plural(n, 'sample')}: lost." if n else "")
             off = (f"no data for {length}, while it was off." if g["duration_s"] >= 0.5 else
                    "it was back within a moment, so no time is missing.")
             notes.append(f"The device restarted (device reboot) at {when}: {off}{lost}")
         elif reason == "on-board buffer overflow":
-            notes.append(f"Gap in the data at {when}: {length} missing ({_plural(n or 0, 'sample')}), on-board buffer "
+            notes.append(f"Gap in the data at {when}: {length} missing ({plural(n or 0, 'sample')}), on-board buffer "
                          "overflow: the device was out of reach of this computer longer than its memory holds, "
                          "so it overwrote its oldest samples.")
         elif reason == "damaged file":
@@ -331,10 +304,6 @@ def stream_words(f: Findings) -> str:
 # ---------------------------------------------------------------- HTML pieces
 
 
-PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False,
-               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
-
-
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     fig.update_layout(height=height, autosize=True, margin={"l": 48, "r": 12, "t": 16, "b": 40},
                       legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
@@ -357,19 +326,35 @@ def _shape_x(v):
     return str(v) if isinstance(v, np.datetime64) else float(v)
 
 
+EPISODE_FILL = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7", "bed_neck": "#ce93d8"}
+EPISODE_LEGEND = {"neck_flexion": "neck bent forward a long time", "trunk_inclination": "upper back forward a long time",
+                  "bed_neck": "neck bent in bed"}
+LYING_FILL, GAP_FILL = "#bbbbbb", "#5f6368"
+
+
+def _legend_patch(fig: go.Figure, name: str, colour: str, opacity: float) -> None:
+    """A legend entry for a shaded band (shapes have none): a square of the band's colour."""
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
+                             marker={"symbol": "square", "size": 14, "color": colour, "opacity": min(1.0, opacity * 2.2)}))
+
+
+def _long_gaps(f: Findings) -> list[dict]:
+    return [g for g in f.gaps if g.get("duration_s", 0) >= 1.0]
+
+
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
-    x = _x_times(f, s["t_s"])
+    x = _x_times(f, s["time_s"])
     lying = np.array(s.get("lying", []), dtype=bool)
     upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
     keys = [k for k in ("neck_flexion_deg", "trunk_inclination_deg") if k in s]
-    tb, ys = coverage.with_breaks(s["t_s"], *(upright(k) for k in keys))  # gaps drawn as gaps
+    tb, ys = coverage.with_breaks(s["time_s"], *(upright(k) for k in keys))  # gaps drawn as gaps
     xb, ys = _x_times(f, tb), dict(zip(keys, ys))
     fig = go.Figure()
     if "neck_flexion_deg" in s:
-        fig.add_trace(go.Scatter(x=xb, y=ys["neck_flexion_deg"], name="neck flexion",
+        fig.add_trace(go.Scatter(x=xb, y=ys["neck_flexion_deg"], name="neck bent forward (°)",
                                  line={"color": ROLE_COLOUR["head"]}, hovertemplate="%{y:.0f}°"))
-    fig.add_trace(go.Scatter(x=xb, y=ys["trunk_inclination_deg"], name="upper back",
+    fig.add_trace(go.Scatter(x=xb, y=ys["trunk_inclination_deg"], name="upper back forward (°)",
                              line={"color": ROLE_COLOUR["trunk"]}, hovertemplate="%{y:.0f}°"))
     xs = lambda t: _shape_x(_x_times(f, [t])[0])  # noqa: E731
     # shapes as one list: plotly's add_vrect / add_vline re-validate every shape on each call
@@ -377,27 +362,52 @@ def _timeline(f: Findings) -> go.Figure:
     band = lambda x0, x1, colour, opacity: {"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,  # noqa: E731
                                            "y0": 0, "y1": 1, "fillcolor": colour, "opacity": opacity,
                                            "line": {"width": 0}, "layer": "below"}
-    shapes = []
-    for e in f.episodes:
-        colour = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7"}.get(e.kind, "#ce93d8")
-        shapes.append(band(xs(e.start_s), xs(e.end_s), colour, 0.3))
+    shapes = [band(xs(e.start_s), xs(e.end_s), EPISODE_FILL.get(e.kind, "#ce93d8"), 0.3) for e in f.episodes]
+    for kind in dict.fromkeys(e.kind for e in f.episodes):  # the legend names what is drawn
+        _legend_patch(fig, EPISODE_LEGEND.get(kind, kind), EPISODE_FILL.get(kind, "#ce93d8"), 0.3)
     for i0, i1 in runs(lying):
-        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), "#bbbbbb", 0.25))
+        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), LYING_FILL, 0.25))
+    if lying.any():
+        _legend_patch(fig, "lying down (angles not drawn)", LYING_FILL, 0.25)
+    for g in _long_gaps(f):
+        shapes.append(band(xs(g["start_s"]), xs(g["start_s"] + g["duration_s"]), GAP_FILL, 0.35))
+    if _long_gaps(f):
+        _legend_patch(fig, "no data (gap)", GAP_FILL, 0.35)
     thr = f.settings["neck_flexion_deg"]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
     for j in f.jolts:
-        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.t_s), "x1": xs(j.t_s), "y0": 0.9, "y1": 1,
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
-    return _layout(fig, 360, yaxis_title="angle (°, forward +)", hovermode="x unified", showlegend=True,
+    return _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
                    xaxis_title=None if start_time(f) else "time (min)")
 
 
+def timeline_caption(f: Findings) -> str:
+    """What the timeline draws, exactly as drawn (colours named as they look)."""
+    kinds = {e.kind for e in f.episodes}
+    parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
+             "neutral posture; below 0 means bent back."]
+    if kinds & {"neck_flexion", "trunk_inclination"}:
+        parts.append("Shaded: long poor-posture stretches — pink for the neck, light green for the upper back; where "
+                     "both happen at once the two shades mix to a khaki colour.")
+    if "bed_neck" in kinds:
+        parts.append("Lilac: neck bent in bed.")
+    if any(np.asarray(f.series.get("lying", []), dtype=bool)):
+        parts.append("Grey: lying down — the lines stop there, because lying is not counted as poor posture.")
+    if _long_gaps(f):
+        parts.append("Dark grey: no data (a gap in the recording, see Calibration and data quality).")
+    if f.jolts:
+        parts.append("Short ticks along the top: jolts (yellow mild, orange moderate, red severe).")
+    parts.append(f"Dotted line: the {f.settings['neck_flexion_deg']:g}° neck limit. Drag to zoom, double-tap to reset.")
+    return " ".join(parts)
+
+
 def _jolt_chart(f: Findings) -> go.Figure:
-    js = sorted(f.jolts, key=lambda j: j.t_s)
+    js = sorted(f.jolts, key=lambda j: j.peak_t_s)
     fig = go.Figure(go.Bar(
-        x=[clock(f, j.t_s) for j in js], y=[j.peak_trunk_g for j in js],
+        x=[clock(f, j.peak_t_s) for j in js], y=[j.peak_trunk_g for j in js],
         marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="none",
         customdata=[CAUSE_WORDS[j.cause] for j in js],
         hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
@@ -405,12 +415,15 @@ def _jolt_chart(f: Findings) -> go.Figure:
     return _layout(fig, 280, yaxis_title="upper back peak (g)", xaxis={"type": "category"})
 
 
-def _band_chart(bands: dict, words: dict, title: str) -> go.Figure:
-    labels = [f"{k.replace('..', '–')}°" for k in bands]
-    fig = go.Figure(go.Bar(x=labels, y=[v / 60 for v in bands.values()], marker_color=BAND_COLOURS[: len(bands)],
-                           customdata=[words.get(k, "") for k in bands],
-                           hovertemplate="%{x} (%{customdata}): %{y:.1f} min<extra></extra>"))
-    return _layout(fig, 260, yaxis_title="minutes", xaxis_title=title)
+def _band_chart(bands: dict, names: dict, words: dict, title: str) -> go.Figure:
+    """Minutes per angle range as horizontal bars: the ranges' names in words fit beside the
+    bars on a phone, where they would overlap under them."""
+    labels = [band_label(k, names) for k in bands]
+    fig = go.Figure(go.Bar(y=labels, x=[v / 60 for v in bands.values()], orientation="h",
+                           marker_color=BAND_COLOURS[: len(bands)], customdata=[words.get(k, "") for k in bands],
+                           hovertemplate="%{y} (%{customdata}): %{x:.1f} min<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, 60 + 34 * len(bands), xaxis_title="minutes")
 
 
 def _jolt_trace_figure(j: Jolt) -> go.Figure | None:
@@ -433,15 +446,6 @@ def _jolt_trace_figure(j: Jolt) -> go.Figure | None:
     return _layout(fig, 340, hovermode="x unified")
 
 
-def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
-    """A table in its own scroll box; class "long" stacks each row as a card on a phone."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    labels = [html.escape(h, quote=True) for h in headers]
-    body = "".join("<tr>" + "".join(f'<td data-label="{lab}">{c}</td>' for lab, c in zip(labels, r)) + "</tr>"
-                   for r in rows)
-    return f'<div class="wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
 def _na(v, fmt: str, unit: str = "") -> str:
     return "–" if v is None or not np.isfinite(v) else format(v, fmt) + unit
 
@@ -450,19 +454,14 @@ def _badge(grade: str) -> str:
     return f'<span class="g" style="background:{GRADE_COLOUR[grade]}">{grade}</span>'
 
 
-def _plot(fig: go.Figure | None, div_id: str) -> str:
-    if fig is None:
-        return ""
-    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG, default_width="100%")
-    return f'<div class="plot">{div}</div>'
-
-
 SHORT_LIST = 12  # longer tables show the most important rows and fold the full list away
 
 
 def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
-    return [[clock(f, e.start_s), fmt_duration(e.duration_s), html.escape(e.pattern or e.kind.replace("_", " ")),
-             f"{e.mean_deg:.0f}° (peak {e.peak_deg:.0f}°)"] for e in eps]
+    return [[clock(f, e.start_s), fmt_duration(e.duration_s), esc(e.pattern or e.kind.replace("_", " ")),
+             f"{e.mean_deg:.0f}° on average (at most {e.peak_deg:.0f}°)",
+             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "–"),
+             esc(episode_advice(e.kind, e.pattern))] for e in eps]
 
 
 def _episodes_html(f: Findings, bed: bool) -> str:
@@ -471,26 +470,26 @@ def _episodes_html(f: Findings, bed: bool) -> str:
     eps = [e for e in f.episodes if (e.kind == "bed_neck") == bed]
     if not eps:
         return ""
-    head = ["start", "held", "what", "angle"]
+    head = ["start", "held", "what", "angle", "ISO 11226", "what to try"]
     if len(eps) <= SHORT_LIST:
-        out = _table(head, _episode_rows(eps, f), "long")
+        out = table(head, _episode_rows(eps, f), "long")
     else:
         top = sorted(sorted(eps, key=lambda e: e.duration_s, reverse=True)[:SHORT_LIST], key=lambda e: e.start_s)
-        out = (f'<p class="meta">The {SHORT_LIST} longest of {len(eps)}:</p>' + _table(head, _episode_rows(top, f), "long")
-               + f"<details><summary>All {len(eps)} (tap to show)</summary>{_table(head, _episode_rows(eps, f), 'long')}"
+        out = (f'<p class="meta">The {SHORT_LIST} longest of {len(eps)}:</p>' + table(head, _episode_rows(top, f), "long")
+               + f"<details><summary>All {len(eps)} (tap to show)</summary>{table(head, _episode_rows(eps, f), 'long')}"
                "</details>")
     kinds = dict.fromkeys(e.kind for e in eps)
     words = {"neck_flexion": "Neck", "trunk_inclination": "Upper back", "bed_neck": "In bed"}
     return out + '<ul class="meaning">' + "".join(
-        f"<li><b>{words.get(k, k)}:</b> {html.escape(MEANING.get(k, ''))}</li>" for k in kinds) + "</ul>"
+        f"<li><b>{words.get(k, k)}:</b> {esc(MEANING.get(k, ''))}</li>" for k in kinds) + "</ul>"
 
 
 def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
     tr = j.trace or {}
     facts = [("upper back peak", _na(j.peak_trunk_g, ".2f", " g")), ("head peak", _na(j.peak_head_g, ".2f", " g")),
-             ("vehicle", _na(j.vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.neck_dps, ".0f", " °/s")),
+             ("vehicle", _na(j.peak_vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.peak_neck_dps, ".0f", " °/s")),
              ("NIC", _na(j.nic_m2s2, ".1f", " m²/s²"))]
-    dl = "".join(f"<div><dt>{html.escape(a)}</dt><dd>{html.escape(b)}</dd></div>" for a, b in facts)
+    dl = "".join(f"<div><dt>{esc(a)}</dt><dd>{esc(b)}</dd></div>" for a, b in facts)
     if tr.get("source") == "event window":
         src = (f"Traces: the board's high-rate event window ({tr['rate_hz']:g} Hz)"
                + ("" if tr.get("complete", True) else ", partly lost in transmission") + ".")
@@ -499,51 +498,61 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
                "peak is shown (short shocks may read a little low).")
     else:
         src = "No traces: the data around this jolt is not available."
-    fig = _plot(_jolt_trace_figure(j), f"jolt{k}")
-    return (f'<section class="jolt" id="jolt-{k}"><h3>{html.escape(clock(f, j.t_s))} · '
-            f'{html.escape(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
-            f'<p>{html.escape(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
-            f'<p class="meta">{html.escape(src)} Solid: linear acceleration (gravity removed); dotted: angular '
+    fig = plot(_jolt_trace_figure(j), f"jolt{k}")
+    return (f'<section class="jolt" id="jolt-{k}"><h3>{esc(clock(f, j.peak_t_s))} · '
+            f'{esc(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
+            f'<p>{esc(jolt_sentence(j, f.settings))}</p>'
+            f'<p><b>What to try:</b> {esc(jolt_advice(j.cause, j.nic_m2s2, f.settings.get("nic_reference_m2s2", 15.0), j.grade))}</p>'
+            f'<dl class="facts">{dl}</dl>{fig}'
+            f'<p class="meta">{esc(src)} Solid: linear acceleration (gravity removed); dotted: angular '
             f"velocity. Green: upper back, blue: head.</p></section>")
 
 
 def panel_jolts(f: Findings) -> list[Jolt]:
     """The jolts that get a panel: the ``MAX_JOLT_PANELS`` most severe, in time order."""
     top = sorted(f.jolts, key=_jolt_order, reverse=True)[:MAX_JOLT_PANELS]
-    return sorted(top, key=lambda j: j.t_s)
+    return sorted(top, key=lambda j: j.peak_t_s)
 
 
 def _standards_section(f: Findings) -> str:
-    iso_rows = [[clock(f, e.start_s), html.escape(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
-                 html.escape(e.iso11226 or "–")] for e in f.episodes if e.kind != "bed_neck"]
-    parts = ["<p>ISO 11226 judges postures held for a while: the angle and how long it was held. "
-             "RULA scores the neck from 1 (fine) upwards; 3 or more calls for a change.</p>"]
-    parts.append(_table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
+    iso_rows = [[clock(f, e.start_s), esc(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
+                 esc(iso_verdict(e.iso11226_verdict))] for e in f.episodes if e.kind != "bed_neck"]
+    parts = ["<p>ISO 11226 (an ergonomics standard for postures held at work) judges each stretch by its angle and "
+             "how long it was held. RULA (a checklist ergonomists use) scores the neck from 1 (fine) upwards; 3 or "
+             "more calls for a change.</p>",
+             '<p class="meta">ISO 11226 is more lenient than Nape\'s own limits (see "Long poor-posture episodes" for '
+             "why), so a stretch Nape lists can be within ISO 11226 here.</p>"]
+    parts.append(table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
                  else "<p>ISO 11226: no posture was held long enough to judge; nothing to flag.</p>")
     if f.rula_neck_s:
         total = sum(f.rula_neck_s.values()) or 1.0
         rows = [[k, fmt_duration(v), f"{100 * v / total:.0f} %", RULA_MEANING.get(k, "")]
                 for k, v in sorted(f.rula_neck_s.items())]
-        parts.append(_table(["RULA neck score", "time", "share", "meaning"], rows))
+        parts.append(table(["RULA neck score", "time", "share", "meaning"], rows))
+        if any(int(k) >= 3 for k in f.rula_neck_s):
+            parts.append("<p>What to try: when the score is 3 or more for long, change what you look at (screen or "
+                         "phone higher) rather than holding your head up by effort.</p>")
     else:
         parts.append("<p>RULA neck score: needs the head sensor.</p>")
     return "<h2>ISO 11226 and RULA</h2>" + "".join(parts)
 
 
 def _exposure_section(f: Findings) -> str:
-    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying (tap a bar for details).</p>"]
-    for key, words, title in (("neck_bands_s", NECK_BAND_WORDS, "neck flexion"),
-                              ("trunk_bands_s", TRUNK_BAND_WORDS, "upper back inclination")):
-        bands = f.exposure_s.get(key)
+    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying down (tap a bar for details). "
+           "Angles are degrees from your neutral posture.</p>"]
+    for key, names, words, title in (("neck_bands_s", NECK_BANDS, NECK_BAND_WORDS, "neck bent forward (neck flexion)"),
+                                     ("trunk_bands_s", TRUNK_BANDS, TRUNK_BAND_WORDS,
+                                      "upper back leaning forward (inclination)")):
+        bands = getattr(f.exposure_s, key)
         if not bands:
             continue
         total = sum(bands.values()) or 1.0
-        out.append(f"<h3>{title.capitalize()}</h3>")
-        out.append(_plot(_band_chart(bands, words, f"{title} (°)"), f"bands-{key}"))
-        out.append(_table(["range", "what", "time", "share"],
-                          [[f"{k.replace('..', '–')}°", html.escape(words.get(k, "")), fmt_duration(v),
-                            f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
-    if "neck_bands_s" not in f.exposure_s:
+        out.append(f"<h3>{esc(title.capitalize())}</h3>")
+        out.append(plot(_band_chart(bands, names, words, title), f"bands-{key}"))
+        out.append(table(["range", "what it means", "time", "share"],
+                         [[esc(band_label(k, names)), esc(words.get(k, "")), fmt_duration(v),
+                           f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
+    if f.exposure_s.neck_bands_s is None:
         out.append("<p>Neck angles need the head sensor.</p>")
     return "".join(out)
 
@@ -565,106 +574,87 @@ def _bed_section(f: Findings) -> str:
     return "<h2>In bed</h2>" + text
 
 
-CSS = """
-*, *::before, *::after { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 16px; line-height: 1.45;
-       max-width: 1000px; margin: 0 auto; padding: 12px; color: #222; overflow-wrap: break-word; }
-h1 { font-size: 1.5em; margin: .2em 0; } h2 { font-size: 1.25em; margin: 1.4em 0 .4em; border-bottom: 2px solid #eee; }
-h3 { font-size: 1.05em; margin: 1em 0 .3em; }
-.wrap { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
-table { border-collapse: collapse; width: 100%; font-size: .92em; }
-td, th { border-bottom: 1px solid #ddd; padding: .35em .4em; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; white-space: nowrap; }
-td:first-child { white-space: nowrap; }
-.g { color: #fff; padding: .05em .45em; border-radius: .3em; font-size: .85em; white-space: nowrap; }
-.summary { padding-left: 1.2em; } .summary li { font-size: 1.08em; margin: .35em 0; }
-.meta { color: #555; font-size: .88em; }
-.plot { width: 100%; max-width: 100%; overflow: hidden; }
-.plot > div { width: 100% !important; }
-.jolt { border: 1px solid #ddd; border-radius: .5em; padding: .2em .8em .6em; margin: .8em 0; }
-.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(9.5em, 1fr)); gap: .3em .8em; margin: .4em 0; }
-details summary { cursor: pointer; color: #1565c0; margin: .3em 0; }
-.meaning { padding-left: 1.2em; font-size: .95em; } .meaning li { margin: .3em 0; }
-.facts dt { color: #555; font-size: .85em; } .facts dd { margin: 0; font-weight: 600; }
-@media (max-width: 600px) {
-  body { padding: 8px; }
-  .modebar-container { display: none; }
-  table.long thead { display: none; }
-  table.long tr { display: block; border-bottom: 1px solid #ddd; padding: .5em 0; }
-  table.long td { display: block; border: 0; padding: .1em 0; white-space: normal; }
-  table.long td:empty { display: none; }
-  table.long td[data-label]:not([data-label=""])::before { content: attr(data-label) ": "; color: #555; font-size: .85em; }
-}
-"""
-
-
 def render_html(f: Findings) -> str:
     """The whole report page as one string (plotly.js inlined)."""
     panels = panel_jolts(f)
     pidx = {id(j): k for k, j in enumerate(panels)}
     jolt_rows = [
-        [clock(f, j.t_s), html.escape(CAUSE_WORDS[j.cause]), _badge(j.grade),
+        [clock(f, j.peak_t_s), esc(CAUSE_WORDS[j.cause]), _badge(j.grade),
          _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.nic_m2s2, ".1f"),
          f'<a href="#jolt-{pidx[id(j)]}">details</a>' if id(j) in pidx else ""]
         for j in f.jolts
     ]
     ep_html = _episodes_html(f, bed=False)
-    act_rows = [[html.escape(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
+    act_rows = [[esc(activity_label(k)), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
     sources = AnalysisSettings().sources
-    settings_rows = [[html.escape(k), f"{v:g}", html.escape(sources.get(k, "Nape default (see nape.settings)"))]
+    settings_rows = [[esc(k), f"{v:g}", esc(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
-    summary = "".join(f"<li>{html.escape(h)}</li>" for h in headlines(f))
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in quality_notes(f))
-    meta = f.metadata
-    start = start_time(f)
-    when = f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else ""
+    summary = "".join(f"<li>{esc(h)}</li>" for h in headlines(f))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in quality_notes(f))
     none = "<p>None.</p>"
     more = len(f.jolts) - len(panels)
     panel_html = "".join(_jolt_panel(f, j, k) for k, j in enumerate(panels))
     if more > 0:
-        panel_html += (f'<p class="meta">{_plural(more, "more jolt")} (milder) are in the chart and the list above, '
+        panel_html += (f'<p class="meta">{plural(more, "more jolt")} (milder) are in the chart and the list above, '
                        f"without a panel.</p>")
-    jolt_table = _table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
+    jolt_table = table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
     if len(jolt_rows) > SHORT_LIST:
         jolt_table = f"<details><summary>All {len(jolt_rows)} jolts (tap to show)</summary>{jolt_table}</details>"
     jolts_html = ('<p class="meta">Peak upper-back acceleration of each jolt; yellow: mild, orange: moderate, '
-                  'red: severe.</p>' + _plot(_jolt_chart(f), "jolts") + jolt_table
+                  'red: severe.</p>' + plot(_jolt_chart(f), "jolts") + jolt_table
         + f"<h3>Each jolt</h3>{panel_html}"
         + "<p class=\"meta\">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury "
           "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
         ) if f.jolts else none
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-{CSP_META}
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Nape report — {html.escape(Path(f.path).name)}</title>
-<style>{CSS}</style>
-<script>{get_plotlyjs()}</script>
-</head><body>
-<h1>Nape report</h1>
-<p class="meta">{html.escape(str(meta.get('device_name', '')))} · firmware {html.escape(str(meta.get('firmware_version', '')))}
- · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded, {html.escape(valid_words(f))} · IMUs: {html.escape(', '.join(map(str, f.roles)))}</p>
+    body = f"""<h1>Nape report</h1>
+<p class="meta">{esc(header_line(f) + ' · ' + valid_words(f))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Posture over time</h2>
-<p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
-ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_flexion_deg']:g}°. Drag to zoom, double-tap to reset.</p>
-{_plot(_timeline(f), "timeline")}
+<p class="meta">{esc(timeline_caption(f))}</p>
+{plot(_timeline(f), "timeline")}
 <h2>Long poor-posture episodes</h2>
-{ep_html or none}
+<p class="meta">{esc(limits_story(f.settings))}</p>
+{ep_html or "<p>None: no poor posture was held for " + esc(fmt_duration(f.settings["hold_s"])) + " or longer.</p>"}
 {_exposure_section(f)}
 {_standards_section(f)}
 <h2>Jolts</h2>
 {jolts_html}
 {_bed_section(f)}
-<h2>What you were doing</h2>{_table(["activity", "time"], act_rows) if act_rows else none}
+<h2>What you were doing</h2>{table(["activity", "time"], act_rows) if act_rows else none}
 <h2>Calibration and data quality</h2><ul>{notes}</ul>
 <h2>Settings used</h2>
 <details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
-{_table(["setting", "value", "source"], settings_rows, "long")}</details>
-<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
-</body></html>
-"""
+{table(["setting", "value", "source"], settings_rows, "long")}</details>
+<h2>What to do next</h2>
+<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
+<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
+    return page(f"Nape report — {Path(f.path).name}", body)
+
+
+def header_line(f: Findings) -> str:
+    """Device, where the data came from, start, length and sensors, skipping what is unknown
+    (an imported file has no firmware: it names the file instead)."""
+    meta = f.metadata if isinstance(f.metadata, dict) else {}
+    extras = meta.get("extras") if isinstance(meta.get("extras"), dict) else {}
+    source = meta.get("source")
+    if source == "import":
+        orig = extras.get("original_file")
+        src = f"imported from {orig}" if orig else "imported from a file"
+    else:
+        src = {"ble": "recorded over Bluetooth", "simulated": "simulated wearer"}.get(str(source), str(source or ""))
+    parts = []
+    name = str(meta.get("device_name") or "")
+    if name and not (source == "import" and name == "imported"):
+        parts.append(name)
+    if meta.get("firmware_version"):
+        parts.append(f"firmware {meta['firmware_version']}")
+    parts.append(src)
+    start = start_time(f)
+    if start:
+        parts.append(start.strftime("%Y-%m-%d %H:%M"))
+    parts.append(f"{fmt_duration(f.duration_s)} recorded")
+    parts.append("sensors: " + " and ".join(ROLE_WORDS.get(r, r) for r in f.roles))
+    return " · ".join(p for p in parts if p)
 
 
 # ---------------------------------------------------------------- JSON
@@ -678,7 +668,7 @@ def to_json(f: Findings) -> dict:
     d["jolts"] = []
     for j in f.jolts:
         r = jolt_record(j)
-        r["peak_local_time"] = clock(f, j.t_s) if start else None
+        r["peak_local_time"] = clock(f, j.peak_t_s) if start else None
         r["meaning"] = jolt_sentence(j, f.settings)
         r["trace"] = j.trace if id(j) in panels else None
         d["jolts"].append(r)
@@ -690,8 +680,6 @@ def to_json(f: Findings) -> dict:
         d["episodes"].append(r)
     d["gaps"] = [{"reason": "lost in transmission", "missing_samples": None, "boot_number": 1} | g
                  | {"start_local_time": clock(f, g["start_s"]) if start else None} for g in d["gaps"]]
-    d["series"] = {SERIES_FIELDS.get(k, k): v for k, v in f.series.items()}
-    d["calibration"] = {CALIBRATION_FIELDS.get(k, k): v for k, v in f.calibration.items()}
     d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]
     d["start_local"] = start.isoformat(timespec="seconds") if start else None
     d["jolt_panels"] = len(panels)
@@ -730,27 +718,3 @@ def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o))
-
-
-def print_summary(f: Findings, console: Console | None = None) -> None:
-    """Terminal summary: headlines and a table of findings with coloured grades."""
-    c = console or Console()
-    start = start_time(f)
-    c.print(f"[bold]Nape[/bold] · {rich_escape(Path(f.path).name)}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
-            + f" · {fmt_duration(f.duration_s)}, {valid_words(f)} · IMUs {rich_escape(', '.join(map(str, f.roles)))}")
-    for h in headlines(f):  # text from the recording (gap reasons, ...) is never rich markup
-        c.print(f"  • {rich_escape(h)}")
-    if f.jolts or f.episodes:
-        t = Table(title="Findings")
-        for col in ("time", "finding", "grade / held", "peak"):
-            t.add_column(col)
-        style = {"mild": "yellow", "moderate": "dark_orange", "severe": "bold red"}
-        rows = [(e.start_s, clock(f, e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
-                 f"{e.peak_deg:.0f}°") for e in f.episodes]
-        rows += [(j.t_s, clock(f, j.t_s), f"jolt: {CAUSE_WORDS[j.cause]}", f"[{style[j.grade]}]{j.grade}[/]",
-                  f"{j.peak_trunk_g:.2f} g") for j in f.jolts]
-        for row in sorted(rows, key=lambda r: r[0]):
-            t.add_row(*row[1:])
-        c.print(t)
-    for n in quality_notes(f):
-        c.print(f"  [dim]{rich_escape(n)}[/dim]")
