@@ -180,7 +180,8 @@ def build(data: bytes, path: Path) -> bool:
 
 def t_analysis(data: bytes) -> None:
     """The fuzz target (bench.fuzz conventions: raises on a crash or a broken invariant)."""
-    from nape import export, report
+    from nape import export
+    from nape.report import recording as report
     from nape.analysis import analyse
     from nape.errors import RecordingError
 

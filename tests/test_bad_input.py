@@ -702,14 +702,14 @@ def test_mostly_zeroed_file_is_damage_not_radio_and_stays_out_of_trend_totals(tm
 
 def test_timeline_breaks_at_gaps():
     from nape.analysis.coverage import with_breaks
-    from nape.analysis.findings import Findings
-    from nape.report import _timeline
+    from nape.analysis.findings import Calibration, Findings
+    from nape.report.recording import _timeline
 
     t, (y,) = with_breaks([0, 1, 2, 10, 11], [1, 2, 3, 4, 5])
     assert list(t) == [0, 1, 2, 2.5, 10, 11] and np.isnan(y[3]) and list(y[:3]) == [1, 2, 3]
     f = Findings(path="x.nape", metadata={}, settings={"neck_flexion_deg": 20.0}, duration_s=11, samples=5,
-                 lost_samples=0, malformed_packets=0, file_issues=[], calibration={}, roles=["trunk"],
-                 series={"t_s": [0, 1, 2, 10, 11], "trunk_inclination_deg": [1, 2, 3, 4, 5], "lying": [False] * 5})
+                 lost_samples=0, malformed_packets=0, file_issues=[], calibration=Calibration("none", "", [[1, 0, 0, 0]]),
+                 roles=["trunk"], series={"time_s": [0, 1, 2, 10, 11], "trunk_inclination_deg": [1, 2, 3, 4, 5], "lying": [False] * 5})
     trace = _timeline(f).data[0]
     assert len(trace.y) == 6 and np.isnan(trace.y[3])  # the line breaks over the missing seconds
 
@@ -799,7 +799,7 @@ def test_closed_pipe_never_loses_a_file(tmp_path):
     ("neck_flexion_deg=500", r"neck_flexion_deg=500 is out of range: allowed 0° to 90°"),
     ("hold_s=0", r"hold_s=0 is out of range: allowed 1 s to 7200 s"),
     ("posture_lowpass_hz=50", r"posture_lowpass_hz=50 is out of range: allowed 0.01 Hz to 5 Hz"),
-    ("refuse=0.5", r"refuse is 0 \(off\) or 1 \(on\)"),
+    ("fuse_on_host=0.5", r"fuse_on_host is 0 \(off\) or 1 \(on\)"),
     ("neck_flexon_deg=25", r"unknown setting 'neck_flexon_deg'; did you mean neck_flexion_deg"),
 ])
 def test_settings_are_validated_with_the_form_shown(pair, message, tmp_path):
@@ -908,16 +908,17 @@ def test_analyse_says_it_writes_to_trends_and_can_skip_it(tmp_path):
 
 @pytest.mark.parametrize("rate", [100, 200, 400])
 def test_report_names_the_streams_own_rate(rate):
-    from nape.analysis.findings import Findings, Jolt
+    from nape.analysis.findings import Calibration, Findings, Jolt
     from nape.report import quality_notes, render_html
+    from nape.settings import AnalysisSettings
 
-    j = Jolt(t_s=5.0, start_s=4.9, end_s=5.2, cause="bump", grade="mild", peak_trunk_g=0.5, peak_head_g=float("nan"),
+    j = Jolt(peak_t_s=5.0, start_s=4.9, end_s=5.2, cause="bump", grade="mild", peak_trunk_g=0.5, peak_head_g=float("nan"),
              peak_head_dps=float("nan"))
     j.trace = {"source": "stream", "t_rel_s": [0.0, 0.01], "trunk_acc_g": [0.1, 0.5], "trunk_gyr_dps": [0.0, 1.0]}
-    f = Findings(path="x.nape", metadata={"sample_rate_hz": rate}, settings={"neck_flexion_deg": 20.0, "hold_s": 60.0},
+    f = Findings(path="x.nape", metadata={"sample_rate_hz": rate}, settings=AnalysisSettings().as_dict(),
                  duration_s=10, samples=10 * rate, lost_samples=0, malformed_packets=0, file_issues=[],
-                 calibration={}, roles=["trunk"], jolts=[j], valid_s=10.0,
-                 series={"t_s": [0.0], "trunk_inclination_deg": [0.0], "lying": [False]})
+                 calibration=Calibration("none", "", [[1, 0, 0, 0]]), roles=["trunk"], jolts=[j], valid_s=10.0,
+                 series={"time_s": [0.0], "trunk_inclination_deg": [0.0], "lying": [False]})
     notes = " ".join(quality_notes(f))
     assert f"the {rate} Hz stream" in notes and (rate == 100 or "100 Hz" not in notes), notes
     page = render_html(f)
