@@ -13,7 +13,6 @@ import pytest
 from nape import wire
 from nape.ble import protocol as P
 from nape.ble.bumble_backend import parse_adv
-from nape.ble.virtual import _FALLBACK_FUSION
 from nape.paths import firmware_dir
 from tests.mpy import run_mpy
 
@@ -212,7 +211,7 @@ emit({"ids": ids, "status": hx(svc.status_bytes()), "svc": svc.boot_id,
     assert max(ids) > 0xFFFF  # 32 random bits, not a small counter
     s = P.parse_status(bytes.fromhex(r["status"]))
     assert s.boot_id == r["svc"] and s.firmware_version == "0.1.0"
-    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 2
+    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 3
     assert r["fixed"] == 0x1234ABCD
 
 
@@ -234,10 +233,8 @@ emit({"fast": fast, "then": [x[1][0] for x in sent("advertise")][len(fast):],
 
 @pytest.fixture()
 def fusion_path(tmp_path):
-    if (firmware_dir() / "fusion.py").is_file():
-        return []
-    (tmp_path / "fusion.py").write_text(_FALLBACK_FUSION)  # until firmware/fusion.py lands
-    return [tmp_path]
+    assert (firmware_dir() / "fusion.py").is_file()
+    return []
 
 
 def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them(fusion_path):
