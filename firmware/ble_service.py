@@ -110,6 +110,7 @@ SEC_WINDOW_OPEN = const(0x01)  # pairing window open now
 SEC_AUTHORIZED = const(0x02)  # this link may stream and command
 SEC_OWNER_KEY = const(0x04)  # the board holds an owner key: centrals must prove it
 SEC_PROVED = const(0x08)  # this link proved the owner key
+SEC_BONDED = const(0x10)  # this link is encrypted with a bond the board accepted
 ADV_SECURE = const(0x01)  # scan response mode byte: secure mode
 ADV_WINDOW_OPEN = const(0x02)  # scan response mode byte: pairing window open
 ADV_OWNER_KEY = const(0x04)  # scan response mode byte: owner key required
@@ -343,6 +344,7 @@ class NapeService:
         elif event == _IRQ_ENCRYPTION_UPDATE:
             if data[0] == self.conn:
                 self.encrypted = bool(data[1])
+                self._irq_events.append((event, None))  # the status changes: rewrite it now
         elif event == _IRQ_GET_SECRET:
             return self._get_secret(data[0], data[1], data[2])
         elif event == _IRQ_SET_SECRET:
@@ -380,6 +382,7 @@ class NapeService:
             if self.conn is not None and value is not None:
                 self._known = True  # bonded inside the window
                 self._link_keys.append((sec_type, key))
+                self._irq_events.append((_IRQ_SET_SECRET, None))  # status: authorized now
         return self.secrets.set(sec_type, key, value)
 
     # --- security ----------------------------------------------------------------------
@@ -778,6 +781,8 @@ class NapeService:
             sec |= SEC_OWNER_KEY
         if self._proved:
             sec |= SEC_PROVED
+        if self.bonded_link():
+            sec |= SEC_BONDED
         st = self.store
         o = st.oldest_seq()
         n = st.next_seq()

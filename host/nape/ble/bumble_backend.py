@@ -290,6 +290,7 @@ class BumbleClient(BaseBleakClient):
         self._peer: Peer | None = None
         self._subscribers: dict[int, Callable[[bytes], None]] = {}
         self._closing = False
+        self.paired_once = False  # a pairing completed on this client (not bleak API)
 
     # --- info ----------------------------------------------------------------------
     @property
@@ -308,6 +309,7 @@ class BumbleClient(BaseBleakClient):
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         if self._conn is not None:
             return
+        self.paired_once = False
         target = self._target
         if target is None:
             try:
@@ -476,6 +478,7 @@ class BumbleClient(BaseBleakClient):
             raise BleakError("Not connected")
         try:
             await self._gatt(self._conn.pair())
+            self.paired_once = True  # (nape's transport: a drop now is a refused pairing)
         except BleakError:
             raise
         except Exception as e:

@@ -56,6 +56,7 @@ SEC_WINDOW_OPEN = 0x01
 SEC_AUTHORIZED = 0x02
 SEC_OWNER_KEY = 0x04
 SEC_PROVED = 0x08
+SEC_BONDED = 0x10
 ADV_COMPANY = 0xFFFF  # scan response manufacturer data: b"N" + mode byte
 ADV_SECURE = 0x01
 ADV_WINDOW_OPEN = 0x02
@@ -212,6 +213,11 @@ class Status:
     def authorized(self) -> bool:
         """This link may stream and command (always on a board before secure mode)."""
         return self.security is None or bool(self.security & SEC_AUTHORIZED)
+
+    @property
+    def bonded(self) -> bool:
+        """This link is encrypted with a bond the board accepted."""
+        return self.security is None or bool(self.security & SEC_BONDED)
 
     @property
     def owner_key_required(self) -> bool:
