@@ -126,6 +126,7 @@ PREFERRED_MTU = const(247)  # packets are sized for at most 244-byte values
 MAX_VALUE_LEN = const(244)
 FAST_ADV_US = const(20000)  # advertising interval right after boot / a disconnect
 FAST_ADV_MS = const(30000)  # ... for this long, then the normal interval
+DROP_GRACE_MS = const(300)  # the answer to FORGET / a bad proof goes on air before the link drops
 
 
 def new_boot_id():
@@ -253,7 +254,8 @@ class NapeService:
         self._proved = False  # it proved the owner key
         self._nonce = None
         self._link_keys = []  # (sec_type, key) of this central's bond records
-        self._drop = False  # disconnect once the queued responses are out
+        self._drop = False  # disconnect once the queued responses are out (+ DROP_GRACE_MS)
+        self._drop_at = None  # ticks_ms when to disconnect
         self.pair_refused = 0  # pairing attempts refused (outside the window / over the limit)
         self.bonds_forgotten = 0
         if secure and pair_window_s > 0:
@@ -357,6 +359,7 @@ class NapeService:
         self._nonce = None
         self._link_keys = []
         self._drop = False
+        self._drop_at = None
 
     def _get_secret(self, sec_type, index, key):
         v = self.secrets.get(sec_type, index, key)
@@ -500,8 +503,13 @@ class NapeService:
                 self._reset_link(arg)
             elif ev == _IRQ_GATTS_WRITE:
                 self._command(arg)
-        if self.conn is not None and (self._refused or (self._drop and not self._ctrl_out)):
+        if self._drop and not self._ctrl_out:  # answered: drop the link after a grace
             self._drop = False
+            self._drop_at = time.ticks_add(time.ticks_ms(), DROP_GRACE_MS)
+        at = self._drop_at
+        if self.conn is not None and (self._refused or (
+                at is not None and time.ticks_diff(time.ticks_ms(), at) >= 0)):
+            self._drop_at = None
             if self._refused:
                 self._refused = False
                 self._known = False

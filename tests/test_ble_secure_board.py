@@ -122,3 +122,110 @@ def test_window_refuses_outside_admits_inside_up_to_the_bond_limit(tmp_path):
 
     fw = asyncio.run(go())
     assert any("pairing open" in e["line"] for e in fw)
+
+
+async def _cli(*argv: str) -> int:
+    return await asyncio.to_thread(main, list(argv))
+
+
+def test_owner_bond_survives_reboot_and_host_restart_and_both_sides_can_remove_it(tmp_path, capsys):
+    keys = tmp_path / "owner.json"
+    bonds = tmp_path / "board-flash-bonds.txt"
+    n = 3000
+
+    async def go():
+        async with VirtualDevice(nsim_blob(n=n), speed=0, secrets=bonds, pair_window_s=3) as vd:
+            radio = str(vd.radio_path)
+            assert await _cli("pair", "--virtual", "--radio", radio, "--keystore", str(keys)) == 0
+            await vd.reboot()  # power cycle: the bonds come back from the board's flash
+            await asyncio.sleep(3.5)  # ... and the power-on window has closed again
+            # a host restart: a new transport, only the stored keys, no pairing
+            tr = BleTransport(bumble={"transport": vd.transport, "keystore": str(keys)}, pair=False)
+            stats = await record(tr, tmp_path / "after-reboot.nape")
+            # the board buffered the whole file before we came: all of it is backfill
+            assert stats.samples == n and stats.lost_samples == 0 and stats.backfilled_samples > 0
+            assert tr.stats.last_status.authorized and tr.stats.last_status.bonds == 1
+            # the board's side: a bonded central asks it to forget this bond
+            tr = BleTransport(bumble={"transport": vd.transport, "keystore": str(keys)}, pair=False,
+                              connect_attempts=1)
+            await tr.connect()
+            await tr.command(P.cmd_forget())
+            await tr.close()
+            with pytest.raises(NotBondedError, match="not bonded with this Nape"):
+                await _link(vd, keys, pair=False)
+            # re-pair in a window opened by a long press, then a very long press forgets all
+            await vd.press_button(3500)
+            assert (await _link(vd, keys, pair=True)).authorized
+            await vd.press_button(10500)
+            with pytest.raises(NotBondedError, match="not bonded with this Nape"):
+                await _link(vd, keys, pair=False)
+            # the host's side: `nape pair --forget` leaves this computer without keys
+            await vd.press_button(3500)
+            assert (await _link(vd, keys, pair=True)).authorized
+            assert await _cli("pair", "--forget", "--virtual", "--keystore", str(keys)) == 0
+            got = await _raw_attempt(vd, keys, pair=False)
+            assert got["stream"] == got["event"] == 0 and not got["encrypted"]
+            return [e["line"] for e in vd.events if e["event"] == "fw"]
+
+    lines = asyncio.run(go())
+    assert any("every bond forgotten" in ln for ln in lines)
+    assert "forgot 1 bond" in capsys.readouterr().out
+
+
+def test_owner_key_a_bonded_central_without_it_gets_nothing(tmp_path):
+    key = os.urandom(32)
+
+    async def go():
+        async with VirtualDevice(nsim_blob(n=200000), speed=1.0, owner_key=key) as vd:
+            # bonded in the window, but without the owner key: no data, no command
+            got = await _raw_attempt(vd, tmp_path / "stranger.json", pair=True)
+            assert got["encrypted"] and got["stream"] == got["event"] == 0
+            answers = [P.parse_control(r) for r in got["responses"]]
+            assert answers and all(a.result == P.RES_NOT_AUTHORIZED for a in answers)
+            with pytest.raises(NotBondedError, match="asks for its owner key"):
+                await _link(vd, tmp_path / "stranger.json", pair=False)
+            with pytest.raises(NotBondedError, match="rejected the owner key"):
+                await _link(vd, tmp_path / "stranger.json", pair=False, owner_key=os.urandom(32))
+            st = await _link(vd, tmp_path / "owner.json", pair=True, owner_key=key)
+            assert st.authorized and st.security & P.SEC_PROVED
+            tr = BleTransport(bumble={"transport": vd.transport, "keystore": str(tmp_path / "owner.json")},
+                              owner_key=key, backfill=False)
+            await tr.connect()
+            kinds = []
+            async for note in tr.notifications():
+                kinds.append(note.channel)
+                if kinds.count("stream") >= 20:
+                    break
+            await tr.close()
+            assert kinds.count("stream") >= 20
+
+    asyncio.run(go())
+
+
+def test_firmware_owner_proof_is_rfc2104_hmac_sha256():
+    """The board's HMAC (MicroPython has no hmac module) equals Python's hmac, and the
+    host's proof is what the board checks."""
+    import hashlib
+    import hmac
+
+    out = run_mpy(r"""
+import sys, binascii, ble_service
+print(sys.implementation.name)
+for key, msg in ((b"k" * 32, b"nape-owner-v1" + b"n" * 16), (b"x" * 80, b"abc"), (b"", b"")):
+    print(binascii.hexlify(ble_service.hmac_sha256(key, msg)).decode())
+print(ble_service.same_bytes(b"abc", b"abc"), ble_service.same_bytes(b"abc", b"abd"), ble_service.same_bytes(b"a", b"ab"))
+""").decode().split()
+    assert out[0] == "micropython"
+    want = [hmac.new(k, m, hashlib.sha256).hexdigest()
+            for k, m in ((b"k" * 32, b"nape-owner-v1" + b"n" * 16), (b"x" * 80, b"abc"), (b"", b""))]
+    assert out[1:4] == want
+    assert out[4:] == ["True", "False", "False"]
+    assert P.owner_proof(b"k" * 32, b"n" * 16).hex() == want[0]
+
+
+def test_host_constants_equal_the_firmware_config():
+    out = run_mpy("import config, ble_service\nprint(config.BLE_PAIR_WINDOW_S, config.PAIR_PRESS_MS, "
+                  "ble_service.AUTH_LABEL.decode(), ble_service.STATUS_VERSION, ble_service.RES_NOT_AUTHORIZED, "
+                  "config.BLE_SECURE)").decode().split()
+    assert out == [str(P.PAIR_WINDOW_S), str(P.PAIR_PRESS_S * 1000), P.AUTH_LABEL.decode(),
+                   str(P.STATUS_VERSION), str(P.RES_NOT_AUTHORIZED), "1"]

@@ -290,7 +290,7 @@ class BumbleClient(BaseBleakClient):
         self._peer: Peer | None = None
         self._subscribers: dict[int, Callable[[bytes], None]] = {}
         self._closing = False
-        self.paired_once = False  # a pairing completed on this client (not bleak API)
+        self.paired_once = False  # this connection attempt paired (not bleak API)
 
     # --- info ----------------------------------------------------------------------
     @property
@@ -476,9 +476,9 @@ class BumbleClient(BaseBleakClient):
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         if self._conn is None:
             raise BleakError("Not connected")
+        self.paired_once = True  # (nape's transport: a drop from now on is a refused pairing)
         try:
             await self._gatt(self._conn.pair())
-            self.paired_once = True  # (nape's transport: a drop now is a refused pairing)
         except BleakError:
             raise
         except Exception as e:

@@ -347,8 +347,8 @@ class BleTransport(Transport):
         except Exception as e:
             if "stored bond failed" in str(e):  # the board no longer has our bond
                 raise NotBondedError(NOT_BONDED) from e
-            if self.pair and "pairing failed" not in str(e) and _was_paired(client):
-                raise NotBondedError(PAIRING_REFUSED) from e  # dropped right after pairing
+            if self.pair and _was_paired(client):
+                raise NotBondedError(PAIRING_REFUSED) from e  # dropped while / right after pairing
             raise DeviceError(f"cannot connect to {self._device.address}: {e}") from e
         try:
             await self._request_mtu(client)
