@@ -162,14 +162,15 @@ def test_owner_bond_survives_reboot_and_host_restart_and_both_sides_can_remove_i
             # the host's side: `nape pair --forget` leaves this computer without keys
             await vd.press_button(3500)
             assert (await _link(vd, keys, pair=True)).authorized
-            assert await _cli("pair", "--forget", "--virtual", "--keystore", str(keys)) == 0
+            assert await _cli("pair", "--forget", "--virtual", "--radio", radio, "--keystore", str(keys)) == 0
             got = await _raw_attempt(vd, keys, pair=False)
             assert got["stream"] == got["event"] == 0 and not got["encrypted"]
             return [e["line"] for e in vd.events if e["event"] == "fw"]
 
     lines = asyncio.run(go())
     assert any("every bond forgotten" in ln for ln in lines)
-    assert "forgot 1 bond" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "forgot 1 bond" in out and "forgot this computer" in out
 
 
 def test_owner_key_a_bonded_central_without_it_gets_nothing(tmp_path):

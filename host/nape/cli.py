@@ -172,10 +172,10 @@ def cmd_scan(args) -> int:
 
     found = asyncio.run(scan(virtual=args.virtual, timeout=args.timeout, all_devices=args.all))
     table = Table(title="BLE devices" + (" (virtual radio)" if args.virtual else ""))
-    for col in ("name", "address", "RSSI (dBm)", "Nape service"):
+    for col in ("name", "address", "RSSI (dBm)", "Nape service", "security"):
         table.add_column(col)
     for d in found:
-        table.add_row(d.name or "?", d.address, str(d.rssi), "yes" if d.is_nape else "no")
+        table.add_row(d.name or "?", d.address, str(d.rssi), "yes" if d.is_nape else "no", d.security())
     console.print(table)
     if not found:
         console.print("no Nape device found: is it charged, in range and not connected to another host?")

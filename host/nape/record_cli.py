@@ -8,11 +8,14 @@ one at ``--radio`` / ``$NAPE_VIRTUAL_RADIO`` / the default radio path if one is 
 (``nape.ble.serve_virtual_device``), else one started for the session, streaming a
 simulated wearer's day.
 
-Security (protocol/SPEC.md, "Security"): the board has no display and no keypad, so it
-cannot show or take a passkey; pairing is LE Secure Connections **Just Works** (ECDH key
-exchange: the link is encrypted against passive eavesdropping; no MITM protection).
-``nape pair`` bonds once, within arm's reach; later sessions re-encrypt with the stored
-keys. A real adapter keeps its keys in BlueZ; the virtual radio's central keeps them in a
+Security (protocol/SECURITY.md): the board has no display and no keypad, so it cannot
+show or take a passkey; pairing is LE Secure Connections **Just Works** (ECDH key
+exchange: the link is encrypted against passive eavesdropping; no MITM protection). The
+board accepts pairing only in its pairing window (after power-on, and after a 3 s press
+of its button); ``nape pair`` bonds once, within arm's reach; later sessions re-encrypt
+with the stored keys. A board that holds an owner key (``nape flash`` writes it) also
+wants its proof: the key file of this computer (``$NAPE_OWNER_KEY`` or
+``<user data dir>/nape/owner.key``) is used when it exists. A real adapter keeps its keys in BlueZ; the virtual radio's central keeps them in a
 JSON key store, by default ``<user data dir>/nape/ble-keys.json`` (``--keystore`` or
 ``$NAPE_BLE_KEYSTORE``).
 """
@@ -34,7 +37,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .argtypes import mtu, positive_float
-from .errors import DeviceError, NapeError
+from .errors import DeviceError, NapeError, NotBondedError
 
 ENV_KEYSTORE = "NAPE_BLE_KEYSTORE"
 
@@ -46,10 +49,14 @@ a simulated wearer's day. The live status shows samples/s, lost samples, the boa
 buffer level and the current (uncalibrated) neck angle."""
 
 PAIR_HELP = """\
-The board has no display or keypad to show or enter a passkey, so pairing is LE Secure
-Connections "Just Works": the link is encrypted (ECDH), without protection against an
-active man in the middle during pairing; pair once, within arm's reach. A real adapter
-keeps the bond in BlueZ; the virtual radio's central in a JSON key store (--keystore)."""
+The board accepts pairing only in its pairing window: 120 s after you switch it on, and
+120 s after you hold its button for 3 s (it buzzes twice). It has no display or keypad
+for a passkey, so pairing is LE Secure Connections "Just Works": the link is encrypted
+(ECDH), without protection against an active man in the middle during pairing; pair
+within arm's reach. A board takes 4 bonds; holding its button 10 s forgets them all. A
+real adapter keeps the bond in BlueZ; the virtual radio's central in a JSON key store
+(--keystore). --forget also asks the board, when it is in range, to forget this computer.
+protocol/SECURITY.md says what is protected and how."""
 
 EPILOG_RECORD = """examples:
   nape record today.nape                      the first Nape in range (real adapter, BlueZ)
@@ -62,7 +69,7 @@ fsynced at least every 0.5 s: a crash or kill -9 loses at most the last second.
 """
 
 EPILOG_PAIR = """examples:
-  nape pair                       bond with the first Nape in range (Just Works)
+  nape pair                       bond with the first Nape in range (in its pairing window)
   nape pair --virtual             bond with the virtual Nape
   nape pair --forget              forget every Nape bond of this computer's key store
   nape pair --forget C0:4E:41:50:45:01 --virtual
@@ -78,6 +85,19 @@ def default_keystore() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_data_dir("nape")) / "ble-keys.json"
+
+
+def owner_key_kwargs() -> dict:
+    """``owner_key`` / ``owner_key_source`` for :class:`nape.ble.BleTransport`: this
+    computer's owner key file (``nape flash`` writes it), if there is one.
+
+    Raises:
+        DeviceError: the file exists but holds no key.
+    """
+    from .ble.owner import default_owner_key_path, load_owner_key
+
+    path = default_owner_key_path()
+    return {"owner_key": load_owner_key(path), "owner_key_source": str(path)}
 
 
 def neck_angle_deg(packet) -> float | None:
@@ -162,13 +182,15 @@ async def _run_record(args, on_done) -> None:
                 radio = vd.transport
                 meta["sim_seed"] = args.seed
             bumble = {"transport": radio, "keystore": str(args.keystore or default_keystore())}
+            if vd is not None:
+                args.pair = True  # our own virtual board: pair in its power-on window
             if args.mtu is not None:
                 bumble["mtu"] = 0 if args.mtu == 23 else args.mtu
         else:
             bumble = None
         tr = BleTransport(args.address, name=args.name, bumble=bumble, backfill=not args.no_backfill,
                           pair=args.pair, scan_timeout=args.scan_timeout,
-                          give_up_after_s=args.give_up)
+                          give_up_after_s=args.give_up, **owner_key_kwargs())
         status = _Status(path, tr, args.virtual)
         stopper = None
         live = None
@@ -276,24 +298,66 @@ async def _pair(args) -> str:
 
         radio = virtual_radio(args.radio)
         if radio is None:
-            raise DeviceError("no virtual Nape running (start one: python -m nape.ble.virtual, "
-                              "or give --radio)")
+            raise DeviceError("no virtual Nape running: give --radio (the radio of a running virtual "
+                              "device, nape.ble.serve_virtual_device)")
         bumble = {"transport": radio, "keystore": str(args.keystore or default_keystore())}
     else:
         bumble = None
+    from .ble.transport import PAIRING_REFUSED
+
     tr = BleTransport(args.address, bumble=bumble, scan_timeout=args.scan_timeout)
     dev = await tr._find()
     kw = tr._client_kw
+    client = BleakClient(dev, pair=True, timeout=args.scan_timeout, **kw)
     try:
-        async with BleakClient(dev, pair=True, timeout=args.scan_timeout, **kw) as c:
+        async with client as c:
             st = P.parse_status(await c.read_gatt_char(P.STATUS_UUID))
+            st = await BleTransport._settled_status(c, st)
             if not st.flags & P.ST_ENCRYPTED:
                 raise DeviceError(f"{dev.address}: paired, but the device reports an unencrypted link")
+            if st.secure and not st.bonded:  # outside its window, or over its bond limit
+                _drop_refused_keys(args, dev.address)
+                raise NotBondedError(PAIRING_REFUSED)
     except DeviceError:
         raise
     except Exception as e:
+        if getattr(getattr(client, "_backend", None), "paired_once", False):
+            _drop_refused_keys(args, dev.address)
+            raise NotBondedError(PAIRING_REFUSED) from e  # the board dropped the link after pairing
         raise DeviceError(f"pairing with {dev.address} failed: {e}") from e
     return dev.address
+
+
+def _drop_refused_keys(args, address: str) -> None:
+    """The board refused the bond: the keys the virtual radio's central just stored are of
+    no use (BlueZ keeps its own; ``nape pair --forget ADDR`` removes them)."""
+    if args.virtual:
+        with contextlib.suppress(DeviceError, OSError):
+            forget_bonds(Path(args.keystore or default_keystore()), address)
+
+
+async def _forget_on_board(args) -> str | None:
+    """Ask the Nape in range to forget this computer's bond (``CMD_FORGET``); returns its
+    address, or None when none was reached with a bond it accepts."""
+    from .ble import BleTransport, virtual_radio
+    from .ble import protocol as P
+
+    bumble = None
+    if args.virtual:
+        radio = virtual_radio(args.radio)
+        if radio is None:
+            return None
+        bumble = {"transport": radio, "keystore": str(args.keystore or default_keystore())}
+    tr = BleTransport(args.address, bumble=bumble, backfill=False, connect_attempts=1,
+                      scan_timeout=min(args.scan_timeout, 5.0), **owner_key_kwargs())
+    try:
+        info = await tr.connect()
+        await tr.command(P.cmd_forget())
+        return info.extra.get("address")
+    except DeviceError:
+        return None
+    finally:
+        await tr.close()
 
 
 def cmd_pair(args) -> int:
@@ -301,12 +365,16 @@ def cmd_pair(args) -> int:
     out = Console()
     if args.forget is not None:
         addr = None if args.forget == "*" else args.forget
+        board = asyncio.run(_forget_on_board(args))
+        out.print(f"the Nape {board} forgot this computer" if board else
+                  "no Nape in range answered: it keeps its side of the bond until it is paired "
+                  "again or you hold its button 10 s")
         if args.virtual:
             ks = Path(args.keystore or default_keystore())
             n = forget_bonds(ks, addr)
             out.print(f"forgot {n} bond{'s' if n != 1 else ''} in {ks}")
             return 0
-        return asyncio.run(_forget_real(addr, out))
+        return asyncio.run(_forget_real(addr or board, out))
     addr = asyncio.run(_pair(args))
     where = str(args.keystore or default_keystore()) if args.virtual else "BlueZ"
     out.print(f"paired with {addr}: encrypted (LE Secure Connections, Just Works — the board has no "

@@ -271,7 +271,7 @@ async def _record_device(args, out: Path, console, err_console):
     from .analysis.rom import Protocol
     from .ble import BleTransport, VirtualDevice, nsim_blob, virtual_radio
     from .errors import DeviceError
-    from .record_cli import default_keystore
+    from .record_cli import default_keystore, owner_key_kwargs
 
     protocol = Protocol()
     out.mkdir(parents=True, exist_ok=True)
@@ -295,8 +295,9 @@ async def _record_device(args, out: Path, console, err_console):
                 await vd.start()
                 radio = vd.transport
             bumble = {"transport": radio, "keystore": str(args.keystore or default_keystore())}
+        # a virtual board started here is paired in its power-on window (a real one: `nape pair`)
         tr = BleTransport(args.address, bumble=bumble, backfill=False, scan_timeout=args.scan_timeout,
-                          give_up_after_s=LIVE_GRACE_S)
+                          give_up_after_s=LIVE_GRACE_S, pair=vd is not None, **owner_key_kwargs())
         stats = await _record_live(tr, path, protocol, bool(args.virtual_radio), console, err_console)
     finally:
         if vd is not None:

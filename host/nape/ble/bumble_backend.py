@@ -241,7 +241,11 @@ class BumbleScanner(BaseBleakScanner):
         await s.close()
 
     def _on_advertisement(self, adv) -> None:
-        ad = parse_adv(adv.data_bytes)
+        raw = adv.data_bytes
+        if adv.is_scan_response and adv.data is not None:
+            # bumble merged the advertisement with its scan response in ``data`` only
+            raw = b"".join(bytes((len(v) + 1, int(t))) + bytes(v) for t, v in adv.data.ad_structures)
+        ad = parse_adv(raw)
         uuids = [u.lower() for u in ad["uuids"]]
         if not self.is_allowed_uuid(uuids):
             return

@@ -14,6 +14,7 @@ In-process hosts (the peripheral bridge) attach with :meth:`VirtualRadio.local_c
 from __future__ import annotations
 
 import asyncio
+import copy
 import contextlib
 import logging
 import os
@@ -52,6 +53,41 @@ class _Controller(Controller):
 
         asyncio.get_running_loop().call_soon(complete)  # after the command's own completion
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
+
+    def send_hci_packet(self, packet) -> None:
+        """bumble 0.0.236 answers an active scan with the advertising data again as the
+        scan response (legacy reports), or with no scan response at all (extended
+        reports); send the advertiser's own scan response data instead, as a real
+        controller does (e.g. the Nape's security mode byte)."""
+        H = hci.HCI_LE_Extended_Advertising_Report_Event
+        if isinstance(packet, hci.HCI_LE_Advertising_Report_Event):
+            for report in packet.reports:
+                if report.event_type == hci.HCI_LE_Advertising_Report_Event.EventType.SCAN_RSP:
+                    resp = self._scan_response_of(report.address)
+                    if resp is not None:
+                        report.data = resp
+        elif isinstance(packet, H):
+            extra = []
+            for report in packet.reports:
+                resp = self._scan_response_of(report.address)
+                if resp and not report.event_type & H.EventType.SCAN_RESPONSE:
+                    r = copy.copy(report)
+                    r.event_type = report.event_type | H.EventType.SCAN_RESPONSE | H.EventType.SCANNABLE_ADVERTISING
+                    r.data = resp
+                    extra.append(r)
+            super().send_hci_packet(packet)
+            if extra:
+                super().send_hci_packet(H(extra))
+            return
+        super().send_hci_packet(packet)
+
+    def _scan_response_of(self, address) -> bytes | None:
+        for c in getattr(self.link, "controllers", ()):
+            for adv in [getattr(c, "le_legacy_advertiser", None),
+                        *getattr(c, "advertising_sets", {}).values()]:
+                if adv is not None and adv.address == address and adv.scan_response_data:
+                    return bytes(adv.scan_response_data)
+        return None
 
 
 class _SocketSink:

@@ -49,7 +49,8 @@ _CHILD_MAIN = "import sys; from nape.ble.virtual import main; sys.exit(main(sys.
 
 
 def default_radio_path() -> Path:
-    """Where ``nape virtual-device`` serves its radio unless told otherwise."""
+    """Where :func:`serve_virtual_device` serves its radio unless told otherwise (and where
+    ``nape record --virtual`` / ``nape scan --virtual`` look for a running one)."""
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / f"nape-{os.getuid()}" / "radio.sock"
 
@@ -495,7 +496,8 @@ async def serve_virtual_device(sim=None, *, radio_path: str | os.PathLike[str] |
                                speed: float = 1.0, secure: bool | None = None,
                                secrets: str | os.PathLike[str] | None = None,
                                on_event=None) -> None:
-    """Run a virtual Nape on a radio that other processes reach (``nape virtual-device``).
+    """Run a virtual Nape on a radio that other processes reach (no ``nape`` command runs
+    it: a script or test calls this).
 
     Serves at ``radio_path`` (default :func:`default_radio_path`, where
     ``scan(virtual=True)`` and ``BleTransport(bumble={"transport": "unix:" + path})``
