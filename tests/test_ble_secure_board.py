@@ -230,3 +230,23 @@ def test_host_constants_equal_the_firmware_config():
                   "config.BLE_SECURE)").decode().split()
     assert out == [str(P.PAIR_WINDOW_S), str(P.PAIR_PRESS_S * 1000), P.AUTH_LABEL.decode(),
                    str(P.STATUS_VERSION), str(P.RES_NOT_AUTHORIZED), "1"]
+
+
+def test_record_and_rom_against_a_board_that_refuses_say_what_to_do(tmp_path, capsys):
+    async def go():
+        async with VirtualDevice(nsim_blob(n=200000), speed=1.0) as vd:
+            radio = str(vd.radio_path)
+            rc_rec = await _cli("record", str(tmp_path / "x.nape"), "--virtual", "--radio", radio,
+                                "--quiet", "--scan-timeout", "5")
+            err_rec = capsys.readouterr().err.strip().splitlines()
+            rc_rom = await _cli("rom", "--virtual-radio", "--radio", radio, "--out", str(tmp_path / "rom"),
+                                "--scan-timeout", "5")
+            err_rom = capsys.readouterr().err.strip().splitlines()
+            return rc_rec, err_rec, rc_rom, err_rom
+
+    rc_rec, err_rec, rc_rom, err_rom = asyncio.run(go())
+    for rc, err in ((rc_rec, err_rec), (rc_rom, err_rom)):
+        assert rc == 1 and len(err) == 1, err
+        assert err[0].startswith("nape: error: not bonded with this Nape:")
+        assert "hold its button 3 s, then run `nape pair` within 120 s" in err[0]
+    assert not (tmp_path / "x.nape").exists()
