@@ -159,7 +159,10 @@ class BleApp:
     def _button(self):
         """Pair button: a long press opens the pairing window, a very long one forgets
         every bond (and keeps the window open, to pair again)."""
-        act = self.button.poll(time.ticks_ms())
+        btn = self.button
+        if btn is None:
+            return
+        act = btn.poll(time.ticks_ms())
         if act == pair_button.OPEN_WINDOW:
             self.service.open_pairing()
             self._signal = WINDOW_PATTERN

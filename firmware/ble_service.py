@@ -423,12 +423,14 @@ class NapeService:
         return self.bonded_link() and (self.owner_key is None or self._proved)
 
     def forget_link(self):
-        """Forget the bond of the connected central (its records in the store) and drop it."""
+        """Forget the bond of the connected central (its key records, ours and its, in the
+        store) and drop it. Its subscription records (type 3) stay until evicted."""
         n = 0
-        for t, k in self._link_keys:
-            if self.secrets.get(t, 0, k) is not None:
-                self.secrets.set(t, k, None)
-                n += 1
+        for _t, k in self._link_keys:
+            for t in (SEC_OUR, SEC_PEER):  # NimBLE keys both by the peer's address
+                if self.secrets.get(t, 0, k) is not None:
+                    self.secrets.set(t, k, None)
+                    n += 1
         self.bonds_forgotten += 1 if n else 0
         self._known = False
         self._link_keys = []

@@ -332,7 +332,7 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
     if buzzer is None:
         buzzer = Buzzer.on_pin()
     if getattr(app, "buzzer", 0) is None:  # the BLE app signals the pairing window on it
-        app.buzzer = buzzer
+        setattr(app, "buzzer", buzzer)  # (an injected or radio-less app has no such slot)
     posture = PostureAlert()  # defaults: config.POSTURE_*
     sampler = Sampler(trunk, head, app, fused_hz=config.STREAM_RATE_HZ,
                       poll_ms=config.SAMPLER_POLL_MS, screen=screen, posture=posture, buzzer=buzzer,
