@@ -11,6 +11,7 @@ boot (``main.py``) and the host's virtual board (``nape/boardsim/mpy/nsim_app.py
 drives it from a sample file) both call it, so both run exactly the same security.
 """
 
+import os
 import struct
 import time
 
@@ -53,7 +54,20 @@ def make_app(imu_mask, rate_hz, store=None, ble=None, name=None, secure=None,
     return BleApp(imu_mask, rate_hz, store=store, ble=ble, name=name or config.BLE_NAME,
                   secure=bool(secure), secrets_path=secrets_path or None,
                   pair_window_s=pair_window_s, max_bonds=config.BLE_MAX_BONDS,
-                  owner_key=ble_service.load_owner_key(owner_key_path), button=btn, **kw)
+                  owner_key=_owner_key(owner_key_path), button=btn, **kw)
+
+
+def _owner_key(path):
+    """The owner key at ``path`` or None; ``ble_owner`` is imported only when the file exists."""
+    if not path:
+        return None
+    try:
+        os.stat(path)
+    except OSError:
+        return None
+    import ble_owner
+
+    return ble_owner.load_owner_key(path)
 
 
 class BleApp:

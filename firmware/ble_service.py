@@ -31,8 +31,6 @@ import struct
 import time
 from micropython import const
 
-import hashlib
-
 import bluetooth
 import wire
 import ble_buffer
@@ -156,46 +154,6 @@ def scan_response(mode):
     """Scan response: manufacturer data (company ``ADV_COMPANY``) ``b"N"`` + mode byte
     (``ADV_*``), so a scanner sees the security mode before connecting."""
     return bytes((5, 0xFF, ADV_COMPANY & 0xFF, ADV_COMPANY >> 8, 0x4E, mode))
-
-
-def hmac_sha256(key, msg):
-    """HMAC-SHA256 (RFC 2104) of ``msg`` under ``key`` (MicroPython has ``hashlib`` but
-    no ``hmac`` module)."""
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = bytes(key) + bytes(64 - len(key))
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + msg).digest()
-    return hashlib.sha256(bytes(b ^ 0x5C for b in key) + inner).digest()
-
-
-def same_bytes(a, b):
-    """Compare two byte strings in time independent of where they differ."""
-    if len(a) != len(b):
-        return False
-    d = 0
-    for i in range(len(a)):
-        d |= a[i] ^ b[i]
-    return d == 0
-
-
-def load_owner_key(path):
-    """The owner key in ``path`` (hex text, 16..64 bytes), or None when there is none.
-    A file that is not such a key is reported and ignored (no proof asked)."""
-    if not path:
-        return None
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return None
-    try:
-        key = bytes(int(text[i:i + 2], 16) for i in range(0, len(text), 2))
-    except ValueError:
-        key = b""
-    if len(text) % 2 or not 16 <= len(key) <= 64:
-        print("ble: %s is not an owner key (hex, 16..64 bytes): ignored" % path)
-        return None
-    return key
 
 
 class NapeService:
@@ -669,7 +627,9 @@ class NapeService:
         if nonce is None:
             self._respond(CMD_AUTH_PROVE, RES_NOT_READY)
             return
-        if same_bytes(hmac_sha256(key, AUTH_LABEL + nonce), mac):
+        import ble_owner  # only boards with an owner key load it (heap: plain ESP32)
+
+        if ble_owner.same_bytes(ble_owner.hmac_sha256(key, AUTH_LABEL + nonce), mac):
             self._proved = True
             self._respond(CMD_AUTH_PROVE, RES_OK)
         else:

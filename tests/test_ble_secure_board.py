@@ -210,11 +210,11 @@ def test_firmware_owner_proof_is_rfc2104_hmac_sha256():
     import hmac
 
     out = run_mpy(r"""
-import sys, binascii, ble_service
+import sys, binascii, ble_owner
 print(sys.implementation.name)
 for key, msg in ((b"k" * 32, b"nape-owner-v1" + b"n" * 16), (b"x" * 80, b"abc"), (b"", b"")):
-    print(binascii.hexlify(ble_service.hmac_sha256(key, msg)).decode())
-print(ble_service.same_bytes(b"abc", b"abc"), ble_service.same_bytes(b"abc", b"abd"), ble_service.same_bytes(b"a", b"ab"))
+    print(binascii.hexlify(ble_owner.hmac_sha256(key, msg)).decode())
+print(ble_owner.same_bytes(b"abc", b"abc"), ble_owner.same_bytes(b"abc", b"abd"), ble_owner.same_bytes(b"a", b"ab"))
 """).decode().split()
     assert out[0] == "micropython"
     want = [hmac.new(k, m, hashlib.sha256).hexdigest()

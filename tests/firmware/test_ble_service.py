@@ -306,7 +306,7 @@ emit({"sent": [(x[1][1], hx(x[1][2])) for x in ble._sent if x[0] == "notify"],
 
 _SECURE = r"""
 import sys, json, struct, binascii, time, hashlib
-import bluetooth, ble_buffer, ble_service
+import bluetooth, ble_buffer, ble_service, ble_owner
 print(sys.implementation.name)
 hx = lambda b: binascii.hexlify(bytes(b)).decode()
 def emit(obj):
@@ -417,12 +417,12 @@ time.sleep_ms(350); ble._sent.clear(); svc.poll(); out["wrong_dropped"] = droppe
 disconnect()
 connect(); restore(b"peer-a")
 nonce = binascii.unhexlify(cmd(b"\x0b")[0])[2:]
-out["replay"] = cmd(b"\x0c" + ble_service.hmac_sha256(OWNER, b"nape-owner-v1" + bytes(16)))
+out["replay"] = cmd(b"\x0c" + ble_owner.hmac_sha256(OWNER, b"nape-owner-v1" + bytes(16)))
 disconnect()
 connect(); restore(b"peer-a")
 nonce = binascii.unhexlify(cmd(b"\x0b")[0])[2:]
 out["nonce"] = hx(nonce)
-out["right"] = cmd(b"\x0c" + ble_service.hmac_sha256(OWNER, b"nape-owner-v1" + nonce))
+out["right"] = cmd(b"\x0c" + ble_owner.hmac_sha256(OWNER, b"nape-owner-v1" + nonce))
 out["after"] = svc.authorized()
 out["start"] = cmd(b"\x01")[:1]
 out["sec"] = sec()[0]
