@@ -14,6 +14,7 @@ import machine, bluetooth, fake_i2c, fake_mpu6050, fake_icm42688
 gc.collect()
 free_fakes = gc.mem_free()
 import main
+import ble_app  # main imports it at boot; its code is module code (frozen on a plain ESP32), not data
 gc.collect()
 free_imports = gc.mem_free()
 print(sys.implementation.name)
