@@ -250,3 +250,23 @@ def test_record_and_rom_against_a_board_that_refuses_say_what_to_do(tmp_path, ca
         assert err[0].startswith("nape: error: not bonded with this Nape:")
         assert "hold its button 3 s, then run `nape pair` within 120 s" in err[0]
     assert not (tmp_path / "x.nape").exists()
+
+
+def test_scan_shows_the_security_mode_and_the_pairing_window(tmp_path, capsys):
+    from nape.ble import scan
+
+    async def go():
+        async with VirtualDevice(nsim_blob(n=200000), speed=1.0, pair_window_s=3) as vd:
+            first = await scan(virtual=True, radio=str(vd.radio_path), timeout=5)
+            await asyncio.sleep(3.5)  # the window closes: the board advertises the new mode
+            later = await scan(virtual=True, radio=str(vd.radio_path), timeout=5)
+            rc = await _cli("scan", "--virtual", "--timeout", "3")  # (no radio at the default path)
+        async with VirtualDevice(nsim_blob(n=200000), speed=1.0, secure=False) as vd:
+            dev = await scan(virtual=True, radio=str(vd.radio_path), timeout=5)
+        return first, later, dev, rc
+
+    first, later, dev, rc = asyncio.run(go())
+    assert [d.security() for d in first] == ["secure, pairing open"]
+    assert [d.security() for d in later] == ["secure, pairing closed"]
+    assert dev[0].security().startswith("OPEN (development mode")
+    assert rc == 0 and "security" in capsys.readouterr().out
