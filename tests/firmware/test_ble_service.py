@@ -434,3 +434,50 @@ emit(out)
     assert r["right"] == ["8c00"] and r["after"] is True and r["start"][0].startswith("8100")
     assert r["sec"] & P.SEC_OWNER_KEY and r["sec"] & P.SEC_PROVED
     assert P.owner_proof(key, bytes.fromhex(r["nonce"])) is not None
+
+
+def test_pair_button_opens_the_window_and_forgets_every_bond_with_a_buzz():
+    out = run_mpy(_PRELUDE + r"""
+import ble_app, pair_button
+class Pin:
+    level = 1
+    def value(self):
+        return Pin.level
+class Buz:
+    def __init__(self):
+        self.played = []
+    def play(self, now, pattern=None):
+        self.played.append(pattern)
+pin = Pin()
+btn = pair_button.PairButton(pin, active_low=True, pair_ms=60, forget_ms=200)
+app = ble_app.BleApp(3, 100, store=ble_buffer.PacketStore(ram_slots=64), ble=ble, secure=True,
+                     pair_window_s=0, button=btn, power_saver=False)
+app.buzzer = Buz()
+s = app.service
+s.pair_window_s = 60  # (built with 0: no window at boot; the button opens 60 s)
+s.secrets.set(2, b"peer-a", b"k"); s.secrets.set(1, b"peer-a", b"l")
+out = {"open_at_boot": s.pairing_open()}
+def hold(ms):
+    Pin.level = 0
+    t = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t) < ms:
+        app.tick(); time.sleep_ms(5)
+    Pin.level = 1
+    app.tick()
+hold(20)
+out["short_press"] = [s.pairing_open(), len(app.buzzer.played)]
+hold(100)
+out["long_press"] = [s.pairing_open(), app.buzzer.played[-1] == ble_app.WINDOW_PATTERN, s.secrets.count(2)]
+s.close_pairing()
+hold(260)
+out["very_long"] = [s.pairing_open(), app.buzzer.played[-1] == ble_app.FORGET_PATTERN, s.secrets.count(2),
+                    len(s.secrets.entries)]
+emit(out)
+""").decode().splitlines()
+    assert out[0] == "micropython"
+    assert "ble: pair button: pairing open for 60 s" in out and "ble: pair button: every bond forgotten" in out
+    (r,) = [json.loads(line) for line in out if line.startswith("{")]
+    assert r["open_at_boot"] is False  # built with pair_window_s=0: only the button opens it
+    assert r["short_press"] == [False, 0]
+    assert r["long_press"] == [True, True, 1]
+    assert r["very_long"] == [True, True, 0, 0]
