@@ -1,6 +1,5 @@
 """Trends: the SQLite index of analysed recordings, sessions, daily/weekly totals, commands."""
 
-import argparse
 import os
 import re
 import sqlite3
@@ -21,16 +20,8 @@ from tests.recording_factory import G, pitch_quat, write_recording
 RATE = 50.0
 
 
-def _parser():
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "trends" not in sub.choices:  # until cli.py registers it
-        trends.register(sub)
-    return p
-
-
 def _run(argv):
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -77,7 +68,7 @@ def test_index_sessions_and_daily_match_the_findings(drive, tmp_path):
     assert s.status == "ok" and s.path == str(path.resolve())
     assert s.start.isoformat() == "2025-01-06T09:30:00+00:00" and s.start_source == "metadata"
     assert s.duration_s == pytest.approx(200.0, abs=0.1)
-    assert s.neck_poor_min == pytest.approx(f.exposure_s["neck_over_threshold_s"] / 60)
+    assert s.neck_poor_min == pytest.approx(f.exposure_s.neck_over_threshold_s / 60)
     assert 1.1 < s.neck_poor_min < 1.4  # ~75 s of 30° neck flexion
     assert s.trunk_poor_min == 0.0
     assert s.jolts == {g: sum(j.grade == g for j in f.jolts) for g in trends.GRADES}
@@ -310,3 +301,21 @@ def test_sessions_reanalyse_changed_files(drive, tmp_path, capsys, monkeypatch):
     assert status == {"copy.nape": "ok", "broken.nape": "changed"}
     [s] = [s for s in trends.sessions(db) if s.path.endswith("copy.nape")]
     assert Path(s.report_html).parent == tmp_path / "rep"  # the report is rewritten where it was
+
+
+def test_trends_charts_leave_days_without_recordings_empty(tmp_path):
+    """A day without recordings is a gap in the "recorded" line, not a drop to 0 minutes; days
+    sit on a date axis (short '6 Jan' ticks that fit a phone, not a cut '2025-01')."""
+    from nape.report.trends import _charts, fill_days
+
+    items = []
+    for name, created in (("a.nape", "2025-01-06T08:00:00Z"), ("b.nape", "2025-01-09T08:00:00Z")):
+        trends.index_findings(tmp_path / "t.db", _fake(tmp_path, name, created, 600, 120, ("mild",)))
+    items = trends.sessions(tmp_path / "t.db")
+    days = fill_days(trends.daily_from(items, tz=timezone.utc))
+    assert [d.recordings for d in days] == [1, 0, 0, 1]
+    (posture, _title), (jolts, _title2) = _charts(days, "day")
+    recorded = next(t for t in posture.data if t.name.startswith("recorded"))
+    assert list(recorded.y) == [60.0, None, None, 60.0] and recorded.connectgaps is False
+    assert posture.layout.xaxis.type == "date" and posture.layout.xaxis.tickformat == "%-d %b"
+    assert jolts.layout.yaxis.dtick == 1  # whole jolts
