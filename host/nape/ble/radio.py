@@ -14,7 +14,6 @@ In-process hosts (the peripheral bridge) attach with :meth:`VirtualRadio.local_c
 from __future__ import annotations
 
 import asyncio
-import copy
 import contextlib
 import logging
 import os
@@ -57,28 +56,20 @@ class _Controller(Controller):
     def send_hci_packet(self, packet) -> None:
         """bumble 0.0.236 answers an active scan with the advertising data again as the
         scan response (legacy reports), or with no scan response at all (extended
-        reports); send the advertiser's own scan response data instead, as a real
-        controller does (e.g. the Nape's security mode byte)."""
-        H = hci.HCI_LE_Extended_Advertising_Report_Event
+        reports); give the advertiser's own scan response data instead, as a real
+        controller does (e.g. the Nape's security mode byte). Extended reports carry it
+        appended to the advertising data, in the same report (no extra HCI traffic)."""
         if isinstance(packet, hci.HCI_LE_Advertising_Report_Event):
             for report in packet.reports:
                 if report.event_type == hci.HCI_LE_Advertising_Report_Event.EventType.SCAN_RSP:
                     resp = self._scan_response_of(report.address)
                     if resp is not None:
                         report.data = resp
-        elif isinstance(packet, H):
-            extra = []
+        elif isinstance(packet, hci.HCI_LE_Extended_Advertising_Report_Event):
             for report in packet.reports:
                 resp = self._scan_response_of(report.address)
-                if resp and not report.event_type & H.EventType.SCAN_RESPONSE:
-                    r = copy.copy(report)
-                    r.event_type = report.event_type | H.EventType.SCAN_RESPONSE | H.EventType.SCANNABLE_ADVERTISING
-                    r.data = resp
-                    extra.append(r)
-            super().send_hci_packet(packet)
-            if extra:
-                super().send_hci_packet(H(extra))
-            return
+                if resp and not bytes(report.data).endswith(resp):
+                    report.data = bytes(report.data) + resp
         super().send_hci_packet(packet)
 
     def _scan_response_of(self, address) -> bytes | None:
