@@ -14,6 +14,7 @@ from nape.analysis import analyse
 from nape.cli import build_parser
 from nape.errors import NapeError
 from nape.report import write_reports
+from nape.report.trends import rom_changes
 from nape.settings import AnalysisSettings
 from tests.recording_factory import G, pitch_quat, write_recording
 
@@ -233,11 +234,11 @@ def test_rom_tests_over_days_show_a_stiffer_or_freer_neck(tmp_path, capsys, monk
     assert [(d.label, d.tests) for d in days] == [("2025-03-03", 2), ("2025-03-10", 1)]
     assert days[0].max_deg["rotation_left"] == 60.0  # mean of the day's tests
     assert days[0].max_deg["extension"] == 65.0  # a not-measured value does not pull the mean down
-    changes = trends.rom_changes(items)
+    changes = rom_changes(items)
     assert len(changes) == 2
     assert changes[0].startswith("Bending forward: 55° on") and "(-11°, stiffer)" in changes[0]
     assert changes[1].startswith("Rotation left: 58° on") and "(+14°, freer)" in changes[1]
-    assert trends.rom_changes(items[:2], change_deg=5.0) == ["Range of motion unchanged within 5° from the first to "
+    assert rom_changes(items[:2], change_deg=5.0) == ["Range of motion unchanged within 5° from the first to "
                                                              "the latest test."]
     # the trends page works with ROM tests only, and says what changed
     out = tmp_path / "t.html"

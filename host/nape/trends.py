@@ -1,4 +1,6 @@
-"""Trends across recordings: a local SQLite index of every analysed recording.
+"""Trends across recordings: a local SQLite index of every analysed recording, and the
+per-day and per-week totals read from it (the page: :mod:`nape.report.trends`; the commands:
+:mod:`nape.cli.trends`).
 
 Every ``nape analyse`` adds (or updates) one row per recording in a small SQLite
 database, so ``nape sessions`` lists what was analysed and ``nape trends`` shows daily and
@@ -498,33 +500,6 @@ def rom_daily_from(items: list[RomSession], tz: tzinfo | None = None) -> list[Ro
             vals = [t.max_deg[k] for t in tests if t.max_deg[k] is not None]
             mean[k] = round(sum(vals) / len(vals), 1) if vals else None
         out.append(RomDay(d.isoformat(), d, len(tests), mean))
-    return out
-
-
-def rom_changes(items: list[RomSession], change_deg: float | None = None) -> list[str]:
-    """Plain words: each direction's change from the first to the latest test, if larger than
-    ``change_deg`` (default: the ``rom_change_deg`` setting)."""
-    from .settings import AnalysisSettings
-
-    thr = AnalysisSettings().rom_change_deg if change_deg is None else change_deg
-    labels = {"flexion": "Bending forward", "extension": "Bending backward", "lateral_left": "Side-bending left",
-              "lateral_right": "Side-bending right", "rotation_left": "Rotation left",
-              "rotation_right": "Rotation right"}
-    if len(items) < 2:
-        return []
-    out = []
-    for k in ROM_DIRECTIONS:
-        measured = [s for s in items if s.max_deg[k] is not None]
-        if len(measured) < 2:
-            continue
-        a, b = measured[0], measured[-1]
-        diff = b.max_deg[k] - a.max_deg[k]
-        if abs(diff) > thr:
-            word = "freer" if diff > 0 else "stiffer"
-            out.append(f"{labels[k]}: {a.max_deg[k]:.0f}° on {a.start.astimezone().date()} → {b.max_deg[k]:.0f}° "
-                       f"on {b.start.astimezone().date()} ({diff:+.0f}°, {word}).")
-    if not out:
-        out.append(f"Range of motion unchanged within {thr:g}° from the first to the latest test.")
     return out
 
 

@@ -60,7 +60,8 @@ def print_rom_summary(r, console: Console | None = None) -> None:
 def print_trends_summary(items, console: Console | None = None, tz: tzinfo | None = None, last_days: int = 14,
                          rom=None) -> None:
     """The trends: the last ``last_days`` days and every week, then range of motion over days."""
-    from ..trends import ROM_DIRECTIONS, daily_from, rom_changes, rom_daily_from, weekly_from
+    from ..report.trends import rom_changes
+    from ..trends import ROM_DIRECTIONS, daily_from, rom_daily_from, weekly_from
 
     c = console or Console()
     for title, periods in ((f"Last {last_days} days with recordings", daily_from(items, tz)[-last_days:]),

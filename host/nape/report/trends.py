@@ -7,8 +7,9 @@ from collections.abc import Callable
 from datetime import date, timedelta, tzinfo
 from pathlib import Path
 
-from ..trends import (GRADES, ROM_DIRECTIONS, Period, RomDay, RomSession, Session, local_tz, daily_from,
-                      rom_changes, rom_daily_from, weekly_from)
+from ..settings import AnalysisSettings
+from ..trends import (GRADES, ROM_DIRECTIONS, Period, RomDay, RomSession, Session, daily_from, local_tz,
+                      rom_daily_from, weekly_from)
 from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_duration, plural
 
@@ -16,6 +17,31 @@ ROM_COLOURS = {"flexion": "#1565c0", "extension": "#64b5f6", "lateral_left": "#2
                "rotation_left": "#c62828", "rotation_right": "#ef9a9a"}
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0}
 MARGIN = {"l": 44, "r": 44, "t": TOOLBAR_PX, "b": 40}
+
+
+def rom_changes(items: list[RomSession], change_deg: float | None = None) -> list[str]:
+    """Plain words: each direction's change from the first to the latest test, if larger than
+    ``change_deg`` (default: the ``rom_change_deg`` setting)."""
+    thr = AnalysisSettings().rom_change_deg if change_deg is None else change_deg
+    labels = {"flexion": "Bending forward", "extension": "Bending backward", "lateral_left": "Side-bending left",
+              "lateral_right": "Side-bending right", "rotation_left": "Rotation left",
+              "rotation_right": "Rotation right"}
+    if len(items) < 2:
+        return []
+    out = []
+    for k in ROM_DIRECTIONS:
+        measured = [s for s in items if s.max_deg[k] is not None]
+        if len(measured) < 2:
+            continue
+        a, b = measured[0], measured[-1]
+        diff = b.max_deg[k] - a.max_deg[k]
+        if abs(diff) > thr:
+            word = "freer" if diff > 0 else "stiffer"
+            out.append(f"{labels[k]}: {a.max_deg[k]:.0f}° on {a.start.astimezone().date()} → {b.max_deg[k]:.0f}° "
+                       f"on {b.start.astimezone().date()} ({diff:+.0f}°, {word}).")
+    if not out:
+        out.append(f"Range of motion unchanged within {thr:g}° from the first to the latest test.")
+    return out
 
 
 def fill_days(days: list[Period]) -> list[Period]:
