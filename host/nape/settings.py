@@ -63,6 +63,10 @@ class AnalysisSettings:
     offset (up to ±20 °/s on an MPU-6050) does not hide stillness (Nape default)."""
     upright_tilt_deg: float = 35.0
     """Upper back within this of vertical counts as upright for calibration (Nape default)."""
+    calib_check_walk_deg: float = 10.0
+    """People walk with the upper back nearly upright: when the median upper-back angle while
+    walking is further than this from 0°, the report says the neutral posture was probably
+    off by about that much (Nape default)."""
     heading_tau_s: float = 120.0
     """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
     no common heading); axial neck rotation held longer than this fades (Nape default)."""
@@ -270,6 +274,20 @@ _SOURCES = {
     "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
     "fuse_on_host": "VQF (Laidig & Seel 2023) as the reference orientation filter",
+}
+
+
+# --- when to see a clinician: only published guidance, quoted in plain words ---
+CLINICAL_SOURCES = {
+    "neck_pain": "NHS, Neck pain and stiff neck (https://www.nhs.uk/conditions/neck-pain-and-stiff-neck/): "
+                 "see a GP if neck pain or stiffness does not go away after a few weeks, painkillers have not "
+                 "helped, you are worried about it, or you have other symptoms such as pins and needles.",
+}
+#: What the reports say about seeing a clinician (and only this), from CLINICAL_SOURCES.
+CLINICAL_GUIDANCE = {
+    "neck_pain": "If your neck hurts or is stiff afterwards and it has not gone away after a few weeks, "
+                 "painkillers do not help, or you get pins and needles in an arm, see a GP (NHS advice on "
+                 "neck pain).",
 }
 
 

@@ -70,6 +70,9 @@ _COLUMNS = """
 
 
 ROM_DIRECTIONS = ("flexion", "extension", "lateral_left", "lateral_right", "rotation_left", "rotation_right")
+#: The directions in words (as nape.analysis.rom.LABELS).
+ROM_LABELS = {"flexion": "bending forward", "extension": "bending backward", "lateral_left": "side-bending left",
+              "lateral_right": "side-bending right", "rotation_left": "turning left", "rotation_right": "turning right"}
 
 _ROM_COLUMNS = """
     path            TEXT PRIMARY KEY,   -- resolved absolute path of the ROM test recording

@@ -32,6 +32,7 @@ from rich.table import Table
 from ..ble.keystore import ENV_KEYSTORE, default_keystore, forget_bonds
 from ..errors import DeviceError, NapeError, NotBondedError
 from .common import MTU, POSITIVE, at_most, console, err_console, open_transport
+from .live import add_live_arguments, both_progress, start_live_view
 
 RECORD_HELP = """\
 Uses bleak (BlueZ over D-Bus with a real adapter). --virtual runs the same code against the
@@ -55,6 +56,7 @@ EPILOG_RECORD = """examples:
   nape record drive.nape --address C0:4E:41:50:45:01 --duration 3600
   nape record demo.nape --virtual --duration 30      simulated wearer on the virtual radio
   nape record fast.nape --virtual --speed 20 --duration 10
+  nape record fit.nape --virtual --live       watch head and back in a browser page while recording
 
 Ctrl-C stops; the file is closed properly. Every packet is written as it arrives and
 fsynced at least every 0.5 s: a crash or kill -9 loses at most the last second.
@@ -173,14 +175,18 @@ async def _run_record(args, on_done) -> None:
                     await tr.close()
                 stopper = asyncio.get_running_loop().create_task(stop_later())
 
+        view = await start_live_view(args, f"Nape live · recording {path.name}", tr)
         try:
-            return await record(tr, path, metadata=meta, on_progress=status.update,
-                                overwrite=args.overwrite, on_open=opened)
+            return await record(tr, path, metadata=meta, on_progress=both_progress(status.update, view),
+                                overwrite=args.overwrite, on_open=opened,
+                                on_packet=view.feed.on_packet if view else None)
         finally:
             if stopper is not None:
                 stopper.cancel()
             if live is not None:
                 live.stop()
+            if view is not None:
+                await view.stop()
             on_done(status.stats, tr)
 
 
@@ -329,6 +335,7 @@ def register(sub, formatter) -> None:
                    help="virtual device started for the session: stretch the simulated day (1 ≈ 15 min)")
     r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no live status")
+    add_live_arguments(r)
     r.set_defaults(func=cmd_record)
 
     p = sub.add_parser("pair", help="bond with a Nape (Just Works), or forget bonds",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import tzinfo
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -68,16 +69,20 @@ def print_trends_summary(items, console: Console | None = None, tz: tzinfo | Non
                            ("Weeks", weekly_from(items, tz))):
         if not periods:
             continue
-        t = Table(title=title)
-        for col in ("period", "recordings", "recorded min", "neck flexed min", "back hunched min", "episodes",
-                    "jolts mild", "moderate", "severe"):
-            t.add_column(col, justify="right" if col != "period" else "left")
+        t = Table(title=title, box=box.SIMPLE_HEAD)
+        # the period never wraps (it read "2026-…" at 80 columns): short headers, explained below
+        t.add_column("period", no_wrap=True, min_width=10)
+        for col in ("recs", "min", "neck fwd", "back fwd", "episodes", "mild", "mod.", "severe"):
+            t.add_column(col, justify="right", min_width=len(col))
         for p in periods:
             t.add_row(p.label, str(p.recordings), f"{p.recorded_min:.0f}",
                       "–" if p.neck_poor_min is None else f"{p.neck_poor_min:.1f}", f"{p.trunk_poor_min:.1f}",
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")
         c.print(t)
+        c.print("  [dim]min: minutes recorded; neck fwd / back fwd: minutes with the neck bent / upper back leaning "
+                "forward beyond its limit (nape/settings.py); episodes: long stretches; mild, mod(erate), severe: "
+                "jolts[/dim]")
     if rom:
         t = Table(title=f"Neck range of motion, last {last_days} days with tests (mean end range, °)")
         t.add_column("day")

@@ -20,6 +20,8 @@ from plotly.subplots import make_subplots
 from ..analysis import Findings
 from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_record
 from ..analysis.posture import runs
+from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
+                          episode_advice, iso_verdict, jolt_advice, limits_story, top_actions)
 from ..settings import AnalysisSettings
 from .page import esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
@@ -64,10 +66,11 @@ RULA_MEANING = {
     "5": "bent and twisted or side-bent",
     "6": "bent, twisted and side-bent",
 }
-NECK_BAND_WORDS = {"-90..0": "bent backwards", "0..10": "neutral", "10..20": "slightly forward",
-                   "20..45": "forward (poor if held)", "45..180": "far forward"}
-TRUNK_BAND_WORDS = {"-90..0": "leaning back", "0..20": "upright (ISO 11226: acceptable)",
-                    "20..60": "forward (ISO 11226: limited holding time)", "60..180": "far forward (ISO 11226: not acceptable)"}
+NECK_BAND_WORDS = {"-90..0": "fine unless held far back (looking up)", "0..10": "fine",
+                   "10..20": "fine for a while",
+                   "20..45": f"poor if held (over the {AnalysisSettings().neck_flexion_deg:g}° limit)",
+                   "45..180": "poor if held"}
+TRUNK_BAND_WORDS = TRUNK_BAND_ISO
 BAND_COLOURS = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
 
 
@@ -137,8 +140,8 @@ def headlines(f: Findings) -> list[str]:
     else:
         out.append("No jolts.")
     for kind, label, key in (
-        ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
-        ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
+        ("neck_flexion", "Neck bent forward", "neck_over_threshold_s"),
+        ("trunk_inclination", "Upper back leaning forward", "trunk_over_threshold_s"),
     ):
         total = getattr(f.exposure_s, key)
         if total is None:  # no head IMU
@@ -147,13 +150,13 @@ def headlines(f: Findings) -> list[str]:
         thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
         if eps:
             longest = max(eps, key=lambda e: e.duration_s)
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
                        f"(from {clock(f, longest.start_s, seconds=False)}; {plural(len(eps), 'long stretch')}).")
         elif total > 0:
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in short spells, never held for "
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
-            out.append(f"{label} > {thr:g}°: never.")
+            out.append(f"{label} more than {thr:g}°: never.")
     if "head" not in f.roles:
         out.append("No head sensor: neck posture was not measured, only the upper back.")
     bed = [e for e in f.episodes if e.kind == "bed_neck"]
@@ -165,10 +168,9 @@ def headlines(f: Findings) -> list[str]:
 
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
-    notes = [f"Calibration ({f.calibration.method}): {f.calibration.detail}."]
-    if f.calibration.method in ("guess", "none"):
-        notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
-                     "may be offset by a few degrees. Press calibrate while sitting upright next time.")
+    method = f.calibration.method
+    cal = calibration_notes({"method": method, "start_s": f.calibration.start_s}, f.series, f.settings)
+    notes = [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
     notes += gap_notes(f)
@@ -251,6 +253,22 @@ def _shape_x(v):
     return str(v) if isinstance(v, np.datetime64) else float(v)
 
 
+EPISODE_FILL = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7", "bed_neck": "#ce93d8"}
+EPISODE_LEGEND = {"neck_flexion": "neck bent forward a long time", "trunk_inclination": "upper back forward a long time",
+                  "bed_neck": "neck bent in bed"}
+LYING_FILL, GAP_FILL = "#bbbbbb", "#5f6368"
+
+
+def _legend_patch(fig: go.Figure, name: str, colour: str, opacity: float) -> None:
+    """A legend entry for a shaded band (shapes have none): a square of the band's colour."""
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
+                             marker={"symbol": "square", "size": 14, "color": colour, "opacity": min(1.0, opacity * 2.2)}))
+
+
+def _long_gaps(f: Findings) -> list[dict]:
+    return [g for g in f.gaps if g.get("duration_s", 0) >= 1.0]
+
+
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
     x = _x_times(f, s["time_s"])
@@ -258,9 +276,9 @@ def _timeline(f: Findings) -> go.Figure:
     upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
     fig = go.Figure()
     if "neck_flexion_deg" in s:
-        fig.add_trace(go.Scatter(x=x, y=upright("neck_flexion_deg"), name="neck flexion",
+        fig.add_trace(go.Scatter(x=x, y=upright("neck_flexion_deg"), name="neck bent forward (°)",
                                  line={"color": ROLE_COLOUR["head"]}, hovertemplate="%{y:.0f}°"))
-    fig.add_trace(go.Scatter(x=x, y=upright("trunk_inclination_deg"), name="upper back",
+    fig.add_trace(go.Scatter(x=x, y=upright("trunk_inclination_deg"), name="upper back forward (°)",
                              line={"color": ROLE_COLOUR["trunk"]}, hovertemplate="%{y:.0f}°"))
     xs = lambda t: _shape_x(_x_times(f, [t])[0])  # noqa: E731
     # shapes as one list: plotly's add_vrect / add_vline re-validate every shape on each call
@@ -268,12 +286,17 @@ def _timeline(f: Findings) -> go.Figure:
     band = lambda x0, x1, colour, opacity: {"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,  # noqa: E731
                                            "y0": 0, "y1": 1, "fillcolor": colour, "opacity": opacity,
                                            "line": {"width": 0}, "layer": "below"}
-    shapes = []
-    for e in f.episodes:
-        colour = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7"}.get(e.kind, "#ce93d8")
-        shapes.append(band(xs(e.start_s), xs(e.end_s), colour, 0.3))
+    shapes = [band(xs(e.start_s), xs(e.end_s), EPISODE_FILL.get(e.kind, "#ce93d8"), 0.3) for e in f.episodes]
+    for kind in dict.fromkeys(e.kind for e in f.episodes):  # the legend names what is drawn
+        _legend_patch(fig, EPISODE_LEGEND.get(kind, kind), EPISODE_FILL.get(kind, "#ce93d8"), 0.3)
     for i0, i1 in runs(lying):
-        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), "#bbbbbb", 0.25))
+        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), LYING_FILL, 0.25))
+    if lying.any():
+        _legend_patch(fig, "lying down (angles not drawn)", LYING_FILL, 0.25)
+    for g in _long_gaps(f):
+        shapes.append(band(xs(g["start_s"]), xs(g["start_s"] + g["duration_s"]), GAP_FILL, 0.35))
+    if _long_gaps(f):
+        _legend_patch(fig, "no data (gap)", GAP_FILL, 0.35)
     thr = f.settings["neck_flexion_deg"]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
@@ -281,8 +304,28 @@ def _timeline(f: Findings) -> go.Figure:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
-    return _layout(fig, 360, yaxis_title="angle (°, forward +)", hovermode="x unified", showlegend=True,
+    return _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
                    xaxis_title=None if start_time(f) else "time (min)")
+
+
+def timeline_caption(f: Findings) -> str:
+    """What the timeline draws, exactly as drawn (colours named as they look)."""
+    kinds = {e.kind for e in f.episodes}
+    parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
+             "neutral posture; below 0 means bent back."]
+    if kinds & {"neck_flexion", "trunk_inclination"}:
+        parts.append("Shaded: long poor-posture stretches — pink for the neck, light green for the upper back; where "
+                     "both happen at once the two shades mix to a khaki colour.")
+    if "bed_neck" in kinds:
+        parts.append("Lilac: neck bent in bed.")
+    if any(np.asarray(f.series.get("lying", []), dtype=bool)):
+        parts.append("Grey: lying down — the lines stop there, because lying is not counted as poor posture.")
+    if _long_gaps(f):
+        parts.append("Dark grey: no data (a gap in the recording, see Calibration and data quality).")
+    if f.jolts:
+        parts.append("Short ticks along the top: jolts (yellow mild, orange moderate, red severe).")
+    parts.append(f"Dotted line: the {f.settings['neck_flexion_deg']:g}° neck limit. Drag to zoom, double-tap to reset.")
+    return " ".join(parts)
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
@@ -296,12 +339,15 @@ def _jolt_chart(f: Findings) -> go.Figure:
     return _layout(fig, 280, yaxis_title="upper back peak (g)", xaxis={"type": "category"})
 
 
-def _band_chart(bands: dict, words: dict, title: str) -> go.Figure:
-    labels = [f"{k.replace('..', '–')}°" for k in bands]
-    fig = go.Figure(go.Bar(x=labels, y=[v / 60 for v in bands.values()], marker_color=BAND_COLOURS[: len(bands)],
-                           customdata=[words.get(k, "") for k in bands],
-                           hovertemplate="%{x} (%{customdata}): %{y:.1f} min<extra></extra>"))
-    return _layout(fig, 260, yaxis_title="minutes", xaxis_title=title)
+def _band_chart(bands: dict, names: dict, words: dict, title: str) -> go.Figure:
+    """Minutes per angle range as horizontal bars: the ranges' names in words fit beside the
+    bars on a phone, where they would overlap under them."""
+    labels = [band_label(k, names) for k in bands]
+    fig = go.Figure(go.Bar(y=labels, x=[v / 60 for v in bands.values()], orientation="h",
+                           marker_color=BAND_COLOURS[: len(bands)], customdata=[words.get(k, "") for k in bands],
+                           hovertemplate="%{y} (%{customdata}): %{x:.1f} min<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, 60 + 34 * len(bands), xaxis_title="minutes")
 
 
 def _jolt_trace_figure(j: Jolt) -> go.Figure | None:
@@ -337,7 +383,9 @@ SHORT_LIST = 12  # longer tables show the most important rows and fold the full 
 
 def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
     return [[clock(f, e.start_s), fmt_duration(e.duration_s), esc(e.pattern or e.kind.replace("_", " ")),
-             f"{e.mean_deg:.0f}° (peak {e.peak_deg:.0f}°)"] for e in eps]
+             f"{e.mean_deg:.0f}° on average (at most {e.peak_deg:.0f}°)",
+             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "–"),
+             esc(episode_advice(e.kind, e.pattern))] for e in eps]
 
 
 def _episodes_html(f: Findings, bed: bool) -> str:
@@ -346,7 +394,7 @@ def _episodes_html(f: Findings, bed: bool) -> str:
     eps = [e for e in f.episodes if (e.kind == "bed_neck") == bed]
     if not eps:
         return ""
-    head = ["start", "held", "what", "angle"]
+    head = ["start", "held", "what", "angle", "ISO 11226", "what to try"]
     if len(eps) <= SHORT_LIST:
         out = table(head, _episode_rows(eps, f), "long")
     else:
@@ -377,7 +425,9 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
     fig = plot(_jolt_trace_figure(j), f"jolt{k}")
     return (f'<section class="jolt" id="jolt-{k}"><h3>{esc(clock(f, j.peak_t_s))} · '
             f'{esc(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
-            f'<p>{esc(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
+            f'<p>{esc(jolt_sentence(j, f.settings))}</p>'
+            f'<p><b>What to try:</b> {esc(jolt_advice(j.cause, j.nic_m2s2, f.settings.get("nic_reference_m2s2", 15.0), j.grade))}</p>'
+            f'<dl class="facts">{dl}</dl>{fig}'
             f'<p class="meta">{esc(src)} Solid: linear acceleration (gravity removed); dotted: angular '
             f"velocity. Green: upper back, blue: head.</p></section>")
 
@@ -390,9 +440,12 @@ def panel_jolts(f: Findings) -> list[Jolt]:
 
 def _standards_section(f: Findings) -> str:
     iso_rows = [[clock(f, e.start_s), esc(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
-                 esc(e.iso11226_verdict or "–")] for e in f.episodes if e.kind != "bed_neck"]
-    parts = ["<p>ISO 11226 judges postures held for a while: the angle and how long it was held. "
-             "RULA scores the neck from 1 (fine) upwards; 3 or more calls for a change.</p>"]
+                 esc(iso_verdict(e.iso11226_verdict))] for e in f.episodes if e.kind != "bed_neck"]
+    parts = ["<p>ISO 11226 (an ergonomics standard for postures held at work) judges each stretch by its angle and "
+             "how long it was held. RULA (a checklist ergonomists use) scores the neck from 1 (fine) upwards; 3 or "
+             "more calls for a change.</p>",
+             '<p class="meta">ISO 11226 is more lenient than Nape\'s own limits (see "Long poor-posture episodes" for '
+             "why), so a stretch Nape lists can be within ISO 11226 here.</p>"]
     parts.append(table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
                  else "<p>ISO 11226: no posture was held long enough to judge; nothing to flag.</p>")
     if f.rula_neck_s:
@@ -400,24 +453,29 @@ def _standards_section(f: Findings) -> str:
         rows = [[k, fmt_duration(v), f"{100 * v / total:.0f} %", RULA_MEANING.get(k, "")]
                 for k, v in sorted(f.rula_neck_s.items())]
         parts.append(table(["RULA neck score", "time", "share", "meaning"], rows))
+        if any(int(k) >= 3 for k in f.rula_neck_s):
+            parts.append("<p>What to try: when the score is 3 or more for long, change what you look at (screen or "
+                         "phone higher) rather than holding your head up by effort.</p>")
     else:
         parts.append("<p>RULA neck score: needs the head sensor.</p>")
     return "<h2>ISO 11226 and RULA</h2>" + "".join(parts)
 
 
 def _exposure_section(f: Findings) -> str:
-    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying (tap a bar for details).</p>"]
-    for key, words, title in (("neck_bands_s", NECK_BAND_WORDS, "neck flexion"),
-                              ("trunk_bands_s", TRUNK_BAND_WORDS, "upper back inclination")):
+    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying down (tap a bar for details). "
+           "Angles are degrees from your neutral posture.</p>"]
+    for key, names, words, title in (("neck_bands_s", NECK_BANDS, NECK_BAND_WORDS, "neck bent forward (neck flexion)"),
+                                     ("trunk_bands_s", TRUNK_BANDS, TRUNK_BAND_WORDS,
+                                      "upper back leaning forward (inclination)")):
         bands = getattr(f.exposure_s, key)
         if not bands:
             continue
         total = sum(bands.values()) or 1.0
-        out.append(f"<h3>{title.capitalize()}</h3>")
-        out.append(plot(_band_chart(bands, words, f"{title} (°)"), f"bands-{key}"))
-        out.append(table(["range", "what", "time", "share"],
-                          [[f"{k.replace('..', '–')}°", esc(words.get(k, "")), fmt_duration(v),
-                            f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
+        out.append(f"<h3>{esc(title.capitalize())}</h3>")
+        out.append(plot(_band_chart(bands, names, words, title), f"bands-{key}"))
+        out.append(table(["range", "what it means", "time", "share"],
+                         [[esc(band_label(k, names)), esc(words.get(k, "")), fmt_duration(v),
+                           f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
     if f.exposure_s.neck_bands_s is None:
         out.append("<p>Neck angles need the head sensor.</p>")
     return "".join(out)
@@ -451,15 +509,12 @@ def render_html(f: Findings) -> str:
         for j in f.jolts
     ]
     ep_html = _episodes_html(f, bed=False)
-    act_rows = [[esc(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
+    act_rows = [[esc(activity_label(k)), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
     sources = AnalysisSettings().sources
     settings_rows = [[esc(k), f"{v:g}", esc(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
     summary = "".join(f"<li>{esc(h)}</li>" for h in headlines(f))
     notes = "".join(f"<li>{esc(n)}</li>" for n in quality_notes(f))
-    meta = f.metadata
-    start = start_time(f)
-    when = f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else ""
     none = "<p>None.</p>"
     more = len(f.jolts) - len(panels)
     panel_html = "".join(_jolt_panel(f, j, k) for k, j in enumerate(panels))
@@ -476,15 +531,14 @@ def render_html(f: Findings) -> str:
           "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
         ) if f.jolts else none
     body = f"""<h1>Nape report</h1>
-<p class="meta">{esc(str(meta.get('device_name', '')))} · firmware {esc(str(meta.get('firmware_version', '')))}
- · {esc(str(meta.get('source', '')))}{esc(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {', '.join(f.roles)}</p>
+<p class="meta">{esc(header_line(f))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Posture over time</h2>
-<p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
-ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_flexion_deg']:g}°. Drag to zoom, double-tap to reset.</p>
+<p class="meta">{esc(timeline_caption(f))}</p>
 {plot(_timeline(f), "timeline")}
 <h2>Long poor-posture episodes</h2>
-{ep_html or none}
+<p class="meta">{esc(limits_story(f.settings))}</p>
+{ep_html or "<p>None: no poor posture was held for " + esc(fmt_duration(f.settings["hold_s"])) + " or longer.</p>"}
 {_exposure_section(f)}
 {_standards_section(f)}
 <h2>Jolts</h2>
@@ -495,8 +549,36 @@ ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_fl
 <h2>Settings used</h2>
 <details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
 {table(["setting", "value", "source"], settings_rows, "long")}</details>
+<h2>What to do next</h2>
+<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
     return page(f"Nape report — {Path(f.path).name}", body)
+
+
+def header_line(f: Findings) -> str:
+    """Device, where the data came from, start, length and sensors, skipping what is unknown
+    (an imported file has no firmware: it names the file instead)."""
+    meta = f.metadata if isinstance(f.metadata, dict) else {}
+    extras = meta.get("extras") if isinstance(meta.get("extras"), dict) else {}
+    source = meta.get("source")
+    if source == "import":
+        orig = extras.get("original_file")
+        src = f"imported from {orig}" if orig else "imported from a file"
+    else:
+        src = {"ble": "recorded over Bluetooth", "simulated": "simulated wearer"}.get(str(source), str(source or ""))
+    parts = []
+    name = str(meta.get("device_name") or "")
+    if name and not (source == "import" and name == "imported"):
+        parts.append(name)
+    if meta.get("firmware_version"):
+        parts.append(f"firmware {meta['firmware_version']}")
+    parts.append(src)
+    start = start_time(f)
+    if start:
+        parts.append(start.strftime("%Y-%m-%d %H:%M"))
+    parts.append(f"{fmt_duration(f.duration_s)} recorded")
+    parts.append("sensors: " + " and ".join(ROLE_WORDS.get(r, r) for r in f.roles))
+    return " · ".join(p for p in parts if p)
 
 
 # ---------------------------------------------------------------- JSON
