@@ -427,7 +427,7 @@ def _seed_recording_bytes() -> list[bytes]:
 
 
 FW_SEEDS = ["01", "02", "0307000000", "0402", "051e142d00", "06" + struct.pack("<Q", 1700000000123).hex(),
-            "07", "08", "090b000000", "00", "99", "0100"]
+            "07", "08", "090b000000", "00", "99", "0100", "0a00", "0b", "0c" + "00" * 32]
 
 
 # --------------------------------------------------------------------------- random engine
@@ -705,7 +705,7 @@ svc = ble_service.NapeService(ble, st, name="Nape", fw_version="0.1.0", imu_mask
 ble._inject(1, (7, 1, b"\x00" * 6)); svc.poll()
 ble._inject(21, (7, 247)); svc.poll()
 H = svc.h_control
-LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5}
+LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5, 10: 2, 11: 1, 12: 33}
 x = SEED or 1
 def rnd(k):
     global x
@@ -772,14 +772,15 @@ for it in range(N):
         continue
     if dt > slowest:
         slowest = dt
-    eff = cmd[:32]  # the stack keeps at most the characteristic's 32-byte buffer
-    resp = [s[1][2] for s in ble._sent if s[1] is not None and s[1][1] == H and s[1][2][0] & 0x80
+    eff = cmd[:40]  # the stack keeps at most the characteristic's 40-byte buffer
+    resp = [s[1][2] for s in ble._sent if s[0] == "notify" and s[1][1] == H and s[1][2][0] & 0x80
             and not (s[1][2][0] == 0xA0 and len(s[1][2]) == 5)]
     want = 0 if (not eff or (eff[0] == 9 and len(eff) == 5)) else 1
     ok = len(resp) == want
     if ok and want:
         r = resp[0]
-        ok = r[0] == (eff[0] | 0x80) & 0xFF and r[1] <= 4 and len(r) in (2, 10)
+        ok = r[0] == (eff[0] | 0x80) & 0xFF and r[1] <= 6 and (
+            len(r) in (2, 10) or (eff[0] == 11 and r[1] == 0 and len(r) == 18))  # AUTH_CHALLENGE: nonce
         exp = 1 if eff[0] not in LEN else (2 if len(eff) != LEN[eff[0]] else None)
         if exp is not None and r[1] != exp:
             ok = False
@@ -795,7 +796,7 @@ elapsed = time.ticks_diff(time.ticks_ms(), t0)
 # afterwards the service must still work: START answers OK and the stream flows
 ble._sent.clear()
 ble._inject(3, (7, H, b"\x08")); svc.poll(); svc.pump(64)
-stream = [s for s in ble._sent if s[1] is not None and s[1][1] == svc.h_stream]
+stream = [s for s in ble._sent if s[0] == "notify" and s[1][1] == svc.h_stream]
 alive = svc.streaming and len(stream) > 0
 print("RESULT", N, crashes + bad_resp, hangs, len(paths), elapsed, slowest, int(alive), repr(examples))
 """

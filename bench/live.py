@@ -74,7 +74,8 @@ async def run_session(seconds: float, browser=None, workdir: Path | None = None,
     workdir = workdir or Path(tempfile.mkdtemp(prefix="nape-live-"))
     async with VirtualDevice(nsim_blob(sim, n=n), speed=1.0) as vd:
         feed = LiveFeed()
-        tr = BleTransport(bumble=vd.bumble_args)
+        # secure by default: the owner's host bonds in the board's power-on window
+        tr = BleTransport(bumble=dict(vd.bumble_args, keystore=str(workdir / "keys.json")), pair=True)
         feed.link = tr.stats
         async with LiveServer(feed, title="Nape live · bench") as srv:
             if browser is not None:
