@@ -91,18 +91,18 @@ class BleApp:
             store.append(pkt, self.service.delivered_to())
         ob.clear()
 
-    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None):
+    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None, jolt=False):
         """One raw sample per IMU (m/s^2, rad/s, sensor frame) at device time t_ms."""
         p = self.pipeline
-        p.step(t_ms, acc0, gyr0, acc1, gyr1)
+        p.step(t_ms, acc0, gyr0, acc1, gyr1, jolt)
         if p.outbox:
             self._collect()
 
-    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w):
+    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w, jolt=False):
         """``step`` with the packet's acc/gyr as wire-unit ints (``Pipeline.step_wire``;
         the sampling loop's path: no heap objects per sample)."""
         p = self.pipeline
-        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w)
+        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w, jolt)
         if p.outbox:
             self._collect()
 

@@ -13,7 +13,6 @@ import pytest
 from nape import wire
 from nape.ble import protocol as P
 from nape.ble.bumble_backend import parse_adv
-from nape.ble.virtual import _FALLBACK_FUSION
 from nape.paths import firmware_dir
 from tests.mpy import run_mpy
 
@@ -233,11 +232,9 @@ emit({"fast": fast, "then": [x[1][0] for x in sent("advertise")][len(fast):],
 
 
 @pytest.fixture()
-def fusion_path(tmp_path):
-    if (firmware_dir() / "fusion.py").is_file():
-        return []
-    (tmp_path / "fusion.py").write_text(_FALLBACK_FUSION)  # until firmware/fusion.py lands
-    return [tmp_path]
+def fusion_path():
+    assert (firmware_dir() / "fusion.py").is_file()
+    return []
 
 
 def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them(fusion_path):
