@@ -6,7 +6,7 @@ commands, sending). The packets the pipeline closes are taken whole from its out
 into ``ble_buffer.PacketStore``; ``ble_service.NapeService`` sends them from there,
 live or as backfill, fragmented for the current MTU.
 
-On the host's virtual board ``nape/boardsim/mpy/nsim_app.py`` drives it from a sample file.
+On the host's virtual board ``nape/boardsim/mpy/board_app.py`` boots ``main.py`` with it.
 """
 
 import struct

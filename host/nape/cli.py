@@ -38,6 +38,7 @@ def _progress() -> Progress:
 
 def cmd_demo(args) -> int:
     """Simulate a wearer, stream through the firmware and wire format, record, analyse, report."""
+    from .ble.virtual import BOARD_ODR_HZ
     from .device_sim import SimulatedTransport
     from .recorder import record
     from .sim import SimSettings, simulate_day
@@ -48,7 +49,11 @@ def cmd_demo(args) -> int:
     t0 = time.monotonic()
     with _progress() as prog:
         task = prog.add_task("simulating the wearer's day", total=None)
-        sim = simulate_day(seed=args.seed, settings=SimSettings(head_imu=not args.no_head, time_scale=args.time_scale))
+        # over BLE the virtual board runs the whole firmware: simulate at its IMUs' rate so
+        # the jolt screen and its EVENT windows see the real high-rate signal
+        rate = BOARD_ODR_HZ if args.link == "ble" else 100.0
+        sim = simulate_day(seed=args.seed, settings=SimSettings(head_imu=not args.no_head, time_scale=args.time_scale,
+                                                                rate_hz=rate))
         (out / "demo.truth.json").write_text(json.dumps(sim.labels.to_dict(), indent=1))
         prog.update(task, description="firmware (MicroPython) → wire format → recording", total=len(sim.t), completed=0)
 

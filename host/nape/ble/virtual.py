@@ -8,9 +8,11 @@ Processes and sockets::
     │    └─ one controller per HCI client ◀── AF_UNIX radio.sock (HCI H4) ◀────────┼── hosts: bleak + BumbleClient
     └──────────────────────────────────────────────────────────────────────────────┘        / BumbleScanner
                  ▲ bridge.sock (shim frames)
-    ┌─ micropython boardsim/mpy/nsim_app.py (bluetooth shim) ─┐
-    │  Pipeline → PacketStore → NapeService → bluetooth.BLE() │  samples from an NSIM file
-    └─────────────────────────────────────────────────────────┘
+    ┌─ micropython boardsim/mpy/board_app.py (the whole firmware: main.boot) ───────────┐
+    │  fake I2C + fake IMUs (FIFO at 500 Hz) → drivers → Sampler → jolt screen (EVENTs)  │
+    │  → Pipeline (fusion → posture alert → buzzer shim) → PacketStore → NapeService     │
+    │  → bluetooth.BLE()                             wearer samples from an NSIM file    │
+    └────────────────────────────────────────────────────────────────────────────────────┘
 
 The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
 ``ready``, ``fw`` (firmware stdout line), ``connection``, ``disconnection``, ``mtu``,
@@ -76,13 +78,15 @@ async def _serve(args: argparse.Namespace) -> int:
     tcp_port = await radio.serve_tcp(port=args.tcp) if args.tcp is not None else None
 
     env = micropython.env(base=dict(os.environ, NAPE_BLE_BRIDGE=str(bridge_path)))
-    cmd = [*micropython.command(str(mpy_dir() / "nsim_app.py"), heap=args.heap),
-           "--nsim", args.nsim, "--speed", str(args.speed),
+    cmd = [*micropython.command(str(mpy_dir() / "board_app.py"), heap=args.heap),
+           "--wearer", args.nsim, "--speed", str(args.speed),
            "--ram-slots", str(args.ram_slots), "--flash-slots", str(args.flash_slots), "--name", args.name]
     if args.flash:
         cmd += ["--flash", str(workdir / "spill.bin")]
     if args.secure:
         cmd.append("--secure")
+    if args.no_quiet_hours:
+        cmd.append("--no-quiet-hours")
     cmd += ["--secrets", args.secrets or str(workdir / "bonds.txt")]
     ready = False
     boots = 0
@@ -198,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nape.ble.virtual", description=__doc__.split("\n")[0])
     p.add_argument("--radio", required=True, help="AF_UNIX path to serve the virtual radio (HCI) on")
     p.add_argument("--tcp", type=int, default=None, help="also serve HCI on this TCP port (0: any)")
-    p.add_argument("--nsim", required=True, help="raw samples (simhost format)")
+    p.add_argument("--nsim", required=True, help="the wearer's raw samples (NSIM format, at the IMUs' rate)")
     p.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
     p.add_argument("--workdir", required=True)
     p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
@@ -209,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the peripheral's bonds in this bumble JSON key store instead of the firmware")
     p.add_argument("--secure", action="store_true", help="firmware requires an encrypted, bonded link")
     p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
+    p.add_argument("--no-quiet-hours", action="store_true",
+                   help="the board's posture alert buzzes at any hour (tests)")
     p.add_argument("--heap", default="16m")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("NAPE_LOG", "WARNING"), stream=sys.stderr)
@@ -218,9 +224,47 @@ def main(argv: list[str] | None = None) -> int:
 # ---------------------------------------------------------------------------------------
 # parent side
 # ---------------------------------------------------------------------------------------
+#: the virtual board's IMU output rate, Hz: the firmware asks for ``config.RAW_ODR_HZ``
+#: (400) and both chips' nearest rate is 500 Hz (MPU-6050 1 kHz / 2, ICM-42688-P 500 Hz)
+BOARD_ODR_HZ = 500.0
+
+
+def resample(sim, rate_hz: float = BOARD_ODR_HZ):
+    """``sim`` (``rate_hz``, ``imus[role].acc/gyr``) at ``rate_hz``: linear interpolation
+    between the samples, the last one held; ``n`` samples become ``n * rate_hz / sim.rate_hz``
+    (so the board's 100 Hz fused stream has as many samples as a 100 Hz simulation).
+    Returned unchanged when already at that rate."""
+    import numpy as np
+
+    if abs(float(sim.rate_hz) - rate_hz) < 1e-9:
+        return sim
+    roles = list(sim.imus)
+    n = len(sim.imus[roles[0]].acc)
+    m = int(round(n * rate_hz / float(sim.rate_hz)))
+    t_in = np.arange(n) / float(sim.rate_hz)
+    t_out = np.arange(m) / rate_hz
+
+    class _R:
+        pass
+
+    out = _R()
+    out.rate_hz = rate_hz
+    out.imus = {}
+    for role in roles:
+        imu = _R()
+        for name in ("acc", "gyr"):
+            x = np.asarray(getattr(sim.imus[role], name), dtype=float)
+            setattr(imu, name, np.stack([np.interp(t_out, t_in, x[:, k]) for k in range(3)], axis=1))
+        out.imus[role] = imu
+    return out
+
+
 def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool = True) -> bytes:
-    """Raw samples for the virtual device: a :class:`nape.sim.SimResult` (first ``n``
-    samples) or, with ``sim=None``, ``n`` samples of a still, upright wearer."""
+    """The wearer for the virtual board at its IMUs' rate (:data:`BOARD_ODR_HZ`; slower
+    simulations are resampled, :func:`resample`): a :class:`nape.sim.SimResult` (first
+    ``n`` samples at its own rate) or, with ``sim=None``, ``n`` samples at ``rate_hz`` of a
+    still, upright wearer. The board's fused stream (100 Hz) then has ``n * 100 / rate``
+    samples."""
     import numpy as np
 
     from ..device_sim import sim_stdin_blob
@@ -252,14 +296,15 @@ def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool
             c.acc, c.gyr = imu.acc[:n], imu.gyr[:n]
             cut.imus[role] = c
         sim = cut
-    return sim_stdin_blob(sim)
+    return sim_stdin_blob(resample(sim))
 
 
 class VirtualDevice:
     """Runs the virtual-device process (see the module doc) for as long as the context lasts.
 
     Args:
-        nsim: raw samples (:func:`nsim_blob`); default one minute of a still wearer.
+        nsim: the wearer's raw samples (:func:`nsim_blob`); default one minute of a still
+            wearer. The virtual board runs the whole firmware on them (``board_app.py``).
         speed: times real time (0: as fast as the firmware runs).
         radio_path: AF_UNIX path of the radio (default: in the work directory).
         flash: let the offline buffer spill to a file; ``ram_slots`` / ``flash_slots``
@@ -269,6 +314,8 @@ class VirtualDevice:
         secure: the firmware requires an encrypted, bonded link (LE Secure Connections).
         secrets: file where the firmware keeps its bonds (default: in ``workdir``); give
             one to keep bonds across virtual-device runs.
+        quiet_hours: False: the board's posture alert buzzes at any hour (its clock is
+            this computer's, so tests would otherwise depend on the time of day).
 
     Raises:
         FirmwareError: the process or the firmware failed to start.
@@ -279,7 +326,7 @@ class VirtualDevice:
                  ram_slots: int = 4096, flash_slots: int = 16384, name: str = "Nape",
                  workdir: str | os.PathLike[str] | None = None, keystore: str | None = None,
                  secure: bool = False, secrets: str | os.PathLike[str] | None = None,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, quiet_hours: bool = True) -> None:
         self._nsim = nsim if nsim is not None else nsim_blob()
         self.speed = speed
         self._own_workdir = workdir is None
@@ -293,6 +340,7 @@ class VirtualDevice:
         self.secure = secure
         self.secrets = secrets
         self.start_timeout = start_timeout
+        self.quiet_hours = quiet_hours
         self.events: list[dict] = []
         self.info: dict = {}
         self._proc: asyncio.subprocess.Process | None = None
@@ -330,6 +378,8 @@ class VirtualDevice:
             args.append("--secure")
         if self.secrets:
             args += ["--secrets", str(self.secrets)]
+        if not self.quiet_hours:
+            args.append("--no-quiet-hours")
         env = dict(os.environ)
         # the child imports this very nape, wherever it is installed or checked out
         import nape
