@@ -13,7 +13,6 @@ import pytest
 from nape import wire
 from nape.ble import protocol as P
 from nape.ble.bumble_backend import parse_adv
-from nape.paths import firmware_dir
 from tests.mpy import run_mpy
 
 _PRELUDE = r"""
@@ -231,13 +230,7 @@ emit({"fast": fast, "then": [x[1][0] for x in sent("advertise")][len(fast):],
     assert r["mtus"][-1] == 244  # back to buffer-sized packets while offline
 
 
-@pytest.fixture()
-def fusion_path():
-    assert (firmware_dir() / "fusion.py").is_file()
-    return []
-
-
-def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them(fusion_path):
+def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them():
     rows = run_mpy(r"""
 import sys, json, binascii, bluetooth, ble_app, ble_buffer
 print(sys.implementation.name)
@@ -255,7 +248,7 @@ ble._inject(3, (3, app.service.h_control, b"\x08")); app.tick()
 app.flush(); app.tick()
 print(json.dumps([binascii.hexlify(x[1][2]).decode() for x in ble._sent
                   if x[0] == "notify" and x[1][1] == app.service.h_stream]))
-""", extra_path=fusion_path).decode().splitlines()
+""").decode().splitlines()
     assert rows[0] == "micropython"
     vals = json.loads(rows[1])
     ra = wire.Reassembler()
@@ -265,7 +258,7 @@ print(json.dumps([binascii.hexlify(x[1][2]).decode() for x in ble._sent
     assert all(abs(float(p.quat[0, 0, 0]) - 1.0) < 0.01 for p in pkts)  # still, upright
 
 
-def test_power_policy_slows_advertising_without_a_central(fusion_path):
+def test_power_policy_slows_advertising_without_a_central():
     rows = run_mpy(r"""
 import sys, json, time, bluetooth, ble_app, ble_buffer, power
 print(sys.implementation.name)
@@ -280,7 +273,7 @@ for _ in range(40):
 saver = (adv(), app.service.saver, app.service.status_bytes()[1])
 ble._inject(1, (3, 1, b"\x00" * 6)); app.tick(); time.sleep_ms(120); app.tick()
 print(json.dumps([saver, app.service.saver, pol.mode]))
-""", extra_path=fusion_path).decode().splitlines()
+""").decode().splitlines()
     assert rows[0] == "micropython"
     (advs, saver, flags), saver_after, mode = json.loads(rows[1])
     assert advs[0] == 20000 and advs[-1] == 1022500 and saver is True and flags & P.ST_SAVER
