@@ -86,7 +86,9 @@ async def _record_over_virtual_ble(sim, path: Path, mtu_bytes: int, metadata: di
     from .recorder import record
 
     with tempfile.TemporaryDirectory(prefix="nape-demo-keys-") as keys:
-        async with VirtualDevice(nsim_blob(sim), speed=0) as vd:
+        # hold: the wearer starts when the recorder streams, so the whole day (and every jolt's
+        # high-rate window) goes out live, as a board worn beside a laptop would send it
+        async with VirtualDevice(nsim_blob(sim), speed=0, hold=True) as vd:
             bumble = {"transport": vd.transport, "keystore": str(Path(keys) / "bonds.json"),
                       "mtu": 0 if mtu_bytes == 23 else mtu_bytes}
             tr = BleTransport(bumble=bumble, pair=True)

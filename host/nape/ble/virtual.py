@@ -11,7 +11,7 @@ Processes and sockets::
     ┌─ micropython boardsim/mpy/board_app.py (the whole firmware: main.boot) ───────────┐
     │  fake I2C + fake IMUs (FIFO at 500 Hz) → drivers → Sampler → jolt screen (EVENTs)  │
     │  → Pipeline (fusion → posture alert → buzzer shim) → PacketStore → NapeService     │
-    │  → bluetooth.BLE()                             wearer samples from an NSIM file    │
+    │  → bluetooth.BLE()                 the wearer: FIFO frames (NFRM, wearer_blob)     │
     └────────────────────────────────────────────────────────────────────────────────────┘
 
 The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -87,6 +88,8 @@ async def _serve(args: argparse.Namespace) -> int:
         cmd.append("--secure")
     if args.no_quiet_hours:
         cmd.append("--no-quiet-hours")
+    if args.hold:
+        cmd.append("--hold")
     cmd += ["--secrets", args.secrets or str(workdir / "bonds.txt")]
     ready = False
     boots = 0
@@ -202,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nape.ble.virtual", description=__doc__.split("\n")[0])
     p.add_argument("--radio", required=True, help="AF_UNIX path to serve the virtual radio (HCI) on")
     p.add_argument("--tcp", type=int, default=None, help="also serve HCI on this TCP port (0: any)")
-    p.add_argument("--nsim", required=True, help="the wearer's raw samples (NSIM format, at the IMUs' rate)")
+    p.add_argument("--nsim", required=True, help="the wearer: FIFO frames (NFRM, wearer_blob)")
     p.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
     p.add_argument("--workdir", required=True)
     p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
@@ -215,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
     p.add_argument("--no-quiet-hours", action="store_true",
                    help="the board's posture alert buzzes at any hour (tests)")
+    p.add_argument("--hold", action="store_true",
+                   help="the wearer starts when a central first streams (the board's clock waits)")
     p.add_argument("--heap", default="16m")
     args = p.parse_args(argv)
     logging.basicConfig(level=os.environ.get("NAPE_LOG", "WARNING"), stream=sys.stderr)
@@ -227,6 +232,11 @@ def main(argv: list[str] | None = None) -> int:
 #: the virtual board's IMU output rate, Hz: the firmware asks for ``config.RAW_ODR_HZ``
 #: (400) and both chips' nearest rate is 500 Hz (MPU-6050 1 kHz / 2, ICM-42688-P 500 Hz)
 BOARD_ODR_HZ = 500.0
+#: the ranges the drivers set (imu_base defaults: +-8 g, +-2000 deg/s); the virtual board
+#: refuses a wearer file quantised for other ranges
+BOARD_ACC_LSB_PER_G = 4096.0
+BOARD_GYR_LSB_PER_DPS = 16.4
+_G = 9.80665
 
 
 def resample(sim, rate_hz: float = BOARD_ODR_HZ):
@@ -259,15 +269,86 @@ def resample(sim, rate_hz: float = BOARD_ODR_HZ):
     return out
 
 
-def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool = True) -> bytes:
-    """The wearer for the virtual board at its IMUs' rate (:data:`BOARD_ODR_HZ`; slower
-    simulations are resampled, :func:`resample`): a :class:`nape.sim.SimResult` (first
-    ``n`` samples at its own rate) or, with ``sim=None``, ``n`` samples at ``rate_hz`` of a
-    still, upright wearer. The board's fused stream (100 Hz) then has ``n * 100 / rate``
-    samples."""
+def axis_maps() -> dict[str, tuple[int, int, int]]:
+    """The board's axis maps chip -> device (``TRUNK_AXIS_MAP``, ``HEAD_AXIS_MAP`` of the
+    firmware's config.py): device axis i = sign(m_i) * chip axis |m_i|.
+
+    Raises:
+        FirmwareError: config.py lacks them.
+    """
+    import re
+
+    from ..paths import firmware_dir
+
+    text = (firmware_dir() / "config.py").read_text(encoding="utf-8")
+    out = {}
+    for role, name in (("trunk", "TRUNK_AXIS_MAP"), ("head", "HEAD_AXIS_MAP")):
+        m = re.search(r"^%s = \(([^)]*)\)" % name, text, re.M)
+        if not m:
+            raise FirmwareError(f"firmware config.py has no {name}")
+        out[role] = tuple(int(x) for x in m.group(1).split(","))
+    return out
+
+
+def _counts(x, lsb):
+    """Round half away from zero and clamp to int16, as the chips' ADC model does."""
     import numpy as np
 
-    from ..device_sim import sim_stdin_blob
+    c = np.asarray(x, dtype=np.float64) * lsb
+    c = np.sign(c) * np.floor(np.abs(c) + 0.5)
+    return np.clip(c, -32768, 32767).astype("<i2")
+
+
+def wearer_blob(sim) -> bytes:
+    """The virtual board's wearer file (NFRM, ``boardsim/mpy/board_app.py``): ``sim``
+    (``rate_hz``, ``imus[role].acc`` m/s^2 / ``.gyr`` rad/s in the device frame) resampled
+    to :data:`BOARD_ODR_HZ`, turned into chip axes with the inverse axis maps, quantised at
+    the drivers' ranges and packed as the chips' FIFO frames: the trunk's MPU-6050 (accel,
+    gyro, big-endian: 12 bytes) and the head's ICM-42688-P packet 3 (0x68, accel, gyro,
+    temperature 0 = 25 degC, 16-bit timestamp counting samples: 16 bytes)."""
+    import numpy as np
+
+    sim = resample(sim)
+    maps = axis_maps()
+    counts = {}
+    for r in ("trunk", "head"):
+        if r not in sim.imus:
+            continue
+        parts = []
+        for name, lsb in (("acc", BOARD_ACC_LSB_PER_G / _G), ("gyr", BOARD_GYR_LSB_PER_DPS * 180.0 / np.pi)):
+            v = np.asarray(getattr(sim.imus[r], name), dtype=np.float64)
+            chip = np.zeros_like(v)
+            for i, m in enumerate(maps[r]):  # device i = sign * chip |m|  =>  chip |m| = sign * device i
+                chip[:, abs(m) - 1] = np.sign(m) * v[:, i]
+            parts.append(_counts(chip, lsb))
+        counts[r] = np.concatenate(parts, axis=1)  # (n, 6) int16: acc x y z, gyr x y z
+    mask = (1 if "trunk" in counts else 0) | (2 if "head" in counts else 0)
+    if not mask & 1:
+        raise ValueError("the virtual board needs a trunk IMU")
+    n = len(counts["trunk"])
+    frames = [counts["trunk"].astype(">i2").view(np.uint8).reshape(n, 12)]
+    head_size = 0
+    if "head" in counts:
+        head_size = 16
+        pkt = np.zeros((n, 16), dtype=np.uint8)
+        pkt[:, 0] = 0x68
+        pkt[:, 1:13] = counts["head"].astype(">i2").view(np.uint8).reshape(n, 12)
+        tmst = ((np.arange(n) + 1) & 0xFFFF).astype(">u2").view(np.uint8).reshape(n, 2)
+        pkt[:, 14:16] = tmst
+        frames.append(pkt)
+    data = np.ascontiguousarray(np.concatenate(frames, axis=1))
+    hdr = b"NFRM" + struct.pack("<BfffIBB", mask, BOARD_ACC_LSB_PER_G, BOARD_GYR_LSB_PER_DPS,
+                                float(sim.rate_hz), n, 12, head_size)
+    return hdr + data.tobytes()
+
+
+def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool = True) -> bytes:
+    """The wearer for the virtual board (:func:`wearer_blob`: FIFO frames at its IMUs' rate
+    :data:`BOARD_ODR_HZ`; slower simulations are resampled): a :class:`nape.sim.SimResult`
+    (first ``n`` samples at its own rate) or, with ``sim=None``, ``n`` samples at
+    ``rate_hz`` of a still, upright wearer. The board's fused stream (100 Hz) then has
+    ``n * 100 / rate`` samples."""
+    import numpy as np
 
     if sim is None:
         n = n or int(60 * rate_hz)
@@ -296,7 +377,7 @@ def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool
             c.acc, c.gyr = imu.acc[:n], imu.gyr[:n]
             cut.imus[role] = c
         sim = cut
-    return sim_stdin_blob(resample(sim))
+    return wearer_blob(sim)
 
 
 class VirtualDevice:
@@ -316,6 +397,9 @@ class VirtualDevice:
             one to keep bonds across virtual-device runs.
         quiet_hours: False: the board's posture alert buzzes at any hour (its clock is
             this computer's, so tests would otherwise depend on the time of day).
+        hold: the wearer starts moving when a central first streams (the whole day goes
+            out live, jolt windows included; ``nape demo``). Default: at once, so a late
+            central backfills.
 
     Raises:
         FirmwareError: the process or the firmware failed to start.
@@ -326,7 +410,7 @@ class VirtualDevice:
                  ram_slots: int = 4096, flash_slots: int = 16384, name: str = "Nape",
                  workdir: str | os.PathLike[str] | None = None, keystore: str | None = None,
                  secure: bool = False, secrets: str | os.PathLike[str] | None = None,
-                 start_timeout: float = 30.0, quiet_hours: bool = True) -> None:
+                 start_timeout: float = 30.0, quiet_hours: bool = True, hold: bool = False) -> None:
         self._nsim = nsim if nsim is not None else nsim_blob()
         self.speed = speed
         self._own_workdir = workdir is None
@@ -341,6 +425,7 @@ class VirtualDevice:
         self.secrets = secrets
         self.start_timeout = start_timeout
         self.quiet_hours = quiet_hours
+        self.hold = hold
         self.events: list[dict] = []
         self.info: dict = {}
         self._proc: asyncio.subprocess.Process | None = None
@@ -380,6 +465,8 @@ class VirtualDevice:
             args += ["--secrets", str(self.secrets)]
         if not self.quiet_hours:
             args.append("--no-quiet-hours")
+        if self.hold:
+            args.append("--hold")
         env = dict(os.environ)
         # the child imports this very nape, wherever it is installed or checked out
         import nape

@@ -7,25 +7,27 @@ alert and buzzer after fusion, the sampler -- but on the register-level fake IMU
 buzzer whose PWM records the patterns it plays (``PatternPWM``) and the ``bluetooth`` shim
 bridged to a bumble radio (``nape.ble.peripheral``).
 
-The wearer comes from a file of raw samples in the NSIM format (``simhost.py``: header
-``NSIM`` u8 imu_mask, u16 (ignored), f32 rate_hz, u32 n, then float32 acc x,y,z (m/s^2),
-gyr x,y,z (rad/s) per IMU per sample, in the DEVICE frame the simulator describes),
-normally at the IMUs' output rate (the host resamples slower simulations,
-``nape.ble.virtual.nsim_blob``). The chips sense in their own axes: each vector is turned
-into chip axes with the inverse of the board's axis map (``config.TRUNK_AXIS_MAP`` /
-``HEAD_AXIS_MAP``, hardware/MOUNTING.md), which the sampler then undoes. Every ``SAMPLER_POLL_MS``
-of board time the chips get one sample per output period at their *current* ODR (500 Hz
-after boot; fewer in the power saver), taken from the file at that instant, then the
-sampler polls their FIFOs and the main loop runs ``SAMPLER_POLL_MS / MAIN_LOOP_MS`` passes.
-Board time is ``machine.time_ms()`` (the shim's virtual clock), starting at 0.
+The wearer comes from a file of the chips' own FIFO frames (``nape.ble.virtual.wearer_blob``,
+format NFRM): header ``NFRM`` u8 imu_mask, f32 acc_lsb_per_g, f32 gyr_lsb_per_dps, f32
+rate_hz, u32 n, u8 trunk frame bytes, u8 head frame bytes (23 bytes), then per sample the
+trunk's MPU-6050 frame (accel, gyro; big-endian int16) and the head's ICM-42688-P packet 3
+(header 0x68, accel, gyro, temperature, timestamp). The host made them from the simulated
+wearer: resampled to the IMUs' output rate, turned into CHIP axes with the inverse of the
+board's axis map (``config.TRUNK_AXIS_MAP`` / ``HEAD_AXIS_MAP``, hardware/MOUNTING.md; the
+sampler undoes it) and quantised at the ranges the drivers set. At boot the chips' ranges
+and FIFO setup are checked against the file (refused in one line otherwise); then each
+poll hands every chip its frames in one call (``push_frames``: the chip's FIFO, overflow
+rules and data registers), so the simulation costs little next to the firmware.
 
 Pacing: ``--speed`` times real time; 0 = as fast as possible, but while a central
 streams no faster than the link drains. ::
 
     micropython board_app.py --wearer FILE [--speed 1] [--flash PATH] [--ram-slots N]
                              [--flash-slots N] [--name Nape] [--secure] [--secrets PATH]
-                             [--no-quiet-hours]
+                             [--no-quiet-hours] [--hold]
 
+``--hold``: the wearer starts moving when a central first streams (``nape demo``: the whole
+day goes out live, EVENT windows included); the board's clock waits at 0 until then.
 ``--no-quiet-hours``: the posture alert buzzes at any hour (tests; the board's clock is the
 host's wall clock, so quiet hours would otherwise depend on when the test runs).
 
@@ -82,57 +84,38 @@ class PatternPWM:
         self.duty_u16(0)
 
 
-def _to_chip(v, o, dst, m):
-    """Device-frame ``v[o:o + 3]`` -> chip axes in ``dst`` (device i = sign * chip |m_i|)."""
-    for i in range(3):
-        k = m[i]
-        if k > 0:
-            dst[k - 1] = v[o + i]
-        else:
-            dst[-k - 1] = -v[o + i]
+_HDR = 23
 
 
 class Wearer:
-    """Raw samples from an NSIM file, read forward in blocks; ``at(i)`` fills the
-    reused lists ``acc0, gyr0, acc1, gyr1`` with record ``i`` in CHIP axes (never behind
-    the last record read)."""
+    """FIFO frames from an NFRM file, read forward in blocks: ``span(i, k)`` returns
+    ``(buf, off)`` with records ``i .. i + k - 1`` at ``buf[off:]`` (``rec`` bytes each:
+    trunk frame, then head frame)."""
 
     def __init__(self, path):
         f = open(path, "rb")
-        hdr = f.read(15)
-        if hdr is None or len(hdr) != 15 or hdr[:4] != b"NSIM":
-            raise ValueError("bad wearer file header")
-        self.mask, _vl, self.rate_hz, self.n = struct.unpack_from("<BHfI", hdr, 4)
+        hdr = f.read(_HDR)
+        if hdr is None or len(hdr) != _HDR or hdr[:4] != b"NFRM":
+            raise ValueError("bad wearer file header (not NFRM)")
+        (self.mask, self.acc_lsb_per_g, self.gyr_lsb_per_dps, self.rate_hz, self.n,
+         self.trunk_size, self.head_size) = struct.unpack_from("<BfffIBB", hdr, 4)
         self.two = self.mask == 3
-        self.rec = 24 * (2 if self.two else 1)
-        self.fmt = "<" + "f" * (12 if self.two else 6)
+        self.rec = self.trunk_size + (self.head_size if self.two else 0)
         self._f = f
         self._buf = b""
         self._first = 0  # record index of _buf[0]
-        self.acc0 = [0.0, 0.0, 0.0]
-        self.gyr0 = [0.0, 0.0, 0.0]
-        self.acc1 = [0.0, 0.0, 0.0]
-        self.gyr1 = [0.0, 0.0, 0.0]
 
-    def at(self, i):
+    def span(self, i, k):
         rec = self.rec
-        k = i - self._first
-        if k * rec + rec > len(self._buf):
-            # skip forward to record i, then read a block from there
-            self._f.seek(15 + i * rec)
-            self._buf = self._f.read(_BLOCK * rec) or b""
+        j = i - self._first
+        if j < 0 or (j + k) * rec > len(self._buf):
+            self._f.seek(_HDR + i * rec)
+            self._buf = self._f.read((_BLOCK if k < _BLOCK else k) * rec) or b""
             self._first = i
-            k = 0
-            if len(self._buf) < rec:
+            j = 0
+            if len(self._buf) < k * rec:
                 raise EOFError("wearer file ended at record %d" % i)
-        v = struct.unpack_from(self.fmt, self._buf, k * rec)
-        m = config.TRUNK_AXIS_MAP
-        _to_chip(v, 0, self.acc0, m)
-        _to_chip(v, 3, self.gyr0, m)
-        if self.two:
-            m = config.HEAD_AXIS_MAP
-            _to_chip(v, 6, self.acc1, m)
-            _to_chip(v, 9, self.gyr1, m)
+        return self._buf, j * rec
 
     def close(self):
         self._f.close()
@@ -151,30 +134,48 @@ def boot_board(wearer, store, name=config.BLE_NAME, secure=False, secrets_path=N
                  secrets_path=secrets_path)
     pwm = PatternPWM()
     dev = main.boot(app=app, buzzer=Buzzer(pwm), start_timer=False, clock=machine.time_ms)
+    sizes = (wearer.trunk_size, wearer.head_size)
+    for c, size in zip(chips, sizes):
+        if c.acc_lsb_per_g() != wearer.acc_lsb_per_g or abs(c.gyr_lsb_per_dps() - wearer.gyr_lsb_per_dps) > 0.01:
+            raise SystemExit("wearer file made for %g LSB/g, %g LSB/dps; the chips run at %g, %g"
+                             % (wearer.acc_lsb_per_g, wearer.gyr_lsb_per_dps, c.acc_lsb_per_g(),
+                                c.gyr_lsb_per_dps()))
+        if c.check_frames() != size:
+            raise SystemExit("wearer file frames of %d bytes; the %s FIFO takes %d" % (size, c.FRAME, c.check_frames()))
     return dev, chips, pwm
 
 
 def feed(wearer, chips, t_ms, odr, k, start):
-    """Push ``k`` samples per chip at ``odr`` Hz, the first at board time
-    ``t_ms + start / odr``: each is the wearer's record at that instant (the newest
-    record at or before it). Returns False when the file is exhausted."""
+    """Give each chip ``k`` samples at ``odr`` Hz, the first at board time
+    ``t_ms + start / odr``: each the wearer's record at that instant (the newest at or
+    before it). Returns False when the file is exhausted."""
     rate = wearer.rate_hz
-    two = wearer.two
-    c0 = chips[0]
-    c1 = chips[1] if two else None
+    idx = []
     for j in range(k):
         i = int((t_ms * odr + (start + j) * 1000) * rate / (1000 * odr) + 1e-6)
         if i >= wearer.n:
             return False
-        wearer.at(i)
-        c0.push(wearer.acc0, wearer.gyr0)
-        if two:
-            c1.push(wearer.acc1, wearer.gyr1)
+        idx.append(i)
+    if not idx:
+        return True
+    rec = wearer.rec
+    if idx[-1] - idx[0] == k - 1:  # consecutive records (the ODR is the file's rate): one call
+        buf, off = wearer.span(idx[0], k)
+        chips[0].push_frames(buf, off, rec, k)
+        if wearer.two:
+            chips[1].push_frames(buf, off + wearer.trunk_size, rec, k)
+        return True
+    for i in idx:  # a lower ODR (power saver): every few records
+        buf, off = wearer.span(i, 1)
+        chips[0].push_frames(buf, off, rec, 1)
+        if wearer.two:
+            chips[1].push_frames(buf, off + wearer.trunk_size, rec, 1)
     return True
 
 
 async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slots=16384,
-                    name=config.BLE_NAME, secure=False, secrets_path=None, quiet_hours=True):
+                    name=config.BLE_NAME, secure=False, secrets_path=None, quiet_hours=True,
+                    hold=False):
     """Virtual board main: the whole firmware on the wearer in ``path``."""
     wearer = Wearer(path)
     store = ble_buffer.PacketStore(ram_slots, flash_path, flash_slots)
@@ -187,6 +188,9 @@ async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slot
     passes = poll // config.MAIN_LOOP_MS
     n_fused = int(wearer.n * smp.fused_hz / wearer.rate_hz)
     print("NAPE-APP start_unix_ms=%d rate_hz=%d n=%d" % (time.time_ns() // 1000000, smp.fused_hz, n_fused))
+    while hold and not app.service.streaming:  # BLE only, the wearer waits
+        app.tick()
+        await asyncio.sleep_ms(5)
     t_real0 = time.ticks_ms()
     board_ms = 0
     frac = 0  # samples of the current ODR already pushed in this board second
@@ -236,11 +240,13 @@ def _main(argv):
             "--name": config.BLE_NAME, "--wearer": None, "--secrets": None}
     secure = False
     quiet = True
+    hold = False
     i = 1
     while i < len(argv):
-        if argv[i] in ("--secure", "--no-quiet-hours"):
+        if argv[i] in ("--secure", "--no-quiet-hours", "--hold"):
             secure = secure or argv[i] == "--secure"
             quiet = quiet and argv[i] != "--no-quiet-hours"
+            hold = hold or argv[i] == "--hold"
             i += 1
             continue
         if argv[i] not in opts or i + 1 >= len(argv):
@@ -251,7 +257,8 @@ def _main(argv):
         raise SystemExit("usage: board_app.py --wearer FILE [--speed S] [--flash PATH]")
     asyncio.run(run_board(opts["--wearer"], float(opts["--speed"]), opts["--flash"],
                           int(opts["--ram-slots"]), int(opts["--flash-slots"]), opts["--name"],
-                          secure=secure, secrets_path=opts["--secrets"], quiet_hours=quiet))
+                          secure=secure, secrets_path=opts["--secrets"], quiet_hours=quiet,
+                          hold=hold))
 
 
 if __name__ == "__main__":

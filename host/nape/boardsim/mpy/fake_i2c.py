@@ -139,6 +139,21 @@ class FakeI2C:
         return sorted(self.devices)
 
 
+@micropython.viper
+def _copy_frames(dst, pos: int, cap: int, src, off: int, stride: int, size: int, n: int):
+    """``n`` frames of ``size`` bytes, ``stride`` apart from ``src[off]``, appended to the
+    ring ``dst`` (capacity ``cap``) at ``pos``."""
+    d = ptr8(dst)
+    s = ptr8(src)
+    for f in range(n):
+        o = off + f * stride
+        for i in range(size):
+            d[pos] = s[o + i]
+            pos += 1
+            if pos == cap:
+                pos = 0
+
+
 class FakeFifo:
     """Byte ring buffer with a fixed capacity."""
 
@@ -180,6 +195,13 @@ class FakeFifo:
         if first < n:
             _copy(self.buf, 0, data, first, n - first)
         self.n += n
+
+    def extend_frames(self, src, off, stride, size, n):
+        """Append ``n`` frames of ``size`` bytes taken ``stride`` apart from ``src[off]``;
+        the caller made room."""
+        _copy_frames(self.buf, (self.head + self.n) % self.capacity, self.capacity, src, off,
+                     stride, size, n)
+        self.n += n * size
 
     def get_into(self, buf, empty=0xFF):
         """Pop ``len(buf)`` bytes into ``buf`` (``empty`` once the FIFO runs dry)."""
@@ -277,6 +299,40 @@ class FakeImuChip:
         self.pushed += 1
         self._sample(ca, cg)
         return ca, cg
+
+    def push_counts(self, v, o=0):
+        """One sample period from raw counts already in the current ranges (the virtual
+        board's wearer file): ``v[o:o + 3]`` acc x, y, z, ``v[o + 3:o + 6]`` gyr x, y, z
+        (int16, sensor axes). Returns False when the sensors are off."""
+        if not self.running():
+            return False
+        self.pushed += 1
+        self._sample(v[o:o + 3], v[o + 3:o + 6])
+        return True
+
+    def push_frames(self, src, off, stride, n):
+        """``n`` sample periods at once from FIFO frames the host packed in this chip's
+        format (``frame_format()``), ``stride`` bytes apart from ``src[off]`` (the virtual
+        board's fast path: one call per poll). The data registers get the last frame.
+        Returns False when the sensors are off.
+
+        Raises:
+            ValueError: the chip's FIFO is not set up for that frame format.
+        """
+        if not self.running():
+            return False
+        size = self.check_frames()
+        self.pushed += n
+        self._frames_put(src, off, stride, size, n)
+        return True
+
+    def _frames_put(self, src, off, stride, size, n):
+        """Overflow as the chip does it (subclasses), then the frames into the FIFO."""
+        need = n * size - self.fifo.room()
+        if need > 0:
+            self.dropped += need
+            self.fifo.drop(need)
+        self.fifo.extend_frames(src, off, stride, size, n)
 
     def set_i16(self, reg, v, big_endian=True):
         v &= 0xFFFF

@@ -125,6 +125,36 @@ class FakeICM42688(FakeImuChip):
             self.fifo.clear()  # bypass: FIFO not operational
         self.regs[reg] = val
 
+    FRAME = "icm42688:packet3:be:16"
+
+    def check_frames(self):
+        """Frame size of the FIFO setup ``push_frames`` feeds (packet 3: header 0x68,
+        accel, gyro, temperature, timestamp; big-endian: what the driver sets). Raises
+        ValueError for any other setup."""
+        r = self.regs
+        if not r[FIFO_CONFIG] >> 6 or r[FIFO_CONFIG1] & 0x03 != 3 or not self.big_endian():
+            raise ValueError("ICM FIFO not set up for big-endian packet-3 frames")
+        if not (self.acc_on() and self.gyr_on()):
+            raise ValueError("ICM accel and gyro must both be on for packet-3 frames")
+        return 16
+
+    def _frames_put(self, src, off, stride, size, n):
+        r = self.regs
+        o = off + (n - 1) * stride  # the last frame -> data registers, timestamp
+        r[ACCEL_DATA_X1:ACCEL_DATA_X1 + 12] = src[o + 1:o + 13]
+        r[INT_STATUS] |= 0x08  # DATA_RDY_INT
+        self.tmst = (src[o + 14] << 8) | src[o + 15]
+        k = self.fifo.room() // size
+        if k < n:  # full: stream mode drops the oldest packets, stop-on-full the new ones
+            r[INT_STATUS] |= 0x02  # FIFO_FULL_INT
+            self.dropped += (n - k) * size
+            if r[FIFO_CONFIG] >> 6 >= 2:
+                n = k
+            else:
+                self.fifo.drop((n - k) * size)
+        if n > 0:
+            self.fifo.extend_frames(src, off, stride, size, n)
+
     def _i16(self, out, v):
         v &= 0xFFFF
         if self.big_endian():

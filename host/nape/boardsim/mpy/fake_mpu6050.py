@@ -113,6 +113,35 @@ class FakeMPU6050(FakeImuChip):
                 out.extend(self.regs[r : r + 2])
         self._fifo_put(out)
 
+    FRAME = "mpu6050:accel_gyro:be:12"
+
+    def check_frames(self):
+        """Frame size of the FIFO setup ``push_frames`` feeds (accel + gyro x, y, z,
+        big-endian: what the driver sets). Raises ValueError for any other setup."""
+        r = self.regs
+        if not r[USER_CTRL] & 0x40 or r[FIFO_EN] != 0x78:
+            raise ValueError("MPU FIFO not set up for accel + gyro frames")
+        return 12
+
+    def _frames_put(self, src, off, stride, size, n):
+        r = self.regs
+        o = off + (n - 1) * stride  # the last frame -> data registers (accel, gyro)
+        r[ACCEL_XOUT_H:ACCEL_XOUT_H + 6] = src[o:o + 6]
+        r[GYRO_XOUT_H:GYRO_XOUT_H + 6] = src[o + 6:o + 12]
+        struct.pack_into(">h", r, TEMP_OUT_H, self.temp_counts)
+        r[INT_STATUS] |= 0x01  # DATA_RDY_INT
+        need = n * size - self.fifo.room()
+        if need > 0:  # byte by byte: each new byte drops the oldest, or is dropped
+            r[INT_STATUS] |= 0x10  # FIFO_OFLOW_INT
+            self.dropped += need
+            if self.is_6500 and (r[CONFIG] & 0x40):
+                n -= (need + size - 1) // size  # (whole frames, close enough for a fake)
+                if n <= 0:
+                    return
+            else:
+                self.fifo.drop(need)
+        self.fifo.extend_frames(src, off, stride, size, n)
+
     def _fifo_put(self, out):
         stop_when_full = self.is_6500 and (self.regs[CONFIG] & 0x40)
         room = self.fifo.room()
