@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..settings import AnalysisSettings
+from .findings import Calibration
 from .orientation import Refuser
 from .stream import BlockReader
 
@@ -32,14 +33,14 @@ def captured(rec) -> dict | None:
     return found
 
 
-def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
+def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     """Neutral quaternions per IMU (list of [w,x,y,z]) and how they were found."""
     note = captured(rec)
     if note is not None:
         qs = [note["trunk_q"]] + ([note["head_q"]] if n_imu > 1 and "head_q" in note else [])
         if len(qs) == n_imu:
-            return {"method": "captured", "detail": "neutral posture captured by the wearer",
-                    "neutral_q": qs, "fusion": note.get("fusion", "firmware")}
+            return Calibration("captured", "neutral posture captured by the wearer", qs,
+                               fusion=note.get("fusion", "firmware"))
     accs, gyrs, fws = [], [], []
     n_max = None
     period = 0.01
@@ -53,8 +54,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         if sum(len(g) for g in gyrs) >= n_max:
             break
     if not gyrs:
-        return {"method": "none", "detail": "no samples", "neutral_q": [[1, 0, 0, 0]] * n_imu,
-                "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
+        return Calibration("none", "no samples", [[1, 0, 0, 0]] * n_imu, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu)
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
     win = max(2, min(int(s.neutral_window_s / period), len(gyr)))
@@ -69,7 +69,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
     # A still sensor's mean gyro is its zero-rate offset: MEMS parts allow up to ±20 °/s
     # (MPU-6050 datasheet), far beyond what a fusion filter's bias estimate may absorb.
     offset = _zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still else np.zeros((n_imu, 3))
-    if s.refuse:
+    if s.fuse_on_host:
         q = Refuser(n_imu, period, offset)(acc[: i0 + win], gyr[: i0 + win])
     else:
         q = np.concatenate(fws)[: i0 + win]
@@ -79,8 +79,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         m = seg[:, k] * np.sign(seg[:, k] @ seg[0, k])[:, None]  # same hemisphere before averaging
         mean = m.mean(axis=0)
         neutral.append((mean / np.linalg.norm(mean)).tolist())
-    return {"method": method, "detail": detail, "neutral_q": neutral, "start_s": i0 * period,
-            "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware"}
+    return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
+                       fusion="vqf" if s.fuse_on_host else "firmware")
 
 
 def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings):

@@ -95,7 +95,7 @@ def pattern(ep: PostureEpisode, s: AnalysisSettings) -> str:
     """Plain-words pattern of a neck episode: phone / looking down vs keyboard."""
     if ep.kind != "neck_flexion":
         return "hunched upper back"
-    if ep.mean_trunk_deg >= s.keyboard_trunk_deg:
+    if ep.mean_trunk_inclination_deg >= s.keyboard_trunk_deg:
         return "keyboard (neck and upper back forward)"
     if ep.mean_deg >= s.phone_neck_deg:
         return "phone / looking down (deep neck flexion, upright back)"
