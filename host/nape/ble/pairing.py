@@ -19,11 +19,19 @@ async def pair(transport, timeout_s: float) -> str:
     """
     from bleak import BleakClient
 
+    import asyncio
+
     dev = await transport._find()
     try:
         async with BleakClient(dev, pair=True, timeout=timeout_s, **transport._client_kw) as c:
-            st = P.parse_status(await c.read_gatt_char(P.STATUS_UUID))
-            if not st.flags & P.ST_ENCRYPTED:
+            # the board refreshes its status from its main loop (at once on a link change, at
+            # the latest every second): a read right after pairing may still show the old one
+            for _ in range(20):
+                st = P.parse_status(await c.read_gatt_char(P.STATUS_UUID))
+                if st.flags & P.ST_ENCRYPTED:
+                    break
+                await asyncio.sleep(0.1)
+            else:
                 raise DeviceError(f"{dev.address}: paired, but the device reports an unencrypted link")
     except DeviceError:
         raise
