@@ -2,7 +2,7 @@
 
 One module per command group (MNE-Python's layout): :mod:`.demo`; :mod:`.recordings`
 (analyse, info, decode, export); :mod:`.device` (scan, record, pair); :mod:`.doctor`; :mod:`.rom`;
-:mod:`.trends` (trends, sessions); :mod:`.flash`; :mod:`.csv_import` (import). What they
+:mod:`.trends` (trends, sessions); :mod:`.flash`; :mod:`.csv_import` (import); :mod:`.cohort`. What they
 share (consoles, the progress bar, settings from arguments, the ranged-value type, opening a
 real or virtual radio link) is in :mod:`.common`; terminal summaries in :mod:`.summaries`.
 argparse and rich are imported only under ``nape/cli/``.
@@ -20,7 +20,7 @@ from .. import __version__
 from ..errors import NapeError
 
 #: The command groups, in the order ``nape --help`` lists them.
-GROUPS = ("demo", "recordings", "device", "doctor", "flash", "csv_import", "trends", "rom")
+GROUPS = ("demo", "recordings", "device", "doctor", "flash", "csv_import", "trends", "rom", "cohort")
 
 
 class _Parser(argparse.ArgumentParser):
