@@ -3,7 +3,9 @@
 Kept as a string template, run by the real unix MicroPython with the firmware compiled by
 mpy-cross (``-march=x64``: the viper code native, as ``-march=xtensawin`` makes it on the
 board). Placeholders: %(iters)d loop iterations (one sampler poll of board time each) per round, %(rounds)d rounds, %(loops)d
-Pystone loops, %(pystone)s Pystone source, %(mode)s "loop" or "heap".
+Pystone loops, %(pystone)s Pystone source, %(mode)s "stream" (a central connected and
+streaming, active rates) or "saver" (no central: the power saver's rates, packets into the
+offline buffer).
 """
 
 LOOP = r"""
@@ -92,6 +94,12 @@ app = dev.app
 svc = app.service
 ble = bluetooth.BLE()
 print("HEAP", free_start, free_fakes, free_imports, free_before_boot, free_boot, app.store.ram_cap)
+if %(iters)d == 0:  # heap calibration only
+    raise SystemExit
+MODE = "%(mode)s"
+if MODE == "saver":  # what Device._power applies when no central is connected
+    import config
+    smp.set_rates(config.SAVER_RATE_HZ, config.SAVER_RATE_HZ)
 # the wearer: nodding and turning, a walking bounce; no jolt (a steady day, not a crash)
 for chip, drv, tm in ((c0, dev.trunk, tmpls[0]), (c1, dev.head, tmpls[1])):
     fr = drv._FRAME
@@ -105,13 +113,14 @@ for chip, drv, tm in ((c0, dev.trunk, tmpls[0]), (c1, dev.head, tmpls[1])):
             o += 1
     fast.add(drv.addr, tm, fr)
     drv.i2c = fast
-# a central connects (MTU 247) and starts the stream: the board streams and sends
-ble._inject(1, (3, 1, b"\x00" * 6)); app.tick()
-ble._inject(21, (3, 247)); app.tick()
-# secure by default: the central bonds in the power-on window (the stack stores its keys,
-# then reports the encrypted link), as the owner's host does
-svc._irq(30, (2, b"bench-central", b"keys")); ble._inject(28, (3, True, False, True, 16)); app.tick()
-ble._inject(3, (3, svc.h_control, b"\x01")); app.tick()
+# stream: a central connects (MTU 247) and starts the stream: the board streams and sends
+if MODE == "stream":
+    ble._inject(1, (3, 1, b"\x00" * 6)); app.tick()
+    ble._inject(21, (3, 247)); app.tick()
+    # secure by default: the central bonds in the power-on window (the stack stores its keys,
+    # then reports the encrypted link), as the owner's host does
+    svc._irq(30, (2, b"bench-central", b"keys")); ble._inject(28, (3, True, False, True, 16)); app.tick()
+    ble._inject(3, (3, svc.h_control, b"\x01")); app.tick()
 now = machine.time_ms()
 
 

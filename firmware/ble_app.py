@@ -7,8 +7,8 @@ into ``ble_buffer.PacketStore``; ``ble_service.NapeService`` sends them from the
 live or as backfill, fragmented for the current MTU.
 
 ``make_app`` builds it with the board's security settings (``config.BLE_*``): the board's
-boot (``main.py``) and the host's virtual board (``nape/boardsim/mpy/nsim_app.py``, which
-drives it from a sample file) both call it, so both run exactly the same security.
+boot (``main.py``) calls it, and the host's virtual board (``nape/boardsim/mpy/board_app.py``)
+boots that same ``main.py``, so both run exactly the same security.
 """
 
 import os
@@ -150,18 +150,18 @@ class BleApp:
             store.append(pkt, self.service.delivered_to())
         ob.clear()
 
-    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None):
+    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None, jolt=False):
         """One raw sample per IMU (m/s^2, rad/s, sensor frame) at device time t_ms."""
         p = self.pipeline
-        p.step(t_ms, acc0, gyr0, acc1, gyr1)
+        p.step(t_ms, acc0, gyr0, acc1, gyr1, jolt)
         if p.outbox:
             self._collect()
 
-    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w):
+    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w, jolt=False):
         """``step`` with the packet's acc/gyr as wire-unit ints (``Pipeline.step_wire``;
         the sampling loop's path: no heap objects per sample)."""
         p = self.pipeline
-        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w)
+        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w, jolt)
         if p.outbox:
             self._collect()
 

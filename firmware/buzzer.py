@@ -14,7 +14,9 @@ Usage::
     if alert.update(now, q_trunk, q_head, hour):
         buz.play(now)
     buz.tick(now)                             # every loop iteration
-    pipeline.alert = buz.playing              # ALERT flag in the stream
+    alert_flag = buz.playing                  # ALERT flag in the stream
+
+On the board ``feedback.Feedback`` does this after each fusion.
 """
 
 import time

@@ -72,7 +72,7 @@ Usage in the raw-rate loop::
 
     scr = JoltScreen(2, 400)
     if scr.push(t_ms, acc_t, gyr_t, acc_h, gyr_h):
-        pipeline.jolt = True          # JOLT flag on the next fused sample
+        hit = True                    # JOLT flag (step(..., jolt=hit)) on the next fused sample
     if scr.ready():                   # when the link has room
         for pkt in scr.event_packets(max_value_len):
             outbox.extend(fragmenter.split(pkt))

@@ -7,9 +7,12 @@ Boot (``boot``):
   plus the flash spill file when the heap holds its index, built by ``ble_app.make_app``
   with the security settings ``config.BLE_*``: secure by default; a radio-less ``LocalSink``
   when the ``bluetooth`` module or the stack is missing, so posture alerts still work)
-  -> buzzer on the motor pin ->
-  posture alert -> ``sampler.Sampler`` -> a ``machine.Timer`` every
-  ``config.SAMPLER_POLL_MS`` that schedules ``Sampler.poll``.
+  -> buzzer on the motor pin -> posture alert and buzzer after fusion
+  (``feedback.Feedback`` on the app's pipeline) -> ``sampler.Sampler`` (acquisition only)
+  -> a ``machine.Timer`` every ``config.SAMPLER_POLL_MS`` that schedules ``Sampler.poll``.
+
+Data flows one way: sampler (FIFO -> scaled samples -> jolt screen) -> pipeline (fusion ->
+feedback: calibration, posture alert, buzzer -> flags -> packets) -> offline buffer / BLE.
 
 Main loop (``Device.step``, every ``config.MAIN_LOOP_MS``): BLE housekeeping and
 sending (``app.tick()``), EVENT windows to the BLE service, CALIBRATE and SET_POSTURE
@@ -32,6 +35,7 @@ import config
 import imu_detect
 import jolt
 from buzzer import Buzzer
+from feedback import Feedback
 from imu_base import ImuError
 from pipeline import Pipeline
 from posture import PostureAlert, PostureSettings
@@ -45,15 +49,15 @@ class LocalSink:
     def __init__(self, imu_mask, rate_hz):
         self.pipeline = Pipeline(imu_mask, rate_hz, 244)
 
-    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None):
+    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None, jolt=False):
         p = self.pipeline
-        p.step(t_ms, acc0, gyr0, acc1, gyr1)
+        p.step(t_ms, acc0, gyr0, acc1, gyr1, jolt)
         if p.outbox:
             p.outbox.clear()
 
-    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w):
+    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w, jolt=False):
         p = self.pipeline
-        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w)
+        p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w, jolt)
         if p.outbox:
             p.outbox.clear()
 
@@ -161,13 +165,16 @@ def make_app(imu_mask, rate_hz):
 
 
 class Device:
-    """The booted board: drivers, app, sampler, timer; ``step`` is one main-loop pass."""
+    """The booted board: drivers, app, sampler, feedback (posture alert and buzzer),
+    timer; ``step`` is one main-loop pass."""
 
-    def __init__(self, trunk, head, app, sampler, power, timer, utc_offset_min=config.UTC_OFFSET_MIN):
+    def __init__(self, trunk, head, app, sampler, power, timer, utc_offset_min=config.UTC_OFFSET_MIN,
+                 feedback=None):
         self.trunk = trunk
         self.head = head
         self.app = app
         self.sampler = sampler
+        self.feedback = feedback if feedback is not None else Feedback()
         # one power policy: the BLE app's (it knows the link and updates it in tick()),
         # else our own (no radio: the saver engages SAVER_AFTER_S after boot)
         app_power = getattr(app, "power", None)
@@ -189,6 +196,9 @@ class Device:
         """One main-loop pass (every ``config.MAIN_LOOP_MS``). Never blocks (the app only
         queues and sends); allocates nothing when there is nothing to do."""
         self.app.tick()
+        buz = self.feedback.buzzer
+        if buz is not None and buz.playing:  # also when sampling stalls: the motor stops
+            buz.tick(now_ms)
         svc = self._svc
         if svc is not None and self.sampler.events:
             _forward_events(self.sampler.events, svc)
@@ -198,7 +208,7 @@ class Device:
         due = self._clock_due
         if due is None or time.ticks_diff(now_ms, due) >= 0:  # once a second: clock, status
             self._clock_due = time.ticks_add(now_ms, 1000)
-            self.sampler.hour_of_day = local_hour(svc, self.utc_offset_min)
+            self.feedback.hour_of_day = local_hour(svc, self.utc_offset_min)
             if svc is not None:  # status: failed I2C transactions + FIFO overflows, both IMUs
                 svc.imu_errors = imu_error_count(self.trunk, self.head)
 
@@ -207,18 +217,18 @@ class Device:
         req = app.calibrate_request_s
         if req is not None:  # CALIBRATE: neutral posture after the wearer held still
             app.calibrate_request_s = None
-            self.sampler.calibrate(now_ms, int(req * 1000))
+            self.feedback.calibrate(now_ms, int(req * 1000))
         if app.settings_version != self._settings_version:  # SET_POSTURE
             self._settings_version = app.settings_version
             s = app.settings
-            old = self.sampler.posture
+            old = self.feedback.posture
             new = PostureAlert(PostureSettings(threshold_deg=s["neck_limit_deg"],
                                                trunk_threshold_deg=s["trunk_limit_deg"],
                                                hold_s=s["hold_s"]))
             if old is not None:
                 new.neutral_trunk_deg = old.neutral_trunk_deg
                 new.neutral_head_deg = old.neutral_head_deg
-            self.sampler.posture = new
+            self.feedback.posture = new
 
     def _power(self, now_ms, svc):
         """Power policy (power.py): our own policy is updated here (the BLE app updates
@@ -333,10 +343,11 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
         buzzer = Buzzer.on_pin()
     if getattr(app, "buzzer", 0) is None:  # the BLE app signals the pairing window on it
         setattr(app, "buzzer", buzzer)  # (an injected or radio-less app has no such slot)
-    posture = PostureAlert()  # defaults: config.POSTURE_*
+    # after fusion: calibration, posture alert (defaults: config.POSTURE_*), buzzer
+    feedback = Feedback(PostureAlert(), buzzer, config.STREAM_RATE_HZ, config.POSTURE_UPDATE_HZ)
+    app.pipeline.feedback = feedback
     sampler = Sampler(trunk, head, app, fused_hz=config.STREAM_RATE_HZ,
-                      poll_ms=config.SAMPLER_POLL_MS, screen=screen, posture=posture, buzzer=buzzer,
-                      posture_hz=config.POSTURE_UPDATE_HZ, clock=clock)
+                      poll_ms=config.SAMPLER_POLL_MS, screen=screen, clock=clock)
     timer = None
     if start_timer:
         timer = machine.Timer(config.SAMPLER_TIMER_ID, mode=machine.Timer.PERIODIC,
@@ -345,7 +356,8 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
         trunk.chip, (", head " + head.chip) if head is not None else "", sampler.odr_hz,
         sampler.fused_hz))
     return Device(trunk, head, app, sampler,
-                  PowerPolicy(clock() if clock is not None else time.ticks_ms()), timer)
+                  PowerPolicy(clock() if clock is not None else time.ticks_ms()), timer,
+                  feedback=feedback)
 
 
 def fault(reason, led=None, cycles=-1, on_ms=150, pause_ms=1000):

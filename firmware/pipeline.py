@@ -153,12 +153,14 @@ class Pipeline:
         max_value_len: bytes per notification value (ATT MTU - 3).
         seq: sequence number of the first sample.
         fragment: True: ``outbox`` gets notification values; False: whole packets.
+        feedback: run after each fusion (``feedback.Feedback``: calibration, posture
+            alert, buzzer; its answer is the ALERT flag), or None; settable later.
 
     Raises:
         ValueError: a bad ``imu_mask`` or a rate ``Fusion`` does not accept.
     """
 
-    def __init__(self, imu_mask, rate_hz, max_value_len, seq=0, fragment=True):
+    def __init__(self, imu_mask, rate_hz, max_value_len, seq=0, fragment=True, feedback=None):
         self.imu_mask = imu_mask
         self.rate_hz = rate_hz
         self.period_us = int(1000000 / rate_hz + 0.5)
@@ -171,8 +173,8 @@ class Pipeline:
         self.batcher = Batcher(imu_mask, self.period_us, per, seq)
         self.fragmenter = wire.Fragmenter(max_value_len)
         self.outbox = []  # notification values or packets (bytes) waiting for the link
-        self.alert = False  # posture alert state, set by the posture module
-        self.jolt = False  # jolt trigger on this sample, set by the jolt screen
+        self.alert = False  # ALERT flag of the last sample (from ``feedback``)
+        self.feedback = feedback
         self.rate_changes = 0
 
     def set_mtu_value_len(self, max_value_len, seq=None):
@@ -193,6 +195,9 @@ class Pipeline:
         """
         if rate_hz == self.rate_hz:
             return
+        fb = self.feedback
+        if fb is not None and (int(rate_hz) <= 0 or int(rate_hz) % fb.posture_hz):
+            raise ValueError("posture_hz must divide the fused rate")
         done = []
         try:
             for f in self.fusion:
@@ -207,9 +212,11 @@ class Pipeline:
         self.period_us = int(1000000 / rate_hz + 0.5)
         b = self.batcher
         self.batcher = Batcher(self.imu_mask, self.period_us, b.per_packet, b.seq)
+        if self.feedback is not None:
+            self.feedback.set_rate_hz(rate_hz)
         self.rate_changes += 1
 
-    def _flags(self):
+    def _flags(self, jolt):
         fu = self.fusion
         flags = 0
         if fu[0].rest:
@@ -218,12 +225,13 @@ class Pipeline:
             flags |= wire.FLAG_HEAD_REST
         if self.alert:
             flags |= wire.FLAG_ALERT
-        if self.jolt:
+        if jolt:
             flags |= wire.FLAG_JOLT
         return flags
 
-    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None):
-        """Fuse and queue one sample. acc/gyr are 3-sequences (m/s^2, rad/s)."""
+    def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None, jolt=False):
+        """Fuse and queue one sample. acc/gyr are 3-sequences (m/s^2, rad/s); ``jolt``:
+        the jolt screen triggered in this sample's block (JOLT flag)."""
         w = self._w
         sat = 1 if _to_wire(acc0, gyr0, w, 0) else 0
         if self.imu_mask == 3 and acc1 is not None and gyr1 is not None:
@@ -231,12 +239,13 @@ class Pipeline:
                 sat |= 2
         else:
             acc1 = gyr1 = None
-        self.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w, sat)
+        self.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w, jolt, sat)
 
-    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w, sat=0):
+    def step_wire(self, t_ms, acc0, gyr0, acc1, gyr1, w, jolt=False, sat=0):
         """``step`` with the packet's acc/gyr given as wire-unit ints: ``w`` is an
         ``array('h')``: acc x, y, z (mg) and gyr x, y, z (0.1 deg/s), trunk then head.
-        The floats ``acc*``/``gyr*`` (m/s^2, rad/s) go to the fusion only."""
+        The floats ``acc*``/``gyr*`` (m/s^2, rad/s) go to the fusion only. After fusion
+        ``feedback.fused`` (if set) runs and gives the ALERT flag."""
         fu = self.fusion
         f0 = fu[0]
         f0.update(gyr0[0], gyr0[1], gyr0[2], acc0[0], acc0[1], acc0[2])
@@ -247,7 +256,10 @@ class Pipeline:
             q1 = f1.q
         elif self.imu_mask == 3:
             q1 = fu[1].q  # no head sample: the packet repeats its last orientation
-        if self.batcher.add(t_ms, self._flags(), f0.q, q1, w, sat):
+        fb = self.feedback
+        if fb is not None:
+            self.alert = fb.fused(t_ms, f0.q, q1)
+        if self.batcher.add(t_ms, self._flags(jolt), f0.q, q1, w, sat):
             self.flush()
 
     def flush(self):

@@ -1,4 +1,6 @@
-"""Fixed-rate sampling loop: IMU FIFOs -> jolt screen (raw rate) -> fused stream (100 Hz).
+"""Fixed-rate sampling loop: IMU FIFOs -> scaled samples -> jolt screen (raw rate) -> the
+sink's fusion (100 Hz). The sampler only acquires: calibration, the posture alert and the
+buzzer run after fusion (``feedback.Feedback``, called by ``pipeline.Pipeline``).
 
 MicroPython. One ``Sampler.poll(now_ms)`` drains the FIFO of each IMU (raw ODR, 500 Hz
 from the drivers), and for every raw sample:
@@ -10,7 +12,8 @@ from the drivers), and for every raw sample:
    through the ``jolt.JoltScreen``;
 2. adds the raw counts (device axes) to a boxcar of ``D = raw_odr / fused_hz`` samples
    (5 at 500 -> 100 Hz). Every D-th sample closes the block: the block MEAN, converted to
-   floats in m/s^2 and rad/s, goes to ``sink.step(t_ms, acc0, gyr0[, acc1, gyr1])``.
+   floats in m/s^2 and rad/s, goes to ``sink.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w,
+   jolt)`` (or ``sink.step(t_ms, acc0, gyr0, acc1, gyr1, jolt)``).
 
 Decimation. The boxcar mean of D consecutive samples, taken once per D samples, is an
 integer FIR anti-alias filter with zeros at every multiple of the fused rate (100, 200 Hz
@@ -46,18 +49,16 @@ alone with the head's last sample repeated, and the streams are re-aligned when 
 head answers again (both events count as gaps). A trunk bus failure raises out of
 ``poll`` (the scheduled wrapper counts it in ``errors``); its samples wait in the FIFO.
 
-Jolt flag and EVENTs. When the screen triggers, ``sink.pipeline.jolt`` is True for the
-next fused sample (the one whose block holds the trigger) and False again after it.
+Jolt flag and EVENTs. When the screen triggers, the ``jolt`` argument of the next fused
+sample handed to the sink (the one whose block holds the trigger) is true.
 When the screen's window is complete, its EVENT packets (``JoltScreen.event_packets``,
 sized for the link's current value length, ``sink.pipeline.fragmenter.max_value_len``)
 go to ``sink.send_event(packets)`` if the sink has that method, else they are queued as
 one list per window on ``sampler.events`` (oldest first, at most ``max_events`` windows;
 older ones are dropped and counted in ``events_dropped``).
 
-Posture and buzzer. Every ``fused_hz / posture_hz`` fused samples (10 Hz) the posture
-alert gets the fused orientations (``sink.pipeline.fusion[i].q``); when it says so the
-buzzer plays. The buzzer is ticked on every poll, and ``sink.pipeline.alert`` follows
-``buzzer.playing``.
+Posture and buzzer are not the sampler's business: the sink's pipeline runs them after
+fusion (``Pipeline.feedback``, feedback.py), so data flows one way.
 
 Scheduling. On the board a ``machine.Timer`` every ``poll_ms`` calls ``timer_cb``, which
 defers ``poll`` with ``micropython.schedule`` (the poll does I2C and allocates floats,
@@ -68,8 +69,7 @@ waits for the radio.
 Overruns. ``late_polls``: a poll came more than twice ``poll_ms`` after the previous one.
 ``fifo_overflows``: the drivers found a FIFO full (samples lost; ``gaps`` follows).
 ``skipped``: a timer tick found the previous poll still pending. ``overruns`` is their
-sum. ``health()`` merges these with the drivers' health, the jolt screen's counters and
-the posture state.
+sum. ``health()`` merges these with the drivers' health and the jolt screen's counters.
 
 Implementation and cost. The per-sample integer work (steps 1 and 2) is one
 ``@micropython.viper`` loop (``_run``) that calls the jolt screen's viper ``_push`` per
@@ -77,8 +77,7 @@ sample and ``_emit`` per fused sample; it allocates nothing. At the end of a blo
 computes the block mean in wire units (integers, exact rounding) for the packet, so the
 sink's ``step_wire`` (``BleApp``, ``LocalSink``, ``Pipeline``) encodes without floats.
 Allocation per fused sample: the 6 (one IMU) or 12 (two IMUs) floats of the means for the
-fusion, handed to the sink in reused lists; plus the posture update's floats at
-``posture_hz`` and, once per jolt, the EVENT packets. The whole loop's cost (FIFO reads,
+fusion, handed to the sink in reused lists; once per jolt, the EVENT packets. The whole loop's cost (FIFO reads,
 screening, fusion, packets, BLE sending) is measured by ``python -m bench.firmware_cost``.
 The board sets ``gc.threshold`` (main.py, ``config.GC_THRESHOLD_BYTES``, measured there).
 
@@ -95,7 +94,6 @@ from micropython import const
 import config
 import jolt
 from imu_base import ImuError
-from posture import STATE_NAMES
 
 _BATCH = const(32)  # samples moved per read_fifo call and IMU (64 ms at 500 Hz)
 _MAX_CARRY = const(4)  # unpaired samples of one IMU kept for the next poll
@@ -373,18 +371,17 @@ class Sampler:
     Args:
         trunk: trunk IMU driver (imu_base interface; required).
         head: head IMU driver, or None (one-IMU mode, wire ``imu_mask`` 1).
-        sink: has ``step(t_ms, acc0, gyr0, acc1=None, gyr1=None)`` (fused sample, m/s^2 and
-            rad/s in device axes, 3-element lists that are reused: copy to keep) and a
-            ``pipeline`` attribute (``pipeline.Pipeline``: ``alert``, ``jolt``, ``fusion``,
-            ``fragmenter``; None disables flags and posture). Optional ``send_event(packets)``
+        sink: has ``step(t_ms, acc0, gyr0, acc1, gyr1, jolt)`` (fused sample, m/s^2 and
+            rad/s in device axes, 3-element lists that are reused: copy to keep; ``jolt``
+            true when the screen triggered in the sample's block), or ``step_wire(t_ms,
+            acc0, gyr0, acc1, gyr1, w, jolt)`` with the wire-unit ints too (preferred);
+            optionally a ``pipeline`` (``pipeline.Pipeline``: its ``fragmenter`` sizes
+            EVENT packets, its ``flush`` closes a packet at a gap), ``send_event(packets)``
             and ``flush()``.
         fused_hz: fused rate, Hz; must divide the raw ODR (default 100).
         poll_ms: expected interval between polls, ms (late-poll detection; default 20).
         screen: a ``jolt.JoltScreen`` for the IMU count and raw rate (default: one with
             the jolt module's defaults).
-        posture: a ``posture.PostureAlert`` or None (no alerts).
-        buzzer: a ``buzzer.Buzzer`` or None.
-        posture_hz: posture updates per second; must divide ``fused_hz`` (default 10).
         max_value_len: EVENT packet sizing when the sink's pipeline has no fragmenter.
         max_events: EVENT windows kept on ``events`` when the sink has no ``send_event``
             (default 4; a two-IMU window at 500 Hz is ~10 kB of packets).
@@ -393,15 +390,14 @@ class Sampler:
 
     Raises:
         ValueError: IMUs at different or non-integer ODRs, ``fused_hz`` not dividing the
-            ODR, ``posture_hz`` not dividing ``fused_hz``, or a bad axis map.
+            ODR, or a bad axis map.
 
-    Attributes: ``raw_samples``, ``fused_samples``, ``polls``, ``events``, ``hour_of_day``
-    (local hour for the posture quiet hours, None = unknown; set by the app), the
-    counters listed in the module docstring, ``calibrated``.
+    Attributes: ``raw_samples``, ``fused_samples``, ``polls``, ``events``, the counters
+    listed in the module docstring.
     """
 
-    def __init__(self, trunk, head, sink, fused_hz=100, poll_ms=20, screen=None, posture=None,
-                 buzzer=None, posture_hz=10, max_value_len=244, max_events=4,
+    def __init__(self, trunk, head, sink, fused_hz=100, poll_ms=20, screen=None,
+                 max_value_len=244, max_events=4,
                  trunk_axes=config.TRUNK_AXIS_MAP, head_axes=config.HEAD_AXIS_MAP, clock=None):
         odr = int(trunk.odr_hz + 0.5)
         if abs(trunk.odr_hz - odr) > 0.001 or odr <= 0:
@@ -411,11 +407,8 @@ class Sampler:
         fused_hz = int(fused_hz)
         if fused_hz <= 0 or odr % fused_hz:
             raise ValueError("fused_hz must divide the raw ODR (%d Hz)" % odr)
-        if posture_hz <= 0 or fused_hz % posture_hz:
-            raise ValueError("posture_hz must divide fused_hz")
         if odr // fused_hz > MAX_DEC:
             raise ValueError("at most %d raw samples per fused sample" % MAX_DEC)
-        self.posture_hz = posture_hz
         self.rate_changes = 0
         self.odr_hz = odr
         self.fused_hz = fused_hz
@@ -431,7 +424,6 @@ class Sampler:
             self._imus.append(self._h)
         self._h2 = self._h if self._h is not None else self._t  # head in two-IMU code
         self.sink = sink
-        self._step = sink.step
         self._wire = hasattr(sink, "step_wire")  # the sink takes wire-unit ints too
         self._pipe = getattr(sink, "pipeline", None)
         self._send_event = getattr(sink, "send_event", None)
@@ -442,16 +434,9 @@ class Sampler:
                                    or screen.rate_hz != odr):
             raise ValueError("jolt screen must match the IMU count and raw ODR")
         self.screen = screen  # None: no screening (raw ODR below 200 Hz)
-        self.posture = posture
-        self.buzzer = buzzer
-        self._pdiv = fused_hz // posture_hz
-        self._pc = 0
         self.max_value_len = max_value_len
         self.max_events = max_events
         self.events = []
-        self.hour_of_day = None
-        self.calibrated = False
-        self._cal_due = None
         self._clock = clock if clock is not None else time.ticks_ms
         self._sched_cb = self._scheduled  # bound method made once: timer_cb allocates nothing
         self._pending = False
@@ -466,9 +451,6 @@ class Sampler:
         self._screen_bufs()
         self._started = False
         self._head_down = False  # the head's last read failed on the bus
-        self._jflag = False
-        self._alerting = False
-        self._now = 0
         self._last_poll = None
         # counters
         self.raw_samples = 0
@@ -535,11 +517,6 @@ class Sampler:
         if last is not None and time.ticks_diff(now_ms, last) > 2 * self.poll_ms:
             self.late_polls += 1
         self._last_poll = now_ms
-        self._now = now_ms
-        buz = self.buzzer
-        if buz is not None:
-            buz.tick(now_ms)
-            self._alerting = buz.playing
         rounds = 0
         more = True
         while more and rounds < _MAX_ROUNDS:
@@ -704,62 +681,31 @@ class Sampler:
     # rescan the garbage since the last collection (see posture.py).
 
     def _emit(self, t_ms, hit):
-        """Called by ``_run`` per complete block: flags, fused sample to the sink, posture."""
-        if hit:
-            self._jflag = True
-        p = self._pipe
-        if p is not None:
-            p.jolt = self._jflag
-            p.alert = self._alerting
-        self._jflag = False
+        """Called by ``_run`` per complete block: the fused sample (and its jolt flag
+        ``hit``) to the sink."""
         if self.two:
-            self._fused2(t_ms)
+            self._fused2(t_ms, hit)
         else:
-            self._fused1(t_ms)
-        if p is not None:
-            p.jolt = False
+            self._fused1(t_ms, hit)
         self.fused_samples += 1
-        pc = self._pc + 1
-        if pc >= self._pdiv:
-            pc = 0
-            if p is not None and (self.posture is not None or self._cal_due is not None):
-                self._posture(t_ms, p)
-        self._pc = pc
 
-    def _fused1(self, t_ms):
+    def _fused1(self, t_ms, hit):
         T = self._t
         _means(T, self._c, _C_SUM)
         if self._wire:
-            self.sink.step_wire(t_ms, T.sa, T.sg, None, None, self._fw)
+            self.sink.step_wire(t_ms, T.sa, T.sg, None, None, self._fw, hit)
         else:
-            self._step(t_ms, T.sa, T.sg)
+            self.sink.step(t_ms, T.sa, T.sg, None, None, hit)
 
-    def _fused2(self, t_ms):
+    def _fused2(self, t_ms, hit):
         T = self._t
         H = self._h2
         _means(T, self._c, _C_SUM)
         _means(H, self._c, _C_SUM + 6)
         if self._wire:
-            self.sink.step_wire(t_ms, T.sa, T.sg, H.sa, H.sg, self._fw)
+            self.sink.step_wire(t_ms, T.sa, T.sg, H.sa, H.sg, self._fw, hit)
         else:
-            self._step(t_ms, T.sa, T.sg, H.sa, H.sg)
-
-    def _posture(self, t_ms, p):
-        fu = p.fusion
-        q0 = fu[0].q
-        q1 = fu[1].q if self.two else None
-        cd = self._cal_due
-        if cd is not None and time.ticks_diff(t_ms, cd) >= 0:
-            self._cal_due = None
-            if self.posture is not None:
-                self.posture.calibrate(q0, q1)
-            self.calibrated = True
-        post = self.posture
-        if post is not None and post.update(t_ms, q0, q1, self.hour_of_day):
-            buz = self.buzzer
-            if buz is not None:
-                buz.play(self._now)
-                self._alerting = buz.playing
+            self.sink.step(t_ms, T.sa, T.sg, H.sa, H.sg, hit)
 
     def _take_events(self):
         p = self._pipe
@@ -784,11 +730,11 @@ class Sampler:
         """Switch the fused rate and the IMUs' output data rate (power saver and back).
 
         Reconfigures both drivers to ``odr_hz`` (their FIFOs restart), re-times the
-        decimation (``odr / fused_hz`` raw samples per fused sample), the sink's pipeline
+        decimation (``odr / fused_hz`` raw samples per fused sample) and the sink's pipeline
         (``Pipeline.set_rate_hz``: fusion keeps orientation and bias; packets carry the
-        new ``period_us``) and the posture divider. Jolt screening runs only while the
-        ODR is >= 200 Hz (the screen made at boot is kept and used again when the full
-        rate returns). Staged samples are dropped and the time base re-anchors on the
+        new ``period_us``; its feedback's posture divider follows). Jolt screening runs
+        only while the ODR is >= 200 Hz (the screen made at boot is kept and used again
+        when the full rate returns). Staged samples are dropped and the time base re-anchors on the
         next poll, as after a gap. Not for interrupt context (allocates, does I2C).
 
         Raises:
@@ -811,8 +757,6 @@ class Sampler:
                     raise ValueError("trunk and head IMUs must run at the same ODR")
             if fused_hz <= 0 or odr % fused_hz or odr // fused_hz > MAX_DEC:
                 raise ValueError("fused_hz %d does not fit the ODR %d Hz" % (fused_hz, odr))
-            if fused_hz % self.posture_hz:
-                raise ValueError("posture_hz must divide fused_hz")
             p = self._pipe
             if p is not None and hasattr(p, "set_rate_hz"):
                 p.set_rate_hz(fused_hz)
@@ -833,21 +777,14 @@ class Sampler:
             imu.n = 0
             imu.ovf = imu.drv.fifo_overflows
         self._c = _coefficients(self._t, self._h, self.dec, odr)
-        self._pdiv = fused_hz // self.posture_hz
-        self._pc = 0
         self._started = False  # re-anchor on the next poll
         self.rate_changes += 1
 
-    def calibrate(self, now_ms, delay_ms=0):
-        """Store the neutral posture from the fused orientations ``delay_ms`` from
-        ``now_ms`` (the wearer holds still, upright, looking ahead, meanwhile)."""
-        self._cal_due = time.ticks_add(now_ms, delay_ms)
-
     def health(self):
-        """Status dict (the same object, updated): drivers, jolt, posture, loop counters.
+        """Status dict (the same object, updated): drivers, jolt, loop counters.
 
         Keys: ``trunk``, ``head`` (driver ``health()`` or None), ``jolt`` (screen stats),
-        ``posture`` (state name or None), ``alerts``, ``raw_samples``, ``fused_samples``,
+        ``raw_samples``, ``fused_samples``,
         ``polls``, ``overruns``, ``late_polls``, ``fifo_overflows``, ``skipped``, ``gaps``,
         ``slips``, ``slews``, ``imu_errors``, ``errors``, ``events_dropped``,
         ``poll_us_last``, ``poll_us_max``. Not for the hot path (allocates a little).
@@ -860,13 +797,6 @@ class Sampler:
         h["odr_hz"] = self.odr_hz
         h["screening"] = bool(self._c[_C_SCR])
         h["rate_changes"] = self.rate_changes
-        post = self.posture
-        if post is not None:
-            h["posture"] = STATE_NAMES[post.state]
-            h["alerts"] = post.alerts
-        else:
-            h["posture"] = None
-            h["alerts"] = 0
         h["raw_samples"] = self.raw_samples
         h["fused_samples"] = self.fused_samples
         h["polls"] = self.polls

@@ -29,7 +29,8 @@ def test_firmware_is_package_data_linked_to_the_one_source():
 
 def test_board_simulation_lives_in_the_package_not_in_tests():
     d = mpy_dir()
-    assert {"bluetooth.py", "machine.py", "simhost.py", "nsim_app.py"} <= {p.name for p in d.glob("*.py")}
+    assert {"bluetooth.py", "machine.py", "simhost.py", "board_app.py",
+            "fake_i2c.py", "fake_mpu6050.py", "fake_icm42688.py"} <= {p.name for p in d.glob("*.py")}
     assert "tests" not in d.resolve().parts
     assert not (ROOT / "tests" / "firmware" / "shims").exists()
 

@@ -208,9 +208,14 @@ def test_report_renders_offline_in_headless_chromium(demo_report, cdp):
     assert len(panels) == len(report["jolts"]) == report["jolt_panels"], [p["h"] for p in panels]
     for p, j in zip(panels, report["jolts"]):  # panel heading: clock time, cause, grade of that jolt
         assert p["h"].startswith(j["peak_local_time"]) and p["h"].endswith(j["grade"]), (p["h"], j)
-    for p in panels:
-        assert "NIC" in p["text"] and "m²/s²" in p["text"] and "100 Hz stream" in p["text"], p["text"][:300]
+    for p, j in zip(panels, report["jolts"]):
+        assert "NIC" in p["text"] and "m²/s²" in p["text"], p["text"][:300]
+        # the trace's source in words: the board's high-rate window, or the 100 Hz stream
+        src = "the board's high-rate event window (500 Hz)" if j["source"] == "event window" else "100 Hz stream"
+        assert src in p["text"], (j["source"], p["text"][:300])
         assert p["curves"] == 4, p  # trunk and head: acceleration and angular velocity
+    # the virtual board runs the whole firmware: its jolt screen sends EVENT windows
+    assert any(j["source"] == "event window" for j in report["jolts"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
 
 

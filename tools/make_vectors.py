@@ -136,6 +136,50 @@ def fragment_cases() -> list:
     return cases
 
 
+def _log_quats(rng, n: int) -> np.ndarray:
+    """Unit quaternions whose LOG codes are not near a rounding half-point (so a float32
+    encoder on the board gives the same bytes)."""
+    from nape.wire_log import LOG_SCALE
+
+    out = []
+    while len(out) < n:
+        q = _unit_quats(rng, 1)[0] * (1 if rng.random() < 0.5 else -1)
+        big = int(np.argmax(np.abs(q)))
+        v = np.delete(q * np.sign(q[big]), big) * LOG_SCALE
+        if np.all(np.abs(np.abs(v) % 1.0 - 0.5) > 0.02):
+            out.append(q)
+    return np.array(out)
+
+
+def log_cases(rng) -> list:
+    """LOG (type 3) encoder cases (physical quaternions -> bytes) and decoder cases."""
+    from nape import wire_log
+
+    cases = []
+    for name, mask, n in (("log_two_imus_full", 3, wire_log.per_packet(3)), ("log_trunk_only", 1, 9),
+                          ("log_head_only", 2, 1)):
+        n_imu = len(wire.roles_of(mask))
+        quat = _log_quats(rng, n * n_imu).reshape(n, n_imu, 4)
+        seq, t_ms = int(rng.integers(0, 2**32)), int(rng.integers(0, 2**32))
+        pkt = wire_log.encode_log_packet(mask, seq, t_ms, 100, quat)
+        dec = wire_log.decode_log_packet(pkt)
+        cases.append({"name": name, "valid": True, "imu_mask": mask, "seq": seq, "t_ms": t_ms,
+                      "period_ms": 100, "quat": quat.tolist(), "hex": pkt.hex(),
+                      "decoded": {"quat": dec.quat.tolist()}})
+    good = bytes.fromhex(cases[1]["hex"])
+    bad = [
+        ("log_truncated", good[:-1], "header implies"),
+        ("log_reserved_bit", good[:16] + bytes([good[16] | 0x80]) + good[17:], "reserved bit"),
+        ("log_not_unit", good[:14] + bytes([0xFC, 0xFF, 0x7F]) + good[17:], "not a unit quaternion"),
+        ("log_period_zero", good[:12] + b"\x00\x00" + good[14:], "period_ms 0"),
+        ("log_count_zero", good[:3] + b"\x00" + good[4:14], "0 samples"),
+        ("log_wrong_type", good[:1] + b"\x01" + good[2:], "not a LOG packet"),
+    ]
+    for name, data, err in bad:
+        cases.append({"name": name, "valid": False, "hex": data.hex(), "error": err})
+    return cases
+
+
 def main() -> None:
     rng = np.random.default_rng(20261125)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -147,6 +191,7 @@ def main() -> None:
         "decode.json": dec_s + dec_e,
         "fragments.json": fragment_cases(),
     }
+    files["log.json"] = log_cases(np.random.default_rng(20261207))  # own seed: the others stay put
     for name, cases in files.items():
         (OUT / name).write_text(json.dumps(cases, indent=1) + "\n")
         print(f"wrote {OUT / name} ({len(cases)} cases)")

@@ -1,6 +1,6 @@
 """Firmware faults, end to end under the real MicroPython: chips -> drivers -> sampler -> BLE app.
 
-The board is booted with ``main.boot`` on the register-level fake chips (tests/firmware/fakes)
+The board is booted with ``main.boot`` on the register-level fake chips (nape/boardsim/mpy)
 and the loopback ``bluetooth`` shim, a central connects and streams, and a fault is injected
 mid-stream: I2C errors (transient and persistent), a chip that disappears from the bus (and
 comes back, or comes back power-cycled), a FIFO overflow (the loop stalls), a central that
@@ -29,9 +29,10 @@ import numpy as np
 
 from nape import wire as hw
 from nape.ble import protocol as P
+from nape.boardsim import mpy_dir
 from tests.mpy import ROOT, run_mpy
 
-FAKES = Path(__file__).resolve().parent / "fakes"
+FAKES = mpy_dir()  # the register-level fakes live with the board simulation
 TRUNK_RAMP = (-30.0, 0.01)  # chip x, m/s^2: start, per raw sample
 HEAD_RAMP = (25.0, -0.008)  # chip y
 

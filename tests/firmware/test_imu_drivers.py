@@ -1,7 +1,7 @@
 """IMU drivers (firmware/imu_*.py) against register-level fakes, under the real MicroPython.
 
 Every driver call runs in the unix ``micropython`` binary (tests/mpy.py: run_mpy) with the
-fakes in tests/firmware/fakes. Physical samples (slices of the simulated wearer, nape.sim)
+fakes in nape/boardsim/mpy. Physical samples (slices of the simulated wearer, nape.sim)
 are made here in CPython, written to the interpreter's stdin as float32 records, pushed into the fake chip (which converts them to
 counts with its configured range) and read back through the driver. The expected values
 are computed here from the datasheet sensitivities written out below, not from the fakes.
@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nape.boardsim import mpy_dir
 from tests.mpy import run_mpy
 
-FAKES = Path(__file__).resolve().parent / "fakes"
+FAKES = mpy_dir()  # the register-level fakes live with the board simulation
 G = 9.80665
 
 # Datasheet sensitivities (MPU-6000/6050 PS rev 3.4 sec. 6.1-6.2, MPU-6500 PS, ICM-42688-P DS-000347).

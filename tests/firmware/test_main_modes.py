@@ -77,12 +77,12 @@ class RecApp:
             self.pkts.append(binascii.hexlify(p).decode())
         self.pipeline.outbox.clear()
 
-    def step(self, t, a0, g0, a1=None, g1=None):
-        self.pipeline.step(t, a0, g0, a1, g1)
+    def step(self, t, a0, g0, a1=None, g1=None, jolt=False):
+        self.pipeline.step(t, a0, g0, a1, g1, jolt)
         self._take()
 
-    def step_wire(self, t, a0, g0, a1, g1, w):
-        self.pipeline.step_wire(t, a0, g0, a1, g1, w)
+    def step_wire(self, t, a0, g0, a1, g1, w, jolt=False):
+        self.pipeline.step_wire(t, a0, g0, a1, g1, w, jolt)
         if self.pipeline.outbox:
             self._take()
 
@@ -100,7 +100,7 @@ dev = main.boot(app=app, clock=machine.time_ms)
 app = dev.app
 smp = dev.sampler
 svc = app.service
-smp.posture = posture.PostureAlert(posture.PostureSettings(**cfg["posture"]))
+dev.feedback.posture = posture.PostureAlert(posture.PostureSettings(**cfg["posture"]))
 if cfg.get("saver_after_s") is not None:
     dev.power = power.PowerPolicy(machine.time_ms(), saver_after_s=cfg["saver_after_s"])
     dev._own_power = True
@@ -137,15 +137,15 @@ while i < N:
         if not modes or modes[-1][1:] != m[1:]:
             modes.append(m)
     i += k
-post = smp.posture
+post = dev.feedback.posture
 h = smp.health()
 out.update({"modes": modes, "alerts": post.alerts, "over_since_ms": post.over_since_ms,
-            "quiet": post.quiet, "hour": smp.hour_of_day, "errors": h["errors"],
+            "quiet": post.quiet, "hour": dev.feedback.hour_of_day, "errors": h["errors"],
             "rate_changes": h["rate_changes"], "screening": h["screening"],
             "status_rate": svc.rate_hz, "thr": post._thr, "tthr": post._tthr,
             "hold_ms": post._hold_ms,
             # posture alerts played (the BLE app also buzzes the pairing window at power-on)
-            "played": dev.sampler.buzzer.played - getattr(app, "signals", 0),
+            "played": dev.feedback.buzzer.played - getattr(app, "signals", 0),
             "pair_signals": getattr(app, "signals", 0), "secure": bool(getattr(svc, "secure", 0))})
 if cfg["app"] == "rec":
     app.flush()

@@ -84,3 +84,26 @@ def test_samples_per_packet_fits_mtu():
     out = run_mpy("import wire\nprint(wire.samples_per_packet(3, 244), wire.samples_per_packet(1, 244), "
                   "wire.samples_per_packet(3, 20))").decode().split()
     assert out == ["5", "10", "1"]
+
+
+_ENCODE_LOG = r"""
+import sys, json, binascii
+import logpack
+print(sys.implementation.name)
+for c in json.loads(sys.stdin.read()):
+    if not c["valid"]:
+        continue
+    b = logpack.LogBatcher(c["imu_mask"], c["period_ms"], seq=c["seq"], per=len(c["quat"]))
+    for i, s in enumerate(c["quat"]):
+        full = b.add(c["t_ms"] if i == 0 else 12345, s[0], s[1] if len(s) > 1 else None)
+    assert full
+    print(c["name"], binascii.hexlify(b.packet()).decode(), b.seq)
+"""
+
+
+def test_firmware_log_encoder_matches_vectors():
+    cases = [c for c in json.loads((VECTORS / "log.json").read_text()) if c["valid"]]
+    rows = _run(_ENCODE_LOG, cases)
+    assert [r[0] for r in rows] == [c["name"] for c in cases]
+    assert [r[1] for r in rows] == [c["hex"] for c in cases]
+    assert [int(r[2]) for r in rows] == [c["seq"] + len(c["quat"]) for c in cases]

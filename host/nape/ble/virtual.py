@@ -8,9 +8,11 @@ Processes and sockets::
     │    └─ one controller per HCI client ◀── AF_UNIX radio.sock (HCI H4) ◀────────┼── hosts: bleak + BumbleClient
     └──────────────────────────────────────────────────────────────────────────────┘        / BumbleScanner
                  ▲ bridge.sock (shim frames)
-    ┌─ micropython boardsim/mpy/nsim_app.py (bluetooth shim) ─┐
-    │  Pipeline → PacketStore → NapeService → bluetooth.BLE() │  samples from an NSIM file
-    └─────────────────────────────────────────────────────────┘
+    ┌─ micropython boardsim/mpy/board_app.py (the whole firmware: main.boot) ───────────┐
+    │  fake I2C + fake IMUs (FIFO at 500 Hz) → drivers → Sampler → jolt screen (EVENTs)  │
+    │  → Pipeline (fusion → posture alert → buzzer shim) → PacketStore → NapeService     │
+    │  → bluetooth.BLE()                 the wearer: FIFO frames (NFRM, wearer_blob)     │
+    └────────────────────────────────────────────────────────────────────────────────────┘
 
 The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
 ``ready``, ``fw`` (firmware stdout line), ``connection``, ``disconnection``, ``mtu``,
@@ -31,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import sys
 import tempfile
 import time
@@ -77,8 +80,8 @@ async def _serve(args) -> int:
     tcp_port = await radio.serve_tcp(port=args.tcp) if args.tcp is not None else None
 
     env = micropython.env(base=dict(os.environ, NAPE_BLE_BRIDGE=str(bridge_path)))
-    cmd = [*micropython.command(str(mpy_dir() / "nsim_app.py"), heap=args.heap),
-           "--nsim", args.nsim, "--speed", str(args.speed),
+    cmd = [*micropython.command(str(mpy_dir() / "board_app.py"), heap=args.heap),
+           "--wearer", args.nsim, "--speed", str(args.speed),
            "--ram-slots", str(args.ram_slots), "--flash-slots", str(args.flash_slots), "--name", args.name]
     if args.flash:
         cmd += ["--flash", str(workdir / "spill.bin")]
@@ -88,6 +91,10 @@ async def _serve(args) -> int:
         cmd += ["--pair-window", str(args.pair_window)]
     if args.owner_key:
         cmd += ["--owner-key", args.owner_key]
+    if args.no_quiet_hours:
+        cmd.append("--no-quiet-hours")
+    if args.hold:
+        cmd.append("--hold")
     cmd += ["--secrets", args.secrets or str(workdir / "bonds.txt")]
     ready = False
     boots = 0
@@ -218,12 +225,126 @@ def serve(args) -> int:
 # ---------------------------------------------------------------------------------------
 # parent side
 # ---------------------------------------------------------------------------------------
-def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool = True) -> bytes:
-    """Raw samples for the virtual device: a :class:`nape.sim.SimResult` (first ``n``
-    samples) or, with ``sim=None``, ``n`` samples of a still, upright wearer."""
+#: the virtual board's IMU output rate, Hz: the firmware asks for ``config.RAW_ODR_HZ``
+#: (400) and both chips' nearest rate is 500 Hz (MPU-6050 1 kHz / 2, ICM-42688-P 500 Hz)
+BOARD_ODR_HZ = 500.0
+#: the ranges the drivers set (imu_base defaults: +-8 g, +-2000 deg/s); the virtual board
+#: refuses a wearer file quantised for other ranges
+BOARD_ACC_LSB_PER_G = 4096.0
+BOARD_GYR_LSB_PER_DPS = 16.4
+_G = 9.80665
+
+
+def resample(sim, rate_hz: float = BOARD_ODR_HZ):
+    """``sim`` (``rate_hz``, ``imus[role].acc/gyr``) at ``rate_hz``: linear interpolation
+    between the samples, the last one held; ``n`` samples become ``n * rate_hz / sim.rate_hz``
+    (so the board's 100 Hz fused stream has as many samples as a 100 Hz simulation).
+    Returned unchanged when already at that rate."""
     import numpy as np
 
-    from ..device_sim import sim_stdin_blob
+    if abs(float(sim.rate_hz) - rate_hz) < 1e-9:
+        return sim
+    roles = list(sim.imus)
+    n = len(sim.imus[roles[0]].acc)
+    m = int(round(n * rate_hz / float(sim.rate_hz)))
+    t_in = np.arange(n) / float(sim.rate_hz)
+    t_out = np.arange(m) / rate_hz
+
+    class _R:
+        pass
+
+    out = _R()
+    out.rate_hz = rate_hz
+    out.imus = {}
+    for role in roles:
+        imu = _R()
+        for name in ("acc", "gyr"):
+            x = np.asarray(getattr(sim.imus[role], name), dtype=float)
+            setattr(imu, name, np.stack([np.interp(t_out, t_in, x[:, k]) for k in range(3)], axis=1))
+        out.imus[role] = imu
+    return out
+
+
+def axis_maps() -> dict[str, tuple[int, int, int]]:
+    """The board's axis maps chip -> device (``TRUNK_AXIS_MAP``, ``HEAD_AXIS_MAP`` of the
+    firmware's config.py): device axis i = sign(m_i) * chip axis |m_i|.
+
+    Raises:
+        FirmwareError: config.py lacks them.
+    """
+    import re
+
+    from ..paths import firmware_dir
+
+    text = (firmware_dir() / "config.py").read_text(encoding="utf-8")
+    out = {}
+    for role, name in (("trunk", "TRUNK_AXIS_MAP"), ("head", "HEAD_AXIS_MAP")):
+        m = re.search(r"^%s = \(([^)]*)\)" % name, text, re.M)
+        if not m:
+            raise FirmwareError(f"firmware config.py has no {name}")
+        out[role] = tuple(int(x) for x in m.group(1).split(","))
+    return out
+
+
+def _counts(x, lsb):
+    """Round half away from zero and clamp to int16, as the chips' ADC model does."""
+    import numpy as np
+
+    c = np.asarray(x, dtype=np.float64) * lsb
+    c = np.sign(c) * np.floor(np.abs(c) + 0.5)
+    return np.clip(c, -32768, 32767).astype("<i2")
+
+
+def wearer_blob(sim) -> bytes:
+    """The virtual board's wearer file (NFRM, ``boardsim/mpy/board_app.py``): ``sim``
+    (``rate_hz``, ``imus[role].acc`` m/s^2 / ``.gyr`` rad/s in the device frame) resampled
+    to :data:`BOARD_ODR_HZ`, turned into chip axes with the inverse axis maps, quantised at
+    the drivers' ranges and packed as the chips' FIFO frames: the trunk's MPU-6050 (accel,
+    gyro, big-endian: 12 bytes) and the head's ICM-42688-P packet 3 (0x68, accel, gyro,
+    temperature 0 = 25 degC, 16-bit timestamp counting samples: 16 bytes)."""
+    import numpy as np
+
+    sim = resample(sim)
+    maps = axis_maps()
+    counts = {}
+    for r in ("trunk", "head"):
+        if r not in sim.imus:
+            continue
+        parts = []
+        for name, lsb in (("acc", BOARD_ACC_LSB_PER_G / _G), ("gyr", BOARD_GYR_LSB_PER_DPS * 180.0 / np.pi)):
+            v = np.asarray(getattr(sim.imus[r], name), dtype=np.float64)
+            chip = np.zeros_like(v)
+            for i, m in enumerate(maps[r]):  # device i = sign * chip |m|  =>  chip |m| = sign * device i
+                chip[:, abs(m) - 1] = np.sign(m) * v[:, i]
+            parts.append(_counts(chip, lsb))
+        counts[r] = np.concatenate(parts, axis=1)  # (n, 6) int16: acc x y z, gyr x y z
+    mask = (1 if "trunk" in counts else 0) | (2 if "head" in counts else 0)
+    if not mask & 1:
+        raise ValueError("the virtual board needs a trunk IMU")
+    n = len(counts["trunk"])
+    frames = [counts["trunk"].astype(">i2").view(np.uint8).reshape(n, 12)]
+    head_size = 0
+    if "head" in counts:
+        head_size = 16
+        pkt = np.zeros((n, 16), dtype=np.uint8)
+        pkt[:, 0] = 0x68
+        pkt[:, 1:13] = counts["head"].astype(">i2").view(np.uint8).reshape(n, 12)
+        tmst = ((np.arange(n) + 1) & 0xFFFF).astype(">u2").view(np.uint8).reshape(n, 2)
+        pkt[:, 14:16] = tmst
+        frames.append(pkt)
+    data = np.ascontiguousarray(np.concatenate(frames, axis=1))
+    hdr = b"NFRM" + struct.pack("<BfffIBB", mask, BOARD_ACC_LSB_PER_G, BOARD_GYR_LSB_PER_DPS,
+                                float(sim.rate_hz), n, 12, head_size)
+    return hdr + data.tobytes()
+
+
+def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool = True) -> bytes:
+    """The wearer for the virtual board (:func:`wearer_blob`: FIFO frames at its IMUs' rate
+    :data:`BOARD_ODR_HZ`; slower simulations are resampled): a :class:`nape.sim.SimResult`
+    (first ``n`` samples at its own rate) or, with ``sim=None``, ``n`` samples at
+    ``rate_hz`` of a still, upright wearer. The board's fused stream (100 Hz) then has
+    ``n * 100 / rate`` samples."""
+    import numpy as np
 
     if sim is None:
         n = n or int(60 * rate_hz)
@@ -252,14 +373,15 @@ def nsim_blob(sim=None, n: int | None = None, rate_hz: float = 100.0, head: bool
             c.acc, c.gyr = imu.acc[:n], imu.gyr[:n]
             cut.imus[role] = c
         sim = cut
-    return sim_stdin_blob(sim)
+    return wearer_blob(sim)
 
 
 class VirtualDevice:
     """Runs the virtual-device process (see the module doc) for as long as the context lasts.
 
     Args:
-        nsim: raw samples (:func:`nsim_blob`); default one minute of a still wearer.
+        nsim: the wearer's raw samples (:func:`nsim_blob`); default one minute of a still
+            wearer. The virtual board runs the whole firmware on them (``board_app.py``).
         speed: times real time (0: as fast as the firmware runs).
         radio_path: AF_UNIX path of the radio (default: in the work directory).
         flash: let the offline buffer spill to a file; ``ram_slots`` / ``flash_slots``
@@ -274,6 +396,11 @@ class VirtualDevice:
         owner_key: bytes the firmware finds as its owner key (as ``nape flash`` writes
             it); None: no owner key on the virtual board.
         pair_window_s: pairing window length, s (None: the firmware's config).
+        quiet_hours: False: the board's posture alert buzzes at any hour (its clock is
+            this computer's, so tests would otherwise depend on the time of day).
+        hold: the wearer starts moving when a central first streams (the whole day goes
+            out live, jolt windows included; ``nape demo``). Default: at once, so a late
+            central backfills.
 
     Raises:
         FirmwareError: the process or the firmware failed to start.
@@ -285,7 +412,7 @@ class VirtualDevice:
                  workdir: str | os.PathLike[str] | None = None, keystore: str | None = None,
                  secure: bool | None = None, secrets: str | os.PathLike[str] | None = None,
                  owner_key: bytes | None = None, pair_window_s: int | None = None,
-                 start_timeout: float = 30.0) -> None:
+                 start_timeout: float = 30.0, quiet_hours: bool = True, hold: bool = False) -> None:
         self._nsim = nsim if nsim is not None else nsim_blob()
         self.speed = speed
         self._own_workdir = workdir is None
@@ -301,6 +428,8 @@ class VirtualDevice:
         self.owner_key = owner_key
         self.pair_window_s = pair_window_s
         self.start_timeout = start_timeout
+        self.quiet_hours = quiet_hours
+        self.hold = hold
         self.events: list[dict] = []
         self.info: dict = {}
         self._proc: asyncio.subprocess.Process | None = None
@@ -344,6 +473,10 @@ class VirtualDevice:
             args += ["--owner-key", str(key_path)]
         if self.secrets:
             args += ["--secrets", str(self.secrets)]
+        if not self.quiet_hours:
+            args.append("--no-quiet-hours")
+        if self.hold:
+            args.append("--hold")
         env = dict(os.environ)
         # the child imports this very nape, wherever it is installed or checked out
         import nape

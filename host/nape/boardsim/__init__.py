@@ -6,7 +6,9 @@
 - ``bluetooth.py``, ``machine.py``: stand-ins for the ESP32's ``bluetooth`` and ``machine``
   modules (the BLE shim bridges to a bumble virtual radio through ``nape.ble.peripheral``);
 - ``simhost.py``: the firmware pipeline on raw samples piped through stdin (``nape demo --link pipe``);
-- ``nsim_app.py``: ``ble_app.BleApp`` on raw samples from a file (the virtual device).
+- ``board_app.py``: the virtual board -- the whole firmware (``main.boot``) on the
+  register-level fake IMUs (``fake_i2c.py``, ``fake_mpu6050.py``, ``fake_icm42688.py``),
+  fed by a simulated wearer at the IMUs' output rate (the virtual device).
 
 :func:`mpy_dir` finds the folder (inside an installed wheel too); ``nape.micropython``
 starts the interpreter with it on ``MICROPYPATH``.

@@ -149,7 +149,7 @@ class Link:
 async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: str | None = None,
                          reuse_radio: bool = True, make_sim: Callable[[], object] | None = None,
                          speed: float = 1.0, keystore: str | os.PathLike | None = None, mtu: int | None = None,
-                         **ble_kw) -> AsyncIterator[Link]:
+                         hold: bool = False, **ble_kw) -> AsyncIterator[Link]:
     """Open the link to a real or a virtual Nape (not yet connected: the recorder connects).
 
     * ``pipe``: the firmware under MicroPython fed by ``make_sim()``, its packets straight
@@ -157,7 +157,8 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
     * ``virtual``: bleak's bumble backend on the virtual radio at ``radio`` /
       ``$NAPE_VIRTUAL_RADIO`` / the default path if one is serving (only when ``reuse_radio``),
       else a virtual Nape started for the session streaming ``make_sim()`` at ``speed`` times
-      real time (stopped on exit); bonds in ``keystore``; ``mtu`` the ATT MTU to ask for;
+      real time (stopped on exit; ``hold``: the wearer starts when the recorder streams);
+      bonds in ``keystore``; ``mtu`` the ATT MTU to ask for;
     * else a real adapter through bleak (BlueZ).
 
     ``ble_kw`` goes to :class:`nape.ble.BleTransport` (address, name, pair, backfill, ...).
@@ -184,7 +185,7 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
                                       "or give --radio)")
                 if radio and os.path.sep in radio:
                     raise DeviceError(f"no virtual radio at {radio}")
-                vd = VirtualDevice(nsim_blob(make_sim()), speed=speed)
+                vd = VirtualDevice(nsim_blob(make_sim()), speed=speed, hold=hold)
                 await vd.start()
                 found = vd.transport
             bumble = {"transport": found, "keystore": str(keystore or default_keystore())}

@@ -15,6 +15,7 @@ from .recordings import analyse_and_report
 
 def cmd_demo(args) -> int:
     """Simulate a wearer, stream through the firmware and wire format, record, analyse, report."""
+    from ..ble.virtual import BOARD_ODR_HZ
     from ..recorder import record
     from ..sim import SimSettings, simulate_day
 
@@ -24,9 +25,12 @@ def cmd_demo(args) -> int:
     t0 = time.monotonic()
     with progress() as prog:
         task = prog.add_task("simulating the wearer's day", total=None)
-        sim = simulate_day(seed=args.seed, settings=SimSettings(head_imu=not args.no_head, time_scale=args.time_scale))
-        (out / "demo.truth.json").write_text(json.dumps(sim.labels.to_dict(), indent=1))
         ble = args.link == "ble"
+        # over BLE the virtual board runs the whole firmware: simulate at its IMUs' rate so
+        # the jolt screen and its EVENT windows see the real high-rate signal
+        sim = simulate_day(seed=args.seed, settings=SimSettings(head_imu=not args.no_head, time_scale=args.time_scale,
+                                                                rate_hz=BOARD_ODR_HZ if ble else 100.0))
+        (out / "demo.truth.json").write_text(json.dumps(sim.labels.to_dict(), indent=1))
         prog.update(task, total=len(sim.t), completed=0,
                     description="firmware (MicroPython) → BLE GATT on the virtual radio → recording" if ble
                     else "firmware (MicroPython) → wire format → recording")
@@ -38,8 +42,11 @@ def cmd_demo(args) -> int:
             # the virtual radio: the firmware's own GATT service and sampling loop under MicroPython,
             # bleak + BleTransport on this side (real ATT/GATT traffic, MTU negotiation, Just Works
             # bonding in a throw-away key store)
+            # hold: the wearer starts when the recorder streams, so the whole day (and every
+            # jolt's high-rate window) goes out live, as from a board worn beside a laptop
             async with open_transport(pipe=not ble, virtual=ble, reuse_radio=False, make_sim=lambda: sim, speed=0,
-                                      keystore=Path(keys) / "bonds.json", mtu=args.mtu, pair=True) as link:
+                                      keystore=Path(keys) / "bonds.json", mtu=args.mtu, pair=True,
+                                      hold=ble) as link:
                 meta = {"sim_seed": args.seed, **({"link": "virtual-ble"} if ble else {})}
                 return await record(link.transport, nape_path, metadata=meta, on_progress=on_progress,
                                     overwrite=True)

@@ -1,6 +1,6 @@
 """The options of the virtual-device process (``python -m nape.cli.virtual_device``, also
-``python -m nape.ble.virtual``), which :class:`nape.ble.VirtualDevice` starts: the firmware's
-BLE service under MicroPython on a bumble virtual radio (:func:`nape.ble.virtual.serve`)."""
+``python -m nape.ble.virtual``), which :class:`nape.ble.VirtualDevice` starts: the whole
+firmware under MicroPython (the virtual board) on a bumble virtual radio (:func:`nape.ble.virtual.serve`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m nape.ble.virtual", description=(VIRTUAL_DOC or "").split("\n")[0])
     p.add_argument("--radio", required=True, help="AF_UNIX path to serve the virtual radio (HCI) on")
     p.add_argument("--tcp", type=int, default=None, help="also serve HCI on this TCP port (0: any)")
-    p.add_argument("--nsim", required=True, help="raw samples (simhost format)")
+    p.add_argument("--nsim", required=True, help="the wearer: FIFO frames (NFRM, nape.ble.virtual.wearer_blob)")
     p.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
     p.add_argument("--workdir", required=True)
     p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--owner-key", default=None, help="owner key file on the virtual board's flash")
     p.add_argument("--button-gpio", type=int, default=0, help="GPIO of the pair button (config.PIN_PAIR_BUTTON)")
     p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
+    p.add_argument("--no-quiet-hours", action="store_true",
+                   help="the board's posture alert buzzes at any hour (tests)")
+    p.add_argument("--hold", action="store_true",
+                   help="the wearer starts when a central first streams (the board's clock waits)")
     p.add_argument("--heap", default="16m")
     args = p.parse_args(argv)
     return serve(args)

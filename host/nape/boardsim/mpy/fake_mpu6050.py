@@ -12,6 +12,8 @@ count stays at 1024); the MPU-6500 does the same unless CONFIG.FIFO_MODE is set,
 which case new bytes are dropped. FIFO size 1024 (6050) or 512 (6500) bytes.
 """
 
+import struct
+
 from fake_i2c import FakeImuChip
 
 SMPLRT_DIV = 0x19
@@ -88,14 +90,18 @@ class FakeMPU6050(FakeImuChip):
         self.regs[reg] = val
 
     def _sample(self, ca, cg):
-        for k in range(3):
-            self.set_i16(ACCEL_XOUT_H + 2 * k, ca[k])
-            self.set_i16(GYRO_XOUT_H + 2 * k, cg[k])
-        self.set_i16(TEMP_OUT_H, self.temp_counts)
-        self.regs[INT_STATUS] |= 0x01  # DATA_RDY_INT
-        if not self.regs[USER_CTRL] & 0x40:
+        r = self.regs
+        # data registers 0x3B..0x48: accel x y z, temperature, gyro x y z (big-endian)
+        struct.pack_into(">7h", r, ACCEL_XOUT_H, ca[0], ca[1], ca[2], self.temp_counts,
+                         cg[0], cg[1], cg[2])
+        r[INT_STATUS] |= 0x01  # DATA_RDY_INT
+        if not r[USER_CTRL] & 0x40:
             return
-        en = self.regs[FIFO_EN]
+        en = r[FIFO_EN]
+        if en == 0x78:  # the drivers' choice: accel + gyro x y z, no temperature
+            out = r[ACCEL_XOUT_H:ACCEL_XOUT_H + 6] + r[GYRO_XOUT_H:GYRO_XOUT_H + 6]
+            self._fifo_put(out)
+            return
         out = bytearray()
         if en & 0x08:
             out.extend(self.regs[ACCEL_XOUT_H : ACCEL_XOUT_H + 6])
@@ -105,12 +111,46 @@ class FakeMPU6050(FakeImuChip):
             if en & (0x40 >> k):
                 r = GYRO_XOUT_H + 2 * k
                 out.extend(self.regs[r : r + 2])
+        self._fifo_put(out)
+
+    FRAME = "mpu6050:accel_gyro:be:12"
+
+    def check_frames(self):
+        """Frame size of the FIFO setup ``push_frames`` feeds (accel + gyro x, y, z,
+        big-endian: what the driver sets). Raises ValueError for any other setup."""
+        r = self.regs
+        if not r[USER_CTRL] & 0x40 or r[FIFO_EN] != 0x78:
+            raise ValueError("MPU FIFO not set up for accel + gyro frames")
+        return 12
+
+    def _frames_put(self, src, off, stride, size, n):
+        r = self.regs
+        o = off + (n - 1) * stride  # the last frame -> data registers (accel, gyro)
+        r[ACCEL_XOUT_H:ACCEL_XOUT_H + 6] = src[o:o + 6]
+        r[GYRO_XOUT_H:GYRO_XOUT_H + 6] = src[o + 6:o + 12]
+        struct.pack_into(">h", r, TEMP_OUT_H, self.temp_counts)
+        r[INT_STATUS] |= 0x01  # DATA_RDY_INT
+        need = n * size - self.fifo.room()
+        if need > 0:  # byte by byte: each new byte drops the oldest, or is dropped
+            r[INT_STATUS] |= 0x10  # FIFO_OFLOW_INT
+            self.dropped += need
+            if self.is_6500 and (r[CONFIG] & 0x40):
+                n -= (need + size - 1) // size  # (whole frames, close enough for a fake)
+                if n <= 0:
+                    return
+            else:
+                self.fifo.drop(need)
+        self.fifo.extend_frames(src, off, stride, size, n)
+
+    def _fifo_put(self, out):
         stop_when_full = self.is_6500 and (self.regs[CONFIG] & 0x40)
-        for b in out:
-            if not self.fifo.room():
-                self.regs[INT_STATUS] |= 0x10  # FIFO_OFLOW_INT
-                self.dropped += 1
-                if stop_when_full:
-                    continue
-                self.fifo.drop(1)
-            self.fifo.put(b)
+        room = self.fifo.room()
+        n = len(out)
+        if room < n:  # byte by byte: each new byte drops the oldest, or is dropped
+            self.regs[INT_STATUS] |= 0x10  # FIFO_OFLOW_INT
+            self.dropped += n - room
+            if stop_when_full:
+                out = out[:room]
+            else:
+                self.fifo.drop(n - room)
+        self.fifo.extend(out)

@@ -1,4 +1,5 @@
-"""Fake I2C bus for firmware tests under the unix MicroPython (register level).
+"""Fake I2C bus for the virtual board and the firmware tests under the unix MicroPython
+(register level).
 
 ``FakeI2C`` has the ``machine.I2C`` memory-transfer methods used by the drivers and holds
 one chip model per 7-bit address. Every call is one transaction (numbered from 1 in
@@ -25,6 +26,18 @@ period at the configured ODR (the fake keeps no clock).
 """
 
 import struct
+
+import micropython
+
+
+@micropython.viper
+def _copy(dst, doff: int, src, soff: int, n: int):
+    """dst[doff:doff + n] = src[soff:soff + n] without allocating (the drivers' hot path
+    runs with the heap locked in tests)."""
+    d = ptr8(dst)
+    s = ptr8(src)
+    for i in range(n):
+        d[doff + i] = s[soff + i]
 
 EIO = 5
 ENODEV = 19
@@ -126,6 +139,21 @@ class FakeI2C:
         return sorted(self.devices)
 
 
+@micropython.viper
+def _copy_frames(dst, pos: int, cap: int, src, off: int, stride: int, size: int, n: int):
+    """``n`` frames of ``size`` bytes, ``stride`` apart from ``src[off]``, appended to the
+    ring ``dst`` (capacity ``cap``) at ``pos``."""
+    d = ptr8(dst)
+    s = ptr8(src)
+    for f in range(n):
+        o = off + f * stride
+        for i in range(size):
+            d[pos] = s[o + i]
+            pos += 1
+            if pos == cap:
+                pos = 0
+
+
 class FakeFifo:
     """Byte ring buffer with a fixed capacity."""
 
@@ -155,6 +183,39 @@ class FakeFifo:
         if k > self.n:
             k = self.n
         self.head = (self.head + k) % self.capacity
+        self.n -= k
+
+    def extend(self, data):
+        """Append ``data`` (bytes); the caller made room (``room()``, ``drop``)."""
+        cap = self.capacity
+        n = len(data)
+        pos = (self.head + self.n) % cap
+        first = n if n <= cap - pos else cap - pos
+        _copy(self.buf, pos, data, 0, first)
+        if first < n:
+            _copy(self.buf, 0, data, first, n - first)
+        self.n += n
+
+    def extend_frames(self, src, off, stride, size, n):
+        """Append ``n`` frames of ``size`` bytes taken ``stride`` apart from ``src[off]``;
+        the caller made room."""
+        _copy_frames(self.buf, (self.head + self.n) % self.capacity, self.capacity, src, off,
+                     stride, size, n)
+        self.n += n * size
+
+    def get_into(self, buf, empty=0xFF):
+        """Pop ``len(buf)`` bytes into ``buf`` (``empty`` once the FIFO runs dry)."""
+        want = len(buf)
+        k = want if want <= self.n else self.n
+        cap = self.capacity
+        h = self.head
+        first = k if k <= cap - h else cap - h
+        _copy(buf, 0, self.buf, h, first)
+        if first < k:
+            _copy(buf, first, self.buf, 0, k - first)
+        for i in range(k, want):
+            buf[i] = empty
+        self.head = (h + k) % cap
         self.n -= k
 
     def get(self, empty=0xFF):
@@ -197,6 +258,9 @@ class FakeImuChip:
     # ---- bus side -----------------------------------------------------------------
 
     def read_into(self, reg, buf):
+        if reg == self._fifo_reg:  # FIFO reads pop bytes and do not auto-increment
+            self.fifo.get_into(buf)
+            return
         for i in range(len(buf)):
             if reg == self._fifo_reg:
                 buf[i] = self.fifo.get()
@@ -221,7 +285,8 @@ class FakeImuChip:
         """(acc counts, gyr counts) lists for SI inputs under the current ranges."""
         la = self.acc_lsb_per_g() / G
         lg = self.gyr_lsb_per_dps() * RAD2DEG
-        return [counts(a, la) for a in acc], [counts(w, lg) for w in gyr]
+        return ([counts(acc[0], la), counts(acc[1], la), counts(acc[2], la)],
+                [counts(gyr[0], lg), counts(gyr[1], lg), counts(gyr[2], lg)])
 
     def push(self, acc, gyr):
         """One sample period: acc (m/s^2) and gyr (rad/s), x, y, z in sensor axes.
@@ -234,6 +299,40 @@ class FakeImuChip:
         self.pushed += 1
         self._sample(ca, cg)
         return ca, cg
+
+    def push_counts(self, v, o=0):
+        """One sample period from raw counts already in the current ranges (the virtual
+        board's wearer file): ``v[o:o + 3]`` acc x, y, z, ``v[o + 3:o + 6]`` gyr x, y, z
+        (int16, sensor axes). Returns False when the sensors are off."""
+        if not self.running():
+            return False
+        self.pushed += 1
+        self._sample(v[o:o + 3], v[o + 3:o + 6])
+        return True
+
+    def push_frames(self, src, off, stride, n):
+        """``n`` sample periods at once from FIFO frames the host packed in this chip's
+        format (``frame_format()``), ``stride`` bytes apart from ``src[off]`` (the virtual
+        board's fast path: one call per poll). The data registers get the last frame.
+        Returns False when the sensors are off.
+
+        Raises:
+            ValueError: the chip's FIFO is not set up for that frame format.
+        """
+        if not self.running():
+            return False
+        size = self.check_frames()
+        self.pushed += n
+        self._frames_put(src, off, stride, size, n)
+        return True
+
+    def _frames_put(self, src, off, stride, size, n):
+        """Overflow as the chip does it (subclasses), then the frames into the FIFO."""
+        need = n * size - self.fifo.room()
+        if need > 0:
+            self.dropped += need
+            self.fifo.drop(need)
+        self.fifo.extend_frames(src, off, stride, size, n)
 
     def set_i16(self, reg, v, big_endian=True):
         v &= 0xFFFF

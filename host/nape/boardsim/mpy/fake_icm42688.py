@@ -14,6 +14,8 @@ temperature byte, 2-byte timestamp, 16 bytes), 1 (0x40, accel, temp, 8 bytes) or
 2 (0x20, gyro, temp, 8 bytes). FIFO size 2048 bytes.
 """
 
+import struct
+
 from fake_i2c import FakeImuChip
 
 DEVICE_CONFIG = 0x11
@@ -123,6 +125,36 @@ class FakeICM42688(FakeImuChip):
             self.fifo.clear()  # bypass: FIFO not operational
         self.regs[reg] = val
 
+    FRAME = "icm42688:packet3:be:16"
+
+    def check_frames(self):
+        """Frame size of the FIFO setup ``push_frames`` feeds (packet 3: header 0x68,
+        accel, gyro, temperature, timestamp; big-endian: what the driver sets). Raises
+        ValueError for any other setup."""
+        r = self.regs
+        if not r[FIFO_CONFIG] >> 6 or r[FIFO_CONFIG1] & 0x03 != 3 or not self.big_endian():
+            raise ValueError("ICM FIFO not set up for big-endian packet-3 frames")
+        if not (self.acc_on() and self.gyr_on()):
+            raise ValueError("ICM accel and gyro must both be on for packet-3 frames")
+        return 16
+
+    def _frames_put(self, src, off, stride, size, n):
+        r = self.regs
+        o = off + (n - 1) * stride  # the last frame -> data registers, timestamp
+        r[ACCEL_DATA_X1:ACCEL_DATA_X1 + 12] = src[o + 1:o + 13]
+        r[INT_STATUS] |= 0x08  # DATA_RDY_INT
+        self.tmst = (src[o + 14] << 8) | src[o + 15]
+        k = self.fifo.room() // size
+        if k < n:  # full: stream mode drops the oldest packets, stop-on-full the new ones
+            r[INT_STATUS] |= 0x02  # FIFO_FULL_INT
+            self.dropped += (n - k) * size
+            if r[FIFO_CONFIG] >> 6 >= 2:
+                n = k
+            else:
+                self.fifo.drop((n - k) * size)
+        if n > 0:
+            self.fifo.extend_frames(src, off, stride, size, n)
+
     def _i16(self, out, v):
         v &= 0xFFFF
         if self.big_endian():
@@ -138,33 +170,30 @@ class FakeICM42688(FakeImuChip):
         if not self.gyr_on():
             cg = [-32768] * 3
         be = self.big_endian()
-        for k in range(3):
-            self.set_i16(ACCEL_DATA_X1 + 2 * k, ca[k], be)
-            self.set_i16(GYRO_DATA_X1 + 2 * k, cg[k], be)
-        self.set_i16(TEMP_DATA1, 0, be)  # 25 degC
-        self.regs[INT_STATUS] |= 0x08  # DATA_RDY_INT
+        e = ">" if be else "<"
+        r = self.regs
+        # TEMP_DATA1..GYRO_DATA_Z0 (0x1D..0x2A): temperature (0: 25 degC), accel, gyro
+        struct.pack_into(e + "7h", r, TEMP_DATA1, 0, ca[0], ca[1], ca[2], cg[0], cg[1], cg[2])
+        r[INT_STATUS] |= 0x08  # DATA_RDY_INT
         self.tmst = (self.tmst + 1) & 0xFFFF
-        mode = self.regs[FIFO_CONFIG] >> 6
+        mode = r[FIFO_CONFIG] >> 6
         size = self.packet_size()
         if not mode or not size:
             return
-        out = bytearray()
-        en = self.regs[FIFO_CONFIG1] & 0x03
-        out.append(0x68 if en == 3 else 0x40 if en == 1 else 0x20)
-        if en & 1:
-            for v in ca:
+        en = r[FIFO_CONFIG1] & 0x03
+        if en == 3:  # header 0x68, accel, gyro, temperature byte, timestamp
+            out = struct.pack(e + "B6hBH", 0x68, ca[0], ca[1], ca[2], cg[0], cg[1], cg[2], 0,
+                              self.tmst)
+        else:
+            out = bytearray()
+            out.append(0x40 if en == 1 else 0x20)
+            for v in (ca if en & 1 else cg):
                 self._i16(out, v)
-        if en & 2:
-            for v in cg:
-                self._i16(out, v)
-        out.append(0)  # temperature, 1 byte: 25 degC
-        if en == 3:
-            self._i16(out, self.tmst)
+            out.append(0)  # temperature, 1 byte: 25 degC
         if self.fifo.room() < size:
             self.regs[INT_STATUS] |= 0x02  # FIFO_FULL_INT
             self.dropped += size
             if mode >= 2:
                 return  # stop-on-full: the new packet is lost
             self.fifo.drop(size)  # stream: the oldest packet is lost
-        for b in out:
-            self.fifo.put(b)
+        self.fifo.extend(out)

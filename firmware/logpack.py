@@ -1,0 +1,129 @@
+"""LOG packets (wire format v1, type 3): the offline day log's reduced-rate orientations.
+
+MicroPython. protocol/SPEC.md ("Type 3: LOG") is the reference; the host decodes them
+with ``nape.wire_log``. Header as SAMPLES (14 bytes: version, type 3, imu_mask, count,
+u32 seq, u32 t_ms) but with a u16 ``period_ms``; then per sample one packed quaternion per
+IMU present, trunk first: 3 bytes, "smallest three" (``quat24``). At 10 Hz with two IMUs a
+full packet (38 samples, 242 bytes) holds 3.8 s, 63.7 bytes/s in 244-byte buffer slots.
+
+Allocation: ``quat24`` makes a few floats per quaternion (at the log rate, 10 Hz);
+``LogBatcher`` writes into one buffer made at construction.
+"""
+
+import struct
+
+from micropython import const
+
+_HDR = const(14)
+_SCALE = 89.09545442950498  # 63 * sqrt(2): code units per unit of a quaternion component
+MAX_PACKET = const(243)  # one offline-buffer slot (ble_buffer.MAX_PACKET)
+
+
+def _code(v):
+    """round(v * _SCALE) half away from zero, + 64, clamped to 0..127."""
+    x = v * _SCALE
+    c = int(x + 0.5) if x >= 0 else -int(-x + 0.5)
+    c += 64
+    return 0 if c < 0 else (127 if c > 127 else c)
+
+
+def quat24(q):
+    """Quaternion (w, x, y, z; any non-zero norm) -> 24-bit int: bits 0-1 the index of the
+    largest |component| (made positive), bits 2-8, 9-15, 16-22 the other three as 7-bit
+    codes in w, x, y, z order; bit 23 reserved (0)."""
+    w = q[0]
+    x = q[1]
+    y = q[2]
+    z = q[3]
+    n = (w * w + x * x + y * y + z * z) ** 0.5
+    big = 0
+    m = abs(w)
+    if abs(x) > m:
+        big = 1
+        m = abs(x)
+    if abs(y) > m:
+        big = 2
+        m = abs(y)
+    if abs(z) > m:
+        big = 3
+    s = 1.0 / n
+    if q[big] < 0:
+        s = -s
+    word = big
+    shift = 2
+    for k in range(4):
+        if k != big:
+            word |= _code(q[k] * s) << shift
+            shift += 7
+    return word
+
+
+def per_packet(imu_mask):
+    """Samples in a full LOG packet: 38 (two IMUs), 76 (one)."""
+    n = 2 if imu_mask == 3 else 1
+    return (MAX_PACKET - _HDR) // (3 * n)
+
+
+class LogBatcher:
+    """LOG packets from orientations; ``add`` returns True when the packet is full,
+    ``packet()`` then gives its bytes.
+
+    Args:
+        imu_mask: 1 trunk, 2 head, 3 both.
+        period_ms: log period, ms (100 at 10 Hz).
+        seq: sequence number of the first sample.
+        per: samples per packet (default and most: ``per_packet(imu_mask)``).
+
+    Raises:
+        ValueError: a bad ``imu_mask``, ``period_ms`` outside 1..65535 or ``per`` outside
+            1..``per_packet``.
+    """
+
+    def __init__(self, imu_mask, period_ms, seq=0, per=None):
+        if imu_mask not in (1, 2, 3):
+            raise ValueError("imu_mask must be 1, 2 or 3")
+        most = per_packet(imu_mask)
+        if per is None:
+            per = most
+        if not 1 <= per <= most or not 1 <= period_ms <= 0xFFFF:
+            raise ValueError("per or period_ms out of range")
+        self.imu_mask = imu_mask
+        self.two = imu_mask == 3
+        self.period_ms = period_ms
+        self.per = per
+        self.size = 6 if self.two else 3
+        self.buf = bytearray(_HDR + per * self.size)
+        self.seq = seq  # seq of the next sample added
+        self.count = 0
+
+    def add(self, t_ms, q0, q1=None):
+        """One sample: orientation ``q0`` (first IMU in the mask) and ``q1`` (head, with two
+        IMUs). Returns True when the packet is full."""
+        b = self.buf
+        n = self.count
+        if n == 0:
+            struct.pack_into("<BBBBIIH", b, 0, 1, 3, self.imu_mask, 0, self.seq & 0xFFFFFFFF,
+                             t_ms & 0xFFFFFFFF, self.period_ms)
+        off = _HDR + n * self.size
+        v = quat24(q0)
+        b[off] = v & 0xFF
+        b[off + 1] = (v >> 8) & 0xFF
+        b[off + 2] = v >> 16
+        if self.two:
+            v = quat24(q1)
+            b[off + 3] = v & 0xFF
+            b[off + 4] = (v >> 8) & 0xFF
+            b[off + 5] = v >> 16
+        n += 1
+        self.count = n
+        b[3] = n
+        self.seq += 1
+        return n >= self.per
+
+    def packet(self):
+        """Bytes of the current packet (copy) and reset; None if empty."""
+        n = self.count
+        if n == 0:
+            return None
+        self.count = 0
+        return bytes(memoryview(self.buf)[:_HDR + n * self.size])
