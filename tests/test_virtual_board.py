@@ -61,7 +61,7 @@ def test_the_virtual_board_runs_the_whole_firmware(tmp_path):
     blob = nsim_blob(_Wearer())
 
     async def main():
-        async with VirtualDevice(blob, speed=0, quiet_hours=False) as vd:
+        async with VirtualDevice(blob, speed=0, quiet_hours=False, secure=False) as vd:
             tr = BleTransport(bumble=vd.bumble_args)
             stats = await record(tr, path)
             return stats, [e.get("line", "") for e in vd.events if e.get("event") == "fw"]
