@@ -63,6 +63,10 @@ class AnalysisSettings:
     offset (up to ±20 °/s on an MPU-6050) does not hide stillness (Nape default)."""
     upright_tilt_deg: float = 35.0
     """Upper back within this of vertical counts as upright for calibration (Nape default)."""
+    neutral_head_tilt_deg: float = 25.0
+    """With a head IMU, the head sensor within this of vertical counts as upright for
+    calibration: a head held still but flexed (reading, writing: 30–45°) is not neutral;
+    ±15° of mounting plus ±10° of natural head carriage (Nape default)."""
     heading_tau_s: float = 120.0
     """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
     no common heading); axial neck rotation held longer than this fades (Nape default)."""
@@ -159,8 +163,42 @@ class AnalysisSettings:
     """Threshold crossings closer than this belong to one event, so a jolt and its rebound,
     or a braking and the jerk of its release, count once (Nape default)."""
     jolt_max_s: float = 15.0
-    """Events spanning longer than this are sustained motion, not jolts: braking and
-    corners last up to ~10 s; steps are rejected by the walking context (Nape default)."""
+    """Longest manoeuvre the detection's gravity reference allows for: the reference ends
+    this long before each sample, so a braking or corner of up to this length cannot lean
+    it (Nape default; braking and corners last up to ~10 s). Longer spans are not dropped:
+    they are split into their manoeuvres."""
+    manoeuvre_merge_s: float = 1.0
+    """Sustained-acceleration crossings closer than this are one manoeuvre (a braking whose
+    level dips under the trigger for a moment; Nape default)."""
+    shock_merge_s: float = 0.4
+    """Shock crossings closer than this are one shock (an impact and the body's rebound at
+    its 4–6 Hz resonance; Fairley & Griffin 1989; Nape default)."""
+    shock_trigger_g: float = 0.35
+    """Lowest high-band (above ``vehicle_lowpass_hz``) acceleration of the upper back that
+    marks a shock (same level as ``jolt_trigger_g``; Nape default)."""
+    vibration_floor_ratio: float = 5.0
+    """A shock must exceed this many times the road-vibration floor (median per-second RMS of
+    the high band): Gaussian vibration exceeds 5 × its RMS in under 1 of 10⁶ samples, so a
+    rough road raises no jolts while a real shock above it still counts (Nape default)."""
+    vibration_floor_s: float = 10.0
+    """Seconds of past high-band RMS whose median is the vibration floor (Nape default)."""
+    vehicle_margin_s: float = 5.0
+    """An event counts as in a vehicle when the vehicle context holds within this many
+    seconds of it (a stop at a junction or a crash brings the car to rest; Nape default)."""
+    body_turn_deg: float = 20.0
+    """A manoeuvre during which the trunk turns more than this is the wearer's own movement
+    (sitting down, reaching, lying down); a belted trunk pitches a few degrees in braking
+    and cornering (Nape default)."""
+    knock_min_g: float = 1.5
+    """Outside a vehicle, a shock must reach this to be reported as a knock (a fall onto a
+    mattress reaches 2–3 g at the chest in UMAFall; sitting down hard, clapping or a door
+    stay under 1 g). Same value as ``shock_moderate_g`` [POTHOLE]."""
+    series_rate_hz: float = 0.5
+    """Outside a vehicle, shocks at this rate or more (counted over ``series_s``, the shock
+    itself included) are rhythmic activity — hopping, jogging, stairs at 1–3 Hz — not knocks
+    (Nape default)."""
+    series_s: float = 6.0
+    """Window for ``series_rate_hz`` (Nape default)."""
     jolt_lowpass_hz: float = 20.0
     """Low-pass on linear acceleration before peak picking: keeps 50–150 ms shocks and
     drops sensor noise and vibration above it (Nape default)."""
@@ -169,8 +207,12 @@ class AnalysisSettings:
     voluntary head turn, not a jolt (Nape default: quick looks reach 200–400 °/s)."""
 
     # --- context ---
-    lying_trunk_deg: float = 60.0
+    lying_trunk_deg: float = 50.0
     """Trunk tilted more than this from vertical (any direction) counts as lying (Nape default)."""
+    lying_prone_min_s: float = 10.0
+    """Face down (trunk tilted forward past ``lying_trunk_deg``) counts as lying prone only when
+    held this long: bending forward to pick something up tilts the trunk as far for a few
+    seconds (UMAFall bending trials: 1–3 s; Nape default)."""
 
     # --- neck range of motion (nape rom; host/nape/analysis/rom.py) ---
     # Typical active cervical range in healthy adults, per direction (low..high end of the band).

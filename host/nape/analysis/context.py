@@ -70,16 +70,28 @@ class ContextFeatures:
         walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk
         w = max(1, int(s.vehicle_window_s))
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
-        share = np.convolve(vib_on.astype(float), np.ones(w) / w, mode="same")
+        share = _window_share(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
         act[walking] = 1
         act[vehicle] = 2
-        act[lying & (fwd_up > 0.5)] = 3
-        act[lying & (fwd_up < -0.5)] = 4
+        act[lying & (fwd_up >= -0.5) & (fwd_up > 0.5)] = 3
+        # face down for less than lying_prone_min_s is bending forward (picking something up)
+        prone = _min_runs(lying & (fwd_up < -0.5), int(s.lying_prone_min_s))
+        lying &= ~(lying & (fwd_up < -0.5) & ~prone)
+        act[prone] = 4
         act[lying & (np.abs(fwd_up) <= 0.5)] = 5
         act[~have] = -1
         totals = {name: float((act == i).sum()) for i, name in enumerate(NAMES)}
         return act, totals
+
+
+def _window_share(mask: np.ndarray, w: int) -> np.ndarray:
+    """Share of True in the ``w``-second window centred on each second (the same length as
+    ``mask`` even when the recording is shorter than the window; seconds beyond the ends
+    count as not True)."""
+    full = np.convolve(mask.astype(float), np.ones(w) / w, mode="full")
+    start = (w - 1) // 2
+    return full[start: start + len(mask)]
 
 
 def _min_runs(mask: np.ndarray, min_len: int) -> np.ndarray:

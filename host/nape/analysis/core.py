@@ -68,7 +68,7 @@ def analyse(
     stream.t0_ms = reader.t0_ms  # device time of the first sample (event times: see BlockReader)
     stream.take_gaps(reader)
     act_sec, _ = stream.context.classify()
-    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1)
+    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1, vehicle=act_sec == 2)
     f = stream.finish(path, rec, roles, reader.malformed)
     f.jolts, f.head_turns = jolts, head_turns
     traces.attach(jolts, traces.event_windows(reader.events, stream.t0_ms), stream.traces)  # report panels

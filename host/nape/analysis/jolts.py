@@ -54,7 +54,10 @@ POST_S = 1.5
 REF_S = 60.0  # inclination reference: the fused inclination averaged over this long before an event
 REF_STEP_S = 0.1  # ... sampled every this often
 REF_LAG_S = 15.0  # detection's reference ends this long before the sample (a manoeuvre's longest, jolt_max_s)
-HOLD_MAX_S = 120.0  # the most history kept for an event still being measured
+HOLD_MAX_S = 120.0
+SHOCK_ECHO_S = 0.5  # a sustained-band crossing this short, this close to a shock, is the shock's trace
+# (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g for ~0.25 s; braking stays above
+# its trigger for 0.5–3 s)  # the most history kept for an event still being measured
 BRIC_CRIT = np.array([66.25, 56.45, 42.87])  # rad/s about x, y, z
 
 
@@ -88,6 +91,11 @@ class JoltDetector:
         self.ref_last = None  # last sample index seen
         self.pending: list[dict] = []
         self.runs: list[dict] = []
+        self.head_only = 0  # head-only trigger runs: the wearer's own head movements
+        self.head_last = -(1 << 62)
+        self.floor_hist: list[float] = []  # per-second mean square of the high band, g^2
+        self.floor_sec: int | None = None
+        self.floor_sum, self.floor_n = 0.0, 0
 
     # ------------------------------------------------------------ streaming
 
@@ -107,16 +115,11 @@ class JoltDetector:
         veh, self.zi_vehicle = signal.sosfilt(self.sos_vehicle, lin0[:, 0], axis=0, zi=self.zi_vehicle)
         # orientation and rates are kept as they come; world-frame rates and the trunk's
         # heading are computed only inside the short windows that get measured
-        block = {"index": index, "lin": lin, "veh": veh, "q": q_sensor, "acc": acc, "gyr": gyr, "qt": q_trunk_seg}
-        mag2 = np.einsum("nkj,nkj->nk", lin, lin)
-        above = (mag2 > (self.s.jolt_trigger_g * G) ** 2).any(axis=1)
-        gap = int(self.s.jolt_merge_s * self.rate)
-        for i0, i1 in runs(above):
-            a, b = int(index[i0]), int(index[i1 - 1])
-            if self.pending and a - self.pending[-1]["i1"] <= gap:
-                self.pending[-1]["i1"] = b  # one event: measure it once, not per crossing
-            else:
-                self.pending.append({"i0": a, "i1": b})
+        # shocks ride on the high band: full band minus the sustained (vehicle-level) part
+        hf = lin[:, 0] - veh
+        block = {"index": index, "lin": lin, "veh": veh, "hf": hf, "q": q_sensor, "acc": acc, "gyr": gyr,
+                 "qt": q_trunk_seg}
+        self._candidates(index, lin, veh, hf)
         parts = [block] if self.buf is None else [self.buf, block]
         last = int(index[-1])
         still = []
@@ -134,6 +137,63 @@ class JoltDetector:
             self.buf = {k: v[-self.keep:] for k, v in block.items()}
         else:  # a short block: keep what came before too
             self.buf = _gather(parts, last - self.keep)
+
+    def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray) -> None:
+        """Trigger runs of the trunk, two kinds kept apart so that a shock inside a braking
+        is its own event: "m" (manoeuvre) where the sustained acceleration ``veh`` exceeds
+        ``jolt_trigger_g``; "s" (shock) where the high band ``hf`` exceeds the larger of
+        ``shock_trigger_g`` and ``vibration_floor_ratio`` × the road-vibration floor (the median
+        RMS of ``hf`` over the previous ``vibration_floor_s`` seconds): rough road raises the
+        floor, not the count of jolts, and a shock well above it still stands out. The head
+        never triggers: a nod or a look in the mirror moves the head while the trunk stays;
+        whatever the car or road does reaches the trunk first. Head-only crossings are
+        counted as the wearer's own head movements (``head_only``)."""
+        s = self.s
+        g2 = G * G
+        thr = self._shock_threshold(index, hf)
+        shock = np.einsum("ij,ij->i", hf, hf) > (thr * G) ** 2
+        man = np.einsum("ij,ij->i", veh[:, :2], veh[:, :2]) > s.jolt_trigger_g ** 2 * g2
+        if self.n_imu > 1:
+            head = np.einsum("ij,ij->i", lin[:, -1], lin[:, -1]) > s.jolt_trigger_g ** 2 * g2
+            trunk = np.einsum("ij,ij->i", lin[:, 0], lin[:, 0]) > (0.5 * s.jolt_trigger_g) ** 2 * g2
+            for i0, i1 in runs(head & ~trunk):
+                a = int(index[i0])
+                if a - self.head_last > s.shock_merge_s * self.rate:
+                    self.head_only += 1
+                self.head_last = int(index[i1 - 1])
+        for kind, mask, gap_s in (("m", man, s.manoeuvre_merge_s), ("s", shock, s.shock_merge_s)):
+            gap = int(gap_s * self.rate)
+            for i0, i1 in runs(mask):
+                a, b = int(index[i0]), int(index[i1 - 1])
+                last = next((r for r in reversed(self.pending) if r["kind"] == kind), None)
+                if last is not None and a - last["i1"] <= gap:
+                    last["i1"] = max(last["i1"], b)  # one event: measure it once, not per crossing
+                else:
+                    self.pending.append({"i0": a, "i1": b, "kind": kind})
+        self.pending.sort(key=lambda r: r["i0"])
+
+    def _shock_threshold(self, index: np.ndarray, hf: np.ndarray) -> np.ndarray:
+        """Per-sample shock trigger (g): max(``shock_trigger_g``, k × vibration floor), the floor
+        being the median of the per-second RMS of the high band over the previous
+        ``vibration_floor_s`` complete seconds (causal; a shock is too short to move a median)."""
+        s = self.s
+        sec = (index // max(1, int(round(self.rate)))).astype(np.int64)
+        ms = np.einsum("ij,ij->i", hf, hf) / (G * G)
+        out = np.empty(len(index))
+        n_floor = max(1, int(s.vibration_floor_s))
+        for k in np.unique(sec):
+            sel = sec == k
+            if self.floor_sec is not None and k != self.floor_sec:
+                if self.floor_n > 0:
+                    self.floor_hist.append(self.floor_sum / self.floor_n)
+                    self.floor_hist = self.floor_hist[-n_floor:]
+                self.floor_sum, self.floor_n = 0.0, 0
+            self.floor_sec = int(k)
+            floor = float(np.sqrt(np.median(self.floor_hist))) if self.floor_hist else 0.0
+            out[sel] = max(s.shock_trigger_g, s.vibration_floor_ratio * floor)
+            self.floor_sum += float(ms[sel].sum())
+            self.floor_n += int(sel.sum())
+        return out
 
     def _reference_up(self, index: np.ndarray, q: np.ndarray, gyr: np.ndarray) -> np.ndarray:
         """World up in each given sensor's frame (n, k, 3) per sample (q (n, k, 4), gyr
@@ -224,7 +284,25 @@ class JoltDetector:
             "grade_sustained_g": float(np.hypot(sustained[:, 0], sustained[:, 1]).max() / G),
             "grade_vertical_g": float(np.abs(lin_t[:, 2]).max() / G),
             "grade_horizontal_g": float(np.hypot(lin_t[:, 0], lin_t[:, 1]).max() / G),
+            "kind": r.get("kind", "s"),
         }
+        # the shock on its own: the high band (sustained part removed), so a pothole inside a
+        # braking is measured on itself
+        hf = w["hf"]
+        ihf = int(np.argmax(np.einsum("ij,ij->i", hf, hf)))
+        hz = np.abs(hf[:, 2])
+        hxy = np.hypot(hf[:, 0], hf[:, 1])
+        ixy = int(np.argmax(hxy))
+        out.update({
+            "shock_t_s": float(w["index"][ihf]) / self.rate,
+            "shock_g": float(np.linalg.norm(hf[ihf]) / G),
+            "shock_vertical_g": float(hz.max() / G), "shock_horizontal_g": float(hxy[ixy] / G),
+            "shock_along_g": float(hf[ixy, :2] @ fwd_all[ixy] / G),
+            # the trunk's own rotation over the window (gyro integrated, offset removed): a
+            # posture change (sitting down, reaching, lying down) turns the trunk by tens of
+            # degrees; a belted trunk in a braking or a corner turns by a few
+            "trunk_turn_deg": _turn_deg(w["gyr"][:, 0] - self.gyro_offset[0], self.rate),
+        })
         if self.n_imu > 1:
             rel = lin[:, 1] - lin[:, 0]
             # T1 minus head, forward, m/s^2; NIC asks for CFC 60 (SAE J211: 100 Hz corner), wider
@@ -291,33 +369,77 @@ class JoltDetector:
     # ------------------------------------------------------------ finishing
 
     def finish(self, events: list | None = None, t0_ms: float | None = None,
-               walking: np.ndarray | None = None) -> tuple[list[Jolt], int]:
-        """Merge, classify and grade. ``events``: decoded EVENT packets (high-rate windows);
-        ``walking``: per-second walking flags (steps shake the trunk rhythmically: not jolts)."""
+               walking: np.ndarray | None = None, vehicle: np.ndarray | None = None) -> tuple[list[Jolt], int]:
+        """Classify, merge and grade. ``events``: decoded EVENT packets (high-rate windows);
+        ``walking`` / ``vehicle``: per-second activity flags (:mod:`.context`; None: unknown,
+        taken as not walking / in a vehicle).
+
+        Each trigger run gets its own cause first; runs of the same cause closer than
+        ``jolt_merge_s`` then form one event, runs of different causes never do (a braking
+        followed by a rear impact are two events, a pothole inside a braking is its own).
+        Rejected, and counted as the wearer's own movement (the second value returned, with
+        the head-only crossings): steps (walking context); manoeuvres outside a vehicle
+        context or with the trunk turning more than ``body_turn_deg`` (sitting down, lying
+        down, bending or reaching make the trunk's gravity look like a sustained
+        acceleration); outside a vehicle, shocks below ``knock_min_g`` (sitting down hard,
+        clapping) and shocks in a series (``series_rate_hz`` over ``series_s``: hopping, jogging,
+        stairs). Outside a vehicle a shock that stays is a knock (a fall or a blow), whatever
+        its direction."""
+        s = self.s
         self._measure_final()
         windows = _event_windows(events or [], t0_ms)
-        groups: list[list[dict]] = []
-        for r in sorted(self.runs, key=lambda r: r["start_s"]):
-            if groups and r["start_s"] - groups[-1][-1]["end_s"] <= self.s.jolt_merge_s:
-                groups[-1].append(r)
-            else:
-                groups.append([r])
-        jolts, head_turns = [], 0
-        for g in groups:
-            if g[-1]["end_s"] - g[0]["start_s"] > self.s.jolt_max_s:
-                continue  # longer than any manoeuvre: sustained or rhythmic motion
-            if walking is not None and len(walking):
-                secs = np.arange(int(g[0]["start_s"]), int(g[-1]["end_s"]) + 1)
-                if walking[np.clip(secs, 0, len(walking) - 1)].mean() > 0.5:
-                    continue  # steps, not a jolt
-            j = self._classify(g, windows)
-            if j is None:
-                head_turns += 1
-            else:
-                jolts.append(j)
-        return jolts, head_turns
 
-    def _classify(self, g: list[dict], windows: list[dict]) -> Jolt | None:
+        def flag(mask, r, margin=0.0, default=False):
+            if mask is None or not len(mask):
+                return default
+            secs = np.arange(int(r["start_s"] - margin), int(r["end_s"] + margin) + 1)
+            return bool(mask[np.clip(secs, 0, len(mask) - 1)].mean() > 0.5) if margin == 0 else \
+                bool(mask[np.clip(secs, 0, len(mask) - 1)].any())
+
+        shocks_t = np.array(sorted(r["shock_t_s"] for r in self.runs if r["kind"] == "s"))
+        own = self.head_only
+        kept: list[tuple[str, dict]] = []
+        for r in sorted(self.runs, key=lambda r: r["start_s"]):
+            if flag(walking, r):
+                own += 1
+                continue
+            in_car = flag(vehicle, r, margin=s.vehicle_margin_s, default=True)
+            if r["kind"] == "m":
+                if r["end_s"] - r["start_s"] < SHOCK_ECHO_S and np.any(
+                        (shocks_t >= r["start_s"] - SHOCK_ECHO_S) & (shocks_t <= r["end_s"] + SHOCK_ECHO_S)):
+                    continue  # a shock's own trace in the sustained band, not a manoeuvre
+                if not in_car or r["trunk_turn_deg"] > s.body_turn_deg:
+                    own += 1
+                    continue
+            elif not in_car:
+                near = np.abs(shocks_t - r["shock_t_s"]) <= s.series_s / 2
+                if r["shock_g"] < s.knock_min_g or near.sum() >= np.ceil(s.series_rate_hz * s.series_s):
+                    own += 1
+                    continue
+            kept.append((self._cause(r, in_car), r))
+        groups: list[tuple[str, list[dict]]] = []
+        for cause, r in kept:
+            prev = next((g for g in reversed(groups) if g[0] == cause), None)
+            if prev is not None and prev is groups[-1] and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s:
+                prev[1].append(r)
+            else:
+                groups.append((cause, [r]))
+        jolts = [self._classify(cause, g, windows) for cause, g in groups]
+        return sorted(jolts, key=lambda j: j.t_s), own
+
+    def _cause(self, r: dict, in_car: bool) -> str:
+        s = self.s
+        if r["kind"] == "m":
+            if abs(r["vehicle_across_g"]) > abs(r["vehicle_along_g"]):
+                return "lateral"
+            return "braking" if r["vehicle_along_g"] < 0 else "acceleration"
+        if not in_car:
+            return "knock"
+        if r["shock_vertical_g"] > s.bump_vertical_ratio * r["shock_horizontal_g"]:
+            return "bump"
+        return "rear_impact_like" if r["shock_along_g"] > 0 else "knock"
+
+    def _classify(self, cause: str, g: list[dict], windows: list[dict]) -> Jolt:
         s = self.s
         best = max(g, key=lambda r: r["peak"][0])
         trunk_g = max(r["peak"][0] for r in g)
@@ -326,10 +448,6 @@ class JoltDetector:
         veh_along = max((r["vehicle_along_g"] for r in g), key=abs)
         veh_across = max((r["vehicle_across_g"] for r in g), key=abs)
         vehicle = float(np.hypot(veh_along, veh_across))
-        head_dps = get("head_dps")
-        if (self.n_imu > 1 and trunk_g < s.jolt_trigger_g and head_dps > s.head_turn_dps
-                and vehicle < s.jolt_trigger_g):
-            return None  # a voluntary head turn
         source = "stream"
         win = _match_window(windows, best["start_s"], best["end_s"])
         if win is not None:
@@ -337,27 +455,19 @@ class JoltDetector:
             if self.n_imu > 1 and len(win["peak"]) > 1:
                 head_g = max(head_g, win["peak"][-1])
             source = "event window"
-        vertical = best["vertical_g"]
-        horiz = best["horiz_peak_g"]
         grade_of = lambda key: max(r[key] for r in g)  # noqa: E731
-        t_peak = best["t_s"]
-        if abs(vertical) > s.bump_vertical_ratio * horiz:
-            cause, size, bounds = "bump", grade_of("grade_vertical_g"), (s.shock_moderate_g, s.shock_severe_g)
-        elif best["horiz_fwhm_s"] < s.impulsive_max_s:
-            cause = "rear_impact_like" if best["horiz_along_g"] > 0 else "knock"
-            size, bounds = grade_of("grade_horizontal_g"), (s.shock_moderate_g, s.shock_severe_g)
-        else:
-            if abs(veh_across) > abs(veh_along):
-                cause = "lateral"
-            else:
-                cause = "braking" if veh_along < 0 else "acceleration"
+        if cause in ("braking", "acceleration", "lateral"):
             size, bounds = grade_of("grade_sustained_g"), (s.jolt_moderate_g, s.jolt_severe_g)
             t_peak = max(g, key=lambda r: r["vehicle_g"])["t_vehicle_s"]
+        else:
+            key = "grade_vertical_g" if cause == "bump" else "grade_horizontal_g"
+            size, bounds = grade_of(key), (s.shock_moderate_g, s.shock_severe_g)
+            t_peak = max(g, key=lambda r: r["shock_g"])["shock_t_s"]
         grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
         return Jolt(
             t_s=t_peak, start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
-            peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(head_dps),
-            vehicle_g=vehicle, vertical_g=float(vertical), head_rel_g=float(get("head_rel_g")),
+            peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(get("head_dps")),
+            vehicle_g=vehicle, vertical_g=float(best["vertical_g"]), head_rel_g=float(get("head_rel_g")),
             neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
         )
 
@@ -436,6 +546,15 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     out[..., 1] = vy + w * ty + (z * tx - x * tz)
     out[..., 2] = vz + w * tz + (x * ty - y * tx)
     return out
+
+
+def _turn_deg(gyr: np.ndarray, rate: float) -> float:
+    """Largest rotation (deg) from the window's first sample reached within it, from
+    gyro rates (n, 3) rad/s integrated to first order (enough to tell tens of degrees from a few)."""
+    if len(gyr) == 0:
+        return 0.0
+    ang = np.cumsum(gyr, axis=0) / rate
+    return float(np.degrees(np.linalg.norm(ang, axis=1).max()))
 
 
 def _fwhm(x: np.ndarray, i: int) -> int:
