@@ -133,6 +133,9 @@ class AnalysisSettings:
     vehicle (Nape default)."""
     vehicle_window_s: float = 30.0
     """Vibration must be present most of this window to count as a vehicle (Nape default)."""
+    vehicle_gap_s: float = 120.0
+    """Breaks in the vehicle context up to this long, with no walking or lying in them, stay
+    in the vehicle: waiting at lights or in a queue quietens the road (Nape default)."""
 
     # --- jolts ---
     jolt_trigger_g: float = 0.35
@@ -185,10 +188,11 @@ class AnalysisSettings:
     vehicle_margin_s: float = 5.0
     """An event counts as in a vehicle when the vehicle context holds within this many
     seconds of it (a stop at a junction or a crash brings the car to rest; Nape default)."""
-    body_turn_deg: float = 20.0
+    body_turn_deg: float = 35.0
     """A manoeuvre during which the trunk turns more than this is the wearer's own movement
-    (sitting down, reaching, lying down); a belted trunk pitches a few degrees in braking
-    and cornering (Nape default)."""
+    (sitting down, reaching, lying down: 30–90°); a belted trunk pitches or rolls by up to
+    ~10°/g in braking and cornering, with overshoot and gyro drift up to ~25° in a hard
+    corner (Nape default)."""
     knock_min_g: float = 1.5
     """Outside a vehicle, a shock must reach this to be reported as a knock (a fall onto a
     mattress reaches 2–3 g at the chest in UMAFall; sitting down hard, clapping or a door

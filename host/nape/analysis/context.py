@@ -72,6 +72,9 @@ class ContextFeatures:
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
         share = _window_share(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
+        # a stop at a junction or in a queue quietens the road: short breaks between vehicle
+        # stretches with no walking or lying in them stay in the vehicle
+        vehicle = _fill_gaps(vehicle, ~lying & ~walking & have, int(s.vehicle_gap_s))
         act[walking] = 1
         act[vehicle] = 2
         act[lying & (fwd_up >= -0.5) & (fwd_up > 0.5)] = 3
@@ -83,6 +86,17 @@ class ContextFeatures:
         act[~have] = -1
         totals = {name: float((act == i).sum()) for i, name in enumerate(NAMES)}
         return act, totals
+
+
+def _fill_gaps(mask: np.ndarray, allowed: np.ndarray, max_len: int) -> np.ndarray:
+    """``mask`` with False runs of at most ``max_len`` between two True runs set True where
+    the whole run is ``allowed``."""
+    out = mask.copy()
+    true_runs = runs(mask)
+    for (_a0, a1), (b0, _b1) in zip(true_runs[:-1], true_runs[1:]):
+        if b0 - a1 <= max_len and allowed[a1:b0].all():
+            out[a1:b0] = True
+    return out
 
 
 def _window_share(mask: np.ndarray, w: int) -> np.ndarray:

@@ -91,17 +91,20 @@ class JoltDetector:
         self.ref_last = None  # last sample index seen
         self.pending: list[dict] = []
         self.runs: list[dict] = []
+        self.acc_tail: np.ndarray | None = None  # last raw samples, for the glitch median
         self.head_only = 0  # head-only trigger runs: the wearer's own head movements
         self.head_last = -(1 << 62)
         self.floor_hist: list[float] = []  # per-second mean square of the high band, g^2
         self.floor_sec: int | None = None
         self.floor_sum, self.floor_n = 0.0, 0
+        self.sec_ms: dict[int, float] = {}  # per-second mean square of the high band, g^2 (finish)
 
     # ------------------------------------------------------------ streaming
 
     def feed(self, index: np.ndarray, q_sensor: np.ndarray, q_trunk_seg: np.ndarray,
              acc: np.ndarray, gyr: np.ndarray) -> None:
         n = len(index)
+        acc = self._deglitch(acc)
         # linear acceleration (n, k, 3) m/s^2 in world axes at the stream's bandwidth; the
         # trunk's gravity from the slow reference, not from the fused inclination that leans
         # into a sustained manoeuvre (a long corner would fall below the trigger or split in
@@ -138,12 +141,28 @@ class JoltDetector:
         else:  # a short block: keep what came before too
             self.buf = _gather(parts, last - self.keep)
 
+    def _deglitch(self, acc: np.ndarray) -> np.ndarray:
+        """Median of three consecutive samples per axis (the block's last sample: of itself and
+        the two before it). A single-sample glitch (a bus error, a bit flip: one sample at
+        several g) is removed; a shock spans several samples at 50 Hz and more and keeps its
+        peak. Carries two samples across blocks."""
+        ext = acc if self.acc_tail is None else np.concatenate([self.acc_tail, acc])
+        k = 0 if self.acc_tail is None else len(self.acc_tail)
+        self.acc_tail = ext[-2:].copy()
+        if len(ext) < 3:
+            return acc
+        out = ext.copy()
+        out[1:-1] = np.median(np.stack([ext[:-2], ext[1:-1], ext[2:]]), axis=0)
+        out[-1] = np.median(ext[-3:], axis=0)
+        return out[k:]
+
     def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray) -> None:
         """Trigger runs of the trunk, two kinds kept apart so that a shock inside a braking
         is its own event: "m" (manoeuvre) where the sustained acceleration ``veh`` exceeds
         ``jolt_trigger_g``; "s" (shock) where the high band ``hf`` exceeds the larger of
         ``shock_trigger_g`` and ``vibration_floor_ratio`` × the road-vibration floor (the median
-        RMS of ``hf`` over the previous ``vibration_floor_s`` seconds): rough road raises the
+        per-second RMS of ``hf`` over the previous ``vibration_floor_s`` seconds, or the
+        lower-quartile RMS of the current second's 0.1 s slices if higher): rough road raises the
         floor, not the count of jolts, and a shock well above it still stands out. The head
         never triggers: a nod or a look in the mirror moves the head while the trunk stays;
         whatever the car or road does reaches the trunk first. Head-only crossings are
@@ -190,9 +209,17 @@ class JoltDetector:
                 self.floor_sum, self.floor_n = 0.0, 0
             self.floor_sec = int(k)
             floor = float(np.sqrt(np.median(self.floor_hist))) if self.floor_hist else 0.0
+            # ... and the lower quartile of the RMS of this second's 0.1 s slices, so that the
+            # first seconds of a rough stretch do not cross (a shock and the body's ringing
+            # after it fill a few slices, not three quarters of them)
+            m = ms[sel]
+            step = max(1, int(round(0.1 * self.rate)))
+            slices = np.add.reduceat(m, np.arange(0, len(m), step)) / np.diff(np.append(np.arange(0, len(m), step), len(m)))
+            floor = max(floor, float(np.sqrt(np.percentile(slices, 25))))
             out[sel] = max(s.shock_trigger_g, s.vibration_floor_ratio * floor)
             self.floor_sum += float(ms[sel].sum())
             self.floor_n += int(sel.sum())
+            self.sec_ms[int(k)] = self.floor_sum / self.floor_n
         return out
 
     def _reference_up(self, index: np.ndarray, q: np.ndarray, gyr: np.ndarray) -> np.ndarray:
@@ -288,20 +315,25 @@ class JoltDetector:
         }
         # the shock on its own: the high band (sustained part removed), so a pothole inside a
         # braking is measured on itself
-        hf = w["hf"]
+        # ... over the run itself (and 0.1 s either side), not the whole window: a second
+        # shock a second later is its own event
+        a = max(on - int(0.1 * self.rate), 0)
+        b = min(int(np.searchsorted(w["index"], r["i1"], side="right")) + int(0.1 * self.rate), len(w["hf"]))
+        b = max(b, a + 1)
+        hf = w["hf"][a:b]
         ihf = int(np.argmax(np.einsum("ij,ij->i", hf, hf)))
         hz = np.abs(hf[:, 2])
         hxy = np.hypot(hf[:, 0], hf[:, 1])
         ixy = int(np.argmax(hxy))
         out.update({
-            "shock_t_s": float(w["index"][ihf]) / self.rate,
+            "shock_t_s": float(w["index"][a + ihf]) / self.rate,
             "shock_g": float(np.linalg.norm(hf[ihf]) / G),
             "shock_vertical_g": float(hz.max() / G), "shock_horizontal_g": float(hxy[ixy] / G),
-            "shock_along_g": float(hf[ixy, :2] @ fwd_all[ixy] / G),
-            # the trunk's own rotation over the window (gyro integrated, offset removed): a
-            # posture change (sitting down, reaching, lying down) turns the trunk by tens of
-            # degrees; a belted trunk in a braking or a corner turns by a few
-            "trunk_turn_deg": _turn_deg(w["gyr"][:, 0] - self.gyro_offset[0], self.rate),
+            "shock_along_g": float(hf[ixy, :2] @ fwd_all[a + ixy] / G),
+            # the trunk's own tilt change over the window (its heading may turn with the car):
+            # a posture change (sitting down, reaching, lying down) tilts the trunk by tens of
+            # degrees; a belted trunk in a braking or a corner by a few
+            "trunk_turn_deg": _tilt_change_deg(w["q"][0, 0], w["gyr"][:, 0] - self.gyro_offset[0], self.rate),
         })
         if self.n_imu > 1:
             rel = lin[:, 1] - lin[:, 0]
@@ -374,8 +406,9 @@ class JoltDetector:
         ``walking`` / ``vehicle``: per-second activity flags (:mod:`.context`; None: unknown,
         taken as not walking / in a vehicle).
 
-        Each trigger run gets its own cause first; runs of the same cause closer than
-        ``jolt_merge_s`` then form one event, runs of different causes never do (a braking
+        Each trigger run gets its own cause first; manoeuvre runs of the same cause closer
+        than ``jolt_merge_s`` then form one event (shocks were merged within
+        ``shock_merge_s`` already), runs of different causes never do (a braking
         followed by a rear impact are two events, a pothole inside a braking is its own).
         Rejected, and counted as the wearer's own movement (the second value returned, with
         the head-only crossings): steps (walking context); manoeuvres outside a vehicle
@@ -397,6 +430,8 @@ class JoltDetector:
                 bool(mask[np.clip(secs, 0, len(mask) - 1)].any())
 
         shocks_t = np.array(sorted(r["shock_t_s"] for r in self.runs if r["kind"] == "s"))
+        manoeuvres = [(r["start_s"], r["end_s"]) for r in self.runs
+                      if r["kind"] == "m" and r["end_s"] - r["start_s"] >= SHOCK_ECHO_S]
         own = self.head_only
         kept: list[tuple[str, dict]] = []
         for r in sorted(self.runs, key=lambda r: r["start_s"]):
@@ -411,6 +446,11 @@ class JoltDetector:
                 if not in_car or r["trunk_turn_deg"] > s.body_turn_deg:
                     own += 1
                     continue
+            elif r["shock_g"] < s.vibration_floor_ratio * self._floor_around(r["shock_t_s"]):
+                continue  # road vibration: the start or end of a rough stretch
+            elif in_car and r["shock_vertical_g"] <= s.bump_vertical_ratio * r["shock_horizontal_g"] and any(
+                    a - s.manoeuvre_merge_s <= r["shock_t_s"] <= b + s.manoeuvre_merge_s for a, b in manoeuvres):
+                continue  # the jerk of a braking's or a corner's onset or release, not a shock of its own
             elif not in_car:
                 near = np.abs(shocks_t - r["shock_t_s"]) <= s.series_s / 2
                 if r["shock_g"] < s.knock_min_g or near.sum() >= np.ceil(s.series_rate_hz * s.series_s):
@@ -420,12 +460,22 @@ class JoltDetector:
         groups: list[tuple[str, list[dict]]] = []
         for cause, r in kept:
             prev = next((g for g in reversed(groups) if g[0] == cause), None)
-            if prev is not None and prev is groups[-1] and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s:
+            if (prev is not None and prev is groups[-1] and r["kind"] == "m"
+                    and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s):
                 prev[1].append(r)
             else:
                 groups.append((cause, [r]))
         jolts = [self._classify(cause, g, windows) for cause, g in groups]
         return sorted(jolts, key=lambda j: j.t_s), own
+
+    def _floor_around(self, t_s: float) -> float:
+        """Vibration floor (g) around a time: the larger of the median per-second RMS of the
+        high band over the ``vibration_floor_s`` before and the ``vibration_floor_s`` after
+        the shock's second (a shock and its ringing fill one or two seconds, not a median)."""
+        k, w = int(t_s), max(1, int(self.s.vibration_floor_s))
+        before = [self.sec_ms[i] for i in range(k - w, k) if i in self.sec_ms]
+        after = [self.sec_ms[i] for i in range(k + 1, k + 1 + w) if i in self.sec_ms]
+        return float(np.sqrt(max(np.median(before) if before else 0.0, np.median(after) if after else 0.0)))
 
     def _cause(self, r: dict, in_car: bool) -> str:
         s = self.s
@@ -437,7 +487,7 @@ class JoltDetector:
             return "knock"
         if r["shock_vertical_g"] > s.bump_vertical_ratio * r["shock_horizontal_g"]:
             return "bump"
-        return "rear_impact_like" if r["shock_along_g"] > 0 else "knock"
+        return "rear_impact_like" if r["horiz_along_g"] > 0 else "knock"
 
     def _classify(self, cause: str, g: list[dict], windows: list[dict]) -> Jolt:
         s = self.s
@@ -548,13 +598,19 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     return out
 
 
-def _turn_deg(gyr: np.ndarray, rate: float) -> float:
-    """Largest rotation (deg) from the window's first sample reached within it, from
-    gyro rates (n, 3) rad/s integrated to first order (enough to tell tens of degrees from a few)."""
-    if len(gyr) == 0:
+def _tilt_change_deg(q0: np.ndarray, gyr: np.ndarray, rate: float) -> float:
+    """Largest change of inclination (deg) over a window: the angle between world up seen
+    from the sensor at the first sample (fused orientation ``q0``) and up carried to each
+    later sample by the gyroscope (``gyr`` (n, 3) rad/s, offset removed). The gyroscope, not
+    the fused orientation, because the fusion leans into a sustained acceleration (a 0.9 g
+    braking would read as a 20° tilt); rotation about vertical (a car's turn) changes nothing."""
+    if len(gyr) < 2:
         return 0.0
-    ang = np.cumsum(gyr, axis=0) / rate
-    return float(np.degrees(np.linalg.norm(ang, axis=1).max()))
+    up0 = _up_in_sensor(q0[None])[0]
+    rel = _scan(np.concatenate([[[1.0, 0.0, 0.0, 0.0]], _exp(gyr[1:] / rate)]))  # sensor(t) -> sensor(0)
+    up = rotate(quat.conj(rel), np.broadcast_to(up0, (len(rel), 3)))
+    c = np.clip(up @ up0 / np.maximum(np.linalg.norm(up, axis=1) * np.linalg.norm(up0), 1e-12), -1.0, 1.0)
+    return float(np.degrees(np.arccos(c.min())))
 
 
 def _fwhm(x: np.ndarray, i: int) -> int:
