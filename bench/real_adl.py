@@ -174,6 +174,7 @@ def aggregate(results: list[dict]) -> dict:
         "lying_false_share": share(not_lying, lambda r: r["lying_s"] > 0),
         "fall_trials": len(falls),
         "fall_driving_cause_share": share(falls, lambda r: any(j["cause"] in DRIVING_CAUSES for j in r["jolts"])),
+        "fall_knock_share": share(falls, lambda r: any(j["cause"] == "knock" for j in r["jolts"])),
         "fall_causes": dict(Counter(j["cause"] for r in falls for j in r["jolts"])),
         "adl_causes": dict(Counter(j["cause"] for r in adl for j in r["jolts"])),
         "adl_by_activity": {a: f"{sum(1 for r in adl if r['activity'] == a and r['jolts'])}/"
@@ -206,6 +207,7 @@ def print_table(agg: dict, seconds: float) -> None:
         (f"lying in sitting / bending ({v['sit_bend_trials']} trials)", _pct(v["lying_false_share"]), "<= 5 %",
          p["lying_false_share"]),
         ("falls with a driving cause", _pct(v["fall_driving_cause_share"]), "(info)", None),
+        ("falls reported as a knock", _pct(v["fall_knock_share"]), "(info)", None),
     ]
     w = max(len(r[0]) for r in rows)
     for name, val, target, ok in rows:

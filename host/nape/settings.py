@@ -133,6 +133,9 @@ class AnalysisSettings:
     vehicle (Nape default)."""
     vehicle_window_s: float = 30.0
     """Vibration must be present most of this window to count as a vehicle (Nape default)."""
+    walk_in_vehicle_max_s: float = 20.0
+    """Inside a drive, step-like motion shorter than this is the seat ringing after a bump, not
+    walking (nobody walks for a few seconds in the middle of a drive; Nape default)."""
     vehicle_gap_s: float = 120.0
     """Breaks in the vehicle context up to this long, with no walking or lying in them, stay
     in the vehicle: waiting at lights or in a queue quietens the road (Nape default)."""

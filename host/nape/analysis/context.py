@@ -74,7 +74,11 @@ class ContextFeatures:
         vehicle = (share > 0.6) & ~lying & ~walking
         # a stop at a junction or in a queue quietens the road: short breaks between vehicle
         # stretches with no walking or lying in them stay in the vehicle
-        vehicle = _fill_gaps(vehicle, ~lying & ~walking & have, int(s.vehicle_gap_s))
+        # (a seat ringing after a pothole looks like a few seconds of steps: inside a drive,
+        # "walking" shorter than walk_in_vehicle_max_s is not)
+        brief = walking & ~_min_runs(walking, int(s.walk_in_vehicle_max_s))
+        vehicle = _fill_gaps(vehicle, ~lying & (~walking | brief) & have, int(s.vehicle_gap_s))
+        walking &= ~vehicle
         act[walking] = 1
         act[vehicle] = 2
         act[lying & (fwd_up >= -0.5) & (fwd_up > 0.5)] = 3

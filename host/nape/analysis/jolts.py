@@ -55,6 +55,8 @@ REF_S = 60.0  # inclination reference: the fused inclination averaged over this 
 REF_STEP_S = 0.1  # ... sampled every this often
 REF_LAG_S = 15.0  # detection's reference ends this long before the sample (a manoeuvre's longest, jolt_max_s)
 HOLD_MAX_S = 120.0
+DEGLITCH_MIN_HZ = 50.0  # from this rate a 50–150 ms shock spans 3+ samples and survives a median of 3
+ECHO_SHOCK_G = 0.7  # horizontal shocks from this size leave an echo above the manoeuvre trigger
 SHOCK_ECHO_S = 0.5  # a sustained-band crossing this short, this close to a shock, is the shock's trace
 # (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g for ~0.25 s; braking stays above
 # its trigger for 0.5–3 s)  # the most history kept for an event still being measured
@@ -92,6 +94,7 @@ class JoltDetector:
         self.pending: list[dict] = []
         self.runs: list[dict] = []
         self.acc_tail: np.ndarray | None = None  # last raw samples, for the glitch median
+        self.last_run: dict[str, dict] = {}
         self.head_only = 0  # head-only trigger runs: the wearer's own head movements
         self.head_last = -(1 << 62)
         self.floor_hist: list[float] = []  # per-second mean square of the high band, g^2
@@ -146,6 +149,8 @@ class JoltDetector:
         the two before it). A single-sample glitch (a bus error, a bit flip: one sample at
         several g) is removed; a shock spans several samples at 50 Hz and more and keeps its
         peak. Carries two samples across blocks."""
+        if self.rate < DEGLITCH_MIN_HZ:
+            return acc  # a real shock may be one sample long here: nothing to tell it from a glitch
         ext = acc if self.acc_tail is None else np.concatenate([self.acc_tail, acc])
         k = 0 if self.acc_tail is None else len(self.acc_tail)
         self.acc_tail = ext[-2:].copy()
@@ -172,6 +177,13 @@ class JoltDetector:
         thr = self._shock_threshold(index, hf)
         shock = np.einsum("ij,ij->i", hf, hf) > (thr * G) ** 2
         man = np.einsum("ij,ij->i", veh[:, :2], veh[:, :2]) > s.jolt_trigger_g ** 2 * g2
+        # a horizontal shock leaves a trace in the sustained band for a few tenths of a second
+        # (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g): not part of any
+        # manoeuvre, so a braking and a rear impact right after it stay apart
+        k = int(SHOCK_ECHO_S * self.rate)
+        big = shock & (np.einsum("ij,ij->i", hf[:, :2], hf[:, :2]) > (ECHO_SHOCK_G * G) ** 2)
+        if big.any():
+            man &= ~_dilate(big, k)
         if self.n_imu > 1:
             head = np.einsum("ij,ij->i", lin[:, -1], lin[:, -1]) > s.jolt_trigger_g ** 2 * g2
             trunk = np.einsum("ij,ij->i", lin[:, 0], lin[:, 0]) > (0.5 * s.jolt_trigger_g) ** 2 * g2
@@ -184,11 +196,19 @@ class JoltDetector:
             gap = int(gap_s * self.rate)
             for i0, i1 in runs(mask):
                 a, b = int(index[i0]), int(index[i1 - 1])
+                # a manoeuvre's direction (world axes): a braking and the push of an impact
+                # after it, or an acceleration into a corner, are not one event
+                d = veh[i0:i1, :2].mean(axis=0) if kind == "m" else np.zeros(2)
                 last = next((r for r in reversed(self.pending) if r["kind"] == kind), None)
-                if last is not None and a - last["i1"] <= gap:
+                if last is None:
+                    last = self.last_run.get(kind)
+                same_way = kind == "s" or last is None or float(d @ last["dir"]) > 0.5 * np.linalg.norm(d) * np.linalg.norm(last["dir"])
+                if last is not None and a - last["i1"] <= gap and same_way and last in self.pending:
                     last["i1"] = max(last["i1"], b)  # one event: measure it once, not per crossing
+                    last["dir"] = d
                 else:
-                    self.pending.append({"i0": a, "i1": b, "kind": kind})
+                    self.pending.append({"i0": a, "i1": b, "kind": kind, "dir": d})
+                self.last_run[kind] = self.pending[-1] if self.pending[-1]["kind"] == kind else last
         self.pending.sort(key=lambda r: r["i0"])
 
     def _shock_threshold(self, index: np.ndarray, hf: np.ndarray) -> np.ndarray:
@@ -286,31 +306,50 @@ class JoltDetector:
         on -= lo
         lin = w["lin"]
         mag = np.linalg.norm(lin, axis=2) / G
-        ipk = int(np.argmax(mag[:, 0]))
+        # peaks, directions and grades over the run itself (a manoeuvre: and its low-pass
+        # delay), not the whole window: the next event a second later is measured on its own
+        end = int(np.searchsorted(w["index"], r["i1"], side="right"))
+        tail = (self.vehicle_delay_s + 0.3) if r.get("kind") == "m" else 0.1
+        sp = slice(max(on - int(0.1 * self.rate), 0), max(min(end + int(tail * self.rate), len(lin)), on + 1))
+        mask = np.zeros(len(lin), bool)
+        mask[sp] = True
+        ipk = int(np.argmax(np.where(mask, mag[:, 0], -1.0)))
         # the wearer's heading sample by sample: a car may turn 90° during a corner
         fwd_all = w["fwd"][:, :2] / np.maximum(np.linalg.norm(w["fwd"][:, :2], axis=1, keepdims=True), 1e-9)
         fwd_h = fwd_all[min(on, len(lin) - 1)]
         veh = w["veh"]
         along_v = np.einsum("ij,ij->i", veh[:, :2], fwd_all)
         across_v = veh[:, 1] * fwd_all[:, 0] - veh[:, 0] * fwd_all[:, 1]
-        iv = int(np.argmax(np.hypot(along_v, across_v)))
+        vmag = np.hypot(along_v, across_v)
+        # the peak away from big shocks: a pothole inside a braking leaks into the horizontal
+        # (orientation shaken) and must not become the braking's time
+        big = np.linalg.norm(w["hf"], axis=1) > ECHO_SHOCK_G * G
+        if big.any():
+            k = int(SHOCK_ECHO_S * self.rate)
+            near = _dilate(big, k)
+            if (~near & mask).any():
+                vmag = np.where(near, -np.inf, vmag)
+        iv = int(np.argmax(np.where(mask, vmag, -np.inf)))
         horiz = lin[:, 0, :2]
-        ih = int(np.argmax(np.linalg.norm(horiz, axis=1)))
+        hmag = np.linalg.norm(horiz, axis=1)
+        ih = int(np.argmax(np.where(mask, hmag, -1.0)))
+        iz = int(np.argmax(np.where(mask, np.abs(lin[:, 0, 2]), -1.0)))
         out = {
             "start_s": r["i0"] / self.rate, "end_s": r["i1"] / self.rate, "t_s": float(w["index"][ipk]) / self.rate,
             # a manoeuvre's time: the peak of the vehicle-level acceleration, less the low-pass'
             # delay (noise on its plateau would put the full-band peak anywhere on it)
-            "t_vehicle_s": float(w["index"][iv]) / self.rate - self.vehicle_delay_s, "vehicle_g": float(np.hypot(along_v[iv], across_v[iv]) / G),
-            "peak": mag.max(axis=0).tolist(),
+            "t_vehicle_s": float(w["index"][iv]) / self.rate - self.vehicle_delay_s,
+            "vehicle_g": float(np.hypot(along_v, across_v)[sp].max() / G),
+            "peak": mag[sp].max(axis=0).tolist(),
             "vehicle_along_g": float(along_v[iv] / G), "vehicle_across_g": float(across_v[iv] / G),
-            "vertical_g": float(lin[np.argmax(np.abs(lin[:, 0, 2])), 0, 2] / G),
-            "horiz_peak_g": float(np.linalg.norm(horiz[ih]) / G),
-            "horiz_along_g": float(horiz[ih] @ fwd_h / G),
-            "horiz_fwhm_s": _fwhm(np.linalg.norm(horiz, axis=1), ih) / self.rate,
+            "vertical_g": float(lin[iz, 0, 2] / G),
+            "horiz_peak_g": float(hmag[ih] / G),
+            "horiz_along_g": float(horiz[ih] @ fwd_all[ih] / G),
+            "horiz_fwhm_s": _fwhm(hmag, ih) / self.rate,
             # the graded quantities ([GRADE] in nape.settings): upper-back acceleration
-            "grade_sustained_g": float(np.hypot(sustained[:, 0], sustained[:, 1]).max() / G),
-            "grade_vertical_g": float(np.abs(lin_t[:, 2]).max() / G),
-            "grade_horizontal_g": float(np.hypot(lin_t[:, 0], lin_t[:, 1]).max() / G),
+            "grade_sustained_g": float(np.hypot(sustained[sp, 0], sustained[sp, 1]).max() / G),
+            "grade_vertical_g": float(np.abs(lin_t[sp, 2]).max() / G),
+            "grade_horizontal_g": float(np.hypot(lin_t[sp, 0], lin_t[sp, 1]).max() / G),
             "kind": r.get("kind", "s"),
         }
         # the shock on its own: the high band (sustained part removed), so a pothole inside a
@@ -429,6 +468,12 @@ class JoltDetector:
             return bool(mask[np.clip(secs, 0, len(mask) - 1)].mean() > 0.5) if margin == 0 else \
                 bool(mask[np.clip(secs, 0, len(mask) - 1)].any())
 
+        for r in self.runs:
+            if r["kind"] == "m" and r["horiz_fwhm_s"] < s.impulsive_max_s and r["horiz_peak_g"] >= s.jolt_trigger_g:
+                # an impact seen through the seat back (a smooth 0.1–0.3 s push): sustained-band
+                # crossing, but far too brief for a manoeuvre
+                r.update(kind="s", shock_t_s=r["t_s"], shock_g=r["horiz_peak_g"], shock_vertical_g=abs(r["vertical_g"]),
+                         shock_horizontal_g=r["horiz_peak_g"])
         shocks_t = np.array(sorted(r["shock_t_s"] for r in self.runs if r["kind"] == "s"))
         manoeuvres = [(r["start_s"], r["end_s"]) for r in self.runs
                       if r["kind"] == "m" and r["end_s"] - r["start_s"] >= SHOCK_ECHO_S]
@@ -460,8 +505,9 @@ class JoltDetector:
         groups: list[tuple[str, list[dict]]] = []
         for cause, r in kept:
             prev = next((g for g in reversed(groups) if g[0] == cause), None)
-            if (prev is not None and prev is groups[-1] and r["kind"] == "m"
-                    and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s):
+            if prev is not None and prev is groups[-1] and (
+                    (r["kind"] == "m" and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s)
+                    or (r["kind"] == "s" and abs(r["shock_t_s"] - prev[1][-1]["shock_t_s"]) <= s.shock_merge_s)):
                 prev[1].append(r)
             else:
                 groups.append((cause, [r]))
@@ -596,6 +642,12 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     out[..., 1] = vy + w * ty + (z * tx - x * tz)
     out[..., 2] = vz + w * tz + (x * ty - y * tx)
     return out
+
+
+def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` (n,) widened by ``k`` samples on either side (same length, any n)."""
+    full = np.convolve(mask.astype(float), np.ones(2 * k + 1), mode="full")
+    return full[k: k + len(mask)] > 0
 
 
 def _tilt_change_deg(q0: np.ndarray, gyr: np.ndarray, rate: float) -> float:
