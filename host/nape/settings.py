@@ -114,6 +114,10 @@ class AnalysisSettings:
     phone_neck_deg: float = 33.0
     """Neck flexion from which an episode with an upright back is phone / looking down:
     smartphone users' median head flexion is 33–45° (e.g. Lee et al. 2015)."""
+    phone_trunk_max_deg: float = 25.0
+    """A deep neck-flexion episode (``phone_neck_deg``) with the upper back forward less than
+    this is phone / looking down, not keyboard: seated phone users lean the trunk 15–20°
+    forward (Nape default, with a 5° margin)."""
     bed_lateral_deg: float = 10.0
     """Lying on the side, neck lateral bend beyond this means the pillow height does not
     keep the neck in line with the trunk (side-lying pillow ~9–11 cm keeps it straight)."""

@@ -504,7 +504,9 @@ class JoltDetector:
             kept.append((self._cause(r, in_car), r))
         groups: list[tuple[str, list[dict]]] = []
         for cause, r in kept:
-            prev = next((g for g in reversed(groups) if g[0] == cause), None)
+            # a left and a right corner in a row are two manoeuvres
+            prev = next((g for g in reversed(groups) if g[0] == cause and (
+                cause != "lateral" or g[1][-1]["vehicle_across_g"] * r["vehicle_across_g"] > 0)), None)
             if prev is not None and prev is groups[-1] and (
                     (r["kind"] == "m" and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s)
                     or (r["kind"] == "s" and abs(r["shock_t_s"] - prev[1][-1]["shock_t_s"]) <= s.shock_merge_s)):
