@@ -55,6 +55,7 @@ REF_S = 60.0  # inclination reference: the fused inclination averaged over this 
 REF_STEP_S = 0.1  # ... sampled every this often
 REF_LAG_S = 15.0  # detection's reference ends this long before the sample (a manoeuvre's longest, jolt_max_s)
 HOLD_MAX_S = 120.0
+DEGLITCH_JUMP_G = 1.5  # a glitch: this far from both neighbours (a 2 g, 40 ms shock at 100 Hz: 0.6 g)
 DEGLITCH_MIN_HZ = 50.0  # from this rate a 50–150 ms shock spans 3+ samples and survives a median of 3
 ECHO_SHOCK_G = 0.7  # horizontal shocks from this size leave an echo above the manoeuvre trigger
 SHOCK_ECHO_S = 0.5  # a sustained-band crossing this short, this close to a shock, is the shock's trace
@@ -145,10 +146,10 @@ class JoltDetector:
             self.buf = _gather(parts, last - self.keep)
 
     def _deglitch(self, acc: np.ndarray) -> np.ndarray:
-        """Median of three consecutive samples per axis (the block's last sample: of itself and
-        the two before it). A single-sample glitch (a bus error, a bit flip: one sample at
-        several g) is removed; a shock spans several samples at 50 Hz and more and keeps its
-        peak. Carries two samples across blocks."""
+        """Single-sample glitches (a bus error, a bit flip: one sample several g off) replaced
+        by the median of three consecutive samples per axis (the block's last sample: of
+        itself and the two before it). A shock spans several samples at 50 Hz and more and
+        keeps its peak. Carries two samples across blocks."""
         if self.rate < DEGLITCH_MIN_HZ:
             return acc  # a real shock may be one sample long here: nothing to tell it from a glitch
         ext = acc if self.acc_tail is None else np.concatenate([self.acc_tail, acc])
@@ -156,9 +157,18 @@ class JoltDetector:
         self.acc_tail = ext[-2:].copy()
         if len(ext) < 3:
             return acc
-        out = ext.copy()
-        out[1:-1] = np.median(np.stack([ext[:-2], ext[1:-1], ext[2:]]), axis=0)
-        out[-1] = np.median(ext[-3:], axis=0)
+        med = ext.copy()
+        med[1:-1] = np.median(np.stack([ext[:-2], ext[1:-1], ext[2:]]), axis=0)
+        med[-1] = np.median(ext[-3:], axis=0)
+        # only isolated spikes are replaced: a sample more than DEGLITCH_JUMP_G from both
+        # neighbours on the same side (a real peak's neighbours are close to it), so the
+        # peaks the grades are read from stay untouched
+        jump = DEGLITCH_JUMP_G * G
+        d_prev = ext[1:] - ext[:-1]
+        spike = np.zeros(ext.shape, bool)
+        spike[1:-1] = ((d_prev[:-1] > jump) & (-d_prev[1:] > jump)) | ((-d_prev[:-1] > jump) & (d_prev[1:] > jump))
+        spike[-1] = np.abs(ext[-1] - ext[-2]) > jump
+        out = np.where(spike, med, ext)
         return out[k:]
 
     def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray) -> None:
@@ -309,7 +319,8 @@ class JoltDetector:
         # peaks, directions and grades over the run itself (a manoeuvre: and its low-pass
         # delay), not the whole window: the next event a second later is measured on its own
         end = int(np.searchsorted(w["index"], r["i1"], side="right"))
-        tail = (self.vehicle_delay_s + 0.3) if r.get("kind") == "m" else 0.1
+        # (a shock: and the body's rebound, which the grade counts too)
+        tail = (self.vehicle_delay_s + 0.3) if r.get("kind") == "m" else SHOCK_ECHO_S
         sp = slice(max(on - int(0.1 * self.rate), 0), max(min(end + int(tail * self.rate), len(lin)), on + 1))
         mask = np.zeros(len(lin), bool)
         mask[sp] = True
