@@ -24,8 +24,8 @@ Sources cited by key:
   (0.4–1.2 × a short seat shock's peak). Manoeuvres (braking, accelerating, cornering): the
   peak horizontal magnitude after a causal 2nd-order Butterworth low-pass at
   ``vehicle_lowpass_hz`` (sustained acceleration; at ≤ 2 Hz a belted torso moves with the
-  car, so the vehicle figures of [BRAKE] apply). Bumps: the peak vertical component; impacts
-  and knocks: the peak horizontal magnitude, both at the stream's own bandwidth (CFC 60 of
+  car, so the vehicle figures of [BRAKE] apply). Bumps: the peak vertical component; impacts:
+  the peak horizontal magnitude; knocks: the peak magnitude, all at the stream's own bandwidth (CFC 60 of
   SAE J211, 100 Hz corner, would not change a 100 Hz stream). Gravity is removed with the
   inclination averaged over the minute before the event and carried through it by the
   gyroscope, so a sustained manoeuvre is not taken for tilt.
@@ -170,8 +170,9 @@ class AnalysisSettings:
     nic_reference_m2s2: float = 15.0
     """Proposed NIC injury threshold (Boström et al. 1996); reported beside each jolt."""
     jolt_merge_s: float = 3.0
-    """Threshold crossings closer than this belong to one event, so a jolt and its rebound,
-    or a braking and the jerk of its release, count once (Nape default)."""
+    """Manoeuvre runs of the same cause and direction closer than this are one event (a
+    braking whose level dips for a moment counts once); runs of different causes, opposite
+    corners and shocks are never merged this way (Nape default)."""
     jolt_max_s: float = 15.0
     """Longest manoeuvre the detection's gravity reference allows for: the reference ends
     this long before each sample, so a braking or corner of up to this length cannot lean
@@ -214,8 +215,10 @@ class AnalysisSettings:
     """Low-pass on linear acceleration before peak picking: keeps 50–150 ms shocks and
     drops sensor noise and vibration above it (Nape default)."""
     head_turn_dps: float = 150.0
-    """A head-only event with head angular velocity above this and a still trunk is a
-    voluntary head turn, not a jolt (Nape default: quick looks reach 200–400 °/s)."""
+    """Head motion with angular velocity above this (or linear acceleration above
+    ``jolt_trigger_g``) while the trunk stays under half the trigger is counted as the
+    wearer's own head movement, never a jolt; the head never triggers a jolt (Nape default:
+    quick looks reach 200–400 °/s)."""
 
     # --- context ---
     lying_trunk_deg: float = 50.0

@@ -2,12 +2,15 @@
 
 Features from the upper-back IMU only (so it works with one IMU):
 - lying: trunk long axis tilted more than ``lying_trunk_deg`` from vertical; supine when the
-  back faces down (segment x axis points up), prone when it points down, side otherwise;
+  back faces down (segment x axis points up), prone when it points down and that lasts
+  ``lying_prone_min_s`` (shorter: bending forward), side otherwise;
 - walking: band power of the specific-force magnitude at step frequencies (0.8–3 Hz)
   above ``walk_rms_g`` (heel strikes give 0.1–0.3 g at the upper back);
 - vehicle: road vibration (6–30 Hz band) above ``vehicle_vib_rms_g`` while upright and not
   walking, held for most of ``vehicle_window_s`` (engine and road vibration is continuous,
-  typing or fidgeting is not).
+  typing or fidgeting is not); breaks of up to ``vehicle_gap_s`` without walking or lying
+  (a stop at lights) stay in the vehicle, and step-like motion shorter than
+  ``walk_in_vehicle_max_s`` inside a drive (a seat ringing after a bump) is not walking.
 Sitting and standing cannot be told apart from the trunk alone and are reported as upright.
 """
 

@@ -1,15 +1,31 @@
 """Jarring movements: detect, measure, classify and grade, block by block.
 
-Detection: linear acceleration (specific force rotated to the world frame, gravity
-removed, ``jolt_lowpass_hz`` low-pass) of trunk or head above ``jolt_trigger_g``. The trunk's
-gravity is removed with a slow reference, not with the fused inclination, which leans into a
-sustained manoeuvre (VQF: 3 s) so that a long corner read low, fell below the trigger or
-split in two: the fused inclination averaged over ``REF_S`` ending ``REF_LAG_S`` before each
-sample, carried to it by the gyroscope (:meth:`JoltDetector._reference_up`; the streaming
-form of the grading reference below). A manoeuvre's time is the peak of its vehicle-level
-acceleration (its plateau is flat). Crossings
-closer than ``jolt_merge_s`` form one event; events spanning more than ``jolt_max_s`` are
-rhythmic or sustained motion (walking), not jolts.
+Detection works on the trunk (upper back) alone: whatever the car or the road does reaches
+the trunk first, while a nod, a look up or a mirror check moves the head with the trunk
+still (head-only crossings of ``jolt_trigger_g`` are counted as the wearer's own head
+movements, never as jolts). The trunk's linear acceleration (specific force rotated to the
+world frame, gravity removed, ``jolt_lowpass_hz`` low-pass; single-sample glitches replaced
+first) is split in two bands, each with its own trigger runs, so that a pothole inside a
+braking is an event of its own:
+
+* manoeuvres: the sustained part (``vehicle_lowpass_hz`` low-pass, horizontal) above
+  ``jolt_trigger_g``; crossings closer than ``manoeuvre_merge_s`` and pointing the same way
+  are one run (a braking and the push of an impact after it are not);
+* shocks: the high band (full band minus sustained) above the larger of
+  ``shock_trigger_g`` and ``vibration_floor_ratio`` × the road-vibration floor, so a rough
+  road raises the floor instead of jolts and a shock well above it still counts.
+
+The trunk's gravity is removed with a slow reference, not with the fused inclination, which
+leans into a sustained manoeuvre (VQF: 3 s) so that a long corner read low, fell below the
+trigger or split in two: the fused inclination averaged over ``REF_S`` ending ``REF_LAG_S``
+before each sample, carried to it by the gyroscope (:meth:`JoltDetector._reference_up`; the
+streaming form of the grading reference below). A manoeuvre's time is the peak of its
+vehicle-level acceleration (its plateau is flat). Runs are never dropped for their length:
+a chain of manoeuvres is split into its manoeuvres by direction and cause
+(:meth:`JoltDetector.finish`), which also rejects the wearer's own movement (steps; a
+manoeuvre outside a vehicle context or with the trunk tilting more than ``body_turn_deg``;
+outside a vehicle, small shocks and series of shocks) and reports a shock outside a vehicle
+as a knock (a fall or a blow).
 
 Measures per event (window around each crossing): peak trunk / head linear acceleration
 (g); the vehicle-level horizontal acceleration (trunk, ≤ 2 Hz: braking, accelerating and
@@ -23,16 +39,17 @@ whose 100 Hz corner is above a 100 Hz stream's band, so no further filter is app
 BrIC = √Σ(ωᵢ/ωᵢc)² from head angular velocity with critical values 66.25 / 56.45 /
 42.87 rad/s (Takhounts et al. 2013).
 
-Cause: vertical shock → bump; impulsive horizontal shock (half-maximum width under
-``impulsive_max_s``) → rear_impact_like (trunk pushed forward) or knock; sustained →
-braking / acceleration / lateral; a fast head rotation with a still trunk is a voluntary
-head turn (counted, not a jolt).
+Cause: a shock in a vehicle is a bump when vertical, else rear_impact_like when it pushes
+the trunk forward, else a knock; outside a vehicle every shock is a knock. A sustained-band
+run briefer than ``impulsive_max_s`` at half its peak is an impact seen through the seat
+back. Manoeuvres are braking / acceleration / lateral by the direction of their sustained
+acceleration relative to the wearer's heading.
 
 Grades are defined on what the upper back experienced (``[GRADE]`` in :mod:`nape.settings`;
 the simulator's labels grade the same quantity from the true signals): manoeuvres by the
 peak sustained (causal 2 Hz low-pass) horizontal acceleration (harsh 0.35 g, emergency
-0.65 g), bumps by the peak vertical and impacts / knocks by the peak horizontal
-acceleration at the stream's bandwidth (1.5 g, 3 g). For these measures gravity is removed
+0.65 g), bumps by the peak vertical, impacts by the peak horizontal and knocks by the peak
+magnitude of the acceleration at the stream's bandwidth (1.5 g, 3 g). For these measures gravity is removed
 with an inclination a sustained manoeuvre cannot fool: the fused inclination averaged over
 the ``REF_S`` before the event, carried through it by the gyroscope
 (:meth:`JoltDetector._strapdown_linear`). Every boundary is a setting with its source.
@@ -126,7 +143,7 @@ class JoltDetector:
         hf = lin[:, 0] - veh
         block = {"index": index, "lin": lin, "veh": veh, "hf": hf, "q": q_sensor, "acc": acc, "gyr": gyr,
                  "qt": q_trunk_seg}
-        self._candidates(index, lin, veh, hf)
+        self._candidates(index, lin, veh, hf, gyr[:, -1] - self.gyro_offset[-1])
         parts = [block] if self.buf is None else [self.buf, block]
         last = int(index[-1])
         still = []
@@ -171,7 +188,8 @@ class JoltDetector:
         out = np.where(spike, med, ext)
         return out[k:]
 
-    def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray) -> None:
+    def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray,
+                    gyr_head: np.ndarray) -> None:
         """Trigger runs of the trunk, two kinds kept apart so that a shock inside a braking
         is its own event: "m" (manoeuvre) where the sustained acceleration ``veh`` exceeds
         ``jolt_trigger_g``; "s" (shock) where the high band ``hf`` exceeds the larger of
@@ -180,8 +198,9 @@ class JoltDetector:
         lower-quartile RMS of the current second's 0.1 s slices if higher): rough road raises the
         floor, not the count of jolts, and a shock well above it still stands out. The head
         never triggers: a nod or a look in the mirror moves the head while the trunk stays;
-        whatever the car or road does reaches the trunk first. Head-only crossings are
-        counted as the wearer's own head movements (``head_only``)."""
+        whatever the car or road does reaches the trunk first. Head-only motion (acceleration over the
+        trigger or rotation over ``head_turn_dps``) is counted as the wearer's own head
+        movement (``head_only``)."""
         s = self.s
         g2 = G * G
         thr = self._shock_threshold(index, hf)
@@ -195,7 +214,8 @@ class JoltDetector:
         if big.any():
             man &= ~_dilate(big, k)
         if self.n_imu > 1:
-            head = np.einsum("ij,ij->i", lin[:, -1], lin[:, -1]) > s.jolt_trigger_g ** 2 * g2
+            head = ((np.einsum("ij,ij->i", lin[:, -1], lin[:, -1]) > s.jolt_trigger_g ** 2 * g2)
+                    | (np.einsum("ij,ij->i", gyr_head, gyr_head) > np.radians(s.head_turn_dps) ** 2))
             trunk = np.einsum("ij,ij->i", lin[:, 0], lin[:, 0]) > (0.5 * s.jolt_trigger_g) ** 2 * g2
             for i0, i1 in runs(head & ~trunk):
                 a = int(index[i0])
@@ -361,6 +381,7 @@ class JoltDetector:
             "grade_sustained_g": float(np.hypot(sustained[sp, 0], sustained[sp, 1]).max() / G),
             "grade_vertical_g": float(np.abs(lin_t[sp, 2]).max() / G),
             "grade_horizontal_g": float(np.hypot(lin_t[sp, 0], lin_t[sp, 1]).max() / G),
+            "grade_magnitude_g": float(np.linalg.norm(lin_t[sp], axis=1).max() / G),
             "kind": r.get("kind", "s"),
         }
         # the shock on its own: the high band (sustained part removed), so a pothole inside a
@@ -569,7 +590,8 @@ class JoltDetector:
             size, bounds = grade_of("grade_sustained_g"), (s.jolt_moderate_g, s.jolt_severe_g)
             t_peak = max(g, key=lambda r: r["vehicle_g"])["t_vehicle_s"]
         else:
-            key = "grade_vertical_g" if cause == "bump" else "grade_horizontal_g"
+            # a knock (a fall, a blow) may come from any direction: its whole size
+            key = {"bump": "grade_vertical_g", "knock": "grade_magnitude_g"}.get(cause, "grade_horizontal_g")
             size, bounds = grade_of(key), (s.shock_moderate_g, s.shock_severe_g)
             t_peak = max(g, key=lambda r: r["shock_g"])["shock_t_s"]
         grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
