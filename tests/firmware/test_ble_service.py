@@ -1,6 +1,6 @@
 """firmware/ble_service.py and ble_app.py on the real MicroPython, with the loopback ``bluetooth`` shim.
 
-The shim (tests/firmware/shims/bluetooth.py, no NAPE_BLE_BRIDGE set) records what the
+The shim (nape/boardsim/mpy/bluetooth.py, no NAPE_BLE_BRIDGE set) records what the
 firmware sends and lets the test raise IRQs; the host-side decoders (nape.ble.protocol,
 nape.wire, the scanner's advertising parser) check the bytes.
 """
@@ -13,8 +13,6 @@ import pytest
 from nape import wire
 from nape.ble import protocol as P
 from nape.ble.bumble_backend import parse_adv
-from nape.ble.virtual import _FALLBACK_FUSION
-from nape.paths import firmware_dir
 from tests.mpy import run_mpy
 
 _PRELUDE = r"""
@@ -232,15 +230,7 @@ emit({"fast": fast, "then": [x[1][0] for x in sent("advertise")][len(fast):],
     assert r["mtus"][-1] == 244  # back to buffer-sized packets while offline
 
 
-@pytest.fixture()
-def fusion_path(tmp_path):
-    if (firmware_dir() / "fusion.py").is_file():
-        return []
-    (tmp_path / "fusion.py").write_text(_FALLBACK_FUSION)  # until firmware/fusion.py lands
-    return [tmp_path]
-
-
-def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them(fusion_path):
+def test_app_moves_pipeline_packets_into_the_buffer_and_streams_them():
     rows = run_mpy(r"""
 import sys, json, binascii, bluetooth, ble_app, ble_buffer
 print(sys.implementation.name)
@@ -258,7 +248,7 @@ ble._inject(3, (3, app.service.h_control, b"\x08")); app.tick()
 app.flush(); app.tick()
 print(json.dumps([binascii.hexlify(x[1][2]).decode() for x in ble._sent
                   if x[0] == "notify" and x[1][1] == app.service.h_stream]))
-""", extra_path=fusion_path).decode().splitlines()
+""").decode().splitlines()
     assert rows[0] == "micropython"
     vals = json.loads(rows[1])
     ra = wire.Reassembler()
@@ -268,7 +258,7 @@ print(json.dumps([binascii.hexlify(x[1][2]).decode() for x in ble._sent
     assert all(abs(float(p.quat[0, 0, 0]) - 1.0) < 0.01 for p in pkts)  # still, upright
 
 
-def test_power_policy_slows_advertising_without_a_central(fusion_path):
+def test_power_policy_slows_advertising_without_a_central():
     rows = run_mpy(r"""
 import sys, json, time, bluetooth, ble_app, ble_buffer, power
 print(sys.implementation.name)
@@ -283,7 +273,7 @@ for _ in range(40):
 saver = (adv(), app.service.saver, app.service.status_bytes()[1])
 ble._inject(1, (3, 1, b"\x00" * 6)); app.tick(); time.sleep_ms(120); app.tick()
 print(json.dumps([saver, app.service.saver, pol.mode]))
-""", extra_path=fusion_path).decode().splitlines()
+""").decode().splitlines()
     assert rows[0] == "micropython"
     (advs, saver, flags), saver_after, mode = json.loads(rows[1])
     assert advs[0] == 20000 and advs[-1] == 1022500 and saver is True and flags & P.ST_SAVER

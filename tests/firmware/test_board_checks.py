@@ -6,7 +6,7 @@
   only: the stubs are both the typeshed and the stub path, and the configured venv is empty,
   so CPython-only modules (dataclasses, ...) are unresolved imports. ``build/pyright/`` is
   made from the installed stub packages when missing (pip install --target as a fallback).
-* every firmware module is imported by the real unix MicroPython (with tests/firmware/shims),
+* every firmware module is imported by the real unix MicroPython (with the board-simulation shims, nape/boardsim/mpy),
   which catches runtime imports the stubs would accept (``import typing``).
 
 Each check has a control proving it can fail.

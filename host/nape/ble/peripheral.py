@@ -1,7 +1,7 @@
 """The radio side of the virtual Nape: a bumble peripheral driven by the firmware's ``bluetooth`` calls.
 
 The firmware (``firmware/ble_app.py`` + ``ble_service.py``) runs unmodified in the unix
-MicroPython; its ``bluetooth`` module is ``tests/firmware/shims/bluetooth.py``, which
+MicroPython; its ``bluetooth`` module is ``nape/boardsim/mpy/bluetooth.py``, which
 forwards every call over an AF_UNIX socket to :class:`FirmwareBridge`. The bridge owns a
 real bumble :class:`~bumble.device.Device` with a GATT server on a
 :class:`~nape.ble.radio.VirtualRadio` and turns the calls into bumble operations

@@ -8,7 +8,7 @@ Processes and sockets::
     │    └─ one controller per HCI client ◀── AF_UNIX radio.sock (HCI H4) ◀────────┼── hosts: bleak + BumbleClient
     └──────────────────────────────────────────────────────────────────────────────┘        / BumbleScanner
                  ▲ bridge.sock (shim frames)
-    ┌─ micropython firmware/ble_app.py (shims: bluetooth.py) ─┐
+    ┌─ micropython boardsim/mpy/nsim_app.py (bluetooth shim) ─┐
     │  Pipeline → PacketStore → NapeService → bluetooth.BLE() │  samples from an NSIM file
     └─────────────────────────────────────────────────────────┘
 
@@ -36,86 +36,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import childlog, micropython
+from ..boardsim import mpy_dir
 from ..errors import DeviceError, FirmwareError
-from ..paths import REPO_ROOT, firmware_dir, micropython_exe
 
 log = logging.getLogger(__name__)
 
-
-def shims_dir() -> Path:
-    """``tests/firmware/shims`` (the unix-port ``bluetooth``); override with ``NAPE_SHIMS_DIR``.
-
-    Raises:
-        FirmwareError: the shim cannot be found (not a source checkout).
-    """
-    d = Path(os.environ.get("NAPE_SHIMS_DIR", REPO_ROOT / "tests" / "firmware" / "shims"))
-    if not (d / "bluetooth.py").is_file():
-        raise FirmwareError(f"bluetooth shim not found in {d} (set NAPE_SHIMS_DIR)")
-    return d
+# How the parent starts the virtual-device process (not ``-m``: importing nape.ble first
+# would make runpy warn that the module is already loaded).
+_CHILD_MAIN = "import sys; from nape.ble.virtual import main; sys.exit(main(sys.argv[1:]))"
 
 
 def default_radio_path() -> Path:
     """Where ``nape virtual-device`` serves its radio unless told otherwise."""
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / f"nape-{os.getuid()}" / "radio.sock"
-
-
-# Used only while firmware/fusion.py does not exist yet (another module's work in
-# progress): a small gyro + accelerometer complementary filter with the same interface.
-_FALLBACK_FUSION = '''
-import math
-
-
-class FusionSettings:
-    def __init__(self, rate_hz=100.0, tau_acc_s=3.0):
-        self.rate_hz = rate_hz
-        self.tau_acc_s = tau_acc_s
-
-
-class Fusion:
-    def __init__(self, settings):
-        self.dt = 1.0 / settings.rate_hz
-        self.k = min(1.0, self.dt / settings.tau_acc_s)
-        self.q = [1.0, 0.0, 0.0, 0.0]
-        self.rest = False
-        self._n = 0
-
-    def update(self, gx, gy, gz, ax, ay, az):
-        w, x, y, z = self.q
-        h = 0.5 * self.dt
-        w, x, y, z = (w - h * (x * gx + y * gy + z * gz), x + h * (w * gx + y * gz - z * gy),
-                      y + h * (w * gy - x * gz + z * gx), z + h * (w * gz + x * gy - y * gx))
-        a = math.sqrt(ax * ax + ay * ay + az * az)
-        k = self.k if self._n > 10 else 1.0
-        self._n += 1
-        if a > 1e-3:
-            ax, ay, az = ax / a, ay / a, az / a
-            vx = (1 - 2 * (y * y + z * z)) * ax + 2 * (x * y - w * z) * ay + 2 * (x * z + w * y) * az
-            vy = 2 * (x * y + w * z) * ax + (1 - 2 * (x * x + z * z)) * ay + 2 * (y * z - w * x) * az
-            vz = 2 * (x * z - w * y) * ax + 2 * (y * z + w * x) * ay + (1 - 2 * (x * x + y * y)) * az
-            ex, ey = vy, -vx
-            s = math.sqrt(ex * ex + ey * ey)
-            if s > 1e-9:
-                ang = k * math.atan2(s, vz)
-                c, sn = math.cos(ang / 2), math.sin(ang / 2) / s
-                cx, cy = ex * sn, ey * sn
-                w, x, y, z = (c * w - cx * x - cy * y, c * x + cx * w - cy * z,
-                              c * y + cx * z + cy * w, c * z - cx * y + cy * x)
-        n = math.sqrt(w * w + x * x + y * y + z * z)
-        self.q = [w / n, x / n, y / n, z / n]
-        self.rest = abs(gx) + abs(gy) + abs(gz) < 0.02 and abs(a - 9.81) < 0.3
-'''
-
-
-def _mpy_path(workdir: Path) -> str:
-    fw = firmware_dir()
-    parts = [str(shims_dir()), str(fw)]
-    if not (fw / "fusion.py").is_file():
-        fb = workdir / "fallback"
-        fb.mkdir(exist_ok=True)
-        (fb / "fusion.py").write_text(_FALLBACK_FUSION)
-        parts.append(str(fb))
-    return ":".join(parts + [".frozen"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,8 +75,8 @@ async def _serve(args: argparse.Namespace) -> int:
     await radio.serve_unix(args.radio)
     tcp_port = await radio.serve_tcp(port=args.tcp) if args.tcp is not None else None
 
-    env = dict(os.environ, MICROPYPATH=_mpy_path(workdir), NAPE_BLE_BRIDGE=str(bridge_path))
-    cmd = [micropython_exe(), "-X", f"heapsize={args.heap}", str(firmware_dir() / "ble_app.py"),
+    env = micropython.env(base=dict(os.environ, NAPE_BLE_BRIDGE=str(bridge_path)))
+    cmd = [*micropython.command(str(mpy_dir() / "nsim_app.py"), heap=args.heap),
            "--nsim", args.nsim, "--speed", str(args.speed),
            "--ram-slots", str(args.ram_slots), "--flash-slots", str(args.flash_slots), "--name", args.name]
     if args.flash:
@@ -363,6 +298,7 @@ class VirtualDevice:
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task | None = None
         self._waiters: list[tuple[str, asyncio.Future]] = []
+        self._stderr = None
 
     @property
     def transport(self) -> str:
@@ -395,27 +331,42 @@ class VirtualDevice:
         if self.secrets:
             args += ["--secrets", str(self.secrets)]
         env = dict(os.environ)
-        host_dir = str(Path(__file__).resolve().parents[2])
+        # the child imports this very nape, wherever it is installed or checked out
+        import nape
+
+        host_dir = str(Path(nape.__file__).resolve().parent.parent)  # site-packages, or host/
         env["PYTHONPATH"] = host_dir + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+        env.setdefault("PYTHONWARNINGS", "ignore")
+        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty child never blocks
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "nape.ble.virtual", *args, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, limit=1 << 20)
+            sys.executable, "-c", _CHILD_MAIN, *args, stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=self._stderr, env=env, limit=1 << 20)
         self._reader = asyncio.create_task(self._read_events())
         try:
             ev = await self.wait_event("ready", timeout=self.start_timeout)
         except (asyncio.TimeoutError, DeviceError) as e:
-            err = await self._stderr_tail()
+            msg = await self._failure(e)
             await self.stop()
-            raise FirmwareError(f"virtual device did not start: {e} {err}") from e
+            raise FirmwareError(msg) from None
         self.info = ev
 
-    async def _stderr_tail(self) -> str:
-        if self._proc is None or self._proc.stderr is None:
-            return ""
-        with contextlib.suppress(Exception):
-            data = await asyncio.wait_for(self._proc.stderr.read(), 1.0)
-            return data.decode(errors="replace")[-2000:]
-        return ""
+    async def _failure(self, exc: BaseException) -> str:
+        """One line with the real cause of a failed start; the whole log goes to a file."""
+        if self._proc is not None and self._proc.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._proc.wait(), 2.0)
+        text = ""
+        if self._stderr is not None:
+            self._stderr.seek(0)
+            text = self._stderr.read().decode(errors="replace")
+        fw_exit = next((ev for ev in self.events if ev.get("event") == "fw_exit"), None)
+        if fw_exit is not None:  # the firmware (MicroPython) failed, not the Python side
+            fw_err = "\n".join(fw_exit.get("stderr") or [])
+            return childlog.summary("virtual device did not start: the firmware failed",
+                                    fw_err + "\n--- virtual device ---\n" + text, "virtual-device")
+        if isinstance(exc, asyncio.TimeoutError) and not text.strip():
+            text = f"no ready signal within {self.start_timeout:.0f} s"
+        return childlog.summary("virtual device did not start", text, "virtual-device")
 
     async def _read_events(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -492,6 +443,9 @@ class VirtualDevice:
             with contextlib.suppress(BaseException):
                 await self._reader
             self._reader = None
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

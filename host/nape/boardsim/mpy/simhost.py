@@ -1,4 +1,4 @@
-"""Simulated board: runs the firmware pipeline on raw samples piped through stdin.
+"""Simulated board (host only, MicroPython): runs the firmware pipeline on raw samples piped through stdin.
 
 Used by the host's simulated device (nape.device_sim) under the unix MicroPython; on a
 real board ``main.py`` feeds the same ``Pipeline`` from the IMU drivers instead.
