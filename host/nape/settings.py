@@ -221,8 +221,12 @@ class AnalysisSettings:
     quick looks reach 200–400 °/s)."""
 
     # --- context ---
-    lying_trunk_deg: float = 50.0
+    lying_trunk_deg: float = 60.0
     """Trunk tilted more than this from vertical (any direction) counts as lying (Nape default)."""
+    lying_recline_deg: float = 50.0
+    """Trunk reclined backwards (back facing down) more than this counts as lying too: lying on
+    a bed with the upper back on pillows reads 52–59° in UMAFall's lying-down trials, while
+    reading against a headboard or a reclined car seat stays under 40° (Nape default)."""
     lying_prone_min_s: float = 10.0
     """Face down (trunk tilted forward past ``lying_trunk_deg``) counts as lying prone only when
     held this long: bending forward to pick something up tilts the trunk as far for a few

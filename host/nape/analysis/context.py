@@ -1,7 +1,8 @@
 """Activity context per second: upright, walking, in a vehicle, lying supine / prone / side.
 
 Features from the upper-back IMU only (so it works with one IMU):
-- lying: trunk long axis tilted more than ``lying_trunk_deg`` from vertical; supine when the
+- lying: trunk long axis tilted more than ``lying_trunk_deg`` from vertical, or reclined
+  backwards more than ``lying_recline_deg``; supine when the
   back faces down (segment x axis points up), prone when it points down and that lasts
   ``lying_prone_min_s`` (shorter: bending forward), side otherwise;
 - walking: band power of the specific-force magnitude at step frequencies (0.8–3 Hz)
@@ -69,7 +70,7 @@ class ContextFeatures:
         tilt = sums["tilt"] / nn
         fwd_up = sums["fwd_up"] / nn
         act = np.zeros(len(n), dtype=np.int8)
-        lying = tilt > s.lying_trunk_deg
+        lying = (tilt > s.lying_trunk_deg) | ((tilt > s.lying_recline_deg) & (fwd_up > 0))
         walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk
         w = max(1, int(s.vehicle_window_s))
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
