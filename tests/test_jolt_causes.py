@@ -123,3 +123,20 @@ def test_neutral_is_a_guess_when_the_head_starts_flexed(tmp_path):
 def test_phone_and_keyboard_told_apart_by_head_and_trunk(neck, trunk, word):
     ep = PostureEpisode("neck_flexion", 0.0, 120.0, float(neck), float(neck) + 5, mean_trunk_deg=float(trunk))
     assert pattern(ep, AnalysisSettings()).startswith(word)
+
+
+def test_single_sample_glitches_raise_no_jolt_but_a_real_shock_keeps_its_grade(tmp_path):
+    """One sample of one axis at ±8–12 g (a bus error) is not a shock; a 2 g pothole next to
+    them is found with its full peak."""
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = in_car(_pulse(n, 90.0, 2.0 * G, [0, 0, 1], width_s=0.06), RATE)
+    p = write_recording(tmp_path / "g.nape", RATE, q, q, lin_trunk=lin, lin_head=lin)
+    ref = analyse(p)
+    assert [j.cause for j in ref.jolts] == ["bump"]
+    glitchy = lin.copy()
+    for t, axis, g in ((40.0, 0, 12.0), (55.5, 2, -8.0), (70.25, 1, 10.0)):
+        glitchy[int(t * RATE), axis] += g * G
+    f = analyse(write_recording(tmp_path / "gg.nape", RATE, q, q, lin_trunk=glitchy, lin_head=lin))
+    assert [(j.cause, j.grade) for j in f.jolts] == [(j.cause, j.grade) for j in ref.jolts]
+    assert f.jolts[0].peak_trunk_g == pytest.approx(ref.jolts[0].peak_trunk_g, rel=1e-3)  # VQF sees the glitch

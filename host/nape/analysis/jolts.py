@@ -174,9 +174,6 @@ class JoltDetector:
         self.acc_tail = ext[-2:].copy()
         if len(ext) < 3:
             return acc
-        med = ext.copy()
-        med[1:-1] = np.median(np.stack([ext[:-2], ext[1:-1], ext[2:]]), axis=0)
-        med[-1] = np.median(ext[-3:], axis=0)
         # only isolated spikes are replaced: a sample more than DEGLITCH_JUMP_G from both
         # neighbours on the same side (a real peak's neighbours are close to it), so the
         # peaks the grades are read from stay untouched
@@ -185,7 +182,12 @@ class JoltDetector:
         spike = np.zeros(ext.shape, bool)
         spike[1:-1] = ((d_prev[:-1] > jump) & (-d_prev[1:] > jump)) | ((-d_prev[:-1] > jump) & (d_prev[1:] > jump))
         spike[-1] = np.abs(ext[-1] - ext[-2]) > jump
-        out = np.where(spike, med, ext)
+        if not spike.any():
+            return acc
+        out = ext.copy()
+        for i, *rest in zip(*np.nonzero(spike)):  # few: glitches are rare
+            j = min(max(i, 1), len(ext) - 2) if i < len(ext) - 1 else len(ext) - 2
+            out[(i, *rest)] = np.median(ext[j - 1: j + 2][(slice(None), *rest)])
         return out[k:]
 
     def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray,
@@ -242,35 +244,54 @@ class JoltDetector:
         self.pending.sort(key=lambda r: r["i0"])
 
     def _shock_threshold(self, index: np.ndarray, hf: np.ndarray) -> np.ndarray:
-        """Per-sample shock trigger (g): max(``shock_trigger_g``, k × vibration floor), the floor
-        being the median of the per-second RMS of the high band over the previous
-        ``vibration_floor_s`` complete seconds (causal; a shock is too short to move a median)."""
+        """Per-sample shock trigger (g): max(``shock_trigger_g``, ratio × vibration floor), the
+        floor being the larger of the median per-second RMS of the high band over the previous
+        ``vibration_floor_s`` complete seconds (a shock is too short to move a median) and the
+        lower quartile of the RMS of the current second's 0.1 s slices (vectorised per block;
+        a second split across blocks is completed from the carried sums)."""
         s = self.s
-        sec = (index // max(1, int(round(self.rate)))).astype(np.int64)
-        ms = np.einsum("ij,ij->i", hf, hf) / (G * G)
-        out = np.empty(len(index))
+        r = max(1, int(round(self.rate)))
+        step = max(1, int(round(0.1 * self.rate)))
         n_floor = max(1, int(s.vibration_floor_s))
-        for k in np.unique(sec):
-            sel = sec == k
-            if self.floor_sec is not None and k != self.floor_sec:
-                if self.floor_n > 0:
-                    self.floor_hist.append(self.floor_sum / self.floor_n)
-                    self.floor_hist = self.floor_hist[-n_floor:]
-                self.floor_sum, self.floor_n = 0.0, 0
-            self.floor_sec = int(k)
-            floor = float(np.sqrt(np.median(self.floor_hist))) if self.floor_hist else 0.0
-            # ... and the lower quartile of the RMS of this second's 0.1 s slices, so that the
-            # first seconds of a rough stretch do not cross (a shock and the body's ringing
-            # after it fill a few slices, not three quarters of them)
-            m = ms[sel]
-            step = max(1, int(round(0.1 * self.rate)))
-            slices = np.add.reduceat(m, np.arange(0, len(m), step)) / np.diff(np.append(np.arange(0, len(m), step), len(m)))
-            floor = max(floor, float(np.sqrt(np.percentile(slices, 25))))
-            out[sel] = max(s.shock_trigger_g, s.vibration_floor_ratio * floor)
-            self.floor_sum += float(ms[sel].sum())
-            self.floor_n += int(sel.sum())
-            self.sec_ms[int(k)] = self.floor_sum / self.floor_n
-        return out
+        ms = np.einsum("ij,ij->i", hf, hf) / (G * G)
+        sec = index // r
+        u, inv = np.unique(sec, return_inverse=True)
+        sums = np.bincount(inv, weights=ms)
+        cnts = np.bincount(inv).astype(float)
+        if self.floor_sec is not None:
+            if u[0] == self.floor_sec:
+                sums[0] += self.floor_sum
+                cnts[0] += self.floor_n
+            elif self.floor_n > 0:  # the carried second is complete: into the history
+                self.floor_hist = (self.floor_hist + [self.floor_sum / self.floor_n])[-n_floor:]
+        means = sums / cnts
+        hist = np.asarray(self.floor_hist, float)
+        allv = np.concatenate([np.full(n_floor, np.nan), hist, means])
+        win = np.lib.stride_tricks.sliding_window_view(allv, n_floor)[len(hist) + np.arange(len(u))]
+        have = ~np.isnan(win).all(axis=1)
+        past = np.zeros(len(u))
+        if have.any():
+            past[have] = np.nanmedian(win[have], axis=1)
+        # lower quartile of the 0.1 s slices of each second (this block's part of it)
+        sl = index // step
+        su, sinv = np.unique(sl, return_inverse=True)
+        sms = np.bincount(sinv, weights=ms) / np.bincount(sinv)
+        ssec = (su * step) // r
+        order = np.lexsort((sms, ssec))
+        v, g = sms[order], ssec[order]
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+        counts = np.diff(np.append(starts, len(g)))
+        pos = 0.25 * (counts - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, counts - 1)
+        quart_g = v[starts + lo] + (pos - lo) * (v[starts + hi] - v[starts + lo])
+        quart = quart_g[np.searchsorted(g[starts], u)]
+        floor = np.sqrt(np.maximum(past, quart))
+        # carry: the last second may continue in the next block
+        self.floor_hist = np.concatenate([hist, means[:-1]])[-n_floor:].tolist()
+        self.floor_sec, self.floor_sum, self.floor_n = int(u[-1]), float(sums[-1]), int(cnts[-1])
+        self.sec_ms.update(zip(u.tolist(), means.tolist()))
+        return np.maximum(s.shock_trigger_g, s.vibration_floor_ratio * floor)[inv]
 
     def _reference_up(self, index: np.ndarray, q: np.ndarray, gyr: np.ndarray) -> np.ndarray:
         """World up in each given sensor's frame (n, k, 3) per sample (q (n, k, 4), gyr
