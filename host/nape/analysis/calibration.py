@@ -62,9 +62,18 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
     win = max(2, min(int(s.neutral_window_s / period), len(gyr)))
     settle = min(int(s.calib_settle_s / period), len(gyr) - win)
     i0, still = _first_still_upright(acc, gyr, win, settle, s)
+    trunk_only = False
+    if not still and n_imu > 1:  # still and upright at the back, but the head tilted all along
+        i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False)
     if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
                                        f"(at {i0 * period:.0f} s) taken as neutral; no calibration captured")
+    elif trunk_only:
+        off = float(_tilt_deg(acc[i0: i0 + win, 1:]).max())
+        method, detail = "guess", (f"no still stretch with the head upright in the first {s.calib_search_s:g} s: the first "
+                                   f"still upright back (at {i0 * period:.0f} s) taken as neutral, the head sensor "
+                                   f"{off:.0f}° from vertical in it — the head was bent (reading, writing) or its "
+                                   f"sensor sits turned; head angles may be off by up to {off:.0f}°")
     else:
         # the stillest, most upright second (a short recording may hold no still 5 s at all;
         # the filter's settling is not waited for: VQF starts from the first accelerometer sample)
@@ -77,7 +86,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
                                    f"assumed neutral: angles may be off by up to {float(off.max()):.0f}°")
     # A still sensor's mean gyro is its zero-rate offset: MEMS parts allow up to ±20 °/s
     # (MPU-6050 datasheet), far beyond what a fusion filter's bias estimate may absorb.
-    offset = _zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still else np.zeros((n_imu, 3))
+    offset = (_zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still or trunk_only
+              else np.zeros((n_imu, 3)))
     if s.refuse:
         q = Refuser(n_imu, period, offset)(acc[: i0 + win], gyr[: i0 + win])
     else:
@@ -91,7 +101,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
     out = {"method": method, "detail": detail, "neutral_q": neutral, "start_s": i0 * period,
            "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware"}
     if not still:  # how far off the guessed neutral may be: the sensors' tilt from vertical in it
-        out["guess_error_deg"] = float(_tilt_deg(acc[i0: i0 + win]).max())
+        out["guess_error_deg"] = float(_tilt_deg(acc[i0: i0 + win, 1:] if trunk_only else acc[i0: i0 + win]).max())
     return out
 
 
@@ -115,7 +125,8 @@ def _window_max(x: np.ndarray, win: int) -> np.ndarray:
     return sliding_window_view(x, win).max(axis=1) if len(x) >= win else x[:1]
 
 
-def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings):
+def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings,
+                         check_head: bool = True):
     """Index of the first window where every gyro axis of every IMU varies less than
     ``still_dps`` (std), the trunk sensor's z axis is within ``upright_tilt_deg`` of the
     measured gravity and, with a head IMU, the head sensor's z axis within
@@ -125,7 +136,7 @@ def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int
     std = _window_std(gyr, win)
     tilt = _tilt_deg(acc)
     ok = (std < np.radians(s.still_dps)) & (_window_max(tilt[:, 0], win)[: len(std)] < s.upright_tilt_deg)
-    if acc.shape[1] > 1:
+    if acc.shape[1] > 1 and check_head:
         ok &= _window_max(tilt[:, 1], win)[: len(std)] < s.neutral_head_tilt_deg
     ok[:settle] = False
     hits = np.flatnonzero(ok)
