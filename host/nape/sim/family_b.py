@@ -293,12 +293,10 @@ def simulate_b(seed: int, kind: str, minutes: float | None = None) -> FamilyBRes
                               a_x * np.sin(heading) + a_y * np.cos(heading), a_z])
 
     # --- head: pendulum on the neck driven by the pivot's fore-aft / lateral acceleration, restraint
-    w_n = 2 * np.pi * NECK[0]
     flex_dyn = response(-HEAD_GAIN_PER_M * a_x, [1.0], *NECK, dt)  # pushed forward: head lags into extension
     stop = np.radians(b.u(6, 12))
     flex_dyn = np.where(flex_dyn < 0, -stop * np.tanh(-flex_dyn / stop), flex_dyn)  # the head restraint
     lat_dyn = response(HEAD_GAIN_PER_M * a_y, [1.0], *NECK, dt)
-    del w_n
     neck_flex = _smooth_posture(b.neck_posture, rate) + b.neck_pitch + flex_dyn
     q_neck = rot.euler_yxz(neck_flex, lat_dyn, b.neck_yaw).T
     q_head = quat.mul(q_trunk, q_neck)
