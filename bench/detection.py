@@ -12,7 +12,7 @@ sends the simulator's true orientation (to separate analysis errors from filter 
 Scoring — decided here, before looking at any result, and never tuned to the analysis:
 
 Jolts
-    A detection matches a label when ``|jolt.t_s - label.t_peak| <= 1.0 s``; matching is
+    A detection matches a label when ``|jolt.peak_t_s - label.t_peak| <= 1.0 s``; matching is
     one-to-one, closest pairs first, labels taken in the order (1) scored jolt labels,
     (2) "mild" jolt labels, (3) head turns.
 
@@ -155,7 +155,7 @@ def _greedy_pairs(dets: list, det_free: set[int], labels: list, lab_ids: list[in
     cand = []
     for i in det_free:
         for j in lab_ids:
-            dt = dets[i].t_s - labels[j].t_peak
+            dt = dets[i].peak_t_s - labels[j].t_peak
             if abs(dt) <= MATCH_S:
                 cand.append((abs(dt), i, j, dt))
     cand.sort()
@@ -203,7 +203,7 @@ def score_jolts(labels: list, jolts: list, context_at=lambda t: "unknown") -> di
         if j in matched_labels:
             continue
         lab = labels[j]
-        near = [d for d in jolts if lab.t_start - 0.5 <= d.t_s <= lab.t_end]
+        near = [d for d in jolts if lab.t_start - 0.5 <= d.peak_t_s <= lab.t_end]
         s = AnalysisSettings()
         if near:
             reason = "detected in its window but > 1 s from t_peak"
@@ -221,21 +221,21 @@ def score_jolts(labels: list, jolts: list, context_at=lambda t: "unknown") -> di
     fps = []
     for i, j, _ in pairs["head_turn"]:
         det = jolts[i]
-        fps.append({"t_s": det.t_s, "cause": CAUSE_TO_KIND.get(det.cause, det.cause), "grade": det.grade,
+        fps.append({"t_s": det.peak_t_s, "cause": CAUSE_TO_KIND.get(det.cause, det.cause), "grade": det.grade,
                     "peak_trunk_g": det.peak_trunk_g, "reason": "head turn"})
     vehicle = [labels[j] for j in scored + mild]
     for i in sorted(free):
         det = jolts[i]
-        inside = [l for l in vehicle if l.t_start - 0.5 <= det.t_s <= l.t_end]
-        after = [l for l in vehicle if l.t_end < det.t_s <= l.t_end + AFTER_S]
+        inside = [l for l in vehicle if l.t_start - 0.5 <= det.peak_t_s <= l.t_end]
+        after = [l for l in vehicle if l.t_end < det.peak_t_s <= l.t_end + AFTER_S]
         if inside:
             reason = (f"second detection inside a {inside[0].kind} label's window, > 1 s from its peak "
                       "(e.g. the release at the end of the pulse)")
         elif after:
             reason = f"within {AFTER_S:g} s after a {after[0].kind} label ends"
         else:
-            reason = context_at(det.t_s)
-        fps.append({"t_s": det.t_s, "cause": CAUSE_TO_KIND.get(det.cause, det.cause), "grade": det.grade,
+            reason = context_at(det.peak_t_s)
+        fps.append({"t_s": det.peak_t_s, "cause": CAUSE_TO_KIND.get(det.cause, det.cause), "grade": det.grade,
                     "peak_trunk_g": det.peak_trunk_g, "reason": reason})
 
     mild_hit = [{"kind": labels[j].kind, "grade": jolts[i].grade} for i, j, _ in pairs["mild"]]

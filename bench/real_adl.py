@@ -146,8 +146,8 @@ def run_trial(trial: dict) -> dict:
             import_csv(path, rec, start="2017-04-14T12:00:00Z")
             f = analyse(rec)
         out.update(ok=True, rate_hz=rate, duration_s=f.duration_s,
-                   jolts=[{"t_s": j.t_s, "cause": j.cause, "grade": j.grade, "trunk_g": j.peak_trunk_g} for j in f.jolts],
-                   lying_s=f.lying_s, calibration=f.calibration.get("method"),
+                   jolts=[{"t_s": j.peak_t_s, "cause": j.cause, "grade": j.grade, "trunk_g": j.peak_trunk_g} for j in f.jolts],
+                   lying_s=f.lying_s, calibration=f.calibration.method,
                    trunk_max_deg=max((abs(x) for x in f.series.get("trunk_inclination_deg", [])), default=0.0),
                    lying_kinds=dict(Counter(a for a in f.series.get("activity", []) if a.startswith("lying"))))
     except Exception as e:  # noqa: BLE001 - a crash is a result too

@@ -32,7 +32,7 @@ def test_neck_episode_found_with_start_end_and_angle(tmp_path):
     assert e.start_s == pytest.approx(60 + 1.33, abs=1.5)
     assert e.end_s == pytest.approx(160 - 1.33 + 2.0, abs=2.5)
     assert e.peak_deg == pytest.approx(30, abs=0.5)
-    assert f.exposure_s["neck_over_threshold_s"] == pytest.approx(100 - 1.33, abs=3)
+    assert f.exposure_s.neck_over_threshold_s == pytest.approx(100 - 1.33, abs=3)
     assert not [e for e in f.episodes if e.kind == "trunk_inclination"]
     assert f.duration_s == pytest.approx(300, abs=0.1)
 
@@ -75,9 +75,9 @@ def test_braking_jolt_graded_by_sustained_deceleration(tmp_path, g_peak, grade):
     assert len(f.jolts) == 1
     j = f.jolts[0]
     assert j.cause == "braking" and j.grade == grade
-    assert j.t_s == pytest.approx(30, abs=0.1)
+    assert j.peak_t_s == pytest.approx(30, abs=0.1)
     assert j.peak_trunk_g == pytest.approx(g_peak, rel=0.12)
-    assert j.vehicle_g == pytest.approx(g_peak, rel=0.15)
+    assert j.peak_vehicle_g == pytest.approx(g_peak, rel=0.15)
 
 
 def test_gentle_braking_below_trigger_is_not_a_jolt(tmp_path):
@@ -98,7 +98,7 @@ def test_rear_impact_like_shock_with_head_lag_gives_nic(tmp_path):
     assert len(f.jolts) == 1
     j = f.jolts[0]
     assert j.cause == "rear_impact_like" and j.grade == "moderate"
-    assert j.nic_m2s2 > 0.5 and j.head_rel_g > 0.5
+    assert j.nic_m2s2 > 0.5 and j.peak_head_rel_g > 0.5
 
 
 def test_vertical_shock_is_a_bump_and_quiet_ride_has_no_jolt(tmp_path):
@@ -162,7 +162,7 @@ def _backfill_day(n):
 
 
 def _summary(f):
-    return (f.samples, f.lost_samples, [(j.cause, j.grade, round(j.t_s, 2), round(j.peak_trunk_g, 3)) for j in f.jolts],
+    return (f.samples, f.lost_samples, [(j.cause, j.grade, round(j.peak_t_s, 2), round(j.peak_trunk_g, 3)) for j in f.jolts],
             [(e.kind, round(e.start_s, 1), round(e.end_s, 1), round(e.mean_deg, 2)) for e in f.episodes])
 
 
@@ -252,4 +252,4 @@ def test_long_corner_is_one_jolt_over_its_whole_plateau(tmp_path):
     assert j.start_s == pytest.approx(60.9, abs=0.3)
     # the head IMU keeps the fused inclination: its lean outlasts the corner by up to ~1.5 s
     assert 74.0 <= j.end_s <= 76.0
-    assert j.vehicle_g == pytest.approx(0.40, rel=0.03)
+    assert j.peak_vehicle_g == pytest.approx(0.40, rel=0.03)

@@ -239,7 +239,7 @@ def test_rate_switch_keeps_time(rate_switch):
     f, ref, n, path = rate_switch
     assert n == 25000 and f.samples == n and f.lost_samples == 0 and f.gaps == []
     assert f.duration_s == pytest.approx(300.0, abs=0.05)
-    t = np.asarray(f.series["t_s"])
+    t = np.asarray(f.series["time_s"])
     assert (np.diff(t) > 0).all() and t[-1] == pytest.approx(299.0)
     got = {e.kind: e for e in f.episodes}
     want = {e.kind: e for e in ref.episodes}

@@ -184,6 +184,7 @@ def _cases():
 
     for name, sp in COMMANDS:
         base, where = _base(name, sp)
+        add(f"{name}-unknown-option", base + ["--no-such-option"])  # every command, even one without options
         positionals = [a for a in sp._actions if not a.option_strings and a.dest != "help"]
         for a in positionals:
             idx = where.get(a.dest)

@@ -10,7 +10,6 @@ real chip: esptool's erase and write (see nape/flash.py's docstring).
 
 from __future__ import annotations
 
-import argparse
 import os
 import pty
 import shutil
@@ -47,18 +46,8 @@ def _bounded_tool_runs(monkeypatch):
 
 
 @pytest.fixture
-def nape(monkeypatch):
-    """``nape.cli.main`` with the flash command registered (until cli.py wires it in)."""
-    original = nape_cli.build_parser
-
-    def build_parser():
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        if "flash" not in sub.choices:
-            flash.register(sub)
-        return parser
-
-    monkeypatch.setattr(nape_cli, "build_parser", build_parser)
+def nape():
+    """``nape.cli.main``."""
     return nape_cli.main
 
 

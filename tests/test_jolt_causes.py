@@ -59,7 +59,7 @@ def test_braking_then_rear_impact_are_two_events_each_with_its_own_nic(tmp_path)
     f = analyse(write_recording(tmp_path / "b.nape", RATE, q, q, lin_trunk=in_car(brake + push, RATE),
                                 lin_head=brake + head))
     assert [j.cause for j in f.jolts] == ["braking", "rear_impact_like"]
-    assert f.jolts[1].t_s == pytest.approx(64.5, abs=0.2)
+    assert f.jolts[1].peak_t_s == pytest.approx(64.5, abs=0.2)
     assert f.jolts[1].nic_m2s2 > 0.5
 
 
@@ -71,7 +71,7 @@ def test_pothole_inside_a_braking_is_its_own_event(tmp_path):
     f = analyse(write_recording(tmp_path / "p.nape", RATE, q, q, lin_trunk=in_car(brake + bump, RATE),
                                 lin_head=brake + bump))
     assert sorted(j.cause for j in f.jolts) == ["braking", "bump"]
-    assert next(j for j in f.jolts if j.cause == "bump").t_s == pytest.approx(61.5, abs=0.1)
+    assert next(j for j in f.jolts if j.cause == "bump").peak_t_s == pytest.approx(61.5, abs=0.1)
 
 
 def test_chain_of_manoeuvres_longer_than_jolt_max_is_split_not_dropped(tmp_path):
@@ -111,17 +111,17 @@ def test_neutral_is_a_guess_when_the_head_starts_flexed(tmp_path):
     """A recording that starts while reading (head 40° down, trunk upright): not a neutral."""
     n = int(60 * RATE)
     f = analyse(write_recording(tmp_path / "h.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(np.full(n, 40.0))))
-    assert f.calibration["method"] == "guess"
-    assert f.calibration["guess_error_deg"] == pytest.approx(40, abs=3)
-    assert "off by up to" in f.calibration["detail"]
+    assert f.calibration.method == "guess"
+    assert f.calibration.guess_error_deg == pytest.approx(40, abs=3)
+    assert "off by up to" in f.calibration.detail
     upright = analyse(write_recording(tmp_path / "u.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(np.zeros(n))))
-    assert upright.calibration["method"] == "automatic" and "guess_error_deg" not in upright.calibration
+    assert upright.calibration.method == "automatic" and upright.calibration.guess_error_deg is None
 
 
 @pytest.mark.parametrize("neck,trunk,word", [(40, 18, "phone"), (40, 3, "phone"), (25, 20, "keyboard"),
                                              (38, 30, "keyboard")])
 def test_phone_and_keyboard_told_apart_by_head_and_trunk(neck, trunk, word):
-    ep = PostureEpisode("neck_flexion", 0.0, 120.0, float(neck), float(neck) + 5, mean_trunk_deg=float(trunk))
+    ep = PostureEpisode("neck_flexion", 0.0, 120.0, float(neck), float(neck) + 5, mean_trunk_inclination_deg=float(trunk))
     assert pattern(ep, AnalysisSettings()).startswith(word)
 
 

@@ -1,7 +1,11 @@
-"""The demo's HTML report in headless Chromium: loads offline, no console errors, no network
-requests, plots render, per-jolt panels with traces, and it reads on a phone (no sideways
-scrolling of the page, plots as wide as the screen, readable text). Screenshots are saved in
-build/test-artifacts/ (report.png: desktop, report-phone.png: 390×844 CSS px at 3×).
+"""Every HTML page in headless Chromium: the demo's recording report, a range-of-motion test's
+page and the trends page. Each loads offline with no console errors and no network request,
+and at a phone's 390 CSS px and a desktop's 1280 px: no sideways scrolling, no chart labels
+overlapping one another or cut at the chart's edge, chart titles visible (not under plotly's
+toolbar), times shown as local clock times (no raw ISO timestamps). The recording report is
+checked in more depth (plots render, per-jolt panels with traces, plots as wide as the
+screen, readable text). Screenshots are saved in build/test-artifacts/ (PAGE-phone.png at 3×,
+PAGE-desktop.png; report.png and report-phone.png for the recording report).
 
 Chromium is Debian's package (installed by .ci/run). Set NAPE_SKIP_BROWSER=1 to skip on a
 machine without it; otherwise a missing browser fails the test.
@@ -9,7 +13,9 @@ machine without it; otherwise a missing browser fails the test.
 
 import base64
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +30,7 @@ from nape.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
+DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
 
 
 def _chromium() -> str:
@@ -93,6 +100,50 @@ def demo_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     assert main(["demo", "--out", str(out), "--time-scale", "0.3"]) == 0
     return out / "report.html"
+
+
+@pytest.fixture(scope="module")
+def rom_page(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rom")
+    assert main(["rom", "--virtual", "--out", str(out), "--sim-max", "rotation_left=55"]) == 0
+    return out / "rom.rom.html"
+
+
+def _fake_session(d: Path, name: str, created: str, neck_s: float, trunk_s: float, grades=()) -> dict:
+    """A JSON-report-like dict for a small real file (what trends.index_findings reads)."""
+    p = d / name
+    p.write_bytes(b"x" * 10)
+    return {"path": str(p), "metadata": {"created": created}, "duration_s": 3 * 3600.0 + 7 * 60,
+            "roles": ["trunk", "head"], "lying_s": 0.0, "episodes": [{"kind": "neck_flexion"}],
+            "exposure_s": {"neck_over_threshold_s": neck_s, "trunk_over_threshold_s": trunk_s},
+            "jolts": [{"grade": g} for g in grades]}
+
+
+def _fake_rom(d: Path, name: str, created: str, **max_deg) -> dict:
+    p = d / name
+    p.write_bytes(b"x" * 10)
+    base = {"flexion": 55.0, "extension": 65.0, "lateral_left": 42.0, "lateral_right": 41.0,
+            "rotation_left": 75.0, "rotation_right": 73.0} | max_deg
+    return {"path": str(p), "created": created, "duration_s": 74.0,
+            "directions": [{"direction": k, "max_deg": v, "verdict": "typical"} for k, v in base.items()]}
+
+
+@pytest.fixture(scope="module")
+def trends_page(tmp_path_factory):
+    """Three weeks of recordings with empty days between them, and ROM tests on some days."""
+    from nape import trends
+
+    d = tmp_path_factory.mktemp("trends")
+    db = d / "nape.db"
+    for i, day in enumerate((1, 2, 3, 5, 8, 9, 12, 15, 16, 19, 22)):
+        created = f"2026-11-{day:02d}T{7 + i % 3:02d}:30:00Z"
+        trends.index_findings(db, _fake_session(d, f"day{day}.nape", created, 600.0 + 97 * i, 300.0 + 41 * i,
+                                                ("mild",) * (i % 3) + ("severe",) * (i % 5 == 0)))
+    for day, rot in ((2, 70.0), (9, 64.0), (16, 60.0), (22, 71.0)):
+        trends.index_rom(db, _fake_rom(d, f"rom{day}.nape", f"2026-11-{day:02d}T18:00:00Z", rotation_left=rot))
+    out = d / "trends.html"
+    assert main(["trends", "--db", str(db), "--out", str(out)]) == 0
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -205,3 +256,102 @@ def test_report_reads_on_a_phone(demo_report, cdp):
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width = int.from_bytes(png[16:20], "big")
     assert width == PHONE["width"] * PHONE["deviceScaleFactor"], width
+
+
+# ------------------------------------------------------------------ every page, phone and desktop
+
+LAYOUT_JS = r"""(() => {
+  const vw = window.innerWidth;
+  const wide = Array.from(document.body.querySelectorAll('*')).filter(e => {
+    if (e.closest('.wrap') && !e.classList.contains('wrap')) return false;  // scrolls in its own box
+    if (e.closest('#js-plotly-tester')) return false;  // plotly's off-screen text-measuring svg
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && (r.right > vw + 1 || r.left < -1);
+  }).map(e => e.tagName + '.' + e.getAttribute('class') + '#' + e.id).slice(0, 5);
+  const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const hit = (a, b) => Math.min(a[2], b[2]) - Math.max(a[0], b[0]) > 1 && Math.min(a[3], b[3]) - Math.max(a[1], b[1]) > 1;
+  const overlaps = [], clipped = [], buried = [];
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const svg = box(plot.querySelector('.main-svg'));
+    const labels = Array.from(plot.querySelectorAll(
+        '.xtick text, .ytick text, .y2tick text, .annotation-text, .legendtext, .g-xtitle text, .g-ytitle text, '
+        + '.g-y2title text, .gtitle')).filter(e => e.textContent.trim() && e.getBoundingClientRect().width > 0);
+    const boxes = labels.map(e => [e.textContent.trim(), box(e)]);
+    for (let i = 0; i < boxes.length; i++) {
+      const [t, b] = boxes[i];
+      if (b[0] < svg[0] - 1 || b[2] > svg[2] + 1 || b[1] < svg[1] - 1 || b[3] > svg[3] + 1) clipped.push([plot.id, t]);
+      for (let j = i + 1; j < boxes.length; j++)
+        if (hit(b, boxes[j][1])) overlaps.push([plot.id, t, boxes[j][0]]);
+    }
+    // plotly's toolbar (shown on hover; hidden on a phone) must not cover a title or a label
+    const bar = plot.querySelector('.modebar');
+    if (bar && getComputedStyle(bar.parentElement).display !== 'none')
+      for (const [t, b] of boxes) if (hit(b, box(bar))) buried.push([plot.id, t]);
+  }
+  const titles = Array.from(document.querySelectorAll('.plot-title')).map(e =>
+      [e.textContent, e.getBoundingClientRect().height > 0 && box(e)[2] <= vw + 1]);
+  const iso = document.body.innerText.match(/\d{4}-\d\d-\d\dT\d\d:\d\d[^\s]*/g) || [];
+  const ticks = [];  // the labels of every y axis, to check their steps
+  for (const plot of document.querySelectorAll('.js-plotly-plot'))
+    for (const sel of ['.yaxislayer-above .ytick text', '.yaxislayer-above .y2tick text'])
+      ticks.push([plot.id + ' ' + sel, Array.from(plot.querySelectorAll(sel)).map(e => e.textContent.trim())]);
+  return {vw, scroll: document.scrollingElement.scrollWidth, wide, overlaps: overlaps.slice(0, 8), ticks,
+          clipped: clipped.slice(0, 8), buried, titles, iso: iso.slice(0, 3),
+          plots: document.querySelectorAll('.js-plotly-plot .main-svg').length};
+})()"""
+
+
+@pytest.mark.parametrize("screen", ["phone", "desktop"])
+@pytest.mark.parametrize("page", ["report", "rom", "trends"])
+def test_every_page_on_a_phone_and_a_desktop(page, screen, cdp, request):
+    path = request.getfixturevalue({"report": "demo_report", "rom": "rom_page", "trends": "trends_page"}[page])
+    metrics = PHONE if screen == "phone" else DESKTOP
+    cdp.call("Emulation.setDeviceMetricsOverride", **metrics)
+    try:
+        cdp.load(path.as_uri())
+        m = cdp.js(LAYOUT_JS)
+        cdp.screenshot(f"{page}-{screen}.png")
+        errors, remote = _errors_and_requests(cdp)
+    finally:
+        cdp.call("Emulation.clearDeviceMetricsOverride")
+    assert not errors, errors[:3]
+    assert remote == [], remote[:5]
+    assert m["vw"] == metrics["width"] and m["plots"] >= 2, m
+    assert m["scroll"] <= m["vw"] + 1, f"{page} scrolls sideways at {m['vw']} px: {m['scroll']}; {m['wide']}"
+    assert not m["wide"], m["wide"]
+    assert not m["overlaps"], f"overlapping chart labels: {m['overlaps']}"
+    assert not m["clipped"], f"chart labels cut at the chart's edge: {m['clipped']}"
+    assert not m["buried"], f"chart titles or labels under the toolbar: {m['buried']}"
+    assert all(visible for _t, visible in m["titles"]), m["titles"]
+    assert not m["iso"], f"raw timestamps on the page: {m['iso']}"
+    odd = [(axis, labels) for axis, labels in m["ticks"] if not _round_steps(labels)]
+    assert not odd, f"axis ticks not in round steps: {odd[:3]}"
+
+
+def _round_steps(labels: list[str]) -> bool:
+    """Numeric axis labels step by 1, 2, 2.5 or 5 times a power of ten (what an axis should
+    read: 0 / 50 / 100, not 8.5 / 17.1 / 25.6). Labels that are not numbers pass."""
+    try:
+        v = [float(t.replace("−", "-").replace("°", "").replace(",", "")) for t in labels]
+    except ValueError:
+        return True
+    for a, b in zip(v, v[1:]):
+        step = abs(b - a)
+        if step == 0:
+            return False
+        mant = step / 10 ** math.floor(math.log10(step))
+        if not any(abs(mant - r) < 1e-6 for r in (1, 2, 2.5, 5, 10)):
+            return False
+    return True
+
+
+def test_pages_forbid_network_access_and_use_one_shell(demo_report, rom_page, trends_page):
+    """One shell: the same Content-Security-Policy (no connections, no remote anything) and CSS."""
+    from nape.report.page import CSP, CSS
+
+    for path in (demo_report, rom_page, trends_page):
+        html = path.read_text(encoding="utf-8")
+        meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html)
+        assert meta and meta.group(1).replace("&#x27;", "'") == CSP, path.name
+        assert "connect-src 'none'" in CSP and "default-src 'none'" in CSP
+        assert CSS in html and html.count("<style>") == 1, path.name

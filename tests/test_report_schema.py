@@ -143,7 +143,7 @@ def test_uncalibrated_recording_says_so(validator, tmp_path):
 @pytest.mark.parametrize("mutate,needle", [
     (lambda d: d.pop("jolts"), "'jolts' is a required property"),
     (lambda d: d["jolts"][0].update(grade="extreme"), "'extreme' is not one of"),
-    (lambda d: d.update(report_version=7), "2 was expected"),
+    (lambda d: d.update(report_version=7), "3 was expected"),
     (lambda d: d["jolts"][0].update(t_s=60.0), "Additional properties are not allowed ('t_s'"),
     (lambda d: d["calibration"].update(neutral_q=[[1, 0, 0, 0]]), "Additional properties are not allowed"),
     (lambda d: d["jolts"][0]["trace"].pop("t_rel_s"), "'t_rel_s' is a required property"),
@@ -169,7 +169,7 @@ def test_invalid_documents_are_rejected(validator, two_imu_report, mutate, needl
 
 # Names without a unit suffix: counts, text, flags, and the dimensionless BrIC.
 UNITLESS = {"samples", "lost_samples", "missing_samples", "boot_number", "malformed_packets", "head_turns", "jolt_panels", "report_version", "bric",
-            "refuse", "wire_format_version"}
+            "fuse_on_host", "wire_format_version"}
 UNITS = ("_s", "_min", "_deg", "_g", "_dps", "_hz", "_m2s2", "_rad_s", "_bytes", "_wxyz", "_ratio")
 
 
@@ -214,7 +214,7 @@ def test_jolt_numbers_behind_the_panel(two_imu_report):
     f, doc = two_imu_report
     j, jf = doc["jolts"][0], f.jolts[0]
     assert j["peak_t_s"] == pytest.approx(60.0, abs=0.1) and j["peak_trunk_g"] == pytest.approx(0.5, abs=0.05)
-    assert j["nic_m2s2"] == jf.nic_m2s2 and j["peak_neck_dps"] == jf.neck_dps and j["peak_vehicle_g"] == jf.vehicle_g
+    assert j["nic_m2s2"] == jf.nic_m2s2 and j["peak_neck_dps"] == jf.peak_neck_dps and j["peak_vehicle_g"] == jf.peak_vehicle_g
     from datetime import datetime, timedelta  # the writer stamps `created`: clock time = start + peak_t_s
 
     start = datetime.fromisoformat(doc["start_local"])
@@ -298,7 +298,7 @@ def test_many_jolts_get_panels_for_the_most_severe_only(validator, two_imu_repor
     f0 = two_imu_report[0]
     trace = dict(f0.jolts[0].trace)
     grades = ["mild"] * 10 + ["moderate"] * 4 + ["severe"]
-    jolts = [dataclasses.replace(f0.jolts[0], t_s=10.0 + 10 * k, start_s=9.5 + 10 * k, end_s=11.0 + 10 * k,
+    jolts = [dataclasses.replace(f0.jolts[0], peak_t_s=10.0 + 10 * k, start_s=9.5 + 10 * k, end_s=11.0 + 10 * k,
                                  grade=g, peak_trunk_g=0.4 + 0.01 * k, trace=trace) for k, g in enumerate(grades)]
     f = dataclasses.replace(f0, jolts=jolts)
     doc = to_json(f)

@@ -106,7 +106,7 @@ def test_measured_end_ranges_match_the_truth_with_noise_and_15deg_misalignment(t
         assert abs(truth["held_max_deg"][d] - truth["scripted_deg"][d]) < 3.0
         assert got[d] == pytest.approx(truth["held_max_deg"][d], abs=TOL_DEG), (d, got[d], truth["held_max_deg"][d])
     assert all(dd.verdict == "typical" for dd in r.directions)  # the default simulated neck is a healthy one
-    assert r.calibration["method"] in ("automatic", "captured")
+    assert r.calibration.method in ("automatic", "captured")
     # the turn about the vertical of a 15° mounting error is at most 15° (plus fusion noise)
     assert r.functional_axis_deg is not None and abs(r.functional_axis_deg) <= 16.5
 

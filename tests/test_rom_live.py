@@ -19,7 +19,7 @@ from nape import wire
 from nape.analysis.rom import PROMPTS, Protocol
 from nape.cli import main
 from nape.recording import open_recording
-from nape.rom_cli import LIVE_GRACE_S, _LiveTest
+from nape.rom_session import LIVE_GRACE_S, LiveTestClock
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[1] / "protocol" / "rom.schema.json").read_text())
 
@@ -96,7 +96,7 @@ def _stats(samples, lost=0):
 
 def test_test_clock_follows_samples_and_the_wall_clock_when_the_link_stalls():
     p = Protocol()
-    v = _LiveTest(p, transport=None, virtual=False)
+    v = LiveTestClock(p, transport=None, virtual=False)
     v.rate_hz = 100.0
     assert v.due(1000.0) == [] and not v.done(1e9)  # nothing before the first sample
     v.stats, v.t0 = _stats(100), 0.0

@@ -211,15 +211,15 @@ def test_analysis_finds_the_emergency_brake_and_the_pothole(drive, tmp_path):
     assert emergency.severity == "severe" and pothole.severity in ("moderate", "severe")
     for label in sim.labels.events:  # the analysis grades the same upper-back quantity as the label
         if label.kind != "head_turn" and label.severity != "mild":
-            j = min(f.jolts, key=lambda j: abs(j.t_s - label.t_peak))
-            assert abs(j.t_s - label.t_peak) <= 1.0 and j.grade == label.severity, (label, j)
-    found = [(j.t_s, j.cause, j.grade, round(j.peak_trunk_g, 2)) for j in f.jolts]
+            j = min(f.jolts, key=lambda j: abs(j.peak_t_s - label.t_peak))
+            assert abs(j.peak_t_s - label.t_peak) <= 1.0 and j.grade == label.severity, (label, j)
+    found = [(j.peak_t_s, j.cause, j.grade, round(j.peak_trunk_g, 2)) for j in f.jolts]
     for label in (emergency, pothole):
-        near = [j for j in f.jolts if abs(j.t_s - label.t_peak) <= 1.0]
+        near = [j for j in f.jolts if abs(j.peak_t_s - label.t_peak) <= 1.0]
         assert near, f"no jolt within 1 s of {label.kind} at {label.t_peak:.2f} s " \
                      f"({label.peak_vehicle_acc_g:.2f} g); found {found}"
-    brake = min(f.jolts, key=lambda j: abs(j.t_s - emergency.t_peak))
-    bump = min(f.jolts, key=lambda j: abs(j.t_s - pothole.t_peak))
+    brake = min(f.jolts, key=lambda j: abs(j.peak_t_s - emergency.t_peak))
+    bump = min(f.jolts, key=lambda j: abs(j.peak_t_s - pothole.t_peak))
     assert brake.cause == "braking", found
     assert bump.cause == "bump", found
     assert brake.peak_trunk_g == pytest.approx(emergency.peak_trunk_acc_g, rel=0.3)
@@ -237,7 +237,7 @@ def test_bench_matching_rules():
                   peak_head_acc_g=0.5, peak_vehicle_acc_g=0.5)
 
     def det(t, cause="braking", grade="moderate"):
-        return NS(t_s=t, cause=cause, grade=grade, peak_trunk_g=0.5)
+        return NS(peak_t_s=t, cause=cause, grade=grade, peak_trunk_g=0.5)
 
     labels = [lab(10, "braking", "moderate"), lab(30, "braking", "mild"), lab(50, "head_turn", "none"),
               lab(70, "pothole", "severe")]
@@ -264,7 +264,7 @@ def _neck_axial_still_error(sim, refuser, calib) -> np.ndarray:
     acc = np.stack([sim.imus[r].acc for r in ("trunk", "head")], axis=1)
     gyr = np.stack([sim.imus[r].gyr for r in ("trunk", "head")], axis=1)
     q = refuser(acc, gyr)
-    neutral = [np.asarray(n, float) for n in calib["neutral_q"]]
+    neutral = [np.asarray(n, float) for n in calib.neutral_quat_wxyz]
     seg = [quat.mul(q[:, k], segment_alignment(neutral[k])) for k in range(2)]
     n_seg = [quat.mul(neutral[k], segment_alignment(neutral[k])) for k in range(2)]
     d0 = float(yaw(n_seg[0]) - yaw(n_seg[1]))
@@ -300,10 +300,10 @@ def test_vqf_rest_bias_estimation_turns_a_still_head(tmp_path):
     path = write_truth_recording(sim, tmp_path / "w.nape")
     calib = calibration.estimate(open_recording(path), 3, 2, AnalysisSettings())
     # the ideal sensor has no zero-rate offset: the estimate must not take sway for one
-    assert np.degrees(np.abs(calib["gyro_offset_rads"])).max() < 0.06
+    assert np.degrees(np.abs(calib.gyro_offset_rad_s)).max() < 0.06
     period = 1.0 / sim.rate_hz
-    off = _neck_axial_still_error(sim, Refuser(2, period, calib["gyro_offset_rads"]), calib)
-    on = _neck_axial_still_error(sim, Refuser(2, period, calib["gyro_offset_rads"], rest_bias_estimation=True), calib)
+    off = _neck_axial_still_error(sim, Refuser(2, period, calib.gyro_offset_rad_s), calib)
+    on = _neck_axial_still_error(sim, Refuser(2, period, calib.gyro_offset_rad_s, rest_bias_estimation=True), calib)
     print(f"neck axial error while still, p95: rest bias estimation off {np.percentile(off, 95):.2f}°, "
           f"on {np.percentile(on, 95):.2f}°")
     assert np.percentile(off, 95) < 15.0

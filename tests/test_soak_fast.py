@@ -61,7 +61,9 @@ def test_the_reboot_is_noted_with_what_the_old_boot_could_have_lost(result):
     (note,) = result["reboot_notes_in_file"]
     (loss,) = result["reboot_losses"]
     assert note["previous_received_next_seq"] == loss["in_file_next_seq"] > 0
-    assert note["lost_samples_at_least"] >= 0 and note["previous_device_next_seq"] is not None
+    # the old boot's last status said how far it had got: everything past what was received is lost
+    had, got = note["previous_device_next_seq"], note["previous_received_next_seq"]
+    assert isinstance(had, int) and note["lost_samples_at_least"] == max(0, had - got)
 
 
 def test_nape_info_lists_the_gap_with_its_reason(result, capsys):

@@ -1,6 +1,5 @@
 """Trends: the SQLite index of analysed recordings, sessions, daily/weekly totals, commands."""
 
-import argparse
 import os
 import re
 import sqlite3
@@ -15,22 +14,15 @@ from nape.analysis import analyse
 from nape.cli import build_parser
 from nape.errors import NapeError
 from nape.report import write_reports
+from nape.report.trends import rom_changes
 from nape.settings import AnalysisSettings
 from tests.recording_factory import G, in_car, pitch_quat, write_recording
 
 RATE = 50.0
 
 
-def _parser():
-    p = build_parser()
-    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-    if "trends" not in sub.choices:  # until cli.py registers it
-        trends.register(sub)
-    return p
-
-
 def _run(argv):
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -77,7 +69,7 @@ def test_index_sessions_and_daily_match_the_findings(drive, tmp_path):
     assert s.status == "ok" and s.path == str(path.resolve())
     assert s.start.isoformat() == "2025-01-06T09:30:00+00:00" and s.start_source == "metadata"
     assert s.duration_s == pytest.approx(200.0, abs=0.1)
-    assert s.neck_poor_min == pytest.approx(f.exposure_s["neck_over_threshold_s"] / 60)
+    assert s.neck_poor_min == pytest.approx(f.exposure_s.neck_over_threshold_s / 60)
     assert 1.1 < s.neck_poor_min < 1.4  # ~75 s of 30° neck flexion
     assert s.trunk_poor_min == 0.0
     assert s.jolts == {g: sum(j.grade == g for j in f.jolts) for g in trends.GRADES}
@@ -242,11 +234,11 @@ def test_rom_tests_over_days_show_a_stiffer_or_freer_neck(tmp_path, capsys, monk
     assert [(d.label, d.tests) for d in days] == [("2025-03-03", 2), ("2025-03-10", 1)]
     assert days[0].max_deg["rotation_left"] == 60.0  # mean of the day's tests
     assert days[0].max_deg["extension"] == 65.0  # a not-measured value does not pull the mean down
-    changes = trends.rom_changes(items)
+    changes = rom_changes(items)
     assert len(changes) == 2
     assert changes[0].startswith("Bending forward: 55° on") and "(-11°, stiffer)" in changes[0]
     assert changes[1].startswith("Rotation left: 58° on") and "(+14°, freer)" in changes[1]
-    assert trends.rom_changes(items[:2], change_deg=5.0) == ["Range of motion unchanged within 5° from the first to "
+    assert rom_changes(items[:2], change_deg=5.0) == ["Range of motion unchanged within 5° from the first to "
                                                              "the latest test."]
     # the trends page works with ROM tests only, and says what changed
     out = tmp_path / "t.html"
@@ -310,3 +302,21 @@ def test_sessions_reanalyse_changed_files(drive, tmp_path, capsys, monkeypatch):
     assert status == {"copy.nape": "ok", "broken.nape": "changed"}
     [s] = [s for s in trends.sessions(db) if s.path.endswith("copy.nape")]
     assert Path(s.report_html).parent == tmp_path / "rep"  # the report is rewritten where it was
+
+
+def test_trends_charts_leave_days_without_recordings_empty(tmp_path):
+    """A day without recordings is a gap in the "recorded" line, not a drop to 0 minutes; days
+    sit on a date axis (short '6 Jan' ticks that fit a phone, not a cut '2025-01')."""
+    from nape.report.trends import _charts, fill_days
+
+    items = []
+    for name, created in (("a.nape", "2025-01-06T08:00:00Z"), ("b.nape", "2025-01-09T08:00:00Z")):
+        trends.index_findings(tmp_path / "t.db", _fake(tmp_path, name, created, 600, 120, ("mild",)))
+    items = trends.sessions(tmp_path / "t.db")
+    days = fill_days(trends.daily_from(items, tz=timezone.utc))
+    assert [d.recordings for d in days] == [1, 0, 0, 1]
+    (posture, _title), (jolts, _title2) = _charts(days, "day")
+    recorded = next(t for t in posture.data if t.name.startswith("recorded"))
+    assert list(recorded.y) == [60.0, None, None, 60.0] and recorded.connectgaps is False
+    assert posture.layout.xaxis.type == "date" and posture.layout.xaxis.tickformat == "%-d %b"
+    assert jolts.layout.yaxis.dtick == 1  # whole jolts

@@ -23,7 +23,6 @@ back gives exactly the analysed values. Parquet needs the optional ``pyarrow`` p
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import math
@@ -83,14 +82,13 @@ def tables(findings) -> dict[str, tuple[tuple[str, ...], list[list]]]:
     Raises:
         ExportError: the series' arrays differ in length.
     """
-    s = findings.series
-    n = len(s.get("t_s", []))
-    series = {"time_s" if k == "t_s" else k: v for k, v in s.items()}
+    series = findings.series
+    n = len(series.get("time_s", []))
     cols = list(ANGLE_COLUMNS) + [k for k in series if k not in ANGLE_COLUMNS]
     data = {c: list(series[c]) if c in series else [None] * n for c in cols}
     bad = {c: len(v) for c, v in data.items() if len(v) != n}
     if bad:
-        raise ExportError(f"posture series of {findings.path} differ in length from t_s ({n}): {bad}")
+        raise ExportError(f"posture series of {findings.path} differ in length from time_s ({n}): {bad}")
     data["lying"] = [None if v is None else bool(v) for v in data["lying"]]
     angles = [[_value(data[c][i]) for c in cols] for i in range(n)]
     return {"angles": (tuple(cols), angles), "episodes": _records(findings.episodes, EPISODE_COLUMNS),
@@ -178,58 +176,3 @@ def write_parquet(findings, out_dir: str | Path) -> dict[str, Path]:
         pq.write_table(table, p)
         paths[name] = p
     return paths
-
-
-def cmd_export(args) -> int:
-    """Analyse a recording and export its posture series, episodes and jolts as CSV (and Parquet)."""
-    from rich.console import Console
-
-    from .analysis import analyse
-    from .settings import AnalysisSettings
-
-    if not args.csv and args.parquet is None:
-        raise ExportError("nothing to export: give --csv OUTDIR and/or --parquet [OUTDIR]")
-    parquet_dir = args.parquet
-    if parquet_dir is True:
-        if not args.csv:
-            raise ExportError("--parquet without a folder needs --csv OUTDIR (or give --parquet OUTDIR)")
-        parquet_dir = args.csv
-    if parquet_dir is not None and not parquet_available():  # fail before the analysis, not after
-        raise ExportError("Parquet export needs pyarrow: pip install 'nape[parquet]' (or pip install pyarrow)")
-    settings = AnalysisSettings.from_json(args.settings) if args.settings else AnalysisSettings()
-    settings = settings.with_overrides(args.set or [])
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    path = Path(args.file)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as prog:
-        task = prog.add_task(f"analysing {path.name}", total=None)
-        findings = analyse(path, settings,
-                           on_progress=lambda done, total: prog.update(task, completed=done, total=total or None))
-    c = Console()
-    if args.csv:
-        for p in write_csv(findings, args.csv).values():
-            c.print(f"csv:     {p}", soft_wrap=True)
-    if parquet_dir is not None:
-        for p in write_parquet(findings, parquet_dir).values():
-            c.print(f"parquet: {p}", soft_wrap=True)
-    return 0
-
-
-def register(subparsers) -> None:
-    """Add the ``export`` command to the nape CLI."""
-    p = subparsers.add_parser(
-        "export", help="export a recording's angles, episodes and jolts as CSV (or Parquet)",
-        description=(cmd_export.__doc__ or "") + "\n\nWrites angles.csv (time_s, trunk_inclination_deg, neck_flexion_deg, "
-                    "lying, ...; 1 Hz), episodes.csv and jolts.csv (units in the column names).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="example:\n  nape export drive.nape --csv drive-tables/\n"
-               "  nape export drive.nape --csv out/ --parquet\n"
-               "  nape export drive.nape --parquet out/ --set neck_flexion_deg=25")
-    p.add_argument("file", help="a .nape recording")
-    p.add_argument("--csv", metavar="OUTDIR", help="folder for angles.csv, episodes.csv, jolts.csv")
-    p.add_argument("--parquet", nargs="?", const=True, metavar="OUTDIR",
-                   help="also write .parquet files (needs pyarrow), into OUTDIR or the --csv folder")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override one analysis setting")
-    p.add_argument("--settings", help="JSON file of setting overrides")
-    p.set_defaults(func=cmd_export)

@@ -62,7 +62,6 @@ tested.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import errno
 import importlib.util
@@ -72,7 +71,6 @@ import shlex
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -508,7 +506,7 @@ def _mpremote_error(res: ToolResult) -> str:
     return lines[-1] if lines else f"exit status {res.returncode}"
 
 
-def _chip_key(name: str) -> str:
+def chip_key(name: str) -> str:
     return name.strip().lower().replace("-", "")
 
 
@@ -566,7 +564,7 @@ class Plan:
     baud: int
 
 
-def _build_plan(args, dry_run: bool) -> Plan:
+def build_plan(args, dry_run: bool) -> Plan:
     from .paths import firmware_dir
 
     source = Path(args.source) if args.source else firmware_dir()
@@ -596,7 +594,7 @@ def _build_plan(args, dry_run: bool) -> Plan:
     return Plan(port, args.chip, image, source, files, version, args.baud)
 
 
-def _print_plan(plan: Plan) -> None:
+def print_plan(plan: Plan) -> None:
     port = plan.port or "PORT"
     out = print
     out("nape flash --dry-run: nothing is touched. The plan:")
@@ -635,7 +633,7 @@ def _print_plan(plan: Plan) -> None:
 # ---------------------------------------------------------------- running the plan
 
 
-def _compile(plan: Plan, build: Path, progress) -> None:
+def compile_firmware(plan: Plan, build: Path, progress) -> None:
     compiled = [f for f in plan.files if f.compiled]
     task = progress.add_task("compiling with mpy-cross", total=len(compiled))
     for f in compiled:
@@ -648,7 +646,7 @@ def _compile(plan: Plan, build: Path, progress) -> None:
     progress.remove_task(task)
 
 
-def _esptool_step(argv: list[str], title: str, timeout: float, progress) -> None:
+def run_esptool_step(argv: list[str], title: str, timeout: float, progress) -> None:
     task = progress.add_task(title, total=100)
 
     def on_line(line: str) -> None:
@@ -662,7 +660,7 @@ def _esptool_step(argv: list[str], title: str, timeout: float, progress) -> None
         raise FlashError(f"{title} failed: {_one_line(_esptool_error(res))}")
 
 
-def _wait_for_port(port: str, timeout: float = 20.0) -> None:
+def wait_for_port(port: str, timeout: float = 20.0) -> None:
     """After the reset that ends write-flash: native-USB boards re-enumerate, and the
     first boot of MicroPython creates its filesystem before the REPL answers."""
     deadline = time.monotonic() + timeout
@@ -674,7 +672,7 @@ def _wait_for_port(port: str, timeout: float = 20.0) -> None:
     time.sleep(2.0)
 
 
-def _copy(plan: Plan, build: Path, progress, retries: int) -> None:
+def copy_firmware(plan: Plan, build: Path, progress, retries: int) -> None:
     assert plan.port is not None
     sizes = {f.target: ((build / f.target) if f.compiled else f.source).stat().st_size for f in plan.files}
     order = [f.target for f in plan.files]
@@ -702,109 +700,3 @@ def _copy(plan: Plan, build: Path, progress, retries: int) -> None:
     progress.remove_task(task)
     if res.returncode != 0:
         raise FlashError(f"copying the firmware to the board on {plan.port} failed: {_one_line(_mpremote_error(res))}")
-
-
-def cmd_flash(args) -> int:
-    """Flash MicroPython to a Nape board (ESP32 / ESP32-S3), copy the firmware, check it answers."""
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    plan = _build_plan(args, dry_run=args.dry_run)
-    if args.dry_run:
-        _print_plan(plan)
-        return 0
-    assert plan.port is not None
-    # One console (stdout) for the bars and the step lines, so a terminal shows the lines
-    # above the live bars; off a terminal the transient bars print nothing. Errors go to
-    # stderr as one line (nape.cli).
-    console = Console(highlight=False, soft_wrap=True)
-
-    def ok(text: str) -> None:
-        console.print(f"[green]✓[/green] {escape(text)}")
-
-    with tempfile.TemporaryDirectory(prefix="nape-flash-") as tmp, \
-            Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                     TimeElapsedColumn(), console=console, transient=True) as progress:
-        build = Path(tmp)
-        _compile(plan, build, progress)  # before touching the board: a syntax error erases nothing
-        ok(f"compiled {sum(f.compiled for f in plan.files)} modules with mpy-cross -march={MARCH}")
-        flashed = False
-        if plan.image is not None:
-            task = progress.add_task(f"detecting the chip on {plan.port}", total=None)
-            found = detect_chip(plan.port)
-            progress.remove_task(task)
-            key = _chip_key(found)
-            if key not in CHIPS:
-                raise FlashError(f"the board on {plan.port} is an {found}; nape flash supports ESP32 and ESP32-S3")
-            if plan.chip != "auto" and key != plan.chip:
-                raise FlashError(f"wrong chip: the board on {plan.port} is an {found}, not {CHIPS[plan.chip].name} "
-                                 f"(--chip {plan.chip})")
-            if key != plan.image.chip:
-                raise FlashError(f"wrong image: the board on {plan.port} is an {found}, but {plan.image.path.name} "
-                                 f"is MicroPython for the {plan.image.chip_name}")
-            chip = CHIPS[key]
-            ok(f"{found} on {plan.port}")
-            _esptool_step(esptool_erase_argv(plan.port, key, plan.baud), "erasing the flash", TIMEOUT_ERASE_S, progress)
-            ok("erased the flash")
-            _esptool_step(esptool_write_argv(plan.port, key, plan.baud, plan.image.path),
-                          f"writing MicroPython at 0x{chip.offset:x}", TIMEOUT_WRITE_S, progress)
-            ok(f"wrote {plan.image.path.name} at 0x{chip.offset:x}")
-            _wait_for_port(plan.port)
-            flashed = True
-        _copy(plan, build, progress, retries=3 if flashed else 0)
-        ok(f"copied {len(plan.files)} files to the board")
-        task = progress.add_task("checking the firmware version", total=None)
-        got = verify_board(plan.port, plan.version)
-        progress.remove_task(task)
-    ok(f"the board answers FW_VERSION {got}")
-    return 0
-
-
-# ---------------------------------------------------------------- CLI
-
-
-def _baud(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 9600 <= v <= 5_000_000:
-        raise argparse.ArgumentTypeError(f"baud must be 9600..5000000, got {v}")
-    return v
-
-
-EPILOG = """\
-example:
-  nape flash --port /dev/ttyUSB0 --firmware ESP32_GENERIC-20250415-v1.25.0.bin
-  nape flash --chip esp32s3 --firmware ESP32_GENERIC_S3-20250415-v1.25.0.bin
-  nape flash --skip-micropython            # only copy the firmware files and check
-  nape flash --firmware ESP32_GENERIC-20250415-v1.25.0.bin --dry-run
-
-Download the MicroPython .bin for your board from https://micropython.org/download/
-(ESP32_GENERIC for an ESP32, ESP32_GENERIC_S3 for an ESP32-S3 such as the XIAO ESP32S3).
-Needs esptool and mpremote: pip install 'nape[flash]'."""
-
-
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``flash`` subcommand to the ``nape`` parser's subparsers; return its parser."""
-    p = subparsers.add_parser(
-        "flash", help="flash MicroPython and the Nape firmware to a board, then check it",
-        description=str(cmd_flash.__doc__) + "\n\nSteps: detect the chip, erase, write MicroPython (esptool); "
-        "compile the firmware (mpy-cross), copy it and check FW_VERSION (mpremote).",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
-    p.add_argument("--port", help="serial port (default: the only USB serial port found)")
-    what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--firmware", metavar="IMAGE", help="MicroPython .bin image to flash")
-    what.add_argument("--skip-micropython", action="store_true",
-                      help="keep the board's MicroPython; only copy the firmware files and check")
-    p.add_argument("--chip", choices=["auto", *CHIPS], default="auto",
-                   help="the board's chip (default auto: detect; the image offset follows: "
-                        "ESP32 0x1000, ESP32-S3 0x0)")
-    p.add_argument("--baud", type=_baud, default=DEFAULT_BAUD, help=f"esptool flashing speed (default {DEFAULT_BAUD})")
-    p.add_argument("--source", metavar="DIR",
-                   help="firmware folder to copy (default: the repository's firmware/, or $NAPE_FIRMWARE_DIR)")
-    p.add_argument("--dry-run", action="store_true", help="print each step and its command; touch nothing")
-    p.set_defaults(func=cmd_flash)
-    return p
-

@@ -47,9 +47,9 @@ class AnalysisSettings:
     """Thresholds and filter settings of the analysis (units in the names)."""
 
     # --- orientation and calibration ---
-    refuse: float = 1.0
-    """1: re-fuse raw acc/gyr on the host with the vqf package (reference quality, Laidig &
-    Seel 2023); 0: use the firmware's quaternions as sent."""
+    fuse_on_host: float = 1.0
+    """1: fuse the raw acc/gyr again on the host with the vqf package (reference quality,
+    Laidig & Seel 2023); 0: use the firmware's quaternions as sent."""
     neutral_window_s: float = 5.0
     """Length of the still, upright stretch taken as the neutral posture when no calibration
     was captured (Nape default; the wearer is asked to start upright)."""
@@ -329,7 +329,7 @@ _SOURCES = {
     "phone_neck_deg": "smartphone use: median head flexion 33–45°",
     "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
-    "refuse": "VQF (Laidig & Seel 2023) as the reference orientation filter",
+    "fuse_on_host": "VQF (Laidig & Seel 2023) as the reference orientation filter",
 }
 
 

@@ -655,7 +655,7 @@ svc = getattr(dev.app, "service", None)
 if svc is not None:
     out["next_seq"] = dev.app.store.next_seq()
     out["queued_events"] = [binascii.hexlify(p).decode() for p in svc._events]
-    out["left_events"] = sum([len(w) for w in dev.sampler.events])
+    out["left_events"] = [binascii.hexlify(p).decode() for w in dev.sampler.events for p in w]
 # CALIBRATE / SET_POSTURE from the app reach the posture alert
 if svc is not None:
     dev.app.calibrate_request_s = 1
@@ -695,10 +695,12 @@ def test_main_boots_against_the_fakes_with_the_ble_shim():
     assert out["power_mode"] == "active"
     # the jolt's EVENT window went to the BLE service's queue (as much as it holds)
     assert out["triggers"] == 1
-    assert out["queued_events"] and out["left_events"] >= 0
-    for hx in out["queued_events"]:
-        p = hw.decode_packet(bytes.fromhex(hx))
-        assert isinstance(p, hw.EventPacket) and p.total == 376
+    assert out["queued_events"]
+    # what the queue had no room for waits on the sampler: together, the whole window once, in order
+    packets = [hw.decode_packet(bytes.fromhex(hx)) for hx in out["queued_events"] + out["left_events"]]
+    assert all(isinstance(p, hw.EventPacket) and p.total == 376 for p in packets)
+    assert [p.first_index for p in packets] == list(np.cumsum([0] + [p.count for p in packets[:-1]]))
+    assert sum(p.count for p in packets) == 376
     assert out["calibrated"] is True and out["hold_ms"] == 45000
 
 

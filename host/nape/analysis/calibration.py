@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..settings import AnalysisSettings
+from .findings import Calibration
 from .orientation import Refuser
 from .stream import BlockReader
 
@@ -34,14 +35,14 @@ def captured(rec) -> dict | None:
     return found
 
 
-def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
+def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     """Neutral quaternions per IMU (list of [w,x,y,z]) and how they were found."""
     note = captured(rec)
     if note is not None:
         qs = [note["trunk_q"]] + ([note["head_q"]] if n_imu > 1 and "head_q" in note else [])
         if len(qs) == n_imu:
-            return {"method": "captured", "detail": "neutral posture captured by the wearer",
-                    "neutral_q": qs, "fusion": note.get("fusion", "firmware")}
+            return Calibration("captured", "neutral posture captured by the wearer", qs,
+                               fusion=note.get("fusion", "firmware"))
     accs, gyrs, fws = [], [], []
     n_max = None
     period = 0.01
@@ -55,8 +56,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         if sum(len(g) for g in gyrs) >= n_max:
             break
     if not gyrs:
-        return {"method": "none", "detail": "no samples", "neutral_q": [[1, 0, 0, 0]] * n_imu,
-                "gyro_offset_rads": [[0.0, 0.0, 0.0]] * n_imu}
+        return Calibration("none", "no samples", [[1, 0, 0, 0]] * n_imu, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu)
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
     win = max(2, min(int(s.neutral_window_s / period), len(gyr)))
@@ -88,7 +88,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
     # (MPU-6050 datasheet), far beyond what a fusion filter's bias estimate may absorb.
     offset = (_zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still or trunk_only
               else np.zeros((n_imu, 3)))
-    if s.refuse:
+    if s.fuse_on_host:
         q = Refuser(n_imu, period, offset)(acc[: i0 + win], gyr[: i0 + win])
     else:
         q = np.concatenate(fws)[: i0 + win]
@@ -98,11 +98,10 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> dict:
         m = seg[:, k] * np.sign(seg[:, k] @ seg[0, k])[:, None]  # same hemisphere before averaging
         mean = m.mean(axis=0)
         neutral.append((mean / np.linalg.norm(mean)).tolist())
-    out = {"method": method, "detail": detail, "neutral_q": neutral, "start_s": i0 * period,
-           "gyro_offset_rads": np.asarray(offset).tolist(), "fusion": "vqf" if s.refuse else "firmware"}
-    if not still:  # how far off the guessed neutral may be: the sensors' tilt from vertical in it
-        out["guess_error_deg"] = float(_tilt_deg(acc[i0: i0 + win, 1:] if trunk_only else acc[i0: i0 + win]).max())
-    return out
+    # a guess: how far off the neutral may be, the sensors' tilt from vertical in it
+    error = None if still else float(_tilt_deg(acc[i0: i0 + win, 1:] if trunk_only else acc[i0: i0 + win]).max())
+    return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
+                       fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error)
 
 
 def _tilt_deg(acc: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from ..settings import AnalysisSettings
 from . import calibration, posture, traces
 from .context import NAMES as ACTIVITY_NAMES
 from .context import ContextFeatures
-from .findings import Findings, PostureEpisode
+from .findings import Calibration, Exposure, Findings, PostureEpisode
 from .jolts import JoltDetector
 from .orientation import Refuser, inclination, joint_angles, segment_alignment, yaw, z_rotation
 from .stream import REASON_TRANSMISSION, BlockReader
@@ -91,12 +91,12 @@ def _expected_samples(path: Path, mask: int, packets: int = 2000) -> int:
 class _Stream:
     """State of the streaming pass."""
 
-    def __init__(self, s: AnalysisSettings, n_imu: int, calib: dict):
+    def __init__(self, s: AnalysisSettings, n_imu: int, calib: Calibration):
         self.s = s
         self.n_imu = n_imu
         self.calib = calib
-        self.align = [segment_alignment(np.asarray(q, float)) for q in calib["neutral_q"]]
-        self.neutral_seg = [quat.mul(np.asarray(q, float), a) for q, a in zip(calib["neutral_q"], self.align)]
+        self.align = [segment_alignment(np.asarray(q, float)) for q in calib.neutral_quat_wxyz]
+        self.neutral_seg = [quat.mul(np.asarray(q, float), a) for q, a in zip(calib.neutral_quat_wxyz, self.align)]
         self.n = 0
         self.rate: float | None = None
         self.t0_ms: float | None = None
@@ -109,13 +109,13 @@ class _Stream:
     def _setup(self, period_s: float) -> None:
         self.rate = 1.0 / period_s
         self.step = max(1, int(round(self.rate / SERIES_HZ)))
-        self.refuser = Refuser(self.n_imu, period_s, self.calib.get("gyro_offset_rads")) if self.s.refuse else None
+        self.refuser = Refuser(self.n_imu, period_s, self.calib.gyro_offset_rad_s) if self.s.fuse_on_host else None
         self.sos = signal.butter(2, self.s.posture_lowpass_hz, fs=self.rate, output="sos")
         self.zi = None
         self.context = ContextFeatures(self.rate, self.s)
-        self.jolts = JoltDetector(self.rate, self.n_imu, self.s, self.calib.get("gyro_offset_rads"))
+        self.jolts = JoltDetector(self.rate, self.n_imu, self.s, self.calib.gyro_offset_rad_s)
         self.traces = traces.StreamTraces(self.rate, ("trunk", "head")[: self.n_imu], self.s.jolt_max_s,
-                                          self.calib.get("gyro_offset_rads"))
+                                          self.calib.gyro_offset_rad_s)
         self.runs_seen = 0
 
     def feed(self, b) -> None:
@@ -180,30 +180,30 @@ class _Stream:
             lateral, axial, joint_flex = self._neck_joint_angles(tilt)
             for e in posture.episodes("neck_flexion", t, neck, valid & ~walking, s.neck_flexion_deg, s):
                 sl = (t >= e.start_s) & (t < e.end_s)
-                e.mean_trunk_deg = float(trunk[sl].mean())
-                e.mean_lateral_deg = float(lateral[sl].mean())
+                e.mean_trunk_inclination_deg = float(trunk[sl].mean())
+                e.mean_neck_lateral_deg = float(lateral[sl].mean())
                 e.pattern = posture.pattern(e, s)
-                e.iso11226 = posture.iso11226_head(float(head[sl].mean()), e.mean_deg, e.duration_s, s)
+                e.iso11226_verdict = posture.iso11226_head(float(head[sl].mean()), e.mean_deg, e.duration_s, s)
                 episodes.append(e)
             episodes += self._bed_episodes(t, lying, act, joint_flex, lateral)
         for e in posture.episodes("trunk_inclination", t, trunk, valid & ~walking, s.trunk_inclination_deg, s):
-            e.mean_trunk_deg = e.mean_deg
+            e.mean_trunk_inclination_deg = e.mean_deg
             e.pattern = posture.pattern(e, s)
-            e.iso11226 = posture.iso11226_trunk(e.mean_deg, e.duration_s, s)
+            e.iso11226_verdict = posture.iso11226_trunk(e.mean_deg, e.duration_s, s)
             episodes.append(e)
         episodes.sort(key=lambda e: e.start_s)
         dt = 1.0 / SERIES_HZ
         upright_ok = valid & (trunk <= s.trunk_inclination_deg)
-        exposure = {"trunk_over_threshold_s": float(((trunk > s.trunk_inclination_deg) & valid).sum() * dt)}
+        exposure = Exposure(float(((trunk > s.trunk_inclination_deg) & valid).sum() * dt))
         # ISO 11226 trunk ranges: < 20° acceptable, 20–60° limited holding time, > 60° not acceptable
-        exposure["trunk_bands_s"] = {f"{lo}..{hi}": float(((trunk >= lo) & (trunk < hi) & valid).sum() * dt)
+        exposure.trunk_bands_s = {f"{lo}..{hi}": float(((trunk >= lo) & (trunk < hi) & valid).sum() * dt)
                                      for lo, hi in ((-90, 0), (0, 20), (20, 60), (60, 180))}
         rula = {}
         if neck is not None:
             upright_ok &= neck <= s.neck_flexion_deg
-            exposure["neck_over_threshold_s"] = float(((neck > s.neck_flexion_deg) & valid).sum() * dt)
+            exposure.neck_over_threshold_s = float(((neck > s.neck_flexion_deg) & valid).sum() * dt)
             bands = [(-90, 0), (0, 10), (10, 20), (20, 45), (45, 180)]
-            exposure["neck_bands_s"] = {f"{lo}..{hi}": float(((neck >= lo) & (neck < hi) & valid).sum() * dt)
+            exposure.neck_bands_s = {f"{lo}..{hi}": float(((neck >= lo) & (neck < hi) & valid).sum() * dt)
                                         for lo, hi in bands}
             score = posture.rula_neck(neck, lateral, axial, s)[valid]
             rula = {str(k): float((score == k).sum() * dt) for k in range(1, 7) if (score == k).any()}
@@ -214,8 +214,8 @@ class _Stream:
             duration_s=float(self.last_index + 1) / self.rate, samples=self.n, lost_samples=self.lost,
             malformed_packets=malformed,
             file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
-            calibration={k: v for k, v in self.calib.items() if k != "neutral_q"} | {"neutral_q": self.calib["neutral_q"]},
-            roles=roles, orientation_source="host re-fusion (VQF 6D)" if s.refuse else "firmware fusion",
+            calibration=self.calib,
+            roles=roles, orientation_source="host re-fusion (VQF 6D)" if s.fuse_on_host else "firmware fusion",
             episodes=episodes, lying_s=float(lying.sum() * dt), exposure_s=exposure,
             activity_s=activity_s, rula_neck_s=rula, time_to_first_episode_s=first, longest_upright_s=float(longest),
             gaps=self.gaps, series=_one_hz(t, trunk, neck, head, lateral, act),
@@ -252,8 +252,8 @@ class _Stream:
                                       (lying & ~side, np.abs(flex), s.bed_flexion_deg)):
             for e in posture.episodes("bed_neck", t, angle, kind_mask, thr, s, hold_s=s.bed_hold_s):
                 sl = (t >= e.start_s) & (t < e.end_s)
-                e.mean_lateral_deg = float(lateral[sl].mean())
-                e.pattern = posture.bed_pattern(float(flex[sl].mean()), e.mean_lateral_deg, bool(side[sl].mean() > 0.5))
+                e.mean_neck_lateral_deg = float(lateral[sl].mean())
+                e.pattern = posture.bed_pattern(float(flex[sl].mean()), e.mean_neck_lateral_deg, bool(side[sl].mean() > 0.5))
                 out.append(e)
         return out
 
@@ -267,7 +267,7 @@ def _one_hz(t, trunk, neck, head, lateral, act) -> dict:
     def mean(x):
         return np.round(np.bincount(inv, weights=x) / cnt, 2).tolist()
 
-    out = {"t_s": uniq.astype(float).tolist(), "trunk_inclination_deg": mean(trunk),
+    out = {"time_s": uniq.astype(float).tolist(), "trunk_inclination_deg": mean(trunk),
            "activity": [ACTIVITY_NAMES[a] if a >= 0 else "none" for a in act[np.searchsorted(t, uniq)]],
            "lying": (np.bincount(inv, weights=act >= 3) / cnt > 0.5).tolist()}
     if neck is not None:

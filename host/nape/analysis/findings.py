@@ -15,9 +15,9 @@ class PostureEpisode:
     mean_deg: float
     peak_deg: float
     pattern: str = ""  # "keyboard", "phone / looking down", "pillow too low", ...
-    iso11226: str = ""  # "acceptable", "not acceptable: held 6 min > 2.9 min allowed at 35°", ...
-    mean_trunk_deg: float = 0.0
-    mean_lateral_deg: float = 0.0
+    iso11226_verdict: str = ""  # "acceptable", "not acceptable: held 6 min > 2.9 min allowed at 35°", ...
+    mean_trunk_inclination_deg: float = 0.0
+    mean_neck_lateral_deg: float = 0.0
 
     @property
     def duration_s(self) -> float:
@@ -28,7 +28,7 @@ class PostureEpisode:
 class Jolt:
     """A jarring movement, graded; accelerations in g, angular velocities in °/s."""
 
-    t_s: float  # time of the peak
+    peak_t_s: float  # time of the peak
     start_s: float
     end_s: float
     cause: str  # braking, acceleration, bump, lateral, rear_impact_like, knock
@@ -36,14 +36,53 @@ class Jolt:
     peak_trunk_g: float  # peak linear acceleration of the upper back
     peak_head_g: float  # peak linear acceleration of the head (nan without head IMU)
     peak_head_dps: float  # peak head angular velocity
-    vehicle_g: float = float("nan")  # sustained (≤ 2 Hz) horizontal acceleration of the trunk
-    vertical_g: float = float("nan")  # peak vertical acceleration of the trunk
-    head_rel_g: float = float("nan")  # peak head-minus-trunk acceleration
-    neck_dps: float = float("nan")  # peak head-relative-to-trunk angular velocity
+    peak_vehicle_g: float = float("nan")  # sustained (≤ 2 Hz) horizontal acceleration of the trunk
+    peak_vertical_g: float = float("nan")  # peak vertical acceleration of the trunk
+    peak_head_rel_g: float = float("nan")  # peak head-minus-trunk acceleration
+    peak_neck_dps: float = float("nan")  # peak head-relative-to-trunk angular velocity
     nic_m2s2: float = float("nan")  # Neck Injury Criterion (Boström et al. 1996)
     bric: float = float("nan")  # Brain Injury Criterion (Takhounts et al. 2013)
     source: str = "stream"  # "stream" or "event window" (high-rate raw data)
     trace: dict | None = None  # acceleration (g) / angular velocity (°/s) around the peak: analysis.traces
+
+
+def _without_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+@dataclass
+class Calibration:
+    """The neutral (upright) posture the angles are measured from, and how it was found
+    (:mod:`nape.analysis.calibration`; protocol/report.schema.json ``calibration``)."""
+
+    method: str  # "captured", "automatic", "guess", "none"
+    detail: str  # how, in plain words
+    neutral_quat_wxyz: list[list[float]]  # per IMU in the order of the roles, sensor-to-world
+    start_s: float | None = None  # start of the stretch taken as neutral (automatic and guess)
+    gyro_offset_rad_s: list[list[float]] | None = None  # zero-rate offset per IMU, rad/s [x, y, z]
+    fusion: str | None = None  # "vqf" (host re-fusion) or "firmware"
+    guess_error_deg: float | None = None  # guess only: how far off the neutral may be (sensor tilt in it), deg
+
+    def to_dict(self) -> dict:
+        """The JSON form: fields that do not apply (None) left out."""
+        d = _without_none(asdict(self))
+        d["neutral_quat_wxyz"] = d.pop("neutral_quat_wxyz")  # last, as reports have always had it
+        return d
+
+
+@dataclass
+class Exposure:
+    """Time in posture ranges while not lying, seconds; band keys 'LO..HI' in degrees
+    (LO ≤ angle < HI). Neck figures need the head IMU (None without)."""
+
+    trunk_over_threshold_s: float = 0.0
+    trunk_bands_s: dict[str, float] = field(default_factory=dict)
+    neck_over_threshold_s: float | None = None
+    neck_bands_s: dict[str, float] | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form: neck figures left out without a head IMU."""
+        return _without_none(asdict(self))
 
 
 @dataclass
@@ -58,45 +97,39 @@ class Findings:
     lost_samples: int
     malformed_packets: int
     file_issues: list[dict]
-    calibration: dict
+    calibration: Calibration
     roles: list[str]
     orientation_source: str = ""
     episodes: list[PostureEpisode] = field(default_factory=list)
     jolts: list[Jolt] = field(default_factory=list)
     head_turns: int = 0
     lying_s: float = 0.0
-    exposure_s: dict = field(default_factory=dict)
+    exposure_s: Exposure = field(default_factory=Exposure)
     activity_s: dict = field(default_factory=dict)
     rula_neck_s: dict = field(default_factory=dict)
     time_to_first_episode_s: float | None = None
     longest_upright_s: float = 0.0
     gaps: list[dict] = field(default_factory=list)
-    series: dict = field(default_factory=dict)  # 1 Hz: t_s, neck_flexion_deg, trunk_inclination_deg, ...
+    series: dict = field(default_factory=dict)  # 1 Hz: time_s, neck_flexion_deg, trunk_inclination_deg, ...
 
     def as_dict(self) -> dict:
         d = asdict(self)
         for e, ep in zip(d["episodes"], self.episodes):
             e["duration_s"] = ep.duration_s
+        d["calibration"] = self.calibration.to_dict()
+        d["exposure_s"] = self.exposure_s.to_dict()
         return d
 
 
-# Stable names of the JSON report and the export tables (protocol/report.schema.json):
-# units in every name, peaks named as peaks. Python attribute → JSON field; unlisted keep their name.
-JOLT_FIELDS = {"t_s": "peak_t_s", "vehicle_g": "peak_vehicle_g", "vertical_g": "peak_vertical_g",
-               "head_rel_g": "peak_head_rel_g", "neck_dps": "peak_neck_dps"}
-EPISODE_FIELDS = {"iso11226": "iso11226_verdict", "mean_trunk_deg": "mean_trunk_inclination_deg",
-                  "mean_lateral_deg": "mean_neck_lateral_deg"}
-SERIES_FIELDS = {"t_s": "time_s"}
-CALIBRATION_FIELDS = {"neutral_q": "neutral_quat_wxyz", "gyro_offset_rads": "gyro_offset_rad_s"}
+# Field names are the JSON report's and the export tables' (protocol/report.schema.json):
+# units in every name, peaks named as peaks.
 
 
 def jolt_record(j: Jolt) -> dict:
-    """One jolt under its JSON / table names, without the trace."""
-    return {JOLT_FIELDS.get(k, k): v for k, v in asdict(j).items() if k != "trace"}
+    """One jolt as the JSON report and the tables have it, without the trace."""
+    return {k: v for k, v in asdict(j).items() if k != "trace"}
 
 
 def episode_record(e: PostureEpisode) -> dict:
-    """One episode under its JSON / table names, with ``duration_s``."""
-    d = {EPISODE_FIELDS.get(k, k): v for k, v in asdict(e).items()}
-    d["duration_s"] = e.duration_s
-    return d
+    """One episode as the JSON report and the tables have it, with ``duration_s``."""
+    return asdict(e) | {"duration_s": e.duration_s}

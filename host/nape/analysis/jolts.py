@@ -567,7 +567,7 @@ class JoltDetector:
             else:
                 groups.append((cause, [r]))
         jolts = [self._classify(cause, g, windows) for cause, g in groups]
-        return sorted(jolts, key=lambda j: j.t_s), own
+        return sorted(jolts, key=lambda j: j.peak_t_s), own
 
     def _floor_around(self, t_s: float) -> float:
         """Vibration floor (g) around a time: the larger of the median per-second RMS of the
@@ -617,10 +617,10 @@ class JoltDetector:
             t_peak = max(g, key=lambda r: r["shock_g"])["shock_t_s"]
         grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
         return Jolt(
-            t_s=t_peak, start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
+            peak_t_s=t_peak, start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
             peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(get("head_dps")),
-            vehicle_g=vehicle, vertical_g=float(best["vertical_g"]), head_rel_g=float(get("head_rel_g")),
-            neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
+            peak_vehicle_g=vehicle, peak_vertical_g=float(best["vertical_g"]), peak_head_rel_g=float(get("head_rel_g")),
+            peak_neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
         )
 
 

@@ -4,7 +4,7 @@
   the host re-fuses them with the ``vqf`` package's real-time 6D filter (Laidig & Seel 2023),
   block by block with its state carried, for reference-quality orientation (VQF's
   rest-based gyro-bias estimation off, see :class:`Refuser`). Firmware quaternions are used
-  when ``AnalysisSettings.refuse`` is 0.
+  when ``AnalysisSettings.fuse_on_host`` is 0.
 - Alignment: a neutral (upright) orientation gives each sensor's "up" in its own frame; the
   segment frame (x forward, y left, z up) is built with z on that up vector and x on the
   sensor's x axis made horizontal (the enclosure's arrow; hardware/MOUNTING.md). This removes
@@ -127,3 +127,12 @@ def joint_angles(q_rel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     lat = np.degrees(np.arcsin(np.clip(-r12, -1, 1)))
     axial = np.degrees(np.arctan2(r10, r11))
     return flex, lat, axial
+
+
+def neck_angle_deg(packet) -> float | None:
+    """Neck flexion of a packet's newest sample, degrees (head pitch − trunk pitch, forward +;
+    uncalibrated: the mounting offset is not removed), or None without a head IMU (or packet)."""
+    if packet is None or packet.quat.shape[1] < 2:
+        return None
+    pitch, _roll, _tilt = inclination(packet.quat[-1])
+    return float(pitch[1] - pitch[0])

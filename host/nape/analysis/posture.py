@@ -98,9 +98,9 @@ def pattern(ep: PostureEpisode, s: AnalysisSettings) -> str:
     # head-vs-trunk geometry: on a phone the neck bends deep (33–45°) over a back that is
     # upright or leans a little (seated: 15–20°); at a keyboard the back leans further or
     # the neck bends less, the eyes on a screen ahead
-    if ep.mean_deg >= s.phone_neck_deg and ep.mean_trunk_deg < s.phone_trunk_max_deg:
+    if ep.mean_deg >= s.phone_neck_deg and ep.mean_trunk_inclination_deg < s.phone_trunk_max_deg:
         return "phone / looking down (deep neck flexion, back upright or slightly forward)"
-    if ep.mean_trunk_deg >= s.keyboard_trunk_deg:
+    if ep.mean_trunk_inclination_deg >= s.keyboard_trunk_deg:
         return "keyboard (neck and upper back forward)"
     if ep.mean_deg >= s.phone_neck_deg:
         return "phone / looking down (deep neck flexion, upright back)"

@@ -1,4 +1,4 @@
-"""Neck range of motion (ROM): the guided test's protocol, its analysis and its report.
+"""Neck range of motion (ROM): the guided test's protocol and its analysis (pages: nape.report.rom).
 
 The guided test (``nape rom``) asks the wearer (head and trunk IMU) to sit upright and
 still, then to move the head, one direction at a time, as far as is comfortable and hold
@@ -37,8 +37,6 @@ Steps:
 
 from __future__ import annotations
 
-import html
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -53,6 +51,7 @@ from ..errors import NapeError
 from ..recording import open_recording
 from ..settings import ROM_SOURCES, AnalysisSettings
 from . import calibration
+from .findings import Calibration
 from .orientation import joint_angles, segment_alignment, yaw, z_rotation
 from .stream import BlockReader
 
@@ -187,7 +186,7 @@ class RomResult:
     duration_s: float
     samples: int
     lost_samples: int
-    calibration: dict
+    calibration: Calibration
     orientation_source: str
     functional_axis_deg: float | None  # yaw correction of the joint frame, deg (None: not applied)
     hold_window_s: float
@@ -234,7 +233,7 @@ class RomResult:
             "duration_s": round(self.duration_s, 3),
             "samples": self.samples,
             "lost_samples": self.lost_samples,
-            "calibration": {"method": self.calibration.get("method"), "detail": self.calibration.get("detail")},
+            "calibration": {"method": self.calibration.method, "detail": self.calibration.detail},
             "orientation_source": self.orientation_source,
             "functional_axis_deg": None if self.functional_axis_deg is None else round(self.functional_axis_deg, 2),
             "hold_window_s": self.hold_window_s,
@@ -391,7 +390,7 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
     mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
-    align = [segment_alignment(np.asarray(q, float)) for q in calib["neutral_q"]]
+    align = [segment_alignment(np.asarray(q, float)) for q in calib.neutral_quat_wxyz]
     expected = int(float(meta.get("sample_rate_hz") or 0) * float(meta["rom_protocol"].get("total_s", 0) or 0))
 
     reader = BlockReader(rec, mask)
@@ -405,7 +404,7 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
         if rate is None:
             rate = 1.0 / b.period_s
             step = max(1, int(round(rate / SERIES_HZ)))
-            refuser = _RomRefuser(n_imu, b.period_s, calib.get("gyro_offset_rads")) if s.refuse else None
+            refuser = _RomRefuser(n_imu, b.period_s, calib.gyro_offset_rad_s) if s.fuse_on_host else None
         gaps = np.diff(np.concatenate([[last], b.index])) - 1
         lost += int(gaps[gaps > 0].sum())
         last = int(b.index[-1])
@@ -478,138 +477,9 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
               "rotation_deg": np.round(axial[::plot_step], 1).tolist()}
     return RomResult(
         path=str(path), metadata=dict(meta), duration_s=float(last + 1) / rate, samples=n, lost_samples=lost,
-        calibration={k: v for k, v in calib.items() if k in ("method", "detail", "start_s")},
-        orientation_source="host re-fusion (VQF 6D)" if s.refuse else "firmware fusion",
+        calibration=calib,
+        orientation_source="host re-fusion (VQF 6D)" if s.fuse_on_host else "firmware fusion",
         functional_axis_deg=None if c is None else math.degrees(c), hold_window_s=s.rom_hold_s,
         directions=directions, asymmetry=_asymmetry(m, s.rom_asymmetry_deg), series=series,
         schedule=meta["rom_protocol"], settings={k: v for k, v in s.as_dict().items() if k.startswith("rom_")},
     )
-
-
-# ---------------------------------------------------------------- reports
-
-
-def _bars(r: RomResult):
-    import plotly.graph_objects as go
-
-    names = [LABELS[d.direction] for d in r.directions]
-    vals = [d.max_deg or 0.0 for d in r.directions]
-    colour = {"below": "#e07b00", "typical": "#2e7d32", "above": "#1565c0", "not_measured": "#999"}
-    fig = go.Figure()
-    fig.add_trace(go.Bar(y=names, x=[d.typical_high_deg - d.typical_low_deg for d in r.directions],
-                         base=[d.typical_low_deg for d in r.directions], orientation="h", name="typical range",
-                         marker_color="rgba(46,125,50,0.18)", hoverinfo="skip"))
-    fig.add_trace(go.Scatter(y=names, x=vals, mode="markers+text", name="your end range (°)",
-                             text=[f"{v:.0f}°" if d.max_deg is not None else "not measured"
-                                   for v, d in zip(vals, r.directions)], textposition="middle right",
-                             marker={"size": 14, "color": [colour[d.verdict] for d in r.directions]}))
-    fig.update_layout(title="End range per direction (shaded: typical for healthy adults)", xaxis_title="degrees",
-                      height=380, margin={"l": 200, "r": 20, "t": 60, "b": 40}, barmode="overlay",
-                      legend={"orientation": "h", "y": -0.2}, xaxis={"range": [0, 100]})
-    fig.update_yaxes(autorange="reversed")
-    return fig
-
-
-def _trace(r: RomResult):
-    import plotly.graph_objects as go
-
-    s = r.series
-    fig = go.Figure()
-    for key, name, colour in (("flexion_deg", "flexion (+) / extension (−)", "#1565c0"),
-                              ("lateral_deg", "side-bending right (+) / left (−)", "#2e7d32"),
-                              ("rotation_deg", "rotation left (+) / right (−)", "#c62828")):
-        fig.add_trace(go.Scatter(x=s["time_s"], y=s[key], name=name, line={"color": colour}))
-    for d in r.schedule.get("directions", []):
-        fig.add_vrect(x0=d["hold_start_s"], x1=d["hold_end_s"], fillcolor="#ddd", opacity=0.5, line_width=0,
-                      annotation_text=d["direction"].replace("_", " "), annotation_position="top left")
-    fig.update_layout(title="Neck angles during the test (grey: hold phases)", xaxis_title="time (s)",
-                      yaxis_title="angle (°)", height=380, margin={"l": 50, "r": 20, "t": 60, "b": 40},
-                      legend={"orientation": "h", "y": -0.25})
-    return fig
-
-
-def render_rom_html(r: RomResult, inline_js: bool = True) -> str:
-    """The ROM result as one self-contained HTML page (plotly.js inlined, no network)."""
-    from plotly.offline import get_plotlyjs
-
-    plots = "".join(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"rom{i}",
-                                config={"responsive": True}) for i, fig in enumerate((_bars(r), _trace(r))))
-    rows = "".join(
-        f"<tr class='{d.verdict}'><td>{html.escape(d.label)}</td>"
-        f"<td>{'–' if d.max_deg is None else f'{d.max_deg:.0f}°'}</td>"
-        f"<td>{d.typical_low_deg:.0f}–{d.typical_high_deg:.0f}°</td><td>{d.verdict.replace('_', ' ')}</td></tr>"
-        for d in r.directions)
-    heads = "".join(f"<li>{html.escape(h)}</li>" for h in r.headlines())
-    tot = r.totals_deg()
-    totals = ", ".join(f"{k.replace('_deg', '')} {v:.0f}°" for k, v in tot.items() if v is not None)
-    fa = ("not applied" if r.functional_axis_deg is None
-          else f"joint frame turned {r.functional_axis_deg:+.1f}° about the vertical onto the measured flexion axis")
-    script = f"<script>{get_plotlyjs()}</script>" if inline_js else ""
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Nape neck range of motion · {html.escape(Path(r.path).name)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 1000px; margin: auto; padding: 1em; color: #222; }}
-table {{ border-collapse: collapse; width: 100%; font-size: .95em; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: .3em; text-align: left; }}
-tr.below td:nth-child(4) {{ color: #e07b00; font-weight: bold; }}
-tr.above td:nth-child(4) {{ color: #1565c0; }}
-.meta {{ color: #666; font-size: .85em; }}
-</style>
-{script}
-</head><body>
-<h1>Neck range of motion</h1>
-<p class="meta">{html.escape(Path(r.path).name)} · {html.escape(str(r.metadata.get('created', '')))}</p>
-<ul>{heads}</ul>
-<table><thead><tr><th>direction</th><th>your end range</th><th>typical (healthy adults)</th><th>verdict</th></tr></thead>
-<tbody>{rows}</tbody></table>
-<p>Whole arcs: {html.escape(totals) or '–'}.</p>
-{plots}
-<h2>How this was measured</h2>
-<p class="meta">Head relative to upper back (two IMUs), calibrated on the still, upright start
-({html.escape(str(r.calibration.get('method')))}: {html.escape(str(r.calibration.get('detail')))}).
-Functional axis: {html.escape(fa)}. Each value is the largest angle held for at least {r.hold_window_s:g} s
-(rolling median). Orientation: {html.escape(r.orientation_source)}. Samples: {r.samples}, lost: {r.lost_samples}.</p>
-<p class="meta">Typical ranges: {html.escape(ROM_SOURCES['CROM'])}</p>
-<p class="meta">Nape is not a medical device. Move only as far as is comfortable; pain, dizziness or a sudden loss
-of movement are reasons to see a clinician.</p>
-</body></html>
-"""
-
-
-def write_rom_reports(r: RomResult, out_dir: Path, stem: str) -> dict[str, Path]:
-    """Write ``stem.html`` and ``stem.json`` into ``out_dir``; returns their paths.
-
-    Raises:
-        OSError: the folder or files cannot be written.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    paths["html"].write_text(render_rom_html(r), encoding="utf-8")
-    paths["json"].write_text(json.dumps(r.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
-    return paths
-
-
-def print_rom_summary(r: RomResult, console=None) -> None:
-    """Terminal summary: a table of the six directions with coloured verdicts, then plain words."""
-    from rich.console import Console
-    from rich.table import Table
-
-    c = console or Console()
-    t = Table(title=f"Neck range of motion · {Path(r.path).name}")
-    for col in ("direction", "end range", "typical", "verdict"):
-        t.add_column(col, justify="right" if col in ("end range", "typical") else "left")
-    style = {"below": "bold dark_orange", "typical": "green", "above": "cyan", "not_measured": "dim"}
-    for d in r.directions:
-        t.add_row(d.label, "–" if d.max_deg is None else f"{d.max_deg:.0f}°",
-                  f"{d.typical_low_deg:.0f}–{d.typical_high_deg:.0f}°",
-                  f"[{style[d.verdict]}]{d.verdict.replace('_', ' ')}[/]")
-    c.print(t)
-    heads = r.headlines()
-    for d, h in zip(r.directions, heads):
-        if d.verdict != "typical":
-            c.print(f"  • {h}")
-    for h in heads[len(r.directions):]:
-        c.print(f"  • {h}")

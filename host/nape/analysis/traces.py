@@ -170,7 +170,7 @@ def attach(jolts: list, windows: list[dict], stream: StreamTraces | None) -> Non
     for j in jolts:
         near = [w for w in windows if j.start_s - MATCH_MARGIN_S <= w["trigger_s"] <= j.end_s + MATCH_MARGIN_S]
         if near:
-            w = min(near, key=lambda w: abs(w["trigger_s"] - j.t_s))
+            w = min(near, key=lambda w: abs(w["trigger_s"] - j.peak_t_s))
             ok = ~np.isnan(w["acc"]).any(axis=(1, 2))
             t_abs = w["trigger_s"] + w["t_trig_s"][ok]
             grav = stream.gravity(t_abs) if stream is not None else None
@@ -178,10 +178,10 @@ def attach(jolts: list, windows: list[dict], stream: StreamTraces | None) -> Non
                 grav = w["pre_grav"]
             off = stream.gyro_offset if stream is not None and stream.gyro_offset.shape[0] == w["acc"].shape[1] else 0.0
             a, g = _mags(w["acc"][ok] - grav, w["gyr"][ok] - off)
-            tr = _trace("event window", w["rate_hz"], t_abs - j.t_s, a, g, w["roles"])
+            tr = _trace("event window", w["rate_hz"], t_abs - j.peak_t_s, a, g, w["roles"])
             tr["complete"] = bool(w["complete"])
             j.trace = tr
         elif stream is not None:
-            j.trace = stream.near(j.t_s)
+            j.trace = stream.near(j.peak_t_s)
             if j.trace is not None:
                 j.trace = dict(j.trace, complete=True)

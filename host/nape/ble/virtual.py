@@ -24,7 +24,6 @@ tests and the CLI.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -44,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # How the parent starts the virtual-device process (not ``-m``: importing nape.ble first
 # would make runpy warn that the module is already loaded).
-_CHILD_MAIN = "import sys; from nape.ble.virtual import main; sys.exit(main(sys.argv[1:]))"
+_CHILD_MAIN = "import sys; from nape.cli.virtual_device import main; sys.exit(main(sys.argv[1:]))"
 
 
 def default_radio_path() -> Path:
@@ -56,7 +55,7 @@ def default_radio_path() -> Path:
 # ---------------------------------------------------------------------------------------
 # the virtual-device process
 # ---------------------------------------------------------------------------------------
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args) -> int:
     from .peripheral import FirmwareBridge
     from .radio import VirtualRadio
 
@@ -194,23 +193,9 @@ async def _serve(args: argparse.Namespace) -> int:
     return 1 if rc else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nape.ble.virtual", description=__doc__.split("\n")[0])
-    p.add_argument("--radio", required=True, help="AF_UNIX path to serve the virtual radio (HCI) on")
-    p.add_argument("--tcp", type=int, default=None, help="also serve HCI on this TCP port (0: any)")
-    p.add_argument("--nsim", required=True, help="raw samples (simhost format)")
-    p.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
-    p.add_argument("--ram-slots", type=int, default=4096)
-    p.add_argument("--flash-slots", type=int, default=16384)
-    p.add_argument("--name", default="Nape")
-    p.add_argument("--keystore", default=None,
-                   help="keep the peripheral's bonds in this bumble JSON key store instead of the firmware")
-    p.add_argument("--secure", action="store_true", help="firmware requires an encrypted, bonded link")
-    p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
-    p.add_argument("--heap", default="16m")
-    args = p.parse_args(argv)
+def serve(args) -> int:
+    """Run the virtual-device process until its stdin closes (``args``: the options of
+    :mod:`nape.cli.virtual_device`, which parses them)."""
     logging.basicConfig(level=os.environ.get("NAPE_LOG", "WARNING"), stream=sys.stderr)
     return asyncio.run(_serve(args))
 
@@ -487,5 +472,7 @@ async def serve_virtual_device(sim=None, *, radio_path: str | os.PathLike[str] |
         await vd.stop()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # the options are parsed under nape.cli (argparse lives there)
+    from nape.cli.virtual_device import main
+
     sys.exit(main())

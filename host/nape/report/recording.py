@@ -1,33 +1,31 @@
-"""The report: one self-contained HTML page with plots, a JSON summary, a terminal summary.
+"""The recording report: one self-contained HTML page with plots, and the JSON summary.
 
-The HTML inlines plotly.js (no network requests; it opens from disk, zooms, works
-offline) and is laid out for a phone as well as a desktop screen. Plain words first: what
+The page uses the shared shell (:mod:`nape.report.page`: plotly.js inlined, no network
+requests, laid out for a phone as well as a desktop screen); the terminal summary is the
+CLI's (:mod:`nape.cli.summaries`). Plain words first: what
 was found, when (clock time) and what it means. The JSON (``protocol/report.schema.json``)
 carries the numbers behind every sentence and plot, units in the field names.
 """
 
 from __future__ import annotations
 
-import html
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
-from rich.console import Console
-from rich.table import Table
 
-from .analysis import Findings
-from .analysis.findings import CALIBRATION_FIELDS, SERIES_FIELDS, Jolt, PostureEpisode, episode_record, jolt_record
-from .analysis.posture import runs
-from .settings import AnalysisSettings
+from ..analysis import Findings
+from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_record
+from ..analysis.posture import runs
+from ..settings import AnalysisSettings
+from .page import esc, page, plot, table
+from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
 
-REPORT_VERSION = 2
+REPORT_VERSION = 3  # 3: the setting 'refuse' renamed 'fuse_on_host'
 MAX_JOLT_PANELS = 12  # per-jolt panels (most severe first); the table lists every jolt
-GRADE_COLOUR = {"mild": "#a68a00", "moderate": "#d35400", "severe": "#c62828"}
 GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
 ROLE_COLOUR = {"trunk": "#2e7d32", "head": "#1565c0"}
 ROLE_WORDS = {"trunk": "upper back", "head": "head"}
@@ -76,24 +74,6 @@ BAND_COLOURS = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
 # ---------------------------------------------------------------- words and times
 
 
-def fmt_duration(seconds: float) -> str:
-    """'2 h 10 min', '34 min', '3 min 20 s', '45 s' (seconds in, text out)."""
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min" if m >= 10 or not s else f"{m} min {s} s"
-    return f"{s} s"
-
-
-def fmt_clock(seconds: float) -> str:
-    """Elapsed time 'H:MM:SS' (seconds in)."""
-    seconds = int(seconds)
-    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
 def start_time(f: Findings) -> datetime | None:
     """Start of the recording in the local time zone of this computer, from the header's
     ``created`` (ISO 8601 UTC); None when missing or unreadable."""
@@ -116,12 +96,6 @@ def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
     return (start + timedelta(seconds=float(t_s))).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
-def _plural(n: int, word: str) -> str:
-    if n == 1:
-        return f"{n} {word}"
-    return f"{n} {word}{'es' if word.endswith(('ch', 'sh', 's', 'x')) else 's'}"
-
-
 def _jolt_order(j: Jolt):
     size = j.peak_trunk_g if np.isfinite(j.peak_trunk_g) else 0.0
     return (GRADE_RANK[j.grade], size)
@@ -133,7 +107,7 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
     words = GRADE_WORDS["vehicle" if vehicle else "shock"][j.grade]
     if vehicle:
         how = {"braking": "slowed down", "acceleration": "sped up", "lateral": "turned"}[j.cause]
-        size = f"The vehicle {how} at {j.vehicle_g:.2f} g ({words})." if np.isfinite(j.vehicle_g) else ""
+        size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g ({words})." if np.isfinite(j.peak_vehicle_g) else ""
     else:
         size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock ({words})."
     out = f"{MEANING.get(j.cause, '')} {size}".strip()
@@ -155,26 +129,26 @@ def headlines(f: Findings) -> list[str]:
         worst = max(f.jolts, key=_jolt_order)
         if by["severe"] or by["moderate"]:
             parts = " and ".join(f"{n} {g}" for g, n in by.items() if n and g != "mild")
-            out.append(f"{_plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
-                       f"at {clock(f, worst.t_s, seconds=False)} ({worst.grade}).")
+            out.append(f"{plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
+                       f"at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
         else:
-            out.append(f"{_plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
-                       f"at {clock(f, worst.t_s, seconds=False)}.")
+            out.append(f"{plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
+                       f"at {clock(f, worst.peak_t_s, seconds=False)}.")
     else:
         out.append("No jolts.")
     for kind, label, key in (
         ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
         ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
     ):
-        if key not in f.exposure_s:
+        total = getattr(f.exposure_s, key)
+        if total is None:  # no head IMU
             continue
         eps = [e for e in f.episodes if e.kind == kind]
         thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
-        total = f.exposure_s[key]
         if eps:
             longest = max(eps, key=lambda e: e.duration_s)
             out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
-                       f"(from {clock(f, longest.start_s, seconds=False)}; {_plural(len(eps), 'long stretch')}).")
+                       f"(from {clock(f, longest.start_s, seconds=False)}; {plural(len(eps), 'long stretch')}).")
         elif total > 0:
             out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
@@ -191,9 +165,8 @@ def headlines(f: Findings) -> list[str]:
 
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
-    method = f.calibration.get("method", "unknown")
-    notes = [f"Calibration ({method}): {f.calibration.get('detail', '')}."]
-    if method in ("guess", "none"):
+    notes = [f"Calibration ({f.calibration.method}): {f.calibration.detail}."]
+    if f.calibration.method in ("guess", "none"):
         notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
                      "may be offset by a few degrees. Press calibrate while sitting upright next time.")
     if f.orientation_source:
@@ -207,7 +180,7 @@ def quality_notes(f: Findings) -> list[str]:
         notes.append("No head sensor: neck flexion, RULA and the neck-loading measure (NIC) are not measured.")
     no_window = sum(1 for j in f.jolts if (j.trace or {}).get("source") != "event window")
     if f.jolts and no_window:
-        notes.append(f"{_plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
+        notes.append(f"{plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
                      "are the 100 Hz stream, which can read short shocks a little low.")
     start = start_time(f)
     if start is None:
@@ -230,16 +203,16 @@ def gap_notes(f: Findings) -> list[str]:
         if reason in by_reason:
             by_reason[reason] += n or 0
         if reason == "device reboot":
-            lost = (f" It had not yet sent its last {_plural(n, 'sample')}: lost." if n else "")
+            lost = (f" It had not yet sent its last {plural(n, 'sample')}: lost." if n else "")
             off = (f"no data for {length}, while it was off." if g["duration_s"] >= 0.5 else
                    "it was back within a moment, so no time is missing.")
             notes.append(f"The device restarted (device reboot) at {when}: {off}{lost}")
         elif reason == "on-board buffer overflow":
-            notes.append(f"Gap in the data at {when}: {length} missing ({_plural(n or 0, 'sample')}), on-board buffer "
+            notes.append(f"Gap in the data at {when}: {length} missing ({plural(n or 0, 'sample')}), on-board buffer "
                          "overflow: the device was out of reach of this computer longer than its memory holds, "
                          "so it overwrote its oldest samples.")
         else:
-            count = f" ({_plural(n, 'sample')})" if n is not None else ""
+            count = f" ({plural(n, 'sample')})" if n is not None else ""
             notes.append(f"Gap in the data at {when}: {length} missing{count}, lost in transmission (radio).")
     total = f.samples + f.lost_samples
     radio = max(0, f.lost_samples - sum(by_reason.values()))
@@ -254,10 +227,6 @@ def gap_notes(f: Findings) -> list[str]:
 
 
 # ---------------------------------------------------------------- HTML pieces
-
-
-PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False,
-               "modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
 
 
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
@@ -284,7 +253,7 @@ def _shape_x(v):
 
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
-    x = _x_times(f, s["t_s"])
+    x = _x_times(f, s["time_s"])
     lying = np.array(s.get("lying", []), dtype=bool)
     upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
     fig = go.Figure()
@@ -309,7 +278,7 @@ def _timeline(f: Findings) -> go.Figure:
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
     for j in f.jolts:
-        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.t_s), "x1": xs(j.t_s), "y0": 0.9, "y1": 1,
+        shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
     return _layout(fig, 360, yaxis_title="angle (°, forward +)", hovermode="x unified", showlegend=True,
@@ -317,9 +286,9 @@ def _timeline(f: Findings) -> go.Figure:
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
-    js = sorted(f.jolts, key=lambda j: j.t_s)
+    js = sorted(f.jolts, key=lambda j: j.peak_t_s)
     fig = go.Figure(go.Bar(
-        x=[clock(f, j.t_s) for j in js], y=[j.peak_trunk_g for j in js],
+        x=[clock(f, j.peak_t_s) for j in js], y=[j.peak_trunk_g for j in js],
         marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="none",
         customdata=[CAUSE_WORDS[j.cause] for j in js],
         hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
@@ -355,15 +324,6 @@ def _jolt_trace_figure(j: Jolt) -> go.Figure | None:
     return _layout(fig, 340, hovermode="x unified")
 
 
-def _table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
-    """A table in its own scroll box; class "long" stacks each row as a card on a phone."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    labels = [html.escape(h, quote=True) for h in headers]
-    body = "".join("<tr>" + "".join(f'<td data-label="{lab}">{c}</td>' for lab, c in zip(labels, r)) + "</tr>"
-                   for r in rows)
-    return f'<div class="wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
 def _na(v, fmt: str, unit: str = "") -> str:
     return "–" if v is None or not np.isfinite(v) else format(v, fmt) + unit
 
@@ -372,18 +332,11 @@ def _badge(grade: str) -> str:
     return f'<span class="g" style="background:{GRADE_COLOUR[grade]}">{grade}</span>'
 
 
-def _plot(fig: go.Figure | None, div_id: str) -> str:
-    if fig is None:
-        return ""
-    div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG, default_width="100%")
-    return f'<div class="plot">{div}</div>'
-
-
 SHORT_LIST = 12  # longer tables show the most important rows and fold the full list away
 
 
 def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
-    return [[clock(f, e.start_s), fmt_duration(e.duration_s), html.escape(e.pattern or e.kind.replace("_", " ")),
+    return [[clock(f, e.start_s), fmt_duration(e.duration_s), esc(e.pattern or e.kind.replace("_", " ")),
              f"{e.mean_deg:.0f}° (peak {e.peak_deg:.0f}°)"] for e in eps]
 
 
@@ -395,24 +348,24 @@ def _episodes_html(f: Findings, bed: bool) -> str:
         return ""
     head = ["start", "held", "what", "angle"]
     if len(eps) <= SHORT_LIST:
-        out = _table(head, _episode_rows(eps, f), "long")
+        out = table(head, _episode_rows(eps, f), "long")
     else:
         top = sorted(sorted(eps, key=lambda e: e.duration_s, reverse=True)[:SHORT_LIST], key=lambda e: e.start_s)
-        out = (f'<p class="meta">The {SHORT_LIST} longest of {len(eps)}:</p>' + _table(head, _episode_rows(top, f), "long")
-               + f"<details><summary>All {len(eps)} (tap to show)</summary>{_table(head, _episode_rows(eps, f), 'long')}"
+        out = (f'<p class="meta">The {SHORT_LIST} longest of {len(eps)}:</p>' + table(head, _episode_rows(top, f), "long")
+               + f"<details><summary>All {len(eps)} (tap to show)</summary>{table(head, _episode_rows(eps, f), 'long')}"
                "</details>")
     kinds = dict.fromkeys(e.kind for e in eps)
     words = {"neck_flexion": "Neck", "trunk_inclination": "Upper back", "bed_neck": "In bed"}
     return out + '<ul class="meaning">' + "".join(
-        f"<li><b>{words.get(k, k)}:</b> {html.escape(MEANING.get(k, ''))}</li>" for k in kinds) + "</ul>"
+        f"<li><b>{words.get(k, k)}:</b> {esc(MEANING.get(k, ''))}</li>" for k in kinds) + "</ul>"
 
 
 def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
     tr = j.trace or {}
     facts = [("upper back peak", _na(j.peak_trunk_g, ".2f", " g")), ("head peak", _na(j.peak_head_g, ".2f", " g")),
-             ("vehicle", _na(j.vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.neck_dps, ".0f", " °/s")),
+             ("vehicle", _na(j.peak_vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.peak_neck_dps, ".0f", " °/s")),
              ("NIC", _na(j.nic_m2s2, ".1f", " m²/s²"))]
-    dl = "".join(f"<div><dt>{html.escape(a)}</dt><dd>{html.escape(b)}</dd></div>" for a, b in facts)
+    dl = "".join(f"<div><dt>{esc(a)}</dt><dd>{esc(b)}</dd></div>" for a, b in facts)
     if tr.get("source") == "event window":
         src = (f"Traces: the board's high-rate event window ({tr['rate_hz']:g} Hz)"
                + ("" if tr.get("complete", True) else ", partly lost in transmission") + ".")
@@ -421,32 +374,32 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
                "peak is shown (short shocks may read a little low).")
     else:
         src = "No traces: the data around this jolt is not available."
-    fig = _plot(_jolt_trace_figure(j), f"jolt{k}")
-    return (f'<section class="jolt" id="jolt-{k}"><h3>{html.escape(clock(f, j.t_s))} · '
-            f'{html.escape(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
-            f'<p>{html.escape(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
-            f'<p class="meta">{html.escape(src)} Solid: linear acceleration (gravity removed); dotted: angular '
+    fig = plot(_jolt_trace_figure(j), f"jolt{k}")
+    return (f'<section class="jolt" id="jolt-{k}"><h3>{esc(clock(f, j.peak_t_s))} · '
+            f'{esc(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
+            f'<p>{esc(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
+            f'<p class="meta">{esc(src)} Solid: linear acceleration (gravity removed); dotted: angular '
             f"velocity. Green: upper back, blue: head.</p></section>")
 
 
 def panel_jolts(f: Findings) -> list[Jolt]:
     """The jolts that get a panel: the ``MAX_JOLT_PANELS`` most severe, in time order."""
     top = sorted(f.jolts, key=_jolt_order, reverse=True)[:MAX_JOLT_PANELS]
-    return sorted(top, key=lambda j: j.t_s)
+    return sorted(top, key=lambda j: j.peak_t_s)
 
 
 def _standards_section(f: Findings) -> str:
-    iso_rows = [[clock(f, e.start_s), html.escape(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
-                 html.escape(e.iso11226 or "–")] for e in f.episodes if e.kind != "bed_neck"]
+    iso_rows = [[clock(f, e.start_s), esc(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
+                 esc(e.iso11226_verdict or "–")] for e in f.episodes if e.kind != "bed_neck"]
     parts = ["<p>ISO 11226 judges postures held for a while: the angle and how long it was held. "
              "RULA scores the neck from 1 (fine) upwards; 3 or more calls for a change.</p>"]
-    parts.append(_table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
+    parts.append(table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
                  else "<p>ISO 11226: no posture was held long enough to judge; nothing to flag.</p>")
     if f.rula_neck_s:
         total = sum(f.rula_neck_s.values()) or 1.0
         rows = [[k, fmt_duration(v), f"{100 * v / total:.0f} %", RULA_MEANING.get(k, "")]
                 for k, v in sorted(f.rula_neck_s.items())]
-        parts.append(_table(["RULA neck score", "time", "share", "meaning"], rows))
+        parts.append(table(["RULA neck score", "time", "share", "meaning"], rows))
     else:
         parts.append("<p>RULA neck score: needs the head sensor.</p>")
     return "<h2>ISO 11226 and RULA</h2>" + "".join(parts)
@@ -456,16 +409,16 @@ def _exposure_section(f: Findings) -> str:
     out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying (tap a bar for details).</p>"]
     for key, words, title in (("neck_bands_s", NECK_BAND_WORDS, "neck flexion"),
                               ("trunk_bands_s", TRUNK_BAND_WORDS, "upper back inclination")):
-        bands = f.exposure_s.get(key)
+        bands = getattr(f.exposure_s, key)
         if not bands:
             continue
         total = sum(bands.values()) or 1.0
         out.append(f"<h3>{title.capitalize()}</h3>")
-        out.append(_plot(_band_chart(bands, words, f"{title} (°)"), f"bands-{key}"))
-        out.append(_table(["range", "what", "time", "share"],
-                          [[f"{k.replace('..', '–')}°", html.escape(words.get(k, "")), fmt_duration(v),
+        out.append(plot(_band_chart(bands, words, f"{title} (°)"), f"bands-{key}"))
+        out.append(table(["range", "what", "time", "share"],
+                          [[f"{k.replace('..', '–')}°", esc(words.get(k, "")), fmt_duration(v),
                             f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
-    if "neck_bands_s" not in f.exposure_s:
+    if f.exposure_s.neck_bands_s is None:
         out.append("<p>Neck angles need the head sensor.</p>")
     return "".join(out)
 
@@ -487,57 +440,23 @@ def _bed_section(f: Findings) -> str:
     return "<h2>In bed</h2>" + text
 
 
-CSS = """
-*, *::before, *::after { box-sizing: border-box; }
-html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; font-size: 16px; line-height: 1.45;
-       max-width: 1000px; margin: 0 auto; padding: 12px; color: #222; overflow-wrap: break-word; }
-h1 { font-size: 1.5em; margin: .2em 0; } h2 { font-size: 1.25em; margin: 1.4em 0 .4em; border-bottom: 2px solid #eee; }
-h3 { font-size: 1.05em; margin: 1em 0 .3em; }
-.wrap { overflow-x: auto; max-width: 100%; -webkit-overflow-scrolling: touch; }
-table { border-collapse: collapse; width: 100%; font-size: .92em; }
-td, th { border-bottom: 1px solid #ddd; padding: .35em .4em; text-align: left; vertical-align: top; }
-th { background: #f5f5f5; white-space: nowrap; }
-td:first-child { white-space: nowrap; }
-.g { color: #fff; padding: .05em .45em; border-radius: .3em; font-size: .85em; white-space: nowrap; }
-.summary { padding-left: 1.2em; } .summary li { font-size: 1.08em; margin: .35em 0; }
-.meta { color: #555; font-size: .88em; }
-.plot { width: 100%; max-width: 100%; overflow: hidden; }
-.plot > div { width: 100% !important; }
-.jolt { border: 1px solid #ddd; border-radius: .5em; padding: .2em .8em .6em; margin: .8em 0; }
-.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(9.5em, 1fr)); gap: .3em .8em; margin: .4em 0; }
-details summary { cursor: pointer; color: #1565c0; margin: .3em 0; }
-.meaning { padding-left: 1.2em; font-size: .95em; } .meaning li { margin: .3em 0; }
-.facts dt { color: #555; font-size: .85em; } .facts dd { margin: 0; font-weight: 600; }
-@media (max-width: 600px) {
-  body { padding: 8px; }
-  .modebar-container { display: none; }
-  table.long thead { display: none; }
-  table.long tr { display: block; border-bottom: 1px solid #ddd; padding: .5em 0; }
-  table.long td { display: block; border: 0; padding: .1em 0; white-space: normal; }
-  table.long td:empty { display: none; }
-  table.long td[data-label]:not([data-label=""])::before { content: attr(data-label) ": "; color: #555; font-size: .85em; }
-}
-"""
-
-
 def render_html(f: Findings) -> str:
     """The whole report page as one string (plotly.js inlined)."""
     panels = panel_jolts(f)
     pidx = {id(j): k for k, j in enumerate(panels)}
     jolt_rows = [
-        [clock(f, j.t_s), html.escape(CAUSE_WORDS[j.cause]), _badge(j.grade),
+        [clock(f, j.peak_t_s), esc(CAUSE_WORDS[j.cause]), _badge(j.grade),
          _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.nic_m2s2, ".1f"),
          f'<a href="#jolt-{pidx[id(j)]}">details</a>' if id(j) in pidx else ""]
         for j in f.jolts
     ]
     ep_html = _episodes_html(f, bed=False)
-    act_rows = [[html.escape(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
+    act_rows = [[esc(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
     sources = AnalysisSettings().sources
-    settings_rows = [[html.escape(k), f"{v:g}", html.escape(sources.get(k, "Nape default (see nape.settings)"))]
+    settings_rows = [[esc(k), f"{v:g}", esc(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
-    summary = "".join(f"<li>{html.escape(h)}</li>" for h in headlines(f))
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in quality_notes(f))
+    summary = "".join(f"<li>{esc(h)}</li>" for h in headlines(f))
+    notes = "".join(f"<li>{esc(n)}</li>" for n in quality_notes(f))
     meta = f.metadata
     start = start_time(f)
     when = f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else ""
@@ -545,32 +464,25 @@ def render_html(f: Findings) -> str:
     more = len(f.jolts) - len(panels)
     panel_html = "".join(_jolt_panel(f, j, k) for k, j in enumerate(panels))
     if more > 0:
-        panel_html += (f'<p class="meta">{_plural(more, "more jolt")} (milder) are in the chart and the list above, '
+        panel_html += (f'<p class="meta">{plural(more, "more jolt")} (milder) are in the chart and the list above, '
                        f"without a panel.</p>")
-    jolt_table = _table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
+    jolt_table = table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
     if len(jolt_rows) > SHORT_LIST:
         jolt_table = f"<details><summary>All {len(jolt_rows)} jolts (tap to show)</summary>{jolt_table}</details>"
     jolts_html = ('<p class="meta">Peak upper-back acceleration of each jolt; yellow: mild, orange: moderate, '
-                  'red: severe.</p>' + _plot(_jolt_chart(f), "jolts") + jolt_table
+                  'red: severe.</p>' + plot(_jolt_chart(f), "jolts") + jolt_table
         + f"<h3>Each jolt</h3>{panel_html}"
         + "<p class=\"meta\">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury "
           "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
         ) if f.jolts else none
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Nape report — {html.escape(Path(f.path).name)}</title>
-<style>{CSS}</style>
-<script>{get_plotlyjs()}</script>
-</head><body>
-<h1>Nape report</h1>
-<p class="meta">{html.escape(str(meta.get('device_name', '')))} · firmware {html.escape(str(meta.get('firmware_version', '')))}
- · {html.escape(str(meta.get('source', '')))}{html.escape(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {', '.join(f.roles)}</p>
+    body = f"""<h1>Nape report</h1>
+<p class="meta">{esc(str(meta.get('device_name', '')))} · firmware {esc(str(meta.get('firmware_version', '')))}
+ · {esc(str(meta.get('source', '')))}{esc(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {', '.join(f.roles)}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Posture over time</h2>
 <p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
 ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_flexion_deg']:g}°. Drag to zoom, double-tap to reset.</p>
-{_plot(_timeline(f), "timeline")}
+{plot(_timeline(f), "timeline")}
 <h2>Long poor-posture episodes</h2>
 {ep_html or none}
 {_exposure_section(f)}
@@ -578,14 +490,13 @@ ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_fl
 <h2>Jolts</h2>
 {jolts_html}
 {_bed_section(f)}
-<h2>What you were doing</h2>{_table(["activity", "time"], act_rows) if act_rows else none}
+<h2>What you were doing</h2>{table(["activity", "time"], act_rows) if act_rows else none}
 <h2>Calibration and data quality</h2><ul>{notes}</ul>
 <h2>Settings used</h2>
 <details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
-{_table(["setting", "value", "source"], settings_rows, "long")}</details>
-<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>
-</body></html>
-"""
+{table(["setting", "value", "source"], settings_rows, "long")}</details>
+<p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
+    return page(f"Nape report — {Path(f.path).name}", body)
 
 
 # ---------------------------------------------------------------- JSON
@@ -599,7 +510,7 @@ def to_json(f: Findings) -> dict:
     d["jolts"] = []
     for j in f.jolts:
         r = jolt_record(j)
-        r["peak_local_time"] = clock(f, j.t_s) if start else None
+        r["peak_local_time"] = clock(f, j.peak_t_s) if start else None
         r["meaning"] = jolt_sentence(j, f.settings)
         r["trace"] = j.trace if id(j) in panels else None
         d["jolts"].append(r)
@@ -611,8 +522,6 @@ def to_json(f: Findings) -> dict:
         d["episodes"].append(r)
     d["gaps"] = [{"reason": "lost in transmission", "missing_samples": None, "boot_number": 1} | g
                  | {"start_local_time": clock(f, g["start_s"]) if start else None} for g in d["gaps"]]
-    d["series"] = {SERIES_FIELDS.get(k, k): v for k, v in f.series.items()}
-    d["calibration"] = {CALIBRATION_FIELDS.get(k, k): v for k, v in f.calibration.items()}
     d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]
     d["start_local"] = start.isoformat(timespec="seconds") if start else None
     d["jolt_panels"] = len(panels)
@@ -651,27 +560,3 @@ def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o))
-
-
-def print_summary(f: Findings, console: Console | None = None) -> None:
-    """Terminal summary: headlines and a table of findings with coloured grades."""
-    c = console or Console()
-    start = start_time(f)
-    c.print(f"[bold]Nape[/bold] · {Path(f.path).name}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
-            + f" · {fmt_duration(f.duration_s)} · IMUs {', '.join(f.roles)}")
-    for h in headlines(f):
-        c.print(f"  • {h}")
-    if f.jolts or f.episodes:
-        t = Table(title="Findings")
-        for col in ("time", "finding", "grade / held", "peak"):
-            t.add_column(col)
-        style = {"mild": "yellow", "moderate": "dark_orange", "severe": "bold red"}
-        rows = [(e.start_s, clock(f, e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
-                 f"{e.peak_deg:.0f}°") for e in f.episodes]
-        rows += [(j.t_s, clock(f, j.t_s), f"jolt: {CAUSE_WORDS[j.cause]}", f"[{style[j.grade]}]{j.grade}[/]",
-                  f"{j.peak_trunk_g:.2f} g") for j in f.jolts]
-        for row in sorted(rows, key=lambda r: r[0]):
-            t.add_row(*row[1:])
-        c.print(t)
-    for n in quality_notes(f):
-        c.print(f"  [dim]{n}[/dim]")

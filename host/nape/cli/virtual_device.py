@@ -1,0 +1,36 @@
+"""The options of the virtual-device process (``python -m nape.cli.virtual_device``, also
+``python -m nape.ble.virtual``), which :class:`nape.ble.VirtualDevice` starts: the firmware's
+BLE service under MicroPython on a bumble virtual radio (:func:`nape.ble.virtual.serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..ble.virtual import __doc__ as VIRTUAL_DOC
+from ..ble.virtual import serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the options and serve; returns the exit status."""
+    p = argparse.ArgumentParser(prog="python -m nape.ble.virtual", description=(VIRTUAL_DOC or "").split("\n")[0])
+    p.add_argument("--radio", required=True, help="AF_UNIX path to serve the virtual radio (HCI) on")
+    p.add_argument("--tcp", type=int, default=None, help="also serve HCI on this TCP port (0: any)")
+    p.add_argument("--nsim", required=True, help="raw samples (simhost format)")
+    p.add_argument("--speed", type=float, default=1.0, help="times real time; 0 = as fast as possible")
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
+    p.add_argument("--ram-slots", type=int, default=4096)
+    p.add_argument("--flash-slots", type=int, default=16384)
+    p.add_argument("--name", default="Nape")
+    p.add_argument("--keystore", default=None,
+                   help="keep the peripheral's bonds in this bumble JSON key store instead of the firmware")
+    p.add_argument("--secure", action="store_true", help="firmware requires an encrypted, bonded link")
+    p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
+    p.add_argument("--heap", default="16m")
+    args = p.parse_args(argv)
+    return serve(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
