@@ -293,7 +293,10 @@ def _jolt_chart(f: Findings) -> go.Figure:
         customdata=[CAUSE_WORDS[j.cause] for j in js],
         hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
     ))
-    return _layout(fig, 280, yaxis_title="upper back peak (g)", xaxis={"type": "category"})
+    # one clock-time label per jolt: upright, so that jolts seconds apart (a braking, then a
+    # bump) still have readable labels on a phone
+    return _layout(fig, 280, yaxis_title="upper back peak (g)",
+                   xaxis={"type": "category", "tickangle": -90, "automargin": True})
 
 
 def _band_chart(bands: dict, words: dict, title: str) -> go.Figure:
