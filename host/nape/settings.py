@@ -193,9 +193,10 @@ class AnalysisSettings:
     rough road raises no jolts while a real shock above it still counts (Nape default)."""
     vibration_floor_s: float = 10.0
     """Seconds of past high-band RMS whose median is the vibration floor (Nape default)."""
-    vehicle_margin_s: float = 5.0
+    vehicle_margin_s: float = 30.0
     """An event counts as in a vehicle when the vehicle context holds within this many
-    seconds of it (a stop at a junction or a crash brings the car to rest; Nape default)."""
+    seconds of it: a stop at a junction or a crash brings the car to rest, and the context
+    itself needs ``vehicle_window_s`` of vibration to switch on (Nape default)."""
     body_turn_deg: float = 35.0
     """A manoeuvre during which the trunk turns more than this is the wearer's own movement
     (sitting down, reaching, lying down: 30–90°); a belted trunk pitches or rolls by up to
