@@ -79,7 +79,8 @@ CRASH_DIR = FUZZ_DIR / "crashers"
 HANG_S = 1.0
 DEFAULT_N = 1_000_000
 CPYTHON_TARGETS = ("packet", "samples_many", "reassembler", "event_window", "control", "recording", "wire_fields")
-ALL_TARGETS = CPYTHON_TARGETS + ("fw_control",)
+ALL_TARGETS = CPYTHON_TARGETS + ("fw_control", "analysis")
+ANALYSIS_N = 100_000  # whole recordings through analysis, report and export: ~20 ms each (bench/fuzz_analysis.py)
 
 _TMP = Path(os.environ.get("NAPE_FUZZ_TMP") or ("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()))
 
@@ -348,7 +349,14 @@ TARGETS = {
     "recording": (t_recording, "nape.recording reader (.nape)"),
     "wire_fields": (t_wire_fields, "structure-aware: one header field mutated"),
     "fw_control": (None, "firmware control commands (MicroPython)"),
+    "analysis": (lambda data: _analysis_target()(data), "recordings built from the input -> analysis, report, export"),
 }
+
+
+def _analysis_target():
+    from bench import fuzz_analysis
+
+    return fuzz_analysis.t_analysis
 
 
 # --------------------------------------------------------------------------- seeds
@@ -388,6 +396,10 @@ def seeds(target: str) -> list[bytes]:
         return [bytes([i, 0, 0, 0, f, 1, 0, 0, 0]) for i in range(3) for f in (0, 3, 6, 0x86, 0x87)]
     if target == "fw_control":
         return [bytes.fromhex(h) for h in FW_SEEDS]
+    if target == "analysis":
+        from bench import fuzz_analysis
+
+        return fuzz_analysis.seeds()
     raise KeyError(target)
 
 
@@ -415,7 +427,7 @@ def _seed_recording_bytes() -> list[bytes]:
 
 
 FW_SEEDS = ["01", "02", "0307000000", "0402", "051e142d00", "06" + struct.pack("<Q", 1700000000123).hex(),
-            "07", "08", "090b000000", "00", "99", "0100"]
+            "07", "08", "090b000000", "00", "99", "0100", "0a00", "0b", "0c" + "00" * 32]
 
 
 # --------------------------------------------------------------------------- random engine
@@ -462,8 +474,9 @@ def mutate(data: bytes, rng: random.Random, pool: list[bytes], max_len: int = 40
 
 
 def run_random(target: str, n: int, seed: int = 1, extra: list[bytes] | None = None,
-               save_crashes: bool = True) -> dict:
-    """Run ``n`` inputs of ``target`` in process with the built-in mutator; return figures."""
+               save_crashes: bool = True, max_s: float = 0) -> dict:
+    """Run ``n`` inputs of ``target`` in process with the built-in mutator (at most ``max_s``
+    seconds when given); return figures."""
     _load()
     fn = TARGETS[target][0]
     corpus = stored_corpus(target) + seeds(target) + list(extra or [])
@@ -480,8 +493,9 @@ def run_random(target: str, n: int, seed: int = 1, extra: list[bytes] | None = N
         hangs += dt > HANG_S
         if c:
             crashes.append(_crash(target, data, c, save_crashes))
-    while runs < n:
-        data = mutate(rng.choice(corpus), rng, corpus)
+    max_len = 400 if target == "analysis" else 4096  # a plan of a few hundred bytes describes a recording
+    while runs < n and not (max_s and time.perf_counter() - t0 > max_s):
+        data = mutate(rng.choice(corpus), rng, corpus, max_len)
         c, dt = _one(fn, data)
         runs += 1
         if dt > slowest:
@@ -493,9 +507,37 @@ def run_random(target: str, n: int, seed: int = 1, extra: list[bytes] | None = N
             crashes.append(_crash(target, data, c, save_crashes))
     elapsed = time.perf_counter() - t0
     _rec_path.unlink(missing_ok=True)
+    if target == "analysis":
+        from bench import fuzz_analysis
+
+        fuzz_analysis.cleanup()
     return {"target": target, "engine": "random", "inputs": runs, "crashes": len(crashes), "hangs": hangs,
             "coverage": None, "corpus": len(corpus), "inputs_per_s": runs / elapsed if elapsed else 0.0,
             "seconds": elapsed, "slowest_input_s": slowest, "crash_examples": crashes[:5]}
+
+
+def _random_job(job: tuple) -> dict:
+    target, n, seed, max_s = job
+    return run_random(target, n, seed, max_s=max_s)
+
+
+def run_random_jobs(target: str, n: int, seed: int, jobs: int, max_s: float = 0) -> dict:
+    """:func:`run_random` in ``jobs`` processes (seeds ``seed``, ``seed`` + 1, ...), figures summed."""
+    if jobs <= 1:
+        return run_random(target, n, seed, max_s=max_s)
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        parts = pool.map(_random_job, [(target, -(-n // jobs), seed + k, max_s) for k in range(jobs)])
+    out = dict(parts[0])
+    for k in ("inputs", "crashes", "hangs"):
+        out[k] = sum(p[k] for p in parts)
+    out["seconds"] = max(p["seconds"] for p in parts)
+    out["inputs_per_s"] = out["inputs"] / out["seconds"] if out["seconds"] else 0.0
+    out["slowest_input_s"] = max(p["slowest_input_s"] for p in parts)
+    out["crash_examples"] = [c for p in parts for c in p["crash_examples"]][:5]
+    out["jobs"] = jobs
+    return out
 
 
 def _one(fn, data: bytes, _retry: bool = True) -> tuple[str | None, float]:
@@ -663,7 +705,7 @@ svc = ble_service.NapeService(ble, st, name="Nape", fw_version="0.1.0", imu_mask
 ble._inject(1, (7, 1, b"\x00" * 6)); svc.poll()
 ble._inject(21, (7, 247)); svc.poll()
 H = svc.h_control
-LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5}
+LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5, 10: 2, 11: 1, 12: 33}
 x = SEED or 1
 def rnd(k):
     global x
@@ -730,14 +772,15 @@ for it in range(N):
         continue
     if dt > slowest:
         slowest = dt
-    eff = cmd[:32]  # the stack keeps at most the characteristic's 32-byte buffer
-    resp = [s[1][2] for s in ble._sent if s[1] is not None and s[1][1] == H and s[1][2][0] & 0x80
+    eff = cmd[:40]  # the stack keeps at most the characteristic's 40-byte buffer
+    resp = [s[1][2] for s in ble._sent if s[0] == "notify" and s[1][1] == H and s[1][2][0] & 0x80
             and not (s[1][2][0] == 0xA0 and len(s[1][2]) == 5)]
     want = 0 if (not eff or (eff[0] == 9 and len(eff) == 5)) else 1
     ok = len(resp) == want
     if ok and want:
         r = resp[0]
-        ok = r[0] == (eff[0] | 0x80) & 0xFF and r[1] <= 4 and len(r) in (2, 10)
+        ok = r[0] == (eff[0] | 0x80) & 0xFF and r[1] <= 6 and (
+            len(r) in (2, 10) or (eff[0] == 11 and r[1] == 0 and len(r) == 18))  # AUTH_CHALLENGE: nonce
         exp = 1 if eff[0] not in LEN else (2 if len(eff) != LEN[eff[0]] else None)
         if exp is not None and r[1] != exp:
             ok = False
@@ -753,7 +796,7 @@ elapsed = time.ticks_diff(time.ticks_ms(), t0)
 # afterwards the service must still work: START answers OK and the stream flows
 ble._sent.clear()
 ble._inject(3, (7, H, b"\x08")); svc.poll(); svc.pump(64)
-stream = [s for s in ble._sent if s[1] is not None and s[1][1] == svc.h_stream]
+stream = [s for s in ble._sent if s[0] == "notify" and s[1][1] == svc.h_stream]
 alive = svc.streaming and len(stream) > 0
 print("RESULT", N, crashes + bad_resp, hangs, len(paths), elapsed, slowest, int(alive), repr(examples))
 """
@@ -900,13 +943,15 @@ def _have_atheris() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=DEFAULT_N, help="inputs per target (default 10^6)")
+    ap.add_argument("--n", type=int, default=None,
+                    help=f"inputs per target (default 10^6; the analysis target {ANALYSIS_N:,})")
+    ap.add_argument("--jobs", type=int, default=1, help="processes per random-engine target (default 1)")
     ap.add_argument("--targets", default=",".join(ALL_TARGETS), help="comma-separated targets")
     ap.add_argument("--engine", choices=("auto", "atheris", "random"), default="auto")
     ap.add_argument("--resync", type=int, default=2000, help="damaged recordings for the resync figure (0: skip)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--max-seconds", type=int, default=0,
-                    help="stop each atheris target after this many seconds (0: run all --n inputs)")
+                    help="stop each target after this many seconds (0: run all --n inputs)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--corpus", help=argparse.SUPPRESS)
@@ -922,14 +967,15 @@ def main(argv: list[str] | None = None) -> int:
     for t in [x for x in args.targets.split(",") if x]:
         if t not in TARGETS:
             ap.error(f"unknown target {t!r}; choose from {', '.join(ALL_TARGETS)}")
+        n = args.n if args.n is not None else (ANALYSIS_N if t == "analysis" else DEFAULT_N)
         if t == "fw_control":
-            rows.append(run_fw_control(args.n, args.seed))
-        elif engine == "atheris":
-            rows.append(run_atheris(t, args.n, max_s=args.max_seconds, seed=args.seed))
+            rows.append(run_fw_control(n, args.seed))
+        elif engine == "atheris" and t != "analysis":  # analysis: structure-aware plans, random engine
+            rows.append(run_atheris(t, n, max_s=args.max_seconds, seed=args.seed))
         else:
-            rows.append(run_random(t, args.n, args.seed))
+            rows.append(run_random_jobs(t, n, args.seed, args.jobs, args.max_seconds))
         r = rows[-1]
-        r["complete"] = r["inputs"] >= args.n
+        r["complete"] = r["inputs"] >= n
         print(f"  {t}: {r['inputs']} inputs, {r['crashes']} crashes, {r['hangs']} hangs, "
               f"{r['inputs_per_s']:.0f}/s", file=sys.stderr, flush=True)
         if args.json:
@@ -939,7 +985,7 @@ def main(argv: list[str] | None = None) -> int:
     if resync:
         ok = ok and resync["chunks_lost_outside_span"] == 0 and resync["worst_resync_distance_chunks"] == 0 \
             and resync["files_with_phantom_chunks"] == 0
-    result = {"targets": {"inputs_per_target": args.n, "crashes": 0, "hangs": 0, "resync_distance_chunks": 0},
+    result = {"targets": {"inputs_per_target": args.n or DEFAULT_N, "analysis_inputs": args.n or ANALYSIS_N, "crashes": 0, "hangs": 0, "resync_distance_chunks": 0},
               "engine": engine, "rows": rows, "resync": resync, "ok": ok}
     if args.json:
         print(json.dumps(result))
@@ -947,7 +993,8 @@ def main(argv: list[str] | None = None) -> int:
         from rich.console import Console
         from rich.table import Table
 
-        tab = Table(title=f"decoder fuzzing ({engine} engine; target: {args.n} inputs, 0 crashes, 0 hangs)")
+        tab = Table(title=f"fuzzing ({engine} engine; target: {args.n or DEFAULT_N} inputs, analysis "
+                          f"{args.n or ANALYSIS_N}, 0 crashes, 0 hangs)")
         for col in ("target", "inputs", "crashes", "hangs", "coverage / paths", "corpus", "inputs/s", "all --n"):
             tab.add_column(col, justify="left" if col == "target" else "right")
         for r in rows:

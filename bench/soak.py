@@ -221,7 +221,7 @@ async def soak(path: Path, minutes: float = 60.0, seed: int = 0, *, ram_slots: i
             await asyncio.sleep(0.01)
         return None
 
-    async with VirtualDevice(wearer.blob(), speed=speed, ram_slots=ram_slots,
+    async with VirtualDevice(wearer.blob(), speed=speed, secure=False, ram_slots=ram_slots,  # data path only
                              flash_slots=flash_slots) as vd:
         tr = SoakTransport(bumble=vd.bumble_args,
                            on_link=lambda ev, **kw: links.append((ev, dict(kw, _t=time.monotonic()))))

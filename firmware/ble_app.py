@@ -6,9 +6,12 @@ commands, sending). The packets the pipeline closes are taken whole from its out
 into ``ble_buffer.PacketStore``; ``ble_service.NapeService`` sends them from there,
 live or as backfill, fragmented for the current MTU.
 
-On the host's virtual board ``nape/boardsim/mpy/nsim_app.py`` drives it from a sample file.
+``make_app`` builds it with the board's security settings (``config.BLE_*``): the board's
+boot (``main.py``) and the host's virtual board (``nape/boardsim/mpy/nsim_app.py``, which
+drives it from a sample file) both call it, so both run exactly the same security.
 """
 
+import os
 import struct
 import time
 
@@ -19,6 +22,52 @@ import pipeline
 import power
 import ble_buffer
 import ble_service
+import pair_button
+
+# vibration patterns ((on_ms, off_ms), ...): the pairing window opened (two short), every
+# bond forgotten (one long)
+WINDOW_PATTERN = ((120, 120), (120, 400))
+FORGET_PATTERN = ((900, 300),)
+
+
+def make_app(imu_mask, rate_hz, store=None, ble=None, name=None, secure=None,
+             secrets_path=None, owner_key_path=None, pair_window_s=None, button=True, **kw):
+    """The board's ``BleApp``: secure mode, pairing window, bond limit, bonds file, owner
+    key and pair button as ``config`` says (``config.BLE_*``, read at call time; arguments
+    left None take them). Paths name files on the board's flash (the virtual board gives
+    its own; "" keeps the bonds in RAM); ``secure`` False is the development switch
+    (``config.BLE_SECURE``); ``button`` False leaves the pair button out. Other keywords
+    go to ``BleApp``.
+
+    Raises:
+        OSError: the BLE stack cannot start.
+    """
+    if secure is None:
+        secure = config.BLE_SECURE
+    if secrets_path is None:
+        secrets_path = config.BLE_SECRETS_FILE
+    if owner_key_path is None:
+        owner_key_path = config.BLE_OWNER_KEY_FILE
+    if pair_window_s is None:
+        pair_window_s = config.BLE_PAIR_WINDOW_S
+    btn = pair_button.PairButton.on_pin() if button else None
+    return BleApp(imu_mask, rate_hz, store=store, ble=ble, name=name or config.BLE_NAME,
+                  secure=bool(secure), secrets_path=secrets_path or None,
+                  pair_window_s=pair_window_s, max_bonds=config.BLE_MAX_BONDS,
+                  owner_key=_owner_key(owner_key_path), button=btn, **kw)
+
+
+def _owner_key(path):
+    """The owner key at ``path`` or None; ``ble_owner`` is imported only when the file exists."""
+    if not path:
+        return None
+    try:
+        os.stat(path)
+    except OSError:
+        return None
+    import ble_owner
+
+    return ble_owner.load_owner_key(path)
 
 
 class BleApp:
@@ -32,6 +81,9 @@ class BleApp:
         name: advertised name.
         secure: encrypted, bonded link required (``ble_service.NapeService``).
         secrets_path: file keeping the bonding keys (None: RAM only).
+        pair_window_s, max_bonds, owner_key: pairing window after boot / a long press,
+            bond limit, owner key (``ble_service.NapeService``).
+        button: a ``pair_button.PairButton`` polled in ``tick`` (None: no button).
         power_saver: run a power policy (``power_policy``, default ``power.PowerPolicy``):
             the app applies its advertising interval and reports saver mode in the status;
             the sampling loop reads ``app.power.sample_rate_hz`` (rate changes are its job).
@@ -39,7 +91,8 @@ class BleApp:
 
     def __init__(self, imu_mask, rate_hz, store=None, ble=None, name=config.BLE_NAME,
                  adv_interval_us=config.ADV_INTERVAL_US, secure=False, secrets_path=None,
-                 power_saver=True, power_policy=None):
+                 power_saver=True, power_policy=None, pair_window_s=0,
+                 max_bonds=config.BLE_MAX_BONDS, owner_key=None, button=None):
         self.store = store if store is not None else ble_buffer.PacketStore()
         # whole packets (not fragments) into the store: the service fragments when it sends
         self.pipeline = pipeline.Pipeline(imu_mask, rate_hz, ble_service.MAX_VALUE_LEN,
@@ -56,7 +109,13 @@ class BleApp:
             fw_version=config.FW_VERSION, imu_mask=imu_mask, rate_hz=rate_hz,
             on_command=self._on_command, on_mtu=self._on_mtu,
             adv_interval_us=adv_interval_us, secure=secure,
-            secrets=ble_service.BondStore(secrets_path))
+            secrets=ble_service.BondStore(secrets_path), pair_window_s=pair_window_s,
+            max_bonds=max_bonds, owner_key=owner_key)
+        self.button = button
+        #: a ``buzzer.Buzzer`` (``main.boot`` attaches the board's) for the pairing signals
+        self.buzzer = None
+        self._signal = WINDOW_PATTERN if self.service.pairing_open() else None
+        self.signals = 0  # pairing signals played on the buzzer
         if power_saver and power_policy is None:
             power_policy = power.PowerPolicy(time.ticks_ms())
         self.power = power_policy if power_saver else None
@@ -111,6 +170,23 @@ class BleApp:
         self.pipeline.flush()
         self._collect()
 
+    def _button(self):
+        """Pair button: a long press opens the pairing window, a very long one forgets
+        every bond (and keeps the window open, to pair again)."""
+        btn = self.button
+        if btn is None:
+            return
+        act = btn.poll(time.ticks_ms())
+        if act == pair_button.OPEN_WINDOW:
+            self.service.open_pairing()
+            self._signal = WINDOW_PATTERN
+            print("ble: pair button: pairing open for %d s" % self.service.pair_window_s)
+        elif act == pair_button.FORGET_ALL:
+            self.service.forget_all()
+            self.service.open_pairing()
+            self._signal = FORGET_PATTERN
+            print("ble: pair button: every bond forgotten")
+
     def backlog(self):
         """Samples stored but not yet sent to the streaming central (0 when not streaming)."""
         svc = self.service
@@ -123,6 +199,12 @@ class BleApp:
         """BLE housekeeping and sending; returns notifications sent."""
         svc = self.service
         svc.poll()
+        if self.button is not None:
+            self._button()
+        if self._signal is not None and self.buzzer is not None:
+            self.buzzer.play(time.ticks_ms(), self._signal)
+            self._signal = None
+            self.signals += 1
         pol = self.power
         if pol is not None:
             now = time.ticks_ms()

@@ -7,6 +7,16 @@ One custom 128-bit service with four characteristics:
 - control (write, notify): commands from the central; responses and device events
 - status  (read, notify): battery, buffer, firmware version, IMUs, health counters
 
+Security (protocol/SECURITY.md): in secure mode (``config.BLE_SECURE``, the default) the
+stack encrypts the link (LE Secure Connections, bonded) and the service gives data and
+takes commands only on an *authorized* link: encrypted with a bond the board accepted,
+i.e. made inside a pairing window (``open_pairing``: after power-on and after a long
+press of the pair button), and, when the board holds an owner key, after the central
+proved it (HMAC-SHA256 challenge-response, ``CMD_AUTH_*``). Stock MicroPython has no
+call to reject a pairing request, so the board refuses one outside the window where it
+can: the bonding keys the stack asks it to store (``_IRQ_SET_SECRET``) are not stored,
+and the link is dropped before anything is sent.
+
 Uses the ``bluetooth`` module (ESP32 NimBLE semantics). The IRQ handler only records
 what happened; ``poll()``, called from the main loop, acts on it (commands, MTU,
 advertising) and ``pump()`` sends queued data, so nothing here blocks the sampling loop
@@ -60,6 +70,9 @@ CMD_SET_TIME = const(0x06)  # u64 unix_ms            wall clock at this instant
 CMD_GET_STATUS = const(0x07)  # -                    notify the status now
 CMD_BACKFILL_ALL = const(0x08)  # -                  send everything stored, then live
 CMD_ACK = const(0x09)  # u32 next_seq              host has every sample before next_seq (no response)
+CMD_FORGET = const(0x0A)  # u8 scope (0 this central, 1 every bond)  the board forgets bonds, drops the link
+CMD_AUTH_CHALLENGE = const(0x0B)  # -             response: 16-byte nonce for the owner-key proof
+CMD_AUTH_PROVE = const(0x0C)  # 32 bytes HMAC-SHA256(owner key, AUTH_LABEL + nonce)
 RESP_BIT = const(0x80)  # response: [opcode | 0x80, result, payload]
 EVT_END_OF_DATA = const(0xA0)  # device event on control: u32 next_seq (source exhausted)
 
@@ -68,10 +81,17 @@ RES_UNKNOWN = const(1)
 RES_BAD_LENGTH = const(2)
 RES_BAD_VALUE = const(3)
 RES_NOT_READY = const(4)
+RES_NOT_AUTHORIZED = const(5)  # link not bonded with this board (or the owner key not proved)
+RES_DENIED = const(6)  # wrong owner-key proof (the board then drops the link)
+
+AUTH_LABEL = b"nape-owner-v1"  # domain separation of the owner-key proof
+NONCE_LEN = const(16)
 
 _CMD_LEN = {CMD_START: 1, CMD_STOP: 1, CMD_BACKFILL: 5, CMD_CALIBRATE: 2,
             CMD_SET_POSTURE: 5, CMD_SET_TIME: 9, CMD_GET_STATUS: 1, CMD_BACKFILL_ALL: 1,
-            CMD_ACK: 5}
+            CMD_ACK: 5, CMD_FORGET: 2, CMD_AUTH_CHALLENGE: 1, CMD_AUTH_PROVE: 33}
+# allowed on a bonded link before the owner key is proved
+_PRE_AUTH = (CMD_GET_STATUS, CMD_AUTH_CHALLENGE, CMD_AUTH_PROVE)
 
 # --- status flags -----------------------------------------------------------------------
 ST_STREAMING = const(0x01)
@@ -81,13 +101,30 @@ ST_TIME_SET = const(0x08)
 ST_SAVER = const(0x10)
 ST_SOURCE_DONE = const(0x20)
 ST_ENCRYPTED = const(0x40)
-STATUS_VERSION = const(2)  # 2: u32 boot_id at offset 36
+ST_SECURE = const(0x80)  # secure mode (config.BLE_SECURE); clear: development mode, open to all
+STATUS_VERSION = const(3)  # 2: u32 boot_id at offset 36; 3: security bytes after fw_version
+# security byte of the status (version 3) and of the scan response
+SEC_WINDOW_OPEN = const(0x01)  # pairing window open now
+SEC_AUTHORIZED = const(0x02)  # this link may stream and command
+SEC_OWNER_KEY = const(0x04)  # the board holds an owner key: centrals must prove it
+SEC_PROVED = const(0x08)  # this link proved the owner key
+SEC_BONDED = const(0x10)  # this link is encrypted with a bond the board accepted
+ADV_SECURE = const(0x01)  # scan response mode byte: secure mode
+ADV_WINDOW_OPEN = const(0x02)  # scan response mode byte: pairing window open
+ADV_OWNER_KEY = const(0x04)  # scan response mode byte: owner key required
+ADV_COMPANY = const(0xFFFF)  # manufacturer data company id (no SIG-assigned id; "testing")
+
+# MicroPython's secret types (NimBLE's store object types)
+SEC_OUR = const(1)  # our keys for a peer (LTK we gave it)
+SEC_PEER = const(2)  # a peer's keys: one record per bonded central
+SEC_CCCD = const(3)  # a bonded peer's subscriptions
 
 MAX_CTRL_OUT = const(8)  # control responses waiting for a central that does not read
 PREFERRED_MTU = const(247)  # packets are sized for at most 244-byte values
 MAX_VALUE_LEN = const(244)
 FAST_ADV_US = const(20000)  # advertising interval right after boot / a disconnect
 FAST_ADV_MS = const(30000)  # ... for this long, then the normal interval
+DROP_GRACE_MS = const(300)  # the answer to FORGET / a bad proof goes on air before the link drops
 
 
 def new_boot_id():
@@ -113,6 +150,12 @@ def adv_payload(name, service_uuid):
             + bytes((len(nb) + 1, 0x09)) + nb)
 
 
+def scan_response(mode):
+    """Scan response: manufacturer data (company ``ADV_COMPANY``) ``b"N"`` + mode byte
+    (``ADV_*``), so a scanner sees the security mode before connecting."""
+    return bytes((5, 0xFF, ADV_COMPANY & 0xFF, ADV_COMPANY >> 8, 0x4E, mode))
+
+
 class NapeService:
     """The Nape peripheral: GATT service, advertising, streaming from a PacketStore.
 
@@ -129,15 +172,21 @@ class NapeService:
             application re-sizes its packets (``Pipeline.set_mtu_value_len``).
         adv_interval_us: advertising interval after the fast window.
         secure: require an encrypted link (LE Secure Connections, bonded, "Just Works")
-            for control writes and status reads; streaming starts only on such a link.
+            for control writes and status reads; data and commands only on an
+            authorized link (bonded in a pairing window; see the module doc).
         secrets: a ``BondStore`` keeping the bonding keys (default: in RAM only).
         boot_id: u32 naming this boot in the status (default: random, ``new_boot_id``).
+        pair_window_s: the pairing window opened at boot and by ``open_pairing``, s
+            (secure mode; 0: only ``open_pairing(seconds)`` opens one).
+        max_bonds: bonded centrals at most; pairing a further one is refused.
+        owner_key: bytes a central must prove (``CMD_AUTH_*``) before it gets anything;
+            None: no proof.
     """
 
     def __init__(self, ble, store, name="Nape", fw_version="0", imu_mask=1, rate_hz=100,
                  on_command=None, on_mtu=None, adv_interval_us=100000,
                  fast_adv_us=FAST_ADV_US, fast_adv_ms=FAST_ADV_MS, secure=False, secrets=None,
-                 boot_id=None):
+                 boot_id=None, pair_window_s=0, max_bonds=4, owner_key=None):
         self.ble = ble
         self.store = store
         self.name = name
@@ -152,6 +201,23 @@ class NapeService:
         self.secure = secure
         self.secrets = secrets if secrets is not None else BondStore(None)
         self.boot_id = boot_id if boot_id is not None else new_boot_id()
+        self.pair_window_s = pair_window_s
+        self.max_bonds = max_bonds
+        self.owner_key = owner_key
+        self._pair_until = None  # ticks_ms when the pairing window closes; None: closed
+        self._adv_mode = None  # mode byte last advertised
+        # per link (reset on connect / disconnect, in IRQ context)
+        self._known = False  # the stack found this central's bond, or it bonded in a window
+        self._refused = False  # it tried to pair outside the window / over the limit
+        self._proved = False  # it proved the owner key
+        self._nonce = None
+        self._link_keys = []  # (sec_type, key) of this central's bond records
+        self._drop = False  # disconnect once the queued responses are out (+ DROP_GRACE_MS)
+        self._drop_at = None  # ticks_ms when to disconnect
+        self.pair_refused = 0  # pairing attempts refused (outside the window / over the limit)
+        self.bonds_forgotten = 0
+        if secure and pair_window_s > 0:
+            self.open_pairing()
         ble.active(True)
         ble.config(gap_name=name, mtu=PREFERRED_MTU)
         if secure:
@@ -170,7 +236,7 @@ class NapeService:
         )
         ((self.h_stream, self.h_event, self.h_control, self.h_status),) = \
             ble.gatts_register_services((svc,))
-        ble.gatts_set_buffer(self.h_control, 32)
+        ble.gatts_set_buffer(self.h_control, 40)  # the longest command: AUTH_PROVE, 33 bytes
         self._adv = adv_payload(name, SERVICE_UUID)
         # link state (written by the IRQ handler, read by poll)
         self.conn = None
@@ -220,11 +286,14 @@ class NapeService:
             self.conn = data[0]
             self.mtu = 23
             self.encrypted = False
+            self._new_link()
             self._irq_events.append((event, data[0]))
         elif event == _IRQ_CENTRAL_DISCONNECT:
             if self.conn == data[0]:
                 self.conn = None
                 self.streaming = False
+                self.encrypted = False
+                self._new_link()
             self._irq_events.append((event, data[0]))
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_control:
@@ -235,15 +304,126 @@ class NapeService:
         elif event == _IRQ_ENCRYPTION_UPDATE:
             if data[0] == self.conn:
                 self.encrypted = bool(data[1])
+                self._irq_events.append((event, None))  # the status changes: rewrite it now
         elif event == _IRQ_GET_SECRET:
-            return self.secrets.get(data[0], data[1], data[2])
+            return self._get_secret(data[0], data[1], data[2])
         elif event == _IRQ_SET_SECRET:
-            return self.secrets.set(data[0], data[1], data[2])
+            return self._set_secret(data[0], data[1], data[2])
+
+    def _new_link(self):
+        self._known = False
+        self._refused = False
+        self._proved = False
+        self._nonce = None
+        self._link_keys = []
+        self._drop = False
+        self._drop_at = None
+
+    def _get_secret(self, sec_type, index, key):
+        v = self.secrets.get(sec_type, index, key)
+        if v is not None and key is not None and self.conn is not None and \
+                (sec_type == SEC_OUR or sec_type == SEC_PEER):
+            self._known = True  # the stack looks up this central's bond: a bonded reconnection
+            self._link_keys.append((sec_type, bytes(key)))
+        return v
+
+    def _set_secret(self, sec_type, key, value):
+        """The stack stores (value) or deletes (None) a record. In secure mode bond records
+        change only inside the pairing window and within ``max_bonds``; otherwise the
+        request is refused (False: not stored) and the link is dropped (``poll``)."""
+        if self.secure and (sec_type == SEC_OUR or sec_type == SEC_PEER):
+            key = bytes(key)
+            known = self.secrets.get(sec_type, 0, key) is not None
+            if not self.pairing_open() or (value is not None and not known
+                                           and self.secrets.count(SEC_PEER) >= self.max_bonds):
+                if self.conn is not None:
+                    self._refused = True
+                self.pair_refused += 1
+                return False
+            if self.conn is not None and value is not None:
+                self._known = True  # bonded inside the window
+                self._link_keys.append((sec_type, key))
+                self._irq_events.append((_IRQ_SET_SECRET, None))  # status: authorized now
+        return self.secrets.set(sec_type, key, value)
+
+    # --- security ----------------------------------------------------------------------
+    def pairing_open(self):
+        """True while the pairing window is open."""
+        until = self._pair_until
+        return until is not None and time.ticks_diff(until, time.ticks_ms()) > 0
+
+    def pairing_left_s(self):
+        """Seconds the pairing window stays open (0: closed)."""
+        until = self._pair_until
+        if until is None:
+            return 0
+        left = time.ticks_diff(until, time.ticks_ms())
+        return (left + 999) // 1000 if left > 0 else 0
+
+    def open_pairing(self, seconds=None):
+        """Open the pairing window for ``seconds`` (default ``pair_window_s``) from now."""
+        ms = 1000 * (self.pair_window_s if seconds is None else seconds)
+        self._pair_until = time.ticks_add(time.ticks_ms(), ms)
+        self._refresh_adv()
+
+    def close_pairing(self):
+        self._pair_until = None
+        self._refresh_adv()
+
+    def bonded_link(self):
+        """The link is encrypted with a bond this board accepted (always True when not secure)."""
+        if self.conn is None:
+            return False
+        return not self.secure or (self.encrypted and self._known and not self._refused)
+
+    def authorized(self):
+        """The link may stream and command: ``bonded_link`` and the owner key proved (if any)."""
+        return self.bonded_link() and (self.owner_key is None or self._proved)
+
+    def forget_link(self):
+        """Forget the bond of the connected central (its key records, ours and its, in the
+        store) and drop it. Its subscription records (type 3) stay until evicted."""
+        n = 0
+        for _t, k in self._link_keys:
+            for t in (SEC_OUR, SEC_PEER):  # NimBLE keys both by the peer's address
+                if self.secrets.get(t, 0, k) is not None:
+                    self.secrets.set(t, k, None)
+                    n += 1
+        self.bonds_forgotten += 1 if n else 0
+        self._known = False
+        self._link_keys = []
+        self._drop = True
+
+    def forget_all(self):
+        """Forget every bond (owner's very long press or CMD_FORGET 1) and drop the link."""
+        self.bonds_forgotten += self.secrets.count(SEC_PEER)
+        self.secrets.clear()
+        self._known = False
+        self._link_keys = []
+        if self.conn is not None:
+            self._drop = True
+
+    def _mode(self):
+        m = 0
+        if self.secure:
+            m |= ADV_SECURE
+        if self.pairing_open():
+            m |= ADV_WINDOW_OPEN
+        if self.owner_key is not None:
+            m |= ADV_OWNER_KEY
+        return m
+
+    def _refresh_adv(self):
+        """Advertise the current mode byte again if it changed (not while connected:
+        the stack does not advertise then)."""
+        if self._adv_mode is not None and self._mode() != self._adv_mode and self.conn is None:
+            self.advertise(fast=self._adv_fast)
 
     # --- main loop ---------------------------------------------------------------------
     def advertise(self, fast=False):
         interval = self.fast_adv_us if fast else self.adv_interval_us
-        self.ble.gap_advertise(interval, adv_data=self._adv)
+        self._adv_mode = self._mode()
+        self.ble.gap_advertise(interval, adv_data=self._adv, resp_data=scan_response(self._adv_mode))
         self._adv_started = time.ticks_ms()
         self._adv_fast = fast
 
@@ -283,6 +463,22 @@ class NapeService:
                 self._reset_link(arg)
             elif ev == _IRQ_GATTS_WRITE:
                 self._command(arg)
+        if self._drop and not self._ctrl_out:  # answered: drop the link after a grace
+            self._drop = False
+            self._drop_at = time.ticks_add(time.ticks_ms(), DROP_GRACE_MS)
+        at = self._drop_at
+        if self.conn is not None and (self._refused or (
+                at is not None and time.ticks_diff(time.ticks_ms(), at) >= 0)):
+            self._drop_at = None
+            if self._refused:
+                self._refused = False
+                self._known = False
+            try:
+                self.ble.gap_disconnect(self.conn)  # refused pairing / forgotten bond / bad proof
+            except OSError:
+                pass
+        if self._pair_until is not None and not self.pairing_open():
+            self.close_pairing()
         now = time.ticks_ms()
         if (self.conn is None and self._adv_fast and self._adv_started is not None
                 and time.ticks_diff(now, self._adv_started) > self.fast_adv_ms):
@@ -369,10 +565,27 @@ class NapeService:
         if len(cmd) != want:
             self._respond(op, RES_BAD_LENGTH)
             return
-        if self.secure and not self.encrypted:  # the stack refuses these writes already
-            self._respond(op, RES_NOT_READY)
+        if not self.bonded_link():  # (unencrypted: the stack refuses these writes already)
+            self._respond(op, RES_NOT_AUTHORIZED)
             return
-        if op == CMD_ACK:
+        if op not in _PRE_AUTH and not self.authorized():
+            self._respond(op, RES_NOT_AUTHORIZED)
+            return
+        if op == CMD_AUTH_CHALLENGE:
+            self._nonce = os.urandom(NONCE_LEN)
+            self._respond(op, RES_OK, self._nonce)
+        elif op == CMD_AUTH_PROVE:
+            self._prove(cmd[1:])
+        elif op == CMD_FORGET:
+            if cmd[1] > 1:
+                self._respond(op, RES_BAD_VALUE)
+                return
+            self._respond(op, RES_OK)
+            if cmd[1]:
+                self.forget_all()
+            else:
+                self.forget_link()
+        elif op == CMD_ACK:
             self._ack(struct.unpack_from("<I", cmd, 1)[0])
         elif op == CMD_START:
             if not self.streaming:
@@ -405,6 +618,24 @@ class NapeService:
                 self.calibrated = True
             self._respond(op, res)
 
+    def _prove(self, mac):
+        key = self.owner_key
+        if key is None:
+            self._respond(CMD_AUTH_PROVE, RES_OK)  # nothing to prove
+            return
+        nonce, self._nonce = self._nonce, None  # one proof per challenge
+        if nonce is None:
+            self._respond(CMD_AUTH_PROVE, RES_NOT_READY)
+            return
+        import ble_owner  # only boards with an owner key load it (heap: plain ESP32)
+
+        if ble_owner.same_bytes(ble_owner.hmac_sha256(key, AUTH_LABEL + nonce), mac):
+            self._proved = True
+            self._respond(CMD_AUTH_PROVE, RES_OK)
+        else:
+            self._respond(CMD_AUTH_PROVE, RES_DENIED)
+            self._drop = True
+
     # --- data ---------------------------------------------------------------------------
     def queue_event(self, packet):
         """Queue one EVENT packet (jolt window part); the oldest is dropped when full."""
@@ -425,7 +656,7 @@ class NapeService:
         conn = self.conn
         if conn is None:
             return 0
-        if not self._flush_control() or not self.streaming:
+        if not self._flush_control() or not self.streaming or not self.authorized():
             return 0
         ble = self.ble
         sent = 0
@@ -509,6 +740,19 @@ class NapeService:
             flags |= ST_SOURCE_DONE
         if self.encrypted:
             flags |= ST_ENCRYPTED
+        if self.secure:
+            flags |= ST_SECURE
+        sec = 0
+        if self.pairing_open():
+            sec |= SEC_WINDOW_OPEN
+        if self.authorized():
+            sec |= SEC_AUTHORIZED
+        if self.owner_key is not None:
+            sec |= SEC_OWNER_KEY
+        if self._proved:
+            sec |= SEC_PROVED
+        if self.bonded_link():
+            sec |= SEC_BONDED
         st = self.store
         o = st.oldest_seq()
         n = st.next_seq()
@@ -519,7 +763,8 @@ class NapeService:
             0xFFFFFFFF if o is None else o, 0 if n is None else n,
             time.ticks_diff(time.ticks_ms(), self._boot_ms) // 1000, self.mtu,
             st.overflow_samples, self.notify_busy, self.imu_errors & 0xFFFF,
-            self.connections & 0xFFFF, self.boot_id, len(fw)) + fw
+            self.connections & 0xFFFF, self.boot_id, len(fw)) + fw + struct.pack(
+            "<BBBH", sec, self.secrets.count(SEC_PEER), self.max_bonds, self.pairing_left_s())
 
     def write_status(self, notify=False):
         value = self.status_bytes()
@@ -539,7 +784,7 @@ class BondStore:
     survive a reboot. ``path`` None keeps them in RAM.
     """
 
-    def __init__(self, path, max_entries=32):
+    def __init__(self, path, max_entries=64):
         self.path = path
         self.max_entries = max_entries
         self.entries = []  # [(sec_type, key bytes, value bytes)], oldest first
@@ -572,12 +817,39 @@ class BondStore:
         if value is not None:
             self.entries.append((sec_type, key, bytes(value)))
             if len(self.entries) > self.max_entries:
-                self.entries.pop(0)
+                self._evict()
+        self._save()
+        return True
+
+    def _evict(self):
+        """Drop the oldest subscription record (type 3), else the oldest record: bonds go
+        last (the bond limit keeps them few)."""
+        for i in range(len(self.entries)):
+            if self.entries[i][0] == SEC_CCCD:
+                self.entries.pop(i)
+                return
+        self.entries.pop(0)
+
+    def count(self, sec_type):
+        """Records of ``sec_type`` (``SEC_PEER``: bonded centrals)."""
+        n = 0
+        for e in self.entries:
+            if e[0] == sec_type:
+                n += 1
+        return n
+
+    def clear(self):
+        """Forget every record (and rewrite the file)."""
+        self.entries = []
+        self._save()
+
+    def _save(self):
         if self.path:
-            with open(self.path, "w") as f:
+            tmp = self.path + ".tmp"
+            with open(tmp, "w") as f:
                 for t, k, v in self.entries:
                     f.write("%d %s %s\n" % (t, _hex(k), _hex(v)))
-        return True
+            os.rename(tmp, self.path)  # a reset while writing keeps the old file
 
 
 def _hex(b):

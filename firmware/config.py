@@ -21,7 +21,9 @@ PIN_VBAT_ADC = const(1)  # D0/A0, ADC1_CH0, battery divider midpoint
 PIN_STATUS_LED = const(21)  # on-board user LED (active low)
 PIN_IMU_TRUNK_INT = const(2)  # D1, trunk IMU INT (optional, data-ready / FIFO watermark)
 PIN_IMU_HEAD_INT = const(4)  # D3, head IMU INT (optional)
+PIN_PAIR_BUTTON = const(0)  # the XIAO's BOOT button (GPIO0, to GND when pressed): pairing / forget
 STATUS_LED_ACTIVE_LOW = const(1)  # the XIAO user LED lights when the pin is driven low
+PAIR_BUTTON_ACTIVE_LOW = const(1)  # BOOT pulls GPIO0 to GND; the firmware enables the pull-up
 
 # --- I2C bus and IMUs ------------------------------------------------------------
 I2C_ID = const(0)
@@ -145,3 +147,22 @@ BLE_SPILL_KIB = const(3904)
 # (~110 KiB), which then buffers in RAM only; 2 = the same on any port (the unix port's
 # "/" is the host's root, so tests point BLE_SPILL_FILE elsewhere); 0 = RAM only.
 BLE_SPILL = const(1)
+
+# --- BLE security (protocol/SECURITY.md; firmware/ble_service.py, firmware/pair_button.py) ---
+# 1: the stream, event, history (backfill) and control characteristics need an encrypted
+# link with a central bonded in a pairing window (and, when BLE_OWNER_KEY_FILE exists on
+# the board, the owner key's proof). 0 is a DEVELOPMENT switch only: any central in range
+# may stream, fetch the history and command the board; the status flags and the scan
+# response say so (nape scan shows "OPEN").
+BLE_SECURE = const(1)
+# Pairing window: new bonds are accepted only this long after power-on and after a long
+# press of the pair button (PAIR_PRESS_MS); outside it the board refuses pairing.
+BLE_PAIR_WINDOW_S = const(120)
+BLE_MAX_BONDS = const(4)  # centrals bonded at once; a further one is refused (forget one first)
+BLE_SECRETS_FILE = "/nape-bonds.txt"  # bonding keys on the board's flash (survive reboots)
+# Owner key (32 bytes, hex) that `nape flash` writes over USB: when present, a central must
+# prove it (HMAC-SHA256 challenge-response on the control characteristic) before the board
+# sends anything or takes a command. No file: bonded centrals need no proof.
+BLE_OWNER_KEY_FILE = "/nape-owner.key"
+PAIR_PRESS_MS = const(3000)  # hold the pair button this long: pairing window opens (one buzz)
+FORGET_PRESS_MS = const(10000)  # hold it this long: every bond is forgotten (long buzz)

@@ -4,7 +4,8 @@ Boot (``boot``):
   I2C on the config pins -> ``imu_detect.find_imus`` (trunk 0x68 required, head 0x69
   optional) at ``config.RAW_ODR_HZ`` (500 Hz on the supported chips) -> the BLE app
   (``ble_app.BleApp`` with the offline buffer ``buffer_plan`` fits in the heap: RAM ring,
-  plus the flash spill file when the heap holds its index; a radio-less ``LocalSink``
+  plus the flash spill file when the heap holds its index, built by ``ble_app.make_app``
+  with the security settings ``config.BLE_*``: secure by default; a radio-less ``LocalSink``
   when the ``bluetooth`` module or the stack is missing, so posture alerts still work)
   -> buzzer on the motor pin ->
   posture alert -> ``sampler.Sampler`` -> a ``machine.Timer`` every
@@ -148,7 +149,7 @@ def make_app(imu_mask, rate_hz):
 
         gc.collect()
         store = _store(gc.mem_free())
-        app = ble_app.BleApp(imu_mask, rate_hz, store=store)
+        app = ble_app.make_app(imu_mask, rate_hz, store=store)  # security: config.BLE_*
     except (ImportError, OSError) as e:
         print("main: no BLE (%r): alerts only" % (e,))
         return LocalSink(imu_mask, rate_hz)
@@ -330,6 +331,8 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
         app = make_app(mask, config.STREAM_RATE_HZ)
     if buzzer is None:
         buzzer = Buzzer.on_pin()
+    if getattr(app, "buzzer", 0) is None:  # the BLE app signals the pairing window on it
+        setattr(app, "buzzer", buzzer)  # (an injected or radio-less app has no such slot)
     posture = PostureAlert()  # defaults: config.POSTURE_*
     sampler = Sampler(trunk, head, app, fused_hz=config.STREAM_RATE_HZ,
                       poll_ms=config.SAMPLER_POLL_MS, screen=screen, posture=posture, buzzer=buzzer,

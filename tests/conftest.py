@@ -13,3 +13,5 @@ for p in (ROOT, ROOT / "host"):
 def _trends_db(tmp_path, monkeypatch):
     """Tests never touch the user's real trends database."""
     monkeypatch.setenv("NAPE_DB", str(tmp_path / "nape.db"))
+    # ... nor the user's owner key (nape flash creates one; transports read it)
+    monkeypatch.setenv("NAPE_OWNER_KEY", str(tmp_path / "owner.key"))

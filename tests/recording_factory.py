@@ -32,6 +32,8 @@ def specific_force(q: np.ndarray, lin_acc_world: np.ndarray) -> np.ndarray:
 
 def body_rates(q: np.ndarray, rate_hz: float) -> np.ndarray:
     """Sensor-frame angular velocity (rad/s) consistent with the orientation sequence q."""
+    if len(q) < 2:  # a single orientation: no rotation to see
+        return np.zeros((len(q), 3))
     dq = np.gradient(q, 1.0 / rate_hz, axis=0)
     return 2.0 * quat.mul(quat.conj(q), dq)[:, 1:]
 

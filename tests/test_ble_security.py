@@ -77,9 +77,10 @@ s.set(1, b"peer-a", b"\x05")          # replaces
 t = ble_service.BondStore("PATH", max_entries=3)   # "reboot"
 out = [t.get(1, 0, b"peer-a"), t.get(1, 0, None), t.get(1, 1, None), t.get(1, 2, None), t.get(2, 0, b"own")]
 t.set(1, b"peer-b", None)             # delete
-t.set(3, b"x", b"\x06"); t.set(3, b"y", b"\x07")   # over max_entries: the oldest goes
-print(json.dumps([None if v is None else v.hex() for v in out] + [len(t.entries), t.get(2, 0, b"own")]))
+t.set(3, b"x", b"\x06"); t.set(3, b"y", b"\x07")   # over max_entries: the oldest subscription goes, bonds stay
+own = t.get(2, 0, b"own")
+print(json.dumps([None if v is None else v.hex() for v in out] + [len(t.entries), own and own.hex(), t.get(3, 0, b"x")]))
 """.replace("PATH", str(path))
     out = run_mpy(code).decode().splitlines()
     assert out[0] == "micropython"
-    assert json.loads(out[1]) == ["05", "03", "05", None, "04", 3, None]
+    assert json.loads(out[1]) == ["05", "03", "05", None, "04", 3, "04", None]

@@ -3,6 +3,8 @@
 Every test here runs the real firmware (firmware/ble_app.py + ble_service.py +
 ble_buffer.py + pipeline.py) in the unix MicroPython, with only the ``bluetooth``
 module shimmed onto a bumble GATT server, and talks to it through bleak's public API.
+The boards here run in development mode (``secure=False``, ``config.BLE_SECURE = 0``): these
+tests are about the data path; tests/test_ble_secure_board.py runs the board's secure default.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def test_scan_virtual_starts_a_virtual_device_and_finds_it(tmp_path):
 
 def test_bleak_api_on_the_bumble_backend():
     async def main():
-        async with VirtualDevice(nsim_blob(n=6000), speed=1.0) as vd:
+        async with VirtualDevice(nsim_blob(n=6000), speed=1.0, secure=False) as vd:
             found = await scan(virtual=True, radio=str(vd.radio_path), timeout=5)
             assert found and found[0].is_nape
             dev = await BleakScanner.find_device_by_name("Nape", timeout=5, backend=BumbleScanner,
@@ -124,7 +126,7 @@ def test_record_over_ble_with_forced_disconnects_keeps_every_sample_once(wearer,
     path = tmp_path / "ble.nape"
 
     async def main():
-        async with VirtualDevice(blob, speed=0) as vd:
+        async with VirtualDevice(blob, speed=0, secure=False) as vd:
             links = []
             tr = BleTransport(bumble=vd.bumble_args, on_link=lambda ev, **kw: links.append(ev))
             dropper = asyncio.create_task(_drop_every(vd, 0.3, 4, np.random.default_rng(1), links))
@@ -150,7 +152,7 @@ def test_default_mtu_23_fragments_and_still_delivers_everything(tmp_path):
     path = tmp_path / "mtu23.nape"
 
     async def main():
-        async with VirtualDevice(nsim_blob(n=n), speed=0) as vd:
+        async with VirtualDevice(nsim_blob(n=n), speed=0, secure=False) as vd:
             tr = BleTransport(bumble=dict(vd.bumble_args, mtu=0))
             dropper = asyncio.create_task(_drop_every(vd, 0.3, 1, np.random.default_rng(2)))
             stats = await record(tr, path)
@@ -169,7 +171,7 @@ def test_offline_buffer_spills_to_flash_and_backfills_before_live(tmp_path):
     path = tmp_path / "late.nape"
 
     async def main():
-        async with VirtualDevice(nsim_blob(n=n), speed=0, ram_slots=64, flash_slots=2048) as vd:
+        async with VirtualDevice(nsim_blob(n=n), speed=0, ram_slots=64, flash_slots=2048, secure=False) as vd:
             await vd.wait_event("fw", timeout=30)
             while not any(e.get("line", "").startswith("NAPE-APP source_done") for e in vd.events):
                 await asyncio.sleep(0.05)
@@ -209,7 +211,7 @@ def test_a_crashed_central_does_not_leave_the_peripheral_connected(tmp_path):
     path = tmp_path / "after-crash.nape"
 
     async def main():
-        async with VirtualDevice(nsim_blob(n=3000), speed=10.0) as vd:
+        async with VirtualDevice(nsim_blob(n=3000), speed=10.0, secure=False) as vd:
             env = dict(os.environ, PYTHONPATH=str(ROOT / "host"))
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-c", _CRASHING_CENTRAL, vd.transport, vd.info["address"],
@@ -231,7 +233,7 @@ def test_recording_fails_cleanly_when_the_device_disappears(tmp_path):
     path = tmp_path / "gone.nape"
 
     async def main():
-        vd = VirtualDevice(nsim_blob(n=60000), speed=1.0)
+        vd = VirtualDevice(nsim_blob(n=60000), speed=1.0, secure=False)
         await vd.start()
         tr = BleTransport(bumble=vd.bumble_args, give_up_after_s=1.0, backoff_max_s=0.2)
 
@@ -270,7 +272,7 @@ def test_realtime_latency_and_throughput(wearer, tmp_path, capsys):
         return out
 
     async def main():
-        async with VirtualDevice(blob, speed=1.0) as vd:
+        async with VirtualDevice(blob, speed=1.0, secure=False) as vd:
             tr = BleTransport(bumble=vd.bumble_args)
             inner = tr._on_stream
 
@@ -313,7 +315,7 @@ def test_whole_simulated_day_with_many_disconnects(tmp_path, capsys):
     path = tmp_path / "day.nape"
 
     async def main():
-        async with VirtualDevice(nsim_blob(day), speed=0, ram_slots=512, flash_slots=8192) as vd:
+        async with VirtualDevice(nsim_blob(day), speed=0, ram_slots=512, flash_slots=8192, secure=False) as vd:
             tr = BleTransport(bumble=vd.bumble_args)
             dropper = asyncio.create_task(_drop_every(vd, 1.0, 30, np.random.default_rng(5)))
             stats = await record(tr, path)
@@ -345,7 +347,7 @@ def test_ten_minutes_of_wear_with_ten_forced_disconnects_every_sample_once(tmp_p
     path = tmp_path / "ten.nape"
 
     async def main():
-        async with VirtualDevice(nsim_blob(day), speed=0, ram_slots=512, flash_slots=8192) as vd:
+        async with VirtualDevice(nsim_blob(day), speed=0, ram_slots=512, flash_slots=8192, secure=False) as vd:
             links = []
             tr = BleTransport(bumble=vd.bumble_args, on_link=lambda ev, **kw: links.append(ev))
             dropper = asyncio.create_task(_drop_every(vd, 0.6, 10, np.random.default_rng(7), links))

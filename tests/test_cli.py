@@ -132,7 +132,7 @@ def test_analyse_writes_html_and_json_report(tmp_path, capsys):
     p = write_recording(tmp_path / "day.nape", 50.0, pitch_quat(np.zeros(n)), pitch_quat(head), lin_trunk=in_car(lin, 50.0), lin_head=lin)
     assert main(["analyse", str(p), "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
-    assert "Neck flexed > 20°" in out and "1 jolt" in out
+    assert "Neck bent forward more than 20°" in out and "1 jolt" in out
     html = (tmp_path / "rep" / "day.html").read_text()
     assert "Plotly.newPlot" in html or "newPlot" in html
     assert not re.search(r"<script[^>]+src=", html), "report must be self-contained"

@@ -112,18 +112,18 @@ def test_demo_command_writes_report(tmp_path, capsys):
     m = re.fullmatch(r"(\d+) jolts, (.+): worst (.+) at (\d\d:\d\d) \((\w+)\)\.", h[0])
     assert m, h[0]
     assert int(m[1]) == len(data["jolts"]) and m[4] == worst["peak_local_time"][:5] and m[5] == worst["grade"]
-    # "Neck flexed > 20° for 2 h 10 min, longest 34 min (...)": total and longest from the episodes
-    neck = next(x for x in h if x.startswith("Neck flexed > 20° for "))
+    # "Neck bent forward more than 20° for 2 h 10 min, longest 34 min (...)": total and longest from the episodes
+    neck = next(x for x in h if x.startswith("Neck bent forward more than 20° for "))
     eps = [e["duration_s"] for e in data["episodes"] if e["kind"] == "neck_flexion"]
     if eps:
         assert f"longest {fmt_duration(max(eps))}" in neck, neck
     else:  # the shortened day may hold no posture long enough
         assert "in short spells, never held for 1 min or longer" in neck, neck
     total = fmt_duration(data["exposure_s"]["neck_over_threshold_s"])
-    assert neck.startswith((f"Neck flexed > 20° for {total},", f"Neck flexed > 20° for {total} in short spells")), neck
+    assert neck.startswith((f"Neck bent forward more than 20° for {total},", f"Neck bent forward more than 20° for {total} in short spells")), neck
     assert any(x.startswith("Lying down for ") for x in h)
     for section in ("Time by angle", "ISO 11226 and RULA", "RULA neck score", "In bed", "Calibration and data quality",
-                    "Calibration (automatic)", "No samples lost in transmission", "section class=\"jolt\""):
+                    "Calibration: You did not press calibrate", "No samples lost in transmission", "section class=\"jolt\""):
         assert section in html, section
 
 
@@ -136,7 +136,7 @@ def test_demo_without_head_sensor(tmp_path, capsys):
     assert data["roles"] == ["trunk"] and "neck_bands_s" not in data["exposure_s"] and data["rula_neck_s"] == {}
     assert sum(data["exposure_s"]["trunk_bands_s"].values()) > 0
     assert "No head sensor: neck posture was not measured, only the upper back." in data["headlines"]
-    assert not any(x.startswith("Neck flexed") for x in data["headlines"])
+    assert not any(x.startswith("Neck bent forward") for x in data["headlines"])
     assert all(j["nic_m2s2"] is None and j["peak_head_g"] is None for j in data["jolts"])
     assert all(j["trace"] is None or set(j["trace"]) == {"source", "rate_hz", "complete", "t_rel_s", "trunk_acc_g",
                                                           "trunk_gyr_dps"} for j in data["jolts"])

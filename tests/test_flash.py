@@ -153,7 +153,8 @@ def test_dry_run_esp32_plan_offsets_files_and_touches_nothing(nape, capsys, esp3
     assert "boot.py -> :boot.py" in out and "main.py -> :main.py" in out
     assert "boot.mpy" not in out and "main.mpy" not in out
     assert "simhost" not in out
-    assert f"copy {len(modules) + 2} files" in out
+    assert f"copy {len(modules) + 3} files" in out  # + boot.py, main.py and the owner key
+    assert "owner.key -> :nape-owner.key" in out and not (tmp_path / "owner.key").exists()  # dry run: not created
     assert out.index("-> :config.mpy") < out.index("-> :main.py")  # main.py last
     assert f"-m mpremote connect {rom.port} exec" in out and "fs cp BUILD/config.mpy :config.mpy" in out
     assert f"FW_VERSION {fw_version(source)!r}" in out
@@ -355,7 +356,13 @@ def test_copy_and_verify_on_real_micropython(nape, capsys, source, tmp_path):
     assert f"the board answers FW_VERSION {version}" in captured.out
     names = {p.name for p in board_dir.iterdir()}
     modules = {p.stem for p in source.glob("*.py")} - {"boot", "main"}
-    assert names == {m + ".mpy" for m in modules} | {"boot.py", "main.py", "data.nape"}
+    assert names == {m + ".mpy" for m in modules} | {"boot.py", "main.py", "data.nape", "nape-owner.key"}
+    # the owner key went over the cable: the board holds what this computer keeps
+    from nape.ble.owner import default_owner_key_path, load_owner_key
+
+    key = load_owner_key(default_owner_key_path())
+    assert key is not None and len(key) == 32
+    assert bytes.fromhex((board_dir / "nape-owner.key").read_text().strip()) == key
     assert "config.py" not in names  # the stale copy is gone
     for m in modules:
         assert (board_dir / f"{m}.mpy").read_bytes()[:2] == b"M\x06"  # .mpy v6 from mpy-cross

@@ -204,3 +204,46 @@ def test_reassembler_returns_only_whole_packets(packets, mtu_value, drop):
         assert any(g == pk for pk in it)
     if not drop:
         assert got == [pk for pk in packets if len(pk) <= wire.MAX_PACKET]
+
+
+# ------------------------------------------------------------------ analysis (bench/fuzz_analysis.py)
+
+
+def test_fast_analysis_fuzz_finds_no_crash():
+    """A few dozen whole recordings (random length, gaps, reboots, rate switches, saturation,
+    extreme values, hostile header strings) through analysis, report and export."""
+    r = fuzz.run_random("analysis", 40, seed=20261207, save_crashes=False)
+    assert r["inputs"] >= 40
+    assert r["crashes"] == 0, r["crash_examples"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(min_size=0, max_size=160))
+def test_analysis_never_raises_on_any_plan(data):
+    from bench import fuzz_analysis
+
+    fuzz_analysis.t_analysis(data)  # raises on a crash, a warning or a broken invariant
+
+
+def test_analysis_plans_cover_the_shapes_of_real_trouble(tmp_path):
+    """The plans really build what the target claims: reboots, losses, rate switches, saturation."""
+    from bench import fuzz_analysis
+    from nape.analysis import analyse
+
+    rng = random.Random(3)
+    seen = {"reboot": 0, "loss": 0, "rates": 0, "glitch": 0, "empty": 0}
+    for _ in range(60):
+        data = bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 120)))
+        if not fuzz_analysis.build(data, tmp_path / "p.nape"):
+            continue
+        f = analyse(tmp_path / "p.nape")
+        reasons = {g["reason"] for g in f.gaps}
+        seen["reboot"] += "device reboot" in reasons
+        seen["loss"] += f.lost_samples > 0
+        seen["glitch"] += f.glitches.get("samples", 0) > 0
+        seen["empty"] += f.samples == 0
+        periods = {int.from_bytes(p[12:14], "little") for _t, p in
+                   __import__("nape.recording", fromlist=["x"]).open_recording(tmp_path / "p.nape").iter_packets()
+                   if len(p) > 14 and p[1] == 1}
+        seen["rates"] += len(periods) > 1
+    assert all(v > 0 for v in seen.values()), seen

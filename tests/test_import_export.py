@@ -142,8 +142,9 @@ def _rows(n=30, dt=0.01):
     ([HEADER, *_rows(5), "0.05,0.1,0,9.8,0"], r"line 7: too few columns \(5; the header has 7\)"),
     ([HEADER, *_rows(5), "0.05,0.1,0,9.8,0,0,0,1"], r"line 7: too many columns \(8; the header has 7\)"),
     ([HEADER, *_rows(5), "0.03,0.1,0,9.8,0,0,0"], r"line 7, column time_s: 0.03 s is not after the previous row's 0.04 s"),
-    ([HEADER, *_rows(20), "0.5,0.1,0,9.8,0,0,0"], r"line 22, column time_s: step of 0.31 s differs from the sample "
-                                                  r"period 0.01 s \(100 Hz"),
+    ([HEADER, *_rows(5), "0.05,0.1,0,1e308,0,0,0"], r"line 7, column trunk_acc_z: 1e\+308 m/s² is beyond ±32.8 g"),
+    ([HEADER, *_rows(5), "0.05,0.1,0,9.8,0,-400,0"], r"line 7, column trunk_gyr_y: -400 rad/s is beyond ±3277 °/s"),
+    (["time_s,trunk_acc_x,trunk_acc_y,trunk_acc_z", "0,0,0,9.8"], r"line 1: no gyroscope columns .* --gyr FILE, or .*--no-gyro"),
     ([HEADER, *_rows(1)], r"one data row only; the sample rate needs two"),
     ([HEADER, *_rows(30, dt=0.5)], r"sample rate 2 Hz \(from time_s\) is outside 15.26..10000 Hz"),
     ([HEADER, *[r.replace(",9.8,", ",1.0,") for r in _rows(30)]], r"magnitude reads 1 m/s² .* looks like g: pass --acc-unit g"),

@@ -92,7 +92,7 @@ def test_help_has_examples(capsys):
 
 def test_sigkill_mid_stream_loses_at_most_the_last_second(tmp_path):
     async def go():
-        async with VirtualDevice(nsim_blob(n=60000), speed=1.0) as vd:
+        async with VirtualDevice(nsim_blob(n=60000), speed=1.0, secure=False) as vd:
             return [await kill_recorder_once(vd, tmp_path / f"k{i}.nape", random.Random(i), 1.0, 3.0)
                     for i in range(2)]
 
@@ -109,7 +109,7 @@ def test_ctrl_c_stops_the_recording_with_the_file_closed(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT / "host"))
 
     async def go():
-        async with VirtualDevice(nsim_blob(n=60000), speed=1.0) as vd:
+        async with VirtualDevice(nsim_blob(n=60000), speed=1.0, secure=False) as vd:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "nape.cli", "record", str(out), "--virtual", "--radio", str(vd.radio_path),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
@@ -135,7 +135,7 @@ def test_peripheral_reboot_mid_stream_keeps_both_boots(tmp_path):
     path = tmp_path / "reboot.nape"
 
     async def go():
-        async with VirtualDevice(nsim_blob(n=n), speed=0) as vd:
+        async with VirtualDevice(nsim_blob(n=n), speed=0, secure=False) as vd:
             tr = BleTransport(bumble=vd.bumble_args)
             got = []
 

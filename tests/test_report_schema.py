@@ -124,8 +124,11 @@ def test_report_of_damaged_recording_with_losses_is_valid(validator, tmp_path):
     assert doc["lost_samples"] > 0 and doc["file_issues"][0]["kind"] == "corrupt"
     _assert_valid(validator, doc)
     notes = doc["quality_notes"]  # losses and damage in plain words, with the numbers of the JSON
-    lost = doc["lost_samples"]
-    assert any(n.startswith(f"{lost} samples were lost in transmission (") for n in notes), notes
+    damaged = sum(g["missing_samples"] for g in doc["gaps"] if g["reason"] == "damaged file")
+    radio = doc["lost_samples"] - damaged
+    assert damaged > 0 and radio == 10, doc["gaps"]  # the bit flip is file damage; packets 10, 11 the radio
+    assert any(n.startswith(f"{radio} samples were lost in transmission (") for n in notes), notes
+    assert any(n.startswith(f"{damaged} samples are missing because the file is damaged") for n in notes), notes
     issue = doc["file_issues"][0]
     assert any(n.startswith(f"File: corrupt at byte {issue['offset_bytes']}: ") for n in notes), notes
 

@@ -262,7 +262,7 @@ def test_rom_results_are_kept_for_trends_and_rerunning_updates_the_row(virtual_r
     html_out = tmp_path / "t.html"
     assert main(["trends", "--db", str(db), "--out", str(html_out)]) == 0
     page = html_out.read_text(encoding="utf-8")
-    assert "Neck range of motion" in page and "rotation left" in page
+    assert "Neck range of motion" in page and "turning left" in page
     assert "Neck range of motion" in capsys.readouterr().out
 
 

@@ -267,7 +267,7 @@ def test_a_version_1_database_gains_the_rom_table_and_keeps_its_rows(tmp_path):
         con.execute("PRAGMA user_version = 1")
     con.close()
     old = _fake(tmp_path, "old.nape", "2025-01-06T08:00:00Z", 600)
-    row = trends.row_from_findings(old)
+    row = {k: v for k, v in trends.row_from_findings(old).items() if k not in trends._COVERAGE_COLUMNS}
     con = sqlite3.connect(db)
     with con:
         con.execute(f"INSERT INTO recordings ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
@@ -276,7 +276,8 @@ def test_a_version_1_database_gains_the_rom_table_and_keeps_its_rows(tmp_path):
     trends.index_rom(db, _rom(tmp_path, "r.nape", "2025-01-07T08:00:00Z"))
     assert [Path(s.path).name for s in trends.sessions(db)] == ["old.nape"]
     assert len(trends.rom_sessions(db)) == 1
-    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == trends.SCHEMA_VERSION == 2
+    assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == trends.SCHEMA_VERSION == 3
+    assert trends.sessions(db)[0].valid_s is None and not trends.sessions(db)[0].low_coverage  # schema 3 columns
 
 
 def test_sessions_reanalyse_changed_files(drive, tmp_path, capsys, monkeypatch):

@@ -22,3 +22,8 @@ class DeviceError(NapeError):
 
 class FirmwareError(NapeError):
     """The firmware, or the MicroPython interpreter that runs it, failed."""
+
+
+class NotBondedError(DeviceError):
+    """A board in secure mode refuses this computer: no bond it accepts, pairing refused
+    outside its pairing window, or its owner key not proved. The message says what to do."""

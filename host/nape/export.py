@@ -29,6 +29,7 @@ import math
 from collections.abc import Mapping
 from pathlib import Path
 
+from . import safe_write
 from .errors import NapeError
 
 ANGLE_COLUMNS = ("time_s", "trunk_inclination_deg", "neck_flexion_deg", "lying")
@@ -110,7 +111,7 @@ def write_csv(findings, out_dir: str | Path) -> dict[str, Path]:
     paths = {}
     for name, (cols, rows) in tables(findings).items():
         p = out_dir / f"{name}.csv"
-        with open(p, "w", newline="", encoding="utf-8") as f:
+        with safe_write.replacing(p, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(cols)
             w.writerows([[_cell(v) for v in r] for r in rows])
@@ -173,6 +174,6 @@ def write_parquet(findings, out_dir: str | Path) -> dict[str, Path]:
         table = pa.Table.from_arrays(arrays, names=list(cols))
         table = table.replace_schema_metadata({"source": str(findings.path), "producer": "nape export"})
         p = out_dir / f"{name}.parquet"
-        pq.write_table(table, p)
+        safe_write.write_with(p, lambda tmp, table=table: pq.write_table(table, tmp))
         paths[name] = p
     return paths

@@ -35,6 +35,13 @@ times, 2 s apart, while MicroPython boots.
 
 ``--skip-micropython`` runs 1, 3, 7 and 8 only.
 
+**Owner key** (protocol/SECURITY.md): step 7 also copies this computer's owner key
+(``$NAPE_OWNER_KEY`` or ``<user data dir>/nape/owner.key``, 32 random bytes as hex,
+created with mode 0600 on the first flash) to the board as ``nape-owner.key``, over the
+USB cable: a central must then prove the key before the board sends it anything.
+``--no-owner-key`` leaves it out (the board then asks for no proof; a key already on the
+board stays until removed).
+
 **Tools are run as subprocesses** (``python -m esptool`` and ``python -m mpremote`` with
 the running interpreter, and the ``mpy-cross`` binary): their command lines are their
 stable, documented interfaces (mpremote's own source calls its Python API unstable, and
@@ -580,6 +587,8 @@ def build_plan(args, dry_run: bool) -> Plan:
                              "or ESP32-S3: download ESP32_GENERIC or ESP32_GENERIC_S3")
         if args.chip != "auto" and args.chip != image.chip:
             raise FlashError(f"{image.path} is MicroPython for the {image.chip_name}, but --chip is {args.chip}")
+    if not getattr(args, "no_owner_key", False):
+        files.insert(0, _owner_key_file(create=not dry_run))
     if args.port:
         port: str | None = args.port
     else:
@@ -592,6 +601,23 @@ def build_plan(args, dry_run: bool) -> Plan:
     if not dry_run:
         check_port(port)  # type: ignore[arg-type]
     return Plan(port, args.chip, image, source, files, version, args.baud)
+
+
+OWNER_KEY_TARGET = "nape-owner.key"  # config.BLE_OWNER_KEY_FILE on the board
+
+
+def _owner_key_file(create: bool) -> FirmwareFile:
+    """This computer's owner key file, to copy to the board (created when ``create``)."""
+    from .ble.owner import default_owner_key_path, ensure_owner_key
+    from .errors import DeviceError
+
+    path = default_owner_key_path()
+    if create:
+        try:
+            _key, path, _created = ensure_owner_key(path)
+        except DeviceError as e:
+            raise FlashError(str(e)) from None
+    return FirmwareFile(path, OWNER_KEY_TARGET)
 
 
 def print_plan(plan: Plan) -> None:

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import wire
+from . import import_streams, wire
 from .errors import NapeError
+from .import_timing import REASON_SOURCE_GAP, GridResampler, TimingStats
 from .recording import RecordingWriter
 
 G = 9.80665
@@ -43,6 +44,11 @@ ROLES = ("trunk", "head")
 AXES = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
 ACC_UNITS = {"ms2": 1.0, "g": G}
 GYR_UNITS = {"rads": 1.0, "dps": math.pi / 180.0}
+GAP_PERIODS = 4  # resampling: rows further apart than this many periods (and GAP_MIN_S) leave a gap
+GAP_MIN_S = 0.1
+ACC_LIMIT_MS2 = 32767 * wire.ACC_LSB_MS2  # the wire format's range (protocol/SPEC.md): ±32.767 g
+GYR_LIMIT_RADS = 32767 * wire.GYR_LSB_RADS  # ±3276.7 °/s
+NAPE_COLUMNS = ("time_s", "time_ms", "sensor", "x", "y", "z") + tuple(f"{r}_{a}" for r in ("trunk", "head") for a in AXES)
 MIN_RATE_HZ = 1e6 / 0xFFFF  # period_us is a u16 on the wire
 MAX_RATE_HZ = 10_000.0
 
@@ -64,6 +70,7 @@ class ImportResult:
     duration_s: float
     created: str  # ISO 8601 UTC start time written into the header
     start_from: str  # "--start" or "csv_mtime_minus_duration"
+    timing: dict | None = None  # how the rows were resampled (None: taken as they came)
 
 
 def _columns(role: str) -> list[str]:
@@ -108,14 +115,42 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _parse_header(line: str, path: Path, need_time: bool) -> tuple[str, list[str], dict[str, int], list[str]]:
-    """Delimiter, header names, column index by name, roles present.
+def parse_column_map(text: str) -> dict[str, str]:
+    """``"t_s=time_s,ax=trunk_acc_x"`` → ``{"t_s": "time_s", "ax": "trunk_acc_x"}`` (CSV name →
+    Nape name; either side may come first: the side that is a Nape column name is taken as it).
+
+    Raises:
+        CsvImportError: a pair without ``=``, or neither side a Nape column name.
+    """
+    out = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        left, sep, right = (x.strip().lower() for x in pair.partition("="))
+        if not sep or not left or not right:
+            raise CsvImportError(f"--columns: {pair!r} is not CSV_NAME=NAPE_NAME (e.g. t_s=time_s,ax=trunk_acc_x)")
+        if right in NAPE_COLUMNS:
+            out[left] = right
+        elif left in NAPE_COLUMNS:
+            out[right] = left
+        else:
+            raise CsvImportError(f"--columns: neither {left!r} nor {right!r} is a Nape column name "
+                                 f"({', '.join(NAPE_COLUMNS[:6])}, trunk_acc_x, ..., head_gyr_z)")
+    return out
+
+
+def _mapped_names(line: str, rename: dict[str, str]) -> list[str]:
+    names = [c.strip().lower() for c in next(csv.reader([line], delimiter=_detect_delimiter(line)))]
+    return [rename.get(c, c) for c in names]
+
+
+def _parse_header(line: str, path: Path, need_time: bool, rename: dict[str, str] | None = None,
+                  no_gyro: bool = False) -> tuple[str, list[str], dict[str, int], list[str]]:
+    """Delimiter, header names (after ``rename``), column index by name, roles present.
 
     Raises:
         CsvImportError: no header row, duplicate or missing columns.
     """
     delim = _detect_delimiter(line)
-    names = [c.strip().lower() for c in next(csv.reader([line], delimiter=delim))]
+    names = _mapped_names(line, rename or {})
     expected = "time_s, trunk_acc_x..z, trunk_gyr_x..z and optionally head_acc_x..z, head_gyr_x..z"
     if names and all(_is_number(c) for c in names if c):
         raise CsvImportError(f"{path.name} line 1: no header row: the first line must name the columns "
@@ -125,14 +160,20 @@ def _parse_header(line: str, path: Path, need_time: bool) -> tuple[str, list[str
         if n in index:
             raise CsvImportError(f"{path.name} line 1: column {n!r} appears twice (columns {index[n] + 1} and {i + 1})")
         index[n] = i
-    missing = [c for c in (["time_s"] if need_time else []) + _columns("trunk") if c not in index]
+    need = [c for c in _columns("trunk") if not (no_gyro and "_gyr_" in c)]
+    missing = [c for c in (["time_s"] if need_time and "time_ms" not in index else []) + need if c not in index]
+    if missing and not no_gyro and not any(c in index for c in _columns("trunk")[3:]) and \
+            all(c in index for c in _columns("trunk")[:3]):
+        raise CsvImportError(f"{path.name} line 1: no gyroscope columns (trunk_gyr_x..z): give them in a second file "
+                             "with --gyr FILE, or import without them with --no-gyro (orientation from the "
+                             "accelerometer alone: see protocol/IMPORT.md)")
     if missing:
         raise CsvImportError(f"{path.name} line 1: header lacks column{'s' if len(missing) > 1 else ''} "
                              f"{', '.join(missing)}; expected {expected} (see protocol/IMPORT.md)")
     roles = ["trunk"]
     head_have = [c for c in _columns("head") if c in index]
     if head_have:
-        head_missing = [c for c in _columns("head") if c not in index]
+        head_missing = [c for c in _columns("head") if c not in index and not (no_gyro and "_gyr_" in c)]
         if head_missing:
             raise CsvImportError(f"{path.name} line 1: head IMU columns incomplete: lacks {', '.join(head_missing)}")
         roles.append("head")
@@ -241,6 +282,9 @@ def import_csv(
     overwrite: bool = False,
     block_rows: int = BLOCK_ROWS,
     on_progress: Callable[[int, int], None] | None = None,
+    columns: dict[str, str] | str | None = None,
+    gyr_path: str | os.PathLike | None = None,
+    no_gyro: bool = False,
 ) -> ImportResult:
     """Convert a raw IMU CSV (protocol/IMPORT.md) into a ``.nape`` recording.
 
@@ -258,6 +302,15 @@ def import_csv(
         overwrite: replace ``out_path`` if it exists.
         block_rows: rows per processing block (rounded up to a multiple of 10).
         on_progress: called with (bytes of CSV read, CSV size).
+        columns: column names of the CSV mapped to the names above, as ``{csv_name: nape_name}``
+            or the text ``"t_s=time_s,ax=trunk_acc_x,..."`` (:func:`parse_column_map`).
+        gyr_path: a second CSV with the gyroscope stream (its own clock), merged by time.
+        no_gyro: import without gyroscope columns (angular velocities recorded as 0; the
+            header says so and the analysis names what is lost).
+
+    Without ``rate_hz``, rows whose time steps stray more than ±25 % from the period are
+    resampled onto the fixed rate (:mod:`nape.import_timing`); the header's
+    ``extras.import.timing`` says how much.
 
     Raises:
         CsvImportError: the CSV is empty, has no or a wrong header, a bad line (named with its
@@ -274,6 +327,8 @@ def import_csv(
     if rate_hz is not None and not (MIN_RATE_HZ <= rate_hz <= MAX_RATE_HZ):
         raise CsvImportError(f"sample rate {rate_hz:g} Hz is outside {MIN_RATE_HZ:.2f}..{MAX_RATE_HZ:g} Hz, "
                              "what the wire format can carry")
+    rename = parse_column_map(columns) if isinstance(columns, str) else {k.lower(): v.lower()
+                                                                         for k, v in (columns or {}).items()}
     start_dt = _parse_start(start) if isinstance(start, str) else start
     if out_path.exists() and not overwrite:
         raise CsvImportError(f"{out_path} already exists (pass --force to replace it)")
@@ -304,135 +359,310 @@ def import_csv(
         if not header.strip():
             raise CsvImportError(f"{csv_path.name} is empty" if not text.read(1 << 16).strip() else
                                  f"{csv_path.name} line 1: empty; the first line must be the header row")
-        delim, names, index, roles = _parse_header(header, csv_path, need_time=rate_hz is None)
-        has_time = "time_s" in index
-        cols = [c for r in roles for c in _columns(r)]
-        picks = ([index["time_s"]] if has_time else []) + [index[c] for c in cols]
+        acc_scale, gyr_scale = ACC_UNITS[acc_unit], GYR_UNITS[gyr_unit]
+        timing: GridResampler | None = None  # set: rows resampled onto the fixed rate
+        if gyr_path is not None or import_streams.is_long_layout(_mapped_names(header, rename)):
+            layout = "long" if gyr_path is None else "two files"
+            source, roles, period_s, timing = _merged_source(csv_path, gyr_path, rename, rate_hz, acc_scale,
+                                                             gyr_scale, block_rows)
+            rate_from = "--rate" if rate_hz else "time (separate streams merged and resampled)"
+        else:
+            layout = "wide"
+            delim, names, index, roles = _parse_header(header, csv_path, need_time=rate_hz is None, rename=rename,
+                                                       no_gyro=no_gyro)
+            time_col = next((c for c in ("time_s", "time_ms") if c in index), None)
+            tscale = 1e-3 if time_col == "time_ms" else 1.0
+            cols = [c for r in roles for c in _columns(r) if c in index]
+            picks = ([index[time_col]] if time_col else []) + [index[c] for c in cols]
+            if rate_hz:
+                period_s, rate_from = 1.0 / rate_hz, "--rate"
+            else:
+                period_s, timing = _plan_timing(csv_path, delim, index[time_col], tscale)
+                rate_from = "time_s" if timing is None else "time_s (jittery: resampled)"
+            reader = csv.reader(text, delimiter=delim)
+            source = _wide_source(_blocks(reader, 2, len(names), picks, names, csv_path, block_rows, block_rows),
+                                  time_col is not None, tscale, cols, roles, acc_scale, gyr_scale, names, picks,
+                                  csv_path, strict_time=timing is None)
+        rate = 1.0 / period_s
+        if not (MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
+            raise CsvImportError(f"{csv_path.name}: sample rate {rate:.4g} Hz (from time_s) is outside "
+                                 f"{MIN_RATE_HZ:.2f}..{MAX_RATE_HZ:g} Hz, what the wire format can carry")
+        period_us = int(round(period_s * 1e6))
+        period_s = period_us / 1e6  # what the wire carries: the analysis times samples by it
+        if timing is not None:
+            timing.period = period_s
         n_imu = len(roles)
         mask = 3 if n_imu == 2 else 1
         per_packet = 5 if n_imu == 2 else 10
-        reader = csv.reader(text, delimiter=delim)
-        acc_scale, gyr_scale = ACC_UNITS[acc_unit], GYR_UNITS[gyr_unit]
-
-        n = 0  # samples written
-        packets = 0
-        period_s = 1.0 / rate_hz if rate_hz else 0.0  # 0: not known yet (inferred from time_s)
-        period_us = 0
-        last_t: float | None = None
+        n = packets = next_k = 0  # samples and packets written; grid index (seq) of the next sample
         filters: list = []
         host_t0 = 0.0
         meta: dict = {}
-        rate_from = start_from = ""
-        first_rows = block_rows if rate_hz else max(block_rows, -(-(RATE_PROBE + 1) // 10) * 10)
-        for vals, lines in _blocks(reader, 2, len(names), picks, names, csv_path, block_rows, first_rows):
-            if has_time:
-                t = vals[:, 0]
-                data = vals[:, 1:]
-                prev = np.concatenate([[last_t], t[:-1]]) if last_t is not None else None
-                dt = (t - prev) if prev is not None else np.diff(t, prepend=np.nan)
-                bad = np.flatnonzero(dt <= 0)
-                if bad.size:
-                    i = int(bad[0])
-                    before = prev[i] if prev is not None else t[i - 1]
-                    raise CsvImportError(f"{csv_path.name} line {lines[i]}, column time_s: {t[i]:g} s is not after "
-                                         f"the previous row's {before:g} s (time must increase)")
-                if not period_s:
-                    probe = dt[1 : RATE_PROBE + 1]
-                    if probe.size == 0:
-                        raise CsvImportError(f"{csv_path.name}: one data row only; the sample rate needs two "
-                                             "(or pass --rate)")
-                    period_s = float(np.median(probe))
-                if rate_hz is None:
-                    ok = np.abs(dt - period_s) <= JITTER * period_s
-                    ok[np.isnan(dt)] = True
-                    if not ok.all():
-                        i = int(np.flatnonzero(~ok)[0])
-                        raise CsvImportError(
-                            f"{csv_path.name} line {lines[i]}, column time_s: step of {dt[i]:.6g} s differs from the "
-                            f"sample period {period_s:.6g} s ({1 / period_s:.4g} Hz, median of the first intervals) "
-                            f"by more than {JITTER:.0%}: irregular timing or missing samples "
-                            "(resample, or pass --rate to use the row order only)")
-                last_t = float(t[-1])
-            else:
-                data = vals
-            if not filters:  # first block: rate known, check units, set up filters and the writer
-                rate = 1.0 / period_s
-                if not (MIN_RATE_HZ <= rate <= MAX_RATE_HZ):
-                    raise CsvImportError(f"{csv_path.name}: sample rate {rate:.4g} Hz (from time_s) is outside "
-                                         f"{MIN_RATE_HZ:.2f}..{MAX_RATE_HZ:g} Hz, what the wire format can carry")
-                rate_from = "time_s" if rate_hz is None else "--rate"
-                period_us = int(round(period_s * 1e6))
-                period_s = period_us / 1e6  # what the wire carries: the analysis times samples by it
-                rate = 1.0 / period_s
-                _check_units(data, n_imu, acc_scale, acc_unit, csv_path, lines[0])
+        start_from = ""
+        for t, data, lines in source:
+            if not filters:  # first block: check units, set up filters and the writer
+                _check_units(data, n_imu, acc_unit, csv_path, int(lines[0]) if len(lines) else 2)
                 filters = [vqf.VQF(period_s) for _ in range(n_imu)]
                 if start_dt is None:
-                    rows_total = max(1, _count_lines(csv_path) - 1)
-                    duration = rows_total * period_s
+                    duration = (timing.span_s if timing is not None and hasattr(timing, "span_s")
+                                else max(1, _count_lines(csv_path) - 1) * period_s)
                     start_dt = datetime.fromtimestamp(csv_path.stat().st_mtime, timezone.utc) - timedelta(seconds=duration)
                     start_from = "csv_mtime_minus_duration"
                 else:
                     start_from = "--start"
                 host_t0 = start_dt.timestamp()
-                meta = {
-                    "created": _iso_utc(start_dt),
-                    "device_name": device_name,
-                    "source": "import",
-                    "imu_roles": roles,
-                    "sample_rate_hz": round(rate, 6),
-                    "wire_format_version": wire.VERSION,
-                    "extras": {
-                        "original_file": csv_path.name,
-                        "import": {
-                            "acc_unit": acc_unit, "gyr_unit": gyr_unit, "rate_from": rate_from,
-                            "start_from": start_from,
-                            "orientation": f"vqf.VQF 6D (gyroscope + accelerometer), vqf {_version('vqf')}",
-                        },
-                    },
-                }
+                meta = _metadata(start_dt, device_name, roles, 1.0 / period_s, csv_path, acc_unit, gyr_unit,
+                                 rate_from, start_from, layout, no_gyro, gyr_path, timing)
                 writer = RecordingWriter(tmp, meta, fsync_interval_s=10.0, overwrite=True)
-            k = len(data)
-            d = data.reshape(k, n_imu, 6)
-            acc = np.ascontiguousarray(d[:, :, 0:3]) * acc_scale
-            gyr = np.ascontiguousarray(d[:, :, 3:6]) * gyr_scale
-            quat = np.empty((k, n_imu, 4))
-            flags = np.zeros(k, np.uint8)
-            for j, (f, role) in enumerate(zip(filters, roles)):
-                out = f.updateBatch(np.ascontiguousarray(gyr[:, j]), np.ascontiguousarray(acc[:, j]))
-                quat[:, j] = out["quat6D"]
-                rest_bit = wire.FLAG_TRUNK_REST if role == "trunk" else wire.FLAG_HEAD_REST
-                flags[out["restDetected"].astype(bool)] |= rest_bit
-            batch = []
-            for i in range(0, k, per_packet):
-                j = min(k, i + per_packet)
-                s = n + i
-                batch.append(wire.encode_samples(mask, s, (s * period_us) // 1000, period_us, flags[i:j],
-                                                 quat[i:j], acc[i:j], gyr[i:j]))
+            gaps_before = len(timing.gaps_seen) if timing is not None else 0
+            if timing is not None:
+                k, data = timing.feed(t, data) if layout == "wide" else timing.place(t, data)
+            else:
+                k = np.arange(next_k, next_k + len(data), dtype=np.int64)
+            if len(k):
+                next_k = int(k[-1]) + 1
             assert writer is not None  # created with the first block
-            writer.write_packets(batch, host_t0 + n * period_s)
-            packets += len(batch)
-            n += k
+            for g0, g1 in (timing.gaps_seen[gaps_before:] if timing is not None else []):
+                # before the packets: the analysis takes the gap's reason from this note
+                writer.write_note({"event": "gap", "boot_id": None, "from_seq": g0, "to_seq": g1,
+                                   "missing_samples": g1 - g0, "reason": REASON_SOURCE_GAP}, host_t0 + g0 * period_s)
+            if len(k):
+                packets += _write_block(writer, filters, roles, mask, per_packet, k, data, period_us, host_t0)
+                n += len(k)
             if on_progress:
                 on_progress(counter.count, size)
         if writer is None:
             raise CsvImportError(f"{csv_path.name}: no data rows after the header")
         writer.close()
         os.replace(tmp, out_path)
+    except import_streams.StreamError as e:
+        _discard(writer, tmp)
+        raise CsvImportError(str(e)) from None
     except BaseException:
-        if writer is not None and not writer.closed:
-            try:
-                writer.close()
-            except NapeError:
-                pass
-        try:
-            tmp.unlink()
-        except FileNotFoundError:
-            pass
+        _discard(writer, tmp)
         raise
     finally:
         text.close()
     return ImportResult(out=out_path, samples=n, packets=packets, rate_hz=1.0 / period_s, rate_from=rate_from,
-                        roles=roles, duration_s=n * period_s, created=meta["created"], start_from=start_from)
+                        roles=roles, duration_s=next_k * period_s, created=meta["created"], start_from=start_from,
+                        timing=meta["extras"]["import"].get("timing"))
+
+
+def _metadata(start_dt, device_name, roles, rate, csv_path, acc_unit, gyr_unit, rate_from, start_from, layout,
+              no_gyro, gyr_path, timing) -> dict:
+    """The recording header of an import (protocol/IMPORT.md 2)."""
+    imp = {"acc_unit": acc_unit, "gyr_unit": gyr_unit, "rate_from": rate_from, "start_from": start_from,
+           "layout": layout, "orientation": f"vqf.VQF 6D (gyroscope + accelerometer), vqf {_version('vqf')}"}
+    if no_gyro:
+        imp["gyroscope"] = "none: recorded as 0"
+    if timing is not None:
+        imp["timing"] = {"resampled": True, "period_s": round(1.0 / rate, 9)} | timing.planned
+    meta = {"created": _iso_utc(start_dt), "device_name": device_name, "source": "import", "imu_roles": roles,
+            "sample_rate_hz": round(rate, 6), "wire_format_version": wire.VERSION,
+            "extras": {"original_file": csv_path.name, "import": imp}}
+    if gyr_path is not None:
+        meta["extras"]["gyr_file"] = Path(gyr_path).name
+    return meta
+
+
+def _plan_timing(path: Path, delim: str, time_index: int, tscale: float) -> tuple[float, GridResampler | None]:
+    """A first pass over the time column: the period (median of the first ``RATE_PROBE`` steps,
+    on a whole rate when near one) and, when any step strays more than ``JITTER`` from it or
+    repeats a time, the resampler whose figures go into the header (rows whose time cell does
+    not parse are left to the main pass, which names them).
+
+    Raises:
+        CsvImportError: one data row only, or time going back (line named).
+    """
+    times, lines = [], []
+    with open(path, encoding="utf-8-sig", newline="", errors="replace") as f:
+        reader = csv.reader(f, delimiter=delim)
+        next(reader, None)
+        for row in reader:
+            if len(row) > time_index:
+                try:
+                    v = float(row[time_index])
+                except ValueError:
+                    continue
+                if math.isfinite(v):
+                    times.append(v * tscale)
+                    lines.append(reader.line_num)
+    t = np.array(times)
+    if len(t) == 0:
+        return 0.01, None  # no data rows: the main pass says so
+    dt = np.diff(t)
+    back = np.flatnonzero(dt < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        raise CsvImportError(f"{path.name} line {lines[i]}, column time_s: {t[i]:g} s is not after the previous "
+                             f"row's {t[i - 1]:g} s (time must increase)")
+    probe = dt[:RATE_PROBE][dt[:RATE_PROBE] > 0]
+    if probe.size == 0:
+        raise CsvImportError(f"{path.name}: one data row only; the sample rate needs two (or pass --rate)")
+    period = float(np.median(probe))
+    if (np.abs(dt - period) <= JITTER * period).all():
+        return period, None
+    period = _nice_period(period)
+    r = GridResampler(period, max(GAP_PERIODS * period, GAP_MIN_S), t0=float(t[0]))
+    r.planned = _planned(t, period, r.gap)
+    r.span_s = float(t[-1] - t[0]) + period
+    return period, r
+
+
+def _planned(t: np.ndarray, period: float, gap: float) -> dict:
+    """How much the row times ``t`` stray from the grid (the header's ``extras.import.timing``)."""
+    dt = np.diff(t)
+    st = TimingStats(rows=len(t), duplicates=int((dt == 0).sum()), steps=int((dt > 0).sum()))
+    ok = (dt > 0) & (dt <= gap)
+    dev = np.abs(dt[ok] - period)
+    st.abs_dev_sum_s, st.max_dev_s = float(dev.sum()), float(dev.max(initial=0.0))
+    st.steps = int(ok.sum())
+    big = np.flatnonzero(dt > gap)
+    st.gaps = [(0, int(round(dt[i] / period)) - 1) for i in big]
+    d = st.as_dict(period)
+    d["gap_samples"] = int(sum(max(0, b) for _a, b in st.gaps))
+    return d
+
+
+def _discard(writer: RecordingWriter | None, tmp: Path) -> None:
+    if writer is not None and not writer.closed:
+        try:
+            writer.close()
+        except NapeError:
+            pass
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _write_block(writer, filters, roles, mask, per_packet, k, data, period_us, host_t0) -> int:
+    """Orientation by vqf, SAMPLES packets (seq = grid index ``k``), written; returns packets."""
+    n_imu = len(roles)
+    m = len(data)
+    d = data.reshape(m, n_imu, 6)
+    acc = np.ascontiguousarray(d[:, :, 0:3])
+    gyr = np.ascontiguousarray(d[:, :, 3:6])
+    quat = np.empty((m, n_imu, 4))
+    flags = np.zeros(m, np.uint8)
+    for j, (f, role) in enumerate(zip(filters, roles)):
+        out = f.updateBatch(np.ascontiguousarray(gyr[:, j]), np.ascontiguousarray(acc[:, j]))
+        quat[:, j] = out["quat6D"]
+        rest_bit = wire.FLAG_TRUNK_REST if role == "trunk" else wire.FLAG_HEAD_REST
+        flags[out["restDetected"].astype(bool)] |= rest_bit
+    batch = []
+    cuts = np.flatnonzero(np.diff(k) != 1) + 1  # a packet holds consecutive seq only
+    for r0, r1 in zip(np.concatenate([[0], cuts]), np.concatenate([cuts, [m]])):
+        for i in range(int(r0), int(r1), per_packet):
+            j = min(int(r1), i + per_packet)
+            seq = int(k[i])
+            batch.append(wire.encode_samples(mask, seq, (seq * period_us) // 1000, period_us, flags[i:j],
+                                             quat[i:j], acc[i:j], gyr[i:j]))
+    writer.write_packets(batch, host_t0 + int(k[0]) * period_us / 1e6)
+    return len(batch)
+
+
+def _nice_period(median_s: float) -> float:
+    """The period of the median step, on a whole rate in Hz when it is within 5 % of one (a
+    '20 Hz' phone log whose median step is 49.3 ms runs at 20 Hz, not 20.28 Hz)."""
+    rate = 1.0 / median_s
+    whole = round(rate)
+    return 1.0 / whole if whole >= 1 and abs(rate - whole) <= 0.05 * whole else median_s
+
+
+def _start_resampling(period_s: float, last_t: float | None, last_row, next_k: int, t_first: float) -> GridResampler:
+    """A resampler that continues the samples written so far on their grid."""
+    gap = max(GAP_PERIODS * period_s, GAP_MIN_S)
+    if last_t is None:
+        return GridResampler(period_s, gap, t0=t_first, next_k=0)
+    r = GridResampler(period_s, gap, t0=last_t - (next_k - 1) * period_s, next_k=next_k)
+    r.prev = (last_t, last_row)
+    return r
+
+
+def _wide_source(blocks, has_time: bool, tscale: float, cols: list[str], roles: list[str], acc_scale: float,
+                 gyr_scale: float, names: list[str], picks: list[int], path: Path, strict_time: bool = True):
+    """(time s or None, values (n, 6 × IMUs) in m/s² and rad/s, line numbers) per block of a
+    wide CSV; values beyond the wire format's range are an error naming line and column, so is
+    time not increasing (``strict_time``; else only time going back)."""
+    last_t = None
+    for vals, lines in blocks:
+        t = vals[:, 0] * tscale if has_time else None
+        if t is not None:
+            prev = np.concatenate([[last_t if last_t is not None else -np.inf], t[:-1]])
+            back = np.flatnonzero(t <= prev if strict_time else t < prev)
+            if back.size:
+                i = int(back[0])
+                raise CsvImportError(f"{path.name} line {lines[i]}, column {names[picks[0]]}: {t[i]:g} s is not after "
+                                     f"the previous row's {prev[i]:g} s (time must increase)")
+            last_t = float(t[-1])
+        raw = vals[:, 1:] if has_time else vals
+        data = np.zeros((len(raw), 6 * len(roles)))
+        for j, c in enumerate(cols):
+            r, _, axis = c.partition("_")
+            pos = roles.index(r) * 6 + AXES.index(axis)
+            data[:, pos] = raw[:, j] * (acc_scale if axis.startswith("acc") else gyr_scale)
+        _check_range(data, lines, len(roles), path, names, picks[1:] if has_time else picks)
+        yield t, data, lines
+
+
+def _check_range(data: np.ndarray, lines: np.ndarray, n_imu: int, path: Path, names, picks) -> None:
+    """Raises CsvImportError at the first value no IMU can read (beyond the wire format's range)."""
+    d = data.reshape(len(data), n_imu, 6)
+    with np.errstate(all="ignore"):
+        bad = (np.abs(d[:, :, 0:3]) > ACC_LIMIT_MS2) | False
+        bad_g = np.abs(d[:, :, 3:6]) > GYR_LIMIT_RADS
+    hit = np.concatenate([bad, bad_g], axis=2).reshape(len(data), -1)
+    if not hit.any():
+        return
+    row, col = map(int, np.argwhere(hit)[0])
+    imu, axis = divmod(col, 6)
+    label = f"{('trunk', 'head')[imu]}_{AXES[axis]}"
+    what = (f"beyond ±{ACC_LIMIT_MS2 / G:.1f} g, what any IMU (and the wire format) can carry" if axis < 3 else
+            f"beyond ±{np.degrees(GYR_LIMIT_RADS):.0f} °/s, what any IMU (and the wire format) can carry")
+    value = d[row, imu, axis]
+    unit = "m/s²" if axis < 3 else "rad/s"
+    raise CsvImportError(f"{path.name} line {lines[row]}, column {label}: {value:.4g} {unit} is {what} "
+                         "(check the unit options and the column mapping)")
+
+
+def _merged_source(csv_path: Path, gyr_path, rename: dict, rate_hz: float | None, acc_scale: float,
+                   gyr_scale: float, block_rows: int):
+    """Blocks of (grid time, values, line numbers (0: interpolated)) from separate acc / gyr streams."""
+    if gyr_path is not None:
+        streams = import_streams.read_wide(csv_path, rename, "acc") | import_streams.read_wide(Path(gyr_path), rename,
+                                                                                              "gyr")
+    else:
+        streams = import_streams.read_long(csv_path, rename)
+    roles = ["trunk"] + (["head"] if ("head", "acc") in streams or ("head", "gyr") in streams else [])
+    for (role, kind), (t, v, lines) in list(streams.items()):
+        v = v * (acc_scale if kind == "acc" else gyr_scale)
+        streams[(role, kind)] = (t, v, lines)
+        limit = ACC_LIMIT_MS2 if kind == "acc" else GYR_LIMIT_RADS
+        with np.errstate(all="ignore"):
+            over = np.argwhere(np.abs(v) > limit)
+        if over.size:
+            i, a = map(int, over[0])
+            unit = "m/s²" if kind == "acc" else "rad/s"
+            raise CsvImportError(f"{csv_path.name if kind == 'acc' or gyr_path is None else Path(gyr_path).name} "
+                                 f"line {lines[i]}: {role} {kind} {'xyz'[a]} = {v[i, a]:.4g} {unit} is beyond what any "
+                                 "IMU (and the wire format) can carry (check the unit options and the column mapping)")
+    period_s = 1.0 / rate_hz if rate_hz else _nice_period(import_streams.median_period(streams))
+    gap = max(GAP_PERIODS * period_s, GAP_MIN_S)
+    t, values, resamplers = import_streams.merge(streams, roles, period_s, gap, csv_path)
+    if len(t) == 0:
+        raise CsvImportError(f"{csv_path.name}: the accelerometer and gyroscope streams do not overlap in time")
+    timing = GridResampler(period_s, gap, t0=float(t[0]))
+    acc_t = streams[("trunk", "acc")][0]
+    timing.planned = _planned(acc_t[acc_t >= t[0] - gap], period_s, gap) | {
+        "streams": {f"{r}_{k}": len(streams[(r, k)][0]) for r, k in resamplers}}
+    timing.span_s = float(t[-1] - t[0]) + period_s
+
+    def blocks():
+        for i in range(0, len(t), block_rows):
+            yield t[i: i + block_rows], values[i: i + block_rows], np.zeros(len(t[i: i + block_rows]), np.int64)
+
+    return blocks(), roles, period_s, timing
 
 
 def _version(dist: str) -> str:
@@ -444,7 +674,7 @@ def _version(dist: str) -> str:
         return "unknown"
 
 
-def _check_units(data: np.ndarray, n_imu: int, acc_scale: float, acc_unit: str, path: Path, line: int) -> None:
+def _check_units(data: np.ndarray, n_imu: int, acc_unit: str, path: Path, line: int) -> None:
     """Catch the commonest mistake (g read as m/s² or the reverse) before it ruins the angles.
 
     Raises:
@@ -452,7 +682,8 @@ def _check_units(data: np.ndarray, n_imu: int, acc_scale: float, acc_unit: str, 
             gravity in the unit given.
     """
     d = data.reshape(len(data), n_imu, 6)
-    mag = float(np.median(np.linalg.norm(d[:, 0, 0:3], axis=1))) * acc_scale  # m/s^2 if the unit is right
+    mag = float(np.median(np.linalg.norm(d[:, 0, 0:3], axis=1)))  # m/s^2 if the unit is right
+    acc_scale = ACC_UNITS[acc_unit]
     if 5.0 <= mag <= 20.0:
         return
     if acc_unit == "ms2" and 0.5 <= mag <= 2.0:
@@ -463,5 +694,6 @@ def _check_units(data: np.ndarray, n_imu: int, acc_scale: float, acc_unit: str, 
         hint = "; check the unit and the columns"
     raw = mag / acc_scale
     label = "g" if acc_unit == "g" else "m/s²"
-    raise CsvImportError(f"{path.name} from line {line}: trunk acceleration magnitude reads {raw:.3g} {label} (median "
+    where = f"from line {line}" if line > 0 else "in the first rows"
+    raise CsvImportError(f"{path.name} {where}: trunk acceleration magnitude reads {raw:.3g} {label} (median "
                          f"of the first rows) where a worn sensor reads about 1 g = 9.81 m/s²{hint}")

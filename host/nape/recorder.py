@@ -122,6 +122,7 @@ async def record(
     fsync_interval_s: float = FSYNC_INTERVAL_S,
     progress_interval_s: float = 0.25,
     on_open: Callable[[Path], None] | None = None,
+    on_packet: Callable[[wire.SamplesPacket | wire.EventPacket, float], None] | None = None,
 ) -> RecordStats:
     """Record everything ``transport`` sends into a new .nape file at ``path``.
 
@@ -137,6 +138,9 @@ async def record(
         overwrite: replace an existing file.
         fsync_interval_s: at most this many seconds between a write and its fsync.
         on_open: ``fn(path)`` once the file exists (its header is on disk).
+        on_packet: ``fn(decoded_packet, arrival_unix_s)`` for every packet accepted into
+            the file (not duplicates or malformed ones), as it arrives: the live view's feed.
+            It runs in the receive loop, so it must be quick.
 
     Raises:
         nape.errors.RecordingError: the file cannot be created or written.
@@ -181,7 +185,10 @@ async def record(
                     packet = r.feed(note.value)
                     now = time.monotonic()
                     lost0, gap_from = stats.lost_samples, trackers[boot[0]].next_seq
-                    if packet is not None and _accept(packet, trackers[boot[0]], stats, writer):
+                    decoded = _accept(packet, trackers[boot[0]], stats, writer) if packet is not None else None
+                    if decoded is not None:
+                        if on_packet:
+                            on_packet = _observe(on_packet, decoded, writer)
                         if stats.lost_samples > lost0:  # a gap: note it (after what came before it)
                             held.write(writer)
                             writer.write_note(_gap_note(gap_from, stats.lost_samples - lost0, boot[0],
@@ -254,22 +261,34 @@ async def _housekeeping(writer: RecordingWriter, held: _Held, chunk_s: float, fs
             writer.sync_if_due()
 
 
-def _accept(packet: bytes, tracker: _SeqTracker, stats: RecordStats, writer: RecordingWriter) -> bool:
+def _observe(fn, decoded, writer: RecordingWriter):
+    """Call the ``on_packet`` observer; one that fails is noted in the file and dropped,
+    so a live view's fault never costs recorded data. Returns the observer to keep (or None)."""
+    try:
+        fn(decoded, time.time())
+        return fn
+    except Exception as e:  # any observer fault: the recording goes on without it
+        writer.write_note({"event": "observer_error", "error": f"{type(e).__name__}: {e}"}, time.time())
+        return None
+
+
+def _accept(packet: bytes, tracker: _SeqTracker, stats: RecordStats, writer: RecordingWriter):
+    """The decoded packet if it belongs in the file, else None (malformed: noted; duplicate)."""
     try:
         decoded = wire.decode_packet(packet)
     except PacketError as e:
         stats.malformed += 1
         stats.first_error = stats.first_error or str(e)
         writer.write_note({"event": "malformed_packet", "error": str(e), "hex": packet[:600].hex()}, time.time())
-        return False
+        return None
     if isinstance(decoded, wire.EventPacket):
         stats.event_packets += 1
         stats.packets += 1
-        return True
+        return decoded
     if not tracker.accept(decoded.seq, decoded.count, stats):
-        return False
+        return None
     stats.packets += 1
     stats.samples += decoded.count
     stats.backfilled_samples += int((decoded.flags & FLAG_BACKFILL != 0).sum())
     stats.last_packet = decoded
-    return True
+    return decoded

@@ -788,6 +788,7 @@ class RecordingWriter:
         self._packets = 0
         self._closed = False
         self._broken = False
+        self._first_error: str | None = None
         self._good_end = 0
         try:
             if overwrite:
@@ -869,6 +870,7 @@ class RecordingWriter:
         self._metadata = rec.metadata
         self._closed = False
         self._broken = False
+        self._first_error = None
         self._file = cls._open_locked(self._path, os.O_RDWR | getattr(os, "O_BINARY", 0))
         try:
             issues: list[ReadIssue] = []
@@ -944,8 +946,8 @@ class RecordingWriter:
     def _write_chunks(self, frames: list[bytes]) -> None:
         if self._closed:
             raise RecordingError(f"{self._path}: writer is closed")
-        if self._broken:
-            raise RecordingError(f"{self._path}: writer is unusable after an earlier write error")
+        if self._broken:  # the first error's plain words ("No space left on device"), not a riddle
+            raise RecordingError(f"{self._path}: write failed: {self._first_error or 'an earlier write failed'}")
         good = self._good_end
         try:
             self._write_raw(b"".join(frames))
@@ -955,6 +957,7 @@ class RecordingWriter:
                 self._last_fsync = now
         except OSError as exc:
             self._broken = True
+            self._first_error = exc.strerror or str(exc)
             try:  # leave no partial chunk behind if we can
                 self._file.truncate(good)
                 self._good_end = good

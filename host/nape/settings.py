@@ -29,11 +29,15 @@ Sources cited by key:
   SAE J211, 100 Hz corner, would not change a 100 Hz stream). Gravity is removed with the
   inclination averaged over the minute before the event and carried through it by the
   gyroscope, so a sustained manoeuvre is not taken for tilt.
+- [FULLSCALE] Full-scale ranges of body-worn MEMS IMUs: ±2/4/8/16 g and ±250–2000 °/s
+  (InvenSense MPU-6050 product specification rev. 3.4; TDK ICM-42688-P datasheet): a
+  reading beyond the largest is a sensor or transfer fault, not motion.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 from dataclasses import dataclass, field
@@ -67,6 +71,10 @@ class AnalysisSettings:
     """With a head IMU, the head sensor within this of vertical counts as upright for
     calibration: a head held still but flexed (reading, writing: 30–45°) is not neutral;
     ±15° of mounting plus ±10° of natural head carriage (Nape default)."""
+    calib_check_walk_deg: float = 10.0
+    """People walk with the upper back nearly upright: when the median upper-back angle while
+    walking is further than this from 0°, the report says the neutral posture was probably
+    off by about that much (Nape default)."""
     heading_tau_s: float = 120.0
     """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
     no common heading); axial neck rotation held longer than this fades (Nape default)."""
@@ -221,6 +229,17 @@ class AnalysisSettings:
     wearer's own head movement, never a jolt; the head never triggers a jolt (Nape default:
     quick looks reach 200–400 °/s)."""
 
+    # --- plausibility (host/nape/analysis/quality.py) ---
+    glitch_acc_max_g: float = 16.0
+    """Specific force above this is a sensor glitch, never a jolt: the largest full scale of
+    body-worn MEMS accelerometers (±16 g, MPU-6050 / ICM-42688 datasheets). [FULLSCALE]"""
+    glitch_gyr_max_dps: float = 2000.0
+    """Angular velocity above this is a sensor glitch: the largest gyroscope full scale of the
+    same parts (±2000 °/s). [FULLSCALE]"""
+    glitch_spike_g: float = 4.0
+    """A single sample differing from both neighbours by more than this, while they agree, is a
+    glitch: shocks at the back and head last 50–150 ms, several samples (Nape default)."""
+
     # --- context ---
     lying_trunk_deg: float = 60.0
     """Trunk tilted more than this from vertical (any direction) counts as lying (Nape default)."""
@@ -278,20 +297,28 @@ class AnalysisSettings:
         """A copy with ``name=value`` overrides applied.
 
         Raises:
-            NapeError: unknown name or a value that is not a number.
+            NapeError: no ``=``, an unknown name, a value that is not a finite number, or one
+                outside the setting's allowed range (:data:`LIMITS`); the message shows the form.
         """
         changes = {}
         names = {f.name for f in dataclasses.fields(self) if f.name != "sources"}
         for pair in pairs:
-            name, sep, value = pair.partition("=")
-            if not sep or name not in names:
-                raise NapeError(f"unknown setting {name!r}; known: {', '.join(sorted(names))}")
+            name, sep, value = (x.strip() for x in str(pair).partition("="))
+            if not sep:
+                hint = (f" (e.g. --set {name}={getattr(self, name):g})" if name in names
+                        else " (e.g. --set neck_flexion_deg=25)")
+                raise NapeError(f"setting {name!r} has no value: the form is --set NAME=VALUE{hint}")
+            if name not in names:
+                near = difflib.get_close_matches(name, sorted(names), n=3)
+                also = f"; did you mean {', '.join(near)}?" if near else f"; known: {', '.join(sorted(names))}"
+                raise NapeError(f"unknown setting {name!r}{also}")
             try:
                 changes[name] = float(value)
             except ValueError:
-                raise NapeError(f"setting {name} needs a number, got {value!r}") from None
+                raise NapeError(f"setting {name} needs a number, got {value!r} (the form is --set {name}=VALUE)") from None
             if not math.isfinite(changes[name]):
                 raise NapeError(f"setting {name} needs a finite number, got {value!r}")
+            check_range(name, changes[name])
         return dataclasses.replace(self, **changes)
 
     @classmethod
@@ -331,6 +358,23 @@ _SOURCES = {
     "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
     "fuse_on_host": "VQF (Laidig & Seel 2023) as the reference orientation filter",
+    "glitch_acc_max_g": "largest accelerometer full scale of body-worn MEMS IMUs: ±16 g (InvenSense MPU-6050, "
+                        "TDK ICM-42688-P datasheets)",
+    "glitch_gyr_max_dps": "largest gyroscope full scale of the same parts: ±2000 °/s (MPU-6050, ICM-42688-P datasheets)",
+}
+
+
+# --- when to see a clinician: only published guidance, quoted in plain words ---
+CLINICAL_SOURCES = {
+    "neck_pain": "NHS, Neck pain and stiff neck (https://www.nhs.uk/conditions/neck-pain-and-stiff-neck/): "
+                 "see a GP if neck pain or stiffness does not go away after a few weeks, painkillers have not "
+                 "helped, you are worried about it, or you have other symptoms such as pins and needles.",
+}
+#: What the reports say about seeing a clinician (and only this), from CLINICAL_SOURCES.
+CLINICAL_GUIDANCE = {
+    "neck_pain": "If your neck hurts or is stiff afterwards and it has not gone away after a few weeks, "
+                 "painkillers do not help, or you get pins and needles in an arm, see a GP (NHS advice on "
+                 "neck pain).",
 }
 
 
@@ -349,3 +393,46 @@ _SOURCES.update({
     "rom_rotation_low_deg": ROM_SOURCES["CROM"],
     "rom_hold_s": "Nape default: the end range must be held, not touched by one noisy sample",
 })
+
+
+# --- allowed ranges (validated on every override: --set, --settings) ---
+# (low, high, unit). Physical limits (an angle within 0–90°, a filter below the lowest stream's
+# Nyquist frequency of 7.6 Hz, accelerations within what the wire format carries) and
+# sense limits (a hold of at most 2 h); defaults lie inside. A setting without an entry must
+# be a finite number ≥ 0.
+FLAGS = ("fuse_on_host", "rom_functional_axis")  # 0 or 1
+LIMITS: dict[str, tuple[float, float, str]] = {
+    "fuse_on_host": (0, 1, ""), "rom_functional_axis": (0, 1, ""),
+    "neutral_window_s": (0.5, 120, "s"), "calib_search_s": (1, 86400, "s"), "calib_settle_s": (0, 600, "s"),
+    "still_dps": (0.1, 50, "°/s"), "upright_tilt_deg": (1, 90, "°"), "heading_tau_s": (1, 3600, "s"),
+    "neck_flexion_deg": (0, 90, "°"), "trunk_inclination_deg": (0, 90, "°"), "hold_s": (1, 7200, "s"),
+    "hysteresis_deg": (0, 30, "°"), "end_grace_s": (0, 600, "s"), "posture_lowpass_hz": (0.01, 5, "Hz"),
+    "iso_neck_flexion_deg": (0, 90, "°"), "iso_head_hold_25_min": (0.1, 480, "min"),
+    "iso_head_hold_85_min": (0.1, 480, "min"), "iso_trunk_hold_20_min": (0.1, 480, "min"),
+    "iso_trunk_hold_60_min": (0.1, 480, "min"), "rula_extension_deg": (0, 45, "°"),
+    "rula_side_bend_deg": (0, 90, "°"), "rula_twist_deg": (0, 90, "°"), "keyboard_trunk_deg": (0, 90, "°"),
+    "phone_neck_deg": (0, 90, "°"), "bed_lateral_deg": (0, 90, "°"), "bed_flexion_deg": (0, 90, "°"),
+    "bed_hold_s": (1, 7200, "s"), "walk_rms_g": (0.001, 2, "g"), "walk_min_s": (0.5, 600, "s"),
+    "vehicle_vib_rms_g": (0.0001, 2, "g"), "vehicle_window_s": (1, 3600, "s"),
+    "jolt_trigger_g": (0.05, 16, "g"), "jolt_moderate_g": (0.05, 16, "g"), "jolt_severe_g": (0.05, 16, "g"),
+    "shock_moderate_g": (0.1, 32, "g"), "shock_severe_g": (0.1, 32, "g"), "vehicle_lowpass_hz": (0.1, 5, "Hz"),
+    "bump_vertical_ratio": (0.1, 10, ""), "impulsive_max_s": (0.01, 10, "s"), "nic_reference_m2s2": (1, 100, "m²/s²"),
+    "jolt_merge_s": (0, 60, "s"), "jolt_max_s": (0.1, 600, "s"), "jolt_lowpass_hz": (1, 200, "Hz"),
+    "head_turn_dps": (10, 2000, "°/s"), "glitch_acc_max_g": (2, 32.7, "g"), "glitch_gyr_max_dps": (100, 3276, "°/s"),
+    "glitch_spike_g": (0.5, 32, "g"), "lying_trunk_deg": (10, 90, "°"),
+    "rom_hold_s": (0, 30, "s"), "rom_asymmetry_deg": (0, 90, "°"), "rom_min_motion_deg": (0, 90, "°"),
+    "rom_change_deg": (0, 90, "°"),
+    **{f"rom_{d}_{e}_deg": (0, 180, "°") for d in ("flexion", "extension", "lateral", "rotation")
+       for e in ("low", "high")},
+}
+
+
+def check_range(name: str, value: float) -> None:
+    """Raises NapeError when ``value`` is outside the allowed range of setting ``name``."""
+    lo, hi, unit = LIMITS.get(name, (0.0, math.inf, ""))
+    if name in FLAGS and value not in (0.0, 1.0):
+        raise NapeError(f"setting {name} is 0 (off) or 1 (on), got {value:g}")
+    if not lo <= value <= hi:
+        u = f" {unit}" if unit and unit not in ("°",) else unit
+        span = f"{lo:g}{u} to {hi:g}{u}" if math.isfinite(hi) else f"at least {lo:g}{u}"
+        raise NapeError(f"setting {name}={value:g} is out of range: allowed {span} (the form is --set {name}=VALUE)")

@@ -40,9 +40,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 
+from . import safe_write
 from .errors import NapeError
 
-SCHEMA_VERSION = 2  # 2: the rom table
+SCHEMA_VERSION = 3  # 2: the rom table; 3: valid data per recording (coverage)
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)  # stands in for an unreadable start time
 GRADES = ("mild", "moderate", "severe")
 
@@ -69,7 +70,14 @@ _COLUMNS = """
 """
 
 
+# schema 3: how much valid data a recording's figures rest on (nape.analysis.coverage); added to
+# older databases by ALTER TABLE (NULL / 0 for recordings indexed before)
+_COVERAGE_COLUMNS = {"valid_s": "REAL", "low_coverage": "INTEGER NOT NULL DEFAULT 0"}
+
 ROM_DIRECTIONS = ("flexion", "extension", "lateral_left", "lateral_right", "rotation_left", "rotation_right")
+#: The directions in words (as nape.analysis.rom.LABELS).
+ROM_LABELS = {"flexion": "bending forward", "extension": "bending backward", "lateral_left": "side-bending left",
+              "lateral_right": "side-bending right", "rotation_left": "turning left", "rotation_right": "turning right"}
 
 _ROM_COLUMNS = """
     path            TEXT PRIMARY KEY,   -- resolved absolute path of the ROM test recording
@@ -139,6 +147,10 @@ def _connect(db_path: Path, create: bool) -> sqlite3.Connection:
         if version < SCHEMA_VERSION:
             with con:
                 con.execute(f"CREATE TABLE IF NOT EXISTS recordings ({_COLUMNS})")
+                have = {r[1] for r in con.execute("PRAGMA table_info(recordings)")}
+                for name, decl in _COVERAGE_COLUMNS.items():
+                    if name not in have:
+                        con.execute(f"ALTER TABLE recordings ADD COLUMN {name} {decl}")
                 con.execute(f"CREATE TABLE IF NOT EXISTS rom ({_ROM_COLUMNS})")
                 con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except sqlite3.DatabaseError as e:
@@ -218,7 +230,7 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
     grades = [_get(j, "grade") for j in jolts]
     reports = {k: str(Path(v).resolve()) for k, v in (report_paths or {}).items()}
     return {
-        "path": str(path),
+        "path": db_text(str(path)),
         "size_bytes": st.st_size,
         "mtime_ns": st.st_mtime_ns,
         "start_utc": _iso_utc(start),
@@ -235,9 +247,15 @@ def row_from_findings(findings, report_paths: Mapping[str, os.PathLike | str] | 
         "jolts_moderate": grades.count("moderate"),
         "jolts_severe": grades.count("severe"),
         "analysed_at": _iso_utc(analysed_at or datetime.now(timezone.utc)),
-        "report_html": reports.get("html"),
-        "report_json": reports.get("json"),
+        "report_html": db_text(reports.get("html")),
+        "report_json": db_text(reports.get("json")),
+        "valid_s": _float_or_none(_field(findings, "valid_s")),
+        "low_coverage": int(bool(_field(findings, "low_coverage", False))),
     }
+
+
+def _float_or_none(v) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def index_findings(db_path: str | os.PathLike, findings, report_paths: Mapping[str, os.PathLike | str] | None = None) -> dict:
@@ -308,15 +326,34 @@ class Session:
     analysed_at: str
     report_html: str | None
     report_json: str | None
+    valid_s: float | None = None  # seconds of valid data (None: indexed before schema 3)
+    low_coverage: bool = False  # little valid data: listed, left out of the totals
 
     @property
     def jolt_total(self) -> int:
         return sum(self.jolts.values())
 
 
+def db_text(path: str | None) -> str | bytes | None:
+    """A path as SQLite can hold it: text, or its raw bytes when the name is not valid UTF-8
+    (a Linux file name decoded with surrogateescape; SQLite text must be UTF-8)."""
+    if path is None:
+        return None
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(path)
+    return path
+
+
+def from_db(value: str | bytes | None) -> str | None:
+    """The inverse of :func:`db_text`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
 def _status(row: sqlite3.Row) -> str:
     try:
-        st = os.stat(row["path"])
+        st = os.stat(from_db(row["path"]))
     except FileNotFoundError:
         return "missing"
     except OSError:
@@ -342,12 +379,13 @@ def sessions(db_path: str | os.PathLike) -> list[Session]:
     out = []
     for r in rows:
         out.append(Session(
-            path=r["path"], status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH, start_source=r["start_source"],
+            path=from_db(r["path"]), status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH, start_source=r["start_source"],
             duration_s=r["duration_s"], roles=json.loads(r["roles"]), neck_poor_min=r["neck_poor_min"],
             trunk_poor_min=r["trunk_poor_min"], lying_min=r["lying_min"], episodes=r["episodes"],
             neck_episodes=r["neck_episodes"], trunk_episodes=r["trunk_episodes"],
             jolts={g: r[f"jolts_{g}"] for g in GRADES}, analysed_at=r["analysed_at"],
-            report_html=r["report_html"], report_json=r["report_json"],
+            report_html=from_db(r["report_html"]), report_json=from_db(r["report_json"]),
+            valid_s=r["valid_s"], low_coverage=bool(r["low_coverage"]),
         ))
     return out
 
@@ -361,7 +399,7 @@ def forget(db_path: str | os.PathLike, paths: Iterable[str]) -> int:
     con = _connect(Path(db_path), create=False)
     try:
         with con:
-            n = sum(con.execute(f"DELETE FROM {table} WHERE path = ?", (str(p),)).rowcount
+            n = sum(con.execute(f"DELETE FROM {table} WHERE path = ?", (db_text(str(p)),)).rowcount
                     for p in paths for table in ("recordings", "rom"))
     except sqlite3.Error as e:
         raise TrendsError(f"cannot write trends database {db_path}: {e}") from None
@@ -385,15 +423,15 @@ def row_from_rom(result, report_paths: Mapping[str, os.PathLike | str] | None = 
         result, "a range-of-motion result", meta.get("created") if isinstance(meta, Mapping) else _field(result, "created"))
     dirs = {_get(d, "direction"): d for d in (_field(result, "directions", []) or [])}
     reports = {k: str(Path(v).resolve()) for k, v in (report_paths or {}).items()}
-    row = {"path": str(path), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "start_utc": _iso_utc(start),
+    row = {"path": db_text(str(path)), "size_bytes": st.st_size, "mtime_ns": st.st_mtime_ns, "start_utc": _iso_utc(start),
            "start_source": start_source, "duration_s": duration_s}
     for d in ROM_DIRECTIONS:
         v = _get(dirs[d], "max_deg") if d in dirs else None
         row[f"{d}_deg"] = None if v is None else float(v)
     row["below_typical"] = sum(_get(d, "verdict") == "below" for d in dirs.values())
     row["analysed_at"] = _iso_utc(analysed_at or datetime.now(timezone.utc))
-    row["report_html"] = reports.get("html")
-    row["report_json"] = reports.get("json")
+    row["report_html"] = db_text(reports.get("html"))
+    row["report_json"] = db_text(reports.get("json"))
     return row
 
 
@@ -469,10 +507,11 @@ def rom_sessions(db_path: str | os.PathLike) -> list[RomSession]:
         raise TrendsError(f"cannot read trends database {db_path}: {e}") from None
     finally:
         con.close()
-    return [RomSession(path=r["path"], status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH,
+    return [RomSession(path=from_db(r["path"]), status=_status(r), start=_parse_iso(r["start_utc"]) or _EPOCH,
                        start_source=r["start_source"], duration_s=r["duration_s"],
                        max_deg={d: r[f"{d}_deg"] for d in ROM_DIRECTIONS}, below_typical=r["below_typical"],
-                       analysed_at=r["analysed_at"], report_html=r["report_html"], report_json=r["report_json"])
+                       analysed_at=r["analysed_at"], report_html=from_db(r["report_html"]),
+                       report_json=from_db(r["report_json"]))
             for r in rows]
 
 
@@ -516,6 +555,7 @@ class Period:
     lying_min: float = 0.0
     episodes: int = 0
     jolts: dict[str, int] = field(default_factory=lambda: {g: 0 for g in GRADES})
+    left_out: int = 0  # recordings with little valid data (nape.analysis.coverage): not in the totals
 
     @property
     def poor_min(self) -> float:
@@ -523,6 +563,9 @@ class Period:
         return (self.neck_poor_min or 0.0) + self.trunk_poor_min
 
     def add(self, s: Session) -> None:
+        if s.low_coverage:  # its figures rest on too little data to count with the others
+            self.left_out += 1
+            return
         self.recordings += 1
         self.recorded_min += s.duration_s / 60.0
         if s.neck_poor_min is not None:

@@ -210,7 +210,7 @@ emit({"ids": ids, "status": hx(svc.status_bytes()), "svc": svc.boot_id,
     assert max(ids) > 0xFFFF  # 32 random bits, not a small counter
     s = P.parse_status(bytes.fromhex(r["status"]))
     assert s.boot_id == r["svc"] and s.firmware_version == "0.1.0"
-    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 2
+    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 3
     assert r["fixed"] == 0x1234ABCD
 
 
@@ -298,3 +298,186 @@ emit({"sent": [(x[1][1], hx(x[1][2])) for x in ble._sent if x[0] == "notify"],
     assert kinds[0][0] == "control"
     assert P.parse_control(bytes.fromhex(kinds[0][1])).opcode == P.CMD_BACKFILL_ALL
     assert [k for k, _ in kinds[1:]] == ["stream"] * 4
+
+
+# --- secure mode under the real MicroPython, with NimBLE's order of events -------------------
+# (the virtual radio's bumble peripheral reports encryption before it stores the keys;
+# NimBLE stores them first: tests/test_ble_secure_board.py covers the other order)
+
+_SECURE = r"""
+import sys, json, struct, binascii, time, hashlib
+import bluetooth, ble_buffer, ble_service, ble_owner
+print(sys.implementation.name)
+hx = lambda b: binascii.hexlify(bytes(b)).decode()
+def emit(obj):
+    print(json.dumps(obj))
+ble = bluetooth.BLE()
+st = ble_buffer.PacketStore(ram_slots=64)
+for k in range(4):
+    b = bytearray(14 + 5 * 41)
+    struct.pack_into("<BBBBIIH", b, 0, 1, 1, 3, 5, 5 * k, 50 * k, 10000)
+    st.append(bytes(b))
+svc = ble_service.NapeService(ble, st, secure=True, pair_window_s=60, max_bonds=2,
+                              owner_key=OWNER)
+conn = [0]
+def connect():
+    conn[0] += 1
+    ble._inject(1, (conn[0], 1, b"\x00" * 6)); ble._inject(21, (conn[0], 247)); svc.poll()
+def disconnect():
+    ble._inject(2, (conn[0], 1, b"\x00" * 6)); svc.poll()
+def pair(peer):   # NimBLE: our + peer keys stored (both keyed by the peer), then encryption
+    a = svc._irq(30, (1, peer, b"ltk"))
+    b = svc._irq(30, (2, peer, b"keys"))
+    ble._inject(28, (conn[0], True, False, True, 16)); svc.poll()
+    return bool(a) and bool(b)
+def restore(peer):  # a bonded reconnection: the stack looks the keys up
+    v = svc._irq(29, (1, 0, peer))
+    ble._inject(28, (conn[0], True, False, True, 16)); svc.poll()
+    return v is not None
+def cmd(c):
+    ble._sent.clear()
+    ble._inject(3, (conn[0], svc.h_control, c)); svc.poll(); svc.pump()
+    return [hx(x[1][2]) for x in ble._sent if x[0] == "notify" and x[1][1] == svc.h_control]
+def stream_sent():
+    return len([x for x in ble._sent if x[0] == "notify" and x[1][1] == svc.h_stream])
+def dropped():
+    return any(x[0] == "disconnect" for x in ble._sent)
+def sec():
+    s = svc.status_bytes()
+    return list(s[41 + s[40]:])
+"""
+
+
+def _secure(body: str, owner: bytes | None = None) -> list:
+    out = run_mpy((_SECURE + body).replace("OWNER", repr(owner))).decode().splitlines()
+    assert out[0] == "micropython"
+    return [json.loads(line) for line in out[1:] if line]
+
+
+def test_secure_window_limit_refusal_and_restore_in_nimble_order():
+    (r,) = _secure(r"""
+out = {}
+connect()
+out["unbonded"] = cmd(b"\x08")                      # not encrypted: refused
+out["pair_in_window"] = pair(b"peer-a")
+out["authorized"] = svc.authorized()
+ble._sent.clear(); cmd(b"\x08"); out["stream_after_backfill"] = stream_sent()
+disconnect()
+svc.close_pairing()
+connect(); ble._sent.clear()
+out["pair_outside"] = pair(b"peer-b")                # refused: not stored
+out["outside_authorized"] = svc.authorized()
+out["outside_dropped"] = dropped()
+out["outside_cmd"] = cmd(b"\x08")
+out["outside_stream"] = stream_sent()
+disconnect()
+connect()
+out["restore_a"] = restore(b"peer-a"); out["restore_authorized"] = svc.authorized()
+out["restore_b"] = restore(b"peer-b")
+disconnect()
+svc.open_pairing()
+connect(); out["pair_b_in_window"] = pair(b"peer-b"); disconnect()
+ble._sent.clear()
+connect(); out["pair_c_over_limit"] = pair(b"peer-c"); out["c_authorized"] = svc.authorized()
+out["bonds"] = svc.secrets.count(2)
+out["c_dropped"] = dropped()
+disconnect()
+connect(); restore(b"peer-a")
+out["sec"] = sec()
+out["forget"] = cmd(b"\x0a\x00")
+time.sleep_ms(350); ble._sent.clear(); svc.poll(); out["forget_dropped"] = dropped()
+out["bonds_after"] = svc.secrets.count(2)
+out["scan_resp"] = [hx(x[1][2]) for x in ble._sent if x[0] == "advertise" and x[1]][-1:]
+emit(out)
+""")
+    assert r["unbonded"] == ["8805"]  # BACKFILL_ALL answered 5 NOT_AUTHORIZED
+    assert r["pair_in_window"] is True and r["authorized"] is True and r["stream_after_backfill"] > 0
+    assert r["pair_outside"] is False and r["outside_authorized"] is False
+    assert r["outside_cmd"] in (["8805"], [])  and r["outside_dropped"] and r["outside_stream"] == 0
+    assert r["restore_a"] is True and r["restore_authorized"] is True and r["restore_b"] is False
+    assert r["pair_b_in_window"] is True
+    assert r["pair_c_over_limit"] is False and r["c_authorized"] is False and r["bonds"] == 2 and r["c_dropped"]
+    sec_flags, bonds, limit = r["sec"][:3]
+    assert sec_flags & P.SEC_AUTHORIZED and sec_flags & P.SEC_BONDED and sec_flags & P.SEC_WINDOW_OPEN
+    assert (bonds, limit) == (2, 2)
+    assert r["forget"] == ["8a00"] and r["forget_dropped"] and r["bonds_after"] == 1
+
+
+def test_owner_key_proof_over_the_control_characteristic():
+    key = bytes(range(32))
+    (r,) = _secure(r"""
+out = {}
+connect(); pair(b"peer-a")
+out["before"] = [svc.authorized(), cmd(b"\x01")]
+ch = cmd(b"\x0b")[0]
+nonce = binascii.unhexlify(ch)[2:]
+out["nonce_len"] = len(nonce)
+out["wrong"] = cmd(b"\x0c" + bytes(32))
+time.sleep_ms(350); ble._sent.clear(); svc.poll(); out["wrong_dropped"] = dropped()
+disconnect()
+connect(); restore(b"peer-a")
+nonce = binascii.unhexlify(cmd(b"\x0b")[0])[2:]
+out["replay"] = cmd(b"\x0c" + ble_owner.hmac_sha256(OWNER, b"nape-owner-v1" + bytes(16)))
+disconnect()
+connect(); restore(b"peer-a")
+nonce = binascii.unhexlify(cmd(b"\x0b")[0])[2:]
+out["nonce"] = hx(nonce)
+out["right"] = cmd(b"\x0c" + ble_owner.hmac_sha256(OWNER, b"nape-owner-v1" + nonce))
+out["after"] = svc.authorized()
+out["start"] = cmd(b"\x01")[:1]
+out["sec"] = sec()[0]
+emit(out)
+""", owner=key)
+    assert r["before"] == [False, ["8105"]] and r["nonce_len"] == 16
+    assert r["wrong"] == ["8c06"] and r["wrong_dropped"]
+    assert r["replay"] == ["8c06"]
+    assert r["right"] == ["8c00"] and r["after"] is True and r["start"][0].startswith("8100")
+    assert r["sec"] & P.SEC_OWNER_KEY and r["sec"] & P.SEC_PROVED
+    assert P.owner_proof(key, bytes.fromhex(r["nonce"])) is not None
+
+
+def test_pair_button_opens_the_window_and_forgets_every_bond_with_a_buzz():
+    out = run_mpy(_PRELUDE + r"""
+import ble_app, pair_button
+class Pin:
+    level = 1
+    def value(self):
+        return Pin.level
+class Buz:
+    def __init__(self):
+        self.played = []
+    def play(self, now, pattern=None):
+        self.played.append(pattern)
+pin = Pin()
+btn = pair_button.PairButton(pin, active_low=True, pair_ms=60, forget_ms=200)
+app = ble_app.BleApp(3, 100, store=ble_buffer.PacketStore(ram_slots=64), ble=ble, secure=True,
+                     pair_window_s=0, button=btn, power_saver=False)
+app.buzzer = Buz()
+s = app.service
+s.pair_window_s = 60  # (built with 0: no window at boot; the button opens 60 s)
+s.secrets.set(2, b"peer-a", b"k"); s.secrets.set(1, b"peer-a", b"l")
+out = {"open_at_boot": s.pairing_open()}
+def hold(ms):
+    Pin.level = 0
+    t = time.ticks_ms()
+    while time.ticks_diff(time.ticks_ms(), t) < ms:
+        app.tick(); time.sleep_ms(5)
+    Pin.level = 1
+    app.tick()
+hold(20)
+out["short_press"] = [s.pairing_open(), len(app.buzzer.played)]
+hold(100)
+out["long_press"] = [s.pairing_open(), app.buzzer.played[-1] == ble_app.WINDOW_PATTERN, s.secrets.count(2)]
+s.close_pairing()
+hold(260)
+out["very_long"] = [s.pairing_open(), app.buzzer.played[-1] == ble_app.FORGET_PATTERN, s.secrets.count(2),
+                    len(s.secrets.entries)]
+emit(out)
+""").decode().splitlines()
+    assert out[0] == "micropython"
+    assert "ble: pair button: pairing open for 60 s" in out and "ble: pair button: every bond forgotten" in out
+    (r,) = [json.loads(line) for line in out if line.startswith("{")]
+    assert r["open_at_boot"] is False  # built with pair_window_s=0: only the button opens it
+    assert r["short_press"] == [False, 0]
+    assert r["long_press"] == [True, True, 1]
+    assert r["very_long"] == [True, True, 0, 0]

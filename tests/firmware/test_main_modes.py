@@ -34,6 +34,8 @@ print(sys.implementation.name)
 raw = sys.stdin.buffer.read()
 nl = raw.index(b"\n")
 cfg = json.loads(raw[:nl])
+config.BLE_SECRETS_FILE = ""  # bonds in RAM: the unix port's "/" is the host's root
+config.BLE_OWNER_KEY_FILE = ""
 for k in cfg.get("config", {}):  # firmware settings of this run (read at boot)
     setattr(config, k, cfg["config"][k])
 data = array("f", raw[nl + 1:])
@@ -106,6 +108,9 @@ out = {"boot": [smp.fused_hz, smp.odr_hz]}
 if cfg["app"] == "ble":
     ble._inject(1, (3, 1, b"\x00" * 6)); app.tick()
     ble._inject(21, (3, 247)); app.tick()
+    # secure by default: the central pairs inside the power-on window (the stack stores
+    # its bond, the link is encrypted)
+    ble._inject(30, (2, b"central-1", b"keys")); ble._inject(28, (3, True, False, True, 16)); app.tick()
     for hx in cfg.get("writes", []):
         ble._inject(3, (3, svc.h_control, binascii.unhexlify(hx)))
         app.tick()
@@ -138,7 +143,10 @@ out.update({"modes": modes, "alerts": post.alerts, "over_since_ms": post.over_si
             "quiet": post.quiet, "hour": smp.hour_of_day, "errors": h["errors"],
             "rate_changes": h["rate_changes"], "screening": h["screening"],
             "status_rate": svc.rate_hz, "thr": post._thr, "tthr": post._tthr,
-            "hold_ms": post._hold_ms, "played": dev.sampler.buzzer.played})
+            "hold_ms": post._hold_ms,
+            # posture alerts played (the BLE app also buzzes the pairing window at power-on)
+            "played": dev.sampler.buzzer.played - getattr(app, "signals", 0),
+            "pair_signals": getattr(app, "signals", 0), "secure": bool(getattr(svc, "secure", 0))})
 if cfg["app"] == "rec":
     app.flush()
     out["pkts"] = app.pkts
@@ -230,6 +238,8 @@ def test_quiet_hours_follow_the_set_time_clock(hour, quiet):
         assert out["alerts"] == 0 and out["played"] == 0 and out["quiet"] is True
     else:
         assert out["alerts"] == 1 and out["played"] == 1 and out["quiet"] is False
+    # the board's own boot path is secure and buzzed its power-on pairing window once
+    assert out["secure"] is True and out["pair_signals"] == 1
 
 
 def test_no_clock_means_no_quiet_hours():

@@ -19,6 +19,7 @@ import numpy as np
 from ..settings import AnalysisSettings
 from .findings import Calibration
 from .orientation import Refuser
+from .quality import UNIT_CHECK_S, GlitchGuard, input_warnings
 from .stream import BlockReader
 
 OFFSET_GATE_DPS = 1.0  # a still window's mean may differ from the neutral window's by sway (≤ 0.3 °/s simulated)
@@ -27,12 +28,29 @@ GUESS_WINDOW_S = 1.0  # the guessed neutral: the stillest, most upright window t
 
 
 def captured(rec) -> dict | None:
-    """The last calibration NOTE in the recording, if any."""
+    """The last usable calibration NOTE in the recording, if any (a note whose quaternions are
+    not four finite numbers of non-zero length is ignored: the analysis estimates instead)."""
     found = None
     for _t, note in rec.iter_notes():
-        if note.get("kind") == "calibration" and "trunk_q" in note:
-            found = note
+        if note.get("kind") == "calibration" and _unit_quat(note.get("trunk_q")) is not None:
+            found = dict(note, trunk_q=_unit_quat(note["trunk_q"]))
+            if "head_q" in note:
+                head = _unit_quat(note["head_q"])
+                found.pop("head_q")
+                if head is not None:
+                    found["head_q"] = head
     return found
+
+
+def _unit_quat(q) -> list[float] | None:
+    """``q`` as a unit quaternion [w, x, y, z], or None when it is not four finite numbers."""
+    if not isinstance(q, list | tuple) or len(q) != 4:
+        return None
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in q):
+        return None
+    a = np.asarray(q, float)
+    norm = float(np.linalg.norm(a)) if np.isfinite(a).all() else 0.0
+    return (a / norm).tolist() if np.isfinite(norm) and norm > 1e-6 else None
 
 
 def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
@@ -46,7 +64,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     accs, gyrs, fws = [], [], []
     n_max = None
     period = 0.01
-    for b in BlockReader(rec, mask, batch=500):
+    guard = GlitchGuard(n_imu, s)  # glitches masked here too: a spike is no neutral posture
+    for b in guard.blocks(BlockReader(rec, mask, batch=500)):
         if n_max is None:
             period = b.period_s
             n_max = int(s.calib_search_s / period)
@@ -59,11 +78,13 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
         return Calibration("none", "no samples", [[1, 0, 0, 0]] * n_imu, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu)
     acc = np.concatenate(accs)[:n_max]
     gyr = np.concatenate(gyrs)[:n_max]
-    win = max(2, min(int(s.neutral_window_s / period), len(gyr)))
-    settle = min(int(s.calib_settle_s / period), len(gyr) - win)
-    i0, still = _first_still_upright(acc, gyr, win, settle, s)
+    check = int(UNIT_CHECK_S / period)  # two minutes tell the units; more only costs time
+    doubts = input_warnings(acc[:check, 0], gyr[:check, 0], period)
+    win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
+    settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
+    i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
     trunk_only = False
-    if not still and n_imu > 1:  # still and upright at the back, but the head tilted all along
+    if not still and n_imu > 1 and len(gyr) >= 2:  # still and upright at the back, but the head tilted all along
         i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False)
     if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
@@ -101,7 +122,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     # a guess: how far off the neutral may be, the sensors' tilt from vertical in it
     error = None if still else float(_tilt_deg(acc[i0: i0 + win, 1:] if trunk_only else acc[i0: i0 + win]).max())
     return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
-                       fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error)
+                       fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error,
+                       input_warnings=doubts)
 
 
 def _tilt_deg(acc: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from scipy import signal
 
 from ..settings import AnalysisSettings
-from .posture import runs
+from .posture import centred_mean, runs
 
 G = 9.80665
 NAMES = ["upright", "walking", "vehicle", "lying_supine", "lying_prone", "lying_side"]
@@ -74,7 +74,7 @@ class ContextFeatures:
         walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk
         w = max(1, int(s.vehicle_window_s))
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
-        share = _window_share(vib_on, w)
+        share = centred_mean(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
         # a stop at a junction or in a queue quietens the road: short breaks between vehicle
         # stretches with no walking or lying in them stay in the vehicle
@@ -105,15 +105,6 @@ def _fill_gaps(mask: np.ndarray, allowed: np.ndarray, max_len: int) -> np.ndarra
         if b0 - a1 <= max_len and allowed[a1:b0].all():
             out[a1:b0] = True
     return out
-
-
-def _window_share(mask: np.ndarray, w: int) -> np.ndarray:
-    """Share of True in the ``w``-second window centred on each second (the same length as
-    ``mask`` even when the recording is shorter than the window; seconds beyond the ends
-    count as not True)."""
-    full = np.convolve(mask.astype(float), np.ones(w) / w, mode="full")
-    start = (w - 1) // 2
-    return full[start: start + len(mask)]
 
 
 def _min_runs(mask: np.ndarray, min_len: int) -> np.ndarray:

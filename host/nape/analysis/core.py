@@ -22,7 +22,7 @@ from .. import quat, wire
 from ..errors import RecordingError
 from ..recording import open_recording
 from ..settings import AnalysisSettings
-from . import calibration, posture, traces
+from . import calibration, coverage, posture, quality, traces
 from .context import NAMES as ACTIVITY_NAMES
 from .context import ContextFeatures
 from .findings import Calibration, Exposure, Findings, PostureEpisode
@@ -46,33 +46,54 @@ def analyse(
         on_progress: called after each block with (samples done, estimated total samples).
 
     Raises:
-        RecordingError: the file cannot be read or holds no samples of its IMUs.
+        RecordingError: the file cannot be read (a file without samples gives findings that say so).
     """
-    s = settings or AnalysisSettings()
-    path = Path(path)
+    with np.errstate(all="ignore"):  # glitches are masked, not warned about (nape.analysis.quality)
+        return _analyse(Path(path), settings or AnalysisSettings(), on_progress)
+
+
+def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     rec = open_recording(path)
-    roles = list(rec.metadata.get("imu_roles") or ["trunk"])
+    raw_roles = rec.metadata.get("imu_roles")  # a crafted header may hold anything here
+    roles = [str(r) for r in raw_roles] if isinstance(raw_roles, list) and raw_roles else ["trunk"]
     mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
+    doubts = quality.header_warnings(rec.metadata) + calib.input_warnings
     stream = _Stream(s, n_imu, calib)
     reader = BlockReader(rec, mask)
     expected = _expected_samples(path, mask) if on_progress else 0
-    for block in reader:
+    for block in stream.guard.blocks(reader):  # glitches masked before anything sees them
         stream.feed(block)
         if on_progress:
             on_progress(stream.n, max(expected, stream.n))
     if stream.n == 0 or stream.rate is None:
-        raise RecordingError(f"{path}: no samples for IMUs {roles} in this recording")
+        return _no_samples(path, rec, roles, reader.malformed, calib, s)
     stream.n = reader.samples  # every recorded sample passed on (also any between grid points)
     stream.t0_ms = reader.t0_ms  # device time of the first sample (event times: see BlockReader)
     stream.take_gaps(reader)
     act_sec, _ = stream.context.classify()
-    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1, vehicle=act_sec == 2)
+    for ev in reader.events:  # the board's high-rate windows: glitches masked as in the stream
+        quality.mask_event(ev, len(wire.roles_of(ev.imu_mask)), s)
+    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1,
+                                            vehicle=act_sec == 2)
     f = stream.finish(path, rec, roles, reader.malformed)
+    f.input_warnings = doubts
     f.jolts, f.head_turns = jolts, head_turns
     traces.attach(jolts, traces.event_windows(reader.events, stream.t0_ms), stream.traces)  # report panels
     return f
+
+
+def _no_samples(path: Path, rec, roles: list[str], malformed: int, calib: Calibration, s: AnalysisSettings) -> Findings:
+    """Findings of a recording without one sample of its IMUs: nothing judged, and said so."""
+    return Findings(
+        path=str(path), metadata=rec.metadata, settings=s.as_dict(), duration_s=0.0, samples=0, lost_samples=0,
+        malformed_packets=malformed,
+        file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
+        calibration=calib, roles=roles, orientation_source="none (no samples)",
+        activity_s={name: 0.0 for name in ACTIVITY_NAMES}, series=_one_hz(*(np.zeros(0),) * 6),
+        valid_s=0.0, low_coverage=True, not_judged=coverage.not_judged(0.0, len(roles), s),
+        glitches={"samples": 0, "by_kind": {}})
 
 
 def _expected_samples(path: Path, mask: int, packets: int = 2000) -> int:
@@ -104,6 +125,7 @@ class _Stream:
         self.lost = 0
         self.gaps: list[dict] = []
         self.boots = 1
+        self.guard = quality.GlitchGuard(n_imu, s)
         self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh")}
 
     def _setup(self, period_s: float) -> None:
@@ -126,15 +148,16 @@ class _Stream:
             self.t0_ms = float(b.t_ms[0])
         idx = b.index
         self.last_index = int(idx[-1])
-        q_sensor = self.refuser(b.acc, b.gyr) if self.refuser else b.quat
+        q_fw, acc, gyr = b.quat, b.acc, b.gyr  # glitches already masked (quality.GlitchGuard.blocks)
+        q_sensor = self.refuser(acc, gyr) if self.refuser else q_fw
         q_seg = np.stack([quat.mul(q_sensor[:, k], self.align[k]) for k in range(self.n_imu)], axis=1)
         pitch, _roll, tilt = inclination(q_seg)
         fwd_up = quat.axis_in_world(q_seg[:, 0], 0)[:, 2]
-        self.context.feed(idx, b.acc[:, 0], tilt[:, 0], fwd_up)
-        self.jolts.feed(idx, q_sensor, q_seg[:, 0], b.acc, b.gyr)
+        self.context.feed(idx, acc[:, 0], tilt[:, 0], fwd_up)
+        self.jolts.feed(idx, q_sensor, q_seg[:, 0], acc, gyr)
         new_runs = getattr(self.jolts, "runs", [])[self.runs_seen:]
         self.runs_seen += len(new_runs)
-        self.traces.feed(idx, q_sensor, b.acc, b.gyr, [r["t_s"] for r in new_runs if "t_s" in r])
+        self.traces.feed(idx, q_sensor, acc, gyr, [r["t_s"] for r in new_runs if "t_s" in r])
         if self.zi is None:
             self.zi = signal.sosfilt_zi(self.sos)[:, :, None] * pitch[0][None, None, :]
         smooth, self.zi = signal.sosfilt(self.sos, pitch, axis=0, zi=self.zi)
@@ -208,10 +231,13 @@ class _Stream:
             score = posture.rula_neck(neck, lateral, axial, s)[valid]
             rula = {str(k): float((score == k).sum() * dt) for k in range(1, 7) if (score == k).any()}
         longest = max(((i1 - i0) * dt for i0, i1 in posture.runs(upright_ok)), default=0.0)
+        duration_s = float(self.last_index + 1) / self.rate
+        masked_s = self.guard.samples / self.n_imu / self.rate  # glitches: not valid data
+        valid_s = max(0.0, min(duration_s, len(idx) * self.step / self.rate) - masked_s)
         first = min((e.start_s for e in episodes if e.kind != "bed_neck"), default=None)
         return Findings(
             path=str(path), metadata=rec.metadata, settings=s.as_dict(),
-            duration_s=float(self.last_index + 1) / self.rate, samples=self.n, lost_samples=self.lost,
+            duration_s=duration_s, samples=self.n, lost_samples=self.lost,
             malformed_packets=malformed,
             file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
             calibration=self.calib,
@@ -219,6 +245,8 @@ class _Stream:
             episodes=episodes, lying_s=float(lying.sum() * dt), exposure_s=exposure,
             activity_s=activity_s, rula_neck_s=rula, time_to_first_episode_s=first, longest_upright_s=float(longest),
             gaps=self.gaps, series=_one_hz(t, trunk, neck, head, lateral, act),
+            valid_s=valid_s, low_coverage=coverage.is_low(valid_s, duration_s),
+            not_judged=coverage.not_judged(valid_s, self.n_imu, s), glitches=self.guard.summary(),
         )
 
     def _neck_joint_angles(self, tilt: np.ndarray):
@@ -241,8 +269,7 @@ class _Stream:
         qcorr = quat.mul(quat.mul(quat.conj(qt), z_rotation(est)), qh)
         flex, lat, ax = joint_angles(qcorr)
         k = max(1, int(SERIES_HZ))
-        kern = np.ones(k) / k
-        return np.convolve(lat, kern, mode="same"), np.convolve(ax, kern, mode="same"), np.convolve(flex, kern, mode="same")
+        return posture.centred_mean(lat, k), posture.centred_mean(ax, k), posture.centred_mean(flex, k)
 
     def _bed_episodes(self, t, lying, act, flex, lateral) -> list[PostureEpisode]:
         s = self.s
@@ -259,7 +286,8 @@ class _Stream:
 
 
 def _one_hz(t, trunk, neck, head, lateral, act) -> dict:
-    """Per-second means for plots and JSON (8 h = 28 800 points)."""
+    """Per-second means for plots and JSON (8 h = 28 800 points); seconds without data are
+    left out (a plot breaks the line where ``t_s`` jumps)."""
     sec = np.floor(t).astype(np.int64)
     uniq, inv = np.unique(sec, return_inverse=True)
     cnt = np.bincount(inv)

@@ -62,10 +62,14 @@ class Calibration:
     gyro_offset_rad_s: list[list[float]] | None = None  # zero-rate offset per IMU, rad/s [x, y, z]
     fusion: str | None = None  # "vqf" (host re-fusion) or "firmware"
     guess_error_deg: float | None = None  # guess only: how far off the neutral may be (sensor tilt in it), deg
+    # doubts about the input seen while looking for the neutral (units, frame); the analysis
+    # moves them to Findings.input_warnings, so they are not part of this JSON object
+    input_warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """The JSON form: fields that do not apply (None) left out."""
         d = _without_none(asdict(self))
+        d.pop("input_warnings", None)
         d["neutral_quat_wxyz"] = d.pop("neutral_quat_wxyz")  # last, as reports have always had it
         return d
 
@@ -111,6 +115,11 @@ class Findings:
     longest_upright_s: float = 0.0
     gaps: list[dict] = field(default_factory=list)
     series: dict = field(default_factory=dict)  # 1 Hz: time_s, neck_flexion_deg, trunk_inclination_deg, ...
+    valid_s: float = 0.0  # seconds of valid data every figure rests on (analysis.coverage)
+    low_coverage: bool = False  # too little valid data: flagged, kept out of trends' averages
+    not_judged: list[str] = field(default_factory=list)  # what the data is too short to judge, plain words
+    glitches: dict = field(default_factory=dict)  # sensor glitches masked (analysis.quality): samples, by kind
+    input_warnings: list[str] = field(default_factory=list)  # doubts about the input (units, frame), plain words
 
     def as_dict(self) -> dict:
         d = asdict(self)

@@ -22,6 +22,19 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
+def centred_mean(x: np.ndarray, width: int) -> np.ndarray:
+    """Moving mean over ``width`` points, centred, same length as ``x`` whatever its length
+    (points beyond the ends count as 0, so a series shorter than ``width`` never reaches a
+    share it has not shown for ``width`` points)."""
+    x = np.asarray(x, float)
+    if len(x) == 0:
+        return x.copy()
+    width = max(1, int(width))
+    full = np.convolve(x, np.ones(width) / width, mode="full")
+    start = (width - 1) // 2
+    return full[start: start + len(x)]
+
+
 def episodes(kind: str, t: np.ndarray, angle: np.ndarray, valid: np.ndarray, threshold: float,
              s: AnalysisSettings, hold_s: float | None = None) -> list[PostureEpisode]:
     """Episodes with hysteresis: enter above ``threshold``; stay while above

@@ -220,7 +220,7 @@ class RomResult:
             out.append("Your neck moved through its typical range in every direction.")
         elif below:
             out.append("A range below typical means the neck was stiffer in that direction. Range of motion "
-                       "shrinks with age; a sudden loss, or pain while moving, is worth showing to a clinician.")
+                       "shrinks with age, and one test can be about 5° off: repeat it to see whether it lasts.")
         return out
 
     def to_dict(self) -> dict:

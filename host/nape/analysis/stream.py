@@ -65,6 +65,7 @@ _HDR = struct.Struct("<BBBBIIH")  # SAMPLES header (protocol/SPEC.md)
 REASON_TRANSMISSION = "lost in transmission"
 REASON_OVERFLOW = "on-board buffer overflow"
 REASON_REBOOT = "device reboot"
+REASON_DAMAGE = "damaged file"  # the samples were in a part of the file that could not be read
 
 
 @dataclass
@@ -163,6 +164,8 @@ class BlockReader:
         self._meta_period_us = (int(round(1e6 / meta_rate)) if isinstance(meta_rate, int | float)
                                 and not isinstance(meta_rate, bool) and 0 < meta_rate < 1e5 else None)
         self._gap_notes: dict[tuple[str | None, int], str] = {}
+        self._damage_seqs: set[int] = set()  # first seq (u32) of the packets read right after file damage
+        self._issues_seen = 0
         self._reboot_notes: dict[str | None, dict] = {}
         self._last_k: int | None = None  # last grid index passed on
         self._carry = 0  # samples that fell between grid points, not yet in a block's count
@@ -195,6 +198,7 @@ class BlockReader:
         seen = False  # SAMPLES packets read since the last boot started
         for chunk in self.rec.chunks():
             if chunk.packets:
+                self._note_damage(chunk.packets)
                 seen = True
                 buf += chunk.packets
                 e = self._epoch(chunk)
@@ -215,6 +219,17 @@ class BlockReader:
                     yield "boot", None
         if buf:
             yield "packets", buf
+
+    def _note_damage(self, packets: list[bytes]) -> None:
+        """When file damage was skipped since the last PACKETS chunk, the first sample after it
+        ends a gap whose reason is the damage, not the radio."""
+        issues = len(getattr(self.rec, "issues", ()) or ())
+        if issues > self._issues_seen:
+            for p in packets:
+                if len(p) >= _HDR.size and p[1] == wire.TYPE_SAMPLES and p[2] == self.mask:
+                    self._damage_seqs.add(_HDR.unpack_from(p)[4])
+                    break
+        self._issues_seen = issues
 
     @staticmethod
     def _take_epoch(b: _Boot, host_s: float, e: float) -> None:
@@ -457,10 +472,17 @@ class BlockReader:
         d = np.diff(seq) if b.last is None else seq - s_prev
         for i in np.flatnonzero(d > 1):
             self.gaps.append(Gap(float(u_prev[i] + p_prev[i] / g), float(u_next[i]), int(d[i] - 1),
-                                 self._reason(b, int(s_prev[i]) + 1), b.number))
+                                 self._reason(b, int(s_prev[i]) + 1, int(s_prev[i] + d[i])), b.number))
 
-    def _reason(self, b: _Boot, from_seq: int) -> str:
-        return self._gap_notes.get((b.boot_id, from_seq & 0xFFFFFFFF), REASON_TRANSMISSION)
+    def _reason(self, b: _Boot, from_seq: int, to_seq: int | None = None) -> str:
+        """The recorder's reason for the gap, else file damage when the gap ends right after a
+        damaged part of the file, else the radio."""
+        noted = self._gap_notes.get((b.boot_id, from_seq & 0xFFFFFFFF))
+        if noted is not None:
+            return noted
+        if to_seq is not None and (to_seq & 0xFFFFFFFF) in self._damage_seqs:
+            return REASON_DAMAGE
+        return REASON_TRANSMISSION
 
     def _resample(self, part: dict, seq: np.ndarray, u: np.ndarray, prev: dict | None, n: int) -> list[Block]:
         """Linear interpolation onto the grid points after the last one passed on, within

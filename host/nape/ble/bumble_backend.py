@@ -241,7 +241,11 @@ class BumbleScanner(BaseBleakScanner):
         await s.close()
 
     def _on_advertisement(self, adv) -> None:
-        ad = parse_adv(adv.data_bytes)
+        raw = adv.data_bytes
+        if adv.is_scan_response and adv.data is not None:
+            # bumble merged the advertisement with its scan response in ``data`` only
+            raw = b"".join(bytes((len(v) + 1, int(t))) + bytes(v) for t, v in adv.data.ad_structures)
+        ad = parse_adv(raw)
         uuids = [u.lower() for u in ad["uuids"]]
         if not self.is_allowed_uuid(uuids):
             return
@@ -290,6 +294,7 @@ class BumbleClient(BaseBleakClient):
         self._peer: Peer | None = None
         self._subscribers: dict[int, Callable[[bytes], None]] = {}
         self._closing = False
+        self.paired_once = False  # this connection attempt paired (not bleak API)
 
     # --- info ----------------------------------------------------------------------
     @property
@@ -308,6 +313,7 @@ class BumbleClient(BaseBleakClient):
     async def connect(self, pair: bool, **kwargs: Any) -> None:
         if self._conn is not None:
             return
+        self.paired_once = False
         target = self._target
         if target is None:
             try:
@@ -474,6 +480,7 @@ class BumbleClient(BaseBleakClient):
     async def pair(self, *args: Any, **kwargs: Any) -> None:
         if self._conn is None:
             raise BleakError("Not connected")
+        self.paired_once = True  # (nape's transport: a drop from now on is a refused pairing)
         try:
             await self._gatt(self._conn.pair())
         except BleakError:

@@ -10,6 +10,7 @@ import json
 import os
 from pathlib import Path
 
+from .. import safe_write
 from ..errors import DeviceError
 
 ENV_KEYSTORE = "NAPE_BLE_KEYSTORE"
@@ -47,7 +48,5 @@ def forget_bonds(keystore: Path, address: str | None) -> int:
             if address is None or peer.split("/")[0].upper() == address.upper():
                 del peers[peer]
                 n += 1
-    tmp = keystore.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, keystore)
+    safe_write.write_text(keystore, json.dumps(data, indent=2))
     return n

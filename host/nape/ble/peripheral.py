@@ -30,6 +30,7 @@ bridge -> firmware:
   0x93 SECRET_REQ  u16 request, u8 op (0 get / 1 set), u8 sec_type, u8 index,
                    u16 n (0xFFFF: None), key, u16 m (0xFFFF: None), value
                    -> the firmware's _IRQ_GET_SECRET / _IRQ_SET_SECRET handler answers
+  0x94 INPUT       u8 gpio, u8 level: a board input changes (the pair button, ``set_input``)
 
 Bonding keys live in the firmware (MicroPython's secret IRQs, persisted by the firmware),
 not in the bridge: bumble's key store for the peripheral is :class:`FirmwareKeyStore`,
@@ -277,6 +278,14 @@ class FirmwareBridge:
         finally:
             self._secret_waiters.pop(req, None)
 
+    def set_input(self, gpio: int, level: int) -> bool:
+        """Drive a board input (the machine shim's ``Pin``), e.g. the pair button; False
+        when no firmware is connected."""
+        if self._writer is None:
+            return False
+        self._send(0x94, bytes([gpio & 0xFF, 1 if level else 0]))
+        return True
+
     async def _indicate(self, conn: Connection, attr, data: bytes) -> None:
         status = 0
         try:
@@ -467,12 +476,13 @@ class FirmwareBridge:
 class FirmwareKeyStore:
     """bumble key store backed by the firmware's ``_IRQ_GET_SECRET`` / ``_IRQ_SET_SECRET``.
 
-    One secret record per bonded peer: ``sec_type`` 1, key = the peer's address (ASCII),
-    value = JSON of bumble's ``PairingKeys``. The firmware stores them as opaque bytes,
-    as it would NimBLE's records.
+    One secret record per bonded peer: ``sec_type`` 2 (NimBLE's peer security record,
+    the type the firmware counts bonds by), key = the peer's address (ASCII), value = JSON
+    of bumble's ``PairingKeys``. The firmware stores them as opaque bytes, as it would
+    NimBLE's records, and may refuse to (outside its pairing window).
     """
 
-    SEC_TYPE = 1
+    SEC_TYPE = 2
 
     def __init__(self, bridge: FirmwareBridge) -> None:
         self.bridge = bridge

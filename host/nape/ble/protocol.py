@@ -26,10 +26,22 @@ CMD_SET_TIME = 0x06
 CMD_GET_STATUS = 0x07
 CMD_BACKFILL_ALL = 0x08
 CMD_ACK = 0x09
+CMD_FORGET = 0x0A
+CMD_AUTH_CHALLENGE = 0x0B
+CMD_AUTH_PROVE = 0x0C
 RESP_BIT = 0x80
 EVT_END_OF_DATA = 0xA0
 
-RESULTS = {0: "ok", 1: "unknown command", 2: "bad length", 3: "bad value", 4: "not ready"}
+RES_NOT_AUTHORIZED = 5
+RES_DENIED = 6
+RESULTS = {0: "ok", 1: "unknown command", 2: "bad length", 3: "bad value", 4: "not ready",
+           5: "not bonded with this Nape (or its owner key not proved)", 6: "wrong owner key"}
+
+#: the board's pairing window after power-on and after a long press, s
+#: (``config.BLE_PAIR_WINDOW_S``; tests check they agree)
+PAIR_WINDOW_S = 120
+PAIR_PRESS_S = 3  # hold the pair button this long (``config.PAIR_PRESS_MS``)
+AUTH_LABEL = b"nape-owner-v1"  # the owner-key proof: HMAC-SHA256(key, AUTH_LABEL + nonce)
 
 ST_STREAMING = 0x01
 ST_BACKFILLING = 0x02
@@ -38,9 +50,22 @@ ST_TIME_SET = 0x08
 ST_SAVER = 0x10
 ST_SOURCE_DONE = 0x20
 ST_ENCRYPTED = 0x40
+ST_SECURE = 0x80
+
+SEC_WINDOW_OPEN = 0x01
+SEC_AUTHORIZED = 0x02
+SEC_OWNER_KEY = 0x04
+SEC_PROVED = 0x08
+SEC_BONDED = 0x10
+ADV_COMPANY = 0xFFFF  # scan response manufacturer data: b"N" + mode byte
+ADV_SECURE = 0x01
+ADV_WINDOW_OPEN = 0x02
+ADV_OWNER_KEY = 0x04
 
 _STATUS = struct.Struct("<BBBBHHHIIIHIIHHIB")
-STATUS_VERSION = 2
+_SECURITY = struct.Struct("<BBBH")  # after the firmware version (status version 3)
+STATUS_VERSION = 3
+STATUS_VERSIONS = (2, 3)  # 2: no security bytes (firmware before secure mode)
 
 
 def cmd_start() -> bytes:
@@ -86,6 +111,36 @@ def cmd_get_status() -> bytes:
     return bytes([CMD_GET_STATUS])
 
 
+def cmd_forget(every_bond: bool = False) -> bytes:
+    """The board forgets this central's bond (or every bond) and drops the link."""
+    return bytes([CMD_FORGET, 1 if every_bond else 0])
+
+
+def cmd_auth_challenge() -> bytes:
+    return bytes([CMD_AUTH_CHALLENGE])
+
+
+def owner_proof(key: bytes, nonce: bytes) -> bytes:
+    """HMAC-SHA256 of the board's nonce under the owner key (protocol/SECURITY.md)."""
+    import hashlib
+    import hmac
+
+    return hmac.new(key, AUTH_LABEL + nonce, hashlib.sha256).digest()
+
+
+def cmd_auth_prove(key: bytes, nonce: bytes) -> bytes:
+    return bytes([CMD_AUTH_PROVE]) + owner_proof(key, nonce)
+
+
+def parse_scan_mode(manufacturer_data: dict[int, bytes]) -> int | None:
+    """The mode byte (``ADV_*``) of a Nape's scan response, or None (not advertised:
+    firmware before secure mode)."""
+    v = manufacturer_data.get(ADV_COMPANY)
+    if v is None or len(v) < 2 or v[0] != 0x4E:
+        return None
+    return v[1]
+
+
 @dataclass(frozen=True)
 class Response:
     """A command response or device event from the control characteristic."""
@@ -94,6 +149,7 @@ class Response:
     result: int  # 0 ok; see RESULTS (events: 0)
     oldest_seq: int | None = None  # START / STOP / BACKFILL: oldest stored seq
     next_seq: int | None = None  # START / STOP / BACKFILL / END_OF_DATA: next seq
+    payload: bytes = b""  # what follows the result byte (AUTH_CHALLENGE: the nonce)
 
     @property
     def is_event(self) -> bool:
@@ -115,6 +171,8 @@ def parse_control(value: bytes) -> Response:
     if len(value) < 2 or not value[0] & RESP_BIT:
         raise DeviceError(f"unexpected control notification {value.hex()}")
     op, res = value[0] & 0x7F, value[1]
+    if op == CMD_AUTH_CHALLENGE:
+        return Response(op, res, payload=bytes(value[2:]))
     if len(value) >= 10:
         oldest, nxt = struct.unpack_from("<II", value, 2)
         return Response(op, res, None if oldest == 0xFFFFFFFF else oldest, nxt)
@@ -141,6 +199,29 @@ class Status:
     connections: int
     boot_id: int  # random u32 naming the device's boot: sequence numbers restart with it
     firmware_version: str
+    security: int | None = None  # SEC_* flags (None: firmware before status version 3)
+    bonds: int | None = None  # centrals bonded with the board
+    max_bonds: int | None = None
+    pair_window_left_s: int | None = None  # the pairing window closes in this many s (0: closed)
+
+    @property
+    def secure(self) -> bool:
+        """Secure mode (False: the board's development mode, open to any central)."""
+        return bool(self.flags & ST_SECURE)
+
+    @property
+    def authorized(self) -> bool:
+        """This link may stream and command (always on a board before secure mode)."""
+        return self.security is None or bool(self.security & SEC_AUTHORIZED)
+
+    @property
+    def bonded(self) -> bool:
+        """This link is encrypted with a bond the board accepted."""
+        return self.security is None or bool(self.security & SEC_BONDED)
+
+    @property
+    def owner_key_required(self) -> bool:
+        return self.security is not None and bool(self.security & SEC_OWNER_KEY)
 
     @property
     def streaming(self) -> bool:
@@ -158,13 +239,18 @@ def parse_status(value: bytes) -> Status:
     Raises:
         DeviceError: the value is shorter than the first 18 bytes or of another version.
     """
-    if len(value) < 18 or value[0] != STATUS_VERSION:
+    if len(value) < 18 or value[0] not in STATUS_VERSIONS:
         raise DeviceError(f"bad status value {value.hex()}")
     raw = bytes(value[: _STATUS.size]).ljust(_STATUS.size, b"\0")
     (_v, flags, mask, pct, mv, rate, fill, oldest, nxt, up, mtu, over, busy, imu_err, conns,
      boot_id, fw_len) = _STATUS.unpack(raw)
     fw = bytes(value[_STATUS.size: _STATUS.size + fw_len]).decode(errors="replace")
+    sec = bytes(value[_STATUS.size + fw_len: _STATUS.size + fw_len + _SECURITY.size])
+    security = bonds = max_bonds = left = None
+    if value[0] >= 3 and len(sec) == _SECURITY.size:
+        security, bonds, max_bonds, left = _SECURITY.unpack(sec)
     return Status(
         flags, mask, None if pct == 255 else pct, mv or None, rate, fill,
         None if oldest == 0xFFFFFFFF else oldest, nxt, up, mtu, over, busy, imu_err, conns, boot_id, fw,
+        security, bonds, max_bonds, left,
     )

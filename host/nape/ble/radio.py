@@ -53,6 +53,33 @@ class _Controller(Controller):
         asyncio.get_running_loop().call_soon(complete)  # after the command's own completion
         return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
+    def send_hci_packet(self, packet) -> None:
+        """bumble 0.0.236 answers an active scan with the advertising data again as the
+        scan response (legacy reports), or with no scan response at all (extended
+        reports); give the advertiser's own scan response data instead, as a real
+        controller does (e.g. the Nape's security mode byte). Extended reports carry it
+        appended to the advertising data, in the same report (no extra HCI traffic)."""
+        if isinstance(packet, hci.HCI_LE_Advertising_Report_Event):
+            for report in packet.reports:
+                if report.event_type == hci.HCI_LE_Advertising_Report_Event.EventType.SCAN_RSP:
+                    resp = self._scan_response_of(report.address)
+                    if resp is not None:
+                        report.data = resp
+        elif isinstance(packet, hci.HCI_LE_Extended_Advertising_Report_Event):
+            for report in packet.reports:
+                resp = self._scan_response_of(report.address)
+                if resp and not bytes(report.data).endswith(resp):
+                    report.data = bytes(report.data) + resp
+        super().send_hci_packet(packet)
+
+    def _scan_response_of(self, address) -> bytes | None:
+        for c in getattr(self.link, "controllers", ()):
+            for adv in [getattr(c, "le_legacy_advertiser", None),
+                        *getattr(c, "advertising_sets", {}).values()]:
+                if adv is not None and adv.address == address and adv.scan_response_data:
+                    return bytes(adv.scan_response_data)
+        return None
+
 
 class _SocketSink:
     """Controller -> host direction: HCI packets written to the client's socket."""

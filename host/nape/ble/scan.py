@@ -29,6 +29,20 @@ class FoundDevice:
     is_nape: bool  # advertises the Nape service
     service_uuids: tuple[str, ...]
     transport: str | None  # bumble transport name for the virtual radio, None for the OS adapter
+    mode: int | None = None  # security mode byte of the scan response (protocol.ADV_*); None: not seen
+
+    def security(self) -> str:
+        """The security mode in a few words (protocol/SECURITY.md)."""
+        m = self.mode
+        if m is None:
+            return "unknown" if self.is_nape else ""
+        if not m & P.ADV_SECURE:
+            return "OPEN (development mode: no pairing needed)"
+        words = ["secure"]
+        if m & P.ADV_OWNER_KEY:
+            words.append("owner key")
+        words.append("pairing open" if m & P.ADV_WINDOW_OPEN else "pairing closed")
+        return ", ".join(words)
 
 
 def radio_reachable(path: str | os.PathLike[str]) -> bool:
@@ -101,9 +115,13 @@ async def scan(virtual: bool = False, timeout: float = 5.0, *, radio: str | None
     def on_adv(d, ad) -> None:
         uuids = tuple(u.lower() for u in ad.service_uuids)
         is_nape = P.SERVICE_UUID in uuids
+        mode = P.parse_scan_mode(ad.manufacturer_data or {}) if is_nape else None
+        if mode is None and d.address in found:
+            mode = found[d.address].mode  # an advertisement without the scan response
         if is_nape or all_devices:
-            found[d.address] = FoundDevice(ad.local_name or d.name, d.address, ad.rssi, is_nape, uuids, transport)
-        if is_nape:
+            found[d.address] = FoundDevice(ad.local_name or d.name, d.address, ad.rssi, is_nape, uuids,
+                                           transport, mode)
+        if is_nape and (mode is not None or not stop_when_found):
             nape_seen.set()
 
     try:

@@ -18,6 +18,12 @@ the old boot had (``lost_samples_at_least``), and a ``buffer_overflow`` note say
 the device no longer holds the samples a reconnection asks for (its ``oldest_seq`` is
 past them: the host was away longer than the on-board buffer holds).
 
+Security (protocol/SECURITY.md): a board in secure mode serves only a link encrypted with
+a bond it accepted in its pairing window and, when it holds an owner key, a central that
+proved the key (``owner_key``; challenge-response on the control characteristic). When
+it refuses, connecting raises :class:`~nape.errors.NotBondedError` with one line saying
+what to do, and a lost link is not retried once the board refuses.
+
 The stream ends when the device reports END_OF_DATA (a finite source, like the virtual
 device's simulated day) and everything up to it has arrived.
 """
@@ -33,13 +39,33 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from .. import wire
-from ..errors import DeviceError
+from ..errors import DeviceError, NotBondedError
 from ..transport import DeviceInfo, Notification, Transport
 from . import protocol as P
 
 log = logging.getLogger(__name__)
 
 _END = object()
+
+_ATT_INSUFFICIENT_AUTHENTICATION = 0x05
+_ATT_INSUFFICIENT_ENCRYPTION = 0x0F
+
+_OPEN_WINDOW = (f"switch it on, or hold its button {P.PAIR_PRESS_S} s, then run `nape pair` "
+                f"within {P.PAIR_WINDOW_S} s")
+NOT_BONDED = f"not bonded with this Nape: {_OPEN_WINDOW}"
+PAIRING_REFUSED = ("this Nape refused pairing (its pairing window is closed, or it has all "
+                   f"the bonds it takes): {_OPEN_WINDOW}")
+
+
+def owner_key_missing(where: str) -> str:
+    return (f"this Nape asks for its owner key and this computer has none ({where}): copy "
+            "the key file from the computer that ran `nape flash`, or run `nape flash` again")
+
+
+def _att_code(e: BaseException) -> int | None:
+    """The ATT error code of a bleak GATT error, else None."""
+    code = e.args[0] if getattr(e, "args", None) else None
+    return code if isinstance(code, int) else None
 
 
 @dataclass
@@ -84,6 +110,12 @@ def _ahead(a: int | None, b: int | None) -> int:
     return d if d < 0x80000000 else 0
 
 
+def _was_paired(client) -> bool:
+    """The bumble backend paired on this attempt (then a drop is the board's refusal)."""
+    backend = getattr(client, "_backend", None)
+    return bool(getattr(backend, "paired_once", False))
+
+
 def backend_kwargs(bumble: dict | None) -> tuple[dict, dict]:
     """(scanner kwargs, client kwargs) for bleak: the bumble backend when ``bumble`` is given."""
     if bumble is None:
@@ -115,9 +147,13 @@ class BleTransport(Transport):
         pair: pair (LE Secure Connections, bonding) if the link is not encrypted with a
             stored bond; needed for a device in secure mode. With the bumble backend give
             ``bumble={"keystore": path}`` to keep the bond across sessions.
+        owner_key: the owner key to prove when the board asks for one (``nape flash``
+            provisions it; :func:`nape.ble.owner.load_owner_key`); None: none.
+        owner_key_source: where the key was looked for (for the message when it is missing).
         on_link: ``fn(event, **fields)`` for "connected", "disconnected", "reconnected".
 
     Raises (from connect):
+        nape.errors.NotBondedError: the board refuses this computer (message: what to do).
         nape.errors.DeviceError: no device found, connection or setup failed.
     """
 
@@ -126,7 +162,8 @@ class BleTransport(Transport):
                  connect_timeout: float = 10.0, backoff_initial_s: float = 0.05,
                  backoff_max_s: float = 5.0, give_up_after_s: float | None = None,
                  set_time: bool = True, ack_interval_s: float = 0.5, connect_attempts: int = 3,
-                 pair: bool = False,
+                 pair: bool = False, owner_key: bytes | None = None,
+                 owner_key_source: str = "no key given",
                  on_link: Callable[..., None] | None = None) -> None:
         self.address = address
         self.name = name
@@ -141,6 +178,8 @@ class BleTransport(Transport):
         self.ack_interval_s = ack_interval_s
         self.connect_attempts = connect_attempts
         self.pair = pair
+        self.owner_key = owner_key
+        self.owner_key_source = owner_key_source
         self.on_link = on_link or (lambda event, **kw: None)
         self.stats = LinkStats()
         self._scan_kw, self._client_kw = backend_kwargs(bumble)
@@ -174,8 +213,8 @@ class BleTransport(Transport):
             try:
                 status = await self._open()
                 break
-            except DeviceError:
-                if attempt == self.connect_attempts:
+            except DeviceError as e:
+                if attempt == self.connect_attempts or isinstance(e, NotBondedError):
                     raise
                 await asyncio.sleep(delay)  # e.g. the link dropped during setup
                 delay = min(2 * delay, self.backoff_max_s)
@@ -306,6 +345,10 @@ class BleTransport(Transport):
         try:
             await client.connect()
         except Exception as e:
+            if "stored bond failed" in str(e):  # the board no longer has our bond
+                raise NotBondedError(NOT_BONDED) from e
+            if self.pair and _was_paired(client):
+                raise NotBondedError(PAIRING_REFUSED) from e  # dropped while / right after pairing
             raise DeviceError(f"cannot connect to {self._device.address}: {e}") from e
         try:
             await self._request_mtu(client)
@@ -313,7 +356,17 @@ class BleTransport(Transport):
             self._client = client
             self.stats.mtu = client.mtu_size
             prev = self.stats.last_status  # the old link's newest status (notified every second)
-            status = P.parse_status(await client.read_gatt_char(P.STATUS_UUID))
+            try:
+                raw = await client.read_gatt_char(P.STATUS_UUID)
+            except Exception as e:
+                if _att_code(e) in (_ATT_INSUFFICIENT_ENCRYPTION, _ATT_INSUFFICIENT_AUTHENTICATION):
+                    raise NotBondedError(NOT_BONDED) from e
+                if self.pair and not client.is_connected:
+                    raise NotBondedError(PAIRING_REFUSED) from e
+                raise
+            status = P.parse_status(raw)
+            if not status.authorized:
+                status = await self._settled_status(client, status)
             self.stats.last_status = status
             rebooted = self._boot_id is not None and status.boot_id != self._boot_id
             if rebooted:  # a new sequence space: what we had is from the old boot
@@ -341,6 +394,8 @@ class BleTransport(Transport):
                 self.stats.boots.append(status.boot_id)
                 self._queue.put_nowait(Notification("boot", struct.pack("<I", status.boot_id)))
             await client.start_notify(P.CONTROL_UUID, self._on_control)
+            if not status.authorized:
+                await self._authorize(status)
             await client.start_notify(P.STATUS_UUID, self._on_status)
             await client.start_notify(P.EVENT_UUID, self._on_event)
             await client.start_notify(P.STREAM_UUID, self._on_stream)
@@ -369,6 +424,42 @@ class BleTransport(Transport):
         if self.ack_interval_s and (self._ack_task is None or self._ack_task.done()):
             self._ack_task = asyncio.get_running_loop().create_task(self._acker())
         return status
+
+    @staticmethod
+    async def _settled_status(client, status: P.Status, wait_s: float = 2.0) -> P.Status:
+        """The status once the board has taken in the link's encryption: it rewrites the
+        value when its stack reports encryption, which may be just after our first read.
+        Returns the first authorized status, or the last one read within ``wait_s``
+        (a refused link is dropped by the board meanwhile: the read then fails)."""
+        deadline = time.monotonic() + wait_s
+        while not status.authorized and not (status.bonded and status.owner_key_required) \
+                and time.monotonic() < deadline and client.is_connected:
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(Exception):
+                status = P.parse_status(await client.read_gatt_char(P.STATUS_UUID))
+        return status
+
+    async def _authorize(self, status: P.Status) -> None:
+        """Prove the owner key if the board asks for it; else say why it refuses.
+
+        Raises:
+            NotBondedError: not bonded (or pairing refused), no owner key, or a wrong one.
+        """
+        refused = PAIRING_REFUSED if self.pair else NOT_BONDED
+        if not (status.bonded and status.owner_key_required):
+            raise NotBondedError(refused)
+        try:
+            r = await self.command(P.cmd_auth_challenge())
+        except DeviceError as e:  # RES_NOT_AUTHORIZED: the bond itself is not accepted
+            raise NotBondedError(refused) from e
+        if self.owner_key is None:
+            raise NotBondedError(owner_key_missing(self.owner_key_source))
+        try:
+            await self.command(P.cmd_auth_prove(self.owner_key, r.payload))
+        except DeviceError as e:
+            raise NotBondedError("this Nape rejected the owner key of this computer "
+                                 f"({self.owner_key_source}): it belongs to another Nape; "
+                                 "copy the right key file, or run `nape flash` again") from e
 
     async def _acker(self) -> None:
         """Confirm what arrived, so the device may reuse that part of its buffer."""
@@ -471,6 +562,9 @@ class BleTransport(Transport):
                     self._device = await self._find()
                     self._bleak = None
                 await self._open()
+            except NotBondedError as e:  # the board refuses us: retrying cannot help
+                self._queue.put_nowait(e)
+                return
             except Exception as e:  # DeviceError, or anything unexpected: keep trying
                 log.info("reconnect attempt %d failed: %s", attempt, e)
                 if self.give_up_after_s is not None and time.monotonic() - started > self.give_up_after_s:

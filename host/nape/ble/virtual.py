@@ -15,7 +15,8 @@ Processes and sockets::
 The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
 ``ready``, ``fw`` (firmware stdout line), ``connection``, ``disconnection``, ``mtu``,
 ``dropped``, ``booted``, ``fw_exit``) and takes JSON commands on stdin (``{"cmd": "drop"}``
-to drop every link as if the wearer walked out of range, ``{"cmd": "reboot"}`` to restart
+to drop every link as if the wearer walked out of range, ``{"cmd": "button", "ms": N}`` to
+hold the board's pair button for N ms, ``{"cmd": "reboot"}`` to restart
 the firmware as a power cycle would, ``{"cmd": "stats"}`` (optionally ``"before": unix_s``:
 ``sent_next_seq`` is then the sequence number after the newest whole SAMPLES packet
 notified by that time in the current boot), ``{"cmd": "quit"}``). EOF on stdin shuts it down. :class:`VirtualDevice` runs it for
@@ -47,7 +48,8 @@ _CHILD_MAIN = "import sys; from nape.cli.virtual_device import main; sys.exit(ma
 
 
 def default_radio_path() -> Path:
-    """Where ``nape virtual-device`` serves its radio unless told otherwise."""
+    """Where :func:`serve_virtual_device` serves its radio unless told otherwise (and where
+    ``nape record --virtual`` / ``nape scan --virtual`` look for a running one)."""
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
     return Path(base) / f"nape-{os.getuid()}" / "radio.sock"
 
@@ -80,8 +82,12 @@ async def _serve(args) -> int:
            "--ram-slots", str(args.ram_slots), "--flash-slots", str(args.flash_slots), "--name", args.name]
     if args.flash:
         cmd += ["--flash", str(workdir / "spill.bin")]
-    if args.secure:
-        cmd.append("--secure")
+    if args.insecure:
+        cmd.append("--insecure")
+    if args.pair_window is not None:
+        cmd += ["--pair-window", str(args.pair_window)]
+    if args.owner_key:
+        cmd += ["--owner-key", args.owner_key]
     cmd += ["--secrets", args.secrets or str(workdir / "bonds.txt")]
     ready = False
     boots = 0
@@ -148,6 +154,13 @@ async def _serve(args) -> int:
         fw_wait = asyncio.create_task(fw.wait())
         rebooting = False
 
+    async def press(ms: float) -> None:
+        """Hold the pair button (active low) for ``ms``, then release it."""
+        ok = bridge.set_input(args.button_gpio, 0)
+        await asyncio.sleep(ms / 1000.0)
+        bridge.set_input(args.button_gpio, 1)
+        emit("button", ms=ms, ok=ok)
+
     async def commands() -> None:
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader()
@@ -168,6 +181,8 @@ async def _serve(args) -> int:
                      sent_next_seq=upto[-1] if upto else None)
             elif c == "reboot":
                 await reboot()
+            elif c == "button":
+                asyncio.create_task(press(float(cmd.get("ms", 3500))))
             elif c == "quit":
                 return
         # stdin closed: the parent is gone
@@ -251,9 +266,14 @@ class VirtualDevice:
             size it (``firmware/ble_buffer.py``).
         workdir: directory for sockets and the spill file (default: a fresh temp dir,
             removed afterwards).
-        secure: the firmware requires an encrypted, bonded link (LE Secure Connections).
+        secure: None (default): the board's own setting (``config.BLE_SECURE``: an
+            encrypted link with a central bonded in a pairing window); False: the
+            development switch (``config.BLE_SECURE = 0``), for tests of the data path.
         secrets: file where the firmware keeps its bonds (default: in ``workdir``); give
             one to keep bonds across virtual-device runs.
+        owner_key: bytes the firmware finds as its owner key (as ``nape flash`` writes
+            it); None: no owner key on the virtual board.
+        pair_window_s: pairing window length, s (None: the firmware's config).
 
     Raises:
         FirmwareError: the process or the firmware failed to start.
@@ -263,7 +283,8 @@ class VirtualDevice:
                  radio_path: str | os.PathLike[str] | None = None, flash: bool = True,
                  ram_slots: int = 4096, flash_slots: int = 16384, name: str = "Nape",
                  workdir: str | os.PathLike[str] | None = None, keystore: str | None = None,
-                 secure: bool = False, secrets: str | os.PathLike[str] | None = None,
+                 secure: bool | None = None, secrets: str | os.PathLike[str] | None = None,
+                 owner_key: bytes | None = None, pair_window_s: int | None = None,
                  start_timeout: float = 30.0) -> None:
         self._nsim = nsim if nsim is not None else nsim_blob()
         self.speed = speed
@@ -277,6 +298,8 @@ class VirtualDevice:
         self.keystore = keystore
         self.secure = secure
         self.secrets = secrets
+        self.owner_key = owner_key
+        self.pair_window_s = pair_window_s
         self.start_timeout = start_timeout
         self.events: list[dict] = []
         self.info: dict = {}
@@ -311,8 +334,14 @@ class VirtualDevice:
             args.append("--flash")
         if self.keystore:
             args += ["--keystore", str(self.keystore)]
-        if self.secure:
-            args.append("--secure")
+        if self.secure is False:
+            args.append("--insecure")
+        if self.pair_window_s is not None:
+            args += ["--pair-window", str(int(self.pair_window_s))]
+        if self.owner_key is not None:
+            key_path = self.workdir / "owner.key"
+            key_path.write_text(self.owner_key.hex())
+            args += ["--owner-key", str(key_path)]
         if self.secrets:
             args += ["--secrets", str(self.secrets)]
         env = dict(os.environ)
@@ -404,6 +433,14 @@ class VirtualDevice:
         await self._command({"cmd": "stats", **({} if before is None else {"before": before})})
         return await self.wait_event("stats", after=n)
 
+    async def press_button(self, ms: float = 3500.0) -> dict:
+        """Hold the board's pair button for ``ms`` (3 s opens the pairing window, 10 s
+        forgets every bond: ``config.PAIR_PRESS_MS`` / ``FORGET_PRESS_MS``); returns
+        after the release."""
+        n = len(self.events)
+        await self._command({"cmd": "button", "ms": ms})
+        return await self.wait_event("button", timeout=ms / 1000.0 + 10.0, after=n)
+
     async def reboot(self, timeout: float = 30.0) -> dict:
         """Restart the firmware as a power cycle would (links drop, the buffer and the
         sequence numbers start afresh, the bonds file stays); returns the ``booted`` event."""
@@ -436,10 +473,11 @@ class VirtualDevice:
 
 
 async def serve_virtual_device(sim=None, *, radio_path: str | os.PathLike[str] | None = None,
-                               speed: float = 1.0, secure: bool = False,
+                               speed: float = 1.0, secure: bool | None = None,
                                secrets: str | os.PathLike[str] | None = None,
                                on_event=None) -> None:
-    """Run a virtual Nape on a radio that other processes reach (``nape virtual-device``).
+    """Run a virtual Nape on a radio that other processes reach (no ``nape`` command runs
+    it: a script or test calls this).
 
     Serves at ``radio_path`` (default :func:`default_radio_path`, where
     ``scan(virtual=True)`` and ``BleTransport(bumble={"transport": "unix:" + path})``

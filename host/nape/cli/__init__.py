@@ -14,6 +14,7 @@ arguments exit 2 (argparse's convention).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from .. import __version__
@@ -48,14 +49,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from ..safe_write import PipeSafeStream, os_error_message
+
+    stdout, sys.stdout = sys.stdout, PipeSafeStream(sys.stdout)  # `| head` never stops the work
     try:
         return args.func(args)
     except NapeError as e:
         print(f"nape: error: {e}", file=sys.stderr)
         return 1
-    except OSError as e:  # e.g. unwritable output folder, full disk
-        print(f"nape: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+    except OSError as e:  # e.g. unwritable output folder, full disk: the plain message and the file
+        print(f"nape: error: {os_error_message(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("nape: interrupted", file=sys.stderr)
         return 130
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        sys.stdout = stdout

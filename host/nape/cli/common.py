@@ -190,10 +190,27 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
             bumble = {"transport": found, "keystore": str(keystore or default_keystore())}
             if mtu is not None:
                 bumble["mtu"] = 0 if mtu == 23 else mtu
+        if vd is not None:  # our own virtual board: pair inside its power-on window
+            ble_kw["pair"] = True
+        for k, v in owner_key_kwargs().items():
+            ble_kw.setdefault(k, v)
         yield Link(BleTransport(bumble=bumble, **ble_kw), vd is not None)
     finally:
         if vd is not None:
             await vd.stop()
+
+
+def owner_key_kwargs() -> dict:
+    """``owner_key`` / ``owner_key_source`` for :class:`nape.ble.BleTransport`: this
+    computer's owner key file (``nape flash`` writes it; protocol/SECURITY.md), if any.
+
+    Raises:
+        DeviceError: the file exists but holds no key.
+    """
+    from ..ble.owner import default_owner_key_path, load_owner_key
+
+    path = default_owner_key_path()
+    return {"owner_key": load_owner_key(path), "owner_key_source": str(path)}
 
 
 def default_keystore() -> Path:

@@ -7,10 +7,13 @@ virtual radio): the one at ``--radio`` / ``$NAPE_VIRTUAL_RADIO`` / the default r
 one is running (``nape.ble.serve_virtual_device``), else one started for the session,
 streaming a simulated wearer's day.
 
-Security (protocol/SPEC.md, "Security"): pairing is LE Secure Connections **Just Works**
-(:mod:`nape.ble.pairing`); ``nape pair`` bonds once, within arm's reach; later sessions
-re-encrypt with the stored keys (BlueZ, or the virtual radio's JSON key store,
-:mod:`nape.ble.keystore`).
+Security (protocol/SECURITY.md): pairing is LE Secure Connections **Just Works**
+(:mod:`nape.ble.pairing`), accepted by the board only in its pairing window (after
+power-on, and after a 3 s press of its button); ``nape pair`` bonds once, within arm's
+reach; later sessions re-encrypt with the stored keys (BlueZ, or the virtual radio's JSON
+key store, :mod:`nape.ble.keystore`). A board that holds an owner key (``nape flash``
+writes it) also wants its proof: this computer's key file (``$NAPE_OWNER_KEY`` or
+``<user data dir>/nape/owner.key``) is used when it exists (``common.open_transport``).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from rich.live import Live
 from rich.table import Table
 
 from ..ble.keystore import ENV_KEYSTORE, default_keystore, forget_bonds
-from ..errors import DeviceError, NapeError
+from ..errors import DeviceError, NapeError, NotBondedError
 from .common import MTU, POSITIVE, at_most, console, err_console, open_transport
+from .live import add_live_arguments, both_progress, start_live_view
 
 RECORD_HELP = """\
 Uses bleak (BlueZ over D-Bus with a real adapter). --virtual runs the same code against the
@@ -38,23 +42,28 @@ a simulated wearer's day. The live status shows samples/s, lost samples, the boa
 buffer level and the current (uncalibrated) neck angle."""
 
 PAIR_HELP = """\
-The board has no display or keypad to show or enter a passkey, so pairing is LE Secure
-Connections "Just Works": the link is encrypted (ECDH), without protection against an
-active man in the middle during pairing; pair once, within arm's reach. A real adapter
-keeps the bond in BlueZ; the virtual radio's central in a JSON key store (--keystore)."""
+The board accepts pairing only in its pairing window: 120 s after you switch it on, and
+120 s after you hold its button for 3 s (it buzzes twice). It has no display or keypad
+for a passkey, so pairing is LE Secure Connections "Just Works": the link is encrypted
+(ECDH), without protection against an active man in the middle during pairing; pair
+within arm's reach. A board takes 4 bonds; holding its button 10 s forgets them all. A
+real adapter keeps the bond in BlueZ; the virtual radio's central in a JSON key store
+(--keystore). --forget also asks the board, when it is in range, to forget this computer.
+protocol/SECURITY.md says what is protected and how."""
 
 EPILOG_RECORD = """examples:
   nape record today.nape                      the first Nape in range (real adapter, BlueZ)
   nape record drive.nape --address C0:4E:41:50:45:01 --duration 3600
   nape record demo.nape --virtual --duration 30      simulated wearer on the virtual radio
   nape record fast.nape --virtual --speed 20 --duration 10
+  nape record fit.nape --virtual --live       watch head and back in a browser page while recording
 
 Ctrl-C stops; the file is closed properly. Every packet is written as it arrives and
 fsynced at least every 0.5 s: a crash or kill -9 loses at most the last second.
 """
 
 EPILOG_PAIR = """examples:
-  nape pair                       bond with the first Nape in range (Just Works)
+  nape pair                       bond with the first Nape in range (in its pairing window)
   nape pair --virtual             bond with the virtual Nape
   nape pair --forget              forget every Nape bond of this computer's key store
   nape pair --forget C0:4E:41:50:45:01 --virtual
@@ -70,10 +79,10 @@ def cmd_scan(args) -> int:
 
     found = asyncio.run(scan(virtual=args.virtual, timeout=args.timeout, all_devices=args.all))
     table = Table(title="BLE devices" + (" (virtual radio)" if args.virtual else ""))
-    for col in ("name", "address", "RSSI (dBm)", "Nape service"):
+    for col in ("name", "address", "RSSI (dBm)", "Nape service", "security"):
         table.add_column(col)
     for d in found:
-        table.add_row(d.name or "?", d.address, str(d.rssi), "yes" if d.is_nape else "no")
+        table.add_row(d.name or "?", d.address, str(d.rssi), "yes" if d.is_nape else "no", d.security())
     console.print(table)
     if not found:
         console.print("no Nape device found: is it charged, in range and not connected to another host?")
@@ -166,14 +175,18 @@ async def _run_record(args, on_done) -> None:
                     await tr.close()
                 stopper = asyncio.get_running_loop().create_task(stop_later())
 
+        view = await start_live_view(args, f"Nape live · recording {path.name}", tr)
         try:
-            return await record(tr, path, metadata=meta, on_progress=status.update,
-                                overwrite=args.overwrite, on_open=opened)
+            return await record(tr, path, metadata=meta, on_progress=both_progress(status.update, view),
+                                overwrite=args.overwrite, on_open=opened,
+                                on_packet=view.feed.on_packet if view else None)
         finally:
             if stopper is not None:
                 stopper.cancel()
             if live is not None:
                 live.stop()
+            if view is not None:
+                await view.stop()
             on_done(status.stats, tr)
 
 
@@ -219,13 +232,44 @@ async def _pair(args) -> str:
 
     async with open_transport(virtual=args.virtual, radio=args.radio, keystore=args.keystore,
                               address=args.address, scan_timeout=args.scan_timeout) as link:
-        return await pair(link.transport, args.scan_timeout)
+        try:
+            return await pair(link.transport, args.scan_timeout)
+        except NotBondedError as e:  # refused: the keys just stored here are of no use
+            if args.virtual and getattr(e, "address", None):
+                with contextlib.suppress(DeviceError, OSError):
+                    forget_bonds(Path(args.keystore or default_keystore()), e.address)
+            raise
+
+
+async def _forget_on_board(args) -> str | None:
+    """Ask the Nape in range to forget this computer's bond (``CMD_FORGET``); returns its
+    address, or None when none answered with a bond it accepts."""
+    from ..ble import protocol as P
+
+    try:
+        async with open_transport(virtual=args.virtual, radio=args.radio, keystore=args.keystore,
+                                  address=args.address, scan_timeout=min(args.scan_timeout, 5.0),
+                                  backfill=False, connect_attempts=1) as link:
+            tr = link.transport
+            try:
+                info = await tr.connect()
+                await tr.command(P.cmd_forget())
+                return info.extra.get("address")
+            finally:
+                await tr.close()
+    except DeviceError:
+        return None
 
 
 def cmd_pair(args) -> int:
     """Bond with a Nape (LE Secure Connections, Just Works), or forget bonds (--forget)."""
     if args.forget is not None:
         addr = None if args.forget == "*" else args.forget
+        board = asyncio.run(_forget_on_board(args))
+        console.print(f"the Nape {board} forgot this computer" if board else
+                      "no Nape in range answered: it keeps its side of the bond until it is paired "
+                      "again or you hold its button 10 s")
+        addr = addr or (None if args.virtual else board)
         if args.virtual:
             ks = Path(args.keystore or default_keystore())
             n = forget_bonds(ks, addr)
@@ -291,6 +335,7 @@ def register(sub, formatter) -> None:
                    help="virtual device started for the session: stretch the simulated day (1 ≈ 15 min)")
     r.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     r.add_argument("--quiet", action="store_true", help="no live status")
+    add_live_arguments(r)
     r.set_defaults(func=cmd_record)
 
     p = sub.add_parser("pair", help="bond with a Nape (Just Works), or forget bonds",

@@ -97,6 +97,8 @@ def register(sub, formatter) -> argparse.ArgumentParser:
     p.add_argument("--source", metavar="DIR",
                    help="firmware folder to copy (default: the repository's firmware/, or $NAPE_FIRMWARE_DIR)")
     p.add_argument("--dry-run", action="store_true", help="print each step and its command; touch nothing")
+    p.add_argument("--no-owner-key", action="store_true",
+                   help="do not copy this computer's owner key to the board (protocol/SECURITY.md)")
     p.set_defaults(func=cmd_flash)
     return p
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.markup import escape as rich_escape
+
+from ..safe_write import display_name
 from .common import add_db_argument, add_settings_arguments, console, progress, settings_from_args
 
 
@@ -30,10 +33,10 @@ def analyse_and_report(path: Path, out: Path, stem: str, args):
         task = prog.add_task(f"analysing {path.name}", total=None)
         findings = analyse(path, settings, on_progress=lambda done, total: prog.update(task, completed=done,
                                                                                        total=total or None))
-    print_summary(findings, console)
     with progress() as prog:  # an 8-hour report takes seconds to draw
         prog.add_task("writing the report", total=None)
         paths = write_reports(findings, out, stem)
+    print_summary(findings, console)  # after the files: a closed pipe or a Ctrl-C here loses nothing
     return findings, paths
 
 
@@ -44,11 +47,14 @@ def cmd_analyse(args) -> int:
     path = Path(args.file)
     out = Path(args.out) if args.out else path.parent
     findings, paths = analyse_and_report(path, out, path.stem, args)
-    console.print(f"[bold]report:[/bold] {paths['html'].resolve()}")
-    console.print(f"json:   {paths['json'].resolve()}")
+    console.print(f"[bold]report:[/bold] {rich_escape(display_name(paths['html'].resolve()))}")
+    console.print(f"json:   {rich_escape(display_name(paths['json'].resolve()))}")
+    if args.no_trends:
+        return 0
     db = trends.index_after_analysis(findings, paths, db=args.db)
-    if db:
-        console.print(f"trends: indexed in {db} (nape sessions, nape trends)", soft_wrap=True)
+    if db:  # the user's own database, written by default: say so, and how not to
+        console.print(f"trends: added to your trends database {db} (nape sessions, nape trends; "
+                      "--no-trends to skip)", soft_wrap=True, markup=False)
     return 0
 
 
@@ -130,6 +136,8 @@ def register(sub, formatter) -> None:
     a.add_argument("--out", help="folder for FILE.html and FILE.json (default: beside the recording)")
     add_settings_arguments(a)
     add_db_argument(a)
+    a.add_argument("--no-trends", action="store_true",
+                   help="do not add this recording to the trends database (by default it is added)")
     a.set_defaults(func=cmd_analyse)
 
     i = sub.add_parser("info", help="show a recording's header, chunks and any damage",

@@ -39,6 +39,7 @@ from ..errors import NapeError
 from ..rom_session import LIVE_GRACE_S, LiveTestClock, mmss
 from .common import (ANGLE_0_45, MTU, NONNEG_INT, POSITIVE, add_db_argument, add_settings_arguments, console,
                      err_console, open_transport, progress, settings_from_args)
+from .live import add_live_arguments, start_live_view
 
 
 def _parse_sim_max(items: list[str] | None) -> dict[str, float]:
@@ -139,7 +140,7 @@ class _LiveView:
         return Group(tab, ProgressBar(total=v.total_s, completed=t, width=56))
 
 
-async def _record_live(tr, path: Path, protocol, virtual: bool, quiet: bool = False):
+async def _record_live(tr, path: Path, protocol, virtual: bool, quiet: bool = False, live_view=None):
     """Record the guided test from ``tr`` (not yet connected) into ``path``: prompts live,
     stop at the end of the protocol. Returns the RecordStats.
 
@@ -156,6 +157,8 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, quiet: bool = Fa
 
     def on_progress(stats) -> None:
         clock.stats = stats
+        if live_view is not None:
+            live_view.feed.on_progress(stats)
         if clock.t0 is None and stats.samples > 0:
             clock.t0 = time.monotonic() - stats.samples / (clock.rate_hz or 1.0)
 
@@ -164,6 +167,8 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, quiet: bool = Fa
             now = time.monotonic()
             for at, _phase, text in clock.due(now):
                 (live.console if live else console).print(_prompt(at, text))
+            if live_view is not None:
+                live_view.feed.extra["rom"] = rom_status(clock, now)
             if clock.done(now):
                 stopped[0] = True
                 await tr.close()
@@ -181,7 +186,8 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, quiet: bool = Fa
 
     try:
         stats = await record(tr, path, metadata={"rom_protocol": protocol.schedule()},
-                             on_progress=on_progress, on_open=opened, progress_interval_s=0.05)
+                             on_progress=on_progress, on_open=opened, progress_interval_s=0.05,
+                             on_packet=live_view.feed.on_packet if live_view is not None else None)
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -195,6 +201,15 @@ async def _record_live(tr, path: Path, protocol, virtual: bool, quiet: bool = Fa
     if not stopped[0]:
         console.print("[yellow]the device stopped streaming before the end of the test[/yellow]")
     return stats
+
+
+def rom_status(clock: LiveTestClock, now: float) -> dict:
+    """The test's prompt now and next, for the live page (nape.live)."""
+    t = min(clock.clock_s(now), clock.total_s)
+    nxt = clock.prompts[clock.shown] if clock.shown < len(clock.prompts) else None
+    return {"now": clock.prompts[clock.shown - 1][2] if clock.shown else "sit upright and still",
+            "next": nxt[2] if nxt else None, "next_in_s": max(0.0, nxt[0] - t) if nxt else None,
+            "elapsed_s": round(t, 1), "total_s": clock.total_s}
 
 
 async def _record_device(args, out: Path) -> Path:
@@ -220,7 +235,12 @@ async def _record_device(args, out: Path) -> Path:
     async with open_transport(virtual=bool(args.virtual_radio), radio=args.radio, make_sim=wearer, speed=args.speed,
                               keystore=args.keystore, address=args.address, backfill=False,
                               scan_timeout=args.scan_timeout, give_up_after_s=LIVE_GRACE_S) as link:
-        stats = await _record_live(link.transport, path, protocol, bool(args.virtual_radio))
+        view = await start_live_view(args, "Nape live · range-of-motion test", link.transport)
+        try:
+            stats = await _record_live(link.transport, path, protocol, bool(args.virtual_radio), live_view=view)
+        finally:
+            if view is not None:
+                await view.stop()
     console.print(f"recorded {stats.samples} samples ({stats.lost_samples} lost) → {path}")
     return path
 
@@ -260,6 +280,9 @@ def cmd_rom(args) -> int:
         path = Path(args.file)
         _, paths, db = analyse_and_report(path, Path(args.out) if args.out else None, args, index=True)
     elif args.virtual:
+        if args.live:
+            raise NapeError("--live shows a device's stream as it happens; the simulated test (--virtual) runs "
+                            "faster than real time: use --virtual-radio or a device")
         out = Path(args.out or "nape-rom")
         path, _ = record_virtual(out, args.seed, _parse_sim_max(args.sim_max), args.misalignment, args.mtu)
         # simulated tests stay out of the user's trends unless a database is named
@@ -289,6 +312,7 @@ def register(sub, formatter) -> None:
         epilog="example:\n  nape rom                                  a real Nape (the first in range)\n"
                "  nape rom --address C0:4E:41:50:45:01 --out ~/nape/rom-today\n"
                "  nape rom --virtual-radio --speed 10        plumbing check on the virtual Nape\n"
+               "  nape rom --live                           prompts and angles in a local web page too\n"
                "  nape rom --virtual\n  nape rom --virtual --sim-max rotation_left=55 --out /tmp/rom\n"
                "  nape rom nape-rom/rom.nape --db ~/nape/nape.db")
     r.add_argument("file", nargs="?", help="a recorded range-of-motion test (.nape) to analyse")
@@ -314,5 +338,6 @@ def register(sub, formatter) -> None:
                    help="simulated sensor mounting misalignment, degrees (--virtual, 0..45, default 0)")
     r.add_argument("--mtu", type=MTU, default=247, help="ATT MTU of the simulated link (23..517, default 247)")
     add_settings_arguments(r)
+    add_live_arguments(r)
     add_db_argument(r)
     r.set_defaults(func=cmd_rom)

@@ -6,10 +6,13 @@ from __future__ import annotations
 from datetime import tzinfo
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
+from rich.markup import escape as rich_escape
 from rich.table import Table
 
-from ..report.recording import CAUSE_WORDS, clock, headlines, quality_notes, start_time
+from ..report.recording import CAUSE_WORDS, clock, headlines, quality_notes, start_time, valid_words
+from ..safe_write import display_name
 from ..report.words import fmt_duration
 
 
@@ -17,10 +20,11 @@ def print_summary(f, console: Console | None = None) -> None:
     """A recording's findings: headlines and a table of findings with coloured grades."""
     c = console or Console()
     start = start_time(f)
-    c.print(f"[bold]Nape[/bold] · {Path(f.path).name}" + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
-            + f" · {fmt_duration(f.duration_s)} · IMUs {', '.join(f.roles)}")
-    for h in headlines(f):
-        c.print(f"  • {h}")
+    c.print(f"[bold]Nape[/bold] · {rich_escape(display_name(Path(f.path).name))}"
+            + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
+            + f" · {fmt_duration(f.duration_s)}, {valid_words(f)} · IMUs {rich_escape(', '.join(map(str, f.roles)))}")
+    for h in headlines(f):  # text from the recording (gap reasons, ...) is never rich markup
+        c.print(f"  • {rich_escape(h)}")
     if f.jolts or f.episodes:
         t = Table(title="Findings")
         for col in ("time", "finding", "grade / held", "peak"):
@@ -34,7 +38,7 @@ def print_summary(f, console: Console | None = None) -> None:
             t.add_row(*row[1:])
         c.print(t)
     for n in quality_notes(f):
-        c.print(f"  [dim]{n}[/dim]")
+        c.print(f"  [dim]{rich_escape(n)}[/dim]")
 
 
 def print_rom_summary(r, console: Console | None = None) -> None:
@@ -68,16 +72,24 @@ def print_trends_summary(items, console: Console | None = None, tz: tzinfo | Non
                            ("Weeks", weekly_from(items, tz))):
         if not periods:
             continue
-        t = Table(title=title)
-        for col in ("period", "recordings", "recorded min", "neck flexed min", "back hunched min", "episodes",
-                    "jolts mild", "moderate", "severe"):
-            t.add_column(col, justify="right" if col != "period" else "left")
+        t = Table(title=title, box=box.SIMPLE_HEAD)
+        # the period never wraps (it read "2026-…" at 80 columns): short headers, explained below
+        t.add_column("period", no_wrap=True, min_width=10)
+        for col in ("recs", "min", "neck fwd", "back fwd", "episodes", "mild", "mod.", "severe"):
+            t.add_column(col, justify="right", min_width=len(col))
         for p in periods:
             t.add_row(p.label, str(p.recordings), f"{p.recorded_min:.0f}",
                       "–" if p.neck_poor_min is None else f"{p.neck_poor_min:.1f}", f"{p.trunk_poor_min:.1f}",
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")
         c.print(t)
+        c.print("  [dim]min: minutes recorded; neck fwd / back fwd: minutes with the neck bent / upper back leaning "
+                "forward beyond its limit (nape/settings.py); episodes: long stretches; mild, mod(erate), severe: "
+                "jolts[/dim]")
+    left = sum(p.left_out for p in daily_from(items, tz))
+    if left:
+        c.print(f"{left} recording{'s' if left != 1 else ''} with little valid data left out of these totals "
+                "(nape sessions lists them)")
     if rom:
         t = Table(title=f"Neck range of motion, last {last_days} days with tests (mean end range, °)")
         t.add_column("day")

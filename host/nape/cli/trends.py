@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from .. import trends
+from .. import safe_write, trends
 from ..errors import NapeError
 from ..trends import GRADES, ROM_DIRECTIONS, RomSession, Session
 from .common import add_db_argument, console, progress
@@ -93,8 +93,13 @@ def cmd_sessions(args) -> int:
         for s in items:
             t.add_row(s.start.astimezone().strftime("%Y-%m-%d %H:%M"), _short_path(s.path), fmt_duration(s.duration_s),
                       "–" if s.neck_poor_min is None else f"{s.neck_poor_min:.1f}", f"{s.trunk_poor_min:.1f}",
-                      str(s.episodes), "/".join(str(s.jolts[g]) for g in GRADES), f"[{style[s.status]}]{s.status}[/]")
+                      str(s.episodes), "/".join(str(s.jolts[g]) for g in GRADES),
+                      f"[{style[s.status]}]{s.status}[/]" + (" [yellow]little data[/]" if s.low_coverage else ""))
         c.print(t)
+        low = sum(s.low_coverage for s in items)
+        if low:
+            c.print(f"{low} recording{'s' if low != 1 else ''} with little valid data (under a minute, or under half "
+                    "of its time): left out of trends' totals")
     if rom:
         t = Table(title="Neck range-of-motion tests (end range, °)")
         t.add_column("start", no_wrap=True)
@@ -147,7 +152,7 @@ def cmd_trends(args) -> int:
             prog.update(task, description=f"building the trends page: {text}", advance=1)
 
         page = render_trends_html(items, rom=rom, on_step=step)
-        out.write_text(page, encoding="utf-8")
+        safe_write.write_text(out, page)
     print_trends_summary(items, console, rom=rom)
     console.print(f"[bold]trends:[/bold] {out.resolve()}", soft_wrap=True)
     return 0

@@ -25,7 +25,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="Nape")
     p.add_argument("--keystore", default=None,
                    help="keep the peripheral's bonds in this bumble JSON key store instead of the firmware")
-    p.add_argument("--secure", action="store_true", help="firmware requires an encrypted, bonded link")
+    p.add_argument("--insecure", action="store_true",
+                   help="development mode (config.BLE_SECURE = 0): no encryption or bond required")
+    p.add_argument("--pair-window", type=int, default=None,
+                   help="pairing window after boot / a long press, s (default: the firmware's config)")
+    p.add_argument("--owner-key", default=None, help="owner key file on the virtual board's flash")
+    p.add_argument("--button-gpio", type=int, default=0, help="GPIO of the pair button (config.PIN_PAIR_BUTTON)")
     p.add_argument("--secrets", default=None, help="firmware bond file (default: in the work directory)")
     p.add_argument("--heap", default="16m")
     args = p.parse_args(argv)

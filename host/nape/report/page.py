@@ -8,11 +8,13 @@ Every text that comes from a file or a user goes through :func:`esc`.
 from __future__ import annotations
 
 import html
+import re
 
 #: No network at all: scripts, styles, images and fonts only from the page itself.
 #: ('unsafe-eval': plotly.js compiles some of its code at run time.)
 CSP = ("default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-       "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+       "img-src data: blob:; font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'; "
+       "frame-src 'none'; object-src 'none'")
 
 #: plotly's config for every chart: fits its box, no logo, no scroll-wheel zoom.
 PLOT_CONFIG = {"responsive": True, "displaylogo": False, "scrollZoom": False,
@@ -45,6 +47,8 @@ td:first-child { white-space: nowrap; }
 details summary { cursor: pointer; color: #1565c0; margin: .3em 0; }
 .meaning { padding-left: 1.2em; font-size: .95em; } .meaning li { margin: .3em 0; }
 .facts dt { color: #555; font-size: .85em; } .facts dd { margin: 0; font-weight: 600; }
+.glossary div { margin: .35em 0; } .glossary dt { font-weight: 600; display: inline; } .glossary dt::after { content: ": "; }
+.glossary dd { display: inline; margin: 0; }
 @media (max-width: 600px) {
   body { padding: 8px; }
   .modebar-container { display: none; }
@@ -90,9 +94,19 @@ def table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:
     return f'<div class="wrap"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
+def glossary(body: str) -> str:
+    """A short glossary of every term ``body`` (HTML) uses in its visible text
+    (:data:`nape.plainwords.GLOSSARY`), as the page's last section; '' when none."""
+    from ..plainwords import terms_used
+
+    text = html.unescape(re.sub(r"<script.*?</script>|<style.*?</style>|<[^>]+>", " ", body, flags=re.S))
+    items = "".join(f"<div><dt>{esc(t)}</dt><dd>{esc(e)}</dd></div>" for t, e in terms_used(text))
+    return f'<h2 id="glossary">Words used on this page</h2><dl class="glossary">{items}</dl>' if items else ""
+
+
 def page(title: str, body: str, css: str = "") -> str:
     """A whole page: doctype, phone viewport, the CSP, the shared CSS (plus ``css``), plotly.js
-    inlined, ``body`` (HTML) and the closing note every page ends with."""
+    inlined, ``body`` (HTML) and, last, the glossary of the terms ``body`` uses."""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -102,5 +116,6 @@ def page(title: str, body: str, css: str = "") -> str:
 <script>{plotly_js()}</script>
 </head><body>
 {body}
+{glossary(body)}
 </body></html>
 """

@@ -17,9 +17,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .. import safe_write
 from ..analysis import Findings
 from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_record
+from ..analysis import coverage
 from ..analysis.posture import runs
+from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
+                          episode_advice, iso_verdict, jolt_advice, limits_story, top_actions)
 from ..settings import AnalysisSettings
 from .page import esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
@@ -64,10 +68,11 @@ RULA_MEANING = {
     "5": "bent and twisted or side-bent",
     "6": "bent, twisted and side-bent",
 }
-NECK_BAND_WORDS = {"-90..0": "bent backwards", "0..10": "neutral", "10..20": "slightly forward",
-                   "20..45": "forward (poor if held)", "45..180": "far forward"}
-TRUNK_BAND_WORDS = {"-90..0": "leaning back", "0..20": "upright (ISO 11226: acceptable)",
-                    "20..60": "forward (ISO 11226: limited holding time)", "60..180": "far forward (ISO 11226: not acceptable)"}
+NECK_BAND_WORDS = {"-90..0": "fine unless held far back (looking up)", "0..10": "fine",
+                   "10..20": "fine for a while",
+                   "20..45": f"poor if held (over the {AnalysisSettings().neck_flexion_deg:g}° limit)",
+                   "45..180": "poor if held"}
+TRUNK_BAND_WORDS = TRUNK_BAND_ISO
 BAND_COLOURS = ["#90caf9", "#a5d6a7", "#fff59d", "#ffcc80", "#ef9a9a"]
 
 
@@ -82,9 +87,11 @@ def start_time(f: Findings) -> datetime | None:
         return None
     try:
         dt = datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
+        if not 1970 <= dt.year <= 9000:  # no recording starts there; clock times would overflow
+            return None
+        return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone()
+    except (ValueError, OverflowError):
         return None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).astimezone()
 
 
 def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
@@ -124,6 +131,10 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
 def headlines(f: Findings) -> list[str]:
     """The summary in plain words, one sentence each."""
     out = []
+    if f.low_coverage or f.valid_s < f.duration_s:
+        warn = "Little valid data: read every figure with care. " if f.low_coverage else ""
+        out.append(f"{warn}The figures below rest on {coverage.rests_on(f.valid_s, f.duration_s)}.")
+    out += f.input_warnings
     if f.jolts:
         by = {g: sum(j.grade == g for j in f.jolts) for g in ("severe", "moderate", "mild")}
         worst = max(f.jolts, key=_jolt_order)
@@ -135,25 +146,30 @@ def headlines(f: Findings) -> list[str]:
             out.append(f"{plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
                        f"at {clock(f, worst.peak_t_s, seconds=False)}.")
     else:
-        out.append("No jolts.")
+        out.append("No jolts." if f.valid_s >= f.duration_s else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
     for kind, label, key in (
-        ("neck_flexion", "Neck flexed", "neck_over_threshold_s"),
-        ("trunk_inclination", "Upper back hunched", "trunk_over_threshold_s"),
+        ("neck_flexion", "Neck bent forward", "neck_over_threshold_s"),
+        ("trunk_inclination", "Upper back leaning forward", "trunk_over_threshold_s"),
     ):
         total = getattr(f.exposure_s, key)
         if total is None:  # no head IMU
             continue
         eps = [e for e in f.episodes if e.kind == kind]
         thr = f.settings["neck_flexion_deg" if kind == "neck_flexion" else "trunk_inclination_deg"]
+        if f.valid_s < f.settings.get("hold_s", 60.0):  # "never" would claim more than the data can show
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in {fmt_duration(f.valid_s)} of valid "
+                       f"data: too short to judge holds of {fmt_duration(f.settings['hold_s'])}.")
+            continue
         if eps:
             longest = max(eps, key=lambda e: e.duration_s)
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)}, longest {fmt_duration(longest.duration_s)} "
                        f"(from {clock(f, longest.start_s, seconds=False)}; {plural(len(eps), 'long stretch')}).")
         elif total > 0:
-            out.append(f"{label} > {thr:g}° for {fmt_duration(total)} in short spells, never held for "
+            out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
-            out.append(f"{label} > {thr:g}°: never.")
+            part = "" if f.valid_s >= f.duration_s else f" in {fmt_duration(f.valid_s)} of valid data"
+            out.append(f"{label} more than {thr:g}°: never{part}.")
     if "head" not in f.roles:
         out.append("No head sensor: neck posture was not measured, only the upper back.")
     bed = [e for e in f.episodes if e.kind == "bed_neck"]
@@ -165,13 +181,15 @@ def headlines(f: Findings) -> list[str]:
 
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
-    notes = [f"Calibration ({f.calibration.method}): {f.calibration.detail}."]
-    if f.calibration.method in ("guess", "none"):
-        notes.append("Uncalibrated: no still, upright moment was found to take as your neutral posture, so angles "
-                     "may be offset by a few degrees. Press calibrate while sitting upright next time.")
+    method = f.calibration.method
+    cal = calibration_notes({"method": method, "start_s": f.calibration.start_s}, f.series, f.settings)
+    notes = list(f.not_judged)
+    notes += [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
     notes += gap_notes(f)
+    notes += import_notes(f)
+    notes += glitch_notes(f)
     if f.malformed_packets:
         notes.append(f"{f.malformed_packets} malformed packets were skipped.")
     for issue in f.file_issues:
@@ -181,7 +199,7 @@ def quality_notes(f: Findings) -> list[str]:
     no_window = sum(1 for j in f.jolts if (j.trace or {}).get("source") != "event window")
     if f.jolts and no_window:
         notes.append(f"{plural(no_window, 'jolt')} without a high-rate event window from the board: their traces "
-                     "are the 100 Hz stream, which can read short shocks a little low.")
+                     f"are {stream_words(f)}, which can read short shocks a little low.")
     start = start_time(f)
     if start is None:
         notes.append("The recording has no start time: times are shown as time into the recording.")
@@ -191,17 +209,35 @@ def quality_notes(f: Findings) -> list[str]:
     return notes
 
 
+GLITCH_WORDS = {"saturation": "at the sensor's limit", "impossible": "beyond any body-worn sensor's range",
+                "spike": "single-sample spikes", "non_finite": "not numbers"}
+
+
+def glitch_notes(f: Findings) -> list[str]:
+    """Sensor glitches masked by the analysis (nape.analysis.quality), in plain words."""
+    g = f.glitches or {}
+    if not g.get("samples"):
+        return []
+    kinds = ", ".join(f"{n} {GLITCH_WORDS.get(k, k)}" for k, n in g.get("by_kind", {}).items())
+    return [f"{plural(g['samples'], 'sensor glitch')} masked ({kinds}): physically impossible readings, "
+            "treated as sensor faults, not as movement or jolts."]
+
+
 def gap_notes(f: Findings) -> list[str]:
     """Gaps in plain words with their reason, clock time, length and count, then the losses
     by reason (``f.gaps`` lists every reboot and buffer overflow; the rest of
     ``f.lost_samples`` was lost in transmission)."""
     notes = []
-    by_reason = {"on-board buffer overflow": 0, "device reboot": 0}
+    by_reason = {"on-board buffer overflow": 0, "device reboot": 0, "damaged file": 0}
+    other: dict[str, int] = {}
     for g in f.gaps:
         reason, n = g.get("reason", "lost in transmission"), g.get("missing_samples")
         when, length = clock(f, g["start_s"]), fmt_duration(g["duration_s"])
         if reason in by_reason:
             by_reason[reason] += n or 0
+        elif reason != "lost in transmission":
+            other[reason] = other.get(reason, 0) + (n or 0)
+        count = f" ({plural(n, 'sample')})" if n is not None else ""
         if reason == "device reboot":
             lost = (f" It had not yet sent its last {plural(n, 'sample')}: lost." if n else "")
             off = (f"no data for {length}, while it was off." if g["duration_s"] >= 0.5 else
@@ -211,19 +247,58 @@ def gap_notes(f: Findings) -> list[str]:
             notes.append(f"Gap in the data at {when}: {length} missing ({plural(n or 0, 'sample')}), on-board buffer "
                          "overflow: the device was out of reach of this computer longer than its memory holds, "
                          "so it overwrote its oldest samples.")
-        else:
-            count = f" ({plural(n, 'sample')})" if n is not None else ""
+        elif reason == "damaged file":
+            notes.append(f"Gap in the data at {when}: {length} missing{count}: that part of the file is damaged "
+                         "(unreadable on disk), not lost by the radio.")
+        elif reason == "lost in transmission":
             notes.append(f"Gap in the data at {when}: {length} missing{count}, lost in transmission (radio).")
+        else:
+            notes.append(f"Gap in the data at {when}: {length} missing{count}: {reason}.")
     total = f.samples + f.lost_samples
-    radio = max(0, f.lost_samples - sum(by_reason.values()))
+    radio = max(0, f.lost_samples - sum(by_reason.values()) - sum(other.values()))
     if radio:
         notes.append(f"{radio} samples were lost in transmission ({100 * radio / max(total, 1):.2f} %).")
-    else:
+    elif f.metadata.get("source") != "import":
         notes.append("No samples lost in transmission.")
     if by_reason["on-board buffer overflow"]:
         k = by_reason["on-board buffer overflow"]
         notes.append(f"{k} samples were lost to on-board buffer overflow ({100 * k / max(total, 1):.2f} %).")
+    if by_reason["damaged file"]:
+        k = by_reason["damaged file"]
+        notes.append(f"{k} samples are missing because the file is damaged ({100 * k / max(total, 1):.2f} %); "
+                     "`nape info` shows where.")
     return notes
+
+
+def import_notes(f: Findings) -> list[str]:
+    """How an imported recording's timing was made regular (protocol/IMPORT.md), plain words."""
+    extras = f.metadata.get("extras") if isinstance(f.metadata, dict) else None
+    imp = extras.get("import") if isinstance(extras, dict) else None
+    timing = imp.get("timing") if isinstance(imp, dict) else None
+    if not isinstance(timing, dict) or not timing.get("resampled"):
+        return []
+    rate = f.metadata.get("sample_rate_hz")
+    return [f"Imported with irregular timestamps, resampled to {_num(rate)} Hz: rows strayed "
+            f"{_num(timing.get('mean_abs_jitter_ms'))} ms from the grid on average (at most "
+            f"{_num(timing.get('max_abs_jitter_ms'))} ms); {_num(timing.get('gaps'))} longer pauses left as gaps."]
+
+
+def _num(v) -> str:
+    return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else "?"
+
+
+def valid_words(f: Findings) -> str:
+    """'all valid' or '7 min 40 s valid (85 %)': how much data every figure rests on."""
+    if f.duration_s > 0 and f.valid_s >= f.duration_s - 1e-6:
+        return "all valid"
+    share = 100.0 * f.valid_s / f.duration_s if f.duration_s > 0 else 0.0
+    return f"{fmt_duration(f.valid_s)} valid ({share:.0f} %)"
+
+
+def stream_words(f: Findings) -> str:
+    """'the 100 Hz stream' with the recording's own rate."""
+    rate = f.metadata.get("sample_rate_hz") if isinstance(f.metadata, dict) else None
+    return f"the {_num(rate)} Hz stream" if isinstance(rate, int | float) and not isinstance(rate, bool) else "the stream"
 
 
 # ---------------------------------------------------------------- HTML pieces
@@ -251,16 +326,35 @@ def _shape_x(v):
     return str(v) if isinstance(v, np.datetime64) else float(v)
 
 
+EPISODE_FILL = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7", "bed_neck": "#ce93d8"}
+EPISODE_LEGEND = {"neck_flexion": "neck bent forward a long time", "trunk_inclination": "upper back forward a long time",
+                  "bed_neck": "neck bent in bed"}
+LYING_FILL, GAP_FILL = "#bbbbbb", "#5f6368"
+
+
+def _legend_patch(fig: go.Figure, name: str, colour: str, opacity: float) -> None:
+    """A legend entry for a shaded band (shapes have none): a square of the band's colour."""
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, hoverinfo="skip",
+                             marker={"symbol": "square", "size": 14, "color": colour, "opacity": min(1.0, opacity * 2.2)}))
+
+
+def _long_gaps(f: Findings) -> list[dict]:
+    return [g for g in f.gaps if g.get("duration_s", 0) >= 1.0]
+
+
 def _timeline(f: Findings) -> go.Figure:
     s = f.series
     x = _x_times(f, s["time_s"])
     lying = np.array(s.get("lying", []), dtype=bool)
     upright = lambda key: np.where(lying, np.nan, np.asarray(s[key], float)) if len(lying) else s[key]  # noqa: E731
+    keys = [k for k in ("neck_flexion_deg", "trunk_inclination_deg") if k in s]
+    tb, ys = coverage.with_breaks(s["time_s"], *(upright(k) for k in keys))  # gaps drawn as gaps
+    xb, ys = _x_times(f, tb), dict(zip(keys, ys))
     fig = go.Figure()
     if "neck_flexion_deg" in s:
-        fig.add_trace(go.Scatter(x=x, y=upright("neck_flexion_deg"), name="neck flexion",
+        fig.add_trace(go.Scatter(x=xb, y=ys["neck_flexion_deg"], name="neck bent forward (°)",
                                  line={"color": ROLE_COLOUR["head"]}, hovertemplate="%{y:.0f}°"))
-    fig.add_trace(go.Scatter(x=x, y=upright("trunk_inclination_deg"), name="upper back",
+    fig.add_trace(go.Scatter(x=xb, y=ys["trunk_inclination_deg"], name="upper back forward (°)",
                              line={"color": ROLE_COLOUR["trunk"]}, hovertemplate="%{y:.0f}°"))
     xs = lambda t: _shape_x(_x_times(f, [t])[0])  # noqa: E731
     # shapes as one list: plotly's add_vrect / add_vline re-validate every shape on each call
@@ -268,12 +362,17 @@ def _timeline(f: Findings) -> go.Figure:
     band = lambda x0, x1, colour, opacity: {"type": "rect", "xref": "x", "yref": "paper", "x0": x0, "x1": x1,  # noqa: E731
                                            "y0": 0, "y1": 1, "fillcolor": colour, "opacity": opacity,
                                            "line": {"width": 0}, "layer": "below"}
-    shapes = []
-    for e in f.episodes:
-        colour = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7"}.get(e.kind, "#ce93d8")
-        shapes.append(band(xs(e.start_s), xs(e.end_s), colour, 0.3))
+    shapes = [band(xs(e.start_s), xs(e.end_s), EPISODE_FILL.get(e.kind, "#ce93d8"), 0.3) for e in f.episodes]
+    for kind in dict.fromkeys(e.kind for e in f.episodes):  # the legend names what is drawn
+        _legend_patch(fig, EPISODE_LEGEND.get(kind, kind), EPISODE_FILL.get(kind, "#ce93d8"), 0.3)
     for i0, i1 in runs(lying):
-        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), "#bbbbbb", 0.25))
+        shapes.append(band(_shape_x(x[i0]), _shape_x(x[i1 - 1]), LYING_FILL, 0.25))
+    if lying.any():
+        _legend_patch(fig, "lying down (angles not drawn)", LYING_FILL, 0.25)
+    for g in _long_gaps(f):
+        shapes.append(band(xs(g["start_s"]), xs(g["start_s"] + g["duration_s"]), GAP_FILL, 0.35))
+    if _long_gaps(f):
+        _legend_patch(fig, "no data (gap)", GAP_FILL, 0.35)
     thr = f.settings["neck_flexion_deg"]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
@@ -281,8 +380,28 @@ def _timeline(f: Findings) -> go.Figure:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
-    return _layout(fig, 360, yaxis_title="angle (°, forward +)", hovermode="x unified", showlegend=True,
+    return _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
                    xaxis_title=None if start_time(f) else "time (min)")
+
+
+def timeline_caption(f: Findings) -> str:
+    """What the timeline draws, exactly as drawn (colours named as they look)."""
+    kinds = {e.kind for e in f.episodes}
+    parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
+             "neutral posture; below 0 means bent back."]
+    if kinds & {"neck_flexion", "trunk_inclination"}:
+        parts.append("Shaded: long poor-posture stretches — pink for the neck, light green for the upper back; where "
+                     "both happen at once the two shades mix to a khaki colour.")
+    if "bed_neck" in kinds:
+        parts.append("Lilac: neck bent in bed.")
+    if any(np.asarray(f.series.get("lying", []), dtype=bool)):
+        parts.append("Grey: lying down — the lines stop there, because lying is not counted as poor posture.")
+    if _long_gaps(f):
+        parts.append("Dark grey: no data (a gap in the recording, see Calibration and data quality).")
+    if f.jolts:
+        parts.append("Short ticks along the top: jolts (yellow mild, orange moderate, red severe).")
+    parts.append(f"Dotted line: the {f.settings['neck_flexion_deg']:g}° neck limit. Drag to zoom, double-tap to reset.")
+    return " ".join(parts)
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
@@ -299,12 +418,15 @@ def _jolt_chart(f: Findings) -> go.Figure:
                    xaxis={"type": "category", "tickangle": -90, "automargin": True})
 
 
-def _band_chart(bands: dict, words: dict, title: str) -> go.Figure:
-    labels = [f"{k.replace('..', '–')}°" for k in bands]
-    fig = go.Figure(go.Bar(x=labels, y=[v / 60 for v in bands.values()], marker_color=BAND_COLOURS[: len(bands)],
-                           customdata=[words.get(k, "") for k in bands],
-                           hovertemplate="%{x} (%{customdata}): %{y:.1f} min<extra></extra>"))
-    return _layout(fig, 260, yaxis_title="minutes", xaxis_title=title)
+def _band_chart(bands: dict, names: dict, words: dict, title: str) -> go.Figure:
+    """Minutes per angle range as horizontal bars: the ranges' names in words fit beside the
+    bars on a phone, where they would overlap under them."""
+    labels = [band_label(k, names) for k in bands]
+    fig = go.Figure(go.Bar(y=labels, x=[v / 60 for v in bands.values()], orientation="h",
+                           marker_color=BAND_COLOURS[: len(bands)], customdata=[words.get(k, "") for k in bands],
+                           hovertemplate="%{y} (%{customdata}): %{x:.1f} min<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return _layout(fig, 60 + 34 * len(bands), xaxis_title="minutes")
 
 
 def _jolt_trace_figure(j: Jolt) -> go.Figure | None:
@@ -340,7 +462,9 @@ SHORT_LIST = 12  # longer tables show the most important rows and fold the full 
 
 def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
     return [[clock(f, e.start_s), fmt_duration(e.duration_s), esc(e.pattern or e.kind.replace("_", " ")),
-             f"{e.mean_deg:.0f}° (peak {e.peak_deg:.0f}°)"] for e in eps]
+             f"{e.mean_deg:.0f}° on average (at most {e.peak_deg:.0f}°)",
+             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "–"),
+             esc(episode_advice(e.kind, e.pattern))] for e in eps]
 
 
 def _episodes_html(f: Findings, bed: bool) -> str:
@@ -349,7 +473,7 @@ def _episodes_html(f: Findings, bed: bool) -> str:
     eps = [e for e in f.episodes if (e.kind == "bed_neck") == bed]
     if not eps:
         return ""
-    head = ["start", "held", "what", "angle"]
+    head = ["start", "held", "what", "angle", "ISO 11226", "what to try"]
     if len(eps) <= SHORT_LIST:
         out = table(head, _episode_rows(eps, f), "long")
     else:
@@ -373,14 +497,16 @@ def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
         src = (f"Traces: the board's high-rate event window ({tr['rate_hz']:g} Hz)"
                + ("" if tr.get("complete", True) else ", partly lost in transmission") + ".")
     elif tr:
-        src = ("Traces: no high-rate event window from the board for this jolt, so the 100 Hz stream around the "
+        src = (f"Traces: no high-rate event window from the board for this jolt, so {stream_words(f)} around the "
                "peak is shown (short shocks may read a little low).")
     else:
         src = "No traces: the data around this jolt is not available."
     fig = plot(_jolt_trace_figure(j), f"jolt{k}")
     return (f'<section class="jolt" id="jolt-{k}"><h3>{esc(clock(f, j.peak_t_s))} · '
             f'{esc(CAUSE_WORDS[j.cause])} {_badge(j.grade)}</h3>'
-            f'<p>{esc(jolt_sentence(j, f.settings))}</p><dl class="facts">{dl}</dl>{fig}'
+            f'<p>{esc(jolt_sentence(j, f.settings))}</p>'
+            f'<p><b>What to try:</b> {esc(jolt_advice(j.cause, j.nic_m2s2, f.settings.get("nic_reference_m2s2", 15.0), j.grade))}</p>'
+            f'<dl class="facts">{dl}</dl>{fig}'
             f'<p class="meta">{esc(src)} Solid: linear acceleration (gravity removed); dotted: angular '
             f"velocity. Green: upper back, blue: head.</p></section>")
 
@@ -393,9 +519,12 @@ def panel_jolts(f: Findings) -> list[Jolt]:
 
 def _standards_section(f: Findings) -> str:
     iso_rows = [[clock(f, e.start_s), esc(e.pattern or e.kind.replace("_", " ")), fmt_duration(e.duration_s),
-                 esc(e.iso11226_verdict or "–")] for e in f.episodes if e.kind != "bed_neck"]
-    parts = ["<p>ISO 11226 judges postures held for a while: the angle and how long it was held. "
-             "RULA scores the neck from 1 (fine) upwards; 3 or more calls for a change.</p>"]
+                 esc(iso_verdict(e.iso11226_verdict))] for e in f.episodes if e.kind != "bed_neck"]
+    parts = ["<p>ISO 11226 (an ergonomics standard for postures held at work) judges each stretch by its angle and "
+             "how long it was held. RULA (a checklist ergonomists use) scores the neck from 1 (fine) upwards; 3 or "
+             "more calls for a change.</p>",
+             '<p class="meta">ISO 11226 is more lenient than Nape\'s own limits (see "Long poor-posture episodes" for '
+             "why), so a stretch Nape lists can be within ISO 11226 here.</p>"]
     parts.append(table(["start", "posture", "held", "ISO 11226"], iso_rows, "long") if iso_rows
                  else "<p>ISO 11226: no posture was held long enough to judge; nothing to flag.</p>")
     if f.rula_neck_s:
@@ -403,24 +532,29 @@ def _standards_section(f: Findings) -> str:
         rows = [[k, fmt_duration(v), f"{100 * v / total:.0f} %", RULA_MEANING.get(k, "")]
                 for k, v in sorted(f.rula_neck_s.items())]
         parts.append(table(["RULA neck score", "time", "share", "meaning"], rows))
+        if any(int(k) >= 3 for k in f.rula_neck_s):
+            parts.append("<p>What to try: when the score is 3 or more for long, change what you look at (screen or "
+                         "phone higher) rather than holding your head up by effort.</p>")
     else:
         parts.append("<p>RULA neck score: needs the head sensor.</p>")
     return "<h2>ISO 11226 and RULA</h2>" + "".join(parts)
 
 
 def _exposure_section(f: Findings) -> str:
-    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying (tap a bar for details).</p>"]
-    for key, words, title in (("neck_bands_s", NECK_BAND_WORDS, "neck flexion"),
-                              ("trunk_bands_s", TRUNK_BAND_WORDS, "upper back inclination")):
+    out = ["<h2>Time by angle</h2><p>Minutes in each range while not lying down (tap a bar for details). "
+           "Angles are degrees from your neutral posture.</p>"]
+    for key, names, words, title in (("neck_bands_s", NECK_BANDS, NECK_BAND_WORDS, "neck bent forward (neck flexion)"),
+                                     ("trunk_bands_s", TRUNK_BANDS, TRUNK_BAND_WORDS,
+                                      "upper back leaning forward (inclination)")):
         bands = getattr(f.exposure_s, key)
         if not bands:
             continue
         total = sum(bands.values()) or 1.0
-        out.append(f"<h3>{title.capitalize()}</h3>")
-        out.append(plot(_band_chart(bands, words, f"{title} (°)"), f"bands-{key}"))
-        out.append(table(["range", "what", "time", "share"],
-                          [[f"{k.replace('..', '–')}°", esc(words.get(k, "")), fmt_duration(v),
-                            f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
+        out.append(f"<h3>{esc(title.capitalize())}</h3>")
+        out.append(plot(_band_chart(bands, names, words, title), f"bands-{key}"))
+        out.append(table(["range", "what it means", "time", "share"],
+                         [[esc(band_label(k, names)), esc(words.get(k, "")), fmt_duration(v),
+                           f"{100 * v / total:.0f} %"] for k, v in bands.items()]))
     if f.exposure_s.neck_bands_s is None:
         out.append("<p>Neck angles need the head sensor.</p>")
     return "".join(out)
@@ -454,15 +588,12 @@ def render_html(f: Findings) -> str:
         for j in f.jolts
     ]
     ep_html = _episodes_html(f, bed=False)
-    act_rows = [[esc(k.replace("_", " ")), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
+    act_rows = [[esc(activity_label(k)), fmt_duration(v)] for k, v in f.activity_s.items() if v > 0]
     sources = AnalysisSettings().sources
     settings_rows = [[esc(k), f"{v:g}", esc(sources.get(k, "Nape default (see nape.settings)"))]
                      for k, v in f.settings.items()]
     summary = "".join(f"<li>{esc(h)}</li>" for h in headlines(f))
     notes = "".join(f"<li>{esc(n)}</li>" for n in quality_notes(f))
-    meta = f.metadata
-    start = start_time(f)
-    when = f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else ""
     none = "<p>None.</p>"
     more = len(f.jolts) - len(panels)
     panel_html = "".join(_jolt_panel(f, j, k) for k, j in enumerate(panels))
@@ -479,15 +610,14 @@ def render_html(f: Findings) -> str:
           "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
         ) if f.jolts else none
     body = f"""<h1>Nape report</h1>
-<p class="meta">{esc(str(meta.get('device_name', '')))} · firmware {esc(str(meta.get('firmware_version', '')))}
- · {esc(str(meta.get('source', '')))}{esc(when)} · {fmt_duration(f.duration_s)} recorded · IMUs: {', '.join(f.roles)}</p>
+<p class="meta">{esc(header_line(f) + ' · ' + valid_words(f))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Posture over time</h2>
-<p class="meta">Red / green bands: long poor-posture episodes (neck / upper back); purple: neck bent in bed; grey: lying;
-ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_flexion_deg']:g}°. Drag to zoom, double-tap to reset.</p>
+<p class="meta">{esc(timeline_caption(f))}</p>
 {plot(_timeline(f), "timeline")}
 <h2>Long poor-posture episodes</h2>
-{ep_html or none}
+<p class="meta">{esc(limits_story(f.settings))}</p>
+{ep_html or "<p>None: no poor posture was held for " + esc(fmt_duration(f.settings["hold_s"])) + " or longer.</p>"}
 {_exposure_section(f)}
 {_standards_section(f)}
 <h2>Jolts</h2>
@@ -498,8 +628,36 @@ ticks along the top: jolts, coloured by grade; dotted line: {f.settings['neck_fl
 <h2>Settings used</h2>
 <details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
 {table(["setting", "value", "source"], settings_rows, "long")}</details>
+<h2>What to do next</h2>
+<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
     return page(f"Nape report — {Path(f.path).name}", body)
+
+
+def header_line(f: Findings) -> str:
+    """Device, where the data came from, start, length and sensors, skipping what is unknown
+    (an imported file has no firmware: it names the file instead)."""
+    meta = f.metadata if isinstance(f.metadata, dict) else {}
+    extras = meta.get("extras") if isinstance(meta.get("extras"), dict) else {}
+    source = meta.get("source")
+    if source == "import":
+        orig = extras.get("original_file")
+        src = f"imported from {orig}" if orig else "imported from a file"
+    else:
+        src = {"ble": "recorded over Bluetooth", "simulated": "simulated wearer"}.get(str(source), str(source or ""))
+    parts = []
+    name = str(meta.get("device_name") or "")
+    if name and not (source == "import" and name == "imported"):
+        parts.append(name)
+    if meta.get("firmware_version"):
+        parts.append(f"firmware {meta['firmware_version']}")
+    parts.append(src)
+    start = start_time(f)
+    if start:
+        parts.append(start.strftime("%Y-%m-%d %H:%M"))
+    parts.append(f"{fmt_duration(f.duration_s)} recorded")
+    parts.append("sensors: " + " and ".join(ROLE_WORDS.get(r, r) for r in f.roles))
+    return " · ".join(p for p in parts if p)
 
 
 # ---------------------------------------------------------------- JSON
@@ -553,9 +711,9 @@ def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    paths["html"].write_text(render_html(f), encoding="utf-8")
-    paths["json"].write_text(json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False),
-                             encoding="utf-8")
+    # JSON first: a pipe or disk failing half-way keeps the data; each file replaces the old one whole
+    safe_write.write_text(paths["json"], json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False))
+    safe_write.write_text(paths["html"], render_html(f))
     return paths
 
 

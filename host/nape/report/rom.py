@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .. import safe_write
 from ..analysis.rom import LABELS, RomResult
-from ..settings import ROM_SOURCES
+from ..plainwords import ROM_VERDICT_WORDS, rom_advice, rom_calibration_note, rom_top_actions
+from ..settings import CLINICAL_GUIDANCE, ROM_SOURCES
 from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import local_time
 
@@ -69,30 +71,35 @@ def render_rom_html(r: RomResult) -> str:
     """The ROM result as one self-contained HTML page (the shared shell, :mod:`nape.report.page`)."""
     rows = [[esc(d.label), "–" if d.max_deg is None else f"{d.max_deg:.0f}°",
              f"{d.typical_low_deg:.0f}–{d.typical_high_deg:.0f}°",
-             f'<span class="verdict-{d.verdict}">{esc(d.verdict.replace("_", " "))}</span>'] for d in r.directions]
+             f'<span class="verdict-{d.verdict}">{esc(ROM_VERDICT_WORDS[d.verdict])}</span>',
+             esc(rom_advice(d.verdict, d.label))] for d in r.directions]
     heads = "".join(f"<li>{esc(h)}</li>" for h in r.headlines())
-    totals = ", ".join(f"{k.replace('_deg', '')} {v:.0f}°" for k, v in r.totals_deg().items() if v is not None)
-    fa = ("not applied" if r.functional_axis_deg is None
-          else f"joint frame turned {r.functional_axis_deg:+.1f}° about the vertical onto the measured flexion axis")
+    arcs = {"sagittal_deg": "forward and back", "lateral_deg": "side to side", "rotation_deg": "turning left and right"}
+    totals = ", ".join(f"{arcs.get(k, k)} {v:.0f}°" for k, v in r.totals_deg().items() if v is not None)
+    fa = ("" if r.functional_axis_deg is None else
+          f" The sensors' turn about the vertical was measured from your forward and backward bending and corrected "
+          f"({r.functional_axis_deg:+.0f}°), so side-bending does not leak into bending forward.")
+    top = rom_top_actions(r)
+    clinician = "" if CLINICAL_GUIDANCE["neck_pain"] in top else " " + CLINICAL_GUIDANCE["neck_pain"]
     name = Path(r.path).name
     when = local_time(r.metadata.get("created"))
     phases = ", ".join(f"{short} {LABELS[k].lower()}" for k, short in PHASE_SHORT.items())
     body = f"""<h1>Neck range of motion</h1>
 <p class="meta">{esc(name)}{' · ' + esc(when) if when else ''}</p>
 <ul class="summary">{heads}</ul>
-{table(["direction", "your end range", "typical (healthy adults)", "verdict"], rows, "long")}
-<p>Whole arcs: {esc(totals) or '–'}.</p>
+{table(["direction", "your end range", "typical (healthy adults)", "compared with typical", "what to do"], rows, "long")}
+<p>Total movement: {esc(totals) or '–'}.</p>
 {plot(_bars(r), "rom0", "End range per direction (shaded: typical for healthy adults)")}
 {plot(_trace(r), "rom1", "Neck angles during the test (grey: hold phases)")}
 <p class="meta">Hold phases: {esc(phases)}.</p>
 <h2>How this was measured</h2>
-<p class="meta">Head relative to upper back (two IMUs), calibrated on the still, upright start
-({esc(r.calibration.method)}: {esc(r.calibration.detail)}).
-Functional axis: {esc(fa)}. Each value is the largest angle held for at least {r.hold_window_s:g} s
-(rolling median). Orientation: {esc(r.orientation_source)}. Samples: {r.samples}, lost: {r.lost_samples}.</p>
+<p class="meta">Your head is measured relative to your upper back (a sensor on each).
+{esc(rom_calibration_note(r.calibration.method, r.hold_window_s))}{esc(fa)}
+Orientation: {esc(r.orientation_source)}. Samples: {r.samples}, lost: {r.lost_samples}.</p>
 <p class="meta">Typical ranges: {esc(ROM_SOURCES['CROM'])}</p>
-<p class="meta">Nape is not a medical device. Move only as far as is comfortable; pain, dizziness or a sudden loss
-of movement are reasons to see a clinician.</p>"""
+<h2>What to do next</h2>
+<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top)}</ol>
+<p class="meta">Nape is not a medical device. Move only as far as is comfortable.{esc(clinician)}</p>"""
     return page(f"Nape neck range of motion · {name}", body, CSS)
 
 
@@ -105,6 +112,6 @@ def write_rom_reports(r: RomResult, out_dir: Path, stem: str) -> dict[str, Path]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    paths["html"].write_text(render_rom_html(r), encoding="utf-8")
-    paths["json"].write_text(json.dumps(r.to_dict(), indent=1, allow_nan=False), encoding="utf-8")
+    safe_write.write_text(paths["json"], json.dumps(r.to_dict(), indent=1, allow_nan=False))
+    safe_write.write_text(paths["html"], render_rom_html(r))
     return paths

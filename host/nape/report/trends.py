@@ -18,6 +18,9 @@ ROM_COLOURS = {"flexion": "#1565c0", "extension": "#64b5f6", "lateral_left": "#2
 LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.18, "x": 0}
 MARGIN = {"l": 44, "r": 44, "t": TOOLBAR_PX, "b": 40}
 
+#: The test's directions in words (as nape.analysis.rom.LABELS, shorter for chart legends).
+ROM_LABELS = {"flexion": "bending forward", "extension": "bending backward", "lateral_left": "side-bending left",
+              "lateral_right": "side-bending right", "rotation_left": "turning left", "rotation_right": "turning right"}
 
 def rom_changes(items: list[RomSession], change_deg: float | None = None) -> list[str]:
     """Plain words: each direction's change from the first to the latest test, if larger than
@@ -83,9 +86,9 @@ def _charts(periods: list[Period], what: str) -> list:
     x, xaxis = _x(periods, what)
     posture = go.Figure()
     posture.add_trace(go.Bar(x=x, y=[round(p.neck_poor_min or 0.0, 1) for p in periods],
-                             name="neck flexed (min)", marker_color="#1565c0"))
+                             name="neck bent forward (min)", marker_color="#1565c0"))
     posture.add_trace(go.Bar(x=x, y=[round(p.trunk_poor_min, 1) for p in periods],
-                             name="upper back hunched (min)", marker_color="#2e7d32"))
+                             name="upper back leaning forward (min)", marker_color="#2e7d32"))
     # a day without recordings has no recorded time to draw: a gap, not a drop to 0
     posture.add_trace(go.Scatter(x=x, y=[round(p.recorded_min, 1) if p.recordings else None for p in periods],
                                  name="recorded (min, right axis)", mode="lines+markers", connectgaps=False,
@@ -103,7 +106,7 @@ def _charts(periods: list[Period], what: str) -> list:
                                                            if most <= 5 else {})
     jolts.update_layout(barmode="stack", yaxis_title="jolts", height=300, margin=MARGIN, legend=LEGEND_BELOW,
                         xaxis=xaxis, yaxis=counts)
-    return [(posture, f"Poor-posture minutes per {what} (neck flexion and upper-back inclination over threshold)"),
+    return [(posture, f"Poor-posture minutes per {what} (neck or upper back bent forward beyond its limit)"),
             (jolts, f"Jolts per {what}, by grade")]
 
 
@@ -113,7 +116,7 @@ def _rom_chart(days: list[RomDay]):
     fig = go.Figure()
     x = [d.start.isoformat() for d in days]
     for k in ROM_DIRECTIONS:
-        fig.add_trace(go.Scatter(x=x, y=[d.max_deg[k] for d in days], name=k.replace("_", " ") + " (°)",
+        fig.add_trace(go.Scatter(x=x, y=[d.max_deg[k] for d in days], name=ROM_LABELS[k] + " (°)",
                                  mode="lines+markers", line={"color": ROM_COLOURS[k]}, connectgaps=True))
     fig.update_layout(yaxis_title="end range (°)", height=380, margin=MARGIN, legend=LEGEND_BELOW,
                       xaxis=_day_axis([d.start for d in days]))
@@ -129,7 +132,7 @@ def _rom_section(rom: list[RomSession], tz: tzinfo, div_id: str) -> str:
     rows = [[esc(s.start.astimezone(tz).strftime("%Y-%m-%d %H:%M")), esc(Path(s.path).name),
              *("–" if s.max_deg[k] is None else f"{s.max_deg[k]:.0f}" for k in ROM_DIRECTIONS),
              str(s.below_typical), esc(s.status)] for s in rom]
-    heads = ["start", "file", *(f"{k.replace('_', ' ')} (°)" for k in ROM_DIRECTIONS), "below typical", "status"]
+    heads = ["start", "file", *(f"{ROM_LABELS[k]} (°)" for k in ROM_DIRECTIONS), "below typical", "status"]
     return f"""<h2>Neck range of motion</h2>
 <p>{plural(len(rom), 'guided test')} (nape rom). A smaller end range than before means a stiffer
 neck in that direction, a larger one a freer neck; changes within a few degrees are measurement noise.</p>
@@ -165,23 +168,31 @@ def render_trends_html(items: list[Session], tz: tzinfo | None = None, rom: list
     missing = sum(s.status == "missing" for s in items) + sum(s.status == "missing" for s in rom)
     rows = [[esc(s.start.astimezone(tz).strftime("%Y-%m-%d %H:%M")), esc(Path(s.path).name),
              fmt_duration(s.duration_s), "–" if s.neck_poor_min is None else f"{s.neck_poor_min:.0f}",
-             f"{s.trunk_poor_min:.0f}", " / ".join(str(s.jolts[g]) for g in GRADES), esc(s.status)] for s in items]
+             f"{s.trunk_poor_min:.0f}", " / ".join(str(s.jolts[g]) for g in GRADES),
+             esc(s.status + (" · little valid data: left out" if s.low_coverage else ""))] for s in items]
     total = Period("all", days[0].start if days else date.today())
     for s in items:
         total.add(s)
     summary = (f"{plural(len(items), 'recording')} on {plural(n_days, 'day')}: "
                f"{fmt_duration(total.recorded_min * 60)} recorded, "
-               f"neck flexed {fmt_duration((total.neck_poor_min or 0) * 60)}, upper back hunched "
+               f"neck bent forward {fmt_duration((total.neck_poor_min or 0) * 60)}, upper back leaning forward "
                f"{fmt_duration(total.trunk_poor_min * 60)}, jolts "
                + ", ".join(f"{total.jolts[g]} {g}" for g in GRADES) + ".")
     note = f"<p>{missing} recording file{'s are' if missing != 1 else ' is'} missing; their results still count.</p>" if missing else ""
+    if total.left_out:
+        note += (f"<p>{total.left_out} recording{'s rest' if total.left_out != 1 else ' rests'} on little valid data "
+                 "(under a minute, or under half of its time): listed below, left out of the totals and charts.</p>")
     recordings = ("<h2>Recordings</h2>" + table(
-        ["start", "file", "recorded", "neck flexed (min)", "back hunched (min)", "jolts mild / moderate / severe",
+        ["start", "file", "recorded", "neck bent forward (min)", "upper back leaning forward (min)",
+         "jolts mild / moderate / severe",
          "status"], rows, "long")) if items else ""
+    st = AnalysisSettings()
+    limits_line = (f"the neck bent forward more than {st.neck_flexion_deg:g}° or the upper back leaning forward more "
+                   f"than {st.trunk_inclination_deg:g}°, while not lying down (the board's limits, nape/settings.py).")
     body = f"""<h1>Nape trends</h1>
 <p>{esc(summary)}</p>{note}
-<p class="meta">Days are the local calendar day on which each recording started. Neck and upper-back minutes
-can overlap in time. Days without recordings show as empty.</p>
+<p class="meta">Days are the local calendar day on which each recording started. Poor posture: {esc(limits_line)}
+Neck and upper-back minutes can overlap in time. Days without recordings show as empty.</p>
 {plots}
 {rom_html}
 {recordings}

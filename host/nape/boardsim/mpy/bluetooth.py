@@ -76,6 +76,7 @@ _F_IRQ = const(0x90)
 _F_CREDIT = const(0x91)
 _F_ERROR = const(0x92)
 _F_SECRET_REQ = const(0x93)
+_F_INPUT = const(0x94)  # u8 gpio, u8 level: a board input (the pair button) changes
 
 _PROTO_VERSION = const(1)
 _DEFAULT_BUFFER = const(20)  # MicroPython's default characteristic buffer (bytes)
@@ -258,6 +259,10 @@ class BLE:
                 self._dispatch(ev, data)
         elif t == _F_SECRET_REQ:
             self._secret(p)  # the stack needs the answer now: call the handler directly
+        elif t == _F_INPUT:
+            import machine  # the shim beside this file
+
+            machine.Pin.drive_gpio(p[0], p[1])
 
     def _secret(self, p):
         # u16 req, u8 op (0 get, 1 set), u8 sec_type, u8 index, u16 key_len (0xFFFF: None),

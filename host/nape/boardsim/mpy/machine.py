@@ -75,6 +75,8 @@ class Pin:
     WAKE_LOW = 4
     WAKE_HIGH = 5
 
+    _by_id = {}  # GPIO -> the newest Pin on it (drive_gpio)
+
     def __init__(self, id, mode=-1, pull=-1, value=None, **kw):
         self.id = id
         self.mode = mode
@@ -84,6 +86,17 @@ class Pin:
         self._trigger = 0
         if value is not None:
             self._value = 1 if value else 0
+        Pin._by_id[id] = self
+
+    @classmethod
+    def drive_gpio(cls, id, level):
+        """Test helper: an external signal (a button) sets the level of GPIO ``id``;
+        False when the firmware has no Pin on it."""
+        pin = cls._by_id.get(id)
+        if pin is None:
+            return False
+        pin.drive(level)
+        return True
 
     def init(self, mode=-1, pull=-1, value=None, **kw):
         if mode != -1:

@@ -1,5 +1,6 @@
-"""The virtual board's sample-file app (host only, MicroPython): ``ble_app.BleApp`` fed
-from a file of raw samples instead of the IMU drivers.
+"""The virtual board's sample-file app (host only, MicroPython): the board's BLE app
+(``ble_app.make_app``: the same security settings as ``main.py`` builds on the board, from
+``config``) fed from a file of raw samples instead of the IMU drivers.
 
 Raw samples come in the NSIM format (``simhost.py``: header ``NSIM`` u8 imu_mask, u16
 max_value_len (ignored), f32 rate_hz, u32 n, then float32 acc x,y,z, gyr x,y,z per IMU per
@@ -8,7 +9,13 @@ streams no faster than the link drains), over the ``bluetooth`` shim beside this
 (bridged to a bumble radio by ``nape.ble.peripheral``)::
 
     micropython nsim_app.py --nsim FILE [--speed 1] [--flash PATH] [--ram-slots N]
-                            [--flash-slots N] [--name Nape] [--secure] [--secrets PATH]
+                            [--flash-slots N] [--name Nape] [--secrets PATH]
+                            [--owner-key PATH] [--pair-window S] [--insecure]
+
+``--secrets`` / ``--owner-key`` name the virtual board's flash files (``config.BLE_SECRETS_FILE``,
+``config.BLE_OWNER_KEY_FILE`` on a board); ``--pair-window`` shortens the pairing window
+for tests; ``--insecure`` is the development switch ``config.BLE_SECURE = 0``. The pair
+button (``config.PIN_PAIR_BUTTON``) is the machine shim's pin, pressed through the bridge.
 
 It prints one line ``NAPE-APP start_unix_ms=<ms> rate_hz=<hz> n=<samples>`` when
 sampling starts and ``NAPE-APP source_done next_seq=<seq>`` when the file is
@@ -24,7 +31,7 @@ import asyncio
 
 import config
 import ble_buffer
-from ble_app import BleApp
+from ble_app import make_app
 
 
 def _read_exact(f, n):
@@ -35,7 +42,8 @@ def _read_exact(f, n):
 
 
 async def run_nsim(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slots=16384,
-                   name=config.BLE_NAME, block=50, secure=False, secrets_path=None):
+                   name=config.BLE_NAME, block=50, secure=None, secrets_path="",
+                   owner_key_path="", pair_window_s=None):
     """Virtual device main: stream the samples in ``path`` (simhost format) over BLE."""
     f = open(path, "rb")
     hdr = _read_exact(f, 15)
@@ -43,7 +51,8 @@ async def run_nsim(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slots
         raise ValueError("bad sample file header")
     mask, _vl, rate_hz, n = struct.unpack_from("<BHfI", hdr, 4)
     store = ble_buffer.PacketStore(ram_slots, flash_path, flash_slots)
-    app = BleApp(mask, rate_hz, store=store, name=name, secure=secure, secrets_path=secrets_path)
+    app = make_app(mask, rate_hz, store=store, name=name, secure=secure, secrets_path=secrets_path,
+                   owner_key_path=owner_key_path, pair_window_s=pair_window_s)
     n_imu = (mask & 1) + ((mask >> 1) & 1)
     rec = 24 * n_imu
     fmt = "<" + "f" * (6 * n_imu)
@@ -89,12 +98,13 @@ async def run_nsim(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slots
 
 def _main(argv):
     opts = {"--speed": "1", "--flash": None, "--ram-slots": "4096", "--flash-slots": "16384",
-            "--name": config.BLE_NAME, "--nsim": None, "--secrets": None}
-    secure = False
+            "--name": config.BLE_NAME, "--nsim": None, "--secrets": None, "--owner-key": None,
+            "--pair-window": None}
+    secure = None  # the board's config.BLE_SECURE
     i = 1
     while i < len(argv):
-        if argv[i] == "--secure":
-            secure = True
+        if argv[i] in ("--insecure", "--secure"):
+            secure = argv[i] == "--secure"
             i += 1
             continue
         if argv[i] not in opts:
@@ -105,7 +115,10 @@ def _main(argv):
         raise SystemExit("usage: nsim_app.py --nsim FILE [--speed S] [--flash PATH]")
     asyncio.run(run_nsim(opts["--nsim"], float(opts["--speed"]), opts["--flash"],
                          int(opts["--ram-slots"]), int(opts["--flash-slots"]), opts["--name"],
-                         secure=secure, secrets_path=opts["--secrets"]))
+                         secure=secure, secrets_path=opts["--secrets"] or "",
+                         owner_key_path=opts["--owner-key"] or "",
+                         pair_window_s=None if opts["--pair-window"] is None
+                         else int(opts["--pair-window"])))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,336 @@
+"""Plain words for the reports: terms explained, angle ranges named, limits reconciled,
+calibration judged, and one concrete suggestion per finding.
+
+Everything here returns text (no HTML, no rich): the recording report, the ROM page, the
+trends page and the terminal summaries all say the same thing. Thresholds come from
+:class:`nape.settings.AnalysisSettings` (with their sources); when to see a clinician comes
+only from published guidance (:data:`nape.settings.CLINICAL_GUIDANCE`).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .settings import CLINICAL_GUIDANCE
+
+# ---------------------------------------------------------------- glossary
+
+#: Terms a wearer may not know: (name shown, regular expression finding it in page text,
+#: explanation). Order: as a reader meets them.
+GLOSSARY: list[tuple[str, str, str]] = [
+    ("neutral posture", r"\bneutral\b",
+     "How you sit or stand upright, looking straight ahead. Every angle is measured from it: 0° is neutral."),
+    ("calibration", r"\bcalibrat",
+     "Taking your neutral posture, either when you press calibrate or, if you did not, from a still, upright "
+     "moment Nape finds at the start of the recording."),
+    ("neck flexion", r"\bflexion\b|\bflexed\b",
+     "How far the head is bent forward relative to the upper back (head inclination minus upper-back "
+     "inclination), in degrees. Negative: bent backwards (extension)."),
+    ("extension", r"\bextension\b|\bextended\b",
+     "Bending backwards, e.g. looking up at the ceiling: the opposite of flexion."),
+    ("inclination", r"\binclination\b",
+     "How far a body part leans forward from upright, in degrees (0° upright, 90° horizontal)."),
+    ("episode", r"\bepisodes?\b",
+     "A stretch of poor posture held without a break long enough to count (at least the hold time, "
+     "1 minute by default)."),
+    ("jolt", r"\bjolts?\b",
+     "A sudden jerk of the upper back or head — braking, a bump, a knock — measured as acceleration."),
+    ("g", r"\d\s?g\b",
+     "Acceleration in multiples of gravity: 1 g is what you feel standing still; firm braking is about 0.4 g."),
+    ("°/s", r"°/s",
+     "Degrees per second: how fast the head or back turns."),
+    ("ISO 11226", r"ISO\s?11226",
+     "An international ergonomics standard (ISO 11226:2000) on postures held at work: how far the head and "
+     "back may lean and for how long."),
+    ("RULA", r"\bRULA\b",
+     "Rapid Upper Limb Assessment (McAtamney & Corlett 1993), a checklist ergonomists use: it scores the neck "
+     "from 1 (fine, 0–10° forward) up to 6 (bent, twisted and tilted); 3 or more calls for a change."),
+    ("NIC", r"\bNIC\b",
+     "Neck Injury Criterion (Boström et al. 1996): a measure of how hard a jolt loads the neck, from the "
+     "difference between head and upper-back acceleration, in m²/s². 15 m²/s² was proposed as an injury "
+     "threshold; everyday movements sometimes exceed it."),
+    ("m²/s²", r"m²/s²", "The unit of NIC (metres squared per second squared)."),
+    ("supine", r"\bsupine\b", "Lying on your back."),
+    ("prone", r"\bprone\b", "Lying on your front."),
+    ("lateral", r"\blateral\b", "Sideways: side-bending the neck, ear towards shoulder."),
+    ("range of motion", r"\brange of motion\b|\bROM\b",
+     "How far you can move your neck in each direction, in degrees from neutral."),
+    ("end range", r"\bend ranges?\b",
+     "The furthest you moved your head in one direction and held it (at least 1 s), in degrees from neutral."),
+    ("grade", r"\bgrades?\b|\bmild\b|\bsevere\b",
+     "How strong a jolt was — mild, moderate or severe — from the acceleration of your upper back; the limits and "
+     "their sources are in the report's settings."),
+    ("IMU", r"\bIMUs?\b",
+     "Inertial measurement unit: the motion sensor (accelerometer and gyroscope) on your upper back and, if "
+     "fitted, on your head."),
+    ("sample", r"\bsamples?\b", "One measurement of the sensors; Nape takes 100 per second."),
+    ("re-fusion (VQF)", r"\bVQF\b|\bre-fusion\b",
+     "Orientation worked out again on the computer from the raw sensor signals with the VQF filter (Laidig & "
+     "Seel 2023), more accurate than the board's own estimate."),
+    ("percentile (p95)", r"\bp95\b|\bpercentile\b", "p95: 95 % of values are at or below it."),
+]
+
+
+def terms_used(text: str) -> list[tuple[str, str]]:
+    """(term, explanation) for every glossary term that occurs in ``text``, in glossary order."""
+    return [(name, expl) for name, pattern, expl in GLOSSARY if re.search(pattern, text, re.IGNORECASE
+                                                                         if name not in ("g", "NIC", "RULA") else 0)]
+
+
+# ---------------------------------------------------------------- angle ranges in words
+
+NECK_BANDS = {"-90..0": "bent back (below 0°)", "0..10": "about neutral (0–10°)",
+              "10..20": "slightly forward (10–20°)", "20..45": "forward (20–45°)",
+              "45..180": "far forward, over 45°"}
+TRUNK_BANDS = {"-90..0": "leaning back (below 0°)", "0..20": "upright (0–20°)",
+               "20..60": "leaning forward (20–60°)", "60..180": "far forward, over 60°"}
+#: What ISO 11226 says about each upper-back range.
+TRUNK_BAND_ISO = {"-90..0": "reclined, e.g. against a car seat or sofa: fine", "0..20": "ISO 11226: acceptable",
+                  "20..60": "ISO 11226: only for a limited time", "60..180": "ISO 11226: not acceptable"}
+
+
+def band_label(key: str, bands: dict[str, str]) -> str:
+    """A range key like '45..180' in words ('far forward, over 45°'); unknown keys as 'a–b°'."""
+    return bands.get(key, f"{key.replace('..', '–')}°")
+
+
+ACTIVITY_WORDS = {"upright": "sitting or standing", "walking": "walking", "vehicle": "in a vehicle",
+                  "lying_supine": "lying on your back (supine)", "lying_prone": "lying on your front (prone)",
+                  "lying_side": "lying on your side"}
+
+
+def activity_label(key: str) -> str:
+    """An activity code of the analysis (nape.analysis.context.NAMES) in words."""
+    return ACTIVITY_WORDS.get(key, key.replace("_", " "))
+
+
+# ---------------------------------------------------------------- limits: one story
+
+
+def limits_story(s: dict) -> str:
+    """Why the summary, the episodes and ISO 11226 use different limits, in two sentences."""
+    return (f"Nape flags your neck when it is bent forward more than {s['neck_flexion_deg']:g}° and your upper "
+            f"back when it leans forward more than {s['trunk_inclination_deg']:g}°, held for "
+            f"{_minutes(s['hold_s'])} or longer (the same rule the board buzzes on; {s['neck_flexion_deg']:g}° is the "
+            "neck angle research links best with neck pain). ISO 11226, a workplace standard, is more lenient: it "
+            f"allows the neck up to {s['iso_neck_flexion_deg']:g}°, and an upper back leaning "
+            f"{s['trunk_inclination_deg']:g}–60° for a limited time ({s['iso_trunk_hold_20_min']:g} min at 20° down to "
+            f"{s['iso_trunk_hold_60_min']:g} min at 60°). So a stretch Nape lists can still be within ISO 11226: "
+            "Nape warns earlier.")
+
+
+_ISO_OK = re.compile(r"acceptable \(held ([\d.]+) min ≤ ([\d.]+) min allowed at (-?\d+)°\)")
+_ISO_OVER = re.compile(r"not acceptable: held ([\d.]+) min > ([\d.]+) min allowed at (-?\d+)°")
+
+
+def iso_verdict(text: str | None) -> str:
+    """The analysis' ISO 11226 verdict (nape.analysis.posture) in plain words, for a column
+    or line already headed "ISO 11226"."""
+    if not text:
+        return "–"
+    m = _ISO_OVER.fullmatch(text)
+    if m:
+        return f"beyond its limit: held {m[1]} min, longer than the {m[2]} min it allows at {m[3]}°"
+    m = _ISO_OK.fullmatch(text)
+    if m:
+        return f"within its limit: held {m[1]} min, it allows up to {m[2]} min at {m[3]}°"
+    if text == "acceptable":
+        return "within its limit at this angle, however long"
+    m = re.fullmatch(r"not acceptable: neck flexion (-?\d+)° beyond (\d+)°", text)
+    if m:
+        return f"beyond its limit: neck bent {m[1]}°, it allows up to {m[2]}°"
+    return text.replace("not acceptable:", "beyond its limit:")
+
+
+def _minutes(seconds: float) -> str:
+    m = seconds / 60
+    return f"{m:g} minute" if m == 1 else (f"{m:g} minutes" if m >= 1 else f"{seconds:g} s")
+
+
+# ---------------------------------------------------------------- calibration
+
+
+def calibration_notes(calibration: dict, series: dict, s: dict) -> list[str]:
+    """What was taken as the neutral posture, how sure that is and how far off the angles may
+    be, plainly. The check: people walk nearly upright, so the upper back's median angle while
+    walking shows how far off the neutral is (when the recording has walking)."""
+    method = calibration.get("method", "unknown")
+    at = calibration.get("start_s")
+    when = f" {_clock(at)} into the recording" if at is not None else ""
+    win = s.get("neutral_window_s", 5.0)
+    if method == "captured":
+        out = ["You set your neutral posture yourself (calibrate): all angles are measured from it."]
+    elif method == "automatic":
+        out = [f"You did not press calibrate, so Nape took your neutral posture from {win:g} s in which you sat or "
+               f"stood still and upright,{when}."]
+    elif method == "guess":
+        out = [f"You did not press calibrate and Nape found no still, upright moment in the first "
+               f"{_minutes(s.get('calib_search_s', 300))}, so it assumed you were upright {win:g} s{when}. This is a "
+               "guess."]
+    else:
+        out = ["No neutral posture could be taken (no samples at the start)."]
+    off = walking_offset(series)
+    tol = s.get("calib_check_walk_deg", 10.0)
+    if off is not None:
+        walk_s, med = off
+        if abs(med) <= tol:
+            out.append(f"Check: while you walked ({_clock(walk_s)} in all) your upper back read {med:+.0f}°, close to "
+                       f"upright as expected, so the neutral posture is probably off by less than about {tol:g}° "
+                       "(this check cannot see smaller offsets).")
+        else:
+            way = "forward" if med > 0 else "back"
+            out.append(f"Check: while you walked ({_clock(walk_s)} in all) your upper back read {med:+.0f}° ({way}), "
+                       f"but people walk nearly upright: the neutral posture was probably off by about {abs(med):.0f}°, "
+                       f"so every angle may read about {abs(med):.0f}° too far {way}. Press calibrate while sitting "
+                       "upright next time.")
+    elif method in ("guess", "none"):
+        out.append(f"There was no walking to check it against: if you were not upright then, every angle is off by as "
+                   f"much as you were leaning — possibly {s.get('upright_tilt_deg', 35):g}° or more. Press calibrate "
+                   "while sitting upright next time.")
+    else:
+        out.append(f"There was no walking to check it against: the search accepts up to "
+                   f"{s.get('upright_tilt_deg', 35):g}° of lean, so if you were slouching then, the angles are off by as "
+                   "much as you slouched. Pressing calibrate while sitting upright removes that doubt.")
+    return out
+
+
+def walking_offset(series: dict, min_s: float = 20.0) -> tuple[float, float] | None:
+    """(seconds walked, median upper-back inclination while walking, deg), or None with less
+    than ``min_s`` of walking in the per-second series."""
+    act = series.get("activity") or []
+    trunk = series.get("trunk_inclination_deg") or []
+    vals = [t for a, t in zip(act, trunk) if a == "walking" and t is not None]
+    if len(vals) < min_s:
+        return None
+    return float(len(vals)), float(np.median(vals))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+# ---------------------------------------------------------------- suggestions
+
+EPISODE_ADVICE = {
+    "keyboard": "Raise the screen to eye level and sit back against the chair, with the keyboard close.",
+    "phone": "Hold the phone higher, nearer eye level, or look up and away every few minutes.",
+    "head forward": "Bring the screen or the work closer and higher, so your head can stay over your shoulders.",
+    "hunched upper back": "Sit back against the backrest and bring the work closer instead of leaning to it.",
+    "bed_high": "Try a lower pillow, so your head stays in line with your back.",
+    "bed_low": "Try a slightly higher or firmer pillow, so your head stays in line with your back.",
+    "bed_side": "Lying on your side, a pillow about as high as your shoulder keeps the neck straight.",
+}
+
+
+def episode_advice(kind: str, pattern: str | None) -> str:
+    """One concrete suggestion for a poor-posture episode."""
+    p = (pattern or "").lower()
+    if kind == "bed_neck":
+        return EPISODE_ADVICE["bed_side" if "sideways" in p else "bed_high" if "too high" in p else "bed_low"]
+    for key in ("keyboard", "phone", "head forward", "hunched upper back"):
+        if key in p:
+            return EPISODE_ADVICE[key]
+    return EPISODE_ADVICE["head forward" if kind == "neck_flexion" else "hunched upper back"]
+
+
+JOLT_ADVICE = {
+    "braking": "Leave more distance to the car ahead; keep the head restraint level with the top of your head.",
+    "acceleration": "Keep the head restraint level with the top of your head and close to it.",
+    "lateral": "Take corners more slowly; sit back in the seat so it holds you.",
+    "bump": "Slow down for bumps and potholes; sit back in the seat.",
+    "rear_impact_like": "Keep the head restraint level with the top of your head and close to it.",
+    "knock": "Nothing to change unless it happens often; note what you were doing.",
+}
+
+
+def jolt_advice(cause: str, nic: float | None, nic_ref: float, grade: str = "moderate") -> str:
+    """One concrete suggestion for a jolt (its ``grade`` as the analysis gives it); the
+    clinician advice only from published guidance."""
+    out = JOLT_ADVICE.get(cause, JOLT_ADVICE["knock"])
+    if grade == "mild" and cause != "rear_impact_like":
+        out = "Nothing to change for one like this; only if they come often, " + out[0].lower() + out[1:]
+    if cause == "rear_impact_like" or (nic is not None and np.isfinite(nic) and nic >= nic_ref):
+        out += " " + CLINICAL_GUIDANCE["neck_pain"]
+    return out
+
+
+def top_actions(findings) -> list[str]:
+    """The two or three suggestions that matter most for this recording, most important first."""
+    f = findings
+    out: list[tuple[float, str]] = []
+    s = f.settings
+    worst = [j for j in f.jolts if j.cause == "rear_impact_like" or j.grade == "severe"
+             or (np.isfinite(j.nic_m2s2) and j.nic_m2s2 >= s.get("nic_reference_m2s2", 15.0))]
+    if worst:
+        out.append((1e9, f"You had {len(worst)} strong jolt{'s' if len(worst) > 1 else ''} (see Jolts). "
+                         + CLINICAL_GUIDANCE["neck_pain"]))
+    by_pattern: dict[str, float] = {}
+    for e in f.episodes:
+        key = episode_advice(e.kind, e.pattern)
+        by_pattern[key] = by_pattern.get(key, 0.0) + e.duration_s
+    for advice, secs in by_pattern.items():
+        out.append((secs, f"{advice} ({_clock(secs)} of long poor-posture stretches of this kind.)"))
+    cal = getattr(f.calibration, "method", None)
+    off = walking_offset(f.series)
+    if cal in ("guess", "none") or (off is not None and abs(off[1]) > s.get("calib_check_walk_deg", 10.0)):
+        out.append((0.5 * f.duration_s, "Press calibrate while sitting upright at the start of the next recording: "
+                                         "this one's angles may be off (see Calibration)."))
+    if not out:
+        out.append((0.0, "Nothing stood out: keep changing position now and then, as you did."))
+    if f.duration_s > 0 and (f.lost_samples / max(f.samples + f.lost_samples, 1)) > 0.05:
+        out.append((0.1, "Keep the phone or computer within reach of the sensor: more than 5 % of the data was lost."))
+    return [text for _, text in sorted(out, key=lambda x: -x[0])[:3]]
+
+
+# ---------------------------------------------------------------- range of motion (nape rom)
+
+ROM_VERDICT_WORDS = {"below": "less than typical", "typical": "typical", "above": "more than typical",
+                     "not_measured": "not measured"}
+
+
+def rom_advice(verdict: str, label: str) -> str:
+    """One concrete suggestion for one direction of the range-of-motion test."""
+    if verdict == "not_measured":
+        return f"Repeat the test and follow the prompt for {label}: hold the end position for 3 s."
+    if verdict == "below":
+        return ("Repeat the test in a week or two at the same time of day: one test can be about 5° off, so "
+                "only a lasting difference means a stiffer neck.")
+    return "Nothing to change; repeat the test now and then to see the trend."
+
+
+def rom_calibration_note(method: str | None, hold_s: float) -> str:
+    """How the neutral posture of a range-of-motion test was taken (``method`` of its
+    calibration: "captured", "automatic", "guess"), plainly, with how sure."""
+    if method == "captured":
+        head = "You set your neutral posture yourself before the test."
+    elif method == "automatic":
+        head = "Your neutral posture was taken while you sat still and upright at the start of the test."
+    else:
+        head = ("No still, upright moment was found at the start of the test, so the first seconds were assumed "
+                "upright: a guess — every angle may be off by as much as you were leaning then.")
+    return (f"{head} Each end range is the largest angle you held for at least {hold_s:g} s, so one jerky moment "
+            "does not count. Devices like this one usually measure neck range within about 5°.")
+
+
+def rom_top_actions(result) -> list[str]:
+    """The two or three things that matter most after one range-of-motion test."""
+    out = []
+    below = [d for d in result.directions if d.verdict == "below"]
+    missing = [d for d in result.directions if d.verdict == "not_measured"]
+    if missing:
+        out.append(f"Repeat the test: {len(missing)} direction{'s were' if len(missing) > 1 else ' was'} not measured "
+                   "(follow each prompt and hold the end position for 3 s).")
+    if below:
+        out.append("Repeat the test in a week or two at the same time of day to see whether the smaller range "
+                   f"lasts ({', '.join(d.label for d in below)}).")
+        out.append(CLINICAL_GUIDANCE["neck_pain"])
+    if result.asymmetry:
+        out.append("Check the sensors sit straight (arrow up, centred) before the next test: a one-sided difference "
+                   "can also come from a sensor mounted turned.")
+    if not out:
+        out.append("Nothing to change: your neck moved through its typical range. Repeat the test now and then to "
+                   "see the trend.")
+    return out[:3]
