@@ -67,3 +67,21 @@ def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=
         if batch:
             w.write_packets(batch, 1.7e9 + n / rate_hz)
     return path
+
+
+def road_vibration(n: int, rate_hz: float, rms_g: float = 0.02, seed: int = 0) -> np.ndarray:
+    """Vertical road / engine vibration (n, 3) m/s², band 8–25 Hz, ``rms_g`` RMS: what makes
+    the analysis' vehicle context (a car on the road vibrates continuously)."""
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    sos = signal.butter(2, [8.0, min(25.0, 0.45 * rate_hz)], btype="band", fs=rate_hz, output="sos")
+    v = signal.sosfiltfilt(sos, rng.standard_normal(n))
+    out = np.zeros((n, 3))
+    out[:, 2] = v / max(float(v.std()), 1e-12) * rms_g * G
+    return out
+
+
+def in_car(lin: np.ndarray, rate_hz: float, rms_g: float = 0.02) -> np.ndarray:
+    """``lin`` (n, 3) m/s² with :func:`road_vibration` added."""
+    return lin + road_vibration(len(lin), rate_hz, rms_g)

@@ -6,7 +6,7 @@ import pytest
 from nape.analysis import analyse
 from nape.errors import RecordingError
 from nape.settings import AnalysisSettings
-from tests.recording_factory import G, pitch_quat, write_recording
+from tests.recording_factory import G, in_car, pitch_quat, write_recording
 
 RATE = 50.0
 
@@ -70,7 +70,7 @@ def test_braking_jolt_graded_by_sustained_deceleration(tmp_path, g_peak, grade):
     q = pitch_quat(np.zeros(n), heading_deg=30)
     fwd = np.array([np.cos(np.deg2rad(30)), np.sin(np.deg2rad(30)), 0])
     lin = _pulse(n, int(30 * RATE), -g_peak * G, fwd, width_s=1.0)  # deceleration: backwards
-    p = write_recording(tmp_path / "r.nape", RATE, q, q, lin_trunk=lin, lin_head=lin * 1.2)
+    p = write_recording(tmp_path / "r.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin * 1.2)
     f = analyse(p)
     assert len(f.jolts) == 1
     j = f.jolts[0]
@@ -93,7 +93,7 @@ def test_rear_impact_like_shock_with_head_lag_gives_nic(tmp_path):
     q = pitch_quat(np.zeros(n))
     trunk = _pulse(n, int(20 * RATE), 2.0 * G, [1, 0, 0], width_s=0.1)  # pushed forward, short
     head = np.roll(trunk, int(0.06 * RATE), axis=0) * 1.2  # head lags, then overshoots
-    p = write_recording(tmp_path / "r.nape", RATE, q, q, lin_trunk=trunk, lin_head=head)
+    p = write_recording(tmp_path / "r.nape", RATE, q, q, lin_trunk=in_car(trunk, RATE), lin_head=head)
     f = analyse(p)
     assert len(f.jolts) == 1
     j = f.jolts[0]
@@ -105,10 +105,10 @@ def test_vertical_shock_is_a_bump_and_quiet_ride_has_no_jolt(tmp_path):
     n = int(40 * RATE)
     q = pitch_quat(np.zeros(n))
     lin = _pulse(n, int(20 * RATE), 2.0 * G, [0, 0, 1], width_s=0.3)
-    p = write_recording(tmp_path / "a.nape", RATE, q, q, lin_trunk=lin, lin_head=lin)
+    p = write_recording(tmp_path / "a.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin)
     f = analyse(p)
     assert [j.cause for j in f.jolts] == ["bump"]
-    quiet = write_recording(tmp_path / "b.nape", RATE, q, q, lin_trunk=lin * 0.1, lin_head=lin * 0.1)
+    quiet = write_recording(tmp_path / "b.nape", RATE, q, q, lin_trunk=in_car(lin * 0.1, RATE), lin_head=lin * 0.1)
     assert analyse(quiet).jolts == []
 
 
@@ -148,7 +148,7 @@ def _backfill_day(n):
 
     q_t = pitch_quat(np.zeros(n))
     q_h = pitch_quat(_ramp(n, 0, 30, int(60 * RATE), int(160 * RATE)))
-    lin = _pulse(n, int(120 * RATE), -0.5 * G, [1, 0, 0], width_s=1.0)
+    lin = in_car(_pulse(n, int(120 * RATE), -0.5 * G, [1, 0, 0], width_s=1.0), RATE)
     quat_all = np.stack([q_t, q_h], axis=1)
     acc = np.stack([specific_force(q_t, lin), specific_force(q_h, lin * 1.2)], axis=1)
     gyr = np.stack([body_rates(q_t, RATE), body_rates(q_h, RATE)], axis=1)
@@ -230,7 +230,7 @@ def test_corner_after_a_speed_up_is_graded_on_its_true_acceleration(tmp_path, mo
     lin = np.zeros((n, 3))
     lin[:, 0] = 0.14 * G * np.clip(np.minimum(t - 50, 59 - t), 0, 1)
     lin[:, 1] = peak_g * G * np.clip(np.minimum(t - 61, 67 - t), 0, 1)  # 1 s ramps, 5 s plateau
-    f = analyse(write_recording(tmp_path / "c.nape", RATE, q, q, lin_trunk=lin, lin_head=lin))
+    f = analyse(write_recording(tmp_path / "c.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin))
     assert [(j.cause, j.grade) for j in f.jolts] == [("lateral", grade)]
     (run,) = detectors[0].runs
     assert run["grade_sustained_g"] == pytest.approx(peak_g, rel=0.015)
@@ -247,7 +247,7 @@ def test_long_corner_is_one_jolt_over_its_whole_plateau(tmp_path):
     t = np.arange(n) / RATE
     lin = np.zeros((n, 3))
     lin[:, 1] = 0.40 * G * np.clip(np.minimum(t - 60, 75 - t), 0, 1)  # 1 s ramps, 13 s plateau
-    f = analyse(write_recording(tmp_path / "c.nape", RATE, q, q, lin_trunk=lin, lin_head=lin))
+    f = analyse(write_recording(tmp_path / "c.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin))
     assert [(j.cause, j.grade) for j in f.jolts] == [("lateral", "moderate")]
     j = f.jolts[0]
     assert j.start_s == pytest.approx(60.9, abs=0.3)

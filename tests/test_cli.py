@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from nape.cli import main
-from tests.recording_factory import G, pitch_quat, write_recording
+from tests.recording_factory import G, in_car, pitch_quat, write_recording
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +129,7 @@ def test_analyse_writes_html_and_json_report(tmp_path, capsys):
     head = np.where((t > 30) & (t < 150), 35.0, 0.0)
     lin = np.zeros((n, 3))
     lin[5000:5075, 0] = -0.5 * G  # 1.5 s harsh brake along +x heading 0
-    p = write_recording(tmp_path / "day.nape", 50.0, pitch_quat(np.zeros(n)), pitch_quat(head), lin_trunk=lin, lin_head=lin)
+    p = write_recording(tmp_path / "day.nape", 50.0, pitch_quat(np.zeros(n)), pitch_quat(head), lin_trunk=in_car(lin, 50.0), lin_head=lin)
     assert main(["analyse", str(p), "--out", str(tmp_path / "rep")]) == 0
     out = capsys.readouterr().out
     assert "Neck bent forward more than 20°" in out and "1 jolt" in out

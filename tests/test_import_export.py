@@ -13,7 +13,7 @@ from nape.cli import build_parser
 from nape.errors import NapeError
 from nape.importer import CsvImportError, import_csv
 from nape.recording import open_recording
-from tests.recording_factory import G, pitch_quat, specific_force
+from tests.recording_factory import G, in_car, pitch_quat, specific_force
 
 RATE = 100.0
 AXES = ("acc_x", "acc_y", "acc_z", "gyr_x", "gyr_y", "gyr_z")
@@ -49,14 +49,15 @@ def write_csv(path, t, imus, acc_scale=1.0, gyr_scale=1.0, delimiter=",", time_c
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    """200 s at 100 Hz: trunk 5° (mounting), neck flexed 30° from 40 s to 150 s, a 0.5 g braking jolt at 170 s."""
+    """200 s at 100 Hz in a car: trunk 5° (mounting), neck flexed 30° from 40 s to 150 s, a 0.5 g braking jolt at 170 s."""
     d = tmp_path_factory.mktemp("import")
     t = np.arange(int(200 * RATE)) / RATE
     trunk = np.full(len(t), 5.0)
     head = trunk + 30.0 * _window(t, 40, 150)
     fwd = np.array([np.cos(np.deg2rad(25)), np.sin(np.deg2rad(25)), 0.0])
     lin = (-0.5 * G * np.exp(-0.5 * ((t - 170) / 0.25) ** 2))[:, None] * fwd
-    imus = {"trunk": imu_columns(trunk, 25, t, lin), "head": imu_columns(head, 25, t, lin)}
+    # seated in a car: road vibration at the back makes the vehicle context the braking needs
+    imus = {"trunk": imu_columns(trunk, 25, t, in_car(lin, RATE)), "head": imu_columns(head, 25, t, lin)}
     csv = write_csv(d / "phone.csv", t, imus)
     res = import_csv(csv, d / "phone.nape", start="2025-01-06T09:30:00Z")
     return {"dir": d, "t": t, "imus": imus, "csv": csv, "result": res, "findings": analyse(res.out)}

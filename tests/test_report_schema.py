@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from nape.analysis import analyse
 from nape.report import to_json, write_reports
-from tests.recording_factory import G, pitch_quat, write_recording
+from tests.recording_factory import G, in_car, pitch_quat, write_recording
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "protocol" / "report.schema.json"
 RATE = 50.0
@@ -48,7 +48,7 @@ def two_imu_report(tmp_path_factory):
     t = (np.arange(n) - int(60 * RATE)) / RATE
     lin = np.zeros((n, 3))
     lin[:, 0] = -0.5 * G * np.exp(-0.5 * (t / 0.25) ** 2)
-    p = write_recording(d / "two.nape", RATE, pitch_quat(trunk), pitch_quat(trunk + neck), lin_trunk=lin,
+    p = write_recording(d / "two.nape", RATE, pitch_quat(trunk), pitch_quat(trunk + neck), lin_trunk=in_car(lin, RATE),
                         lin_head=lin)
     f = analyse(p)
     paths = write_reports(f, d, "two")
@@ -106,7 +106,7 @@ def test_trunk_only_report_with_unmeasured_head_values_is_valid(validator, tmp_p
     t = (np.arange(n) - int(30 * RATE)) / RATE
     lin = np.zeros((n, 3))
     lin[:, 2] = 2.0 * G * np.exp(-0.5 * (t / 0.06) ** 2)  # a bump
-    p = write_recording(tmp_path / "trunk.nape", RATE, pitch_quat(np.zeros(n)), lin_trunk=lin)
+    p = write_recording(tmp_path / "trunk.nape", RATE, pitch_quat(np.zeros(n)), lin_trunk=in_car(lin, RATE))
     doc = _strict_json(write_reports(analyse(p), tmp_path, "trunk")["json"].read_text(encoding="utf-8"))
     assert doc["roles"] == ["trunk"] and "neck_flexion_deg" not in doc["series"]
     assert doc["jolts"] and doc["jolts"][0]["cause"] == "bump" and doc["jolts"][0]["peak_head_g"] is None

@@ -17,7 +17,7 @@ from nape.plainwords import (GLOSSARY, calibration_notes, iso_verdict, jolt_advi
                              walking_offset)
 from nape.report.recording import header_line, quality_notes, render_html, timeline_caption
 from nape.settings import CLINICAL_GUIDANCE, CLINICAL_SOURCES, AnalysisSettings
-from recording_factory import G, pitch_quat, write_recording
+from recording_factory import G, in_car, pitch_quat, write_recording
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "build" / "test-artifacts"
@@ -34,7 +34,7 @@ def workday(tmp_path_factory):
     lin = np.zeros((n, 3))
     lin[int(430 * RATE): int(431.5 * RATE), 0] = -0.5 * G
     p = write_recording(tmp_path_factory.mktemp("words") / "workday.nape", RATE, pitch_quat(trunk), pitch_quat(head),
-                        lin_trunk=lin, lin_head=lin)
+                        lin_trunk=in_car(lin, RATE), lin_head=lin)
     f = analyse(p)
     out = p.with_suffix(".html")
     out.write_text(render_html(f), encoding="utf-8")

@@ -16,7 +16,7 @@ from nape.errors import NapeError
 from nape.report import write_reports
 from nape.report.trends import rom_changes
 from nape.settings import AnalysisSettings
-from tests.recording_factory import G, pitch_quat, write_recording
+from tests.recording_factory import G, in_car, pitch_quat, write_recording
 
 RATE = 50.0
 
@@ -41,7 +41,7 @@ def drive(tmp_path_factory):
     lin = np.zeros((n, 3))
     lin[:, 0] = -0.8 * G * np.exp(-0.5 * ((t - 120) / 0.25) ** 2)
     lin[:, 2] = 2.0 * G * np.exp(-0.5 * ((t - 160) / 0.06) ** 2)
-    p = write_recording(d / "drive.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(neck), lin_trunk=lin,
+    p = write_recording(d / "drive.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(neck), lin_trunk=in_car(lin, RATE),
                         lin_head=lin)
     return p, analyse(p)
 

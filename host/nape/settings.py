@@ -24,8 +24,8 @@ Sources cited by key:
   (0.4–1.2 × a short seat shock's peak). Manoeuvres (braking, accelerating, cornering): the
   peak horizontal magnitude after a causal 2nd-order Butterworth low-pass at
   ``vehicle_lowpass_hz`` (sustained acceleration; at ≤ 2 Hz a belted torso moves with the
-  car, so the vehicle figures of [BRAKE] apply). Bumps: the peak vertical component; impacts
-  and knocks: the peak horizontal magnitude, both at the stream's own bandwidth (CFC 60 of
+  car, so the vehicle figures of [BRAKE] apply). Bumps: the peak vertical component; impacts:
+  the peak horizontal magnitude; knocks: the peak magnitude, all at the stream's own bandwidth (CFC 60 of
   SAE J211, 100 Hz corner, would not change a 100 Hz stream). Gravity is removed with the
   inclination averaged over the minute before the event and carried through it by the
   gyroscope, so a sustained manoeuvre is not taken for tilt.
@@ -67,6 +67,10 @@ class AnalysisSettings:
     offset (up to ±20 °/s on an MPU-6050) does not hide stillness (Nape default)."""
     upright_tilt_deg: float = 35.0
     """Upper back within this of vertical counts as upright for calibration (Nape default)."""
+    neutral_head_tilt_deg: float = 25.0
+    """With a head IMU, the head sensor within this of vertical counts as upright for
+    calibration: a head held still but flexed (reading, writing: 30–45°) is not neutral;
+    ±15° of mounting plus ±10° of natural head carriage (Nape default)."""
     calib_check_walk_deg: float = 10.0
     """People walk with the upper back nearly upright: when the median upper-back angle while
     walking is further than this from 0°, the report says the neutral posture was probably
@@ -118,6 +122,10 @@ class AnalysisSettings:
     phone_neck_deg: float = 33.0
     """Neck flexion from which an episode with an upright back is phone / looking down:
     smartphone users' median head flexion is 33–45° (e.g. Lee et al. 2015)."""
+    phone_trunk_max_deg: float = 25.0
+    """A deep neck-flexion episode (``phone_neck_deg``) with the upper back forward less than
+    this is phone / looking down, not keyboard: seated phone users lean the trunk 15–20°
+    forward (Nape default, with a 5° margin)."""
     bed_lateral_deg: float = 10.0
     """Lying on the side, neck lateral bend beyond this means the pillow height does not
     keep the neck in line with the trunk (side-lying pillow ~9–11 cm keeps it straight)."""
@@ -137,6 +145,12 @@ class AnalysisSettings:
     vehicle (Nape default)."""
     vehicle_window_s: float = 30.0
     """Vibration must be present most of this window to count as a vehicle (Nape default)."""
+    walk_in_vehicle_max_s: float = 20.0
+    """Inside a drive, step-like motion shorter than this is the seat ringing after a bump, not
+    walking (nobody walks for a few seconds in the middle of a drive; Nape default)."""
+    vehicle_gap_s: float = 120.0
+    """Breaks in the vehicle context up to this long, with no walking or lying in them, stay
+    in the vehicle: waiting at lights or in a queue quietens the road (Nape default)."""
 
     # --- jolts ---
     jolt_trigger_g: float = 0.35
@@ -164,17 +178,56 @@ class AnalysisSettings:
     nic_reference_m2s2: float = 15.0
     """Proposed NIC injury threshold (Boström et al. 1996); reported beside each jolt."""
     jolt_merge_s: float = 3.0
-    """Threshold crossings closer than this belong to one event, so a jolt and its rebound,
-    or a braking and the jerk of its release, count once (Nape default)."""
+    """Manoeuvre runs of the same cause and direction closer than this are one event (a
+    braking whose level dips for a moment counts once); runs of different causes, opposite
+    corners and shocks are never merged this way (Nape default)."""
     jolt_max_s: float = 15.0
-    """Events spanning longer than this are sustained motion, not jolts: braking and
-    corners last up to ~10 s; steps are rejected by the walking context (Nape default)."""
+    """Longest manoeuvre the detection's gravity reference allows for: the reference ends
+    this long before each sample, so a braking or corner of up to this length cannot lean
+    it (Nape default; braking and corners last up to ~10 s). Longer spans are not dropped:
+    they are split into their manoeuvres."""
+    manoeuvre_merge_s: float = 1.0
+    """Sustained-acceleration crossings closer than this are one manoeuvre (a braking whose
+    level dips under the trigger for a moment; Nape default)."""
+    shock_merge_s: float = 0.4
+    """Shock crossings closer than this are one shock (an impact and the body's rebound at
+    its 4–6 Hz resonance; Fairley & Griffin 1989; Nape default)."""
+    shock_trigger_g: float = 0.35
+    """Lowest high-band (above ``vehicle_lowpass_hz``) acceleration of the upper back that
+    marks a shock (same level as ``jolt_trigger_g``; Nape default)."""
+    vibration_floor_ratio: float = 5.0
+    """A shock must exceed this many times the road-vibration floor (median per-second RMS of
+    the high band): Gaussian vibration exceeds 5 × its RMS in under 1 of 10⁶ samples, so a
+    rough road raises no jolts while a real shock above it still counts (Nape default)."""
+    vibration_floor_s: float = 10.0
+    """Seconds of past high-band RMS whose median is the vibration floor (Nape default)."""
+    vehicle_margin_s: float = 30.0
+    """An event counts as in a vehicle when the vehicle context holds within this many
+    seconds of it: a stop at a junction or a crash brings the car to rest, and the context
+    itself needs ``vehicle_window_s`` of vibration to switch on (Nape default)."""
+    body_turn_deg: float = 35.0
+    """A manoeuvre during which the trunk turns more than this is the wearer's own movement
+    (sitting down, reaching, lying down: 30–90°); a belted trunk pitches or rolls by up to
+    ~10°/g in braking and cornering, with overshoot and gyro drift up to ~25° in a hard
+    corner (Nape default)."""
+    knock_min_g: float = 1.5
+    """Outside a vehicle, a shock must reach this to be reported as a knock (a fall onto a
+    mattress reaches 2–3 g at the chest in UMAFall; sitting down hard, clapping or a door
+    stay under 1 g). Same value as ``shock_moderate_g`` [POTHOLE]."""
+    series_rate_hz: float = 0.5
+    """Outside a vehicle, shocks at this rate or more (counted over ``series_s``, the shock
+    itself included) are rhythmic activity — hopping, jogging, stairs at 1–3 Hz — not knocks
+    (Nape default)."""
+    series_s: float = 6.0
+    """Window for ``series_rate_hz`` (Nape default)."""
     jolt_lowpass_hz: float = 20.0
     """Low-pass on linear acceleration before peak picking: keeps 50–150 ms shocks and
     drops sensor noise and vibration above it (Nape default)."""
     head_turn_dps: float = 150.0
-    """A head-only event with head angular velocity above this and a still trunk is a
-    voluntary head turn, not a jolt (Nape default: quick looks reach 200–400 °/s)."""
+    """Head motion with angular velocity above this (or linear acceleration above
+    ``jolt_trigger_g``) while the trunk stays under half the trigger is counted as the
+    wearer's own head movement, never a jolt; the head never triggers a jolt (Nape default:
+    quick looks reach 200–400 °/s)."""
 
     # --- plausibility (host/nape/analysis/quality.py) ---
     glitch_acc_max_g: float = 16.0
@@ -190,6 +243,14 @@ class AnalysisSettings:
     # --- context ---
     lying_trunk_deg: float = 60.0
     """Trunk tilted more than this from vertical (any direction) counts as lying (Nape default)."""
+    lying_recline_deg: float = 50.0
+    """Trunk reclined backwards (back facing down) more than this counts as lying too: lying on
+    a bed with the upper back on pillows reads 52–59° in UMAFall's lying-down trials, while
+    reading against a headboard or a reclined car seat stays under 40° (Nape default)."""
+    lying_prone_min_s: float = 10.0
+    """Face down (trunk tilted forward past ``lying_trunk_deg``) counts as lying prone only when
+    held this long: bending forward to pick something up tilts the trunk as far for a few
+    seconds (UMAFall bending trials: 1–3 s; Nape default)."""
 
     # --- neck range of motion (nape rom; host/nape/analysis/rom.py) ---
     # Typical active cervical range in healthy adults, per direction (low..high end of the band).

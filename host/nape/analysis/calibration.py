@@ -4,8 +4,9 @@ Priority: (1) a NOTE chunk ``{"kind": "calibration", "trunk_q": [w,x,y,z], "head
 written when the wearer pressed "calibrate" (quaternions from the same fusion the analysis
 uses: ``"fusion": "firmware"`` or ``"vqf"``); (2) the first still, upright stretch of
 ``neutral_window_s`` within the first ``calib_search_s`` seconds (the wearer is asked to
-start upright, hardware/MOUNTING.md); (3) the first ``neutral_window_s`` seconds, flagged
-as a guess. The report says which was used.
+start upright, hardware/MOUNTING.md); (3) otherwise the stillest, most upright ``neutral_window_s``, flagged as a guess with
+``guess_error_deg``: the largest tilt of a sensor's z axis from vertical in it, how far off
+the neutral may be. The report says which was used.
 
 The gyroscopes' zero-rate offset (removed before re-fusion and by the jolt measures) is the
 trimmed mean over all still windows of the searched span (:func:`_zero_rate_offset`).
@@ -22,7 +23,8 @@ from .quality import UNIT_CHECK_S, GlitchGuard, input_warnings
 from .stream import BlockReader
 
 OFFSET_GATE_DPS = 1.0  # a still window's mean may differ from the neutral window's by sway (≤ 0.3 °/s simulated)
-TRIM_DPS = 0.3  # ... and the trimmed mean keeps windows this close to their median
+TRIM_DPS = 0.3
+GUESS_WINDOW_S = 1.0  # the guessed neutral: the stillest, most upright window this long  # ... and the trimmed mean keeps windows this close to their median
 
 
 def captured(rec) -> dict | None:
@@ -81,15 +83,32 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
     settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
     i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
+    trunk_only = False
+    if not still and n_imu > 1 and len(gyr) >= 2:  # still and upright at the back, but the head tilted all along
+        i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False)
     if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
                                        f"(at {i0 * period:.0f} s) taken as neutral; no calibration captured")
+    elif trunk_only:
+        off = float(_tilt_deg(acc[i0: i0 + win, 1:]).max())
+        method, detail = "guess", (f"no still stretch with the head upright in the first {s.calib_search_s:g} s: the first "
+                                   f"still upright back (at {i0 * period:.0f} s) taken as neutral, the head sensor "
+                                   f"{off:.0f}° from vertical in it — the head was bent (reading, writing) or its "
+                                   f"sensor sits turned; head angles may be off by up to {off:.0f}°")
     else:
-        method, detail = "guess", (f"no still upright stretch found in the first {s.calib_search_s:g} s; "
-                                   f"{s.neutral_window_s:g} s from {i0 * period:.0f} s assumed neutral")
+        # the stillest, most upright second (a short recording may hold no still 5 s at all;
+        # the filter's settling is not waited for: VQF starts from the first accelerometer sample)
+        win = max(2, min(int(round(GUESS_WINDOW_S / period)), len(gyr)))
+        i0 = _best_guess(acc, gyr, win, 0)
+        off = _tilt_deg(acc[i0: i0 + win]).max(axis=0)
+        what = "trunk" if n_imu == 1 else "trunk and head"
+        method, detail = "guess", (f"no stretch of {s.neutral_window_s:g} s with the {what} still and upright in the first "
+                                   f"{s.calib_search_s:g} s; the stillest, most upright second (at {i0 * period:.0f} s) "
+                                   f"assumed neutral: angles may be off by up to {float(off.max()):.0f}°")
     # A still sensor's mean gyro is its zero-rate offset: MEMS parts allow up to ±20 °/s
     # (MPU-6050 datasheet), far beyond what a fusion filter's bias estimate may absorb.
-    offset = _zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still else np.zeros((n_imu, 3))
+    offset = (_zero_rate_offset(gyr, win, gyr[i0: i0 + win].mean(axis=0), s) if still or trunk_only
+              else np.zeros((n_imu, 3)))
     if s.fuse_on_host:
         q = Refuser(n_imu, period, offset)(acc[: i0 + win], gyr[: i0 + win])
     else:
@@ -100,28 +119,61 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
         m = seg[:, k] * np.sign(seg[:, k] @ seg[0, k])[:, None]  # same hemisphere before averaging
         mean = m.mean(axis=0)
         neutral.append((mean / np.linalg.norm(mean)).tolist())
+    # a guess: how far off the neutral may be, the sensors' tilt from vertical in it
+    error = None if still else float(_tilt_deg(acc[i0: i0 + win, 1:] if trunk_only else acc[i0: i0 + win]).max())
     return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
-                       fusion="vqf" if s.fuse_on_host else "firmware", input_warnings=doubts)
+                       fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error,
+                       input_warnings=doubts)
 
 
-def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings):
-    """Index of the first window where every gyro axis varies less than ``still_dps`` (std)
-    and the trunk sensor's z axis is within ``upright_tilt_deg`` of the measured gravity.
-    Variation, not magnitude, so a large gyro offset does not hide stillness."""
+def _tilt_deg(acc: np.ndarray) -> np.ndarray:
+    """Angle (deg) between each sensor's z axis and the measured specific force, (n, k)."""
+    return np.degrees(np.arccos(np.clip(acc[..., 2] / np.maximum(np.linalg.norm(acc, axis=-1), 1e-9), -1, 1)))
+
+
+def _window_std(gyr: np.ndarray, win: int) -> np.ndarray:
+    """Largest per-axis standard deviation of the gyro over each window of ``win`` samples."""
     x = gyr.reshape(len(gyr), -1)
     kern = np.ones(win) / win
     mean = np.apply_along_axis(lambda c: np.convolve(c, kern, mode="valid"), 0, x)
     mean2 = np.apply_along_axis(lambda c: np.convolve(c * c, kern, mode="valid"), 0, x)
-    std = np.sqrt(np.maximum(mean2 - mean * mean, 0)).max(axis=1)
-    a = acc[:, 0]
-    tilt = np.degrees(np.arccos(np.clip(a[:, 2] / np.maximum(np.linalg.norm(a, axis=1), 1e-9), -1, 1)))
-    tilt_max = np.array([tilt[i: i + win].max() for i in range(0, len(tilt) - win + 1)]) if len(tilt) >= win else tilt
-    ok = (std < np.radians(s.still_dps)) & (tilt_max[: len(std)] < s.upright_tilt_deg)
+    return np.sqrt(np.maximum(mean2 - mean * mean, 0)).max(axis=1)
+
+
+def _window_max(x: np.ndarray, win: int) -> np.ndarray:
+    """Largest value over each window of ``win`` samples of ``x`` (n,)."""
+    from numpy.lib.stride_tricks import sliding_window_view
+    return sliding_window_view(x, win).max(axis=1) if len(x) >= win else x[:1]
+
+
+def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings,
+                         check_head: bool = True):
+    """Index of the first window where every gyro axis of every IMU varies less than
+    ``still_dps`` (std), the trunk sensor's z axis is within ``upright_tilt_deg`` of the
+    measured gravity and, with a head IMU, the head sensor's z axis within
+    ``neutral_head_tilt_deg`` (a recording that starts while reading or writing has the
+    head still but flexed: not neutral). Variation, not magnitude, so a large gyro offset
+    does not hide stillness."""
+    std = _window_std(gyr, win)
+    tilt = _tilt_deg(acc)
+    ok = (std < np.radians(s.still_dps)) & (_window_max(tilt[:, 0], win)[: len(std)] < s.upright_tilt_deg)
+    if acc.shape[1] > 1 and check_head:
+        ok &= _window_max(tilt[:, 1], win)[: len(std)] < s.neutral_head_tilt_deg
     ok[:settle] = False
     hits = np.flatnonzero(ok)
     if len(hits):
         return int(hits[0]), True
     return max(settle, 0), False
+
+
+def _best_guess(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int) -> int:
+    """Start of the window after ``settle`` that is stillest and most upright: the smallest
+    sum of its largest sensor tilt (deg) and its gyro variation (°/s, std)."""
+    std = np.degrees(_window_std(gyr, win))
+    tilt = _tilt_deg(acc).max(axis=1)
+    cost = std + _window_max(tilt, win)[: len(std)]
+    cost[:settle] = np.inf
+    return int(np.argmin(cost)) if np.isfinite(cost).any() else max(settle, 0)
 
 
 def _zero_rate_offset(gyr: np.ndarray, win: int, first: np.ndarray, s: AnalysisSettings) -> np.ndarray:

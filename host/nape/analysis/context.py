@@ -1,13 +1,17 @@
 """Activity context per second: upright, walking, in a vehicle, lying supine / prone / side.
 
 Features from the upper-back IMU only (so it works with one IMU):
-- lying: trunk long axis tilted more than ``lying_trunk_deg`` from vertical; supine when the
-  back faces down (segment x axis points up), prone when it points down, side otherwise;
+- lying: trunk long axis tilted more than ``lying_trunk_deg`` from vertical, or reclined
+  backwards more than ``lying_recline_deg``; supine when the
+  back faces down (segment x axis points up), prone when it points down and that lasts
+  ``lying_prone_min_s`` (shorter: bending forward), side otherwise;
 - walking: band power of the specific-force magnitude at step frequencies (0.8–3 Hz)
   above ``walk_rms_g`` (heel strikes give 0.1–0.3 g at the upper back);
 - vehicle: road vibration (6–30 Hz band) above ``vehicle_vib_rms_g`` while upright and not
   walking, held for most of ``vehicle_window_s`` (engine and road vibration is continuous,
-  typing or fidgeting is not).
+  typing or fidgeting is not); breaks of up to ``vehicle_gap_s`` without walking or lying
+  (a stop at lights) stay in the vehicle, and step-like motion shorter than
+  ``walk_in_vehicle_max_s`` inside a drive (a seat ringing after a bump) is not walking.
 Sitting and standing cannot be told apart from the trunk alone and are reported as upright.
 """
 
@@ -66,20 +70,41 @@ class ContextFeatures:
         tilt = sums["tilt"] / nn
         fwd_up = sums["fwd_up"] / nn
         act = np.zeros(len(n), dtype=np.int8)
-        lying = tilt > s.lying_trunk_deg
+        lying = (tilt > s.lying_trunk_deg) | ((tilt > s.lying_recline_deg) & (fwd_up > 0))
         walking = _min_runs((gait > s.walk_rms_g) & ~lying, int(s.walk_min_s))  # a shock is not a walk
         w = max(1, int(s.vehicle_window_s))
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
         share = centred_mean(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
+        # a stop at a junction or in a queue quietens the road: short breaks between vehicle
+        # stretches with no walking or lying in them stay in the vehicle
+        # (a seat ringing after a pothole looks like a few seconds of steps: inside a drive,
+        # "walking" shorter than walk_in_vehicle_max_s is not)
+        brief = walking & ~_min_runs(walking, int(s.walk_in_vehicle_max_s))
+        vehicle = _fill_gaps(vehicle, ~lying & (~walking | brief) & have, int(s.vehicle_gap_s))
+        walking &= ~vehicle
         act[walking] = 1
         act[vehicle] = 2
-        act[lying & (fwd_up > 0.5)] = 3
-        act[lying & (fwd_up < -0.5)] = 4
+        act[lying & (fwd_up >= -0.5) & (fwd_up > 0.5)] = 3
+        # face down for less than lying_prone_min_s is bending forward (picking something up)
+        prone = _min_runs(lying & (fwd_up < -0.5), int(s.lying_prone_min_s))
+        lying &= ~(lying & (fwd_up < -0.5) & ~prone)
+        act[prone] = 4
         act[lying & (np.abs(fwd_up) <= 0.5)] = 5
         act[~have] = -1
         totals = {name: float((act == i).sum()) for i, name in enumerate(NAMES)}
         return act, totals
+
+
+def _fill_gaps(mask: np.ndarray, allowed: np.ndarray, max_len: int) -> np.ndarray:
+    """``mask`` with False runs of at most ``max_len`` between two True runs set True where
+    the whole run is ``allowed``."""
+    out = mask.copy()
+    true_runs = runs(mask)
+    for (_a0, a1), (b0, _b1) in zip(true_runs[:-1], true_runs[1:]):
+        if b0 - a1 <= max_len and allowed[a1:b0].all():
+            out[a1:b0] = True
+    return out
 
 
 def _min_runs(mask: np.ndarray, min_len: int) -> np.ndarray:

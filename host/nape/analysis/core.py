@@ -75,7 +75,8 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     act_sec, _ = stream.context.classify()
     for ev in reader.events:  # the board's high-rate windows: glitches masked as in the stream
         quality.mask_event(ev, len(wire.roles_of(ev.imu_mask)), s)
-    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1)
+    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1,
+                                            vehicle=act_sec == 2)
     f = stream.finish(path, rec, roles, reader.malformed)
     f.input_warnings = doubts
     f.jolts, f.head_turns = jolts, head_turns

@@ -61,6 +61,7 @@ class Calibration:
     start_s: float | None = None  # start of the stretch taken as neutral (automatic and guess)
     gyro_offset_rad_s: list[list[float]] | None = None  # zero-rate offset per IMU, rad/s [x, y, z]
     fusion: str | None = None  # "vqf" (host re-fusion) or "firmware"
+    guess_error_deg: float | None = None  # guess only: how far off the neutral may be (sensor tilt in it), deg
     # doubts about the input seen while looking for the neutral (units, frame); the analysis
     # moves them to Findings.input_warnings, so they are not part of this JSON object
     input_warnings: list[str] = field(default_factory=list)

@@ -1,15 +1,31 @@
 """Jarring movements: detect, measure, classify and grade, block by block.
 
-Detection: linear acceleration (specific force rotated to the world frame, gravity
-removed, ``jolt_lowpass_hz`` low-pass) of trunk or head above ``jolt_trigger_g``. The trunk's
-gravity is removed with a slow reference, not with the fused inclination, which leans into a
-sustained manoeuvre (VQF: 3 s) so that a long corner read low, fell below the trigger or
-split in two: the fused inclination averaged over ``REF_S`` ending ``REF_LAG_S`` before each
-sample, carried to it by the gyroscope (:meth:`JoltDetector._reference_up`; the streaming
-form of the grading reference below). A manoeuvre's time is the peak of its vehicle-level
-acceleration (its plateau is flat). Crossings
-closer than ``jolt_merge_s`` form one event; events spanning more than ``jolt_max_s`` are
-rhythmic or sustained motion (walking), not jolts.
+Detection works on the trunk (upper back) alone: whatever the car or the road does reaches
+the trunk first, while a nod, a look up or a mirror check moves the head with the trunk
+still (head-only crossings of ``jolt_trigger_g`` are counted as the wearer's own head
+movements, never as jolts). The trunk's linear acceleration (specific force rotated to the
+world frame, gravity removed, ``jolt_lowpass_hz`` low-pass; single-sample glitches replaced
+first) is split in two bands, each with its own trigger runs, so that a pothole inside a
+braking is an event of its own:
+
+* manoeuvres: the sustained part (``vehicle_lowpass_hz`` low-pass, horizontal) above
+  ``jolt_trigger_g``; crossings closer than ``manoeuvre_merge_s`` and pointing the same way
+  are one run (a braking and the push of an impact after it are not);
+* shocks: the high band (full band minus sustained) above the larger of
+  ``shock_trigger_g`` and ``vibration_floor_ratio`` × the road-vibration floor, so a rough
+  road raises the floor instead of jolts and a shock well above it still counts.
+
+The trunk's gravity is removed with a slow reference, not with the fused inclination, which
+leans into a sustained manoeuvre (VQF: 3 s) so that a long corner read low, fell below the
+trigger or split in two: the fused inclination averaged over ``REF_S`` ending ``REF_LAG_S``
+before each sample, carried to it by the gyroscope (:meth:`JoltDetector._reference_up`; the
+streaming form of the grading reference below). A manoeuvre's time is the peak of its
+vehicle-level acceleration (its plateau is flat). Runs are never dropped for their length:
+a chain of manoeuvres is split into its manoeuvres by direction and cause
+(:meth:`JoltDetector.finish`), which also rejects the wearer's own movement (steps; a
+manoeuvre outside a vehicle context or with the trunk tilting more than ``body_turn_deg``;
+outside a vehicle, small shocks and series of shocks) and reports a shock outside a vehicle
+as a knock (a fall or a blow).
 
 Measures per event (window around each crossing): peak trunk / head linear acceleration
 (g); the vehicle-level horizontal acceleration (trunk, ≤ 2 Hz: braking, accelerating and
@@ -23,16 +39,17 @@ whose 100 Hz corner is above a 100 Hz stream's band, so no further filter is app
 BrIC = √Σ(ωᵢ/ωᵢc)² from head angular velocity with critical values 66.25 / 56.45 /
 42.87 rad/s (Takhounts et al. 2013).
 
-Cause: vertical shock → bump; impulsive horizontal shock (half-maximum width under
-``impulsive_max_s``) → rear_impact_like (trunk pushed forward) or knock; sustained →
-braking / acceleration / lateral; a fast head rotation with a still trunk is a voluntary
-head turn (counted, not a jolt).
+Cause: a shock in a vehicle is a bump when vertical, else rear_impact_like when it pushes
+the trunk forward, else a knock; outside a vehicle every shock is a knock. A sustained-band
+run briefer than ``impulsive_max_s`` at half its peak is an impact seen through the seat
+back. Manoeuvres are braking / acceleration / lateral by the direction of their sustained
+acceleration relative to the wearer's heading.
 
 Grades are defined on what the upper back experienced (``[GRADE]`` in :mod:`nape.settings`;
 the simulator's labels grade the same quantity from the true signals): manoeuvres by the
 peak sustained (causal 2 Hz low-pass) horizontal acceleration (harsh 0.35 g, emergency
-0.65 g), bumps by the peak vertical and impacts / knocks by the peak horizontal
-acceleration at the stream's bandwidth (1.5 g, 3 g). For these measures gravity is removed
+0.65 g), bumps by the peak vertical, impacts by the peak horizontal and knocks by the peak
+magnitude of the acceleration at the stream's bandwidth (1.5 g, 3 g). For these measures gravity is removed
 with an inclination a sustained manoeuvre cannot fool: the fused inclination averaged over
 the ``REF_S`` before the event, carried through it by the gyroscope
 (:meth:`JoltDetector._strapdown_linear`). Every boundary is a setting with its source.
@@ -54,7 +71,13 @@ POST_S = 1.5
 REF_S = 60.0  # inclination reference: the fused inclination averaged over this long before an event
 REF_STEP_S = 0.1  # ... sampled every this often
 REF_LAG_S = 15.0  # detection's reference ends this long before the sample (a manoeuvre's longest, jolt_max_s)
-HOLD_MAX_S = 120.0  # the most history kept for an event still being measured
+HOLD_MAX_S = 120.0
+DEGLITCH_JUMP_G = 1.5  # a glitch: this far from both neighbours (a 2 g, 40 ms shock at 100 Hz: 0.6 g)
+DEGLITCH_MIN_HZ = 50.0  # from this rate a 50–150 ms shock spans 3+ samples and survives a median of 3
+ECHO_SHOCK_G = 0.7  # horizontal shocks from this size leave an echo above the manoeuvre trigger
+SHOCK_ECHO_S = 0.5  # a sustained-band crossing this short, this close to a shock, is the shock's trace
+# (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g for ~0.25 s; braking stays above
+# its trigger for 0.5–3 s)  # the most history kept for an event still being measured
 BRIC_CRIT = np.array([66.25, 56.45, 42.87])  # rad/s about x, y, z
 
 
@@ -88,12 +111,21 @@ class JoltDetector:
         self.ref_last = None  # last sample index seen
         self.pending: list[dict] = []
         self.runs: list[dict] = []
+        self.acc_tail: np.ndarray | None = None  # last raw samples, for the glitch median
+        self.last_run: dict[str, dict] = {}
+        self.head_only = 0  # head-only trigger runs: the wearer's own head movements
+        self.head_last = -(1 << 62)
+        self.floor_hist: list[float] = []  # per-second mean square of the high band, g^2
+        self.floor_sec: int | None = None
+        self.floor_sum, self.floor_n = 0.0, 0
+        self.sec_ms: dict[int, float] = {}  # per-second mean square of the high band, g^2 (finish)
 
     # ------------------------------------------------------------ streaming
 
     def feed(self, index: np.ndarray, q_sensor: np.ndarray, q_trunk_seg: np.ndarray,
              acc: np.ndarray, gyr: np.ndarray) -> None:
         n = len(index)
+        acc = self._deglitch(acc)
         # linear acceleration (n, k, 3) m/s^2 in world axes at the stream's bandwidth; the
         # trunk's gravity from the slow reference, not from the fused inclination that leans
         # into a sustained manoeuvre (a long corner would fall below the trigger or split in
@@ -107,16 +139,11 @@ class JoltDetector:
         veh, self.zi_vehicle = signal.sosfilt(self.sos_vehicle, lin0[:, 0], axis=0, zi=self.zi_vehicle)
         # orientation and rates are kept as they come; world-frame rates and the trunk's
         # heading are computed only inside the short windows that get measured
-        block = {"index": index, "lin": lin, "veh": veh, "q": q_sensor, "acc": acc, "gyr": gyr, "qt": q_trunk_seg}
-        mag2 = np.einsum("nkj,nkj->nk", lin, lin)
-        above = (mag2 > (self.s.jolt_trigger_g * G) ** 2).any(axis=1)
-        gap = int(self.s.jolt_merge_s * self.rate)
-        for i0, i1 in runs(above):
-            a, b = int(index[i0]), int(index[i1 - 1])
-            if self.pending and a - self.pending[-1]["i1"] <= gap:
-                self.pending[-1]["i1"] = b  # one event: measure it once, not per crossing
-            else:
-                self.pending.append({"i0": a, "i1": b})
+        # shocks ride on the high band: full band minus the sustained (vehicle-level) part
+        hf = lin[:, 0] - veh
+        block = {"index": index, "lin": lin, "veh": veh, "hf": hf, "q": q_sensor, "acc": acc, "gyr": gyr,
+                 "qt": q_trunk_seg}
+        self._candidates(index, lin, veh, hf, gyr[:, -1] - self.gyro_offset[-1])
         parts = [block] if self.buf is None else [self.buf, block]
         last = int(index[-1])
         still = []
@@ -134,6 +161,137 @@ class JoltDetector:
             self.buf = {k: v[-self.keep:] for k, v in block.items()}
         else:  # a short block: keep what came before too
             self.buf = _gather(parts, last - self.keep)
+
+    def _deglitch(self, acc: np.ndarray) -> np.ndarray:
+        """Single-sample glitches (a bus error, a bit flip: one sample several g off) replaced
+        by the median of three consecutive samples per axis (the block's last sample: of
+        itself and the two before it). A shock spans several samples at 50 Hz and more and
+        keeps its peak. Carries two samples across blocks."""
+        if self.rate < DEGLITCH_MIN_HZ:
+            return acc  # a real shock may be one sample long here: nothing to tell it from a glitch
+        ext = acc if self.acc_tail is None else np.concatenate([self.acc_tail, acc])
+        k = 0 if self.acc_tail is None else len(self.acc_tail)
+        self.acc_tail = ext[-2:].copy()
+        if len(ext) < 3:
+            return acc
+        # only isolated spikes are replaced: a sample more than DEGLITCH_JUMP_G from both
+        # neighbours on the same side (a real peak's neighbours are close to it), so the
+        # peaks the grades are read from stay untouched
+        jump = DEGLITCH_JUMP_G * G
+        d_prev = ext[1:] - ext[:-1]
+        spike = np.zeros(ext.shape, bool)
+        spike[1:-1] = ((d_prev[:-1] > jump) & (-d_prev[1:] > jump)) | ((-d_prev[:-1] > jump) & (d_prev[1:] > jump))
+        spike[-1] = np.abs(ext[-1] - ext[-2]) > jump
+        if not spike.any():
+            return acc
+        out = ext.copy()
+        for i, *rest in zip(*np.nonzero(spike)):  # few: glitches are rare
+            j = min(max(i, 1), len(ext) - 2) if i < len(ext) - 1 else len(ext) - 2
+            out[(i, *rest)] = np.median(ext[j - 1: j + 2][(slice(None), *rest)])
+        return out[k:]
+
+    def _candidates(self, index: np.ndarray, lin: np.ndarray, veh: np.ndarray, hf: np.ndarray,
+                    gyr_head: np.ndarray) -> None:
+        """Trigger runs of the trunk, two kinds kept apart so that a shock inside a braking
+        is its own event: "m" (manoeuvre) where the sustained acceleration ``veh`` exceeds
+        ``jolt_trigger_g``; "s" (shock) where the high band ``hf`` exceeds the larger of
+        ``shock_trigger_g`` and ``vibration_floor_ratio`` × the road-vibration floor (the median
+        per-second RMS of ``hf`` over the previous ``vibration_floor_s`` seconds, or the
+        lower-quartile RMS of the current second's 0.1 s slices if higher): rough road raises the
+        floor, not the count of jolts, and a shock well above it still stands out. The head
+        never triggers: a nod or a look in the mirror moves the head while the trunk stays;
+        whatever the car or road does reaches the trunk first. Head-only motion (acceleration over the
+        trigger or rotation over ``head_turn_dps``) is counted as the wearer's own head
+        movement (``head_only``)."""
+        s = self.s
+        g2 = G * G
+        thr = self._shock_threshold(index, hf)
+        shock = np.einsum("ij,ij->i", hf, hf) > (thr * G) ** 2
+        man = np.einsum("ij,ij->i", veh[:, :2], veh[:, :2]) > s.jolt_trigger_g ** 2 * g2
+        # a horizontal shock leaves a trace in the sustained band for a few tenths of a second
+        # (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g): not part of any
+        # manoeuvre, so a braking and a rear impact right after it stay apart
+        k = int(SHOCK_ECHO_S * self.rate)
+        big = shock & (np.einsum("ij,ij->i", hf[:, :2], hf[:, :2]) > (ECHO_SHOCK_G * G) ** 2)
+        if big.any():
+            man &= ~_dilate(big, k)
+        if self.n_imu > 1:
+            head = ((np.einsum("ij,ij->i", lin[:, -1], lin[:, -1]) > s.jolt_trigger_g ** 2 * g2)
+                    | (np.einsum("ij,ij->i", gyr_head, gyr_head) > np.radians(s.head_turn_dps) ** 2))
+            trunk = np.einsum("ij,ij->i", lin[:, 0], lin[:, 0]) > (0.5 * s.jolt_trigger_g) ** 2 * g2
+            for i0, i1 in runs(head & ~trunk):
+                a = int(index[i0])
+                if a - self.head_last > s.shock_merge_s * self.rate:
+                    self.head_only += 1
+                self.head_last = int(index[i1 - 1])
+        for kind, mask, gap_s in (("m", man, s.manoeuvre_merge_s), ("s", shock, s.shock_merge_s)):
+            gap = int(gap_s * self.rate)
+            for i0, i1 in runs(mask):
+                a, b = int(index[i0]), int(index[i1 - 1])
+                # a manoeuvre's direction (world axes): a braking and the push of an impact
+                # after it, or an acceleration into a corner, are not one event
+                d = veh[i0:i1, :2].mean(axis=0) if kind == "m" else np.zeros(2)
+                last = next((r for r in reversed(self.pending) if r["kind"] == kind), None)
+                if last is None:
+                    last = self.last_run.get(kind)
+                same_way = kind == "s" or last is None or float(d @ last["dir"]) > 0.5 * np.linalg.norm(d) * np.linalg.norm(last["dir"])
+                if last is not None and a - last["i1"] <= gap and same_way and last in self.pending:
+                    last["i1"] = max(last["i1"], b)  # one event: measure it once, not per crossing
+                    last["dir"] = d
+                else:
+                    self.pending.append({"i0": a, "i1": b, "kind": kind, "dir": d})
+                self.last_run[kind] = self.pending[-1] if self.pending[-1]["kind"] == kind else last
+        self.pending.sort(key=lambda r: r["i0"])
+
+    def _shock_threshold(self, index: np.ndarray, hf: np.ndarray) -> np.ndarray:
+        """Per-sample shock trigger (g): max(``shock_trigger_g``, ratio × vibration floor), the
+        floor being the larger of the median per-second RMS of the high band over the previous
+        ``vibration_floor_s`` complete seconds (a shock is too short to move a median) and the
+        lower quartile of the RMS of the current second's 0.1 s slices (vectorised per block;
+        a second split across blocks is completed from the carried sums)."""
+        s = self.s
+        r = max(1, int(round(self.rate)))
+        step = max(1, int(round(0.1 * self.rate)))
+        n_floor = max(1, int(s.vibration_floor_s))
+        ms = np.einsum("ij,ij->i", hf, hf) / (G * G)
+        sec = index // r
+        u, inv = np.unique(sec, return_inverse=True)
+        sums = np.bincount(inv, weights=ms)
+        cnts = np.bincount(inv).astype(float)
+        if self.floor_sec is not None:
+            if u[0] == self.floor_sec:
+                sums[0] += self.floor_sum
+                cnts[0] += self.floor_n
+            elif self.floor_n > 0:  # the carried second is complete: into the history
+                self.floor_hist = (self.floor_hist + [self.floor_sum / self.floor_n])[-n_floor:]
+        means = sums / cnts
+        hist = np.asarray(self.floor_hist, float)
+        allv = np.concatenate([np.full(n_floor, np.nan), hist, means])
+        win = np.lib.stride_tricks.sliding_window_view(allv, n_floor)[len(hist) + np.arange(len(u))]
+        have = ~np.isnan(win).all(axis=1)
+        past = np.zeros(len(u))
+        if have.any():
+            past[have] = np.nanmedian(win[have], axis=1)
+        # lower quartile of the 0.1 s slices of each second (this block's part of it)
+        sl = index // step
+        su, sinv = np.unique(sl, return_inverse=True)
+        sms = np.bincount(sinv, weights=ms) / np.bincount(sinv)
+        ssec = (su * step) // r
+        order = np.lexsort((sms, ssec))
+        v, g = sms[order], ssec[order]
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+        counts = np.diff(np.append(starts, len(g)))
+        pos = 0.25 * (counts - 1)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, counts - 1)
+        quart_g = v[starts + lo] + (pos - lo) * (v[starts + hi] - v[starts + lo])
+        quart = quart_g[np.searchsorted(g[starts], u)]
+        floor = np.sqrt(np.maximum(past, quart))
+        # carry: the last second may continue in the next block
+        self.floor_hist = np.concatenate([hist, means[:-1]])[-n_floor:].tolist()
+        self.floor_sec, self.floor_sum, self.floor_n = int(u[-1]), float(sums[-1]), int(cnts[-1])
+        self.sec_ms.update(zip(u.tolist(), means.tolist()))
+        return np.maximum(s.shock_trigger_g, s.vibration_floor_ratio * floor)[inv]
 
     def _reference_up(self, index: np.ndarray, q: np.ndarray, gyr: np.ndarray) -> np.ndarray:
         """World up in each given sensor's frame (n, k, 3) per sample (q (n, k, 4), gyr
@@ -199,32 +357,76 @@ class JoltDetector:
         on -= lo
         lin = w["lin"]
         mag = np.linalg.norm(lin, axis=2) / G
-        ipk = int(np.argmax(mag[:, 0]))
+        # peaks, directions and grades over the run itself (a manoeuvre: and its low-pass
+        # delay), not the whole window: the next event a second later is measured on its own
+        end = int(np.searchsorted(w["index"], r["i1"], side="right"))
+        # (a shock: and the body's rebound, which the grade counts too)
+        tail = (self.vehicle_delay_s + 0.3) if r.get("kind") == "m" else SHOCK_ECHO_S
+        sp = slice(max(on - int(0.1 * self.rate), 0), max(min(end + int(tail * self.rate), len(lin)), on + 1))
+        mask = np.zeros(len(lin), bool)
+        mask[sp] = True
+        ipk = int(np.argmax(np.where(mask, mag[:, 0], -1.0)))
         # the wearer's heading sample by sample: a car may turn 90° during a corner
         fwd_all = w["fwd"][:, :2] / np.maximum(np.linalg.norm(w["fwd"][:, :2], axis=1, keepdims=True), 1e-9)
         fwd_h = fwd_all[min(on, len(lin) - 1)]
         veh = w["veh"]
         along_v = np.einsum("ij,ij->i", veh[:, :2], fwd_all)
         across_v = veh[:, 1] * fwd_all[:, 0] - veh[:, 0] * fwd_all[:, 1]
-        iv = int(np.argmax(np.hypot(along_v, across_v)))
+        vmag = np.hypot(along_v, across_v)
+        # the peak away from big shocks: a pothole inside a braking leaks into the horizontal
+        # (orientation shaken) and must not become the braking's time
+        big = np.linalg.norm(w["hf"], axis=1) > ECHO_SHOCK_G * G
+        if big.any():
+            k = int(SHOCK_ECHO_S * self.rate)
+            near = _dilate(big, k)
+            if (~near & mask).any():
+                vmag = np.where(near, -np.inf, vmag)
+        iv = int(np.argmax(np.where(mask, vmag, -np.inf)))
         horiz = lin[:, 0, :2]
-        ih = int(np.argmax(np.linalg.norm(horiz, axis=1)))
+        hmag = np.linalg.norm(horiz, axis=1)
+        ih = int(np.argmax(np.where(mask, hmag, -1.0)))
+        iz = int(np.argmax(np.where(mask, np.abs(lin[:, 0, 2]), -1.0)))
         out = {
             "start_s": r["i0"] / self.rate, "end_s": r["i1"] / self.rate, "t_s": float(w["index"][ipk]) / self.rate,
             # a manoeuvre's time: the peak of the vehicle-level acceleration, less the low-pass'
             # delay (noise on its plateau would put the full-band peak anywhere on it)
-            "t_vehicle_s": float(w["index"][iv]) / self.rate - self.vehicle_delay_s, "vehicle_g": float(np.hypot(along_v[iv], across_v[iv]) / G),
-            "peak": mag.max(axis=0).tolist(),
+            "t_vehicle_s": float(w["index"][iv]) / self.rate - self.vehicle_delay_s,
+            "vehicle_g": float(np.hypot(along_v, across_v)[sp].max() / G),
+            "peak": mag[sp].max(axis=0).tolist(),
             "vehicle_along_g": float(along_v[iv] / G), "vehicle_across_g": float(across_v[iv] / G),
-            "vertical_g": float(lin[np.argmax(np.abs(lin[:, 0, 2])), 0, 2] / G),
-            "horiz_peak_g": float(np.linalg.norm(horiz[ih]) / G),
-            "horiz_along_g": float(horiz[ih] @ fwd_h / G),
-            "horiz_fwhm_s": _fwhm(np.linalg.norm(horiz, axis=1), ih) / self.rate,
+            "vertical_g": float(lin[iz, 0, 2] / G),
+            "horiz_peak_g": float(hmag[ih] / G),
+            "horiz_along_g": float(horiz[ih] @ fwd_all[ih] / G),
+            "horiz_fwhm_s": _fwhm(hmag, ih) / self.rate,
             # the graded quantities ([GRADE] in nape.settings): upper-back acceleration
-            "grade_sustained_g": float(np.hypot(sustained[:, 0], sustained[:, 1]).max() / G),
-            "grade_vertical_g": float(np.abs(lin_t[:, 2]).max() / G),
-            "grade_horizontal_g": float(np.hypot(lin_t[:, 0], lin_t[:, 1]).max() / G),
+            "grade_sustained_g": float(np.hypot(sustained[sp, 0], sustained[sp, 1]).max() / G),
+            "grade_vertical_g": float(np.abs(lin_t[sp, 2]).max() / G),
+            "grade_horizontal_g": float(np.hypot(lin_t[sp, 0], lin_t[sp, 1]).max() / G),
+            "grade_magnitude_g": float(np.linalg.norm(lin_t[sp], axis=1).max() / G),
+            "kind": r.get("kind", "s"),
         }
+        # the shock on its own: the high band (sustained part removed), so a pothole inside a
+        # braking is measured on itself
+        # ... over the run itself (and 0.1 s either side), not the whole window: a second
+        # shock a second later is its own event
+        a = max(on - int(0.1 * self.rate), 0)
+        b = min(int(np.searchsorted(w["index"], r["i1"], side="right")) + int(0.1 * self.rate), len(w["hf"]))
+        b = max(b, a + 1)
+        hf = w["hf"][a:b]
+        ihf = int(np.argmax(np.einsum("ij,ij->i", hf, hf)))
+        hz = np.abs(hf[:, 2])
+        hxy = np.hypot(hf[:, 0], hf[:, 1])
+        ixy = int(np.argmax(hxy))
+        out.update({
+            "shock_t_s": float(w["index"][a + ihf]) / self.rate,
+            "shock_g": float(np.linalg.norm(hf[ihf]) / G),
+            "shock_vertical_g": float(hz.max() / G), "shock_horizontal_g": float(hxy[ixy] / G),
+            "shock_along_g": float(hf[ixy, :2] @ fwd_all[a + ixy] / G),
+            # the trunk's own tilt change over the window (its heading may turn with the car):
+            # a posture change (sitting down, reaching, lying down) tilts the trunk by tens of
+            # degrees; a belted trunk in a braking or a corner by a few
+            "trunk_turn_deg": _tilt_change_deg(w["q"][0, 0], w["gyr"][:, 0] - self.gyro_offset[0], self.rate),
+        })
         if self.n_imu > 1:
             rel = lin[:, 1] - lin[:, 0]
             # T1 minus head, forward, m/s^2; NIC asks for CFC 60 (SAE J211: 100 Hz corner), wider
@@ -291,33 +493,104 @@ class JoltDetector:
     # ------------------------------------------------------------ finishing
 
     def finish(self, events: list | None = None, t0_ms: float | None = None,
-               walking: np.ndarray | None = None) -> tuple[list[Jolt], int]:
-        """Merge, classify and grade. ``events``: decoded EVENT packets (high-rate windows);
-        ``walking``: per-second walking flags (steps shake the trunk rhythmically: not jolts)."""
+               walking: np.ndarray | None = None, vehicle: np.ndarray | None = None) -> tuple[list[Jolt], int]:
+        """Classify, merge and grade. ``events``: decoded EVENT packets (high-rate windows);
+        ``walking`` / ``vehicle``: per-second activity flags (:mod:`.context`; None: unknown,
+        taken as not walking / in a vehicle).
+
+        Each trigger run gets its own cause first; manoeuvre runs of the same cause closer
+        than ``jolt_merge_s`` then form one event (shocks were merged within
+        ``shock_merge_s`` already), runs of different causes never do (a braking
+        followed by a rear impact are two events, a pothole inside a braking is its own).
+        Rejected, and counted as the wearer's own movement (the second value returned, with
+        the head-only crossings): steps (walking context); manoeuvres outside a vehicle
+        context or with the trunk turning more than ``body_turn_deg`` (sitting down, lying
+        down, bending or reaching make the trunk's gravity look like a sustained
+        acceleration); outside a vehicle, shocks below ``knock_min_g`` (sitting down hard,
+        clapping) and shocks in a series (``series_rate_hz`` over ``series_s``: hopping, jogging,
+        stairs). Outside a vehicle a shock that stays is a knock (a fall or a blow), whatever
+        its direction."""
+        s = self.s
         self._measure_final()
         windows = _event_windows(events or [], t0_ms)
-        groups: list[list[dict]] = []
-        for r in sorted(self.runs, key=lambda r: r["start_s"]):
-            if groups and r["start_s"] - groups[-1][-1]["end_s"] <= self.s.jolt_merge_s:
-                groups[-1].append(r)
-            else:
-                groups.append([r])
-        jolts, head_turns = [], 0
-        for g in groups:
-            if g[-1]["end_s"] - g[0]["start_s"] > self.s.jolt_max_s:
-                continue  # longer than any manoeuvre: sustained or rhythmic motion
-            if walking is not None and len(walking):
-                secs = np.arange(int(g[0]["start_s"]), int(g[-1]["end_s"]) + 1)
-                if walking[np.clip(secs, 0, len(walking) - 1)].mean() > 0.5:
-                    continue  # steps, not a jolt
-            j = self._classify(g, windows)
-            if j is None:
-                head_turns += 1
-            else:
-                jolts.append(j)
-        return jolts, head_turns
 
-    def _classify(self, g: list[dict], windows: list[dict]) -> Jolt | None:
+        def flag(mask, r, margin=0.0, default=False):
+            if mask is None or not len(mask):
+                return default
+            secs = np.arange(int(r["start_s"] - margin), int(r["end_s"] + margin) + 1)
+            return bool(mask[np.clip(secs, 0, len(mask) - 1)].mean() > 0.5) if margin == 0 else \
+                bool(mask[np.clip(secs, 0, len(mask) - 1)].any())
+
+        for r in self.runs:
+            if r["kind"] == "m" and r["horiz_fwhm_s"] < s.impulsive_max_s and r["horiz_peak_g"] >= s.jolt_trigger_g:
+                # an impact seen through the seat back (a smooth 0.1–0.3 s push): sustained-band
+                # crossing, but far too brief for a manoeuvre
+                r.update(kind="s", shock_t_s=r["t_s"], shock_g=r["horiz_peak_g"], shock_vertical_g=abs(r["vertical_g"]),
+                         shock_horizontal_g=r["horiz_peak_g"])
+        shocks_t = np.array(sorted(r["shock_t_s"] for r in self.runs if r["kind"] == "s"))
+        manoeuvres = [(r["start_s"], r["end_s"]) for r in self.runs
+                      if r["kind"] == "m" and r["end_s"] - r["start_s"] >= SHOCK_ECHO_S]
+        own = self.head_only
+        kept: list[tuple[str, dict]] = []
+        for r in sorted(self.runs, key=lambda r: r["start_s"]):
+            if flag(walking, r):
+                own += 1
+                continue
+            in_car = flag(vehicle, r, margin=s.vehicle_margin_s, default=True)
+            if r["kind"] == "m":
+                if r["end_s"] - r["start_s"] < SHOCK_ECHO_S and np.any(
+                        (shocks_t >= r["start_s"] - SHOCK_ECHO_S) & (shocks_t <= r["end_s"] + SHOCK_ECHO_S)):
+                    continue  # a shock's own trace in the sustained band, not a manoeuvre
+                if not in_car or r["trunk_turn_deg"] > s.body_turn_deg:
+                    own += 1
+                    continue
+            elif r["shock_g"] < s.vibration_floor_ratio * self._floor_around(r["shock_t_s"]):
+                continue  # road vibration: the start or end of a rough stretch
+            elif in_car and r["shock_vertical_g"] <= s.bump_vertical_ratio * r["shock_horizontal_g"] and any(
+                    a - s.manoeuvre_merge_s <= r["shock_t_s"] <= b + s.manoeuvre_merge_s for a, b in manoeuvres):
+                continue  # the jerk of a braking's or a corner's onset or release, not a shock of its own
+            elif not in_car:
+                near = np.abs(shocks_t - r["shock_t_s"]) <= s.series_s / 2
+                if r["shock_g"] < s.knock_min_g or near.sum() >= np.ceil(s.series_rate_hz * s.series_s):
+                    own += 1
+                    continue
+            kept.append((self._cause(r, in_car), r))
+        groups: list[tuple[str, list[dict]]] = []
+        for cause, r in kept:
+            # a left and a right corner in a row are two manoeuvres
+            prev = next((g for g in reversed(groups) if g[0] == cause and (
+                cause != "lateral" or g[1][-1]["vehicle_across_g"] * r["vehicle_across_g"] > 0)), None)
+            if prev is not None and prev is groups[-1] and (
+                    (r["kind"] == "m" and r["start_s"] - prev[1][-1]["end_s"] <= s.jolt_merge_s)
+                    or (r["kind"] == "s" and abs(r["shock_t_s"] - prev[1][-1]["shock_t_s"]) <= s.shock_merge_s)):
+                prev[1].append(r)
+            else:
+                groups.append((cause, [r]))
+        jolts = [self._classify(cause, g, windows) for cause, g in groups]
+        return sorted(jolts, key=lambda j: j.peak_t_s), own
+
+    def _floor_around(self, t_s: float) -> float:
+        """Vibration floor (g) around a time: the larger of the median per-second RMS of the
+        high band over the ``vibration_floor_s`` before and the ``vibration_floor_s`` after
+        the shock's second (a shock and its ringing fill one or two seconds, not a median)."""
+        k, w = int(t_s), max(1, int(self.s.vibration_floor_s))
+        before = [self.sec_ms[i] for i in range(k - w, k) if i in self.sec_ms]
+        after = [self.sec_ms[i] for i in range(k + 1, k + 1 + w) if i in self.sec_ms]
+        return float(np.sqrt(max(np.median(before) if before else 0.0, np.median(after) if after else 0.0)))
+
+    def _cause(self, r: dict, in_car: bool) -> str:
+        s = self.s
+        if r["kind"] == "m":
+            if abs(r["vehicle_across_g"]) > abs(r["vehicle_along_g"]):
+                return "lateral"
+            return "braking" if r["vehicle_along_g"] < 0 else "acceleration"
+        if not in_car:
+            return "knock"
+        if r["shock_vertical_g"] > s.bump_vertical_ratio * r["shock_horizontal_g"]:
+            return "bump"
+        return "rear_impact_like" if r["horiz_along_g"] > 0 else "knock"
+
+    def _classify(self, cause: str, g: list[dict], windows: list[dict]) -> Jolt:
         s = self.s
         best = max(g, key=lambda r: r["peak"][0])
         trunk_g = max(r["peak"][0] for r in g)
@@ -326,10 +599,6 @@ class JoltDetector:
         veh_along = max((r["vehicle_along_g"] for r in g), key=abs)
         veh_across = max((r["vehicle_across_g"] for r in g), key=abs)
         vehicle = float(np.hypot(veh_along, veh_across))
-        head_dps = get("head_dps")
-        if (self.n_imu > 1 and trunk_g < s.jolt_trigger_g and head_dps > s.head_turn_dps
-                and vehicle < s.jolt_trigger_g):
-            return None  # a voluntary head turn
         source = "stream"
         win = _match_window(windows, best["start_s"], best["end_s"])
         if win is not None:
@@ -337,27 +606,20 @@ class JoltDetector:
             if self.n_imu > 1 and len(win["peak"]) > 1:
                 head_g = max(head_g, win["peak"][-1])
             source = "event window"
-        vertical = best["vertical_g"]
-        horiz = best["horiz_peak_g"]
         grade_of = lambda key: max(r[key] for r in g)  # noqa: E731
-        t_peak = best["t_s"]
-        if abs(vertical) > s.bump_vertical_ratio * horiz:
-            cause, size, bounds = "bump", grade_of("grade_vertical_g"), (s.shock_moderate_g, s.shock_severe_g)
-        elif best["horiz_fwhm_s"] < s.impulsive_max_s:
-            cause = "rear_impact_like" if best["horiz_along_g"] > 0 else "knock"
-            size, bounds = grade_of("grade_horizontal_g"), (s.shock_moderate_g, s.shock_severe_g)
-        else:
-            if abs(veh_across) > abs(veh_along):
-                cause = "lateral"
-            else:
-                cause = "braking" if veh_along < 0 else "acceleration"
+        if cause in ("braking", "acceleration", "lateral"):
             size, bounds = grade_of("grade_sustained_g"), (s.jolt_moderate_g, s.jolt_severe_g)
             t_peak = max(g, key=lambda r: r["vehicle_g"])["t_vehicle_s"]
+        else:
+            # a knock (a fall, a blow) may come from any direction: its whole size
+            key = {"bump": "grade_vertical_g", "knock": "grade_magnitude_g"}.get(cause, "grade_horizontal_g")
+            size, bounds = grade_of(key), (s.shock_moderate_g, s.shock_severe_g)
+            t_peak = max(g, key=lambda r: r["shock_g"])["shock_t_s"]
         grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
         return Jolt(
             peak_t_s=t_peak, start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
-            peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(head_dps),
-            peak_vehicle_g=vehicle, peak_vertical_g=float(vertical), peak_head_rel_g=float(get("head_rel_g")),
+            peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(get("head_dps")),
+            peak_vehicle_g=vehicle, peak_vertical_g=float(best["vertical_g"]), peak_head_rel_g=float(get("head_rel_g")),
             peak_neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
         )
 
@@ -436,6 +698,27 @@ def rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     out[..., 1] = vy + w * ty + (z * tx - x * tz)
     out[..., 2] = vz + w * tz + (x * ty - y * tx)
     return out
+
+
+def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` (n,) widened by ``k`` samples on either side (same length, any n)."""
+    full = np.convolve(mask.astype(float), np.ones(2 * k + 1), mode="full")
+    return full[k: k + len(mask)] > 0
+
+
+def _tilt_change_deg(q0: np.ndarray, gyr: np.ndarray, rate: float) -> float:
+    """Largest change of inclination (deg) over a window: the angle between world up seen
+    from the sensor at the first sample (fused orientation ``q0``) and up carried to each
+    later sample by the gyroscope (``gyr`` (n, 3) rad/s, offset removed). The gyroscope, not
+    the fused orientation, because the fusion leans into a sustained acceleration (a 0.9 g
+    braking would read as a 20° tilt); rotation about vertical (a car's turn) changes nothing."""
+    if len(gyr) < 2:
+        return 0.0
+    up0 = _up_in_sensor(q0[None])[0]
+    rel = _scan(np.concatenate([[[1.0, 0.0, 0.0, 0.0]], _exp(gyr[1:] / rate)]))  # sensor(t) -> sensor(0)
+    up = rotate(quat.conj(rel), np.broadcast_to(up0, (len(rel), 3)))
+    c = np.clip(up @ up0 / np.maximum(np.linalg.norm(up, axis=1) * np.linalg.norm(up0), 1e-12), -1.0, 1.0)
+    return float(np.degrees(np.arccos(c.min())))
 
 
 def _fwhm(x: np.ndarray, i: int) -> int:

@@ -108,6 +108,11 @@ def pattern(ep: PostureEpisode, s: AnalysisSettings) -> str:
     """Plain-words pattern of a neck episode: phone / looking down vs keyboard."""
     if ep.kind != "neck_flexion":
         return "hunched upper back"
+    # head-vs-trunk geometry: on a phone the neck bends deep (33–45°) over a back that is
+    # upright or leans a little (seated: 15–20°); at a keyboard the back leans further or
+    # the neck bends less, the eyes on a screen ahead
+    if ep.mean_deg >= s.phone_neck_deg and ep.mean_trunk_inclination_deg < s.phone_trunk_max_deg:
+        return "phone / looking down (deep neck flexion, back upright or slightly forward)"
     if ep.mean_trunk_inclination_deg >= s.keyboard_trunk_deg:
         return "keyboard (neck and upper back forward)"
     if ep.mean_deg >= s.phone_neck_deg:

@@ -46,13 +46,13 @@ MEANING = {
     "Sitting back against the chair and bringing the work closer helps.",
     "bed_neck": "In bed your neck stayed bent relative to your back for a long time. A pillow that keeps "
     "the head in line with the spine (about 10 cm lying on the back, shoulder height lying on the side) helps.",
-    "knock": "A short sideways or backwards knock, e.g. a bump against the head or body.",
+    "knock": "A short knock or blow to the body; away from a vehicle this is often a fall or bumping into something.",
     "braking": "A hard deceleration, as in firm or emergency braking: the head is thrown forward.",
     "acceleration": "A hard acceleration: the body is pushed back into the seat and the head lags.",
     "bump": "A vertical shock, as from a pothole, speed bump or a step down.",
     "lateral": "A sideways jolt, as from sharp cornering or a knock from the side.",
-    "rear_impact_like": "A sudden strong push from behind, like a low-speed rear impact: the kind of "
-    "movement that can cause whiplash. If you have neck pain after it, see a clinician.",
+    "rear_impact_like": "A sudden strong push from behind, like a low-speed rear impact: the body is "
+    "pushed forward and the head lags, bending the neck back.",
 }
 GRADE_WORDS = {
     "vehicle": {"mild": "within normal driving", "moderate": "harsh, beyond normal driving",
@@ -412,7 +412,10 @@ def _jolt_chart(f: Findings) -> go.Figure:
         customdata=[CAUSE_WORDS[j.cause] for j in js],
         hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
     ))
-    return _layout(fig, 280, yaxis_title="upper back peak (g)", xaxis={"type": "category"})
+    # one clock-time label per jolt: upright, so that jolts seconds apart (a braking, then a
+    # bump) still have readable labels on a phone
+    return _layout(fig, 280, yaxis_title="upper back peak (g)",
+                   xaxis={"type": "category", "tickangle": -90, "automargin": True})
 
 
 def _band_chart(bands: dict, names: dict, words: dict, title: str) -> go.Figure:

@@ -1,0 +1,142 @@
+"""Jolts told from the wearer's own movement, split where the cause changes, never dropped
+whole; calibration that checks the head; phone vs keyboard (issue 15)."""
+
+import numpy as np
+import pytest
+
+from nape.analysis import analyse
+from nape.analysis.findings import PostureEpisode
+from nape.analysis.posture import pattern
+from nape.settings import AnalysisSettings
+from tests.recording_factory import G, in_car, pitch_quat, road_vibration, write_recording
+
+RATE = 100.0
+
+
+def _pulse(n, t_peak_s, peak_ms2, axis_vec, width_s):
+    t = np.arange(n) / RATE - t_peak_s
+    env = np.exp(-0.5 * (t / (width_s / 2.355)) ** 2) * peak_ms2
+    return env[:, None] * np.asarray(axis_vec, float)[None, :]
+
+
+def _plateau(n, t0, t1, g, axis_vec, ramp_s=0.5):
+    """0 → g·G → 0 along ``axis_vec`` with linear ramps, plateau from t0 to t1 (s)."""
+    t = np.arange(n) / RATE
+    env = np.clip(np.minimum((t - t0) / ramp_s + 1, (t1 - t) / ramp_s + 1), 0, 1) * g * G
+    return env[:, None] * np.asarray(axis_vec, float)[None, :]
+
+
+def test_head_nods_and_looks_are_not_jolts(tmp_path):
+    """Nods (30° at ~180 °/s) move the head ~0.4 g while the trunk stays: not vehicle events."""
+    n = int(90 * RATE)
+    t = np.arange(n) / RATE
+    head = np.zeros(n)
+    for t0 in range(30, 85, 6):
+        s = np.clip((t - t0) / 0.25, 0, 1)
+        back = np.clip((t - t0 - 1.0) / 0.25, 0, 1)
+        head += 30 * (s * s * (3 - 2 * s) - back * back * (3 - 2 * back))
+    q_t = pitch_quat(np.zeros(n))
+    q_h = pitch_quat(head)
+    # the head sensor 0.15 m above the neck pivot: its linear acceleration from the nod
+    ang = np.radians(head)
+    pos = 0.15 * np.column_stack([np.sin(ang), np.zeros(n), np.cos(ang)])
+    lin_h = np.gradient(np.gradient(pos, 1 / RATE, axis=0), 1 / RATE, axis=0)
+    assert np.linalg.norm(lin_h, axis=1).max() > 0.35 * G  # over the trigger
+    f = analyse(write_recording(tmp_path / "n.nape", RATE, q_t, q_h, lin_trunk=in_car(np.zeros((n, 3)), RATE),
+                                lin_head=lin_h))
+    assert f.jolts == []
+    assert f.head_turns >= 5  # counted as the wearer's own head movements
+
+
+def test_braking_then_rear_impact_are_two_events_each_with_its_own_nic(tmp_path):
+    """A 0.5 g braking and, 2 s after it ends, a 2 g push from behind: two events, the impact's
+    NIC measured from its own onset."""
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    brake = _plateau(n, 60.0, 62.0, 0.5, [-1, 0, 0])
+    push = _pulse(n, 64.5, 2.0 * G, [1, 0, 0], width_s=0.1)
+    head = np.roll(push, int(0.06 * RATE), axis=0) * 1.2
+    f = analyse(write_recording(tmp_path / "b.nape", RATE, q, q, lin_trunk=in_car(brake + push, RATE),
+                                lin_head=brake + head))
+    assert [j.cause for j in f.jolts] == ["braking", "rear_impact_like"]
+    assert f.jolts[1].peak_t_s == pytest.approx(64.5, abs=0.2)
+    assert f.jolts[1].nic_m2s2 > 0.5
+
+
+def test_pothole_inside_a_braking_is_its_own_event(tmp_path):
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    brake = _plateau(n, 60.0, 63.0, 0.5, [-1, 0, 0])
+    bump = _pulse(n, 61.5, 2.0 * G, [0, 0, 1], width_s=0.06)
+    f = analyse(write_recording(tmp_path / "p.nape", RATE, q, q, lin_trunk=in_car(brake + bump, RATE),
+                                lin_head=brake + bump))
+    assert sorted(j.cause for j in f.jolts) == ["braking", "bump"]
+    assert next(j for j in f.jolts if j.cause == "bump").peak_t_s == pytest.approx(61.5, abs=0.1)
+
+
+def test_chain_of_manoeuvres_longer_than_jolt_max_is_split_not_dropped(tmp_path):
+    """Accelerate, corner, corner with ~2 s gaps: 23 s in all, over jolt_max_s (15 s)."""
+    n = int(150 * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = (_plateau(n, 60.0, 63.0, 0.45, [1, 0, 0]) + _plateau(n, 66.0, 72.0, 0.45, [0, 1, 0])
+           + _plateau(n, 75.0, 82.0, 0.45, [0, -1, 0]))
+    f = analyse(write_recording(tmp_path / "c.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin))
+    assert f.jolts[-1].end_s - f.jolts[0].start_s > AnalysisSettings().jolt_max_s
+    assert [j.cause for j in f.jolts] == ["acceleration", "lateral", "lateral"]
+
+
+def test_rough_road_raises_no_jolts_but_a_pothole_in_it_stands_out(tmp_path):
+    """Vertical vibration of 0.12 g RMS crosses the 0.35 g trigger often; a 2 g pothole in it is found."""
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    rough = road_vibration(n, RATE, rms_g=0.12, seed=3)
+    assert (np.abs(rough[:, 2]) > 0.35 * G).mean() > 0.002
+    quiet = analyse(write_recording(tmp_path / "r.nape", RATE, q, q, lin_trunk=rough, lin_head=rough))
+    assert quiet.jolts == []
+    bump = _pulse(n, 80.0, 2.0 * G, [0, 0, 1], width_s=0.06)
+    f = analyse(write_recording(tmp_path / "rb.nape", RATE, q, q, lin_trunk=rough + bump, lin_head=rough + bump))
+    assert [j.cause for j in f.jolts] == ["bump"]
+
+
+def test_a_manoeuvre_outside_a_vehicle_is_not_reported(tmp_path):
+    """No road vibration: a sustained 0.5 g push is the wearer's own doing, not a braking."""
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = _plateau(n, 60.0, 62.0, 0.5, [-1, 0, 0])
+    f = analyse(write_recording(tmp_path / "o.nape", RATE, q, q, lin_trunk=lin, lin_head=lin))
+    assert f.jolts == []
+
+
+def test_neutral_is_a_guess_when_the_head_starts_flexed(tmp_path):
+    """A recording that starts while reading (head 40° down, trunk upright): not a neutral."""
+    n = int(60 * RATE)
+    f = analyse(write_recording(tmp_path / "h.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(np.full(n, 40.0))))
+    assert f.calibration.method == "guess"
+    assert f.calibration.guess_error_deg == pytest.approx(40, abs=3)
+    assert "off by up to" in f.calibration.detail
+    upright = analyse(write_recording(tmp_path / "u.nape", RATE, pitch_quat(np.zeros(n)), pitch_quat(np.zeros(n))))
+    assert upright.calibration.method == "automatic" and upright.calibration.guess_error_deg is None
+
+
+@pytest.mark.parametrize("neck,trunk,word", [(40, 18, "phone"), (40, 3, "phone"), (25, 20, "keyboard"),
+                                             (38, 30, "keyboard")])
+def test_phone_and_keyboard_told_apart_by_head_and_trunk(neck, trunk, word):
+    ep = PostureEpisode("neck_flexion", 0.0, 120.0, float(neck), float(neck) + 5, mean_trunk_inclination_deg=float(trunk))
+    assert pattern(ep, AnalysisSettings()).startswith(word)
+
+
+def test_single_sample_glitches_raise_no_jolt_but_a_real_shock_keeps_its_grade(tmp_path):
+    """One sample of one axis at ±8–12 g (a bus error) is not a shock; a 2 g pothole next to
+    them is found with its full peak."""
+    n = int(120 * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = in_car(_pulse(n, 90.0, 2.0 * G, [0, 0, 1], width_s=0.06), RATE)
+    p = write_recording(tmp_path / "g.nape", RATE, q, q, lin_trunk=lin, lin_head=lin)
+    ref = analyse(p)
+    assert [j.cause for j in ref.jolts] == ["bump"]
+    glitchy = lin.copy()
+    for t, axis, g in ((40.0, 0, 12.0), (55.5, 2, -8.0), (70.25, 1, 10.0)):
+        glitchy[int(t * RATE), axis] += g * G
+    f = analyse(write_recording(tmp_path / "gg.nape", RATE, q, q, lin_trunk=glitchy, lin_head=lin))
+    assert [(j.cause, j.grade) for j in f.jolts] == [(j.cause, j.grade) for j in ref.jolts]
+    assert f.jolts[0].peak_trunk_g == pytest.approx(ref.jolts[0].peak_trunk_g, rel=1e-3)  # VQF sees the glitch
