@@ -90,26 +90,17 @@ def read_long(path: Path, rename: dict[str, str]) -> dict[tuple[str, str], tuple
         ti, tscale = _time_column(names, path)
         si, cols = names.index("sensor"), [names.index(c) for c in ("x", "y", "z")]
         out: dict[tuple[str, str], list] = {}
-        reader = csv.reader(text, delimiter=delim)
-        try:
-            for row in reader:
-                ln = reader.line_num + 1
-                if not any(c.strip() for c in row):
-                    continue
-                if len(row) < len(names):
-                    raise StreamError(f"{path.name} line {ln}: too few columns ({len(row)}; the header has {len(names)})")
-                role, _, kind = row[si].strip().lower().rpartition("_")
-                kind = SENSOR_NAMES.get(kind)
-                if kind is None:
-                    continue  # magnetometer, temperature, ...
-                role = role or "trunk"
-                if role not in ROLES:
-                    raise StreamError(f"{path.name} line {ln}, column sensor: unknown IMU {role!r} (trunk or head)")
-                t = _number(row[ti], path, ln, names[ti]) * tscale
-                xyz = [_number(row[c], path, ln, names[c]) for c in cols]
-                out.setdefault((role, kind), []).append((t, *xyz, ln))
-        except UnicodeDecodeError:
-            raise StreamError(f"{path.name}: not UTF-8 text (is it a CSV file?)") from None
+        for ln, row in _data_rows(text, delim, names, path):
+            role, _, kind = row[si].strip().lower().rpartition("_")
+            kind = SENSOR_NAMES.get(kind)
+            if kind is None:
+                continue  # magnetometer, temperature, ...
+            role = role or "trunk"
+            if role not in ROLES:
+                raise StreamError(f"{path.name} line {ln}, column sensor: unknown IMU {role!r} (trunk or head)")
+            t = _number(row[ti], path, ln, names[ti]) * tscale
+            xyz = [_number(row[c], path, ln, names[c]) for c in cols]
+            out.setdefault((role, kind), []).append((t, *xyz, ln))
     streams = {}
     for key, rows in out.items():
         a = np.array(rows, float)
@@ -133,25 +124,35 @@ def read_wide(path: Path, rename: dict[str, str], kind: str) -> dict[tuple[str, 
         if "trunk" not in sets:
             raise StreamError(f"{path.name} line 1: no trunk_{kind}_x..z (or x, y, z) columns")
         rows = []
-        reader = csv.reader(text, delimiter=delim)
-        try:
-            for row in reader:
-                ln = reader.line_num + 1
-                if not any(c.strip() for c in row):
-                    continue
-                if len(row) < len(names):
-                    raise StreamError(f"{path.name} line {ln}: too few columns ({len(row)}; the header has {len(names)})")
-                vals = [_number(row[ti], path, ln, names[ti]) * tscale]
-                for role in sets:
-                    vals += [_number(row[c], path, ln, names[c]) for c in sets[role]]
-                rows.append(vals + [ln])
-        except UnicodeDecodeError:
-            raise StreamError(f"{path.name}: not UTF-8 text (is it a CSV file?)") from None
+        for ln, row in _data_rows(text, delim, names, path):
+            vals = [_number(row[ti], path, ln, names[ti]) * tscale]
+            for role in sets:
+                vals += [_number(row[c], path, ln, names[c]) for c in sets[role]]
+            rows.append(vals + [ln])
     if not rows:
         raise StreamError(f"{path.name}: no data rows after the header")
     a = np.array(rows, float)
     return {(role, kind): (a[:, 0], a[:, 1 + 3 * i: 4 + 3 * i], a[:, -1].astype(np.int64))
             for i, role in enumerate(sets)}
+
+
+def _data_rows(text, delim: str, names: list[str], path: Path):
+    """(line number, row) for every non-blank data row of an open CSV after its header.
+
+    Raises:
+        StreamError: a row with fewer columns than the header; not UTF-8 text.
+    """
+    reader = csv.reader(text, delimiter=delim)
+    try:
+        for row in reader:
+            ln = reader.line_num + 1
+            if not any(c.strip() for c in row):
+                continue
+            if len(row) < len(names):
+                raise StreamError(f"{path.name} line {ln}: too few columns ({len(row)}; the header has {len(names)})")
+            yield ln, row
+    except UnicodeDecodeError:
+        raise StreamError(f"{path.name}: not UTF-8 text (is it a CSV file?)") from None
 
 
 def check_increasing(t: np.ndarray, lines: np.ndarray, path: Path, what: str) -> None:
