@@ -175,3 +175,13 @@ def test_a_stronger_event_of_the_same_cause_is_never_graded_lower(tmp_path, caus
         grades.append(GRADE_RANK[j[0].grade])
     assert grades == sorted(grades), grades
     assert grades[0] < grades[-1]
+
+
+def test_simulator_labels_never_grade_a_stronger_event_lower():
+    """The labels' grading (same quantity and settings as the analysis): monotone in size per kind."""
+    from nape.sim.labels import SEVERITY_THRESHOLDS_G, severity
+
+    sizes = np.linspace(0.0, 6.0, 601)
+    for kind in SEVERITY_THRESHOLDS_G:
+        ranks = [GRADE_RANK[severity(kind, a)] for a in sizes]
+        assert ranks == sorted(ranks) and ranks[0] == 0 and ranks[-1] == 2, kind
