@@ -15,6 +15,21 @@ import numpy as np
 
 from .settings import CLINICAL_GUIDANCE, AnalysisSettings
 
+
+def fmt_duration(seconds: float) -> str:
+    """'2 h 10 min', '34 min', '3 min 20 s', '45 s', 'under 1 s' (seconds in, text out)."""
+    if 0 < seconds < 0.5:
+        return "under 1 s"
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h} h {m} min"
+    if m:
+        return f"{m} min" if m >= 10 or not s else f"{m} min {s} s"
+    return f"{s} s"
+
+
 # ---------------------------------------------------------------- glossary
 
 #: Terms a wearer may not know: (name shown, regular expression finding it in page text,

@@ -9,6 +9,7 @@ judged when the valid data is shorter, instead of being reported as "never".
 
 from __future__ import annotations
 
+from ..plainwords import fmt_duration
 from ..settings import AnalysisSettings
 
 #: Below this share of the recorded span, a recording is flagged "little valid data": its
@@ -29,19 +30,19 @@ def not_judged(valid_s: float, n_imu: int, s: AnalysisSettings) -> list[str]:
     if valid_s <= 0:
         return ["No valid samples: nothing could be judged (posture, activity, jolts)."]
     out = []
-    span = _fmt(valid_s)
+    span = fmt_duration(valid_s)
     if valid_s < s.hold_s:
         what = "neck or upper-back" if n_imu > 1 else "upper-back"
-        out.append(f"Too short to judge {what} posture holds of {_fmt(s.hold_s)} (only {span} of valid data): "
+        out.append(f"Too short to judge {what} posture holds of {fmt_duration(s.hold_s)} (only {span} of valid data): "
                    "no poor-posture episode or ISO 11226 verdict is possible.")
     if valid_s < s.bed_hold_s and n_imu > 1:
-        out.append(f"Too short to judge neck posture in bed (held {_fmt(s.bed_hold_s)}).")
+        out.append(f"Too short to judge neck posture in bed (held {fmt_duration(s.bed_hold_s)}).")
     if valid_s < 0.6 * s.vehicle_window_s:
-        out.append(f"Too short to tell a vehicle ride (needs most of {_fmt(s.vehicle_window_s)} of road vibration).")
+        out.append(f"Too short to tell a vehicle ride (needs most of {fmt_duration(s.vehicle_window_s)} of road vibration).")
     if valid_s < s.walk_min_s:
-        out.append(f"Too short to tell walking (needs {_fmt(s.walk_min_s)} of steps).")
+        out.append(f"Too short to tell walking (needs {fmt_duration(s.walk_min_s)} of steps).")
     if valid_s < s.neutral_window_s:
-        out.append(f"Too short for a still {_fmt(s.neutral_window_s)} to take as the neutral posture: "
+        out.append(f"Too short for a still {fmt_duration(s.neutral_window_s)} to take as the neutral posture: "
                    "angles are relative to the first moment and may be offset.")
     return out
 
@@ -54,7 +55,7 @@ def is_low(valid_s: float, span_s: float) -> bool:
 def rests_on(valid_s: float, span_s: float) -> str:
     """'rests on 7 min 40 s of valid data (85 % of 9 min)' for headline figures."""
     share = 100.0 * valid_s / span_s if span_s > 0 else 0.0
-    return f"{_fmt(valid_s)} of valid data ({share:.0f} % of {_fmt(span_s)} recorded)"
+    return f"{fmt_duration(valid_s)} of valid data ({share:.0f} % of {fmt_duration(span_s)} recorded)"
 
 
 def with_breaks(t_s, *series, max_step_s: float = 1.5):
@@ -72,17 +73,3 @@ def with_breaks(t_s, *series, max_step_s: float = 1.5):
     cut = np.flatnonzero(np.diff(t) > max_step_s) + 1
     tb = np.insert(t, cut, t[cut - 1] + 0.5)
     return tb, [np.insert(np.asarray(y, float), cut, np.nan) for y in series]
-
-
-def _fmt(seconds: float) -> str:
-    """'1 min', '45 s', '2 h 5 min' (seconds in)."""
-    if 0 < seconds < 1:
-        return "under 1 s"
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, sec = divmod(rem, 60)
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min" if not sec or m >= 10 else f"{m} min {sec} s"
-    return f"{sec} s"

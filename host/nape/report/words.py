@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..plainwords import fmt_duration  # noqa: F401  (one duration format for every page and the analysis)
+
 GRADE_COLOUR = {"mild": "#a68a00", "moderate": "#d35400", "severe": "#c62828"}
 
 
@@ -12,16 +14,6 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'es' if word.endswith(('ch', 'sh', 's', 'x')) else 's'}"
 
 
-def fmt_duration(seconds: float) -> str:
-    """'2 h 10 min', '34 min', '3 min 20 s', '45 s' (seconds in, text out)."""
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h} h {m} min"
-    if m:
-        return f"{m} min" if m >= 10 or not s else f"{m} min {s} s"
-    return f"{s} s"
 
 
 def fmt_clock(seconds: float) -> str:
