@@ -140,3 +140,48 @@ def test_single_sample_glitches_raise_no_jolt_but_a_real_shock_keeps_its_grade(t
     f = analyse(write_recording(tmp_path / "gg.nape", RATE, q, q, lin_trunk=glitchy, lin_head=lin))
     assert [(j.cause, j.grade) for j in f.jolts] == [(j.cause, j.grade) for j in ref.jolts]
     assert f.jolts[0].peak_trunk_g == pytest.approx(ref.jolts[0].peak_trunk_g, rel=1e-3)  # VQF sees the glitch
+
+
+GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
+
+
+@pytest.mark.parametrize("cause, sizes_g, shape", [
+    ("braking", [0.4, 0.5, 0.6, 0.75, 0.95], "plateau"),
+    ("bump", [0.8, 1.4, 2.0, 2.6, 3.5, 4.5], "vertical"),
+    ("rear_impact_like", [0.8, 1.4, 2.0, 2.6, 3.5, 4.5], "forward"),
+])
+def test_a_stronger_event_of_the_same_cause_is_never_graded_lower(tmp_path, cause, sizes_g, shape):
+    """Events of one cause at rising sizes, 20 s apart (shuffled in time so the order in the
+    recording is not the order of size): their grades never fall as the size rises, and the
+    sizes span more than one grade (so the test can fail)."""
+    order = [2, 0, 4, 1, 3, 5][: len(sizes_g)]
+    n = int((60 + 20 * len(sizes_g) + 20) * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = np.zeros((n, 3))
+    times = {}
+    for slot, k in enumerate(order):
+        t0 = 60.0 + 20.0 * slot
+        times[k] = t0
+        if shape == "plateau":
+            lin += _plateau(n, t0, t0 + 2.0, sizes_g[k], [-1, 0, 0])
+        else:
+            axis = [0, 0, 1] if shape == "vertical" else [1, 0, 0]
+            lin += _pulse(n, t0, sizes_g[k] * G, axis, width_s=0.08 if shape == "vertical" else 0.1)
+    f = analyse(write_recording(tmp_path / "m.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin))
+    grades = []
+    for k in range(len(sizes_g)):  # in order of size
+        j = [j for j in f.jolts if j.start_s - 1.0 <= times[k] + (1.0 if shape == "plateau" else 0.0) <= j.end_s + 1.0]
+        assert [x.cause for x in j] == [cause], (sizes_g[k], [(x.cause, x.peak_t_s) for x in f.jolts])
+        grades.append(GRADE_RANK[j[0].grade])
+    assert grades == sorted(grades), grades
+    assert grades[0] < grades[-1]
+
+
+def test_simulator_labels_never_grade_a_stronger_event_lower():
+    """The labels' grading (same quantity and settings as the analysis): monotone in size per kind."""
+    from nape.sim.labels import SEVERITY_THRESHOLDS_G, severity
+
+    sizes = np.linspace(0.0, 6.0, 601)
+    for kind in SEVERITY_THRESHOLDS_G:
+        ranks = [GRADE_RANK[severity(kind, a)] for a in sizes]
+        assert ranks == sorted(ranks) and ranks[0] == 0 and ranks[-1] == 2, kind

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from nape.analysis import analyse
-from nape.plainwords import (GLOSSARY, calibration_notes, iso_verdict, jolt_advice, terms_used, top_actions,
+from nape.plainwords import (GLOSSARY, calibration_notes, grade_meaning, iso_verdict, jolt_advice, terms_used, top_actions,
                              walking_offset)
 from nape.report.recording import header_line, quality_notes, render_html, timeline_caption
 from nape.settings import CLINICAL_GUIDANCE, CLINICAL_SOURCES, AnalysisSettings
@@ -99,6 +99,22 @@ def test_imported_header_names_the_file_not_an_empty_firmware():
     line = header_line(F())
     assert "imported from day.csv" in line and "firmware" not in line and "· import" not in line
     assert "sensors: upper back and head" in line
+
+
+@pytest.mark.parametrize("cause", ["braking", "acceleration", "lateral", "bump", "rear_impact_like", "knock"])
+def test_each_grade_of_each_cause_says_what_it_means_with_its_boundary(cause):
+    """One short sentence per grade and cause, naming its grade and the boundary from the
+    recording's settings (a changed setting changes the words), and no clinician advice."""
+    s = {"jolt_moderate_g": 0.4, "jolt_severe_g": 0.7, "shock_moderate_g": 1.2, "shock_severe_g": 2.5}
+    vehicle = cause in ("braking", "acceleration", "lateral")
+    lo, hi = ("0.40", "0.70") if vehicle else ("1.2", "2.5")
+    words = {g: grade_meaning(cause, g, s) for g in ("mild", "moderate", "severe")}
+    for g, w in words.items():
+        assert w.startswith(g.capitalize() + ":") and w.endswith(".") and w.count(". ") == 0, w
+        assert (hi if g == "severe" else lo) + " g" in w, w
+        assert "clinician" not in w
+    assert len(set(words.values())) == 3
+    assert "0.65" in grade_meaning("braking", "severe", {})  # defaults when a recording stored none
 
 
 def test_clinician_advice_only_from_the_cited_guidance():

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .settings import CLINICAL_GUIDANCE
+from .settings import CLINICAL_GUIDANCE, AnalysisSettings
 
 
 def fmt_duration(seconds: float) -> str:
@@ -259,6 +259,57 @@ JOLT_ADVICE = {
     "rear_impact_like": "Keep the head restraint level with the top of your head and close to it.",
     "knock": "Nothing to change unless it happens often; note what you were doing.",
 }
+
+
+#: What each jolt grade means, per cause, on the quantity it is graded on (``[GRADE]`` in
+#: :mod:`nape.settings`, with their sources). ``{lo}`` / ``{hi}``: the cause's moderate /
+#: severe boundaries (g). One short sentence each; no clinician advice here (that comes only
+#: with NIC at or above its reference, see :func:`jolt_advice`).
+GRADE_MEANING = {
+    "manoeuvre": {
+        "mild": "Mild: the vehicle's sustained push on your upper back stayed under {lo:.2f} g, within "
+                "everyday driving.",
+        "moderate": "Moderate: the vehicle's sustained push on your upper back reached {lo:.2f} g or more, the "
+                    "level driving studies call harsh.",
+        "severe": "Severe: the vehicle's sustained push on your upper back reached {hi:.2f} g or more, the "
+                  "level of emergency braking in driving studies.",
+    },
+    "bump": {
+        "mild": "Mild: your upper back's vertical shock stayed under {lo:.1f} g, the size of everyday road "
+                "bumps.",
+        "moderate": "Moderate: your upper back's vertical shock reached {lo:.1f} g or more, like a pothole taken "
+                    "at speed.",
+        "severe": "Severe: your upper back's vertical shock reached {hi:.1f} g or more, far beyond ordinary "
+                  "potholes.",
+    },
+    "rear_impact_like": {
+        "mild": "Mild: the push on your upper back stayed under {lo:.1f} g.",
+        "moderate": "Moderate: the push on your upper back reached {lo:.1f} g or more, a firm push from behind.",
+        "severe": "Severe: the push on your upper back reached {hi:.1f} g or more, about twice what low-speed "
+                  "rear impacts give the head.",
+    },
+    "knock": {
+        "mild": "Mild: the blow to your upper back stayed under {lo:.1f} g.",
+        "moderate": "Moderate: the blow to your upper back reached {lo:.1f} g or more.",
+        "severe": "Severe: the blow to your upper back reached {hi:.1f} g or more, a hard blow or fall.",
+    },
+}
+
+
+def grade_meaning(cause: str, grade: str, s: dict) -> str:
+    """What a jolt's ``grade`` means for its ``cause``, in one plain sentence, with the
+    boundaries the analysis used (``s``: the recording's settings, defaults when missing).
+
+    Raises:
+        KeyError: for a grade other than mild / moderate / severe.
+    """
+    d = AnalysisSettings()  # defaults for settings a recording did not store
+    if cause in ("braking", "acceleration", "lateral"):
+        key, lo, hi = "manoeuvre", s.get("jolt_moderate_g", d.jolt_moderate_g), s.get("jolt_severe_g", d.jolt_severe_g)
+    else:
+        key = cause if cause in GRADE_MEANING else "knock"
+        lo, hi = s.get("shock_moderate_g", d.shock_moderate_g), s.get("shock_severe_g", d.shock_severe_g)
+    return GRADE_MEANING[key][grade].format(lo=float(lo), hi=float(hi))
 
 
 def jolt_advice(cause: str, nic: float | None, nic_ref: float, grade: str = "moderate") -> str:

@@ -23,7 +23,7 @@ from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_recor
 from ..analysis import coverage
 from ..analysis.posture import runs
 from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
-                          episode_advice, iso_verdict, jolt_advice, limits_story, top_actions)
+                          episode_advice, grade_meaning, iso_verdict, jolt_advice, limits_story, top_actions)
 from ..settings import AnalysisSettings
 from .page import esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
@@ -53,12 +53,6 @@ MEANING = {
     "lateral": "A sideways jolt, as from sharp cornering or a knock from the side.",
     "rear_impact_like": "A sudden strong push from behind, like a low-speed rear impact: the body is "
     "pushed forward and the head lags, bending the neck back.",
-}
-GRADE_WORDS = {
-    "vehicle": {"mild": "within normal driving", "moderate": "harsh, beyond normal driving",
-                "severe": "at emergency-braking level"},
-    "shock": {"mild": "a light shock", "moderate": "a firm shock, like a pothole taken at speed",
-              "severe": "a strong shock, about twice what low-speed rear impacts give the head"},
 }
 RULA_MEANING = {
     "1": "neck 0–10° forward: fine",
@@ -111,13 +105,12 @@ def _jolt_order(j: Jolt):
 def jolt_sentence(j: Jolt, s: dict) -> str:
     """What one jolt means, in plain words."""
     vehicle = j.cause in ("braking", "acceleration", "lateral")
-    words = GRADE_WORDS["vehicle" if vehicle else "shock"][j.grade]
     if vehicle:
         how = {"braking": "slowed down", "acceleration": "sped up", "lateral": "turned"}[j.cause]
-        size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g ({words})." if np.isfinite(j.peak_vehicle_g) else ""
+        size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g." if np.isfinite(j.peak_vehicle_g) else ""
     else:
-        size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock ({words})."
-    out = f"{MEANING.get(j.cause, '')} {size}".strip()
+        size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock."
+    out = f"{MEANING.get(j.cause, '')} {size} {grade_meaning(j.cause, j.grade, s)}".strip()
     ref = s.get("nic_reference_m2s2", 15.0)
     if np.isfinite(j.nic_m2s2):
         if j.nic_m2s2 >= ref:
