@@ -273,10 +273,13 @@ class JoltDetector:
         if have.any():
             past[have] = np.nanmedian(win[have], axis=1)
         # lower quartile of the 0.1 s slices of each second (this block's part of it)
-        sl = index // step
+        # slices counted within each second, so every second has its own (a rate that
+        # is no multiple of the slice length would otherwise leave a second without one)
+        per = r // step + 1
+        sl = sec * per + (index - sec * r) // step
         su, sinv = np.unique(sl, return_inverse=True)
         sms = np.bincount(sinv, weights=ms) / np.bincount(sinv)
-        ssec = (su * step) // r
+        ssec = su // per
         order = np.lexsort((sms, ssec))
         v, g = sms[order], ssec[order]
         starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
