@@ -8,7 +8,6 @@ without it (a missing browser fails them otherwise).
 
 import asyncio
 import json
-import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -179,20 +178,6 @@ def test_a_failing_observer_never_costs_recorded_data(tmp_path):
 
 
 # ---------------------------------------------------------------- headless Chromium
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from bench._chromium import BrowserMissing, Chromium
-
-    try:
-        b = Chromium()
-    except BrowserMissing:
-        if os.environ.get("NAPE_SKIP_BROWSER") == "1":
-            pytest.skip("NAPE_SKIP_BROWSER=1 and no chromium")
-        raise
-    yield b
-    b.close()
 
 
 @pytest.mark.parametrize("width", [390, 1280])

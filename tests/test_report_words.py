@@ -161,20 +161,6 @@ def test_trends_period_column_is_not_cut_at_80_columns(monkeypatch):
 # ---------------------------------------------------------------- headless Chromium
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from bench._chromium import BrowserMissing, Chromium
-
-    try:
-        b = Chromium()
-    except BrowserMissing:
-        if os.environ.get("NAPE_SKIP_BROWSER") == "1":
-            pytest.skip("NAPE_SKIP_BROWSER=1 and no chromium")
-        raise
-    yield b
-    b.close()
-
-
 VISIBLE_TEXT = """(() => {
   const g = document.getElementById('glossary');
   const parts = [];
