@@ -194,7 +194,8 @@ def score_jolts(labels: list, jolts: list, context_at=lambda t: "unknown") -> di
             "kind": lab.kind, "severity": lab.severity, "grade": det.grade,
             "cause": CAUSE_TO_KIND.get(det.cause, det.cause), "dt_s": dt,
             "label_vehicle_g": lab.peak_vehicle_acc_g, "label_trunk_g": lab.peak_trunk_acc_g,
-            "label_grade_g": getattr(lab, "grade_g", None),
+            "label_grade_value": getattr(lab, "grade_value", None),
+            "det_grade_value": getattr(det, "grade_value", None), "det_grade_basis": getattr(det, "grade_basis", None),
             "det_trunk_g": det.peak_trunk_g, "t_s": lab.t_peak,
         })
     matched_labels = {j for _, j, _ in pairs["scored"]}

@@ -97,8 +97,11 @@ def test_rear_impact_like_shock_with_head_lag_gives_nic(tmp_path):
     f = analyse(p)
     assert len(f.jolts) == 1
     j = f.jolts[0]
-    assert j.cause == "rear_impact_like" and j.grade == "moderate"
     assert j.nic_m2s2 > 0.5 and j.peak_head_rel_g > 0.5
+    # graded on NIC (the neck's loading), not on the back's 2 g peak: a 60 ms head lag after a
+    # 2 g, 0.1 s push stays under Euro NCAP's best-seat level (8 m²/s²): mild
+    assert j.cause == "rear_impact_like" and j.grade_basis == "nic" and j.grade_value == j.nic_m2s2
+    assert j.nic_m2s2 < AnalysisSettings().nic_moderate_m2s2 and j.grade == "mild"
 
 
 def test_vertical_shock_is_a_bump_and_quiet_ride_has_no_jolt(tmp_path):

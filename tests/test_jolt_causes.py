@@ -3,9 +3,12 @@ whole; calibration that checks the head; phone vs keyboard (issue 15)."""
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nape.analysis import analyse
 from nape.analysis.findings import PostureEpisode
+from nape.analysis.jolts import GRADE_BOUNDS, grade_of_size
 from nape.analysis.posture import pattern
 from nape.settings import AnalysisSettings
 from tests.recording_factory import G, in_car, pitch_quat, road_vibration, write_recording
@@ -145,15 +148,17 @@ def test_single_sample_glitches_raise_no_jolt_but_a_real_shock_keeps_its_grade(t
 GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
 
 
-@pytest.mark.parametrize("cause, sizes_g, shape", [
-    ("braking", [0.4, 0.5, 0.6, 0.75, 0.95], "plateau"),
-    ("bump", [0.8, 1.4, 2.0, 2.6, 3.5, 4.5], "vertical"),
-    ("rear_impact_like", [0.8, 1.4, 2.0, 2.6, 3.5, 4.5], "forward"),
+@pytest.mark.parametrize("cause, sizes_g, shape, with_head", [
+    ("braking", [0.4, 0.5, 0.6, 0.75, 0.95], "plateau", True),
+    ("bump", [0.5, 0.8, 1.4, 2.0, 2.6, 3.5], "vertical", True),
+    ("rear_impact_like", [0.8, 1.4, 2.0, 2.6, 3.5, 4.5], "forward", True),
+    ("rear_impact_like", [0.8, 1.4, 2.0, 2.6, 3.5, 4.5], "forward", False),
 ])
-def test_a_stronger_event_of_the_same_cause_is_never_graded_lower(tmp_path, cause, sizes_g, shape):
+def test_a_stronger_event_of_the_same_cause_is_never_graded_lower(tmp_path, cause, sizes_g, shape, with_head):
     """Events of one cause at rising sizes, 20 s apart (shuffled in time so the order in the
     recording is not the order of size): their grades never fall as the size rises, and the
-    sizes span more than one grade (so the test can fail)."""
+    sizes span more than one grade (so the test can fail). Rear impacts: on NIC with a head
+    sensor, on the upper back's velocity change without (grade_basis says which)."""
     order = [2, 0, 4, 1, 3, 5][: len(sizes_g)]
     n = int((60 + 20 * len(sizes_g) + 20) * RATE)
     q = pitch_quat(np.zeros(n))
@@ -167,21 +172,59 @@ def test_a_stronger_event_of_the_same_cause_is_never_graded_lower(tmp_path, caus
         else:
             axis = [0, 0, 1] if shape == "vertical" else [1, 0, 0]
             lin += _pulse(n, t0, sizes_g[k] * G, axis, width_s=0.08 if shape == "vertical" else 0.1)
-    f = analyse(write_recording(tmp_path / "m.nape", RATE, q, q, lin_trunk=in_car(lin, RATE), lin_head=lin))
+    # the head lags the upper back by 0.15 s (a rear impact loads the neck through that lag: NIC)
+    head = np.roll(lin, int(0.15 * RATE), axis=0) if cause == "rear_impact_like" else lin
+    f = analyse(write_recording(tmp_path / "m.nape", RATE, q, q if with_head else None, lin_trunk=in_car(lin, RATE),
+                                lin_head=head if with_head else None))
     grades = []
     for k in range(len(sizes_g)):  # in order of size
         j = [j for j in f.jolts if j.start_s - 1.0 <= times[k] + (1.0 if shape == "plateau" else 0.0) <= j.end_s + 1.0]
         assert [x.cause for x in j] == [cause], (sizes_g[k], [(x.cause, x.peak_t_s) for x in f.jolts])
         grades.append(GRADE_RANK[j[0].grade])
+        assert j[0].grade_basis == {"braking": "vehicle", "bump": "seat"}.get(cause, "nic" if with_head else "delta_v")
     assert grades == sorted(grades), grades
     assert grades[0] < grades[-1]
 
 
 def test_simulator_labels_never_grade_a_stronger_event_lower():
-    """The labels' grading (same quantity and settings as the analysis): monotone in size per kind."""
-    from nape.sim.labels import SEVERITY_THRESHOLDS_G, severity
+    """The labels' grading (same quantities and settings as the analysis): monotone in size
+    per kind, each kind's range (g, or NIC m²/s² for rear impacts) spanning all three grades."""
+    from nape.sim.labels import SEVERITY_THRESHOLDS, severity
 
-    sizes = np.linspace(0.0, 6.0, 601)
-    for kind in SEVERITY_THRESHOLDS_G:
+    for kind in SEVERITY_THRESHOLDS:
+        sizes = np.linspace(0.0, 4.0 * SEVERITY_THRESHOLDS[kind][1], 801)
         ranks = [GRADE_RANK[severity(kind, a)] for a in sizes]
         assert ranks == sorted(ranks) and ranks[0] == 0 and ranks[-1] == 2, kind
+
+
+@settings(max_examples=300, deadline=None)
+@given(basis=st.sampled_from(sorted(GRADE_BOUNDS)), a=st.floats(0, 200, allow_nan=False),
+       b=st.floats(0, 200, allow_nan=False), lo=st.floats(0.1, 50), span=st.floats(0.0, 50))
+def test_grading_is_monotone_in_the_graded_quantity_for_any_boundaries(basis, a, b, lo, span):
+    """The analysis' grading (nape.analysis.jolts.grade_of_size with each basis' settings, here
+    at any valid boundaries) and the simulator labels' (nape.sim.labels.severity, defaults)
+    never grade the larger of two events lower."""
+    from nape.sim.labels import SEVERITY_THRESHOLDS, severity
+
+    small, large = sorted((a, b))
+    bounds = (lo, lo + span)
+    assert GRADE_RANK[grade_of_size(small, bounds)] <= GRADE_RANK[grade_of_size(large, bounds)]
+    d = AnalysisSettings()
+    default = tuple(getattr(d, k) for k in GRADE_BOUNDS[basis])
+    assert GRADE_RANK[grade_of_size(small, default)] <= GRADE_RANK[grade_of_size(large, default)]
+    for kind in SEVERITY_THRESHOLDS:
+        assert GRADE_RANK[severity(kind, small)] <= GRADE_RANK[severity(kind, large)]
+
+
+def test_each_cause_is_graded_on_its_own_published_boundaries():
+    """The labels and the analysis read the same settings per cause (one definition)."""
+    from nape.sim.labels import SEVERITY_THRESHOLDS
+
+    d = AnalysisSettings()
+    bounds = {b: tuple(getattr(d, k) for k in keys) for b, keys in GRADE_BOUNDS.items()}
+    assert SEVERITY_THRESHOLDS["braking"] == SEVERITY_THRESHOLDS["lateral"] == bounds["vehicle"]
+    assert SEVERITY_THRESHOLDS["pothole"] == bounds["seat"]
+    assert SEVERITY_THRESHOLDS["rear_impact"] == bounds["nic"]
+    for keys in GRADE_BOUNDS.values():
+        for k in keys:
+            assert k in d.sources and d.sources[k], k  # every boundary has its published source

@@ -105,16 +105,22 @@ def test_imported_header_names_the_file_not_an_empty_firmware():
 def test_each_grade_of_each_cause_says_what_it_means_with_its_boundary(cause):
     """One short sentence per grade and cause, naming its grade and the boundary from the
     recording's settings (a changed setting changes the words), and no clinician advice."""
-    s = {"jolt_moderate_g": 0.4, "jolt_severe_g": 0.7, "shock_moderate_g": 1.2, "shock_severe_g": 2.5}
-    vehicle = cause in ("braking", "acceleration", "lateral")
-    lo, hi = ("0.40", "0.70") if vehicle else ("1.2", "2.5")
+    s = {"jolt_moderate_g": 0.4, "jolt_severe_g": 0.7, "shock_moderate_g": 1.2, "shock_severe_g": 2.6,
+         "pothole_moderate_g": 0.9, "pothole_severe_g": 2.4, "nic_moderate_m2s2": 9.0, "nic_severe_m2s2": 17.0,
+         "impact_dv_moderate_kmh": 7.0, "impact_dv_severe_kmh": 14.0}
+    lo, hi = {"bump": ("0.9 g", "2.4 g"), "rear_impact_like": ("9 m²/s²", "17 m²/s²"),
+              "knock": ("1.2 g", "2.6 g")}.get(cause, ("0.40 g", "0.70 g"))
     words = {g: grade_meaning(cause, g, s) for g in ("mild", "moderate", "severe")}
     for g, w in words.items():
         assert w.startswith(g.capitalize() + ":") and w.endswith(".") and w.count(". ") == 0, w
-        assert (hi if g == "severe" else lo) + " g" in w, w
+        assert (hi if g == "severe" else lo) in w, w
         assert "clinician" not in w
     assert len(set(words.values())) == 3
     assert "0.65" in grade_meaning("braking", "severe", {})  # defaults when a recording stored none
+    if cause == "rear_impact_like":  # without a head sensor: on the back's velocity change, and said less certain
+        for g in ("mild", "moderate", "severe"):
+            w = grade_meaning(cause, g, s, "delta_v")
+            assert "less certain" in w and ("14 km/h" if g == "severe" else "7 km/h") in w, w
 
 
 def test_clinician_advice_only_from_the_cited_guidance():

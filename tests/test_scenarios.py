@@ -126,16 +126,19 @@ def test_simulated_drive_labels_match_the_promise_and_ranges(drive):
     for k in PROMISED_EVENTS["drive"]:
         assert kinds[k] >= 1, k
     brakes = sorted((e for e in ev if e.kind == "braking"), key=lambda e: e.peak_vehicle_acc_g)
-    # graded on the upper back (nape.sim.labels): routine braking stays mild, an emergency stop
-    # severe; this seed's "harsh" draw (0.62 g) reaches the back at 0.66 g and is severe too
-    assert [e.severity for e in brakes] == ["mild", "severe", "severe"]
+    # graded on the vehicle's sustained acceleration (nape.sim.labels): routine braking stays
+    # mild, this seed's "harsh" draw (0.62 g) moderate — the upper back overshoots it at 0.66 g,
+    # which graded it severe when the back was the measure — and the emergency stop severe
+    assert [e.severity for e in brakes] == ["mild", "moderate", "severe"]
     for e in ev:
         if e.kind == "head_turn":
             continue
-        assert e.severity == severity(e.kind, e.grade_g)
-        assert e.grade_g <= e.peak_trunk_acc_g + 1e-9  # a component / low-pass of the trunk's peak
-        if e.kind in ("braking", "acceleration", "lateral"):  # at <= 2 Hz the torso moves with the car
-            assert e.grade_g == pytest.approx(e.peak_vehicle_acc_g, rel=0.15)
+        assert e.severity == severity(e.kind, e.grade_value)
+        if e.kind in ("braking", "acceleration", "lateral"):  # the 2 Hz low-pass of the vehicle's own pulse
+            # (peak_vehicle_acc_g also holds the road's vibration along that axis)
+            assert e.peak_vehicle_acc_g * 0.8 <= e.grade_value <= e.peak_vehicle_acc_g + 1e-9
+        elif e.kind == "pothole":  # the seat: this family's vertical vehicle input
+            assert e.grade_value == pytest.approx(e.peak_vehicle_acc_g, rel=1e-9)
     for e in ev:
         if e.kind in ("braking", "acceleration"):
             assert RANGES["brake_routine_g"][0] - VEH_TOL_G <= e.peak_vehicle_acc_g <= 1.0 + VEH_TOL_G

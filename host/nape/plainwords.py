@@ -263,30 +263,41 @@ JOLT_ADVICE = {
 
 #: What each jolt grade means, per cause, on the quantity it is graded on (``[GRADE]`` in
 #: :mod:`nape.settings`, with their sources). ``{lo}`` / ``{hi}``: the cause's moderate /
-#: severe boundaries (g). One short sentence each; no clinician advice here (that comes only
-#: with NIC at or above its reference, see :func:`jolt_advice`).
+#: severe boundaries in the quantity's unit. One short sentence each; no clinician advice here
+#: (that comes with :func:`jolt_advice`). Keys: the cause, or "rear_impact_like/delta_v" for a
+#: rear impact graded without a head sensor.
 GRADE_MEANING = {
     "manoeuvre": {
-        "mild": "Mild: the vehicle's sustained push on your upper back stayed under {lo:.2f} g, within "
-                "everyday driving.",
-        "moderate": "Moderate: the vehicle's sustained push on your upper back reached {lo:.2f} g or more, the "
-                    "level driving studies call harsh.",
-        "severe": "Severe: the vehicle's sustained push on your upper back reached {hi:.2f} g or more, the "
-                  "level of emergency braking in driving studies.",
+        "mild": "Mild: the vehicle's sustained acceleration stayed under {lo:.2f} g, within everyday driving.",
+        "moderate": "Moderate: the vehicle's sustained acceleration reached {lo:.2f} g or more, the level "
+                    "driving studies call harsh.",
+        "severe": "Severe: the vehicle's sustained acceleration reached {hi:.2f} g or more, the level of "
+                  "emergency braking in driving studies.",
     },
     "bump": {
-        "mild": "Mild: your upper back's vertical shock stayed under {lo:.1f} g, the size of everyday road "
-                "bumps.",
-        "moderate": "Moderate: your upper back's vertical shock reached {lo:.1f} g or more, like a pothole taken "
-                    "at speed.",
-        "severe": "Severe: your upper back's vertical shock reached {hi:.1f} g or more, far beyond ordinary "
-                  "potholes.",
+        "mild": "Mild: the seat's shock, estimated from your upper back's, stayed under {lo:.1f} g, the size "
+                "of ordinary potholes and speed bumps.",
+        "moderate": "Moderate: the seat's shock, estimated from your upper back's, reached {lo:.1f} g or "
+                    "more, harder than ordinary potholes.",
+        "severe": "Severe: the seat's shock, estimated from your upper back's, reached {hi:.1f} g or more, "
+                  "the limit vehicle tests set for a tolerable shock at the seat.",
     },
     "rear_impact_like": {
-        "mild": "Mild: the push on your upper back stayed under {lo:.1f} g.",
-        "moderate": "Moderate: the push on your upper back reached {lo:.1f} g or more, a firm push from behind.",
-        "severe": "Severe: the push on your upper back reached {hi:.1f} g or more, about twice what low-speed "
-                  "rear impacts give the head.",
+        "mild": "Mild: the neck-loading measure NIC stayed under {lo:.0f} m²/s², the level at which "
+                "crash-tested seats score best for whiplash protection.",
+        "moderate": "Moderate: the neck-loading measure NIC reached {lo:.0f} m²/s² or more, beyond what "
+                    "the best crash-tested seats allow.",
+        "severe": "Severe: the neck-loading measure NIC reached {hi:.0f} m²/s² or more, the level "
+                  "proposed as a threshold for neck injury.",
+    },
+    "rear_impact_like/delta_v": {
+        "mild": "Mild, a less certain grade without a head sensor: your upper back's speed changed by "
+                "under {lo:.0f} km/h, below the crashes with a real risk of lasting neck symptoms.",
+        "moderate": "Moderate, a less certain grade without a head sensor: your upper back's speed "
+                    "changed by {lo:.0f} km/h or more, where crash studies find lasting neck symptoms in "
+                    "about one person in five.",
+        "severe": "Severe, a less certain grade without a head sensor: your upper back's speed changed "
+                  "by {hi:.0f} km/h or more, where most lasting neck symptoms occur in crash studies.",
     },
     "knock": {
         "mild": "Mild: the blow to your upper back stayed under {lo:.1f} g.",
@@ -295,20 +306,33 @@ GRADE_MEANING = {
     },
 }
 
+#: the settings holding each meaning's boundaries (moderate, severe)
+GRADE_BOUNDS = {
+    "manoeuvre": ("jolt_moderate_g", "jolt_severe_g"),
+    "bump": ("pothole_moderate_g", "pothole_severe_g"),
+    "rear_impact_like": ("nic_moderate_m2s2", "nic_severe_m2s2"),
+    "rear_impact_like/delta_v": ("impact_dv_moderate_kmh", "impact_dv_severe_kmh"),
+    "knock": ("shock_moderate_g", "shock_severe_g"),
+}
 
-def grade_meaning(cause: str, grade: str, s: dict) -> str:
+
+def grade_meaning(cause: str, grade: str, s: dict, basis: str = "") -> str:
     """What a jolt's ``grade`` means for its ``cause``, in one plain sentence, with the
     boundaries the analysis used (``s``: the recording's settings, defaults when missing).
+    ``basis``: the jolt's ``grade_basis`` ("delta_v": a rear impact graded without a head
+    sensor; "" in older files: the cause's usual basis).
 
     Raises:
         KeyError: for a grade other than mild / moderate / severe.
     """
     d = AnalysisSettings()  # defaults for settings a recording did not store
     if cause in ("braking", "acceleration", "lateral"):
-        key, lo, hi = "manoeuvre", s.get("jolt_moderate_g", d.jolt_moderate_g), s.get("jolt_severe_g", d.jolt_severe_g)
+        key = "manoeuvre"
+    elif cause == "rear_impact_like" and basis == "delta_v":
+        key = "rear_impact_like/delta_v"
     else:
         key = cause if cause in GRADE_MEANING else "knock"
-        lo, hi = s.get("shock_moderate_g", d.shock_moderate_g), s.get("shock_severe_g", d.shock_severe_g)
+    lo, hi = (s.get(k, getattr(d, k)) for k in GRADE_BOUNDS[key])
     return GRADE_MEANING[key][grade].format(lo=float(lo), hi=float(hi))
 
 
@@ -316,9 +340,9 @@ def jolt_advice(cause: str, nic: float | None, nic_ref: float, grade: str = "mod
     """One concrete suggestion for a jolt (its ``grade`` as the analysis gives it); the
     clinician advice only from published guidance."""
     out = JOLT_ADVICE.get(cause, JOLT_ADVICE["knock"])
-    if grade == "mild" and cause != "rear_impact_like":
+    if grade == "mild":
         out = "Nothing to change for one like this; only if they come often, " + out[0].lower() + out[1:]
-    if cause == "rear_impact_like" or (nic is not None and np.isfinite(nic) and nic >= nic_ref):
+    if (cause == "rear_impact_like" and grade != "mild") or (nic is not None and np.isfinite(nic) and nic >= nic_ref):
         out += " " + CLINICAL_GUIDANCE["neck_pain"]
     return out
 
@@ -328,7 +352,7 @@ def top_actions(findings) -> list[str]:
     f = findings
     out: list[tuple[float, str]] = []
     s = f.settings
-    worst = [j for j in f.jolts if j.cause == "rear_impact_like" or j.grade == "severe"
+    worst = [j for j in f.jolts if (j.cause == "rear_impact_like" and j.grade != "mild") or j.grade == "severe"
              or (np.isfinite(j.nic_m2s2) and j.nic_m2s2 >= s.get("nic_reference_m2s2", 15.0))]
     if worst:
         out.append((1e9, f"You had {len(worst)} strong jolt{'s' if len(worst) > 1 else ''} (see Jolts). "

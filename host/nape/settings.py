@@ -9,26 +9,42 @@ Sources cited by key:
   for limited holding times; neck flexion = head inclination − trunk inclination).
 - [NORASI22] Norasi H, et al. (2022) Exposure to neck flexion and risk of neck pain: a
   systematic review. Appl Ergon — 20° neck flexion was the best-supported risk cut-off.
-- [BRAKE] Naturalistic-driving deceleration figures: routine braking ~0.25 g, harsh
-  0.35–0.45 g, emergency 0.64–0.97 g (e.g. Bagdadi & Várhelyi 2011, Accid Anal Prev 43;
-  Fambro et al. 1997, NCHRP Report 400).
-- [POTHOLE] Vertical seat shocks from potholes and road bumps start around 1.4 g
-  (ISO 2631-5 shock guidance; reported pothole seat peaks 1.4–3 g).
+- [BRAKE] Naturalistic-driving figures on the vehicle's acceleration: routine braking
+  ~0.25 g; harsh braking flagged from 0.3–0.45 g (UDRIVE: 3.0 m/s² initial threshold, Jansen &
+  Wesseling 2018; Bagdadi & Várhelyi 2011, Accid Anal Prev 43, and Bagdadi 2013, Transp Res F
+  16:117, on the 100-Car data); emergency braking 0.64–0.97 g (Fambro et al. 1997, NCHRP
+  Report 400); the 100-Car and SHRP2 studies search for crashes and near-crashes from a
+  longitudinal acceleration of 0.6–0.65 g and a lateral one of 0.7–0.75 g (Dingus et al. 2006,
+  DOT HS 810 593; SHRP2 kinematic triggers). Accelerating and cornering use the same
+  boundaries (a Nape choice: drivers rarely exceed 0.4–0.5 g in either).
+- [POTHOLE] Vertical seat shocks. Ordinary potholes and speed bumps give a passenger-car
+  seat 0.3–1 g peak (smartphone and seat-pad road surveys); the NATO Reference Mobility
+  Model takes a 2.5 g peak vertical acceleration at the driver's seat as the limit of
+  tolerable shock over an obstacle (Ahlvin & Haley 1992, NRMM II, US Army WES TR GL-92-19).
+  In ISO 2631-1:1997 terms, a 60 ms half-sine of 2.5 g alone has a vibration dose value of
+  ~9 m/s^1.75, the EU daily action value (Directive 2002/44/EC: 9.1 m/s^1.75).
 - [WHIPLASH] Low-speed rear impacts (Δv ≈ 6 km/h) gave head accelerations up to ~2 g above
   the chest (volunteer sled tests; e.g. Siegmund et al. 1997, SAE 973341).
-- [GRADE] What a jolt grade is defined on (nape.analysis.jolts; the simulator's labels,
-  nape.sim.labels, grade the same quantity from the true signals): the linear acceleration
-  of the upper back (the T1–T4 sensor; world axes, gravity removed), what the wearer's
-  body experienced and the sensor can measure — not the vehicle or seat input, which a
-  body-worn sensor cannot see and which reaches the back transformed by the seat and body
-  (0.4–1.2 × a short seat shock's peak). Manoeuvres (braking, accelerating, cornering): the
-  peak horizontal magnitude after a causal 2nd-order Butterworth low-pass at
-  ``vehicle_lowpass_hz`` (sustained acceleration; at ≤ 2 Hz a belted torso moves with the
-  car, so the vehicle figures of [BRAKE] apply). Bumps: the peak vertical component; impacts:
-  the peak horizontal magnitude; knocks: the peak magnitude, all at the stream's own bandwidth (CFC 60 of
-  SAE J211, 100 Hz corner, would not change a 100 Hz stream). Gravity is removed with the
-  inclination averaged over the minute before the event and carried through it by the
-  gyroscope, so a sustained manoeuvre is not taken for tilt.
+- [NIC] Neck Injury Criterion NIC = 0.2·a_rel + v_rel² (head relative to T1, from the
+  impact's onset): 15 m²/s² proposed as the tolerance for lasting (AIS 1) neck injury
+  (Boström et al. 1996, IRCOBI); 8 m²/s² is the higher performance limit of Euro NCAP's
+  whiplash seat tests (Euro NCAP whiplash assessment protocol, 2008–2014: at or below it a
+  seat scores full marks).
+- [DELTAV] Real-world rear impacts with crash-pulse recorders (Krafft et al. 2002, Traffic
+  Inj Prev 3:141; Kullgren et al. 2003, ESV 18-344): symptoms lasting under a month at an
+  average Δv of 10 km/h (mean acceleration 3.9 g); 20 % risk of symptoms over a month at Δv
+  ≈ 8 km/h; most occupants with symptoms over a month had Δv above 15 km/h.
+- [GRADE] Each cause is graded on the quantity that loads the neck in it, the same
+  definition in the analysis (nape.analysis.jolts, estimated from the body-worn sensors) and
+  in the simulator's labels (nape.sim.labels, computed from the simulated physics):
+  manoeuvres (braking, accelerating, cornering) on the vehicle's sustained (≤ 2 Hz,
+  ``vehicle_lowpass_hz``) horizontal acceleration, which a belted upper back follows at these
+  frequencies [BRAKE]; bumps on the seat's peak vertical acceleration [POTHOLE], estimated from
+  the upper back's; rear impacts on NIC when a head sensor is worn [NIC], else on the upper
+  back's forward velocity change (less certain, said so in the report) [DELTAV]; knocks (a fall,
+  a blow) on the upper back's peak acceleration. Gravity is removed with the inclination
+  averaged over the minute before the event and carried through it by the gyroscope, so a
+  sustained manoeuvre is not taken for tilt.
 - [FULLSCALE] Full-scale ranges of body-worn MEMS IMUs: ±2/4/8/16 g and ±250–2000 °/s
   (InvenSense MPU-6050 product specification rev. 3.4; TDK ICM-42688-P datasheet): a
   reading beyond the largest is a sensor or transfer fault, not motion.
@@ -157,16 +173,47 @@ class AnalysisSettings:
     """Linear acceleration of trunk or head that marks a jolt: the lower bound of harsh
     braking. [BRAKE]"""
     jolt_moderate_g: float = 0.35
-    """Sustained (≤ 2 Hz) vehicle-level acceleration from which braking, accelerating or
-    cornering is moderate: harsh braking 0.35–0.45 g. [BRAKE] [GRADE]"""
+    """The vehicle's sustained (≤ 2 Hz) acceleration from which braking, accelerating or
+    cornering is moderate: harsh braking 0.3–0.45 g. [BRAKE] [GRADE]"""
     jolt_severe_g: float = 0.65
-    """... from which it is severe: emergency braking 0.64–0.97 g. [BRAKE] [GRADE]"""
+    """... from which it is severe: emergency braking 0.64–0.97 g, the 0.6–0.65 g crash /
+    near-crash trigger of the 100-Car and SHRP2 studies. [BRAKE] [GRADE]"""
     shock_moderate_g: float = 1.5
-    """Peak of a shock (bump, impact, knock) from which it is moderate: pothole seat shocks
-    from ~1.4 g. [POTHOLE] [GRADE]"""
+    """Peak acceleration of the upper back from which a knock (a fall, a blow) is moderate: a
+    fall onto a mattress reaches 2–3 g at the chest in UMAFall, everyday movements stay under
+    1 g (Nape default). [GRADE]"""
     shock_severe_g: float = 3.0
-    """Peak of a shock from which it is severe: twice the level of low-speed rear impacts,
-    whose head accelerations reach ~2 g above the chest (Nape choice). [WHIPLASH] [GRADE]"""
+    """... from which a knock is severe (Nape choice: twice the moderate level). [GRADE]"""
+    pothole_moderate_g: float = 1.0
+    """Peak vertical acceleration of the seat from which a bump is moderate: above the
+    0.3–1 g of ordinary potholes and speed bumps at a car seat (the seat then pushes with
+    twice the body's weight). [POTHOLE] [GRADE]"""
+    pothole_severe_g: float = 2.5
+    """... from which it is severe: the NATO Reference Mobility Model's 2.5 g shock limit at
+    the driver's seat (one such shock alone is about the EU daily VDV action value).
+    [POTHOLE] [GRADE]"""
+    seat_body_hz: float = 4.5
+    """A bump's seat acceleration is estimated from the upper back's by inverting a seated body
+    of this vertical resonance (apparent-mass resonance 4–6 Hz, Fairley & Griffin 1989, J
+    Biomech 22:81; the body passes a 40–100 ms seat shock to the back at 0.4–1.2 × its peak).
+    Within that band, 4.5 Hz reads the seat best on both simulator families (0.92 and 1.07 ×
+    the seat's peak, bench.detection). [GRADE]"""
+    seat_body_damping: float = 0.4
+    """... and this damping ratio (Nape default: a single-mode fit of a seated body's apparent
+    mass peak is broad, about 0.3–0.5; family A simulates 0.4, family B 0.35). [GRADE]"""
+    nic_moderate_m2s2: float = 8.0
+    """NIC from which a rear impact is moderate (with a head sensor): Euro NCAP's higher
+    performance limit for whiplash seat tests. [NIC] [GRADE]"""
+    nic_severe_m2s2: float = 15.0
+    """NIC from which a rear impact is severe: the proposed tolerance for lasting neck injury
+    (Boström et al. 1996). [NIC] [GRADE]"""
+    impact_dv_moderate_kmh: float = 8.0
+    """Without a head sensor: the upper back's forward velocity change in a rear impact from
+    which it is moderate: 20 % risk of symptoms lasting over a month (Kullgren et al. 2003).
+    [DELTAV] [GRADE]"""
+    impact_dv_severe_kmh: float = 15.0
+    """... from which it is severe: most occupants with symptoms over a month had more
+    (Krafft et al. 2002). [DELTAV] [GRADE]"""
     vehicle_lowpass_hz: float = 2.0
     """Low-pass giving the vehicle-level (sustained) acceleration: braking and cornering
     last 0.5–3 s, shocks 50–150 ms (Nape default)."""
@@ -347,10 +394,18 @@ _SOURCES = {
     "trunk_inclination_deg": "ISO 11226:2000: trunk inclination 0–20° acceptable",
     "hold_s": "ISO 11226:2000 limits holding time above 20° trunk inclination; Nape reports ≥ 1 min",
     "jolt_trigger_g": "harsh braking starts at 0.35 g (naturalistic driving studies)",
-    "jolt_moderate_g": "harsh braking 0.35–0.45 g (naturalistic driving studies); applied to the upper back's sustained (≤ 2 Hz) horizontal acceleration",
-    "jolt_severe_g": "emergency braking 0.64–0.97 g (naturalistic driving studies)",
-    "shock_moderate_g": "pothole seat shocks from ~1.4 g; applied to the upper back's peak acceleration (conservative: the back sees 0.4–1.2 × the seat peak)",
-    "shock_severe_g": "2 × low-speed rear-impact head acceleration (~2 g above the chest); Nape choice",
+    "jolt_moderate_g": "harsh braking 0.3–0.45 g (naturalistic driving studies: UDRIVE, 100-Car); applied to the vehicle's sustained (≤ 2 Hz) acceleration",
+    "jolt_severe_g": "emergency braking 0.64–0.97 g (NCHRP 400); 100-Car / SHRP2 crash triggers 0.6–0.65 g",
+    "shock_moderate_g": "knocks: a fall onto a mattress gives 2–3 g at the chest (UMAFall); Nape default",
+    "shock_severe_g": "knocks: twice the moderate level; Nape choice",
+    "pothole_moderate_g": "ordinary potholes and speed bumps give a car seat 0.3–1 g (road surveys)",
+    "pothole_severe_g": "2.5 g peak at the driver's seat: NATO Reference Mobility Model shock limit (Ahlvin & Haley 1992)",
+    "seat_body_hz": "seated-body vertical apparent-mass resonance 4–6 Hz (Fairley & Griffin 1989)",
+    "seat_body_damping": "Nape default: single-mode fits of the seated body's apparent mass, ~0.3–0.5",
+    "nic_moderate_m2s2": "Euro NCAP whiplash seat tests: higher performance limit NIC 8 m²/s²",
+    "nic_severe_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed tolerance for lasting neck injury",
+    "impact_dv_moderate_kmh": "Kullgren et al. 2003: 20 % risk of symptoms over a month at Δv ≈ 8 km/h",
+    "impact_dv_severe_kmh": "Krafft et al. 2002: symptoms over a month mostly above Δv 15 km/h",
     "iso_neck_flexion_deg": "ISO 11226:2000 neck flexion 0–25° acceptable",
     "iso_head_hold_25_min": "ISO 11226:2000 Fig. 3 holding-time curve (as read by Nape)",
     "iso_trunk_hold_20_min": "ISO 11226:2000 Fig. 2 holding-time curve (as read by Nape)",
@@ -417,6 +472,9 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "jolt_trigger_g": (0.05, 16, "g"), "jolt_moderate_g": (0.05, 16, "g"), "jolt_severe_g": (0.05, 16, "g"),
     "shock_moderate_g": (0.1, 32, "g"), "shock_severe_g": (0.1, 32, "g"), "vehicle_lowpass_hz": (0.1, 5, "Hz"),
     "bump_vertical_ratio": (0.1, 10, ""), "impulsive_max_s": (0.01, 10, "s"), "nic_reference_m2s2": (1, 100, "m²/s²"),
+    "pothole_moderate_g": (0.05, 32, "g"), "pothole_severe_g": (0.05, 32, "g"), "seat_body_hz": (1, 20, "Hz"), "seat_body_damping": (0.05, 2, ""),
+    "nic_moderate_m2s2": (0.1, 200, "m²/s²"), "nic_severe_m2s2": (0.1, 200, "m²/s²"),
+    "impact_dv_moderate_kmh": (0.1, 200, "km/h"), "impact_dv_severe_kmh": (0.1, 200, "km/h"),
     "jolt_merge_s": (0, 60, "s"), "jolt_max_s": (0.1, 600, "s"), "jolt_lowpass_hz": (1, 200, "Hz"),
     "head_turn_dps": (10, 2000, "°/s"), "glitch_acc_max_g": (2, 32.7, "g"), "glitch_gyr_max_dps": (100, 3276, "°/s"),
     "glitch_spike_g": (0.5, 32, "g"), "lying_trunk_deg": (10, 90, "°"),

@@ -36,13 +36,20 @@ class Jolt:
     peak_trunk_g: float  # peak linear acceleration of the upper back
     peak_head_g: float  # peak linear acceleration of the head (nan without head IMU)
     peak_head_dps: float  # peak head angular velocity
-    peak_vehicle_g: float = float("nan")  # sustained (≤ 2 Hz) horizontal acceleration of the trunk
+    peak_vehicle_g: float = float("nan")  # the vehicle's sustained (≤ 2 Hz) horizontal acceleration, read at the trunk
     peak_vertical_g: float = float("nan")  # peak vertical acceleration of the trunk
     peak_head_rel_g: float = float("nan")  # peak head-minus-trunk acceleration
     peak_neck_dps: float = float("nan")  # peak head-relative-to-trunk angular velocity
     nic_m2s2: float = float("nan")  # Neck Injury Criterion (Boström et al. 1996)
     bric: float = float("nan")  # Brain Injury Criterion (Takhounts et al. 2013)
     source: str = "stream"  # "stream" or "event window" (high-rate raw data)
+    # what the grade was read from ([GRADE] in nape.settings): "vehicle" (the vehicle's
+    # sustained acceleration, g), "seat" (the seat's vertical shock, g), "nic" (m²/s²),
+    # "delta_v" (the upper back's velocity change, km/h: no head sensor, less certain),
+    # "back" (the upper back's peak, g); "" in older files
+    grade_basis: str = ""
+    grade_value: float = float("nan")  # the graded quantity, in the basis' unit
+    delta_v_kmh: float = float("nan")  # rear impacts: the upper back's forward velocity change
     trace: dict | None = None  # acceleration (g) / angular velocity (°/s) around the peak: analysis.traces
 
 

@@ -78,6 +78,15 @@ ECHO_SHOCK_G = 0.7  # horizontal shocks from this size leave an echo above the m
 SHOCK_ECHO_S = 0.5  # a sustained-band crossing this short, this close to a shock, is the shock's trace
 # (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g for ~0.25 s; braking stays above
 # its trigger for 0.5–3 s)  # the most history kept for an event still being measured
+VEHICLE_AVG_S = 0.5  # the vehicle's sustained acceleration: the upper back's, averaged over this long
+# (a belted trunk overshoots the car's plateau at its 2.5–3 Hz belt and seat-back resonance;
+# averaged over half a second it reads the car's level: 0.99–1.06 × on both simulator families)
+SEAT_LOWPASS_HZ = 16.0  # the seat estimate's low-pass: a 40–100 ms shock's content lies below ~12 Hz; on the
+# simulator families the estimate reads 0.92 and 1.07 × the seat's peak (25 Hz: 0.97 / 1.11, rough roads over)
+NIC_SPAN_S = 0.3  # NIC's maximum is taken over this long from the onset (the retraction phase; nape.sim.labels alike)
+NIC_ALIGN_S = 0.6  # the head's and trunk's velocity changes over this long from the onset align their headings
+ALIGN_MIN_MPS = 0.3  # ... when both exceed this
+DV_SPAN_S = 0.3  # an impact's velocity change is read over this long from its onset (pulses last 50–200 ms)
 BRIC_CRIT = np.array([66.25, 56.45, 42.87])  # rad/s about x, y, z
 
 
@@ -382,9 +391,15 @@ class JoltDetector:
         if big.any():
             k = int(SHOCK_ECHO_S * self.rate)
             near = _dilate(big, k)
-            if (~near & mask).any():
-                vmag = np.where(near, -np.inf, vmag)
+        vraw = vmag
+        if big.any() and (~near & mask).any():
+            vmag = np.where(near, -np.inf, vmag)
         iv = int(np.argmax(np.where(mask, vmag, -np.inf)))
+        # a manoeuvre's time: the centre of its plateau (within 80 % of the peak of its half-second
+        # average, the level graded), which the sensor's noise or the trunk's overshoot at the
+        # onset cannot move along a corner's flat top as they move the peak
+        kv = max(1, int(VEHICLE_AVG_S * self.rate))
+        ic = plateau_centre(np.where(mask, np.convolve(vraw, np.ones(kv) / kv, mode="same"), 0.0), iv)
         horiz = lin[:, 0, :2]
         hmag = np.linalg.norm(horiz, axis=1)
         ih = int(np.argmax(np.where(mask, hmag, -1.0)))
@@ -393,7 +408,7 @@ class JoltDetector:
             "start_s": r["i0"] / self.rate, "end_s": r["i1"] / self.rate, "t_s": float(w["index"][ipk]) / self.rate,
             # a manoeuvre's time: the peak of the vehicle-level acceleration, less the low-pass'
             # delay (noise on its plateau would put the full-band peak anywhere on it)
-            "t_vehicle_s": float(w["index"][iv]) / self.rate - self.vehicle_delay_s,
+            "t_vehicle_s": float(w["index"][ic]) / self.rate - self.vehicle_delay_s,
             "vehicle_g": float(np.hypot(along_v, across_v)[sp].max() / G),
             "peak": mag[sp].max(axis=0).tolist(),
             "vehicle_along_g": float(along_v[iv] / G), "vehicle_across_g": float(across_v[iv] / G),
@@ -406,8 +421,17 @@ class JoltDetector:
             "grade_vertical_g": float(np.abs(lin_t[sp, 2]).max() / G),
             "grade_horizontal_g": float(np.hypot(lin_t[sp, 0], lin_t[sp, 1]).max() / G),
             "grade_magnitude_g": float(np.linalg.norm(lin_t[sp], axis=1).max() / G),
+            "dv_kmh": _delta_v_kmh(lin_t[:, :2] @ fwd_h, on, self.rate),
             "kind": r.get("kind", "s"),
         }
+        # the graded estimates ([GRADE] in nape.settings): the vehicle's sustained acceleration,
+        # the seat's vertical shock
+        smag = np.hypot(sustained[:, 0], sustained[:, 1])
+        k = max(1, int(VEHICLE_AVG_S * self.rate))
+        out["grade_vehicle_g"] = float(np.convolve(smag, np.ones(k) / k, mode="same")[sp].max() / G)
+        z = lin_t[:, 2] - np.median(lin_t[:max(on, 1), 2])
+        out["grade_seat_g"] = float(np.abs(_seat_from_back(z, self.rate, self.s.seat_body_hz,
+                                                           self.s.seat_body_damping))[sp].max() / G)
         # the shock on its own: the high band (sustained part removed), so a pothole inside a
         # braking is measured on itself
         # ... over the run itself (and 0.1 s either side), not the whole window: a second
@@ -435,8 +459,11 @@ class JoltDetector:
             # T1 minus head, forward, m/s^2; NIC asks for CFC 60 (SAE J211: 100 Hz corner), wider
             # than a 100 Hz stream's own band, so the unfiltered linear acceleration is used
             lin0 = rotate(w["q"], w["acc"])  # fused orientation, both IMUs alike; horizontal part only
-            a_rel = (lin0[:, 0, :2] - lin0[:, 1, :2]) @ fwd_h
-            seg = slice(max(on - int(0.05 * self.rate), 0), min(on + int(0.3 * self.rate), len(a_rel)))
+            a0 = max(on - int(0.05 * self.rate), 0)
+            seg = slice(a0, min(on + int(NIC_SPAN_S * self.rate), len(lin0)))
+            head_h = _align_heading(lin0[a0: on + int(NIC_ALIGN_S * self.rate), 0, :2],
+                                    lin0[a0: on + int(NIC_ALIGN_S * self.rate), 1, :2], lin0[:, 1, :2], self.rate)
+            a_rel = (lin0[:, 0, :2] - head_h) @ fwd_h
             v_rel = np.cumsum(a_rel[seg]) / self.rate
             nic = 0.2 * a_rel[seg] + v_rel ** 2
             omega_rel = w["omega"][:, 1] - w["omega"][:, 0]
@@ -610,21 +637,107 @@ class JoltDetector:
                 head_g = max(head_g, win["peak"][-1])
             source = "event window"
         grade_of = lambda key: max(r[key] for r in g)  # noqa: E731
+        dv = grade_of("dv_kmh") if cause == "rear_impact_like" else float("nan")
         if cause in ("braking", "acceleration", "lateral"):
-            size, bounds = grade_of("grade_sustained_g"), (s.jolt_moderate_g, s.jolt_severe_g)
+            basis, size = "vehicle", grade_of("grade_vehicle_g")
             t_peak = max(g, key=lambda r: r["vehicle_g"])["t_vehicle_s"]
         else:
-            # a knock (a fall, a blow) may come from any direction: its whole size
-            key = {"bump": "grade_vertical_g", "knock": "grade_magnitude_g"}.get(cause, "grade_horizontal_g")
-            size, bounds = grade_of(key), (s.shock_moderate_g, s.shock_severe_g)
             t_peak = max(g, key=lambda r: r["shock_g"])["shock_t_s"]
-        grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
+            if cause == "bump":
+                basis, size = "seat", grade_of("grade_seat_g")
+            elif cause == "rear_impact_like" and self.n_imu > 1 and np.isfinite(get("nic")):
+                basis, size = "nic", get("nic")
+            elif cause == "rear_impact_like":  # no head sensor: the upper back's velocity change, less certain
+                basis, size = "delta_v", dv
+            else:  # a knock (a fall, a blow) may come from any direction: its whole size
+                basis, size = "back", grade_of("grade_magnitude_g")
+        bounds = tuple(getattr(s, k) for k in GRADE_BOUNDS[basis])
+        grade = grade_of_size(size, bounds)
+        if basis == "vehicle":  # the vehicle's level the grade read, not the back's overshoot of it
+            vehicle = size
         return Jolt(
             peak_t_s=t_peak, start_s=g[0]["start_s"], end_s=g[-1]["end_s"], cause=cause, grade=grade,
             peak_trunk_g=float(trunk_g), peak_head_g=float(head_g), peak_head_dps=float(get("head_dps")),
             peak_vehicle_g=vehicle, peak_vertical_g=float(best["vertical_g"]), peak_head_rel_g=float(get("head_rel_g")),
             peak_neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
+            grade_basis=basis, grade_value=float(size), delta_v_kmh=float(dv),
         )
+
+
+#: the settings holding each grade basis' (moderate, severe) boundaries ([GRADE] in nape.settings)
+GRADE_BOUNDS = {
+    "vehicle": ("jolt_moderate_g", "jolt_severe_g"),
+    "seat": ("pothole_moderate_g", "pothole_severe_g"),
+    "nic": ("nic_moderate_m2s2", "nic_severe_m2s2"),
+    "delta_v": ("impact_dv_moderate_kmh", "impact_dv_severe_kmh"),
+    "back": ("shock_moderate_g", "shock_severe_g"),
+}
+
+
+def grade_of_size(size: float, bounds: tuple[float, float]) -> str:
+    """mild / moderate / severe of a graded quantity against its (moderate, severe) boundaries;
+    a quantity that could not be measured (NaN) is mild."""
+    return "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
+
+
+def plateau_centre(x: np.ndarray, i: int, frac: float = 0.8) -> int:
+    """Index of the middle of the stretch around ``x[i]`` (its peak) where ``x`` stays at or
+    above ``frac`` × ``x[i]`` (nape.sim.labels times manoeuvres the same way)."""
+    lo = hi = i
+    level = frac * x[i]
+    while lo > 0 and x[lo - 1] >= level:
+        lo -= 1
+    while hi < len(x) - 1 and x[hi + 1] >= level:
+        hi += 1
+    return (lo + hi) // 2
+
+
+def _align_heading(a_trunk: np.ndarray, a_head: np.ndarray, head: np.ndarray, rate: float) -> np.ndarray:
+    """``head`` (n, 2), the head's horizontal acceleration in its own fused frame, turned into
+    the trunk's. 6D fusion gives each IMU its own drifting heading, so the two world frames
+    differ by an unknown turn about vertical; over an event's first ``NIC_ALIGN_S`` the head
+    and the upper back share the same velocity change (the neck carries the head along), so the
+    turn between their horizontal velocity changes (sums of ``a_trunk`` / ``a_head``) is that
+    offset. Without a clear velocity change (under 0.3 m/s in either) the frames are left as
+    they are."""
+    if not len(a_trunk):
+        return head
+    dt_, dh = a_trunk.sum(axis=0) / rate, a_head.sum(axis=0) / rate
+    return head if min(np.hypot(*dt_), np.hypot(*dh)) < ALIGN_MIN_MPS else _turn(head, dt_, dh)
+
+
+def _turn(v: np.ndarray, to: np.ndarray, frm: np.ndarray) -> np.ndarray:
+    """Vectors ``v`` (n, 2) turned by the angle from direction ``frm`` to ``to``."""
+    ang = np.arctan2(frm[0] * to[1] - frm[1] * to[0], frm @ to)
+    c, s_ = np.cos(ang), np.sin(ang)
+    return np.column_stack([c * v[:, 0] - s_ * v[:, 1], s_ * v[:, 0] + c * v[:, 1]])
+
+
+def _seat_from_back(z: np.ndarray, rate: float, f_hz: float, zeta: float, fc_hz: float = SEAT_LOWPASS_HZ) -> np.ndarray:
+    """The seat's vertical acceleration from the upper back's, inverting a seated body of
+    resonance ``f_hz`` and damping ``zeta`` (base-excited: back/seat = (2ζωs + ω²) / (s² +
+    2ζωs + ω²)); a first-order low-pass at ``fc_hz`` keeps the inverse proper and stops it
+    from amplifying road vibration (its gain rises with frequency)."""
+    w = 2 * np.pi * f_hz
+    wc = 2 * np.pi * min(fc_hz, 0.4 * rate)
+    num = np.array([1.0, 2 * zeta * w, w * w])
+    den = np.polymul([2 * zeta * w, w * w], [1.0 / wc, 1.0])
+    b, a = signal.bilinear(num, den, fs=rate)
+    return signal.lfilter(b, a, z)
+
+
+def _delta_v_kmh(a_fwd: np.ndarray, on: int, rate: float) -> float:
+    """The upper back's forward velocity change (km/h) in an impact: the forward linear
+    acceleration ``a_fwd`` (m/s^2) less its mean over the ``PRE_S`` before the onset ``on``
+    (a braking under way), integrated from 0.05 s before the onset; its largest value over
+    ``DV_SPAN_S``."""
+    if not len(a_fwd):
+        return float("nan")
+    pre = a_fwd[max(on - int(PRE_S * rate), 0): max(on, 1)]
+    base = float(np.median(pre)) if len(pre) else 0.0
+    a = max(on - int(0.05 * rate), 0)
+    seg = a_fwd[a: min(on + int(DV_SPAN_S * rate), len(a_fwd))] - base
+    return float(np.max(np.cumsum(seg)) / rate * 3.6) if len(seg) else float("nan")
 
 
 def _gather(parts: list[dict], first_index: float, last_index: float = np.inf) -> dict:

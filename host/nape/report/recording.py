@@ -110,7 +110,7 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
         size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g." if np.isfinite(j.peak_vehicle_g) else ""
     else:
         size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock."
-    out = f"{MEANING.get(j.cause, '')} {size} {grade_meaning(j.cause, j.grade, s)}".strip()
+    out = f"{MEANING.get(j.cause, '')} {size} {grade_meaning(j.cause, j.grade, s, getattr(j, 'grade_basis', ''))}".strip()
     ref = s.get("nic_reference_m2s2", 15.0)
     if np.isfinite(j.nic_m2s2):
         if j.nic_m2s2 >= ref:

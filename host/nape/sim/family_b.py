@@ -25,9 +25,12 @@ judged on the other (bench.detection, leave-one-family-out). What differs:
 * Office hours: seated at a desk, upright, keyboard (trunk 15–25° forward, neck 15–30°) or
   phone (trunk 15–20° forward, neck 40–55°) postures, no vehicle.
 
-Labels follow :mod:`nape.sim.labels`: each vehicle event is graded on the upper back's
-true linear acceleration by :func:`nape.sim.labels.grade_signals` / :func:`~nape.sim.labels.severity`
-(the quantity the analysis grades), ``t_peak`` is the peak of that graded quantity.
+Labels follow :mod:`nape.sim.labels`, with the same definitions computed from this family's
+own physics: manoeuvres on the vehicle's sustained horizontal acceleration
+(:func:`~nape.sim.labels.sustained_g`; rear-impact pulses left out), potholes on the seat's
+vertical acceleration (the floor shock after the sprung seat), rear impacts on the NIC of the
+true head and T1 accelerations from the impact's onset (:func:`~nape.sim.labels.nic_max`);
+``t_peak`` is the peak of the trunk's response (module code).
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ from nape import quat
 
 from . import rotations as rot
 from .body import response
-from .labels import GRADED_BY, JoltLabel, Labels, grade_signals, severity
+from .labels import (LOWPASS_DELAY_S, MANOEUVRES, NIC_SPAN_S, JoltLabel, Labels, manoeuvre_peak, nic_max, severity,
+                     sustained_g)
 from .sensor import G, SensorModel, apply_sensor_errors
 from .simulate import ImuSignals
 
@@ -105,7 +109,9 @@ class _Builder:
     def __init__(self, rng: np.random.Generator, n: int, rate: float):
         self.rng, self.n, self.rate = rng, n, rate
         self.a_long = np.zeros(n)  # vehicle along its heading, m/s^2
+        self.a_impact = np.zeros(n)  # the rear impacts' part of a_long, m/s^2
         self.yaw_rate = np.zeros(n)  # rad/s
+        self.a_lat = np.zeros(n)  # lateral acceleration of the corners, m/s^2
         self.a_floor_z = np.zeros(n)  # vertical floor input, m/s^2 (shocks)
         self.rough = np.zeros(n)  # rough-road RMS envelope at the trunk, g
         self.neck_pitch = np.zeros(n)  # voluntary neck flexion, rad
@@ -136,11 +142,14 @@ class _Builder:
         return end
 
     def corner(self, t: float, g: float, dur: float, speed: float) -> float:
-        """A corner of lateral ``g`` at ``speed`` m/s: yaw rate g·G/speed, min-jerk in and out."""
+        """A corner of lateral ``g`` at ``speed`` m/s: yaw rate g·G/speed, min-jerk in and out
+        (the car is taken to corner at ``speed``, whatever the longitudinal pulses did)."""
         n, i0 = self.n, self.i(t)
         ramp = min(1.0, dur / 3)
         shape = _min_jerk(n, i0, i0 + self.i(ramp)) - _min_jerk(n, i0 + self.i(dur - ramp), i0 + self.i(dur))
-        self.yaw_rate += self.rng.choice([-1.0, 1.0]) * g * G / speed * shape
+        side = self.rng.choice([-1.0, 1.0])
+        self.yaw_rate += side * g * G / speed * shape
+        self.a_lat += side * g * G * shape  # taken at the corner's own speed (a_long does not track it)
         self.events.append(("lateral", t, t + dur + VEHICLE_SETTLE_S))
         return t + dur
 
@@ -153,6 +162,7 @@ class _Builder:
             self.a_floor_z[sl] += half
         else:
             self.a_long[sl] += half
+            self.a_impact[sl] += half
         self.events.append((kind, t, t + width + VEHICLE_SETTLE_S))
         return t + width
 
@@ -272,8 +282,9 @@ def simulate_b(seed: int, kind: str, minutes: float | None = None) -> FamilyBRes
 
     # --- vehicle: heading, lateral acceleration, floor vibration
     heading = np.cumsum(b.yaw_rate) * dt
-    speed = np.clip(10.0 + np.cumsum(b.a_long) * dt, 0.0, None)
-    a_lat = speed * b.yaw_rate
+    # lateral = speed × yaw rate at each corner's own speed: integrating a_long instead left the
+    # car at rest after its first braking, so later corners had no lateral acceleration at all
+    a_lat = b.a_lat
     rough_noise = _band_noise(rng, n, rate, 5.0, 25.0)
     # trunk-level roughness: the seat chain passes 5-25 Hz at roughly unit gain overall here
     road = b.rough * G * rough_noise + b.vehicle * 0.02 * G * _band_noise(rng, n, rate, 8.0, 30.0)
@@ -320,7 +331,9 @@ def simulate_b(seed: int, kind: str, minutes: float | None = None) -> FamilyBRes
         _glitches(np.random.default_rng([seed, 0xB, 30 + k]), acc, rate)
         imus[role] = ImuSignals(acc, gyro, q_s, f, gyr, q_mount)
 
-    labels = _labels(b, a_trunk, a_head, t, dt)
+    seat_z = _transmit(b.a_floor_z, *SEAT_SUSPENSION, dt)
+    labels = _labels(b, a_trunk, a_head, t, dt, np.column_stack([b.a_long - b.a_impact, a_lat]), seat_z,
+                     quat.axis_in_world(q_trunk, 0))
     return FamilyBResult(rate, t, imus, labels, seed, kind, b.vehicle, b.office, sensor.name, mis)
 
 
@@ -341,9 +354,13 @@ def _glitches(rng: np.random.Generator, acc: np.ndarray, rate: float) -> None:
     acc[idx, rng.integers(0, 3, size=k)] = rng.choice([-1.0, 1.0], size=k) * rng.uniform(4, 16, size=k) * G
 
 
-def _labels(b: _Builder, a_trunk: np.ndarray, a_head: np.ndarray, t: np.ndarray, dt: float) -> Labels:
-    """Jolt labels graded on the trunk's true linear acceleration (module docstring), head moves as negatives."""
-    grade = grade_signals(a_trunk, dt)
+def _labels(b: _Builder, a_trunk: np.ndarray, a_head: np.ndarray, t: np.ndarray, dt: float,
+            a_vehicle: np.ndarray, seat_z: np.ndarray, fwd: np.ndarray) -> Labels:
+    """Jolt labels graded on the physical quantity of each cause (module docstring; ``a_vehicle``
+    (n, 2) the vehicle's own longitudinal / lateral acceleration, ``seat_z`` the seat's vertical,
+    m/s^2; ``fwd`` (n, 3) the trunk's forward axis), head moves as negatives."""
+    sustained = sustained_g(a_vehicle, dt)
+    response_of = {"pothole": np.abs(a_trunk[:, 2]), "rear_impact": np.hypot(a_trunk[:, 0], a_trunk[:, 1])}
     head_g = np.linalg.norm(a_head, axis=1) / G
     trunk_g = np.linalg.norm(a_trunk, axis=1) / G
     out = Labels()
@@ -351,11 +368,26 @@ def _labels(b: _Builder, a_trunk: np.ndarray, a_head: np.ndarray, t: np.ndarray,
         i0, i1 = b.i(t0), min(b.i(t1), len(t) - 1)
         if i1 <= i0:
             continue
-        q = grade[GRADED_BY[kind]][i0:i1]
-        k = i0 + int(np.argmax(q))
-        out.events.append(JoltLabel(t0, float(t[k]), t1, kind, severity(kind, float(q.max())),
+        if kind in MANOEUVRES:
+            j1 = min(b.i(t1 - VEHICLE_SETTLE_S + LOWPASS_DELAY_S), len(t) - 1)
+            value = float(sustained[i0:max(j1, i0 + 1)].max())
+            peak_vehicle = float(np.abs(np.hypot(*a_vehicle[i0:i1].T)).max()) / G
+        elif kind == "pothole":
+            value = peak_vehicle = float(np.abs(seat_z[i0:i1]).max()) / G
+        else:
+            n = min(i0 + max(1, b.i(NIC_SPAN_S)), len(t))
+            value = nic_max(a_trunk[i0:n], a_head[i0:n], fwd[i0] * [1.0, 1.0, 0.0], dt)
+            peak_vehicle = float(np.abs(b.a_impact[i0:i1]).max()) / G
+        # the time: a manoeuvre's plateau centre (nape.sim.labels.manoeuvre_peak); a shock's, the
+        # trunk's response peak, what a body-worn sensor sees
+        if kind in MANOEUVRES:
+            j1 = max(min(b.i(t1 - VEHICLE_SETTLE_S + LOWPASS_DELAY_S), len(t) - 1), i0 + 1)
+            k = manoeuvre_peak(t, t[i0:j1], sustained[i0:j1])
+        else:
+            k = i0 + int(np.argmax(response_of[kind][i0:i1]))
+        out.events.append(JoltLabel(t0, float(t[k]), t1, kind, severity(kind, value),
                                     float(head_g[i0:i1].max()), float(trunk_g[i0:i1].max()), 0.0,
-                                    grade_g=float(q.max())))
+                                    peak_vehicle_acc_g=peak_vehicle, grade_value=value))
     for t0, t1 in b.head_moves:
         i0, i1 = b.i(t0), min(b.i(t1), len(t) - 1)
         if i1 > i0:
