@@ -224,10 +224,12 @@ class AnalysisSettings:
     vehicle manoeuvre: impacts last 50–150 ms, braking pulses 0.5–3 s (Nape default)."""
     nic_reference_m2s2: float = 15.0
     """Proposed NIC injury threshold (Boström et al. 1996); reported beside each jolt."""
-    jolt_merge_s: float = 3.0
+    jolt_merge_s: float = 1.0
     """Manoeuvre runs of the same cause and direction closer than this are one event (a
     braking whose level dips for a moment counts once); runs of different causes, opposite
-    corners and shocks are never merged this way (Nape default)."""
+    corners and shocks are never merged this way. Two corners the same way a couple of seconds
+    apart are two manoeuvres (family B's chains: gaps of 0.5–5 s; 3 s merged them; Nape
+    default)."""
     jolt_max_s: float = 15.0
     """Longest manoeuvre the detection's gravity reference allows for: the reference ends
     this long before each sample, so a braking or corner of up to this length cannot lean

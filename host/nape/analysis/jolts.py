@@ -45,14 +45,26 @@ run briefer than ``impulsive_max_s`` at half its peak is an impact seen through 
 back. Manoeuvres are braking / acceleration / lateral by the direction of their sustained
 acceleration relative to the wearer's heading.
 
-Grades are defined on what the upper back experienced (``[GRADE]`` in :mod:`nape.settings`;
-the simulator's labels grade the same quantity from the true signals): manoeuvres by the
-peak sustained (causal 2 Hz low-pass) horizontal acceleration (harsh 0.35 g, emergency
-0.65 g), bumps by the peak vertical, impacts by the peak horizontal and knocks by the peak
-magnitude of the acceleration at the stream's bandwidth (1.5 g, 3 g). For these measures gravity is removed
-with an inclination a sustained manoeuvre cannot fool: the fused inclination averaged over
-the ``REF_S`` before the event, carried through it by the gyroscope
-(:meth:`JoltDetector._strapdown_linear`). Every boundary is a setting with its source.
+Grades: each cause on the quantity that loads the neck in it (``[GRADE]`` in
+:mod:`nape.settings`; the simulator's labels grade the same quantities from the simulated
+physics, :mod:`nape.sim.labels`), ``Jolt.grade_basis`` saying which:
+
+* manoeuvres ("vehicle"): the vehicle's sustained acceleration, read as the trunk's causal
+  2 Hz low-pass of horizontal acceleration averaged over ``VEHICLE_AVG_S`` (the belted trunk
+  overshoots the car's plateau at its belt resonance), against naturalistic-driving levels;
+* bumps ("seat"): the seat's vertical shock, estimated from the trunk's vertical acceleration
+  by inverting a seated body (``seat_body_hz``, ``seat_body_damping``), against measured
+  road values and the NRMM seat-shock limit;
+* rear impacts ("nic"): NIC from the impact's own onset, the head's horizontal acceleration
+  turned into the trunk's heading first (:func:`_align_heading`: 6D fusion gives each IMU its
+  own heading); without a head IMU ("delta_v", less certain) the trunk's forward velocity
+  change (:func:`_delta_v_kmh`) against real-world crash-recorder figures;
+* knocks ("back"): the trunk's peak acceleration magnitude.
+
+Gravity is removed for these measures with an inclination a sustained manoeuvre cannot fool:
+the fused inclination averaged over the ``REF_S`` before the event, carried through it by the
+gyroscope (:meth:`JoltDetector._strapdown_linear`). Every boundary is a setting with its
+source; :func:`grade_of_size` never grades a larger quantity lower.
 """
 
 from __future__ import annotations
@@ -75,6 +87,7 @@ HOLD_MAX_S = 120.0
 DEGLITCH_JUMP_G = 1.5  # a glitch: this far from both neighbours (a 2 g, 40 ms shock at 100 Hz: 0.6 g)
 DEGLITCH_MIN_HZ = 50.0  # from this rate a 50–150 ms shock spans 3+ samples and survives a median of 3
 ECHO_SHOCK_G = 0.7  # horizontal shocks from this size leave an echo above the manoeuvre trigger
+STEP_HOLD_S = 0.75  # a sustained-band run this long is a manoeuvre even next to a big shock (an impact's trace: ≤ 0.6 s)
 SHOCK_ECHO_S = 0.5  # a sustained-band crossing this short, this close to a shock, is the shock's trace
 # (the 2 Hz low-pass of a 2 g, 0.1 s push peaks near 0.9 g for ~0.25 s; braking stays above
 # its trigger for 0.5–3 s)  # the most history kept for an event still being measured
@@ -223,7 +236,14 @@ class JoltDetector:
         k = int(SHOCK_ECHO_S * self.rate)
         big = shock & (np.einsum("ij,ij->i", hf[:, :2], hf[:, :2]) > (ECHO_SHOCK_G * G) ** 2)
         if big.any():
-            man &= ~_dilate(big, k)
+            # ... unless the sustained band holds for longer than any impact's trace: the abrupt
+            # onset or end of an emergency stop (0 → 1 g in 0.1 s) is a big horizontal shock too,
+            # and masking it would leave the braking itself unseen
+            near = _dilate(big, k)
+            hold = int(STEP_HOLD_S * self.rate)
+            for i0, i1 in runs(man):
+                if i1 - i0 < hold:
+                    man[i0:i1] &= ~near[i0:i1]
         if self.n_imu > 1:
             head = ((np.einsum("ij,ij->i", lin[:, -1], lin[:, -1]) > s.jolt_trigger_g ** 2 * g2)
                     | (np.einsum("ij,ij->i", gyr_head, gyr_head) > np.radians(s.head_turn_dps) ** 2))

@@ -52,12 +52,13 @@ What the generators draw (ranges are the ones :data:`RANGES` states and the test
   night, in that order.
 
 Grades. The braking / pothole / impact magnitudes above are the *inputs* drawn here (vehicle
-deceleration, seat shock). The labels' ``severity`` does not come from them: the simulator
-grades every jolt on what the wearer's upper back experienced — the same quantity the
-analysis measures from the T1–T4 sensor (sustained ≤ 2 Hz horizontal acceleration for
-manoeuvres, peak vertical for potholes, peak horizontal for impacts; :mod:`nape.sim.labels`,
-``[GRADE]`` in :mod:`nape.settings`). So "harsh" braking drawn at 0.35–0.60 g is usually,
-not always, labelled moderate, and a 2 g seat shock may reach the back as a mild 1.1 g one.
+deceleration, seat shock, seat-back push). The labels' ``severity`` grades each cause on the
+quantity that loads the neck in it, computed from the simulated physics — the vehicle's
+sustained acceleration for manoeuvres, the seat's vertical shock for potholes, NIC of the
+true head and upper-back motion for rear impacts (:mod:`nape.sim.labels`, ``[GRADE]`` in
+:mod:`nape.settings`) — the same definitions the analysis estimates from its sensors. So
+"harsh" braking drawn at 0.35–0.60 g is moderate, and the rear impacts drawn here (Δv 1–16
+km/h into a seat back) load the simulated neck to NIC 2–7 m²/s² on the bench's seeds: mild.
 
 :func:`random_settings` draws the sensor side: a mounting misalignment of 0–15° about a
 random axis per IMU (:attr:`SimSettings.mounting_misalignment_deg`) and the error model of
