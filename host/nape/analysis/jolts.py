@@ -572,9 +572,11 @@ class JoltDetector:
                 bool(mask[np.clip(secs, 0, len(mask) - 1)].any())
 
         for r in self.runs:
-            if r["kind"] == "m" and r["horiz_fwhm_s"] < s.impulsive_max_s and r["horiz_peak_g"] >= s.jolt_trigger_g:
+            if (r["kind"] == "m" and r["horiz_fwhm_s"] < s.impulsive_max_s and r["horiz_peak_g"] >= s.jolt_trigger_g
+                    and r["end_s"] - r["start_s"] < STEP_HOLD_S):
                 # an impact seen through the seat back (a smooth 0.1–0.3 s push): sustained-band
-                # crossing, but far too brief for a manoeuvre
+                # crossing, but far too brief for a manoeuvre (a run held STEP_HOLD_S or longer is
+                # not: a fall's or an emergency stop's sustained part beside its shock)
                 r.update(kind="s", shock_t_s=r["t_s"], shock_g=r["horiz_peak_g"], shock_vertical_g=abs(r["vertical_g"]),
                          shock_horizontal_g=r["horiz_peak_g"])
         shocks_t = np.array(sorted(r["shock_t_s"] for r in self.runs if r["kind"] == "s"))
