@@ -103,6 +103,31 @@ ADV_INTERVAL_US = const(100000)  # fast, connectable advertising while active
 SAVER_ADV_INTERVAL_US = const(1022500)  # slow advertising in saver (~1 s)
 ACTIVE_CPU_FREQ_HZ = const(160000000)
 SAVER_CPU_FREQ_HZ = const(80000000)
+# Offline logging (the saver state): the IMUs keep a jolt-capable raw rate so every jolt's
+# full-rate EVENT window is kept, and the CPU light-sleeps between FIFO batches
+# (machine.lightsleep; firmware/power.py, hardware/POWER.md). 200 Hz: the lowest ODR the
+# jolt screen accepts (>= 200 Hz) that both IMU families offer (ICM-42688-P ODR table;
+# MPU-6050/6500 1 kHz / (1 + 4)); SAVER_RATE_HZ (50 Hz) divides it.
+SAVER_RAW_ODR_HZ = const(200)
+# Light sleep between FIFO batches while no central is connected (0: stay in modem sleep,
+# the board then polls every SAMPLER_POLL_MS as when streaming). Stock MicroPython's
+# machine.lightsleep() stops the BLE controller while asleep (micropython/micropython
+# issue 6396: no connection while the loop light-sleeps), so the board only sleeps
+# outside its advertising windows and never with a central connected.
+SLEEP_ENABLED = const(1)
+# Wake when the fullest FIFO holds at most this share of its capacity: 75 % of the
+# smallest FIFO at SAVER_RAW_ODR_HZ: ICM-42688-P 2048 B / 16 B = 128 frames = 640 ms ->
+# 480 ms; MPU-6050 1024 B / 12 B = 85 frames = 425 ms -> 318 ms; MPU-6500 512 B = 42
+# frames = 210 ms -> 157 ms (power.fifo_wake_ms). The rest covers the awake time.
+SLEEP_FIFO_FILL_PCT = const(75)
+SLEEP_MAX_MS = const(1000)  # longest single light sleep (bounds the posture-alert latency)
+# Duty-cycled advertising while offline: every OFFLINE_ADV_EVERY_S the board stays awake
+# (modem sleep, BLE running) for OFFLINE_ADV_WINDOW_MS and advertises every
+# OFFLINE_ADV_INTERVAL_US, so a scanning `nape record` reconnects within
+# OFFLINE_ADV_EVERY_S (+ the connection set-up). Between windows advertising is stopped.
+OFFLINE_ADV_EVERY_S = const(10)
+OFFLINE_ADV_WINDOW_MS = const(300)
+OFFLINE_ADV_INTERVAL_US = const(60000)  # 5 advertising events per 300 ms window
 
 # --- Sampling loop and entry point (firmware/sampler.py, firmware/main.py) -------------
 # Added with the sampling loop; values above are unchanged.

@@ -11,10 +11,11 @@ from tests.mpy import run_mpy
 SAVER_AFTER_S = 60
 STILL_AFTER_S = 60
 ACTIVE = {"mode": "active", "rate": 100, "odr": 400, "adv": 100000, "cpu": 160000000, "head_lp": False}
-# saver: 50 Hz fused and ODR (the lowest rate the fusion runs at that both IMU families
-# offer); the head IMU keeps 6-axis fusion (no low-power mode applied)
-SAVER = {"mode": "saver", "rate": 50, "odr": 50, "adv": 1022500, "cpu": 80000000, "head_lp": False}
-SAVER_STILL = dict(SAVER, rate=40, odr=40)  # with still_rate_hz=40 (the default equals SAVER)
+# saver (offline logging): 50 Hz fused (the lowest rate the fusion runs at that both IMU
+# families offer) from 200 Hz raw (jolt screening on); advertising in short windows every
+# OFFLINE_ADV_INTERVAL_US (60 ms); the head IMU keeps 6-axis fusion
+SAVER = {"mode": "saver", "rate": 50, "odr": 200, "adv": 60000, "cpu": 80000000, "head_lp": False}
+SAVER_STILL = dict(SAVER, rate=40)  # with still_rate_hz=40 (the default equals SAVER)
 
 _PRELUDE = r"""
 import sys, json, time
