@@ -128,6 +128,12 @@ SLEEP_MAX_MS = const(1000)  # longest single light sleep (bounds the posture-ale
 OFFLINE_ADV_EVERY_S = const(10)
 OFFLINE_ADV_WINDOW_MS = const(300)
 OFFLINE_ADV_INTERVAL_US = const(60000)  # 5 advertising events per 300 ms window
+# CPU clock while offline with light sleep: the loop's work is fixed, so the energy per
+# second is busy time x run current. ESP32-S3 Table 5-9 (Typ2): 42.6 mA at 80 MHz, 54.6 at
+# 160, 65.9 at 240 -> 0.53, 0.34, 0.27 mA per MHz: the fastest clock finishes first and
+# sleeps longest (hardware/POWER.md, offline rows per clock). SAVER_CPU_FREQ_HZ applies
+# when SLEEP_ENABLED is 0 (the CPU then idles in WAITI, where a slow clock pays).
+OFFLINE_CPU_FREQ_HZ = const(240000000)
 
 # --- Sampling loop and entry point (firmware/sampler.py, firmware/main.py) -------------
 # Added with the sampling loop; values above are unchanged.

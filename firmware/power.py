@@ -21,8 +21,9 @@ Rules (settings in ``config.py``, budget in ``hardware/POWER.md``):
    kept for reconnection), and the saver is left at once when a central connects.
 2. Without a central for ``SAVER_AFTER_S`` (counted from boot or from the moment the
    last central left) the policy enters ``saver`` (offline logging): ``SAVER_RATE_HZ``
-   fused (50 Hz) from ``SAVER_RAW_ODR_HZ`` raw (200 Hz, jolt screening on), a lower CPU
-   clock (``machine.freq``). Posture alerts keep working from these samples;
+   fused (50 Hz) from ``SAVER_RAW_ODR_HZ`` raw (200 Hz, jolt screening on), the saver CPU
+   clock (``machine.freq``: ``SAVER_CPU_FREQ_HZ``, or ``OFFLINE_CPU_FREQ_HZ`` with light
+   sleep: there the fastest clock costs least). Posture alerts keep working from these samples;
    ``main.Device`` applies the rates to the sampler and restores the full rates when a
    central connects.
 5. Light sleep (``SLEEP_ENABLED``; ``sleep_ms``): in saver, with no central connected
@@ -77,6 +78,7 @@ class PowerPolicy:
         adv_every_s=config.OFFLINE_ADV_EVERY_S,
         adv_window_ms=config.OFFLINE_ADV_WINDOW_MS,
         offline_adv_us=config.OFFLINE_ADV_INTERVAL_US,
+        offline_cpu_hz=config.OFFLINE_CPU_FREQ_HZ,
     ):
         if saver_after_s < 0 or still_after_s < 0:
             raise ValueError("durations must be >= 0")
@@ -90,6 +92,7 @@ class PowerPolicy:
         self._adv_every_ms = int(adv_every_s * 1000)
         self._adv_window_ms = int(adv_window_ms)
         self._offline_adv = offline_adv_us
+        self._offline_cpu = offline_cpu_hz
         self._saver_since = None  # ticks when the saver began (advertising-window phase)
         self.adv_window = True  # False: light-sleep phase, advertising stopped
         self.enabled = bool(enabled)
@@ -124,7 +127,7 @@ class PowerPolicy:
             odr = self._saver_odr
             self.raw_odr_hz = odr if odr >= rate else rate  # jolt screening at >= 200 Hz
             self.adv_interval_us = self._offline_adv if self.sleep else self._saver_adv
-            self.cpu_freq_hz = self._saver_cpu
+            self.cpu_freq_hz = self._offline_cpu if self.sleep else self._saver_cpu
             self.head_low_power = False
 
     def update(self, now_ms, central_connected, wearer_still):

@@ -14,7 +14,7 @@ ACTIVE = {"mode": "active", "rate": 100, "odr": 400, "adv": 100000, "cpu": 16000
 # saver (offline logging): 50 Hz fused (the lowest rate the fusion runs at that both IMU
 # families offer) from 200 Hz raw (jolt screening on); advertising in short windows every
 # OFFLINE_ADV_INTERVAL_US (60 ms); the head IMU keeps 6-axis fusion
-SAVER = {"mode": "saver", "rate": 50, "odr": 200, "adv": 60000, "cpu": 80000000, "head_lp": False}
+SAVER = {"mode": "saver", "rate": 50, "odr": 200, "adv": 60000, "cpu": 240000000, "head_lp": False}
 SAVER_STILL = dict(SAVER, rate=40)  # with still_rate_hz=40 (the default equals SAVER)
 
 _PRELUDE = r"""
