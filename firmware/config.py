@@ -103,37 +103,16 @@ ADV_INTERVAL_US = const(100000)  # fast, connectable advertising while active
 SAVER_ADV_INTERVAL_US = const(1022500)  # slow advertising in saver (~1 s)
 ACTIVE_CPU_FREQ_HZ = const(160000000)
 SAVER_CPU_FREQ_HZ = const(80000000)
-# Offline logging (the saver state): the IMUs keep a jolt-capable raw rate so every jolt's
-# full-rate EVENT window is kept, and the CPU light-sleeps between FIFO batches
-# (machine.lightsleep; firmware/power.py, hardware/POWER.md). 200 Hz: the lowest ODR the
-# jolt screen accepts (>= 200 Hz) that both IMU families offer (ICM-42688-P ODR table;
-# MPU-6050/6500 1 kHz / (1 + 4)); SAVER_RATE_HZ (50 Hz) divides it.
+# Offline logging = the saver (firmware/power.py rule 5; reasons and figures in
+# hardware/POWER.md). Raw ODR: the lowest the jolt screen takes (>= 200 Hz) on both chips.
 SAVER_RAW_ODR_HZ = const(200)
-# Light sleep between FIFO batches while no central is connected (0: stay in modem sleep,
-# the board then polls every SAMPLER_POLL_MS as when streaming). Stock MicroPython's
-# machine.lightsleep() stops the BLE controller while asleep (micropython/micropython
-# issue 6396: no connection while the loop light-sleeps), so the board only sleeps
-# outside its advertising windows and never with a central connected.
-SLEEP_ENABLED = const(1)
-# Wake when the fullest FIFO holds at most this share of its capacity: 75 % of the
-# smallest FIFO at SAVER_RAW_ODR_HZ: ICM-42688-P 2048 B / 16 B = 128 frames = 640 ms ->
-# 480 ms; MPU-6050 1024 B / 12 B = 85 frames = 425 ms -> 318 ms; MPU-6500 512 B = 42
-# frames = 210 ms -> 157 ms (power.fifo_wake_ms). The rest covers the awake time.
-SLEEP_FIFO_FILL_PCT = const(75)
-SLEEP_MAX_MS = const(1000)  # longest single light sleep (bounds the posture-alert latency)
-# Duty-cycled advertising while offline: every OFFLINE_ADV_EVERY_S the board stays awake
-# (modem sleep, BLE running) for OFFLINE_ADV_WINDOW_MS and advertises every
-# OFFLINE_ADV_INTERVAL_US, so a scanning `nape record` reconnects within
-# OFFLINE_ADV_EVERY_S (+ the connection set-up). Between windows advertising is stopped.
-OFFLINE_ADV_EVERY_S = const(10)
-OFFLINE_ADV_WINDOW_MS = const(300)
-OFFLINE_ADV_INTERVAL_US = const(60000)  # 5 advertising events per 300 ms window
-# CPU clock while offline with light sleep: the loop's work is fixed, so the energy per
-# second is busy time x run current. ESP32-S3 Table 5-9 (Typ2): 42.6 mA at 80 MHz, 54.6 at
-# 160, 65.9 at 240 -> 0.53, 0.34, 0.27 mA per MHz: the fastest clock finishes first and
-# sleeps longest (hardware/POWER.md, offline rows per clock). SAVER_CPU_FREQ_HZ applies
-# when SLEEP_ENABLED is 0 (the CPU then idles in WAITI, where a slow clock pays).
-OFFLINE_CPU_FREQ_HZ = const(240000000)
+SLEEP_ENABLED = const(1)  # machine.lightsleep between FIFO batches (no central, outside windows)
+SLEEP_FIFO_FILL_PCT = const(75)  # wake before the smallest FIFO is this full (power.fifo_wake_ms)
+SLEEP_MAX_MS = const(1000)  # longest single light sleep
+OFFLINE_ADV_EVERY_S = const(10)  # an advertising window this often: reconnect within it
+OFFLINE_ADV_WINDOW_MS = const(200)  # awake (modem sleep, BLE on) this long per window
+OFFLINE_ADV_INTERVAL_US = const(40000)  # advertising interval inside a window (5 events)
+OFFLINE_CPU_FREQ_HZ = const(240000000)  # with light sleep the fastest clock costs least
 
 # --- Sampling loop and entry point (firmware/sampler.py, firmware/main.py) -------------
 # Added with the sampling loop; values above are unchanged.
