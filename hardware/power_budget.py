@@ -117,6 +117,9 @@ class Params:
     cpu_ms_saver: float | None = None  # None: the measured power-saver loop (awake)
     cpu_ms_offline: float | None = None  # None: the measured offline-logging loop (light sleep)
     offline_mhz: int | None = None  # None: config.OFFLINE_CPU_FREQ_HZ
+    stream_mhz: int | None = None  # None: config.ACTIVE_CPU_FREQ_HZ (the floor uses 80)
+    day_h: float = 16.0  # the day to last
+    day_stream_h: float = 2.0  # of it streaming to a host (the rest offline), for the mixed day
     conn_interval_ms: float = 30.0  # chosen by the central (iOS/Android: 15-50 ms)
     att_mtu: int = 247  # after MTU exchange
     ll_max_payload: int = 251  # with LE Data Length Extension
@@ -277,6 +280,8 @@ def budget(scenario: str, build: str, chip: str, clocks: str, p: Params | None =
     scn = dict(scenarios(cfg)[scenario])
     if scenario == "offline" and p.offline_mhz is not None:
         scn["cpu_mhz"] = p.offline_mhz
+    if scenario == "default" and p.stream_mhz is not None:
+        scn["cpu_mhz"] = p.stream_mhz
     n_imu = BUILDS[build]
     mhz = scn["cpu_mhz"]
     i_run = T["soc_run_%dmhz_%s" % (mhz, clocks)][0]
@@ -363,12 +368,20 @@ def run_all(p: Params | None = None) -> dict:
         o = budget("offline", "full", "icm42688p", "typ1", q, T, cfg, pm, meas)
         clocks.append({"cpu_mhz": mhz, "cpu_busy_ms": c["cpu_busy_ms"], "typ2_ma": c["total_ma"],
                        "typ2_hours": c["hours"], "typ1_ma": o["total_ma"], "typ1_hours": o["hours"]})
-    # What a 16-hour day needs (Typ2, full build, ICM-42688-P), per scenario.
+    # What a day of day_h hours needs (Typ2, full build, ICM-42688-P): streaming all day,
+    # offline all day, day_stream_h streaming + the rest offline, and the streaming floor
+    # of stock MicroPython (no CPU work at all, 80 MHz WAITI, a 100 ms connection interval).
     day = {}
     for scn in ("default", "offline"):
         c = next(r for r in rows if (r["scenario"], r["build"], r["chip"]) == (scn, "full", "icm42688p"))
-        day[scn] = {"total_ma": c["conservative"]["total_ma"],
-                    "mah_16h": c["conservative"]["total_ma"] * 16.0 / p.usable_fraction}
+        day[scn] = {"total_ma": c["conservative"]["total_ma"]}
+    q = Params(**{**vars(p), "cpu_ms_default": 0.0, "stream_mhz": 80, "conn_interval_ms": 100.0})
+    day["stream_floor"] = {"total_ma": budget("default", "full", "icm42688p", "typ2", q, T, cfg, pm, meas)["total_ma"]}
+    day["mixed"] = {"total_ma": (p.day_stream_h * day["default"]["total_ma"]
+                                 + (p.day_h - p.day_stream_h) * day["offline"]["total_ma"]) / p.day_h}
+    for v in day.values():
+        v["mah_day"] = v["total_ma"] * p.day_h / p.usable_fraction
+        v["hours"] = {str(c): c * p.usable_fraction / v["total_ma"] for c in p.capacities_mah}
     # Cost of one legacy advertising event, and its average at the two intervals in use.
     one = radio_times({"connected": False, "adv_interval_us": 1e6}, 0, T, p)
     q_ev = one["tx_ms"] * T["ble_tx_0dbm"][0] + one["rx_ms"] * T["ble_rx"][0]  # uC (mA*ms)
@@ -377,7 +390,7 @@ def run_all(p: Params | None = None) -> dict:
                          for us in (cfg["ADV_INTERVAL_US"], cfg["SAVER_ADV_INTERVAL_US"])]}
     return {"params": {k: v for k, v in vars(p).items() if k != "extra"},
             "measured_cpu": meas, "rows": rows,
-            "conn_sweep": sweep, "advertising": adv, "offline_clocks": clocks, "day_16h": day}
+            "conn_sweep": sweep, "advertising": adv, "offline_clocks": clocks, "day": day}
 
 
 def _round(obj, nd=4):
@@ -445,11 +458,15 @@ def markdown(res: dict) -> str:
               "(the smallest FIFO at %d Hz, 75 %% full)."
               % (off["cpu_busy_ms"], off["cpu_mhz"], off["idle_ms"], off["wakes_s"], res["params"]["ls_wake_overhead_ms"],
                  off["light_sleep_ms"], m["offline_wake_ms"], off["raw_odr_hz"])]
-    day = res["day_16h"]
-    lines += ["", "A 16-hour day (Typ2, full build, ICM-42688-P) needs I x 16 h / %.2f usable: **%.0f mAh** streaming "
-              "all day (%.1f mA), **%.0f mAh** logging offline all day (%.1f mA)."
-              % (res["params"]["usable_fraction"], day["default"]["mah_16h"], day["default"]["total_ma"],
-                 day["offline"]["mah_16h"], day["offline"]["total_ma"])]
+    day, pr = res["day"], res["params"]
+    lines += ["", "A day of %.0f hours (Typ2, full build, ICM-42688-P) needs I x %.0f h / %.2f usable:" % (
+        pr["day_h"], pr["day_h"], pr["usable_fraction"]), "",
+        "| Day | Avg current (mA) | Cell for the day (mAh) | %s mAh lasts (h) |" % caps0, "|---|---|---|---|"]
+    for key, name in (("default", "streaming all day"), ("offline", "offline logging all day"),
+                      ("mixed", "%.0f h streaming, %.0f h offline" % (pr["day_stream_h"], pr["day_h"] - pr["day_stream_h"])),
+                      ("stream_floor", "streaming floor of stock MicroPython (no CPU work, 80 MHz, 100 ms interval)")):
+        v = day[key]
+        lines.append("| %s | %.1f | %.0f | %.1f |" % (name, v["total_ma"], v["mah_day"], v["hours"][caps0]))
     pr = res["params"]
     lines += [
         "",

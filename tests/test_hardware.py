@@ -305,7 +305,7 @@ def test_budget_hand_checks():
     assert [c["cpu_mhz"] for c in clocks] == [80, 160, 240]
     best = min(clocks, key=lambda c: c["typ2_ma"])
     assert best["cpu_mhz"] == mhz and best["typ2_ma"] == pytest.approx(o["total_ma"])
-    assert res["day_16h"]["offline"]["mah_16h"] == pytest.approx(o["total_ma"] * 16 / 0.85)
+    assert res["day"]["offline"]["mah_day"] == pytest.approx(o["total_ma"] * 16 / 0.85)
     assert rows[("default", "full", "icm42688p")]["conservative"]["total_ma"] < \
         rows[("default", "full", "mpu6050")]["conservative"]["total_ma"]
     # the headline figures quoted in the docs
