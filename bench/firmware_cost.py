@@ -46,11 +46,22 @@ Loaded as ``.mpy`` files into RAM instead, the firmware's modules alone take the
 ``imports`` (64-bit): on a plain ESP32 the firmware must be frozen; the XIAO's PSRAM has room.
 The loop of part 2 then runs in the small heap too, proving it does not run out.
 
-Part 4, the power saver's loop: the same boot and board, no central connected, the rates
-``Device._power`` applies then (``config.SAVER_RATE_HZ`` fusion and IMU ODR, no jolt
-screening), every packet into the offline buffer. ESP32 core share as in part 2 (at the
-Pystone figure's 160 MHz). ``--save hardware/firmware_cost.json`` keeps the result:
-``hardware/power_budget.py`` takes its CPU times from that file (no CPU time typed in).
+Part 4, the power saver's loop without light sleep (what runs in an advertising window, or
+always with ``config.SLEEP_ENABLED = 0``): the same boot and board, no central connected,
+the rates ``Device._power`` applies then (``config.SAVER_RATE_HZ`` fusion from
+``config.SAVER_RAW_ODR_HZ`` raw samples with jolt screening), polled every 40 ms, every
+packet into the offline buffer. ESP32 core share as in part 2 (at the Pystone figure's
+160 MHz).
+
+Part 5, offline logging as the board runs it: ``main.run``'s passes (``Device.step`` then
+``Device.idle``) with the power policy in saver: ``Device.idle`` light-sleeps through the
+``machine`` shim between FIFO batches (the shim's clock jumps by the sleep and its
+``sleep_hook`` fills the FIFOs for that time, as the chips do while the SoC sleeps), then
+drains the FIFOs; in the advertising windows the board stays awake and polls every 40 ms.
+Measured: CPU time per board second (ESP32 estimate at 160 MHz), wakes per second, the wake
+period (``power.fifo_wake_ms``) and the share of board time asleep; FIFO overruns must be 0.
+``--save hardware/firmware_cost.json`` keeps the result: ``hardware/power_budget.py`` takes
+its CPU times from that file (no CPU time typed in).
 
 Targets: estimated ESP32 time <= 1.5 ms per fused sample; <= 1 KiB allocated per update; the
 whole loop <= 50 % of an estimated ESP32 core.
