@@ -281,8 +281,9 @@ class Device:
         (``PowerPolicy.sleep_ms``: saver, no central, outside the advertising windows),
         never while the motor plays (its PWM stops in light sleep). Stops advertising
         for the sleep phase and restarts it when a window opens. After waking, drains
-        the FIFOs at once (``machine.Timer`` stands still in light sleep). Returns the ms
-        slept (0: the caller waits ``MAIN_LOOP_MS`` as usual)."""
+        the FIFOs at once (``machine.Timer`` stands still in light sleep; a failed poll
+        is counted in the sampler's ``errors``, as a timer poll's). Returns the ms slept
+        (0: the caller waits ``MAIN_LOOP_MS`` as usual)."""
         svc = self._svc
         buz = self.feedback.buzzer
         conn = svc is not None and svc.conn is not None
@@ -302,7 +303,7 @@ class Device:
             machine.lightsleep(ms)
             self.slept_ms += ms
             self.sleeps += 1
-            smp.poll(self.clock())
+            smp._scheduled(0)  # poll now, errors counted as for a timer poll (health())
         elif self._adv_off and svc is not None:
             self._adv_off = False
             if svc.conn is None:  # a window opens: advertise again
