@@ -368,6 +368,13 @@ def run_all(p: Params | None = None) -> dict:
         o = budget("offline", "full", "icm42688p", "typ1", q, T, cfg, pm, meas)
         clocks.append({"cpu_mhz": mhz, "cpu_busy_ms": c["cpu_busy_ms"], "typ2_ma": c["total_ma"],
                        "typ2_hours": c["hours"], "typ1_ma": o["total_ma"], "typ1_hours": o["hours"]})
+    # Streaming at each CPU clock (full build, ICM-42688-P, Typ2): where a lower clock pays.
+    sclocks = []
+    for mhz in OFFLINE_CLOCKS_MHZ:
+        q = Params(**{**vars(p), "stream_mhz": mhz})
+        c = budget("default", "full", "icm42688p", "typ2", q, T, cfg, pm, meas)
+        sclocks.append({"cpu_mhz": mhz, "cpu_busy_ms": c["cpu_busy_ms"], "typ2_ma": c["total_ma"],
+                        "typ2_hours": c["hours"]})
     # What a day of day_h hours needs (Typ2, full build, ICM-42688-P): streaming all day,
     # offline all day, day_stream_h streaming + the rest offline, and the streaming floor
     # of stock MicroPython (no CPU work at all, 80 MHz WAITI, a 100 ms connection interval).
@@ -390,7 +397,7 @@ def run_all(p: Params | None = None) -> dict:
                          for us in (cfg["ADV_INTERVAL_US"], cfg["SAVER_ADV_INTERVAL_US"])]}
     return {"params": {k: v for k, v in vars(p).items() if k != "extra"},
             "measured_cpu": meas, "rows": rows,
-            "conn_sweep": sweep, "advertising": adv, "offline_clocks": clocks, "day": day}
+            "conn_sweep": sweep, "advertising": adv, "offline_clocks": clocks, "stream_clocks": sclocks, "day": day}
 
 
 def _round(obj, nd=4):
@@ -451,6 +458,11 @@ def markdown(res: dict) -> str:
     for c in oc:
         lines.append("| %d | %.0f | %.1f | %.1f | %.1f | %.1f |" % (
             c["cpu_mhz"], c["cpu_busy_ms"], c["typ2_ma"], c["typ2_hours"][caps0], c["typ1_ma"], c["typ1_hours"][caps0]))
+    lines += ["", "Streaming against the CPU clock (`ACTIVE_CPU_FREQ_HZ`; full build, ICM-42688-P, Typ2; no light "
+              "sleep while connected, so the idle time stays in WAITI):", "",
+              "| CPU clock (MHz) | CPU busy (ms/s) | Typ2 (mA) | %s mAh (h) |" % caps0, "|---|---|---|---|"]
+    for c in res["stream_clocks"]:
+        lines.append("| %d | %.0f | %.1f | %.1f |" % (c["cpu_mhz"], c["cpu_busy_ms"], c["typ2_ma"], c["typ2_hours"][caps0]))
     off = picks[1]
     m = res["measured_cpu"]
     lines += ["", "Offline second (Typ2, full build, ICM-42688-P): CPU busy %.0f ms at %d MHz, awake idle %.0f ms "
