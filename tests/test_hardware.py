@@ -306,6 +306,17 @@ def test_budget_hand_checks():
     best = min(clocks, key=lambda c: c["typ2_ma"])
     assert best["cpu_mhz"] == mhz and best["typ2_ma"] == pytest.approx(o["total_ma"])
     assert res["day"]["offline"]["mah_day"] == pytest.approx(o["total_ma"] * 16 / 0.85)
+    # streaming per clock: the same measured work; the configured clock is the default row
+    sc = {c["cpu_mhz"]: c for c in res["stream_clocks"]}
+    assert sc[80]["cpu_busy_ms"] == pytest.approx(2 * sc[160]["cpu_busy_ms"])
+    assert sc[80]["cpu_busy_ms"] == pytest.approx(3 * sc[240]["cpu_busy_ms"])
+    assert sc[cfg["ACTIVE_CPU_FREQ_HZ"] // 1000000]["typ2_ma"] == pytest.approx(d["total_ma"])
+    # the day table: the streaming floor (no CPU work, 80 MHz, 100 ms interval) is below
+    # the measured stream but above what 10 h on 400 mAh allows
+    day = res["day"]
+    assert day["stream_floor"]["total_ma"] < day["default"]["total_ma"]
+    assert day["stream_floor"]["hours"]["400"] < 10
+    assert day["offline"]["total_ma"] < day["mixed"]["total_ma"] < day["default"]["total_ma"]
     assert rows[("default", "full", "icm42688p")]["conservative"]["total_ma"] < \
         rows[("default", "full", "mpu6050")]["conservative"]["total_ma"]
     # the headline figures quoted in the docs
