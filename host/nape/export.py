@@ -36,7 +36,7 @@ ANGLE_COLUMNS = ("time_s", "trunk_inclination_deg", "neck_flexion_deg", "lying")
 EPISODE_COLUMNS = ("kind", "start_s", "end_s", "duration_s", "mean_deg", "peak_deg")
 JOLT_COLUMNS = ("peak_t_s", "start_s", "end_s", "cause", "grade", "peak_trunk_g", "peak_head_g", "peak_head_dps")
 #: Columns holding text (all others hold numbers, ``lying`` 0/1).
-TEXT_COLUMNS = frozenset({"kind", "cause", "grade", "pattern", "iso11226_verdict", "source", "activity"})
+TEXT_COLUMNS = frozenset({"kind", "cause", "grade", "grade_basis", "pattern", "iso11226_verdict", "source", "activity"})
 
 
 class ExportError(NapeError):
