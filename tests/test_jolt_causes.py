@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 
 from nape.analysis import analyse
 from nape.analysis.findings import PostureEpisode
-from nape.analysis.jolts import GRADE_BOUNDS, grade_of_size
+from nape.analysis.jolts import grade_of_size
 from nape.analysis.posture import pattern
-from nape.settings import AnalysisSettings
+from nape.settings import GRADE_BOUNDS, AnalysisSettings
 from tests.recording_factory import G, in_car, pitch_quat, road_vibration, write_recording
 
 RATE = 100.0

@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from .settings import CLINICAL_GUIDANCE, AnalysisSettings
+from .settings import CLINICAL_GUIDANCE, GRADE_BOUNDS, AnalysisSettings
 
 
 def fmt_duration(seconds: float) -> str:
@@ -306,14 +306,9 @@ GRADE_MEANING = {
     },
 }
 
-#: the settings holding each meaning's boundaries (moderate, severe)
-GRADE_BOUNDS = {
-    "manoeuvre": ("jolt_moderate_g", "jolt_severe_g"),
-    "bump": ("pothole_moderate_g", "pothole_severe_g"),
-    "rear_impact_like": ("nic_moderate_m2s2", "nic_severe_m2s2"),
-    "rear_impact_like/delta_v": ("impact_dv_moderate_kmh", "impact_dv_severe_kmh"),
-    "knock": ("shock_moderate_g", "shock_severe_g"),
-}
+#: the grade basis (nape.settings.GRADE_BOUNDS: which settings bound it) of each meaning
+MEANING_BASIS = {"manoeuvre": "vehicle", "bump": "seat", "rear_impact_like": "nic",
+                 "rear_impact_like/delta_v": "delta_v", "knock": "back"}
 
 
 def grade_meaning(cause: str, grade: str, s: dict, basis: str = "") -> str:
@@ -332,7 +327,7 @@ def grade_meaning(cause: str, grade: str, s: dict, basis: str = "") -> str:
         key = "rear_impact_like/delta_v"
     else:
         key = cause if cause in GRADE_MEANING else "knock"
-    lo, hi = (s.get(k, getattr(d, k)) for k in GRADE_BOUNDS[key])
+    lo, hi = (s.get(k, getattr(d, k)) for k in GRADE_BOUNDS[MEANING_BASIS[key]])
     return GRADE_MEANING[key][grade].format(lo=float(lo), hi=float(hi))
 
 

@@ -421,6 +421,17 @@ _SOURCES = {
 }
 
 
+#: the settings holding each grade basis' (moderate, severe) boundaries ([GRADE] above); the analysis (nape.analysis.jolts), the labels
+#: (nape.sim.labels) and the words (nape.plainwords) all read them from here
+GRADE_BOUNDS = {
+    "vehicle": ("jolt_moderate_g", "jolt_severe_g"),
+    "seat": ("pothole_moderate_g", "pothole_severe_g"),
+    "nic": ("nic_moderate_m2s2", "nic_severe_m2s2"),
+    "delta_v": ("impact_dv_moderate_kmh", "impact_dv_severe_kmh"),
+    "back": ("shock_moderate_g", "shock_severe_g"),
+}
+
+
 # --- when to see a clinician: only published guidance, quoted in plain words ---
 CLINICAL_SOURCES = {
     "neck_pain": "NHS, Neck pain and stiff neck (https://www.nhs.uk/conditions/neck-pain-and-stiff-neck/): "

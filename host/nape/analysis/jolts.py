@@ -73,7 +73,7 @@ import numpy as np
 from scipy import signal
 
 from .. import quat
-from ..settings import AnalysisSettings
+from ..settings import GRADE_BOUNDS, AnalysisSettings
 from .findings import Jolt
 from .posture import runs
 
@@ -684,16 +684,6 @@ class JoltDetector:
             peak_neck_dps=float(get("neck_dps")), nic_m2s2=float(get("nic")), bric=float(get("bric")), source=source,
             grade_basis=basis, grade_value=float(size), delta_v_kmh=float(dv),
         )
-
-
-#: the settings holding each grade basis' (moderate, severe) boundaries ([GRADE] in nape.settings)
-GRADE_BOUNDS = {
-    "vehicle": ("jolt_moderate_g", "jolt_severe_g"),
-    "seat": ("pothole_moderate_g", "pothole_severe_g"),
-    "nic": ("nic_moderate_m2s2", "nic_severe_m2s2"),
-    "delta_v": ("impact_dv_moderate_kmh", "impact_dv_severe_kmh"),
-    "back": ("shock_moderate_g", "shock_severe_g"),
-}
 
 
 def grade_of_size(size: float, bounds: tuple[float, float]) -> str:

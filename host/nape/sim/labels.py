@@ -51,7 +51,7 @@ import numpy as np
 from scipy import signal
 
 from nape import quat
-from nape.settings import AnalysisSettings
+from nape.settings import GRADE_BOUNDS, AnalysisSettings
 
 from .kinematics import GRAVITY_UP, Kinematics
 from .motion import Timeline
@@ -65,10 +65,8 @@ MANOEUVRES = ("braking", "acceleration", "lateral")
 def severity_thresholds(s: AnalysisSettings = _S) -> dict[str, tuple[float, float]]:
     """(moderate, severe) boundary of each labelled kind, in its graded quantity's unit
     (module docstring), from the analysis settings."""
-    man = (s.jolt_moderate_g, s.jolt_severe_g)
-    return {"braking": man, "acceleration": man, "lateral": man,
-            "pothole": (s.pothole_moderate_g, s.pothole_severe_g),
-            "rear_impact": (s.nic_moderate_m2s2, s.nic_severe_m2s2)}
+    basis = {"braking": "vehicle", "acceleration": "vehicle", "lateral": "vehicle", "pothole": "seat", "rear_impact": "nic"}
+    return {kind: tuple(getattr(s, k) for k in GRADE_BOUNDS[b]) for kind, b in basis.items()}
 
 
 SEVERITY_THRESHOLDS = severity_thresholds()
