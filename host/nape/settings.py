@@ -17,8 +17,11 @@ Sources cited by key:
   longitudinal acceleration of 0.6–0.65 g and a lateral one of 0.7–0.75 g (Dingus et al. 2006,
   DOT HS 810 593; SHRP2 kinematic triggers). Accelerating and cornering use the same
   boundaries (a Nape choice: drivers rarely exceed 0.4–0.5 g in either).
-- [POTHOLE] Vertical seat shocks. Ordinary potholes and speed bumps give a passenger-car
-  seat 0.3–1 g peak (smartphone and seat-pad road surveys); the NATO Reference Mobility
+- [POTHOLE] Vertical seat shocks. Ordinary potholes and speed bumps give a passenger car
+  0.3–1 g peak vertical acceleration (vehicle-fixed phone recordings of real roads: ≈ 0.5 g
+  for real potholes in the independent evaluation of issue 15; the 0.3–1 g range is Nape's
+  reading of smartphone road-survey work and is to be checked against a named survey before
+  clinical use); the NATO Reference Mobility
   Model takes a 2.5 g peak vertical acceleration at the driver's seat as the limit of
   tolerable shock over an obstacle (Ahlvin & Haley 1992, NRMM II, US Army WES TR GL-92-19).
   In ISO 2631-1:1997 terms, a 60 ms half-sine of 2.5 g alone has a vibration dose value of
@@ -400,7 +403,7 @@ _SOURCES = {
     "jolt_severe_g": "emergency braking 0.64–0.97 g (NCHRP 400); 100-Car / SHRP2 crash triggers 0.6–0.65 g",
     "shock_moderate_g": "knocks: a fall onto a mattress gives 2–3 g at the chest (UMAFall); Nape default",
     "shock_severe_g": "knocks: twice the moderate level; Nape choice",
-    "pothole_moderate_g": "ordinary potholes and speed bumps give a car seat 0.3–1 g (road surveys)",
+    "pothole_moderate_g": "ordinary potholes and speed bumps give a car 0.3–1 g (real road recordings: ≈ 0.5 g)",
     "pothole_severe_g": "2.5 g peak at the driver's seat: NATO Reference Mobility Model shock limit (Ahlvin & Haley 1992)",
     "seat_body_hz": "seated-body vertical apparent-mass resonance 4–6 Hz (Fairley & Griffin 1989)",
     "seat_body_damping": "Nape default: single-mode fits of the seated body's apparent mass, ~0.3–0.5",
