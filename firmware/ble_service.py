@@ -73,6 +73,7 @@ CMD_ACK = const(0x09)  # u32 next_seq              host has every sample before 
 CMD_FORGET = const(0x0A)  # u8 scope (0 this central, 1 every bond)  the board forgets bonds, drops the link
 CMD_AUTH_CHALLENGE = const(0x0B)  # -             response: 16-byte nonce for the owner-key proof
 CMD_AUTH_PROVE = const(0x0C)  # 32 bytes HMAC-SHA256(owner key, AUTH_LABEL + nonce)
+CMD_LOG_ACK = const(0x0D)  # u8 type (2 EVENT, 4 MARKS), u16 id: the day log may free it (no response)
 RESP_BIT = const(0x80)  # response: [opcode | 0x80, result, payload]
 EVT_END_OF_DATA = const(0xA0)  # device event on control: u32 next_seq (source exhausted)
 
@@ -89,7 +90,8 @@ NONCE_LEN = const(16)
 
 _CMD_LEN = {CMD_START: 1, CMD_STOP: 1, CMD_BACKFILL: 5, CMD_CALIBRATE: 2,
             CMD_SET_POSTURE: 5, CMD_SET_TIME: 9, CMD_GET_STATUS: 1, CMD_BACKFILL_ALL: 1,
-            CMD_ACK: 5, CMD_FORGET: 2, CMD_AUTH_CHALLENGE: 1, CMD_AUTH_PROVE: 33}
+            CMD_ACK: 5, CMD_FORGET: 2, CMD_AUTH_CHALLENGE: 1, CMD_AUTH_PROVE: 33,
+            CMD_LOG_ACK: 4}
 # allowed on a bonded link before the owner key is proved
 _PRE_AUTH = (CMD_GET_STATUS, CMD_AUTH_CHALLENGE, CMD_AUTH_PROVE)
 
@@ -259,6 +261,11 @@ class NapeService:
         self.max_events = 16
         self.source_done = False
         self._end_sent = False
+        #: the offline day log (``daylog.DayLog``) or None: its LOG packets join the
+        #: stream by seq, its MARKS (stream) and EVENT windows (event) go first
+        self.daylog = None
+        self._dl_frags = None  # a day-log MARKS packet in flight on the stream characteristic
+        self._dl_i = 0
         # status / health
         self.calibrated = False
         self.saver = False
@@ -456,6 +463,7 @@ class NapeService:
                     self.streaming = False
                     self._frags = None
                     self._event_frags = None
+                    self._dl_frags = None
                     self.advertise(fast=True)
                     if self.on_mtu:
                         self.on_mtu(MAX_VALUE_LEN)  # buffer-friendly packets while offline
@@ -496,6 +504,9 @@ class NapeService:
             self.cursor = self._frag_seq
             self._frags = None
         self._event_frags = None
+        self._dl_frags = None
+        if self.daylog is not None:  # unacknowledged MARKS / EVENT windows go again
+            self.daylog.new_link()
         if self.on_mtu:
             self.on_mtu(vl)
 
@@ -539,13 +550,34 @@ class NapeService:
             out.pop(0)
         return True
 
-    def _seq_info(self):
+    def oldest_seq(self):
+        """Oldest stored seq, SAMPLES or day-log LOG (None: nothing stored)."""
         o = self.store.oldest_seq()
+        dl = self.daylog
+        d = dl.oldest_seq() if dl is not None else None
+        if o is None or (d is not None and ((d - o) & 0xFFFFFFFF) >= 0x80000000):
+            return d
+        return o
+
+    def next_seq(self):
+        """Seq after the newest stored sample, SAMPLES or day-log LOG (None: nothing)."""
         n = self.store.next_seq()
+        dl = self.daylog
+        d = dl.next_seq() if dl is not None else None
+        if n is None or (d is not None and ((d - n) & 0xFFFFFFFF) < 0x80000000):
+            return d
+        return n
+
+    def _seq_info(self):
+        o = self.oldest_seq()
+        n = self.next_seq()
         return struct.pack("<II", 0xFFFFFFFF if o is None else o, 0 if n is None else n)
 
     def _start(self, from_seq):
-        head = self.store.next_seq()
+        head = self.next_seq()
+        if self.daylog is not None:
+            self.daylog.new_link()
+        self._dl_frags = None
         self.live_from = head if head is not None else 0
         self.cursor = self.live_from if from_seq is None else from_seq
         self.acked = self.cursor  # the central asks from here: it has what came before
@@ -586,7 +618,21 @@ class NapeService:
             else:
                 self.forget_link()
         elif op == CMD_ACK:
-            self._ack(struct.unpack_from("<I", cmd, 1)[0])
+            seq = struct.unpack_from("<I", cmd, 1)[0]
+            self._ack(seq)
+            if self.daylog is not None:
+                self.daylog.release_log(seq)
+        elif op == CMD_LOG_ACK:
+            dl = self.daylog
+            typ = cmd[1]
+            ident = cmd[2] | (cmd[3] << 8)
+            if typ != 2 and typ != 4:
+                self._respond(op, RES_BAD_VALUE)
+            elif dl is not None:
+                if typ == 2:
+                    dl.ack_event(ident)
+                else:
+                    dl.ack_marks(ident)
         elif op == CMD_START:
             if not self.streaming:
                 self._start(None)
@@ -596,10 +642,13 @@ class NapeService:
             self._frags = None
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_BACKFILL:
-            self._start(struct.unpack_from("<I", cmd, 1)[0])
+            seq = struct.unpack_from("<I", cmd, 1)[0]
+            self._start(seq)
+            if self.daylog is not None:
+                self.daylog.release_log(seq)  # the central has what came before
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_BACKFILL_ALL:
-            oldest = self.store.oldest_seq()
+            oldest = self.oldest_seq()
             self._start(oldest if oldest is not None else None)
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_SET_TIME:
@@ -659,26 +708,49 @@ class NapeService:
         if not self._flush_control() or not self.streaming or not self.authorized():
             return 0
         ble = self.ble
+        dl = self.daylog
         sent = 0
         while sent < max_notifications:
-            # events first: short and rare
+            # events first (short and rare): live ones, then the day log's windows
             ev = self._event_frags
-            if ev is None and self._events:
-                ev = self._event_frags = self._event_frag.split(self._events.pop(0))
-                self._event_i = 0
+            if ev is None:
+                pk = None
+                if self._events:
+                    pk = self._events.pop(0)
+                elif dl is not None and dl.n_ev:
+                    pk = dl.next_event()
+                if pk is not None:
+                    ev = self._event_frags = self._event_frag.split(pk)
+                    self._event_i = 0
             frags = self._frags
+            dlf = self._dl_frags
+            if ev is None and dlf is None and frags is None and dl is not None and dl.n_marks:
+                pk = dl.next_marks()  # the day log's MARKS before the seq line
+                if pk is not None:
+                    dlf = self._dl_frags = self._stream_frag.split(pk)
+                    self._dl_i = 0
             if ev is not None:
                 value = ev[self._event_i]
                 handle = self.h_event
+            elif dlf is not None:
+                value = dlf[self._dl_i]
+                handle = self.h_stream
             else:
                 if frags is None:
-                    got = self.store.read_from(self.cursor)
+                    cur = self.cursor
+                    got = self.store.read_from(cur)
+                    if dl is not None and dl.n_log:  # the day log's LOG, merged by seq
+                        lg = dl.read_log_from(cur)
+                        if lg is not None and (got is None or ((lg[1] - cur) & 0xFFFFFFFF)
+                                               < ((got[1] - cur) & 0xFFFFFFFF)):
+                            got = lg
                     if got is None:
                         self._maybe_end()
                         break
                     pkt, first = got  # first > cursor: older samples are no longer stored
                     live_from = self.live_from
-                    if live_from is not None and ((first - live_from) & 0xFFFFFFFF) >= 0x80000000:
+                    if pkt[1] == 1 and live_from is not None and \
+                            ((first - live_from) & 0xFFFFFFFF) >= 0x80000000:
                         pkt = ble_buffer.mark_backfill(pkt)
                     self._frag_seq = first
                     self.cursor = (first + pkt[3]) & 0xFFFFFFFF
@@ -700,6 +772,10 @@ class NapeService:
                 self._event_i += 1
                 if self._event_i >= len(ev):
                     self._event_frags = None
+            elif dlf is not None:
+                self._dl_i += 1
+                if self._dl_i >= len(dlf):
+                    self._dl_frags = None
             elif frags is not None:
                 self._frag_i += 1
                 if self._frag_i >= len(frags):
@@ -715,7 +791,7 @@ class NapeService:
 
     def _maybe_end(self):
         if self.source_done and not self._end_sent and self.conn is not None:
-            nxt = self.store.next_seq()
+            nxt = self.next_seq()
             try:
                 self.ble.gatts_notify(self.conn, self.h_control, bytes((EVT_END_OF_DATA,))
                                       + struct.pack("<I", 0 if nxt is None else nxt))
@@ -754,8 +830,8 @@ class NapeService:
         if self.bonded_link():
             sec |= SEC_BONDED
         st = self.store
-        o = st.oldest_seq()
-        n = st.next_seq()
+        o = self.oldest_seq()
+        n = self.next_seq()
         fw = self.fw_version.encode()
         return struct.pack(
             "<BBBBHHHIIIHIIHHIB", STATUS_VERSION, flags, self.imu_mask, self.battery_pct,

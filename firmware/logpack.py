@@ -1,4 +1,8 @@
-"""LOG packets (wire format v1, type 3): the offline day log's reduced-rate orientations.
+"""LOG and MARKS packets (wire format v1, types 3 and 4): the offline day log.
+
+MARKS (type 4, ``MarksBatcher``): what happened while the board logged on its own
+(posture alerts, calibration, dropped data, offline start and end); see the end of
+this module and protocol/SPEC.md ("Type 4: MARKS").
 
 MicroPython. protocol/SPEC.md ("Type 3: LOG") is the reference; the host decodes them
 with ``nape.wire_log``. Header as SAMPLES (14 bytes: version, type 3, imu_mask, count,
@@ -127,3 +131,71 @@ class LogBatcher:
             return None
         self.count = 0
         return bytes(memoryview(self.buf)[:_HDR + n * self.size])
+
+
+# --- MARKS (type 4): what happened on the board while it logged on its own ----------------
+
+MARKS_HDR = const(8)
+MARK_SIZE = const(12)
+MARKS_MAX = const(19)  # 8 + 19 * 12 = 236 bytes: one 244-byte slot / notification
+
+ALERT_START = const(1)  # a: bit 0 neck, bit 1 trunk over its limit
+ALERT_END = const(2)
+CALIBRATED = const(3)
+LOG_DROPPED = const(4)  # b: samples dropped (<= 65535), c: first dropped seq
+EVENT_DROPPED = const(5)  # b: event_id, c: samples in the window
+OFFLINE_START = const(6)  # c: seq of the first LOG sample
+OFFLINE_END = const(7)  # c: next seq
+
+
+class MarksBatcher:
+    """MARKS packets (protocol/SPEC.md, "Type 4: MARKS"): ``add`` returns True when the
+    packet is full (``MARKS_MAX`` marks); ``packet()`` then gives its bytes. Mark ids start
+    at ``mark_id`` and go up by one per mark (mod 2**16). One buffer, made here."""
+
+    def __init__(self, imu_mask, mark_id=0):
+        if imu_mask not in (1, 2, 3):
+            raise ValueError("imu_mask must be 1, 2 or 3")
+        self.imu_mask = imu_mask
+        self.buf = bytearray(MARKS_HDR + MARKS_MAX * MARK_SIZE)
+        self.next_id = mark_id & 0xFFFF  # id of the next mark added
+        self.count = 0
+
+    def add(self, t_ms, kind, a=0, b=0, c=0):
+        """One mark: device time ``t_ms`` (ms since boot), ``kind`` 1..7 and its fields
+        (a: u8, b: u16, c: u32). Returns True when the packet is full.
+
+        Raises:
+            ValueError: an unknown kind or a field out of range (nothing is added).
+        """
+        if not 1 <= kind <= 7 or not 0 <= a <= 0xFF or not 0 <= b <= 0xFFFF:
+            raise ValueError("bad mark")
+        buf = self.buf
+        n = self.count
+        if n == 0:
+            struct.pack_into("<BBBBHH", buf, 0, 1, 4, self.imu_mask, 0, self.next_id, 0)
+        struct.pack_into("<IBBHI", buf, MARKS_HDR + n * MARK_SIZE, t_ms & 0xFFFFFFFF, kind, a,
+                         b, c & 0xFFFFFFFF)
+        n += 1
+        self.count = n
+        buf[3] = n
+        self.next_id = (self.next_id + 1) & 0xFFFF
+        return n >= MARKS_MAX
+
+    def packet(self):
+        """Bytes of the current packet (copy) and reset; None if empty."""
+        n = self.count
+        if n == 0:
+            return None
+        self.count = 0
+        return bytes(memoryview(self.buf)[:MARKS_HDR + n * MARK_SIZE])
+
+
+def encode_marks(imu_mask, mark_id, marks):
+    """One MARKS packet from ``marks``, a list of (t_ms, kind, a, b, c) (1..19 of them)."""
+    if not 1 <= len(marks) <= MARKS_MAX:
+        raise ValueError("1..19 marks per packet")
+    mb = MarksBatcher(imu_mask, mark_id)
+    for m in marks:
+        mb.add(m[0], m[1], m[2], m[3], m[4])
+    return mb.packet()

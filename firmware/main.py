@@ -161,6 +161,11 @@ def make_app(imu_mask, rate_hz):
     where = "spill to %s" % (store.flash_path,) if store.flash_cap else "RAM only"
     print("main: offline buffer %d RAM + %d flash slots (%s): %d s at %d Hz" % (
         store.ram_cap, store.flash_cap, where, store.capacity() * per // rate_hz, rate_hz))
+    dl_on = config.DAYLOG
+    if (dl_on == 2 or (dl_on == 1 and sys.platform == "esp32")) and imu_mask in (1, 3):
+        import daylog  # the offline day log, sized to the flash left
+
+        daylog.make(app, imu_mask)
     return app
 
 
@@ -189,6 +194,7 @@ class Device:
         self._freq = None  # CPU clock set on the first pass
         self._clock_due = None  # next local-hour update (now_ms clock); None: at once
         self._svc = getattr(app, "service", None)
+        self._dl = getattr(app, "daylog", None)
         self._has_cmds = hasattr(app, "calibrate_request_s")
         self._settings_version = getattr(app, "settings_version", 0)
 
@@ -201,7 +207,13 @@ class Device:
             buz.tick(now_ms)
         svc = self._svc
         if svc is not None and self.sampler.events:
-            _forward_events(self.sampler.events, svc)
+            dl = self._dl
+            if dl is not None and dl.logging:  # offline: jolt windows into the day log
+                ev = self.sampler.events
+                while ev:
+                    dl.add_window(ev.pop(0))
+            else:
+                _forward_events(self.sampler.events, svc)
         if self._has_cmds:
             self._commands(now_ms)
         self._power(now_ms, svc)
@@ -251,6 +263,9 @@ class Device:
                 print("main: machine.freq(%d) failed: %r" % (f, e))
         rate = p.sample_rate_hz
         odr = p.raw_odr_hz
+        dl = self._dl
+        if dl is not None and dl.logging and config.DAYLOG_JOLTS and odr < config.RAW_ODR_HZ:
+            odr = config.RAW_ODR_HZ  # offline: the jolt screen keeps running (day log windows)
         if rate == self._rate and odr == self._odr:
             return
         self._rate = rate
