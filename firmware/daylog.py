@@ -515,7 +515,7 @@ class DayLog:
         if not lb.count:
             lb.seq = pb.seq
             self._t0 = t_ms
-        full = lb.add(t_ms, q0, q1)
+        full = lb.add_f32(t_ms, q0, q1)
         pb.seq = lb.seq
         if full:
             self._close_log()

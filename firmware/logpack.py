@@ -15,7 +15,9 @@ Allocation: ``quat24`` makes a few floats per quaternion (at the log rate, 10 Hz
 """
 
 import struct
+from array import array
 
+import micropython
 from micropython import const
 
 _HDR = const(14)
@@ -62,6 +64,72 @@ def quat24(q):
     return word
 
 
+_C8 = const(22808)  # round(63 * sqrt(2) * 256): the code scale in 1/256 units
+
+
+@micropython.viper
+def _q24_f32(q, tmp, buf, off: int) -> int:
+    """``quat24`` of a float32 quaternion (``array('f')``: ``Fusion.q``) in integers, the
+    3 bytes written at ``buf[off:]``; no heap objects. The components are rounded to
+    1/16384 from their float32 bits (as ``pipeline._put`` does), the norm is an integer
+    square root, the codes ``round(v * 63 * sqrt(2) / |q|)`` in integers: within one
+    code of ``quat24`` (equal but for rounding half-points). Returns 0, or -1 (nothing
+    written) when a component is 1.01 or more in magnitude (not a unit quaternion)."""
+    qb = ptr32(q)
+    v = ptr32(tmp)  # magnitudes (ptr32 reads back unsigned: signs kept in sg)
+    b = ptr8(buf)
+    big = 0
+    m = -1
+    n2 = 0
+    sg = 0
+    for i in range(4):
+        x = int(qb[i])
+        e = (x >> 23) & 0xFF
+        r = 0
+        if e >= 127:  # |q_i| >= 1
+            r = 16384 + ((x & 0x7FFFFF) >> 9) if e == 127 else 32767
+        elif e > 110:
+            k = 136 - e
+            r = (((x & 0x7FFFFF) | 0x800000) + (1 << (k - 1))) >> k
+        if r > 16548:
+            return -1
+        if (x >> 31) & 1:
+            sg |= 1 << i
+        v[i] = r
+        if r > m:
+            m = r
+            big = i
+        n2 += r * r
+    n = 16384
+    for _ in range(6):  # Newton from 1.0: exact in a few steps near the unit norm
+        if n <= 0:
+            return -1
+        n = (n + n2 // n) >> 1
+    if n <= 0:
+        return -1
+    neg = (sg >> big) & 1
+    den = n << 8
+    word = big
+    shift = 2
+    for k in range(4):
+        if k != big:
+            a = int(v[k])
+            code = ((a * _C8) * 2 + den) // (2 * den)
+            if ((sg >> k) & 1) != neg:
+                code = 0 - code
+            code += 64
+            if code < 0:
+                code = 0
+            elif code > 127:
+                code = 127
+            word |= code << shift
+            shift += 7
+    b[off] = word & 0xFF
+    b[off + 1] = (word >> 8) & 0xFF
+    b[off + 2] = (word >> 16) & 0xFF
+    return 0
+
+
 def per_packet(imu_mask):
     """Samples in a full LOG packet: 38 (two IMUs), 76 (one)."""
     n = 2 if imu_mask == 3 else 1
@@ -99,6 +167,26 @@ class LogBatcher:
         self.buf = bytearray(_HDR + per * self.size)
         self.seq = seq  # seq of the next sample added
         self.count = 0
+        self._tmp = array("i", (0, 0, 0, 0))
+
+    def add_f32(self, t_ms, q0, q1=None):
+        """``add`` for float32 quaternions (``array('f')``, ``Fusion.q``): the packing in
+        integers (``_q24_f32``), no heap objects (the float path if one is not a unit
+        quaternion). Returns True when the packet is full."""
+        n = self.count
+        off = _HDR + n * self.size
+        if _q24_f32(q0, self._tmp, self.buf, off) or \
+                (self.two and _q24_f32(q1, self._tmp, self.buf, off + 3)):
+            return self.add(t_ms, q0, q1)
+        b = self.buf
+        if n == 0:
+            struct.pack_into("<BBBBIIH", b, 0, 1, 3, self.imu_mask, 0, self.seq & 0xFFFFFFFF,
+                             t_ms & 0xFFFFFFFF, self.period_ms)
+        n += 1
+        self.count = n
+        b[3] = n
+        self.seq += 1
+        return n >= self.per
 
     def add(self, t_ms, q0, q1=None):
         """One sample: orientation ``q0`` (first IMU in the mask) and ``q1`` (head, with two

@@ -9,9 +9,11 @@ import json
 import struct
 from pathlib import Path
 
+import numpy as np
+
 from nape import wire
 from nape.ble import protocol as P
-from nape.wire_log import decode_log_packet
+from nape.wire_log import decode_log_packet, unpack_quats
 from tests.mpy import run_mpy
 
 VECTORS = Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "marks.json"
@@ -39,7 +41,8 @@ class Pipe:
     def flush(s):
         s.batcher.count = 0
         s.flushed += 1
-Q = (0.9, 0.1, -0.3, 0.2)
+from array import array
+Q = array("f", (0.9, 0.1, -0.3, 0.2))  # as Fusion.q: float32
 def run(dl, p, seconds, t):
     step = 1000 // p.rate_hz
     for _ in range(int(seconds * p.rate_hz)):
@@ -438,3 +441,50 @@ emit({"samples": out, "log": logs_of(dl), "seq": pl.batcher.seq, "periods": dl.o
     times = [t for _, _, t in seqs]
     assert times == sorted(times)  # time goes forward across the rate changes
     assert r["periods"] == 2
+
+
+def test_integer_packing_of_float32_quaternions_matches_quat24(tmp_path):
+    """``LogBatcher.add_f32`` packs ``Fusion.q`` (float32) in integers, allocation-free:
+    the same word as the float ``quat24`` but at rounding half-points and near-ties of the
+    largest component, and always within the LOG accuracy (2 deg, SPEC)."""
+    rows = run_mpy(r"""
+import sys, json, random, array, gc, logpack
+print(sys.implementation.name)
+random.seed(7)
+tmp = array.array("i", (0, 0, 0, 0))
+buf = bytearray(3)
+out = []
+for i in range(4000):
+    q = [random.random() * 2 - 1 for _ in range(4)]
+    n = sum(x * x for x in q) ** 0.5
+    a = array.array("f", [x / n for x in q])
+    r = logpack._q24_f32(a, tmp, buf, 0)
+    out.append([list(a), buf[0] | (buf[1] << 8) | (buf[2] << 16), logpack.quat24(a), r])
+lb = logpack.LogBatcher(3, 100)
+q0 = array.array("f", (0.9, 0.1, -0.3, 0.2))
+bad = array.array("f", (3.0, 0.0, 0.0, 0.0))
+lb.add_f32(0, q0, q0)
+gc.collect()
+m0 = gc.mem_alloc()
+for i in range(30):
+    lb.add_f32(100 * i, q0, q0)
+alloc = gc.mem_alloc() - m0
+lb.count = 0
+lb.add_f32(0, bad, q0)  # not a unit quaternion: the float path (normalises)
+print(json.dumps({"cases": out, "alloc": alloc, "fallback": list(lb.buf[14:20])}))
+""").decode().splitlines()
+    assert rows[0] == "micropython"
+    r = json.loads(rows[1])
+    q = np.array([c[0] for c in r["cases"]])
+    mine = np.array([c[1] for c in r["cases"]], dtype=np.uint32)
+    ref = np.array([c[2] for c in r["cases"]], dtype=np.uint32)
+    assert all(c[3] == 0 for c in r["cases"])
+    assert np.mean(mine == ref) > 0.99
+    for words in (mine, ref):
+        dq = unpack_quats(words)
+        dot = np.abs(np.sum(dq * q, axis=1))
+        ang = np.degrees(2 * np.arccos(np.clip(dot, -1, 1)))
+        assert ang.max() < 2.0
+    assert r["alloc"] == 0  # 30 samples, no heap objects
+    w = r["fallback"][0] | (r["fallback"][1] << 8) | (r["fallback"][2] << 16)
+    assert w & 3 == 0 and all(((w >> (2 + 7 * k)) & 127) == 64 for k in range(3))  # (1, 0, 0, 0)
