@@ -76,6 +76,63 @@ class Wearer:
                      "head": _Imu(acc + rng.normal(0, 0.02, (n, 3)), gyr + rng.normal(0, 0.002, (n, 3)))}
 
 
+_COST = r"""
+import gc, json, time, array, daylog
+class B:
+    def __init__(s):
+        s.seq = 0
+        s.count = 0
+class P:
+    def __init__(s):
+        s.batcher = B()
+        s.rate_hz = 50
+        s.feedback = None
+        s.log = None
+    def flush(s):
+        s.batcher.count = 0
+q0 = array.array("f", (0.9, 0.1, -0.3, 0.2))
+q1 = array.array("f", (0.7, -0.2, 0.1, 0.6))
+p = P()
+dl = daylog.DayLog(PATH, 4000, 3, after_ms=0, verbose=False)
+dl.attach(p)
+dl.update(0, False)
+t = 0
+for _ in range(500):
+    t += 20
+    dl.fused(t, q0, q1)
+S = 600
+gc.collect()
+gc.disable()
+a0 = gc.mem_alloc()
+t0 = time.ticks_us()
+for _ in range(50 * S):
+    t += 20
+    dl.fused(t, q0, q1)
+us = time.ticks_diff(time.ticks_us(), t0)
+a1 = gc.mem_alloc()
+gc.enable()
+print(json.dumps({"us_per_s": us / S, "bytes_per_s": (a1 - a0) / S, "packets": dl.log_packets}))
+"""
+
+
+def logging_cost() -> dict:
+    """Per second of offline logging (50 Hz fused samples in, 10 Hz LOG out, a file write
+    per packet): CPU microseconds and heap bytes, under the unix MicroPython on this host
+    (an ESP32-S3 at 80-160 MHz is tens of times slower: ``bench.firmware_cost`` scales)."""
+    import subprocess
+    import tempfile
+
+    from nape import micropython
+
+    with tempfile.TemporaryDirectory() as d:
+        code = _COST.replace("PATH", repr(d + "/day.log"))
+        proc = subprocess.run(micropython.command("-c", code, heap="16m"), capture_output=True,
+                              env=micropython.env(), timeout=300)
+    if proc.returncode:
+        raise RuntimeError("logging cost run failed: " + micropython.last_error_line(proc.stderr.decode()))
+    return json.loads(proc.stdout.decode().splitlines()[-1])
+
+
 def _marks(pkt: bytes) -> tuple[int, list[tuple[int, int, int, int, int]]]:
     """(first mark_id, [(t_ms, kind, a, b, c)]) of a MARKS packet (protocol/SPEC.md, type 4)."""
     if len(pkt) < 8 or pkt[1] != 4:
@@ -221,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     away = a.away_s if a.away_s is not None else (240.0 if a.quick else 1800.0)
     try:
         v = asyncio.run(_run(away, a.offline_after_s, a.jolt_every_s, a.timeout_s))
+        cost = logging_cost()
+        v["logging_us_per_s"] = cost["us_per_s"]
+        v["logging_heap_bytes_per_s"] = cost["bytes_per_s"]
     except (OSError, RuntimeError, ValueError) as e:
         print("offline_day: %s" % e, file=sys.stderr)
         return 1
@@ -245,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         ("duplicate_samples", str(v["duplicate_samples"]), "0", ""),
         ("jolt windows kept / expected", "%d / %d" % (v["jolt_windows_kept"], v["jolt_windows_expected"]),
          "all", "%.0f jolts/h" % v["jolts_per_hour"]),
+        ("logging cost per second (unix port)", "%.0f us" % v["logging_us_per_s"], "",
+         "%.0f heap bytes" % v["logging_heap_bytes_per_s"]),
         ("marks", " ".join("%s %d" % kv for kv in v["marks"].items() if kv[1]), "", ""),
     ]
     w = max(len(r[0]) for r in rows)
