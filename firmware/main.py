@@ -7,15 +7,23 @@ Boot (``boot``):
   plus the flash spill file when the heap holds its index, built by ``ble_app.make_app``
   with the security settings ``config.BLE_*``: secure by default; a radio-less ``LocalSink``
   when the ``bluetooth`` module or the stack is missing, so posture alerts still work)
-  -> buzzer on the motor pin -> posture alert and buzzer after fusion
+  -> the offline day log (``daylog.make``: sized to the free flash and heap; on the esp32
+  port, ``config.DAYLOG``) -> buzzer on the motor pin -> posture alert and buzzer after fusion
   (``feedback.Feedback`` on the app's pipeline) -> ``sampler.Sampler`` (acquisition only)
   -> a ``machine.Timer`` every ``config.SAMPLER_POLL_MS`` that schedules ``Sampler.poll``.
 
 Data flows one way: sampler (FIFO -> scaled samples -> jolt screen) -> pipeline (fusion ->
 feedback: calibration, posture alert, buzzer -> flags -> packets) -> offline buffer / BLE.
+With no authorized central for ``config.SAVER_AFTER_S`` the app's day log
+(``daylog.DayLog``, on the samples' clock in ``BleApp.tick``) takes the pipeline's fused
+samples instead of SAMPLES packets: 10 Hz LOG packets in the same ``seq`` line, MARKS,
+and the jolt windows (``Device.step`` hands them to the day log instead of the live
+queue); the IMUs keep ``RAW_ODR_HZ`` meanwhile (``config.DAYLOG_JOLTS``) so the jolt screen
+runs. A central connecting ends it; the service backfills it (protocol/SPEC.md).
 
 Main loop (``Device.step``, every ``config.MAIN_LOOP_MS``): BLE housekeeping and
-sending (``app.tick()``), EVENT windows to the BLE service, CALIBRATE and SET_POSTURE
+sending (``app.tick()``, which also runs the day log's offline state), EVENT windows to
+the BLE service (or to the day log while it logs), CALIBRATE and SET_POSTURE
 commands to the posture alert, the power-saver policy (status flag and advertising
 interval; see ``_power``).
 
