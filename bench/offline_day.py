@@ -40,9 +40,11 @@ G = 9.80665
 RATE = 500.0
 SLOT = 244
 XIAO_KIB = 3968  # config.DAYLOG_KIB
+EVICT_KIB = 24  # the eviction run: 99 slots, about 6 min of LOG, for 4 min away with 4 jolts
 ESP32_KIB = 1600  # plain 4 MiB ESP32: 2 MiB VFS less ~320 KiB firmware and bonds, DAYLOG_FREE_KIB (daylog.plan)
 TARGETS = {"capacity_hours_xiao": 16.0, "backfill_x_realtime": 20.0, "lost_samples": 0,
-           "duplicate_samples": 0, "jolt_windows_missing": 0}
+           "duplicate_samples": 0, "jolt_windows_missing": 0, "evict_lost_samples_unmarked": 0,
+           "evict_windows_untold": 0}
 
 
 class _Imu:
@@ -143,7 +145,8 @@ def _marks(pkt: bytes) -> tuple[int, list[tuple[int, int, int, int, int]]]:
     return mark_id, [struct.unpack_from("<IBBHI", pkt, 8 + 12 * i) for i in range(count)]
 
 
-async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeout_s: float) -> dict:
+async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeout_s: float,
+               daylog_kib: int = XIAO_KIB) -> dict:
     from nape import wire
     from nape.ble import BleTransport, VirtualDevice
     from nape.ble.virtual import nsim_blob
@@ -153,7 +156,7 @@ async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeo
     blob = nsim_blob(wearer)
     out: dict = {}
     async with VirtualDevice(blob, speed=0, secure=False, quiet_hours=False, flash=True,
-                             daylog_kib=XIAO_KIB, offline_after_s=offline_after_s,
+                             daylog_kib=daylog_kib, offline_after_s=offline_after_s,
                              start_timeout=120.0) as vd:
         t0 = time.monotonic()
         while True:  # the host is away: the board runs the whole wearer file alone
@@ -211,7 +214,17 @@ async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeo
     lines = [e.get("line", "") for e in vd.events if e.get("event") == "fw"]
     uniq = set(seqs)
     out["next_seq"] = next_seq
-    out["lost_samples"] = sum(1 for s in range(next_seq) if s not in uniq)
+    missing = {s for s in range(next_seq) if s not in uniq}
+    out["lost_samples"] = len(missing)
+    # what the board said it dropped (LOG_DROPPED: b samples from seq c; EVENT_DROPPED: id b)
+    told = set()
+    for m in marks.values():
+        if m[1] == 4:
+            told.update(range(m[4], m[4] + m[3]))
+    out["dropped_samples_marked"] = len(told)
+    out["lost_samples_unmarked"] = len(missing - told)
+    out["marked_but_received"] = len(told & uniq)
+    out["windows_dropped_marked"] = sorted(m[3] for m in marks.values() if m[1] == 5)
     out["duplicate_samples"] = len(seqs) - len(uniq)
     out["samples_packets_samples"] = samples
     out["log_samples"] = log_samples
@@ -225,7 +238,8 @@ async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeo
     expected = [b for b in wearer.bumps if off_t0 is not None and b >= off_t0 + 0.5]
     out["jolt_windows_expected"] = len(expected)
     out["jolt_windows_kept"] = len(whole)
-    out["jolt_windows_missing"] = max(0, len(expected) - len(whole))
+    out["jolt_windows_missing"] = max(0, len(expected) - len(whole) - len(out["windows_dropped_marked"]))
+    out["windows_marked_and_received"] = len(set(out["windows_dropped_marked"]) & set(whole))
     out["marks"] = {name: kinds.count(k) for k, name in ((1, "alert_start"), (2, "alert_end"), (3, "calibrated"),
                                                          (4, "log_dropped"), (5, "event_dropped"),
                                                          (6, "offline_start"), (7, "offline_end"))}
@@ -278,6 +292,13 @@ def main(argv: list[str] | None = None) -> int:
     away = a.away_s if a.away_s is not None else (240.0 if a.quick else 1800.0)
     try:
         v = asyncio.run(_run(away, a.offline_after_s, a.jolt_every_s, a.timeout_s))
+        # a day log too small for the time away: eviction end to end, every loss told
+        ev = asyncio.run(_run(240.0, a.offline_after_s, a.jolt_every_s, a.timeout_s, daylog_kib=EVICT_KIB))
+        v["evict"] = {k: ev[k] for k in ("next_seq", "lost_samples", "dropped_samples_marked",
+                                         "lost_samples_unmarked", "marked_but_received", "duplicate_samples",
+                                         "jolt_windows_expected", "jolt_windows_kept",
+                                         "windows_dropped_marked", "jolt_windows_missing",
+                                         "windows_marked_and_received", "marks")}
         cost = logging_cost()
         v["logging_us_per_s"] = cost["us_per_s"]
         v["logging_heap_bytes_per_s"] = cost["bytes_per_s"]
@@ -287,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     ok = (v["capacity_hours_xiao"] >= TARGETS["capacity_hours_xiao"]
           and v["backfill_x_realtime"] >= TARGETS["backfill_x_realtime"]
           and v["lost_samples"] == 0 and v["duplicate_samples"] == 0
-          and v["jolt_windows_missing"] == 0 and v["duplicate_marks"] == 0)
+          and v["jolt_windows_missing"] == 0 and v["duplicate_marks"] == 0
+          and v["evict"]["lost_samples_unmarked"] == 0 and v["evict"]["marked_but_received"] == 0
+          and v["evict"]["duplicate_samples"] == 0 and v["evict"]["jolt_windows_missing"] == 0
+          and v["evict"]["windows_marked_and_received"] == 0 and v["evict"]["lost_samples"] > 0)
     if a.json:
         print(json.dumps({"values": v, "targets": TARGETS, "pass": ok}))
         return 0 if ok else 1
@@ -307,6 +331,11 @@ def main(argv: list[str] | None = None) -> int:
          "all", "%.0f jolts/h" % v["jolts_per_hour"]),
         ("logging cost per second (unix port)", "%.0f us" % v["logging_us_per_s"], "",
          "%.0f heap bytes" % v["logging_heap_bytes_per_s"]),
+        ("eviction (%d KiB day log, 240 s away): lost" % EVICT_KIB, str(v["evict"]["lost_samples"]), "all told",
+         "%d told by LOG_DROPPED, %d untold; windows kept %d, told dropped %s of %d" % (
+             v["evict"]["dropped_samples_marked"], v["evict"]["lost_samples_unmarked"],
+             v["evict"]["jolt_windows_kept"], v["evict"]["windows_dropped_marked"],
+             v["evict"]["jolt_windows_expected"])),
         ("marks", " ".join("%s %d" % kv for kv in v["marks"].items() if kv[1]), "", ""),
     ]
     w = max(len(r[0]) for r in rows)
