@@ -44,7 +44,7 @@ EVICT_KIB = 24  # the eviction run: 99 slots, about 6 min of LOG, for 4 min away
 ESP32_KIB = 1600  # plain 4 MiB ESP32: 2 MiB VFS less ~320 KiB firmware and bonds, DAYLOG_FREE_KIB (daylog.plan)
 TARGETS = {"capacity_hours_xiao": 16.0, "backfill_x_realtime": 20.0, "lost_samples": 0,
            "duplicate_samples": 0, "jolt_windows_missing": 0, "evict_lost_samples_unmarked": 0,
-           "evict_windows_untold": 0}
+           "evict_windows_untold": 0, "day_log_packets_sent_twice": 0}
 
 
 class _Imu:
@@ -211,6 +211,20 @@ async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeo
                         seqs.extend(range(p.seq, p.seq + p.count))
                         samples += p.count
             stats = tr.link_summary()
+        # a second host session: what the board still sends after the first confirmed
+        # everything (ACK, LOG_ACK): the SAMPLES ring keeps what it holds until it needs
+        # room, the day log must send nothing again
+        tr2 = BleTransport(bumble=vd.bumble_args)
+        again = {"log": 0, "marks": 0, "event": 0, "samples": 0}
+        re2 = {"stream": wire.Reassembler(), "event": wire.Reassembler()}
+        async with tr2:
+            async for note in tr2.notifications():
+                if note.channel not in re2:
+                    continue
+                pkt = re2[note.channel].feed(note.value)
+                if pkt is not None:
+                    again[{1: "samples", 2: "event", 3: "log", 4: "marks"}[pkt[1]]] += 1
+        out["second_session_packets"] = again
     lines = [e.get("line", "") for e in vd.events if e.get("event") == "fw"]
     uniq = set(seqs)
     out["next_seq"] = next_seq
@@ -311,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
           and v["jolt_windows_missing"] == 0 and v["duplicate_marks"] == 0
           and v["evict"]["lost_samples_unmarked"] == 0 and v["evict"]["marked_but_received"] == 0
           and v["evict"]["duplicate_samples"] == 0 and v["evict"]["jolt_windows_missing"] == 0
-          and v["evict"]["windows_marked_and_received"] == 0 and v["evict"]["lost_samples"] > 0)
+          and v["evict"]["windows_marked_and_received"] == 0 and v["evict"]["lost_samples"] > 0
+          and v["second_session_packets"]["log"] == v["second_session_packets"]["marks"]
+          == v["second_session_packets"]["event"] == 0)
     if a.json:
         print(json.dumps({"values": v, "targets": TARGETS, "pass": ok}))
         return 0 if ok else 1
@@ -336,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
              v["evict"]["dropped_samples_marked"], v["evict"]["lost_samples_unmarked"],
              v["evict"]["jolt_windows_kept"], v["evict"]["windows_dropped_marked"],
              v["evict"]["jolt_windows_expected"])),
+        ("day log sent again to a second session", "%d" % sum(
+            v["second_session_packets"][k] for k in ("log", "marks", "event")), "0",
+         "packets (after ACK / LOG_ACK; SAMPLES ring: %d)" % v["second_session_packets"]["samples"]),
         ("marks", " ".join("%s %d" % kv for kv in v["marks"].items() if kv[1]), "", ""),
     ]
     w = max(len(r[0]) for r in rows)

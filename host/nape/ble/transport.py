@@ -248,6 +248,11 @@ class BleTransport(Transport):
             with contextlib.suppress(BaseException):
                 await self._ack_task
             self._ack_task = None
+        client = self._client
+        if client is not None and self._accepting and (self._log_acks or (
+                self._next_seq is not None and self._next_seq != self._acked)):
+            with contextlib.suppress(Exception):  # best effort: else the next link confirms
+                await asyncio.wait_for(self._final_acks(client), 2.0)
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(BaseException):
@@ -484,6 +489,17 @@ class BleTransport(Transport):
                 self.stats.acks += 1
             except Exception as e:  # link dropping: the next link's BACKFILL confirms instead
                 log.debug("ack failed: %s", e)
+
+    async def _final_acks(self, client) -> None:
+        """On close: confirm what arrived (ACK) and the day log's MARKS / EVENT windows
+        (LOG_ACK), so the board frees them now instead of sending them again."""
+        while self._log_acks:
+            await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=False)
+            self._log_acks.pop(0)
+        if self._next_seq is not None and self._next_seq != self._acked:
+            await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(self._next_seq), response=False)
+            self._acked = self._next_seq
+            self.stats.acks += 1
 
     @staticmethod
     async def _request_mtu(client) -> None:
