@@ -17,7 +17,11 @@ power saver's delay) the board stops storing SAMPLES and logs instead (``logging
 Storage: one file of fixed 244-byte slots (a length byte and the packet), slot 0 a header
 (magic, slot count, boot id). The index lives in RAM, allocated once: per slot a kind
 byte and a u16 "next" link (3 bytes of heap per slot): four singly linked lists in
-write order (free, LOG, MARKS, EVENT). The file grows as slots are first used.
+write order (free, LOG, MARKS, EVENT). The file grows as slots are first used, and starts
+again from its header when the central has confirmed everything (``_rewind``), so a day
+of logging after a full sync is written append-only. Only a full file (eviction) or a
+partly confirmed one writes into freed slots inside the file, which on littlefs rewrites
+the file's blocks after that point (not measured on hardware).
 
 Eviction when full: the oldest LOG packet first (its samples are recorded in a
 LOG_DROPPED mark, consecutive drops merged), then the oldest EVENT window, whole (an
@@ -166,6 +170,7 @@ class DayLog:
         self.windows_stored = 0
         self.marks_lost = 0
         self.offline_periods = 0
+        self.rewinds = 0  # the file started again after everything was confirmed
         self.reset_reason, self._f = self._open(path, boot_id, verbose)
 
     # --- file -----------------------------------------------------------------------
@@ -272,6 +277,29 @@ class DayLog:
         self.nxt[s] = self._fh
         self._fh = s
         self.n_free += 1
+
+    def _rewind(self):
+        """Everything was confirmed (or never written): start the file again from its
+        header, so the next day is written append-only. On littlefs a write inside a file
+        rewrites the blocks after it (CTZ skip-lists); appending does not."""
+        if self.n_log or self.n_marks or self.n_ev or not self._fresh or self.logging:
+            return
+        self._fh = NONE
+        self.n_free = 0
+        self._fresh = 0
+        self._mk_last = self._ev_last = self._log_cur = NONE
+        f = self._f
+        f.close()
+        f = open(self.path, "w+b")  # truncates (MicroPython files have no truncate())
+        sl = self._slot
+        for i in range(SLOT):
+            sl[i] = 0
+        sl[0:8] = MAGIC
+        struct.pack_into("<HHII", sl, 8, 1, 0, self.cap, 0)
+        f.write(sl)
+        f.flush()
+        self._f = f
+        self.rewinds += 1
 
     def room(self):
         """Slots free now (without eviction)."""
@@ -596,6 +624,8 @@ class DayLog:
             self.n_log -= 1
             if self.n_log:
                 self._log_hs = self._seq_cnt(self._h[_L_LOG])[0]
+            else:
+                self._rewind()
 
     def new_link(self):
         """Streaming (re)starts: MARKS and EVENT windows not acknowledged go again."""
@@ -639,6 +669,7 @@ class DayLog:
             if self._id16(s) == mark_id:
                 self._unlink(_L_MK, prev, s)
                 self.n_marks -= 1
+                self._rewind()
                 return True
             prev = s
             s = self.nxt[s]
@@ -651,6 +682,7 @@ class DayLog:
         while s != NONE:
             if self.kind[s] == K_EV and self._id16(s) == event_id:
                 self._drop_window_at(prev, s)
+                self._rewind()
                 return True
             prev = s
             s = self.nxt[s]
@@ -662,7 +694,8 @@ class DayLog:
                 "event": self.n_ev, "log_packets": self.log_packets,
                 "log_dropped_samples": self.log_dropped_samples,
                 "windows_stored": self.windows_stored, "windows_dropped": self.windows_dropped,
-                "marks_lost": self.marks_lost, "offline_periods": self.offline_periods}
+                "marks_lost": self.marks_lost, "offline_periods": self.offline_periods,
+                "rewinds": self.rewinds, "file_slots": self._fresh}
 
 
 def trim_log(pkt, skip):

@@ -378,6 +378,10 @@ connect(247)
 write(struct.pack("<BI", 0x03, after))  # BACKFILL from what it has (nape.ble.BleTransport)
 res["fourth"] = drain()
 res["status_oldest"] = svc.oldest_seq()
+write(struct.pack("<BBH", 0x0D, 2, 8))  # the last window: the day log is empty, the file starts again
+res["stats3"] = dl.stats()
+import os
+res["file_size"] = os.stat("DLPATH")[6]
 emit(res)
 """, tmp_path)
     after = r["after"]
@@ -397,6 +401,8 @@ emit(res)
     s1, s2 = r["stats1"], r["stats2"]
     assert s1["log"] > 0 and s1["event"] == 8 and s1["marks"] == 1  # nothing confirmed: all kept
     assert s2["log"] == 0 and s2["event"] == 4 and s2["marks"] == 0  # confirmed: freed
+    assert s2["rewinds"] == 0 and s2["file_slots"] == s1["file_slots"]  # window 8 still stored
+    assert r["stats3"]["rewinds"] == 1 and r["stats3"]["file_slots"] == 0 and r["file_size"] == 244
     stream, events = _reassemble(r["fourth"])
     assert [p[1] for p in stream] == [1] * 10  # only the SAMPLES after the day log (not acked)
     assert {wire.decode_packet(p).event_id for p in events} == {8}  # only the window not acked
