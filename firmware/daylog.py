@@ -39,7 +39,8 @@ Capacity (two IMUs, 10 Hz, 242-byte packets of 3.8 s: 64 bytes of flash per seco
 ``config.DAYLOG_KIB`` = 3968 KiB on a **XIAO ESP32S3** (MicroPython's 8 MiB table: 4.94
 MiB VFS less the 640 KiB spill file, ~320 KiB of firmware files and bonds and
 ``config.DAYLOG_FREE_KIB``) = 16 651 slots = **17.6 h** of orientation (35 h with the
-trunk IMU only); every two-IMU jolt window at 500 Hz (42 packets) costs 2.7 min of it.
+trunk IMU only); every two-IMU jolt window costs 1.1 min of it at the saver's 200 Hz
+(17 packets; 2.7 min at 500 Hz, 42 packets).
 A **plain 4 MiB ESP32** (2 MiB VFS) gets what its free VFS allows (``plan``): 2048 -
 320 - 128 = 1600 KiB = 6 713 slots = **7.1 h** (14 h trunk only): a 16-hour day of two
 IMUs needs 8 MiB of flash. Index: 49 KiB / 20 KiB of heap.
