@@ -243,6 +243,8 @@ async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeo
     out["samples_packets_samples"] = samples
     out["log_samples"] = log_samples
     whole = [e for e, got in windows.items() if sum(got.values()) == totals[e]]
+    out["windows_incomplete"] = {e: [totals[e], sum(got.values()), len(got)] for e, got in windows.items()
+                                 if sum(got.values()) != totals[e]}
     kinds = [m[1] for m in marks.values()]
     off = [m for m in marks.values() if m[1] == 6]
     end = [m for m in marks.values() if m[1] == 7]

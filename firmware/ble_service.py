@@ -59,6 +59,7 @@ _FLAG_WRITE_ENCRYPTED = const(0x1000)
 _IO_NO_INPUT_OUTPUT = const(3)
 
 _ENOMEM = const(12)
+_EV_CONFIRM = const(-1)  # _irq_events kind: an ACK / LOG_ACK written on an authorized link
 
 # --- control commands (central -> device), first byte = opcode ------------------------
 CMD_START = const(0x01)  # -                      start live streaming
@@ -304,7 +305,13 @@ class NapeService:
             self._irq_events.append((event, data[0]))
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_control:
-                self._irq_events.append((event, bytes(self.ble.gatts_read(self.h_control))))
+                v = bytes(self.ble.gatts_read(self.h_control))
+                if v and (v[0] == CMD_ACK or v[0] == CMD_LOG_ACK) and self.authorized():
+                    # a confirmation counts even when the link drops before poll() runs
+                    # (a host confirms last, then disconnects)
+                    self._irq_events.append((_EV_CONFIRM, v))
+                else:
+                    self._irq_events.append((event, v))
         elif event == _IRQ_MTU_EXCHANGED:
             self.mtu = data[1]
             self._irq_events.append((event, data[1]))
@@ -471,6 +478,8 @@ class NapeService:
                 self._reset_link(arg)
             elif ev == _IRQ_GATTS_WRITE:
                 self._command(arg)
+            elif ev == _EV_CONFIRM:
+                self._confirm(arg)
         if self._drop and not self._ctrl_out:  # answered: drop the link after a grace
             self._drop = False
             self._drop_at = time.ticks_add(time.ticks_ms(), DROP_GRACE_MS)
@@ -617,22 +626,8 @@ class NapeService:
                 self.forget_all()
             else:
                 self.forget_link()
-        elif op == CMD_ACK:
-            seq = struct.unpack_from("<I", cmd, 1)[0]
-            self._ack(seq)
-            if self.daylog is not None:
-                self.daylog.release_log(seq)
-        elif op == CMD_LOG_ACK:
-            dl = self.daylog
-            typ = cmd[1]
-            ident = cmd[2] | (cmd[3] << 8)
-            if typ != 2 and typ != 4:
-                self._respond(op, RES_BAD_VALUE)
-            elif dl is not None:
-                if typ == 2:
-                    dl.ack_event(ident)
-                else:
-                    dl.ack_marks(ident)
+        elif op == CMD_ACK or op == CMD_LOG_ACK:
+            self._confirm(cmd)
         elif op == CMD_START:
             if not self.streaming:
                 self._start(None)
@@ -666,6 +661,29 @@ class NapeService:
             if op == CMD_CALIBRATE and res == RES_OK:
                 self.calibrated = True
             self._respond(op, res)
+
+    def _confirm(self, cmd):
+        """ACK / LOG_ACK (the IRQ handler found the link authorized when it arrived)."""
+        op = cmd[0]
+        if len(cmd) != _CMD_LEN[op]:
+            self._respond(op, RES_BAD_LENGTH)
+            return
+        dl = self.daylog
+        if op == CMD_ACK:
+            seq = struct.unpack_from("<I", cmd, 1)[0]
+            self._ack(seq)
+            if dl is not None:
+                dl.release_log(seq)
+            return
+        typ = cmd[1]
+        ident = cmd[2] | (cmd[3] << 8)
+        if typ != 2 and typ != 4:
+            self._respond(op, RES_BAD_VALUE)
+        elif dl is not None:
+            if typ == 2:
+                dl.ack_event(ident)
+            else:
+                dl.ack_marks(ident)
 
     def _prove(self, mac):
         key = self.owner_key

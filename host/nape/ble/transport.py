@@ -493,11 +493,13 @@ class BleTransport(Transport):
     async def _final_acks(self, client) -> None:
         """On close: confirm what arrived (ACK) and the day log's MARKS / EVENT windows
         (LOG_ACK), so the board frees them now instead of sending them again."""
+        # with response: the board has each one before the link drops (a write without
+        # response may still be queued here when we disconnect)
         while self._log_acks:
-            await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=False)
+            await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=True)
             self._log_acks.pop(0)
         if self._next_seq is not None and self._next_seq != self._acked:
-            await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(self._next_seq), response=False)
+            await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(self._next_seq), response=True)
             self._acked = self._next_seq
             self.stats.acks += 1
 
