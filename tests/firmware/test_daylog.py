@@ -494,3 +494,30 @@ print(json.dumps({"cases": out, "alloc": alloc, "fallback": list(lb.buf[14:20])}
     assert r["alloc"] == 0  # 30 samples, no heap objects
     w = r["fallback"][0] | (r["fallback"][1] << 8) | (r["fallback"][2] << 16)
     assert w & 3 == 0 and all(((w >> (2 + 7 * k)) & 127) == 64 for k in range(3))  # (1, 0, 0, 0)
+
+
+def test_event_ids_go_on_when_the_saver_changes_the_jolt_screens_rate(tmp_path):
+    """The day log and the host tell windows apart by ``event_id`` (per boot): a rate
+    change (power saver: 200 Hz screening offline) makes a new screen that goes on
+    counting, not one that starts again at 0."""
+    out = run_mpy(r"""
+import sys, json, machine, fake_i2c, fake_mpu6050, fake_icm42688, bluetooth, config, main
+print(sys.implementation.name)
+bus = fake_i2c.FakeI2C()
+bus.add(0x68, fake_mpu6050.FakeMPU6050())
+bus.add(0x69, fake_icm42688.FakeICM42688())
+machine.I2C.attach(0, bus)
+machine.Timer.reset_all()
+dev = main.boot(clock=machine.time_ms, start_timer=False)
+smp = dev.sampler
+a = smp.screen
+a._next_id = 41  # 41 windows so far this boot
+smp.set_rates(50, config.SAVER_RAW_ODR_HZ)
+b = smp.screen
+smp.set_rates(100, config.RAW_ODR_HZ)
+c = smp.screen
+print(json.dumps([a.rate_hz, b.rate_hz, b._next_id, c.rate_hz, c._next_id, a is not b]))
+""").decode().splitlines()
+    assert out[0] == "micropython"
+    a_rate, b_rate, b_id, c_rate, c_id, new = json.loads(out[-1])
+    assert new and a_rate != b_rate and b_id == 41 and c_id == 41
