@@ -144,7 +144,7 @@ class _Stream:
         self.gaps: list[dict] = []
         self.boots = 1
         self.guard = quality.GlitchGuard(n_imu, s)
-        self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh", "src")}
+        self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh", "src", "bt", "bh")}
         self.spans: list[list] = []  # [kind ("full" / "reduced"), first grid index, last grid index]
         self.reduced_samples = 0
         self.board_quat: dict[str, list[np.ndarray]] = {"t_s": [], "q": []}  # day-log orientation (window jolts)
@@ -210,6 +210,9 @@ class _Stream:
         if self.n_imu > 1:
             self.series["qt"].append(q_seg[keep, 0])
             self.series["qh"].append(q_seg[keep, 1])
+            # the board's own fusion too (its heading offset carries into the day log)
+            self.series["bt"].append(quat.mul(q_fw[keep, 0], self.align[0]))
+            self.series["bh"].append(quat.mul(q_fw[keep, 1], self.align[1]))
 
     def _feed_reduced(self, b) -> None:
         """A block of the offline day log: posture from the board's quaternions at its own rate."""
@@ -241,6 +244,8 @@ class _Stream:
         if self.n_imu > 1:
             self.series["qt"].append(q_seg[keep, 0])
             self.series["qh"].append(q_seg[keep, 1])
+            self.series["bt"].append(q_seg[keep, 0])
+            self.series["bh"].append(q_seg[keep, 1])
 
     def take_gaps(self, reader) -> None:
         """Lost samples and the gaps worth listing from the reader's gaps (stream.Gap, grid
@@ -331,41 +336,47 @@ class _Stream:
     def _neck_joint_angles(self, tilt: np.ndarray, src: np.ndarray):
         """Lateral bend, axial rotation, joint flexion (deg) with the heading offset tracked.
 
-        The offset is tracked per stretch of one orientation source (host re-fusion, or the
-        board's fusion in the day log; re-fusion restarts after the day log): each has its own
-        heading. The first stretch starts from the neutral's offset when the calibration came
-        from the same source; any other from the circular mean of its first upright minute."""
+        Each orientation source has its own heading, so the offset is tracked per source:
+        host re-fusion in the full-rate stretches (each starts from the neutral's offset, as
+        re-fusion restarts after the day log), and the board's own fusion over the whole
+        recording — its quaternions ride in the full-rate SAMPLES too — so that a day-log
+        stretch continues the board's offset as tracked up to it (a night in bed, with no
+        upright moment to track on, keeps the offset of the evening before)."""
         s = self.s
         qt = np.concatenate(self.series["qt"])
         qh = np.concatenate(self.series["qh"])
         n0 = self.neutral_seg
         d0 = float(yaw(n0[0]) - yaw(n0[1]))
         ok = (tilt[:, 0] < 45) & (tilt[:, 1] < 60)
+        calib_board = self.calib.fusion != "vqf" or not s.fuse_on_host
+        est = np.empty(len(qt))
+        if src.any():
+            bd = yaw(np.concatenate(self.series["bt"])) - yaw(np.concatenate(self.series["bh"]))
+            est[src] = self._track(bd, ok, d0 if calib_board else _circ_mean(bd, ok))[src]
         diff = yaw(qt) - yaw(qh)
-        calib_board = self.calib.fusion != "vqf"
-        est = np.empty(len(diff))
         cuts = [0] + list(np.flatnonzero(src[1:] != src[:-1]) + 1) + [len(src)]
-        a = 1.0 / (SERIES_HZ * s.heading_tau_s)
-        for j, (i0, i1) in enumerate(zip(cuts[:-1], cuts[1:])):
-            d, o = diff[i0:i1], ok[i0:i1]
-            if j == 0 and not (src[i0] and not calib_board):  # (a VQF neutral is no board heading)
-                init = d0
-            else:
-                first = d[o][: int(60 * SERIES_HZ)] if o.any() else d[: int(60 * SERIES_HZ)]
-                init = float(np.angle(np.exp(1j * first).mean()))
-            r = np.unwrap(np.concatenate([[init], d]))[1:]
-            e = np.full(len(r), init)
-            if o.any():
-                filt, _ = signal.lfilter([a], [1, a - 1], r[o], zi=[init * (1 - a)])
-                pos = np.cumsum(o) - 1
-                e = np.where(pos >= 0, filt[np.clip(pos, 0, None)], init)
-            est[i0:i1] = e
+        for i0, i1 in zip(cuts[:-1], cuts[1:]):
+            if not src[i0]:
+                d, o = diff[i0:i1], ok[i0:i1]
+                init = d0 if not calib_board or not s.fuse_on_host else _circ_mean(d, o)
+                est[i0:i1] = self._track(d, o, init)
         # the head IMU's world frame is turned by -δ about vertical relative to the trunk's:
         # head relative to trunk = conj(qt) ⊗ Rz(δ) ⊗ qh
         qcorr = quat.mul(quat.mul(quat.conj(qt), z_rotation(est)), qh)
         flex, lat, ax = joint_angles(qcorr)
         k = max(1, int(SERIES_HZ))
         return posture.centred_mean(lat, k), posture.centred_mean(ax, k), posture.centred_mean(flex, k)
+
+    def _track(self, diff: np.ndarray, ok: np.ndarray, init: float) -> np.ndarray:
+        """Slow (``heading_tau_s``) mean of the head–trunk yaw difference over ``ok`` samples,
+        from ``init``; held where not ``ok``."""
+        a = 1.0 / (SERIES_HZ * self.s.heading_tau_s)
+        r = np.unwrap(np.concatenate([[init], diff]))[1:]
+        if not ok.any():
+            return np.full(len(r), init)
+        filt, _ = signal.lfilter([a], [1, a - 1], r[ok], zi=[init * (1 - a)])
+        pos = np.cumsum(ok) - 1
+        return np.where(pos >= 0, filt[np.clip(pos, 0, None)], init)
 
     def _bed_episodes(self, t, lying, act, flex, lateral) -> list[PostureEpisode]:
         s = self.s
@@ -379,6 +390,12 @@ class _Stream:
                 e.pattern = posture.bed_pattern(float(flex[sl].mean()), e.mean_neck_lateral_deg, bool(side[sl].mean() > 0.5))
                 out.append(e)
         return out
+
+
+def _circ_mean(angle: np.ndarray, ok: np.ndarray, n: int = int(60 * SERIES_HZ)) -> float:
+    """Circular mean (rad) of the first ``n`` ``ok`` angles (of the first ``n`` without any)."""
+    first = angle[ok][:n] if ok.any() else angle[:n]
+    return float(np.angle(np.exp(1j * first).mean())) if len(first) else 0.0
 
 
 def _one_hz(t, trunk, neck, head, lateral, act) -> dict:

@@ -14,14 +14,20 @@ here on its own:
 * linear acceleration in world axes at the stream's bandwidth (``jolt_lowpass_hz``, the
   same causal 2nd-order low-pass as the stream), so the grades measure the quantity the
   stream's grades measure;
-* cause and grade as :meth:`JoltDetector._cause` / ``_classify`` for a shock in an unknown
-  context (the day log cannot tell a vehicle ride; an unknown context is taken as in a
-  vehicle, as the stream detector does without context): a bump when vertical
+* manoeuvre or shock: the board triggers on the rising edge (0.35 g) and its window ends
+  0.5 s later; a braking, an acceleration or a corner (0.5–3 s) is still pushing then,
+  a shock has rung out. When the mean horizontal acceleration over the window's last
+  ``SUSTAINED_TAIL_S`` is still ``SUSTAINED_SHARE`` × ``jolt_trigger_g`` (and the jolt is not
+  mainly vertical) it is a manoeuvre: braking / acceleration / lateral by its direction
+  relative to the trunk's heading, graded on the peak sustained (``vehicle_lowpass_hz``)
+  horizontal acceleration within the window against ``jolt_moderate_g`` /
+  ``jolt_severe_g`` — a lower bound, as a manoeuvre may still grow after its window ends;
+* otherwise cause and grade as :meth:`JoltDetector._cause` / ``_classify`` for a shock in an
+  unknown context (the day log cannot tell a vehicle ride; an unknown context is taken as
+  in a vehicle, as the stream detector does without context): a bump when vertical
   (``bump_vertical_ratio``), else rear_impact_like when it pushes the trunk forward, else a
   knock; graded on the peak vertical / horizontal / magnitude against ``shock_moderate_g``
-  and ``shock_severe_g``. A window a second long cannot show a manoeuvre (braking lasts
-  0.5–3 s): those are not told apart in the day log. Windows whose peak stays below
-  ``shock_trigger_g`` are not jolts.
+  and ``shock_severe_g``. Windows whose peak stays below ``shock_trigger_g`` are not jolts.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from .stream import REASON_LOG_FULL
 G = 9.80665
 MAX_Q_AGE_S = 1.0  # the day log's quaternion used for gravity is at most this far from the window
 COVER_MARGIN_S = 2.0  # a trigger this close to full-rate data is the stream detector's
+SUSTAINED_TAIL_S = 0.15  # the window's last this long tells a manoeuvre from a shock ...
+SUSTAINED_SHARE = 0.7  # ... when its mean horizontal acceleration is still this share of jolt_trigger_g
 
 
 def covered(t_s: float, full_spans: list[tuple[float, float]]) -> bool:
@@ -115,16 +123,32 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
         if peak_g < s.shock_trigger_g:
             continue
         vert_g, horiz_g = float(np.abs(vertical).max() / G), float(horiz.max() / G)
-        ih = int(np.argmax(horiz))
-        f = fwd[ih] / max(float(np.linalg.norm(fwd[ih])), 1e-9)
-        along = float(horiz_v[ih] @ f)
-        if vert_g > s.bump_vertical_ratio * horiz_g:
-            cause, size = "bump", vert_g
-        elif along > 0:
-            cause, size = "rear_impact_like", horiz_g
+        # sustained (vehicle-level) horizontal part: what is still there as the window ends
+        veh = signal.sosfilt(signal.butter(2, min(s.vehicle_lowpass_hz, 0.45 * rate), fs=rate, output="sos"),
+                             lin[:, 0, :2], axis=0)
+        tail = t_rel >= t_rel[-1] - SUSTAINED_TAIL_S
+        late = horiz_v[tail].mean(axis=0)
+        f_late = fwd[tail].mean(axis=0)
+        f_late /= max(float(np.linalg.norm(f_late)), 1e-9)
+        if np.linalg.norm(late) / G >= SUSTAINED_SHARE * s.jolt_trigger_g and vert_g <= s.bump_vertical_ratio * horiz_g:
+            # a manoeuvre (braking, accelerating, cornering): still pushing when the window ends
+            along_m = float(late @ f_late)
+            across_m = float(late[0] * -f_late[1] + late[1] * f_late[0])
+            cause = "lateral" if abs(across_m) > abs(along_m) else "braking" if along_m < 0 else "acceleration"
+            size, bounds = float(np.linalg.norm(veh, axis=1).max() / G), (s.jolt_moderate_g, s.jolt_severe_g)
+            vehicle_g = size
         else:
-            cause, size = "knock", peak_g
-        grade = "severe" if size >= s.shock_severe_g else "moderate" if size >= s.shock_moderate_g else "mild"
+            ih = int(np.argmax(horiz))
+            f = fwd[ih] / max(float(np.linalg.norm(fwd[ih])), 1e-9)
+            along = float(horiz_v[ih] @ f)
+            bounds, vehicle_g = (s.shock_moderate_g, s.shock_severe_g), float("nan")
+            if vert_g > s.bump_vertical_ratio * horiz_g:
+                cause, size = "bump", vert_g
+            elif along > 0:
+                cause, size = "rear_impact_like", horiz_g
+            else:
+                cause, size = "knock", peak_g
+        grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
         head_g = head_dps = neck_dps = bric = float("nan")
         if k > 1:
             head_g = float(np.linalg.norm(flt[:, 1], axis=1).max() / G)
@@ -143,6 +167,7 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
         out.append(Jolt(
             peak_t_s=peak_t, start_s=float(t_abs[0]), end_s=float(t_abs[-1]), cause=cause, grade=grade,
             peak_trunk_g=peak_g, peak_head_g=head_g, peak_head_dps=head_dps, peak_vertical_g=vert_g,
+            peak_vehicle_g=vehicle_g,
             peak_neck_dps=neck_dps, bric=bric,
             source="event window", trace=trace | {"gravity_from": gravity}))
     return out

@@ -28,6 +28,7 @@ from .to_recording import _HOST_T0, DEFAULT_VALUE_LEN, orientations, samples_per
 LOG_PERIOD_MS = 100  # 10 Hz (protocol/SPEC.md type 3)
 EVENT_PRE_S = 0.25
 EVENT_POST_S = 0.5
+TRIGGER_G = 0.35  # the board's jolt screen (firmware/jolt.py trigger_mg)
 
 
 def write_day_log_recording(
@@ -49,8 +50,9 @@ def write_day_log_recording(
         path: file to create.
         log_spans: stretches without a host: LOG at 10 Hz there, SAMPLES elsewhere.
         orientation: the board's orientation ("vqf" as :func:`.to_recording.orientations`).
-        windows: write an EVENT window (0.25 s before to 0.5 s after the peak, the sim's
-            rate) for every labelled jolt whose peak lies in a LOG span.
+        windows: write an EVENT window (0.25 s before to 0.5 s after the board's trigger, the
+            sim's rate) for every labelled jolt whose peak lies in a LOG span; the trigger is
+            the first sample where the trunk's true linear acceleration exceeds 0.35 g.
         drop_log_s: the first this many seconds of the first LOG span are dropped (the log was
             full), with a LOG_DROPPED mark.
         alerts: posture alerts as (start_s, end_s, a) written as ALERT_START / ALERT_END marks.
@@ -124,9 +126,10 @@ def write_day_log_recording(
             for e in sim.labels.events:
                 if e.kind == "head_turn" or not (t[k0] <= e.t_peak < (t[k1 - 1] if k1 < n else t[-1])):
                     continue
-                later += [(reconnect, p) for p in _event_packets(mask, len(win_times), e.t_peak, rate,
+                t_trig = _trigger(sim, e, rate)
+                later += [(reconnect, p) for p in _event_packets(mask, len(win_times), t_trig, rate,
                                                                  acc_all, gyr_all)]
-                win_times.append(float(e.t_peak))
+                win_times.append(t_trig)
         if marks:
             later += _mark_packets(mask, marks, reconnect, ids)
             marks = []
@@ -161,6 +164,18 @@ def _mark_packets(mask: int, marks: list, host_s: float, ids: list[int]) -> list
         out.append((host_s, wire_marks.encode_marks_packet(mask, ids[0], chunk)))
         ids[0] = (ids[0] + len(chunk)) & 0xFFFF
     return out
+
+
+def _trigger(sim, e, rate: float) -> float:
+    """When the board's jolt screen fires for label ``e``: the first sample from the label's
+    start where the trunk's linear acceleration (true orientation) exceeds TRIGGER_G, else its peak."""
+    from nape import quat
+
+    i0, i1 = int(max(0.0, e.t_start) * rate), int(min(e.t_peak + 0.5, sim.t[-1]) * rate) + 1
+    imu = sim.imus["trunk"]
+    lin = quat.rotate(np.asarray(imu.quat_true[i0:i1]), np.asarray(imu.acc[i0:i1])) - np.array([0.0, 0.0, 9.80665])
+    hit = np.flatnonzero(np.linalg.norm(lin, axis=1) > TRIGGER_G * 9.80665)
+    return float((i0 + hit[0]) / rate) if len(hit) else float(e.t_peak)
 
 
 def _event_packets(mask: int, event_id: int, t_peak: float, rate: float, acc: np.ndarray,
