@@ -36,6 +36,7 @@ import numpy as np
 from scipy import signal
 
 from .. import quat
+from ..plainwords import fmt_duration
 from ..settings import AnalysisSettings
 from .findings import Jolt
 from .jolts import BRIC_CRIT
@@ -225,7 +226,6 @@ def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[d
     if series_s["reduced"] > 0 or dropped:
         out["meaning"] = REDUCED_MEANING
     if dropped:
-        out["dropped_words"] = (f"The board's day log was full: {dropped} of its oldest posture samples "
-                                f"({dropped / 10 / 60:.0f} min at 10 Hz) were dropped "
-                                f"({REASON_LOG_FULL}).")
+        out["dropped_words"] = (f"The board's day log was full: it dropped {dropped} of its oldest posture "
+                                f"samples ({fmt_duration(dropped / 10.0)} at 10 Hz; {REASON_LOG_FULL}).")
     return out, alerts_from_marks(marks)
