@@ -342,3 +342,26 @@ def test_jolts_in_the_log_span_come_from_the_boards_windows_graded_like_the_stre
         if j is not None:
             assert j.source == "event window" and j.trace is not None and j.trace["rate_hz"] == 100.0
     assert mixed.rates["window_jolts"] == found_log
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_report_shows_where_the_rate_was_reduced_in_a_browser(wearer, browser, tmp_path, width):
+    _sim, _span, _full, mixed, _ = wearer
+    page = tmp_path / "daylog.html"
+    page.write_text(render_html(mixed), encoding="utf-8")
+    browser.viewport(width, 900, mobile=width < 500, scale=2 if width < 500 else 1)
+    browser.load(page.as_uri())
+    assert not browser.errors()
+    assert browser.js("document.documentElement.scrollWidth - document.documentElement.clientWidth") <= 0
+    legend = browser.js("Array.from(document.querySelectorAll('#timeline .legendtext')).map(e => e.textContent)")
+    assert any("reduced rate" in x for x in legend), legend
+    # the strip is drawn: a shape of the reduced-rate colour in the timeline
+    fills = browser.js("Array.from(document.querySelectorAll('#timeline .shapelayer path'))"
+                       ".map(e => e.style.fill || e.getAttribute('fill'))")
+    assert any("79, 195, 247" in (x or "") or "4fc3f7" in (x or "").lower() for x in fills), fills
+    text = browser.js("document.body.innerText")
+    assert "Light-blue strip along the bottom: reduced rate" in text and "10 Hz" in text
+    art = Path(__file__).resolve().parents[1] / "build" / "test-artifacts"
+    art.mkdir(parents=True, exist_ok=True)
+    browser.js("document.getElementById('timeline').scrollIntoView()")
+    browser.screenshot(art / f"daylog-report-{width}.png")
