@@ -365,3 +365,15 @@ def test_the_report_shows_where_the_rate_was_reduced_in_a_browser(wearer, browse
     art.mkdir(parents=True, exist_ok=True)
     browser.js("document.getElementById('timeline').scrollIntoView()")
     browser.screenshot(art / f"daylog-report-{width}.png")
+
+
+def test_nape_decode_prints_log_and_marks_packets(capsys):
+    from nape.cli import main
+
+    assert main(["decode", _marks(2, 9).hex()]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["type"] == "MarksPacket" and [m["kind_name"] for m in out["marks"]] == ["alert_start", "alert_end"]
+    log = wire_log.encode_log_packet(1, 5, 100, 100, np.tile([1.0, 0, 0, 0], (2, 1, 1)))
+    assert main(["decode", log.hex()]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["type"] == "LogPacket" and out["period_ms"] == 100 and len(out["quat"]) == 2

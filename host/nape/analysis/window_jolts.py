@@ -95,6 +95,8 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
                   gyro_offset: np.ndarray) -> list[Jolt]:
     """Jolts measured from EVENT windows alone (:func:`nape.analysis.traces.event_windows`)."""
     out = []
+    if windows and board["t_s"]:  # joined once (a day's log: hundreds of thousands of samples)
+        board = {"t_s": [np.concatenate(board["t_s"])], "q": [np.concatenate(board["q"])]}
     for w in windows:
         ok = ~np.isnan(w["acc"]).any(axis=(1, 2)) & ~np.isnan(w["gyr"]).any(axis=(1, 2))
         if ok.sum() < 4:
