@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from nape.analysis import analyse
 from nape.errors import PacketError
 from nape.recorder import REASON_LOG_FULL, record
 from nape.recording import RecordingWriter, open_recording
-from nape.report import render_html, to_json
+from nape.report import quality_notes, render_html, to_json
 from tests.recording_factory import body_rates, pitch_quat, specific_force
 from tests.test_recorder import Scripted
 
@@ -377,3 +376,21 @@ def test_nape_decode_prints_log_and_marks_packets(capsys):
     assert main(["decode", log.hex()]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["type"] == "LogPacket" and out["period_ms"] == 100 and len(out["quat"]) == 2
+
+
+def test_the_report_says_how_far_the_boards_orientation_was_from_the_hosts(wearer, tmp_path):
+    """The reduced-rate posture is only as good as the board's own fusion: the figure is
+    measured where both exist, small with a good gyroscope and large with an uncorrected
+    MPU-6050 zero-rate offset (±20 °/s)."""
+    from nape.sim import simulate
+    from nape.sim.day_log import write_day_log_recording
+    from nape.sim.scenarios import scenario
+
+    chk = wearer[3].rates["board_orientation_check"]
+    assert chk["median_abs_deg"] < 1.0 and chk["p95_abs_deg"] < 3.0 and chk["compared_s"] > 600
+    script, st_ = scenario(1, "night", minutes=12, sensor="mpu6050")
+    sim = simulate(script, 1, st_)
+    write_day_log_recording(sim, tmp_path / "mpu.nape", [(0.3 * sim.t[-1], 0.7 * sim.t[-1])])
+    f = analyse(tmp_path / "mpu.nape")
+    assert f.rates["board_orientation_check"]["median_abs_deg"] > 10  # measured: 43° for this wearer
+    assert any("rests on the board's own orientation" in n for n in quality_notes(f))

@@ -148,6 +148,7 @@ class _Stream:
         self.spans: list[list] = []  # [kind ("full" / "reduced"), first grid index, last grid index]
         self.reduced_samples = 0
         self.board_quat: dict[str, list[np.ndarray]] = {"t_s": [], "q": []}  # day-log orientation (window jolts)
+        self.board_diff: list[np.ndarray] = []  # |board − host| inclination per IMU at 10 Hz, full-rate stretches
         self._kind: str | None = None
         self._sos_log: dict[float, np.ndarray] = {}
         self.jolts = None
@@ -207,12 +208,15 @@ class _Stream:
         self.series["pitch"].append(smooth[keep])
         self.series["tilt"].append(tilt[keep])
         self.series["src"].append(np.zeros(int(keep.sum()), bool))
+        q_board = np.stack([quat.mul(q_fw[keep, k], self.align[k]) for k in range(self.n_imu)], axis=1)
+        if self.refuser is not None:  # the board's inclination against the host's: what the day log rests on
+            self.board_diff.append(np.abs(inclination(q_board)[0] - pitch[keep]).astype(np.float32))
         if self.n_imu > 1:
             self.series["qt"].append(q_seg[keep, 0])
             self.series["qh"].append(q_seg[keep, 1])
             # the board's own fusion too (its heading offset carries into the day log)
-            self.series["bt"].append(quat.mul(q_fw[keep, 0], self.align[0]))
-            self.series["bh"].append(quat.mul(q_fw[keep, 1], self.align[1]))
+            self.series["bt"].append(q_board[:, 0])
+            self.series["bh"].append(q_board[:, 1])
 
     def _feed_reduced(self, b) -> None:
         """A block of the offline day log: posture from the board's quaternions at its own rate."""

@@ -210,7 +210,9 @@ def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[d
     ``{"rate": "full" | "reduced", "start_s", "end_s", "rate_hz"}``), ``log_dropped_samples``
     (the board's log was full), ``event_windows_dropped``, ``event_windows`` (received) and
     ``window_jolts`` (jolts graded from windows alone), and ``meaning`` in plain words when
-    any span was at the reduced rate.
+    any span was at the reduced rate; with reduced spans and host re-fusion,
+    ``board_orientation_check``: the board's own inclination against the host's re-fusion in the
+    full-rate stretches (median and 95th percentile of the absolute difference, deg; seconds compared).
     """
     r = stream.rate or 1.0
     spans = []
@@ -227,6 +229,15 @@ def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[d
            "event_windows": windows, "window_jolts": window_jolts}
     if series_s["reduced"] > 0 or dropped:
         out["meaning"] = REDUCED_MEANING
+    diff = np.concatenate(stream.board_diff) if getattr(stream, "board_diff", None) else np.zeros((0, 1))
+    diff = diff[np.isfinite(diff).all(axis=1)] if len(diff) else diff
+    if series_s["reduced"] > 0 and len(diff):
+        # the reduced-rate posture rests on the board's own orientation: how far its inclination
+        # was from the host's re-fusion where both were measured (the worse IMU of each sample)
+        worst = diff.max(axis=1)
+        out["board_orientation_check"] = {"median_abs_deg": round(float(np.median(worst)), 2),
+                                          "p95_abs_deg": round(float(np.percentile(worst, 95)), 2),
+                                          "compared_s": round(len(worst) / 10.0, 1)}
     if dropped:
         out["dropped_words"] = (f"The board's day log was full: it dropped {dropped} of its oldest posture "
                                 f"samples ({fmt_duration(dropped / 10.0)} at 10 Hz; {REASON_LOG_FULL}).")

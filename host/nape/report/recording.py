@@ -233,6 +233,11 @@ def rate_notes(f: Findings) -> list[str]:
                          for sp in red[:6]) + (f" and {len(red) - 6} more" if len(red) > 6 else "")
         notes.append(f"Reduced rate for {fmt_duration(r.get('reduced_rate_s', 0.0))} ({when}), full rate for "
                      f"{fmt_duration(r.get('full_rate_s', 0.0))}. {r.get('meaning', '')}")
+        chk = r.get("board_orientation_check")
+        if chk:
+            notes.append(f"The reduced-rate posture rests on the board's own orientation: where both were measured "
+                         f"({fmt_duration(chk['compared_s'])}), its inclination was {chk['median_abs_deg']:.1f}° from "
+                         f"the host's re-fusion (median; 95 % within {chk['p95_abs_deg']:.1f}°).")
         if r.get("window_jolts"):
             notes.append(f"{plural(r['window_jolts'], 'jolt')} in the reduced-rate stretches measured from the "
                          "board's own high-rate windows alone (a braking or a corner is graded on its first half "
