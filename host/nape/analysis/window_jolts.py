@@ -220,6 +220,8 @@ def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[d
         hz = r if kind == "full" else 10.0
         spans.append({"rate": kind, "start_s": round(a / r, 2), "end_s": round((b + r / hz) / r, 2),
                       "rate_hz": round(hz, 2)})
+    for sp, nxt in zip(spans, spans[1:]):  # a span ends where the next begins at the latest
+        sp["end_s"] = min(sp["end_s"], nxt["start_s"])
     marks = reader.mark_times()
     dropped = sum(m["b"] for m in marks if m["kind"] == "log_dropped")
     ev_dropped = sum(1 for m in marks if m["kind"] == "event_dropped")
