@@ -4,8 +4,11 @@ Kept as a string template, run by the real unix MicroPython with the firmware co
 mpy-cross (``-march=x64``: the viper code native, as ``-march=xtensawin`` makes it on the
 board). Placeholders: %(iters)d loop iterations (one sampler poll of board time each) per round, %(rounds)d rounds, %(loops)d
 Pystone loops, %(pystone)s Pystone source, %(mode)s "stream" (a central connected and
-streaming, active rates) or "saver" (no central: the power saver's rates, packets into the
-offline buffer).
+streaming, active rates), "saver" (no central: the power saver's rates, packets into the
+offline buffer, no light sleep: the advertising-window loop) or "offline" (the saver as
+the board runs it: ``main.run``'s passes, ``Device.idle`` light-sleeping between FIFO
+batches through the machine shim, whose clock and FIFOs advance while asleep; one
+iteration = one main-loop pass, its us scaled to SAMPLER_POLL_MS of board time).
 """
 
 LOOP = r"""
@@ -99,7 +102,16 @@ if %(iters)d == 0:  # heap calibration only
 MODE = "%(mode)s"
 if MODE == "saver":  # what Device._power applies when no central is connected
     import config
-    smp.set_rates(config.SAVER_RATE_HZ, config.SAVER_RATE_HZ)
+    smp.set_rates(config.SAVER_RATE_HZ, config.SAVER_RAW_ODR_HZ)
+if MODE == "offline":  # no central: the policy in saver from now on (Device._power applies it)
+    import power
+    pol = power.PowerPolicy(machine.time_ms(), saver_after_s=0)
+    app.power = pol
+    dev.power = pol
+    dev.step(machine.time_ms())
+    # the power-on pairing signal was timed on the real ticks_ms, the loop runs on the
+    # shim's virtual clock: end it now (the board plays it once, awake, at power-on)
+    dev.feedback.buzzer.stop()
 # the wearer: nodding and turning, a walking bounce; no jolt (a steady day, not a crash)
 for chip, drv, tm in ((c0, dev.trunk, tmpls[0]), (c1, dev.head, tmpls[1])):
     fr = drv._FRAME
@@ -129,6 +141,37 @@ POLL = config.SAMPLER_POLL_MS
 PASSES = POLL // config.MAIN_LOOP_MS
 NRAW = smp.odr_hz * POLL // 1000
 print("POLL", POLL, PASSES, NRAW)
+qacc = [0]
+
+
+def advance(ms):
+    # ms of board time: the chips fill their FIFOs at the current ODR, the clock moves
+    q = qacc[0] + smp.odr_hz * ms
+    n = q // 1000
+    qacc[0] = q - 1000 * n
+    fast.queue(n)
+
+
+def offline_iteration():
+    # one pass of main.run: step, then Device.idle light-sleeps (the shim's sleep_hook
+    # fills the FIFOs, the clock jumps) and drains the FIFOs; in an advertising window it
+    # stays awake MAIN_LOOP_MS (modem sleep) and the sampler's timer polls every POLL
+    now = machine.time_ms()
+    dev.step(now)
+    if not dev.idle(now):
+        advance(config.MAIN_LOOP_MS)
+        machine.Timer.now_ms += config.MAIN_LOOP_MS
+        t = machine.time_ms()
+        if smp._last_poll is None or t - smp._last_poll >= POLL:
+            smp.poll(t)
+    ble._sent.clear()
+
+
+if MODE == "offline":
+    machine.sleep_hook = advance
+    offline_iteration()  # apply the saver's rates (Device._power), then re-count
+    NRAW = smp.odr_hz * POLL // 1000
+    print("WAKE", dev.wake_ms, smp.odr_hz, smp.fused_hz)
 
 
 def iteration():
@@ -144,6 +187,10 @@ def iteration():
     ble._sent.clear()  # the loopback radio keeps what it sent: forget it
 
 
+if MODE == "offline":
+    iteration = offline_iteration
+
+
 def run(n):
     for i in range(n):
         iteration()
@@ -152,14 +199,27 @@ def run(n):
 run(100)
 N = %(iters)d
 rounds = []
+b_all = 0
+s_all = 0
+w_all = 0
 for r in range(%(rounds)d):
     gc.collect()
+    b0 = machine.time_ms()
+    s0 = machine.slept_ms
+    w0 = machine.lightsleeps
     t0 = time.ticks_us()
     run(N)
     us = time.ticks_diff(time.ticks_us(), t0) / N
+    b = machine.time_ms() - b0
+    if MODE == "offline":  # us per SAMPLER_POLL_MS of board time, as the other modes
+        us = us * N * POLL / b
+    b_all += b
+    s_all += machine.slept_ms - s0
+    w_all += machine.lightsleeps - w0
     gc.collect()
     ps = %(loops)d * 1e6 / proc0(%(loops)d)
     rounds.append((us, ps))
+print("SLEEP", b_all, s_all, w_all, dev.wake_ms, smp.odr_hz, smp.fused_hz)
 # allocation per iteration: the collector off, the whole iteration and the sampler alone
 gc.collect()
 gc.disable()
@@ -171,7 +231,7 @@ a_ble = 0
 gc.enable()
 gc.collect()
 gc.disable()
-for i in range(%(alloc)d):
+for i in range(%(alloc)d if MODE != "offline" else 0):
     fast.queue(NRAW)
     now += POLL
     m0 = gc.mem_alloc()

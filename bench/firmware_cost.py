@@ -46,11 +46,22 @@ Loaded as ``.mpy`` files into RAM instead, the firmware's modules alone take the
 ``imports`` (64-bit): on a plain ESP32 the firmware must be frozen; the XIAO's PSRAM has room.
 The loop of part 2 then runs in the small heap too, proving it does not run out.
 
-Part 4, the power saver's loop: the same boot and board, no central connected, the rates
-``Device._power`` applies then (``config.SAVER_RATE_HZ`` fusion and IMU ODR, no jolt
-screening), every packet into the offline buffer. ESP32 core share as in part 2 (at the
-Pystone figure's 160 MHz). ``--save hardware/firmware_cost.json`` keeps the result:
-``hardware/power_budget.py`` takes its CPU times from that file (no CPU time typed in).
+Part 4, the power saver's loop without light sleep (what runs in an advertising window, or
+always with ``config.SLEEP_ENABLED = 0``): the same boot and board, no central connected,
+the rates ``Device._power`` applies then (``config.SAVER_RATE_HZ`` fusion from
+``config.SAVER_RAW_ODR_HZ`` raw samples with jolt screening), polled every 40 ms, every
+packet into the offline buffer. ESP32 core share as in part 2 (at the Pystone figure's
+160 MHz).
+
+Part 5, offline logging as the board runs it: ``main.run``'s passes (``Device.step`` then
+``Device.idle``) with the power policy in saver: ``Device.idle`` light-sleeps through the
+``machine`` shim between FIFO batches (the shim's clock jumps by the sleep and its
+``sleep_hook`` fills the FIFOs for that time, as the chips do while the SoC sleeps), then
+drains the FIFOs; in the advertising windows the board stays awake and polls every 40 ms.
+Measured: CPU time per board second (ESP32 estimate at 160 MHz), wakes per second, the wake
+period (``power.fifo_wake_ms``) and the share of board time asleep; FIFO overruns must be 0.
+``--save hardware/firmware_cost.json`` keeps the result: ``hardware/power_budget.py`` takes
+its CPU times from that file (no CPU time typed in).
 
 Targets: estimated ESP32 time <= 1.5 ms per fused sample; <= 1 KiB allocated per update; the
 whole loop <= 50 % of an estimated ESP32 core.
@@ -427,6 +438,14 @@ def _run_loop(mpy_dir: Path, heap: str, iters: int, rounds: int, loops: int, all
     f_start, f_fakes, f_imports, f_before, f_boot, slots = (int(x) for x in heap_l[1:7])
     pairs = [tuple(float(v) for v in r.split(",")) for r in loop_l[12:]]
     total = (100 + rounds * iters + 2 * alloc) * poll_ms / 1000.0  # board seconds
+    sl = [ln for ln in lines if ln.startswith("SLEEP")][-1].split()
+    board_ms, slept_ms, wakes = int(float(sl[1])), int(float(sl[2])), int(sl[3])
+    sleep = {}
+    if mode == "offline":  # the timed rounds only (+ the 100 warm-up passes for the I2C totals)
+        total = board_ms / 1000.0 * (1.0 + (100.0 + alloc) / (rounds * iters))
+        sleep = {"board_s": round(board_ms / 1000.0, 1), "light_sleep_pct": round(100.0 * slept_ms / board_ms, 2),
+                 "wakes_per_s": round(1000.0 * wakes / board_ms, 3), "wake_ms": int(sl[4]),
+                 "raw_odr_hz": int(sl[5]), "fused_hz": int(sl[6])}
     return {
         "implementation": lines[0],
         "heap": heap,
@@ -450,6 +469,7 @@ def _run_loop(mpy_dir: Path, heap: str, iters: int, rounds: int, loops: int, all
         "free_after_run_bytes": int(loop_l[11]),
         "rounds_unix_us_per_iteration": [p[0] for p in pairs],
         "rounds_unix_pystones_per_s": [p[1] for p in pairs],
+        **sleep,
     }
 
 
@@ -475,7 +495,8 @@ def measure_loop(esp32_pystones: float, iters: int = 25, rounds: int = 41, loops
         small["free_before_boot_bytes"] = small["heap_bytes"] - small["fakes_and_shims_bytes"] \
             - small["imports_bytes"]
         saver = _run_loop(mpy, BOARD_HEAP, iters, rounds // 2 | 1, loops, alloc=50, mode="saver")
-    for m in (big, small, saver):
+        offline = _run_loop(mpy, BOARD_HEAP, iters, rounds, loops, alloc=50, mode="offline")  # the budget rests on it
+    for m in (big, small, saver, offline):
         ests = [u * p / esp32_pystones for u, p in
                 zip(m["rounds_unix_us_per_iteration"], m["rounds_unix_pystones_per_s"])]
         m["unix_us_per_iteration_median"] = _median(m["rounds_unix_us_per_iteration"])
@@ -491,7 +512,10 @@ def measure_loop(esp32_pystones: float, iters: int = 25, rounds: int = 41, loops
         m["i2c_bus_busy_pct"] = round(100.0 * 9 * (m["i2c_bytes_per_s"] + 2 * m["i2c_transactions_per_s"])
                                       / I2C_HZ, 1)
     small["firmware_heap_kib"] = ESP32_HEAP_KIB
-    return {"board_psram": big, "esp32_110k": small, "saver": saver}
+    # offline: CPU busy ms per board second at 160 MHz (the light-sleep fraction is the rest,
+    # less the advertising windows' modem-sleep idle)
+    offline["esp32_busy_ms_per_s"] = round(10.0 * offline["esp32_core_pct"], 1)
+    return {"board_psram": big, "esp32_110k": small, "saver": saver, "offline": offline}
 
 
 def _median(v: list[float]) -> float:
@@ -534,8 +558,10 @@ def main(argv: list[str] | None = None) -> int:
     small = loop["esp32_110k"]
     res["whole_loop"] = loop
     res["targets"]["whole_loop_esp32_core_pct"] = TARGET_CORE_PCT
+    off = loop["offline"]
     res["pass_loop"] = (big["esp32_core_pct"] <= TARGET_CORE_PCT and big["errors"] == 0
-                        and big["overruns"] == 0 and small["errors"] == 0)
+                        and big["overruns"] == 0 and small["errors"] == 0
+                        and off["errors"] == 0 and off["overruns"] == 0 and off["light_sleep_pct"] > 0)
     res["pass"] = (res["pass_time"] and res["pass_alloc"] and res["pass_loop"]
                    and m["implementation"] == "micropython")
     if args.save:
@@ -589,11 +615,21 @@ def main(argv: list[str] | None = None) -> int:
                                               small["esp32_core_pct"], small["errors"])),
             ("  (modules loaded as .mpy need %.0f KiB more: freeze them on a plain ESP32)"
              % (small["imports_bytes"] / 1024), ""),
-            ("POWER SAVER LOOP (no central: config.SAVER_RATE_HZ fusion and ODR, no screening, "
-             "packets into the offline buffer)", ""),
+            ("POWER SAVER LOOP, awake (advertising window: config.SAVER_RATE_HZ fusion from "
+             "SAVER_RAW_ODR_HZ with jolt screening, packets into the offline buffer)", ""),
             ("  ESP32 core share at 160 MHz", "%.1f %%  (rounds' quartiles %.1f-%.1f %%)"
              % (loop["saver"]["esp32_core_pct"], loop["saver"]["esp32_core_pct_quartiles"][0],
                 loop["saver"]["esp32_core_pct_quartiles"][1])),
+            ("OFFLINE LOGGING LOOP (main.run with Device.idle: light sleep between FIFO batches, "
+             "advertising windows)", ""),
+            ("  raw / fused rate, wake period", "%d / %d Hz, %d ms (power.fifo_wake_ms)"
+             % (loop["offline"]["raw_odr_hz"], loop["offline"]["fused_hz"], loop["offline"]["wake_ms"])),
+            ("  ESP32 CPU busy at 160 MHz", "%.0f ms per board s = %.1f %% (rounds' quartiles %.1f-%.1f %%)"
+             % (loop["offline"]["esp32_busy_ms_per_s"], loop["offline"]["esp32_core_pct"],
+                loop["offline"]["esp32_core_pct_quartiles"][0], loop["offline"]["esp32_core_pct_quartiles"][1])),
+            ("  light sleep / wakes", "%.1f %% of %.0f board s, %.2f wakes/s; %d overruns, %d errors"
+             % (loop["offline"]["light_sleep_pct"], loop["offline"]["board_s"], loop["offline"]["wakes_per_s"],
+                loop["offline"]["overruns"], loop["offline"]["errors"])),
         ]
         w = max(len(a) for a, _ in rows)
         for a, b in rows:

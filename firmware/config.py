@@ -103,6 +103,16 @@ ADV_INTERVAL_US = const(100000)  # fast, connectable advertising while active
 SAVER_ADV_INTERVAL_US = const(1022500)  # slow advertising in saver (~1 s)
 ACTIVE_CPU_FREQ_HZ = const(160000000)
 SAVER_CPU_FREQ_HZ = const(80000000)
+# Offline logging = the saver (firmware/power.py rule 5; reasons and figures in
+# hardware/POWER.md). Raw ODR: the lowest the jolt screen takes (>= 200 Hz) on both chips.
+SAVER_RAW_ODR_HZ = const(200)
+SLEEP_ENABLED = const(1)  # machine.lightsleep between FIFO batches (no central, outside windows)
+SLEEP_FIFO_FILL_PCT = const(75)  # wake before the smallest FIFO is this full (power.fifo_wake_ms)
+SLEEP_MAX_MS = const(1000)  # longest single light sleep
+OFFLINE_ADV_EVERY_S = const(10)  # an advertising window this often: reconnect within it
+OFFLINE_ADV_WINDOW_MS = const(200)  # awake (modem sleep, BLE on) this long per window
+OFFLINE_ADV_INTERVAL_US = const(40000)  # advertising interval inside a window (5 events)
+OFFLINE_CPU_FREQ_HZ = const(240000000)  # with light sleep the fastest clock costs least
 
 # --- Sampling loop and entry point (firmware/sampler.py, firmware/main.py) -------------
 # Added with the sampling loop; values above are unchanged.

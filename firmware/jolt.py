@@ -219,6 +219,7 @@ R_TRIGGER = const(1)  # a trigger was counted (uses an event_id)
 R_CAPTURE = const(2)  # ... and starts a capture (push returns True)
 R_DROPPED = const(4)  # ... but a window still waits: counted in windows_dropped
 R_COMPLETE = const(8)  # a capture completed: copy the window out (JoltScreen._complete)
+S_CT = const(_S_CT)  # state slot of the trigger time: the sampler fills it on R_CAPTURE
 
 
 @micropython.viper

@@ -39,7 +39,7 @@ from feedback import Feedback
 from imu_base import ImuError
 from pipeline import Pipeline
 from posture import PostureAlert, PostureSettings
-from power import PowerPolicy
+from power import PowerPolicy, fifo_wake_ms
 from sampler import Sampler
 
 
@@ -169,7 +169,7 @@ class Device:
     timer; ``step`` is one main-loop pass."""
 
     def __init__(self, trunk, head, app, sampler, power, timer, utc_offset_min=config.UTC_OFFSET_MIN,
-                 feedback=None):
+                 feedback=None, clock=None):
         self.trunk = trunk
         self.head = head
         self.app = app
@@ -191,6 +191,13 @@ class Device:
         self._svc = getattr(app, "service", None)
         self._has_cmds = hasattr(app, "calibrate_request_s")
         self._settings_version = getattr(app, "settings_version", 0)
+        self.clock = clock if clock is not None else time.ticks_ms
+        # light sleep between FIFO batches (power.py rule 5): the FIFO bound at the
+        # current ODR, the time asleep, the sleeps, advertising stopped by us
+        self.wake_ms = 0
+        self.slept_ms = 0
+        self.sleeps = 0
+        self._adv_off = False
 
     def step(self, now_ms):
         """One main-loop pass (every ``config.MAIN_LOOP_MS``). Never blocks (the app only
@@ -233,10 +240,11 @@ class Device:
     def _power(self, now_ms, svc):
         """Power policy (power.py): our own policy is updated here (the BLE app updates
         its own in ``tick``, with the advertising interval and the status flag); then the
-        sample rates are applied: in saver the fused rate and the IMU ODR drop to
-        ``SAVER_RATE_HZ`` (enough for the posture alert; no jolt screening below 200 Hz),
-        and a central connecting restores ``STREAM_RATE_HZ`` / ``RAW_ODR_HZ`` at once;
-        the CPU clock follows the policy (``machine.freq``)."""
+        sample rates are applied: in saver (offline logging) the fused rate drops to
+        ``SAVER_RATE_HZ`` and the IMU ODR to ``SAVER_RAW_ODR_HZ`` (jolt screening stays
+        on), and a central connecting restores ``STREAM_RATE_HZ`` / ``RAW_ODR_HZ`` at
+        once; the CPU clock follows the policy (``machine.freq``); the light-sleep period
+        (``wake_ms``) follows the ODR (``power.fifo_wake_ms``)."""
         p = self.power
         if self._own_power:
             fu = self.sampler.sink.pipeline.fusion
@@ -264,6 +272,43 @@ class Device:
             return
         if svc is not None:
             svc.rate_hz = smp.fused_hz  # status characteristic
+        # FIFO drains: every SAMPLER_POLL_MS, or one per light sleep (power.fifo_wake_ms)
+        self.wake_ms = fifo_wake_ms((self.trunk, self.head), smp.odr_hz) if p.sleep else 0
+        smp.poll_ms = self.wake_ms if p.mode != "active" and self.wake_ms else config.SAMPLER_POLL_MS
+
+    def idle(self, now_ms):
+        """Light-sleep until the next FIFO batch when the power policy allows it
+        (``PowerPolicy.sleep_ms``: saver, no central, outside the advertising windows),
+        never while the motor plays (its PWM stops in light sleep). Stops advertising
+        for the sleep phase and restarts it when a window opens. After waking, drains
+        the FIFOs at once (``machine.Timer`` stands still in light sleep; a failed poll
+        is counted in the sampler's ``errors``, as a timer poll's). Returns the ms slept
+        (0: the caller waits ``MAIN_LOOP_MS`` as usual)."""
+        svc = self._svc
+        buz = self.feedback.buzzer
+        conn = svc is not None and svc.conn is not None
+        ms = 0
+        if not (buz is not None and buz.playing):
+            ms = self.power.sleep_ms(now_ms, conn, self.wake_ms)
+        if ms:
+            smp = self.sampler
+            last = smp._last_poll
+            if last is not None:  # the FIFO has been filling since the last drain
+                ms -= time.ticks_diff(now_ms, last)
+                if ms < 1:
+                    ms = 1
+            if svc is not None and not self._adv_off:
+                self._adv_off = True
+                svc.ble.gap_advertise(None)
+            machine.lightsleep(ms)
+            self.slept_ms += ms
+            self.sleeps += 1
+            smp._scheduled(0)  # poll now, errors counted as for a timer poll (health())
+        elif self._adv_off and svc is not None:
+            self._adv_off = False
+            if svc.conn is None:  # a window opens: advertise again
+                svc.advertise(fast=False)
+        return ms
 
 
 def local_hour(svc, utc_offset_min=0):
@@ -357,7 +402,7 @@ def boot(i2c=None, app=None, buzzer=None, start_timer=True, clock=None):
         sampler.fused_hz))
     return Device(trunk, head, app, sampler,
                   PowerPolicy(clock() if clock is not None else time.ticks_ms()), timer,
-                  feedback=feedback)
+                  feedback=feedback, clock=clock)
 
 
 def fault(reason, led=None, cycles=-1, on_ms=150, pause_ms=1000):
@@ -381,8 +426,10 @@ def fault(reason, led=None, cycles=-1, on_ms=150, pause_ms=1000):
 def run(dev):
     """The main loop (never returns)."""
     while True:
-        dev.step(time.ticks_ms())
-        time.sleep_ms(config.MAIN_LOOP_MS)  # scheduled polls run meanwhile
+        now = time.ticks_ms()
+        dev.step(now)
+        if not dev.idle(now):  # light sleep between FIFO batches when offline
+            time.sleep_ms(config.MAIN_LOOP_MS)  # scheduled polls run meanwhile
 
 
 def main():

@@ -239,8 +239,11 @@ def _run(c, bufs, t0, scr, smp):
         j += 3
         hj += hs
         if scr_on:
-            r = int(pushv(jst, jring, jgrav, owa, owg, ohwa, ohwg, tadd(t0, (cnt * 1000) // odr)))
+            r = int(pushv(jst, jring, jgrav, owa, owg, ohwa, ohwg, 0))
             if r:  # a trigger or a completed window (rare): the screen's bookkeeping
+                if r & int(jolt.R_CAPTURE):  # the trigger time, computed only when one fires
+                    JS = ptr32(jst)
+                    JS[int(jolt.S_CT)] = int(tadd(t0, (cnt * 1000) // odr))
                 if scr.event(r):
                     hit = 1
         nb += 1

@@ -19,8 +19,10 @@ Model (currents in mA at the battery; the XIAO's regulator is linear, so battery
 equals load current plus its quiescent current): each second is split into BLE TX time,
 BLE RX time (Table 5-8 currents are whole-chip), CPU-busy time (Table 5-9 "single core
 running") and the rest, spent in modem-sleep WAITI (stock MicroPython: ``machine.freq``
-disables automatic light sleep) or, for the ``saver_ls`` scenario that needs a custom
-firmware build, in light sleep. Peripherals (IMUs, I2C pull-ups, motor, LED, battery
+disables automatic light sleep) or, for the ``offline`` scenario, in forced light sleep
+(``machine.lightsleep`` between FIFO batches, stock MicroPython; awake and idle only in
+the advertising windows and for each wake-up; the BLE controller stays initialised, so
+the main crystal stays on). Peripherals (IMUs, I2C pull-ups, motor, LED, battery
 divider, board quiescent) add on top. Typ2 (all peripheral clocks on) is the conservative
 column, Typ1 (all off) the optimistic one.
 
@@ -63,13 +65,14 @@ ROWS = (
     ("default", "full", "mpu6500"),
     ("default", "full", "mpu6050"),
     ("default", "minimal", "icm42688p"),
+    ("offline", "full", "icm42688p"),
+    ("offline", "full", "mpu6500"),
+    ("offline", "full", "mpu6050"),
+    ("offline", "minimal", "icm42688p"),
     ("saver", "full", "icm42688p"),
-    ("saver", "full", "mpu6500"),
-    ("saver", "full", "mpu6050"),
-    ("saver", "minimal", "icm42688p"),
-    ("saver_ls", "full", "icm42688p"),
 )
-BREAKDOWN = (("default", "full", "icm42688p"), ("saver", "full", "icm42688p"), ("saver_ls", "full", "icm42688p"))
+BREAKDOWN = (("default", "full", "icm42688p"), ("offline", "full", "icm42688p"), ("saver", "full", "icm42688p"))
+OFFLINE_CLOCKS_MHZ = (80, 160, 240)  # the offline scenario at each clock machine.freq() sets
 
 
 class BudgetError(ValueError):
@@ -78,7 +81,8 @@ class BudgetError(ValueError):
 
 def load_measured(path: Path = MEASURED) -> dict:
     """CPU ms per second at 160 MHz from ``bench.firmware_cost``'s saved result:
-    ``{"stream": ms, "saver": ms, "fusion_ms": ms per update, "source": text}``.
+    ``{"stream": ms, "saver": ms, "offline": ms, "offline_wakes_s": wakes per second,
+    "offline_wake_ms": ms, "fusion_ms": ms per update, "source": text}``.
 
     Raises:
         BudgetError: the file is missing or lacks the whole-loop figures (one line saying how
@@ -88,8 +92,12 @@ def load_measured(path: Path = MEASURED) -> dict:
     try:
         d = json.loads(path.read_text(encoding="utf-8"))
         loop = d["whole_loop"]
+        off = loop["offline"]
         return {"stream": 10.0 * float(loop["board_psram"]["esp32_core_pct"]),
                 "saver": 10.0 * float(loop["saver"]["esp32_core_pct"]),
+                "offline": 10.0 * float(off["esp32_core_pct"]),
+                "offline_wakes_s": float(off["wakes_per_s"]),
+                "offline_wake_ms": int(off["wake_ms"]),
                 "fusion_ms": float(d["esp32_estimate_ms_per_update"]),
                 "source": "%s (bench.firmware_cost, %s, %.0f ESP32 pystones/s)"
                           % (path.name, d.get("implementation", "?"), d.get("esp32_pystones_per_s", 0))}
@@ -103,14 +111,18 @@ def load_measured(path: Path = MEASURED) -> dict:
 class Params:
     """Duty-cycle parameters. CPU time comes from ``hardware/firmware_cost.json`` (measured,
     ms per second at 160 MHz, scaled with 160 / f_cpu); ``cpu_ms_default`` /
-    ``cpu_ms_saver`` override it (what-if, at 160 MHz)."""
+    ``cpu_ms_saver`` / ``cpu_ms_offline`` override it (what-if, at 160 MHz)."""
 
     cpu_ms_default: float | None = None  # None: the measured streaming loop
-    cpu_ms_saver: float | None = None  # None: the measured power-saver loop
+    cpu_ms_saver: float | None = None  # None: the measured power-saver loop (awake)
+    cpu_ms_offline: float | None = None  # None: the measured offline-logging loop (light sleep)
+    offline_mhz: int | None = None  # None: config.OFFLINE_CPU_FREQ_HZ
+    stream_mhz: int | None = None  # None: config.ACTIVE_CPU_FREQ_HZ (the floor uses 80)
+    day_h: float = 16.0  # the day to last
+    day_stream_h: float = 2.0  # of it streaming to a host (the rest offline), for the mixed day
     conn_interval_ms: float = 30.0  # chosen by the central (iOS/Android: 15-50 ms)
     att_mtu: int = 247  # after MTU exchange
     ll_max_payload: int = 251  # with LE Data Length Extension
-    fifo_wakes_per_s: float = 1.0  # saver_ls: FIFO drained once a second
     ls_wake_overhead_ms: float = 1.0  # ASSUMPTION: light-sleep exit + re-entry at WAITI
     led_on_ms_per_s: float = 4.0  # 20 ms blink every 5 s
     i2c_protocol_overhead: float = 0.10  # address/register/restart bytes on FIFO bursts
@@ -163,25 +175,29 @@ def scenarios(cfg: dict) -> dict:
             "head_low_power": False,
             "light_sleep": False,
         },
-        "saver": {
-            "label": "saver (no central, stock MicroPython)",
+        "offline": {
+            "label": "offline logging (no central; light sleep between FIFO batches)",
             "connected": False,
             "rate_hz": cfg["SAVER_RATE_HZ"],
-            "raw_odr_hz": cfg["SAVER_RATE_HZ"],
+            "raw_odr_hz": cfg["SAVER_RAW_ODR_HZ"],
+            "cpu_mhz": cfg["OFFLINE_CPU_FREQ_HZ"] // 1000000,
+            # advertising only inside the windows: OFFLINE_ADV_WINDOW_MS every OFFLINE_ADV_EVERY_S
+            "adv_interval_us": cfg["OFFLINE_ADV_INTERVAL_US"],
+            "adv_events_s": cfg["OFFLINE_ADV_WINDOW_MS"] * 1000.0 / cfg["OFFLINE_ADV_INTERVAL_US"]
+            / cfg["OFFLINE_ADV_EVERY_S"],
+            "awake_ms_s": cfg["OFFLINE_ADV_WINDOW_MS"] / cfg["OFFLINE_ADV_EVERY_S"],
+            "head_low_power": False,  # the firmware keeps 6-axis fusion on the head
+            "light_sleep": True,
+        },
+        "saver": {
+            "label": "saver without light sleep (SLEEP_ENABLED = 0)",
+            "connected": False,
+            "rate_hz": cfg["SAVER_RATE_HZ"],
+            "raw_odr_hz": cfg["SAVER_RAW_ODR_HZ"],
             "cpu_mhz": cfg["SAVER_CPU_FREQ_HZ"] // 1000000,
             "adv_interval_us": cfg["SAVER_ADV_INTERVAL_US"],
             "head_low_power": False,  # the firmware keeps 6-axis fusion on the head in saver
             "light_sleep": False,
-        },
-        "saver_ls": {
-            "label": "saver + light sleep (custom build)",
-            "connected": False,
-            "rate_hz": cfg["SAVER_RATE_HZ"],
-            "raw_odr_hz": cfg["SAVER_RATE_HZ"],
-            "cpu_mhz": cfg["SAVER_CPU_FREQ_HZ"] // 1000000,
-            "adv_interval_us": cfg["SAVER_ADV_INTERVAL_US"],
-            "head_low_power": False,  # the firmware keeps 6-axis fusion on the head in saver
-            "light_sleep": True,
         },
     }
 
@@ -199,11 +215,11 @@ def cpu_busy_ms(scn: dict, n_imu: int, p: Params, measured: dict | None = None) 
     (``load_measured``; streaming when connected, the saver's loop otherwise) or the
     override in ``p``, both at 160 MHz, scaled by 160 / f_cpu."""
     if scn["connected"]:
-        ms_160 = p.cpu_ms_default
-        key = "stream"
+        ms_160, key = p.cpu_ms_default, "stream"
+    elif scn["light_sleep"]:
+        ms_160, key = p.cpu_ms_offline, "offline"
     else:
-        ms_160 = p.cpu_ms_saver
-        key = "saver"
+        ms_160, key = p.cpu_ms_saver, "saver"
     if ms_160 is None:
         ms_160 = (measured or load_measured())[key]
     return ms_160 * 160.0 / scn["cpu_mhz"]
@@ -230,7 +246,7 @@ def radio_times(scn: dict, n_imu: int, T: dict, p: Params) -> dict:
         rx = exchanges * (ll_oh * us_byte + 2 * t_ifs) + events * ev_oh
         return {"tx_ms": tx, "rx_ms": rx, "events_s": events, "samples_per_packet": spp,
                 "notify_bytes": notif, "notifications_s": notifs_s}
-    events = 1e6 / scn["adv_interval_us"]
+    events = scn.get("adv_events_s") or 1e6 / scn["adv_interval_us"]
     pdu = T["ble_adv_payload_bytes"][0] + ll_oh
     tx = events * 3 * pdu * us_byte
     rx = events * (3 * T["ble_adv_listen_ms"][0] + ev_oh)
@@ -261,7 +277,11 @@ def budget(scenario: str, build: str, chip: str, clocks: str, p: Params | None =
     pinmap = pinmap or load_pinmap()
     if chip not in CHIPS or build not in BUILDS or clocks not in ("typ1", "typ2"):
         raise BudgetError("unknown chip/build/clocks: %s/%s/%s" % (chip, build, clocks))
-    scn = scenarios(cfg)[scenario]
+    scn = dict(scenarios(cfg)[scenario])
+    if scenario == "offline" and p.offline_mhz is not None:
+        scn["cpu_mhz"] = p.offline_mhz
+    if scenario == "default" and p.stream_mhz is not None:
+        scn["cpu_mhz"] = p.stream_mhz
     n_imu = BUILDS[build]
     mhz = scn["cpu_mhz"]
     i_run = T["soc_run_%dmhz_%s" % (mhz, clocks)][0]
@@ -272,10 +292,13 @@ def budget(scenario: str, build: str, chip: str, clocks: str, p: Params | None =
     rest = 1000.0 - cpu - radio["tx_ms"] - radio["rx_ms"]
     if rest < 0:
         raise BudgetError("%s: CPU + radio exceed one second (%.0f ms)" % (scenario, 1000 - rest))
+    wakes = 0.0
     if scn["light_sleep"]:
-        wakes = radio["events_s"] + p.fifo_wakes_per_s
-        idle = min(rest, wakes * p.ls_wake_overhead_ms)
+        # awake and idle: the advertising windows, and each light-sleep exit + re-entry
+        wakes = (measured or load_measured())["offline_wakes_s"]
+        idle = min(rest, scn["awake_ms_s"] + wakes * p.ls_wake_overhead_ms)
         sleep = rest - idle
+        # the BLE controller stays initialised (stock MicroPython): the main XTAL stays on
         i_ls = T["ble_light_sleep_main_xtal"][0] + T["psram_light_sleep"][0]
     else:
         idle, sleep, i_ls = rest, 0.0, 0.0
@@ -312,7 +335,8 @@ def budget(scenario: str, build: str, chip: str, clocks: str, p: Params | None =
     return {
         "scenario": scenario, "build": build, "chip": chip, "clocks": clocks,
         "label": scn["label"], "cpu_mhz": mhz, "rate_hz": scn["rate_hz"], "raw_odr_hz": scn["raw_odr_hz"],
-        "cpu_busy_ms": cpu, "radio": radio, "parts_ma": parts, "total_ma": total, "hours": hours,
+        "cpu_busy_ms": cpu, "radio": radio, "idle_ms": idle, "light_sleep_ms": sleep, "wakes_s": wakes,
+        "parts_ma": parts, "total_ma": total, "hours": hours,
     }
 
 
@@ -322,7 +346,7 @@ CONN_SWEEP_MS = (7.5, 15.0, 30.0, 50.0, 100.0)
 def run_all(p: Params | None = None) -> dict:
     p = p or Params()
     T, cfg, pm = load_table(), load_config(), load_pinmap()
-    meas = load_measured() if p.cpu_ms_default is None or p.cpu_ms_saver is None else None
+    meas = load_measured()
     rows = []
     for scn, build, chip in ROWS:
         cons = budget(scn, build, chip, "typ2", p, T, cfg, pm, meas)
@@ -336,6 +360,35 @@ def run_all(p: Params | None = None) -> dict:
         sweep.append({"conn_interval_ms": ci, "events_s": b["radio"]["events_s"], "tx_ms": b["radio"]["tx_ms"],
                       "rx_ms": b["radio"]["rx_ms"], "radio_ma": b["parts_ma"]["BLE radio"],
                       "total_ma": b["total_ma"], "hours": b["hours"]})
+    # The offline scenario at each CPU clock (full build, ICM-42688-P): the clock to set.
+    clocks = []
+    for mhz in OFFLINE_CLOCKS_MHZ:
+        q = Params(**{**vars(p), "offline_mhz": mhz})
+        c = budget("offline", "full", "icm42688p", "typ2", q, T, cfg, pm, meas)
+        o = budget("offline", "full", "icm42688p", "typ1", q, T, cfg, pm, meas)
+        clocks.append({"cpu_mhz": mhz, "cpu_busy_ms": c["cpu_busy_ms"], "typ2_ma": c["total_ma"],
+                       "typ2_hours": c["hours"], "typ1_ma": o["total_ma"], "typ1_hours": o["hours"]})
+    # Streaming at each CPU clock (full build, ICM-42688-P, Typ2): where a lower clock pays.
+    sclocks = []
+    for mhz in OFFLINE_CLOCKS_MHZ:
+        q = Params(**{**vars(p), "stream_mhz": mhz})
+        c = budget("default", "full", "icm42688p", "typ2", q, T, cfg, pm, meas)
+        sclocks.append({"cpu_mhz": mhz, "cpu_busy_ms": c["cpu_busy_ms"], "typ2_ma": c["total_ma"],
+                        "typ2_hours": c["hours"]})
+    # What a day of day_h hours needs (Typ2, full build, ICM-42688-P): streaming all day,
+    # offline all day, day_stream_h streaming + the rest offline, and the streaming floor
+    # of stock MicroPython (no CPU work at all, 80 MHz WAITI, a 100 ms connection interval).
+    day = {}
+    for scn in ("default", "offline"):
+        c = next(r for r in rows if (r["scenario"], r["build"], r["chip"]) == (scn, "full", "icm42688p"))
+        day[scn] = {"total_ma": c["conservative"]["total_ma"]}
+    q = Params(**{**vars(p), "cpu_ms_default": 0.0, "stream_mhz": 80, "conn_interval_ms": 100.0})
+    day["stream_floor"] = {"total_ma": budget("default", "full", "icm42688p", "typ2", q, T, cfg, pm, meas)["total_ma"]}
+    day["mixed"] = {"total_ma": (p.day_stream_h * day["default"]["total_ma"]
+                                 + (p.day_h - p.day_stream_h) * day["offline"]["total_ma"]) / p.day_h}
+    for v in day.values():
+        v["mah_day"] = v["total_ma"] * p.day_h / p.usable_fraction
+        v["hours"] = {str(c): c * p.usable_fraction / v["total_ma"] for c in p.capacities_mah}
     # Cost of one legacy advertising event, and its average at the two intervals in use.
     one = radio_times({"connected": False, "adv_interval_us": 1e6}, 0, T, p)
     q_ev = one["tx_ms"] * T["ble_tx_0dbm"][0] + one["rx_ms"] * T["ble_rx"][0]  # uC (mA*ms)
@@ -344,7 +397,7 @@ def run_all(p: Params | None = None) -> dict:
                          for us in (cfg["ADV_INTERVAL_US"], cfg["SAVER_ADV_INTERVAL_US"])]}
     return {"params": {k: v for k, v in vars(p).items() if k != "extra"},
             "measured_cpu": meas, "rows": rows,
-            "conn_sweep": sweep, "advertising": adv}
+            "conn_sweep": sweep, "advertising": adv, "offline_clocks": clocks, "stream_clocks": sclocks, "day": day}
 
 
 def _round(obj, nd=4):
@@ -357,9 +410,12 @@ def _round(obj, nd=4):
     return obj
 
 
+NAMES = {"default": "default", "offline": "offline", "saver": "saver, no sleep"}
+
+
 def markdown(res: dict) -> str:
     caps = res["params"]["capacities_mah"]
-    names = {"default": "default", "saver": "saver", "saver_ls": "saver + light sleep *"}
+    names = NAMES
     lines = [BEGIN, ""]
     head = "| Scenario | Build | IMU | Avg current, Typ2 (mA) | " + " | ".join("%d mAh (h)" % c for c in caps)
     head += " | Avg current, Typ1 (mA) | " + " | ".join("%d mAh (h)" % c for c in caps) + " |"
@@ -393,6 +449,36 @@ def markdown(res: dict) -> str:
               % (ad["event_tx_ms"], ad["event_rx_ms"], ad["event_charge_uc"])
               + ", ".join("%.2f mA at %.1f ms" % (x["radio_ma"], x["adv_interval_us"] / 1000.0) for x in ad["intervals"])
               + " (radio only, before the idle current it displaces)."]
+    oc = res["offline_clocks"]
+    lines += ["", "Offline logging against the CPU clock (`OFFLINE_CPU_FREQ_HZ`; full build, ICM-42688-P; "
+              "the measured work scaled by 160 / clock):", ""]
+    lines.append("| CPU clock (MHz) | CPU busy (ms/s) | Typ2 (mA) | %s mAh, Typ2 (h) | Typ1 (mA) | %s mAh, Typ1 (h) |"
+                 % (caps0, caps0))
+    lines.append("|---|---|---|---|---|---|")
+    for c in oc:
+        lines.append("| %d | %.0f | %.1f | %.1f | %.1f | %.1f |" % (
+            c["cpu_mhz"], c["cpu_busy_ms"], c["typ2_ma"], c["typ2_hours"][caps0], c["typ1_ma"], c["typ1_hours"][caps0]))
+    lines += ["", "Streaming against the CPU clock (`ACTIVE_CPU_FREQ_HZ`; full build, ICM-42688-P, Typ2; no light "
+              "sleep while connected, so the idle time stays in WAITI):", "",
+              "| CPU clock (MHz) | CPU busy (ms/s) | Typ2 (mA) | %s mAh (h) |" % caps0, "|---|---|---|---|"]
+    for c in res["stream_clocks"]:
+        lines.append("| %d | %.0f | %.1f | %.1f |" % (c["cpu_mhz"], c["cpu_busy_ms"], c["typ2_ma"], c["typ2_hours"][caps0]))
+    off = picks[1]
+    m = res["measured_cpu"]
+    lines += ["", "Offline second (Typ2, full build, ICM-42688-P): CPU busy %.0f ms at %d MHz, awake idle %.0f ms "
+              "(advertising windows + %.2f wakes/s x %.1f ms), light sleep %.0f ms; FIFO drained every %d ms "
+              "(the smallest FIFO at %d Hz, 75 %% full)."
+              % (off["cpu_busy_ms"], off["cpu_mhz"], off["idle_ms"], off["wakes_s"], res["params"]["ls_wake_overhead_ms"],
+                 off["light_sleep_ms"], m["offline_wake_ms"], off["raw_odr_hz"])]
+    day, pr = res["day"], res["params"]
+    lines += ["", "A day of %.0f hours (Typ2, full build, ICM-42688-P) needs I x %.0f h / %.2f usable:" % (
+        pr["day_h"], pr["day_h"], pr["usable_fraction"]), "",
+        "| Day | Avg current (mA) | Cell for the day (mAh) | %s mAh lasts (h) |" % caps0, "|---|---|---|---|"]
+    for key, name in (("default", "streaming all day"), ("offline", "offline logging all day"),
+                      ("mixed", "%.0f h streaming, %.0f h offline" % (pr["day_stream_h"], pr["day_h"] - pr["day_stream_h"])),
+                      ("stream_floor", "streaming floor of stock MicroPython (no CPU work, 80 MHz, 100 ms interval)")):
+        v = day[key]
+        lines.append("| %s | %.1f | %.0f | %.1f |" % (name, v["total_ma"], v["mah_day"], v["hours"][caps0]))
     pr = res["params"]
     lines += [
         "",
@@ -400,9 +486,6 @@ def markdown(res: dict) -> str:
         "CPU time (at 160 MHz, scaled by 160 / clock): %s."
         % (pr["conn_interval_ms"], pr["att_mtu"], pr["ll_max_payload"], 100 * pr["usable_fraction"],
            _cpu_source(res)),
-        "",
-        "\\* needs a custom MicroPython build (tickless idle + automatic light sleep + BLE modem sleep); "
-        "not reachable with stock firmware.",
         "",
         END,
     ]
@@ -413,7 +496,8 @@ def _cpu_source(res: dict) -> str:
     pr, m = res["params"], res.get("measured_cpu") or {}
     parts = []
     for key, name, over in (("stream", "streaming loop", pr["cpu_ms_default"]),
-                            ("saver", "power-saver loop", pr["cpu_ms_saver"])):
+                            ("offline", "offline-logging loop", pr["cpu_ms_offline"]),
+                            ("saver", "saver loop without sleep", pr["cpu_ms_saver"])):
         if over is not None:
             parts.append("%s %.0f ms/s (given)" % (name, over))
         else:
@@ -463,10 +547,12 @@ def main(argv=None) -> int:
                     help="what-if: CPU busy ms per second at 160 MHz, streaming (default: measured, %s)" % MEASURED.name)
     ap.add_argument("--cpu-ms-saver", type=float, default=None,
                     help="what-if: CPU busy ms per second at 160 MHz, saver scenarios (default: measured)")
+    ap.add_argument("--cpu-ms-offline", type=float, default=None,
+                    help="what-if: CPU busy ms per second at 160 MHz, offline logging (default: measured)")
     ap.add_argument("--conn-interval-ms", type=float, default=Params.conn_interval_ms)
     ap.add_argument("--capacity-mah", type=int, nargs="+", default=list(CAPACITIES_MAH))
     a = ap.parse_args(argv)
-    p = Params(cpu_ms_default=a.cpu_ms_default, cpu_ms_saver=a.cpu_ms_saver,
+    p = Params(cpu_ms_default=a.cpu_ms_default, cpu_ms_saver=a.cpu_ms_saver, cpu_ms_offline=a.cpu_ms_offline,
                conn_interval_ms=a.conn_interval_ms, capacities_mah=tuple(a.capacity_mah))
     try:
         res = run_all(p)

@@ -223,7 +223,7 @@ def test_script_cli_json_and_markdown_match_the_doc():
 def md_table_from_block(doc: str) -> list[list[str]]:
     block = doc[doc.index("<!-- power_budget:begin"): doc.index("<!-- power_budget:end -->")]
     lines = [ln for ln in block.splitlines() if ln.startswith("| ")]
-    first = [ln for ln in lines if ln.split("|")[1].strip() in ("default", "saver", "saver + light sleep *")]
+    first = [ln for ln in lines if ln.split("|")[1].strip() in ("default", "offline", "saver, no sleep")]
     return [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in first]
 
 
@@ -258,7 +258,9 @@ def test_budget_hand_checks():
     saved = json.loads((HW / "firmware_cost.json").read_text())["whole_loop"]
     stream_ms = 10 * saved["board_psram"]["esp32_core_pct"]
     saver_ms = 10 * saved["saver"]["esp32_core_pct"]
+    offline_ms = 10 * saved["offline"]["esp32_core_pct"]
     assert res["measured_cpu"]["stream"] == stream_ms and res["measured_cpu"]["saver"] == saver_ms
+    assert res["measured_cpu"]["offline"] == offline_ms
     assert d["cpu_busy_ms"] == pytest.approx(stream_ms)
     assert d["parts_ma"]["SoC, CPU busy"] == pytest.approx(stream_ms / 1000 * 54.6)
     assert d["parts_ma"]["IMU, trunk"] == d["parts_ma"]["IMU, head"] == pytest.approx(0.88)
@@ -280,14 +282,45 @@ def test_budget_hand_checks():
         assert c["hours"]["1000"] == pytest.approx(2.5 * c["hours"]["400"])
         assert c["hours"]["400"] == pytest.approx(400 * 0.85 / c["total_ma"])
     for chip in ("icm42688p", "mpu6500", "mpu6050"):
-        assert rows[("saver", "full", chip)]["conservative"]["hours"]["400"] > \
+        assert rows[("offline", "full", chip)]["conservative"]["hours"]["400"] > \
             rows[("default", "full", chip)]["conservative"]["hours"]["400"]
-    # light sleep saves the idle share of the second (the measured CPU time stays)
-    assert rows[("saver_ls", "full", "icm42688p")]["conservative"]["total_ma"] < s["total_ma"]
+    # offline logging: the measured loop scaled to OFFLINE_CPU_FREQ_HZ; the second is CPU
+    # busy + advertising windows and wake-ups (awake, idle) + light sleep at 3.3 + 0.14 mA
+    cfg = pb.load_config()
+    o = rows[("offline", "full", "icm42688p")]["conservative"]
+    mhz = cfg["OFFLINE_CPU_FREQ_HZ"] // 1000000
+    assert o["cpu_mhz"] == mhz and o["raw_odr_hz"] == cfg["SAVER_RAW_ODR_HZ"] >= 200
+    assert o["cpu_busy_ms"] == pytest.approx(offline_ms * 160 / mhz)
+    win = cfg["OFFLINE_ADV_WINDOW_MS"] / cfg["OFFLINE_ADV_EVERY_S"]
+    assert o["idle_ms"] == pytest.approx(win + saved["offline"]["wakes_per_s"] * 1.0)
+    assert o["parts_ma"]["SoC, light sleep"] == pytest.approx(o["light_sleep_ms"] / 1000 * 3.44)
+    assert o["cpu_busy_ms"] + o["idle_ms"] + o["light_sleep_ms"] + o["radio"]["tx_ms"] + o["radio"]["rx_ms"] \
+        == pytest.approx(1000)
+    # advertising only in the windows: window / interval events every OFFLINE_ADV_EVERY_S
+    assert o["radio"]["events_s"] == pytest.approx(
+        cfg["OFFLINE_ADV_WINDOW_MS"] * 1000 / cfg["OFFLINE_ADV_INTERVAL_US"] / cfg["OFFLINE_ADV_EVERY_S"])
+    assert o["total_ma"] < s["total_ma"]
+    # the clock sweep: the measured work at 80 / 160 / 240 MHz; config picks the cheapest
+    clocks = res["offline_clocks"]
+    assert [c["cpu_mhz"] for c in clocks] == [80, 160, 240]
+    best = min(clocks, key=lambda c: c["typ2_ma"])
+    assert best["cpu_mhz"] == mhz and best["typ2_ma"] == pytest.approx(o["total_ma"])
+    assert res["day"]["offline"]["mah_day"] == pytest.approx(o["total_ma"] * 16 / 0.85)
+    # streaming per clock: the same measured work; the configured clock is the default row
+    sc = {c["cpu_mhz"]: c for c in res["stream_clocks"]}
+    assert sc[80]["cpu_busy_ms"] == pytest.approx(2 * sc[160]["cpu_busy_ms"])
+    assert sc[80]["cpu_busy_ms"] == pytest.approx(3 * sc[240]["cpu_busy_ms"])
+    assert sc[cfg["ACTIVE_CPU_FREQ_HZ"] // 1000000]["typ2_ma"] == pytest.approx(d["total_ma"])
+    # the day table: the streaming floor (no CPU work, 80 MHz, 100 ms interval) is below
+    # the measured stream but above what 10 h on 400 mAh allows
+    day = res["day"]
+    assert day["stream_floor"]["total_ma"] < day["default"]["total_ma"]
+    assert day["stream_floor"]["hours"]["400"] < 10
+    assert day["offline"]["total_ma"] < day["mixed"]["total_ma"] < day["default"]["total_ma"]
     assert rows[("default", "full", "icm42688p")]["conservative"]["total_ma"] < \
         rows[("default", "full", "mpu6050")]["conservative"]["total_ma"]
     # the headline figures quoted in the docs
-    assert 5 < d["hours"]["400"] < 8 and 6 < s["hours"]["400"] < 10
+    assert 5 < d["hours"]["400"] < 8 and 6 < s["hours"]["400"] < 10 and 20 < o["hours"]["400"] < 40
 
 
 def test_connection_interval_sweep_and_advertising_cost():

@@ -25,7 +25,10 @@ SOFT_RESET = 5
 
 _reset_cause = PWRON_RESET
 _freq = 240000000
-sleeps = []  # test helper: ("light"|"deep", ms) per lightsleep/deepsleep call
+sleeps = []  # test helper: ("light"|"deep", ms) per call (the first 256 calls)
+slept_ms = 0  # test helper: total ms in lightsleep (the bench's light-sleep fraction)
+lightsleeps = 0  # test helper: lightsleep calls
+sleep_hook = None  # test helper: called with ms before lightsleep returns (fill the FIFOs)
 
 
 def freq(hz=None):
@@ -48,7 +51,21 @@ def reset():
 
 
 def lightsleep(ms=0):
-    sleeps.append(("light", ms))
+    """As on the ESP32: returns after ``ms``; the virtual clock (``Timer.now_ms``)
+    advances by ``ms`` while every ``Timer`` stands still (the board's hardware timers
+    are not clocked in light sleep: their due times move by ``ms``). ``sleep_hook(ms)``
+    (test helper) lets the simulated world run meanwhile."""
+    global slept_ms, lightsleeps
+    if len(sleeps) < 256:
+        sleeps.append(("light", ms))
+    slept_ms += ms
+    lightsleeps += 1
+    if ms > 0:
+        for t in Timer._active:
+            t._due += ms
+        Timer.now_ms += ms
+    if sleep_hook is not None:
+        sleep_hook(ms)
 
 
 def deepsleep(ms=0):
