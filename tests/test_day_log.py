@@ -47,10 +47,10 @@ def test_marks_round_trip_and_ids_wrap():
 
 
 @pytest.mark.parametrize("mutate,words", [
-    (lambda b: b[:-1], "header implies"),
-    (lambda b: b + b"\0", "header implies"),
-    (lambda b: b[:3] + bytes([0]) + b[4:], "0 marks"),
-    (lambda b: b[:3] + bytes([20]) + b[4:], "20 marks"),
+    (lambda b: b[:-1], "length"),
+    (lambda b: b + b"\0", "length"),
+    (lambda b: b[:3] + bytes([0]) + b[4:], "count is 0"),
+    (lambda b: b[:3] + bytes([20]) + b[4:], "count is 20"),
     (lambda b: b[:6] + b"\x01\x00" + b[8:], "reserved"),
     (lambda b: b[:12] + bytes([8]) + b[13:], "unknown kind 8"),
     (lambda b: b[:12] + bytes([0]) + b[13:], "unknown kind 0"),
@@ -75,6 +75,28 @@ def test_the_bulk_decoder_hands_log_and_marks_over_and_counts_bad_ones():
     assert [type(p).__name__ for _, p in off] == ["LogPacket", "MarksPacket"]
     arrays, errors = wire.decode_samples_many([log, _marks(), bad])  # skipped silently without a list
     assert arrays == {} and errors == []
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "protocol" / "vectors" / "marks.json"
+
+
+@pytest.mark.skipif(not VECTORS.exists(), reason="protocol/vectors/marks.json not written yet (the firmware side)")
+def test_marks_vectors_shared_with_the_firmware():
+    cases = json.loads(VECTORS.read_text("utf-8"))
+    assert any(c["valid"] for c in cases) and any(not c["valid"] for c in cases)
+    for c in cases:
+        data = bytes.fromhex(c["hex"])
+        if not c["valid"]:
+            with pytest.raises(PacketError, match=c["error"]):
+                wire.decode_packet(data)
+            continue
+        p = wire.decode_packet(data)
+        d = c["decoded"]
+        assert (p.imu_mask, p.mark_id, p.count) == (d["imu_mask"], d["mark_id"], d.get("count", len(d["marks"])))
+        assert [(m.t_ms, m.kind, m.a, m.b, m.c) for m in p.marks] == [
+            (m["t_ms"], m["kind"], m["a"], m["b"], m["c"]) for m in d["marks"]]
+        assert wire_marks.encode_marks_packet(p.imu_mask, p.mark_id, [(m.t_ms, m.kind, m.a, m.b, m.c)
+                                                                     for m in p.marks]) == data
 
 
 MARKS_FIELDS = {"version": (0, 1), "type": (1, 1), "mask": (2, 1), "count": (3, 1), "mark_id": (4, 2),

@@ -88,7 +88,7 @@ def decode_marks_packet(data: bytes) -> MarksPacket:
     """
     data = bytes(data)
     if len(data) < MARKS_HEADER:
-        raise PacketError(f"MARKS packet too short: {len(data)} bytes, header needs {MARKS_HEADER}")
+        raise PacketError(f"MARKS packet too short: length {len(data)} bytes, header needs {MARKS_HEADER}")
     version, ptype, mask, count, mark_id, reserved = struct.unpack_from("<BBBBHH", data, 0)
     if version != VERSION:
         raise PacketError(f"unsupported wire format version {version} (this host reads {VERSION})")
@@ -97,12 +97,12 @@ def decode_marks_packet(data: bytes) -> MarksPacket:
     if mask == 0 or mask & ~0x03:
         raise PacketError(f"invalid imu_mask 0x{mask:02x}")
     if not 1 <= count <= MAX_MARKS:
-        raise PacketError(f"MARKS packet holds {count} marks (1 to {MAX_MARKS} allowed)")
+        raise PacketError(f"MARKS packet count is {count} marks (1 to {MAX_MARKS} allowed)")
     if reserved != 0:
         raise PacketError(f"MARKS packet reserved field is 0x{reserved:04x}, not 0")
     expected = MARKS_HEADER + count * MARK_BYTES
     if len(data) != expected:
-        raise PacketError(f"MARKS packet is {len(data)} bytes, header implies {expected}")
+        raise PacketError(f"MARKS packet length is {len(data)} bytes, its count implies {expected}")
     marks = []
     for i in range(count):
         t_ms, kind, a, b, c = _MARK.unpack_from(data, MARKS_HEADER + i * MARK_BYTES)
