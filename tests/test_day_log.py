@@ -416,3 +416,64 @@ def test_the_report_says_how_far_the_boards_orientation_was_from_the_hosts(weare
     f = analyse(tmp_path / "mpu.nape")
     assert f.rates["board_orientation_check"]["median_abs_deg"] > 10  # measured: 43° for this wearer
     assert any("rests on the board's own orientation" in n for n in quality_notes(f))
+
+
+# ---------------------------------------------------------------- analysis fuzz: odd mixes never crash
+
+_PKT = st.tuples(st.sampled_from(["samples", "log", "marks", "event", "boot", "junk"]),
+                 st.integers(0, 3000),  # seq
+                 st.integers(1, 40),  # count
+                 st.sampled_from([100, 50, 1, 1000, 65535]),  # LOG period_ms
+                 st.integers(0, 2**32 - 1))  # t_ms / mark argument
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(_PKT, min_size=1, max_size=25), cut=st.integers(0, 200), head=st.booleans())
+def test_any_mix_of_samples_log_marks_and_events_is_analysed_without_a_crash(tmp_path, specs, cut, head):
+    mask = 3 if head else 1
+    k = 1 + head
+    rng = np.random.default_rng(len(specs) + cut)
+    chunks: list[tuple[str, object]] = []
+    for kind, seq, count, period_ms, x in specs:
+        q = rng.normal(size=(count, k, 4))
+        q /= np.linalg.norm(q, axis=-1, keepdims=True)
+        if kind == "samples":
+            n = min(count, 11)
+            chunks.append(("p", wire.encode_samples(mask, seq, seq * 10, 10000, np.zeros(n, np.uint8), q[:n],
+                                                    rng.normal(0, 9.8, (n, k, 3)), rng.normal(0, 1, (n, k, 3)))))
+        elif kind == "log":
+            chunks.append(("p", wire_log.encode_log_packet(mask, seq, (seq * 100) % 2**32, period_ms,
+                                                           q[: wire_log.per_packet(mask)])))
+        elif kind == "marks":
+            marks = [((x + 1000 * i) % 2**32, 1 + (x + i) % 7, x & 3, (x >> 8) & 0xFFFF, seq) for i in range(1 + count % 19)]
+            chunks.append(("p", wire_marks.encode_marks_packet(mask, x & 0xFFFF, marks)))
+        elif kind == "event":
+            n = min(count, 10)
+            chunks.append(("p", wire.encode_event(mask, x & 0xFF, 0, n, n // 2, 400, seq * 10,
+                                                  rng.normal(0, 20, (n, k, 3)), rng.normal(0, 3, (n, k, 3)))))
+        elif kind == "boot":
+            chunks.append(("n", {"event": "boot", "boot_id": f"{x:08x}"}))
+        else:
+            chunks.append(("p", bytes([1, 3 + (x & 1)]) + rng.bytes(count)))
+    path = tmp_path / "fuzz.nape"
+    meta = {"imu_roles": ["trunk", "head"][:k], "sample_rate_hz": 100.0, "source": "simulated", "wire_format_version": 1}
+    with RecordingWriter(path, meta, fsync_interval_s=0, overwrite=True) as w:
+        for i, (what, item) in enumerate(chunks):
+            if what == "p":
+                w.write_packets([item], 1.7e9 + i)
+            else:
+                w.write_note(item, 1.7e9 + i)
+    if cut:
+        data = path.read_bytes()
+        path.write_bytes(data[: max(0, len(data) - cut)])
+    try:
+        f = analyse(path)
+    except Exception as e:  # only a plainly worded RecordingError is allowed (a file cut into its header)
+        from nape.errors import RecordingError
+
+        assert isinstance(e, RecordingError) and "\n" not in str(e), repr(e)
+        return
+    if f.samples:  # (a report without samples is not a schema-valid report: the schema asks for ≥ 1)
+        _schema_ok(f)
+    assert f.rates["full_rate_s"] >= 0 and f.rates["reduced_rate_s"] >= 0
+    render_html(f)

@@ -111,7 +111,7 @@ def _no_samples(path: Path, rec, roles: list[str], malformed: int, calib: Calibr
         calibration=calib, roles=roles, orientation_source="none (no samples)",
         activity_s={name: 0.0 for name in ACTIVITY_NAMES}, series=_one_hz(*(np.zeros(0),) * 6),
         valid_s=0.0, low_coverage=True, not_judged=coverage.not_judged(0.0, len(roles), s),
-        glitches={"samples": 0, "by_kind": {}})
+        glitches={"samples": 0, "by_kind": {}}, rates=window_jolts.empty_rates())
 
 
 def _expected_samples(path: Path, mask: int, packets: int = 2000) -> int:

@@ -101,6 +101,8 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
         ok = ~np.isnan(w["acc"]).any(axis=(1, 2)) & ~np.isnan(w["gyr"]).any(axis=(1, 2))
         if ok.sum() < 4:
             continue
+        if w["trigger_s"] + w["t_trig_s"][0] < 0:
+            continue  # from before the recording's first sample: not on its timeline
         acc, gyr, t_rel = w["acc"][ok], w["gyr"][ok], w["t_trig_s"][ok]
         k = acc.shape[1]
         rate = float(w["rate_hz"])
@@ -201,6 +203,12 @@ def alerts_from_marks(marks: list[dict]) -> list[dict]:
 REDUCED_MEANING = ("While no phone or computer was connected, the board kept a day log: posture measured at "
                    "10 Hz from the board's own orientation; jolts only from the board's own high-rate windows; "
                    "walking and vehicle rides not measured there.")
+
+
+def empty_rates() -> dict:
+    """The ``rates`` finding of a recording without samples."""
+    return {"full_rate_s": 0.0, "reduced_rate_s": 0.0, "spans": [], "log_dropped_samples": 0,
+            "event_windows_dropped": 0, "event_windows": 0, "window_jolts": 0}
 
 
 def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[dict]]:
