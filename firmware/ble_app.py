@@ -120,6 +120,16 @@ class BleApp:
             power_policy = power.PowerPolicy(time.ticks_ms())
         self.power = power_policy if power_saver else None
         self._power_due = time.ticks_ms()
+        self.daylog = None  # the offline day log (set_daylog)
+        self._t_ms = 0  # time of the newest sample (the day log's offline clock)
+
+    def set_daylog(self, dl):
+        """Log offline into ``dl`` (``daylog.DayLog``): no central for its ``after_ms``
+        -> 10 Hz LOG, MARKS and EVENT windows instead of SAMPLES; sent on reconnection."""
+        self.daylog = dl
+        if dl is not None:
+            dl.attach(self.pipeline)
+        self.service.daylog = dl
 
     def _on_mtu(self, value_len):
         self.pipeline.set_mtu_value_len(value_len)
@@ -153,6 +163,7 @@ class BleApp:
     def step(self, t_ms, acc0, gyr0, acc1=None, gyr1=None, jolt=False):
         """One raw sample per IMU (m/s^2, rad/s, sensor frame) at device time t_ms."""
         p = self.pipeline
+        self._t_ms = t_ms
         p.step(t_ms, acc0, gyr0, acc1, gyr1, jolt)
         if p.outbox:
             self._collect()
@@ -161,6 +172,7 @@ class BleApp:
         """``step`` with the packet's acc/gyr as wire-unit ints (``Pipeline.step_wire``;
         the sampling loop's path: no heap objects per sample)."""
         p = self.pipeline
+        self._t_ms = t_ms
         p.step_wire(t_ms, acc0, gyr0, acc1, gyr1, w, jolt)
         if p.outbox:
             self._collect()
@@ -205,6 +217,11 @@ class BleApp:
             self.buzzer.play(time.ticks_ms(), self._signal)
             self._signal = None
             self.signals += 1
+        dl = self.daylog
+        if dl is not None:  # offline day log: on without an authorized central, on sample time
+            dl.update(self._t_ms, svc.authorized())
+            if self.pipeline.outbox:
+                self._collect()
         pol = self.power
         if pol is not None:
             now = time.ticks_ms()

@@ -14,12 +14,14 @@ of 247). Buffers and indexes are allocated once, in ``__init__``.
 
 Capacity at the default rate (100 Hz, two IMUs, 5 samples per 219-byte packet,
 20 packets/s): RAM 4096 slots (1.0 MB, PSRAM; ``config.BLE_RAM_SLOTS``) = 20 480
-samples = 3.4 min; flash 16 384 slots (3.8 MiB of the 4.94 MiB VFS of MicroPython's
-8 MiB-flash partition table; ``config.BLE_SPILL_KIB``) = 81 920 samples = 13.7 min;
-together **0.28 h**. At the saver rate (``config.SAVER_RATE_HZ``, 50 Hz) 0.57 h; with
-one IMU (10 samples per 224-byte packet) each figure doubles. A 16 MiB board (12.8 MiB
-VFS) with ``BLE_SPILL_KIB = 12288`` holds 51 568 slots: 0.77 h with the RAM ring.
-Beyond that the oldest unconfirmed samples are overwritten (``overflow_samples``).
+samples = 3.4 min; flash 2 672 slots (640 KiB, ``config.BLE_SPILL_KIB``) = 2.2 min;
+together **5.6 min**: enough for the ``config.SAVER_AFTER_S`` after a central left, after
+which the offline day log (``daylog.py``, 18 h at 10 Hz on most of the 4.94 MiB VFS of
+MicroPython's 8 MiB-flash table) takes over. Without the day log, 3904 KiB held 16 384
+slots = 13.7 min (0.28 h with the RAM ring), and a 16 MiB board (12.8 MiB VFS) with
+``BLE_SPILL_KIB = 12288`` 51 568 slots = 0.77 h. At the saver rate (50 Hz) each figure
+doubles, and again with one IMU (10 samples per 224-byte packet). Beyond that the oldest
+unconfirmed samples are overwritten (``overflow_samples``).
 
 Sequence numbers are u32 and wrap; all comparisons are modular relative to the oldest
 stored packet.
@@ -40,7 +42,7 @@ def packet_seq(pkt):
 
 def spill_slots(kib, spill_batch=16):
     """Packets a spill file of ``kib`` KiB holds, in whole ``spill_batch`` writes
-    (``config.BLE_SPILL_KIB``): 3904 KiB -> 16 384 slots."""
+    (``config.BLE_SPILL_KIB``): 640 KiB -> 2 672 slots, 3904 KiB -> 16 384."""
     per = SLOT * spill_batch
     return (kib * 1024 // per) * spill_batch
 

@@ -59,6 +59,7 @@ _FLAG_WRITE_ENCRYPTED = const(0x1000)
 _IO_NO_INPUT_OUTPUT = const(3)
 
 _ENOMEM = const(12)
+_EV_CONFIRM = const(-1)  # _irq_events kind: an ACK / LOG_ACK written on an authorized link
 
 # --- control commands (central -> device), first byte = opcode ------------------------
 CMD_START = const(0x01)  # -                      start live streaming
@@ -73,6 +74,7 @@ CMD_ACK = const(0x09)  # u32 next_seq              host has every sample before 
 CMD_FORGET = const(0x0A)  # u8 scope (0 this central, 1 every bond)  the board forgets bonds, drops the link
 CMD_AUTH_CHALLENGE = const(0x0B)  # -             response: 16-byte nonce for the owner-key proof
 CMD_AUTH_PROVE = const(0x0C)  # 32 bytes HMAC-SHA256(owner key, AUTH_LABEL + nonce)
+CMD_LOG_ACK = const(0x0D)  # u8 type (2 EVENT, 4 MARKS), u16 id: the day log may free it (no response)
 RESP_BIT = const(0x80)  # response: [opcode | 0x80, result, payload]
 EVT_END_OF_DATA = const(0xA0)  # device event on control: u32 next_seq (source exhausted)
 
@@ -89,7 +91,8 @@ NONCE_LEN = const(16)
 
 _CMD_LEN = {CMD_START: 1, CMD_STOP: 1, CMD_BACKFILL: 5, CMD_CALIBRATE: 2,
             CMD_SET_POSTURE: 5, CMD_SET_TIME: 9, CMD_GET_STATUS: 1, CMD_BACKFILL_ALL: 1,
-            CMD_ACK: 5, CMD_FORGET: 2, CMD_AUTH_CHALLENGE: 1, CMD_AUTH_PROVE: 33}
+            CMD_ACK: 5, CMD_FORGET: 2, CMD_AUTH_CHALLENGE: 1, CMD_AUTH_PROVE: 33,
+            CMD_LOG_ACK: 4}
 # allowed on a bonded link before the owner key is proved
 _PRE_AUTH = (CMD_GET_STATUS, CMD_AUTH_CHALLENGE, CMD_AUTH_PROVE)
 
@@ -259,6 +262,11 @@ class NapeService:
         self.max_events = 16
         self.source_done = False
         self._end_sent = False
+        #: the offline day log (``daylog.DayLog``) or None: its LOG packets join the
+        #: stream by seq, its MARKS (stream) and EVENT windows (event) go first
+        self.daylog = None
+        self._dl_frags = None  # a day-log MARKS packet in flight on the stream characteristic
+        self._dl_i = 0
         # status / health
         self.calibrated = False
         self.saver = False
@@ -297,7 +305,13 @@ class NapeService:
             self._irq_events.append((event, data[0]))
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_control:
-                self._irq_events.append((event, bytes(self.ble.gatts_read(self.h_control))))
+                v = bytes(self.ble.gatts_read(self.h_control))
+                if v and (v[0] == CMD_ACK or v[0] == CMD_LOG_ACK) and self.authorized():
+                    # a confirmation counts even when the link drops before poll() runs
+                    # (a host confirms last, then disconnects)
+                    self._irq_events.append((_EV_CONFIRM, v))
+                else:
+                    self._irq_events.append((event, v))
         elif event == _IRQ_MTU_EXCHANGED:
             self.mtu = data[1]
             self._irq_events.append((event, data[1]))
@@ -456,6 +470,7 @@ class NapeService:
                     self.streaming = False
                     self._frags = None
                     self._event_frags = None
+                    self._dl_frags = None
                     self.advertise(fast=True)
                     if self.on_mtu:
                         self.on_mtu(MAX_VALUE_LEN)  # buffer-friendly packets while offline
@@ -463,6 +478,8 @@ class NapeService:
                 self._reset_link(arg)
             elif ev == _IRQ_GATTS_WRITE:
                 self._command(arg)
+            elif ev == _EV_CONFIRM:
+                self._confirm(arg)
         if self._drop and not self._ctrl_out:  # answered: drop the link after a grace
             self._drop = False
             self._drop_at = time.ticks_add(time.ticks_ms(), DROP_GRACE_MS)
@@ -496,6 +513,9 @@ class NapeService:
             self.cursor = self._frag_seq
             self._frags = None
         self._event_frags = None
+        self._dl_frags = None
+        if self.daylog is not None:  # unacknowledged MARKS / EVENT windows go again
+            self.daylog.new_link()
         if self.on_mtu:
             self.on_mtu(vl)
 
@@ -539,13 +559,34 @@ class NapeService:
             out.pop(0)
         return True
 
-    def _seq_info(self):
+    def oldest_seq(self):
+        """Oldest stored seq, SAMPLES or day-log LOG (None: nothing stored)."""
         o = self.store.oldest_seq()
+        dl = self.daylog
+        d = dl.oldest_seq() if dl is not None else None
+        if o is None or (d is not None and ((d - o) & 0xFFFFFFFF) >= 0x80000000):
+            return d
+        return o
+
+    def next_seq(self):
+        """Seq after the newest stored sample, SAMPLES or day-log LOG (None: nothing)."""
         n = self.store.next_seq()
+        dl = self.daylog
+        d = dl.next_seq() if dl is not None else None
+        if n is None or (d is not None and ((d - n) & 0xFFFFFFFF) < 0x80000000):
+            return d
+        return n
+
+    def _seq_info(self):
+        o = self.oldest_seq()
+        n = self.next_seq()
         return struct.pack("<II", 0xFFFFFFFF if o is None else o, 0 if n is None else n)
 
     def _start(self, from_seq):
-        head = self.store.next_seq()
+        head = self.next_seq()
+        if self.daylog is not None:
+            self.daylog.new_link()
+        self._dl_frags = None
         self.live_from = head if head is not None else 0
         self.cursor = self.live_from if from_seq is None else from_seq
         self.acked = self.cursor  # the central asks from here: it has what came before
@@ -585,8 +626,8 @@ class NapeService:
                 self.forget_all()
             else:
                 self.forget_link()
-        elif op == CMD_ACK:
-            self._ack(struct.unpack_from("<I", cmd, 1)[0])
+        elif op == CMD_ACK or op == CMD_LOG_ACK:
+            self._confirm(cmd)
         elif op == CMD_START:
             if not self.streaming:
                 self._start(None)
@@ -596,10 +637,13 @@ class NapeService:
             self._frags = None
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_BACKFILL:
-            self._start(struct.unpack_from("<I", cmd, 1)[0])
+            seq = struct.unpack_from("<I", cmd, 1)[0]
+            self._start(seq)
+            if self.daylog is not None:
+                self.daylog.release_log(seq)  # the central has what came before
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_BACKFILL_ALL:
-            oldest = self.store.oldest_seq()
+            oldest = self.oldest_seq()
             self._start(oldest if oldest is not None else None)
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_SET_TIME:
@@ -617,6 +661,29 @@ class NapeService:
             if op == CMD_CALIBRATE and res == RES_OK:
                 self.calibrated = True
             self._respond(op, res)
+
+    def _confirm(self, cmd):
+        """ACK / LOG_ACK (the IRQ handler found the link authorized when it arrived)."""
+        op = cmd[0]
+        if len(cmd) != _CMD_LEN[op]:
+            self._respond(op, RES_BAD_LENGTH)
+            return
+        dl = self.daylog
+        if op == CMD_ACK:
+            seq = struct.unpack_from("<I", cmd, 1)[0]
+            self._ack(seq)
+            if dl is not None:
+                dl.release_log(seq)
+            return
+        typ = cmd[1]
+        ident = cmd[2] | (cmd[3] << 8)
+        if typ != 2 and typ != 4:
+            self._respond(op, RES_BAD_VALUE)
+        elif dl is not None:
+            if typ == 2:
+                dl.ack_event(ident)
+            else:
+                dl.ack_marks(ident)
 
     def _prove(self, mac):
         key = self.owner_key
@@ -659,26 +726,49 @@ class NapeService:
         if not self._flush_control() or not self.streaming or not self.authorized():
             return 0
         ble = self.ble
+        dl = self.daylog
         sent = 0
         while sent < max_notifications:
-            # events first: short and rare
+            # events first (short and rare): live ones, then the day log's windows
             ev = self._event_frags
-            if ev is None and self._events:
-                ev = self._event_frags = self._event_frag.split(self._events.pop(0))
-                self._event_i = 0
+            if ev is None:
+                pk = None
+                if self._events:
+                    pk = self._events.pop(0)
+                elif dl is not None and dl.n_ev:
+                    pk = dl.next_event()
+                if pk is not None:
+                    ev = self._event_frags = self._event_frag.split(pk)
+                    self._event_i = 0
             frags = self._frags
+            dlf = self._dl_frags
+            if ev is None and dlf is None and frags is None and dl is not None and dl.n_marks:
+                pk = dl.next_marks()  # the day log's MARKS before the seq line
+                if pk is not None:
+                    dlf = self._dl_frags = self._stream_frag.split(pk)
+                    self._dl_i = 0
             if ev is not None:
                 value = ev[self._event_i]
                 handle = self.h_event
+            elif dlf is not None:
+                value = dlf[self._dl_i]
+                handle = self.h_stream
             else:
                 if frags is None:
-                    got = self.store.read_from(self.cursor)
+                    cur = self.cursor
+                    got = self.store.read_from(cur)
+                    if dl is not None and dl.n_log:  # the day log's LOG, merged by seq
+                        lg = dl.read_log_from(cur)
+                        if lg is not None and (got is None or ((lg[1] - cur) & 0xFFFFFFFF)
+                                               < ((got[1] - cur) & 0xFFFFFFFF)):
+                            got = lg
                     if got is None:
                         self._maybe_end()
                         break
                     pkt, first = got  # first > cursor: older samples are no longer stored
                     live_from = self.live_from
-                    if live_from is not None and ((first - live_from) & 0xFFFFFFFF) >= 0x80000000:
+                    if pkt[1] == 1 and live_from is not None and \
+                            ((first - live_from) & 0xFFFFFFFF) >= 0x80000000:
                         pkt = ble_buffer.mark_backfill(pkt)
                     self._frag_seq = first
                     self.cursor = (first + pkt[3]) & 0xFFFFFFFF
@@ -700,6 +790,10 @@ class NapeService:
                 self._event_i += 1
                 if self._event_i >= len(ev):
                     self._event_frags = None
+            elif dlf is not None:
+                self._dl_i += 1
+                if self._dl_i >= len(dlf):
+                    self._dl_frags = None
             elif frags is not None:
                 self._frag_i += 1
                 if self._frag_i >= len(frags):
@@ -715,7 +809,7 @@ class NapeService:
 
     def _maybe_end(self):
         if self.source_done and not self._end_sent and self.conn is not None:
-            nxt = self.store.next_seq()
+            nxt = self.next_seq()
             try:
                 self.ble.gatts_notify(self.conn, self.h_control, bytes((EVT_END_OF_DATA,))
                                       + struct.pack("<I", 0 if nxt is None else nxt))
@@ -754,8 +848,8 @@ class NapeService:
         if self.bonded_link():
             sec |= SEC_BONDED
         st = self.store
-        o = st.oldest_seq()
-        n = st.next_seq()
+        o = self.oldest_seq()
+        n = self.next_seq()
         fw = self.fw_version.encode()
         return struct.pack(
             "<BBBBHHHIIIHIIHHIB", STATUS_VERSION, flags, self.imu_mask, self.battery_pct,

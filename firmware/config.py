@@ -145,11 +145,12 @@ HEAP_RESERVE_BYTES = const(65536)
 # in whole 16-slot batches (ble_buffer.spill_slots); the index costs 5 bytes of heap per
 # slot. MicroPython's ESP32 partition tables (ports/esp32/partitions-8MiB.csv /
 # -16MiB.csv) give the VFS 0x4F0000 = 4.94 MiB on 8 MiB flash (XIAO ESP32S3) and
-# 0xCD0000 = 12.8 MiB on 16 MiB; leave ~1 MiB for the firmware files and bonds.
-# 3904 KiB = 16 384 slots = 13.7 min of two-IMU samples at 100 Hz (0.28 h with the RAM
-# ring); 12 288 KiB on a 16 MiB board = 51 568 slots = 43 min (0.77 h with the RAM ring).
+# 0xCD0000 = 12.8 MiB on 16 MiB. Most of the XIAO's VFS goes to the day log (DAYLOG_*):
+# the spill file only has to bridge the SAVER_AFTER_S after a central left and a
+# reconnection's backfill. 640 KiB = 2 672 slots = 2.2 min of two-IMU samples at
+# 100 Hz (5.6 min with the RAM ring).
 BLE_SPILL_FILE = "/nape-spill.bin"
-BLE_SPILL_KIB = const(3904)
+BLE_SPILL_KIB = const(640)
 # Use the spill file: 1 = on the board (MicroPython's esp32 port, whose VFS is the flash
 # partition) when the heap at boot holds its index (5 bytes per slot: 80 KiB for 16 384
 # slots) besides HEAP_RESERVE_BYTES and a RAM ring of BLE_RAM_SLOTS_MIN slots
@@ -176,3 +177,20 @@ BLE_SECRETS_FILE = "/nape-bonds.txt"  # bonding keys on the board's flash (survi
 BLE_OWNER_KEY_FILE = "/nape-owner.key"
 PAIR_PRESS_MS = const(3000)  # hold the pair button this long: pairing window opens (one buzz)
 FORGET_PRESS_MS = const(10000)  # hold it this long: every bond is forgotten (long buzz)
+
+# --- Offline day log (firmware/daylog.py; protocol/SPEC.md "Streaming, backfill and the offline buffer") ---
+# With no authorized central for SAVER_AFTER_S the board logs, instead of SAMPLES: both
+# IMUs' orientation at DAYLOG_HZ (LOG packets, 64 bytes of flash per second with two
+# IMUs), posture-alert events and drops (MARKS) and every jolt's EVENT window, to this file.
+DAYLOG_FILE = "/nape-day.log"
+DAYLOG_HZ = const(10)  # LOG rate (divides the fused rates 100 and 50 Hz)
+# Largest day log, KiB: XIAO ESP32S3 VFS 5056 KiB - 640 KiB spill - ~320 KiB firmware
+# files and bonds - DAYLOG_FREE_KIB = 3968 KiB = 16 651 slots = 17.6 h of two-IMU
+# orientation at 10 Hz (35 h with the trunk IMU only). daylog.plan takes less when the VFS
+# has less free (a plain 4 MiB ESP32: 2 MiB VFS -> 1600 KiB = 7.1 h) or the heap cannot
+# hold the index (3 bytes per slot).
+DAYLOG_KIB = const(3968)
+DAYLOG_FREE_KIB = const(128)  # leave this much of the VFS free besides the spill file
+DAYLOG_MIN_KIB = const(64)  # less room than this: no day log (printed at boot)
+# 1 = on the board (esp32 port) only, 2 = on any port (tests), 0 = off (SAMPLES buffer only)
+DAYLOG = const(1)

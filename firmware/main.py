@@ -7,15 +7,23 @@ Boot (``boot``):
   plus the flash spill file when the heap holds its index, built by ``ble_app.make_app``
   with the security settings ``config.BLE_*``: secure by default; a radio-less ``LocalSink``
   when the ``bluetooth`` module or the stack is missing, so posture alerts still work)
-  -> buzzer on the motor pin -> posture alert and buzzer after fusion
+  -> the offline day log (``daylog.make``: sized to the free flash and heap; on the esp32
+  port, ``config.DAYLOG``) -> buzzer on the motor pin -> posture alert and buzzer after fusion
   (``feedback.Feedback`` on the app's pipeline) -> ``sampler.Sampler`` (acquisition only)
   -> a ``machine.Timer`` every ``config.SAMPLER_POLL_MS`` that schedules ``Sampler.poll``.
 
 Data flows one way: sampler (FIFO -> scaled samples -> jolt screen) -> pipeline (fusion ->
 feedback: calibration, posture alert, buzzer -> flags -> packets) -> offline buffer / BLE.
+With no authorized central for ``config.SAVER_AFTER_S`` the app's day log
+(``daylog.DayLog``, on the samples' clock in ``BleApp.tick``) takes the pipeline's fused
+samples instead of SAMPLES packets: 10 Hz LOG packets in the same ``seq`` line, MARKS,
+and the jolt windows (``Device.step`` hands them to the day log instead of the live
+queue; the saver keeps the jolt screen at ``SAVER_RAW_ODR_HZ``). A central connecting
+ends it; the service backfills it (protocol/SPEC.md).
 
 Main loop (``Device.step``, every ``config.MAIN_LOOP_MS``): BLE housekeeping and
-sending (``app.tick()``), EVENT windows to the BLE service, CALIBRATE and SET_POSTURE
+sending (``app.tick()``, which also runs the day log's offline state), EVENT windows to
+the BLE service (or to the day log while it logs), CALIBRATE and SET_POSTURE
 commands to the posture alert, the power-saver policy (status flag and advertising
 interval; see ``_power``).
 
@@ -161,6 +169,11 @@ def make_app(imu_mask, rate_hz):
     where = "spill to %s" % (store.flash_path,) if store.flash_cap else "RAM only"
     print("main: offline buffer %d RAM + %d flash slots (%s): %d s at %d Hz" % (
         store.ram_cap, store.flash_cap, where, store.capacity() * per // rate_hz, rate_hz))
+    dl_on = config.DAYLOG
+    if (dl_on == 2 or (dl_on == 1 and sys.platform == "esp32")) and imu_mask in (1, 3):
+        import daylog  # the offline day log, sized to the flash left
+
+        daylog.make(app, imu_mask)
     return app
 
 
@@ -189,6 +202,7 @@ class Device:
         self._freq = None  # CPU clock set on the first pass
         self._clock_due = None  # next local-hour update (now_ms clock); None: at once
         self._svc = getattr(app, "service", None)
+        self._dl = getattr(app, "daylog", None)
         self._has_cmds = hasattr(app, "calibrate_request_s")
         self._settings_version = getattr(app, "settings_version", 0)
         self.clock = clock if clock is not None else time.ticks_ms
@@ -208,7 +222,13 @@ class Device:
             buz.tick(now_ms)
         svc = self._svc
         if svc is not None and self.sampler.events:
-            _forward_events(self.sampler.events, svc)
+            dl = self._dl
+            if dl is not None and dl.logging:  # offline: jolt windows into the day log
+                ev = self.sampler.events
+                while ev:
+                    dl.add_window(ev.pop(0))
+            else:
+                _forward_events(self.sampler.events, svc)
         if self._has_cmds:
             self._commands(now_ms)
         self._power(now_ms, svc)

@@ -176,6 +176,9 @@ class Pipeline:
         self.alert = False  # ALERT flag of the last sample (from ``feedback``)
         self.feedback = feedback
         self.rate_changes = 0
+        #: the offline day log (``daylog.DayLog``) while it logs: fused samples go to its
+        #: ``fused`` (10 Hz LOG packets) instead of SAMPLES packets; None: SAMPLES
+        self.log = None
 
     def set_mtu_value_len(self, max_value_len, seq=None):
         """(Re)size packets for a new ATT MTU; any partial packet is flushed first."""
@@ -245,7 +248,8 @@ class Pipeline:
         """``step`` with the packet's acc/gyr given as wire-unit ints: ``w`` is an
         ``array('h')``: acc x, y, z (mg) and gyr x, y, z (0.1 deg/s), trunk then head.
         The floats ``acc*``/``gyr*`` (m/s^2, rad/s) go to the fusion only. After fusion
-        ``feedback.fused`` (if set) runs and gives the ALERT flag."""
+        ``feedback.fused`` (if set) runs and gives the ALERT flag; then the sample goes
+        to the day log while it logs (``log``), else into a SAMPLES packet."""
         fu = self.fusion
         f0 = fu[0]
         f0.update(gyr0[0], gyr0[1], gyr0[2], acc0[0], acc0[1], acc0[2])
@@ -259,7 +263,10 @@ class Pipeline:
         fb = self.feedback
         if fb is not None:
             self.alert = fb.fused(t_ms, f0.q, q1)
-        if self.batcher.add(t_ms, self._flags(jolt), f0.q, q1, w, sat):
+        lg = self.log
+        if lg is not None:
+            lg.fused(t_ms, f0.q, q1)
+        elif self.batcher.add(t_ms, self._flags(jolt), f0.q, q1, w, sat):
             self.flush()
 
     def flush(self):

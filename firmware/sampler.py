@@ -769,7 +769,9 @@ class Sampler:
             raise
         scr = self.screen
         if odr >= 200 and (scr is None or scr.rate_hz != odr):
-            scr = jolt.JoltScreen(2 if self.two else 1, odr)
+            # event ids go on from the old screen's: one id per window per boot (SPEC)
+            scr = jolt.JoltScreen(2 if self.two else 1, odr,
+                                  event_id=scr._next_id if scr is not None else 0)
             self.screen = scr
             self._screen_bufs()
         self.odr_hz = odr

@@ -180,6 +180,49 @@ def log_cases(rng) -> list:
     return cases
 
 
+def _marks_packet(imu_mask: int, mark_id: int, marks: list, count: int | None = None,
+                  reserved: int = 0, ptype: int = 4) -> bytes:
+    """A MARKS packet (type 4) laid out as protocol/SPEC.md says (independent of the
+    firmware's encoder, which the firmware tests compare with these bytes)."""
+    n = len(marks) if count is None else count
+    out = struct.pack("<BBBBHH", 1, ptype, imu_mask, n, mark_id & 0xFFFF, reserved)
+    for t_ms, kind, a, b, c in marks:
+        out += struct.pack("<IBBHI", t_ms, kind, a, b, c)
+    return out
+
+
+def marks_cases(rng) -> list:
+    """MARKS (type 4) cases: valid packets (the firmware encoder must make the same bytes;
+    a host decoder must read back ``decoded``) and packets a decoder rejects."""
+    cases = []
+    every = [(1000, 6, 0, 0, 620), (61250, 1, 3, 0, 0), (125400, 2, 0, 0, 0), (130000, 3, 0, 0, 0),
+             (3600000, 4, 0, 65535, 1240), (3700000, 5, 0, 17, 376), (4294967295, 7, 0, 0, 4294967295)]
+    full = [(int(rng.integers(0, 2**32)), int(k), int(rng.integers(0, 4)) if k == 1 else 0,
+             int(rng.integers(0, 65536)) if k in (4, 5) else 0, int(rng.integers(0, 2**32)))
+            for k in rng.integers(1, 8, size=19)]
+    for name, mask, mark_id, marks in (("marks_every_kind", 3, 65533, every),  # ids wrap past 65535
+                                       ("marks_full_19", 1, 40, full),
+                                       ("marks_one", 3, 0, [(5, 6, 0, 0, 0)])):
+        pkt = _marks_packet(mask, mark_id, marks)
+        cases.append({"name": name, "valid": True, "hex": pkt.hex(), "decoded": {
+            "imu_mask": mask, "mark_id": mark_id, "count": len(marks),
+            "marks": [{"t_ms": t, "kind": k, "a": a, "b": b, "c": c} for t, k, a, b, c in marks]}})
+    one = [(5, 6, 0, 0, 0)]
+    bad = [
+        ("marks_truncated", _marks_packet(3, 0, every)[:-1], "length"),
+        ("marks_too_long", _marks_packet(3, 0, every) + b"\x00", "length"),
+        ("marks_count_zero", _marks_packet(3, 0, [], count=0), "count"),
+        ("marks_count_20", _marks_packet(3, 0, [one[0]] * 20), "count"),
+        ("marks_kind_zero", _marks_packet(3, 0, [(5, 0, 0, 0, 0)]), "kind"),
+        ("marks_kind_8", _marks_packet(3, 0, [(5, 8, 0, 0, 0)]), "kind"),
+        ("marks_reserved", _marks_packet(3, 0, one, reserved=1), "reserved"),
+        ("marks_mask_zero", _marks_packet(0, 0, one), "imu_mask"),
+    ]
+    for name, data, err in bad:
+        cases.append({"name": name, "valid": False, "hex": data.hex(), "error": err})
+    return cases
+
+
 def main() -> None:
     rng = np.random.default_rng(20261125)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -192,6 +235,7 @@ def main() -> None:
         "fragments.json": fragment_cases(),
     }
     files["log.json"] = log_cases(np.random.default_rng(20261207))  # own seed: the others stay put
+    files["marks.json"] = marks_cases(np.random.default_rng(20261208))
     for name, cases in files.items():
         (OUT / name).write_text(json.dumps(cases, indent=1) + "\n")
         print(f"wrote {OUT / name} ({len(cases)} cases)")

@@ -374,7 +374,8 @@ def _spill_run(tmp_path, heap: str, t=(6.0, 11.0), ram_slots: int = 64) -> dict:
     so the slice (20 packets/s, no ACKs) has to spill."""
     spill = tmp_path / "spill.bin"
     out = run_main({"app": "ble", "posture": POSTURE, "writes": [P.cmd_start().hex()],
-                    "config": {"BLE_SPILL": 2, "BLE_SPILL_FILE": str(spill), "BLE_RAM_SLOTS": ram_slots}},
+                    "config": {"BLE_SPILL": 2, "BLE_SPILL_FILE": str(spill), "BLE_RAM_SLOTS": ram_slots,
+                               "BLE_SPILL_KIB": 3904}},
                    t=t, heap=heap)
     out["file"] = spill.stat().st_size if spill.exists() else None
     return out
@@ -421,14 +422,16 @@ def test_small_heap_boots_with_the_buffer_in_ram_only(tmp_path):
 
 
 def test_plain_esp32_heap_decides_ram_only_at_boot():
-    """Boot alone on a 312 KiB heap: what is free at make_app (~124 KiB with the modules
+    """Boot alone on a 332 KiB heap: what is free at make_app (~124 KiB with the modules
     compiled on the board) cannot hold the 80 KiB index besides the 64 KiB reserve.
-    (312, not 300: compiling main.py from source on this heap leaves it fragmented, and
-    the light-sleep code's ~1.4 KiB left no 2 x 9 KiB block for the jolt rings at 300.)"""
+    (332, not 300: compiling main.py from source on this heap leaves it fragmented, and
+    the light-sleep code's ~1.4 KiB left no 2 x 9 KiB block for the jolt rings at 300;
+    the day log's code in the BLE service and BLE app took ~20 KiB more.)"""
     rows = run_mpy(r"""
 import sys, json, machine, fake_i2c, fake_mpu6050, fake_icm42688, bluetooth, config
 print(sys.implementation.name)
 config.BLE_SPILL = 2
+config.BLE_SPILL_KIB = 3904  # the 16 384-slot file of a board without a day log (80 KiB index)
 config.BLE_SPILL_FILE = "/nonexistent-dir/spill.bin"  # never opened: the decision comes first
 import main
 bus = fake_i2c.FakeI2C()
@@ -440,7 +443,7 @@ ble = bluetooth.BLE()
 dev = main.boot(clock=machine.time_ms, start_timer=False)
 st = dev.app.store
 print(json.dumps([st.ram_cap, st.flash_cap, st.flash_path]))
-""", extra_path=[FAKES], heap="312k").decode().splitlines()
+""", extra_path=[FAKES], heap="332k").decode().splitlines()
     assert rows[0] == "micropython"
     free = int(rows[1].split()[1])
     assert free < 65536 + 16384 * 5 + 32 * 249 and rows[1].endswith("heap too small for the spill index")
@@ -456,16 +459,18 @@ def test_buffer_plan_decides_from_the_heap():
 import sys, json, main, config
 print(sys.implementation.name)
 M = 1024 * 1024
+default_kib = config.BLE_SPILL_KIB
+config.BLE_SPILL_KIB = 3904  # the 16 384-slot file of a board without a day log
 print(json.dumps([main.buffer_plan(8 * M, spill=2), main.buffer_plan(110 * 1024, spill=2),
                   main.buffer_plan(8 * M, spill=0), main.buffer_plan(8 * M),
                   main.buffer_plan(8 * M, spill=2, spill_file=""),
                   main.buffer_plan(65536 + 16384 * 5 + 32 * 249, spill=2),
                   main.buffer_plan(65536 + 16384 * 5 + 32 * 249 - 1, spill=2),
-                  config.BLE_SPILL, config.BLE_SPILL_FILE, config.BLE_SPILL_KIB]))
+                  config.BLE_SPILL, config.BLE_SPILL_FILE, default_kib]))
 """).decode().splitlines()
     assert rows[0] == "micropython"
     big, esp32, off, unix_port, nofile, edge, below, default, path, kib = json.loads(rows[1])
-    assert big == [4096, path, 16384, "heap holds the spill index"] and kib == 3904 and default == 1
+    assert big == [4096, path, 16384, "heap holds the spill index"] and kib == 640 and default == 1
     # a plain ESP32's ~110 KiB: 80 KiB of index would leave less than the 64 KiB reserve
     assert esp32 == [(110 * 1024 - 65536) // 249, None, 0, "heap too small for the spill index"]
     assert off == nofile == [4096, None, 0, "spill off in config"]

@@ -29,6 +29,7 @@ CMD_ACK = 0x09
 CMD_FORGET = 0x0A
 CMD_AUTH_CHALLENGE = 0x0B
 CMD_AUTH_PROVE = 0x0C
+CMD_LOG_ACK = 0x0D
 RESP_BIT = 0x80
 EVT_END_OF_DATA = 0xA0
 
@@ -90,6 +91,14 @@ def cmd_ack(next_seq: int) -> bytes:
     """The host has every sample before ``next_seq``: the device may drop them from its
     buffer when it needs room. No response; write without response."""
     return struct.pack("<BI", CMD_ACK, next_seq & 0xFFFFFFFF)
+
+
+def cmd_log_ack(ptype: int, ident: int) -> bytes:
+    """The host received the day log's EVENT window ``ident`` whole (``ptype`` 2) or its
+    MARKS packet whose first mark is ``ident`` (``ptype`` 4): the device frees it. No
+    response; write without response (protocol/SPEC.md, "Streaming, backfill and the
+    offline buffer")."""
+    return struct.pack("<BBH", CMD_LOG_ACK, ptype, ident & 0xFFFF)
 
 
 def cmd_calibrate(still_s: int = 0) -> bytes:

@@ -188,6 +188,9 @@ class BleTransport(Transport):
         self._queue: asyncio.Queue = asyncio.Queue()
         self._responses: asyncio.Queue = asyncio.Queue()
         self._reasm = wire.Reassembler()
+        self._ev_reasm = wire.Reassembler()
+        self._windows: dict[int, dict[int, int]] = {}  # event_id -> {first_index: count} received
+        self._log_acks: list[bytes] = []  # LOG_ACK commands waiting for the acker
         self._next_seq: int | None = None  # after the last complete SAMPLES packet
         self._end_seq: int | None = None
         self._closing = False
@@ -245,6 +248,11 @@ class BleTransport(Transport):
             with contextlib.suppress(BaseException):
                 await self._ack_task
             self._ack_task = None
+        client = self._client
+        if client is not None and self._accepting and (self._log_acks or (
+                self._next_seq is not None and self._next_seq != self._acked)):
+            with contextlib.suppress(Exception):  # best effort: else the next link confirms
+                await asyncio.wait_for(self._final_acks(client), 2.0)
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(BaseException):
@@ -466,6 +474,13 @@ class BleTransport(Transport):
         while not self._closing:
             await asyncio.sleep(self.ack_interval_s)
             seq, client = self._next_seq, self._client
+            while self._log_acks and client is not None and self._accepting:
+                try:  # the day log's MARKS packets and EVENT windows received
+                    await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=False)
+                    self._log_acks.pop(0)
+                except Exception as e:  # unacknowledged: the next link sends them again
+                    log.debug("log ack failed: %s", e)
+                    break
             if seq is None or seq == self._acked or client is None or not self._accepting:
                 continue
             try:
@@ -474,6 +489,19 @@ class BleTransport(Transport):
                 self.stats.acks += 1
             except Exception as e:  # link dropping: the next link's BACKFILL confirms instead
                 log.debug("ack failed: %s", e)
+
+    async def _final_acks(self, client) -> None:
+        """On close: confirm what arrived (ACK) and the day log's MARKS / EVENT windows
+        (LOG_ACK), so the board frees them now instead of sending them again."""
+        # with response: the board has each one before the link drops (a write without
+        # response may still be queued here when we disconnect)
+        while self._log_acks:
+            await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=True)
+            self._log_acks.pop(0)
+        if self._next_seq is not None and self._next_seq != self._acked:
+            await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(self._next_seq), response=True)
+            self._acked = self._next_seq
+            self.stats.acks += 1
 
     @staticmethod
     async def _request_mtu(client) -> None:
@@ -495,7 +523,9 @@ class BleTransport(Transport):
         self.stats.notifications += 1
         self._queue.put_nowait(Notification("stream", v))
         pkt = self._reasm.feed(v)
-        if pkt is not None and len(pkt) >= 14 and pkt[1] == 1:
+        if pkt is not None and len(pkt) >= 8 and pkt[1] == 4:  # the day log's MARKS
+            self._log_acks.append(P.cmd_log_ack(4, pkt[4] | (pkt[5] << 8)))
+        if pkt is not None and len(pkt) >= 14 and pkt[1] in (1, 3):  # SAMPLES, LOG: one seq line
             seq, = struct.unpack_from("<I", pkt, 4)
             end = (seq + pkt[3]) & 0xFFFFFFFF
             if self._next_seq is None or ((end - self._next_seq) & 0xFFFFFFFF) < 0x80000000:
@@ -508,6 +538,14 @@ class BleTransport(Transport):
             return
         self.stats.notifications += 1
         self._queue.put_nowait(Notification("event", bytes(value)))
+        pkt = self._ev_reasm.feed(bytes(value))
+        if pkt is not None and len(pkt) >= 18 and pkt[1] == 2:  # a whole window: LOG_ACK
+            eid, first, total = struct.unpack_from("<HHH", pkt, 4)
+            got = self._windows.setdefault(eid, {})
+            got[first] = pkt[3]
+            if sum(got.values()) >= total:  # every sample of the window, each packet once
+                del self._windows[eid]
+                self._log_acks.append(P.cmd_log_ack(2, eid))
 
     def _on_status(self, _char, value: bytearray) -> None:
         with contextlib.suppress(DeviceError):
@@ -527,6 +565,8 @@ class BleTransport(Transport):
             if r.opcode in (P.CMD_START, P.CMD_BACKFILL, P.CMD_BACKFILL_ALL) and r.ok:
                 self._accepting = True  # what follows on this link is the answer
                 self._reasm = wire.Reassembler()
+                self._ev_reasm = wire.Reassembler()
+                self._windows.clear()
             self._responses.put_nowait(r)
 
     def _check_end(self) -> None:

@@ -85,6 +85,10 @@ async def _serve(args) -> int:
            "--ram-slots", str(args.ram_slots), "--flash-slots", str(args.flash_slots), "--name", args.name]
     if args.flash:
         cmd += ["--flash", str(workdir / "spill.bin")]
+    if args.daylog_kib:
+        cmd += ["--daylog", str(workdir / "day.log"), "--daylog-kib", str(args.daylog_kib)]
+        if args.offline_after is not None:
+            cmd += ["--offline-after", str(args.offline_after)]
     if args.insecure:
         cmd.append("--insecure")
     if args.pair_window is not None:
@@ -401,6 +405,10 @@ class VirtualDevice:
         hold: the wearer starts moving when a central first streams (the whole day goes
             out live, jolt windows included; ``nape demo``). Default: at once, so a late
             central backfills.
+        daylog_kib: the board's offline day log (``firmware/daylog.py``) of this many KiB
+            in ``workdir`` (0, the default: none, the board buffers SAMPLES only);
+            ``offline_after_s``: board seconds without a central before it logs (None:
+            the firmware's ``config.SAVER_AFTER_S``).
 
     Raises:
         FirmwareError: the process or the firmware failed to start.
@@ -412,7 +420,8 @@ class VirtualDevice:
                  workdir: str | os.PathLike[str] | None = None, keystore: str | None = None,
                  secure: bool | None = None, secrets: str | os.PathLike[str] | None = None,
                  owner_key: bytes | None = None, pair_window_s: int | None = None,
-                 start_timeout: float = 30.0, quiet_hours: bool = True, hold: bool = False) -> None:
+                 start_timeout: float = 30.0, quiet_hours: bool = True, hold: bool = False,
+                 daylog_kib: int = 0, offline_after_s: float | None = None) -> None:
         self._nsim = nsim if nsim is not None else nsim_blob()
         self.speed = speed
         self._own_workdir = workdir is None
@@ -430,6 +439,8 @@ class VirtualDevice:
         self.start_timeout = start_timeout
         self.quiet_hours = quiet_hours
         self.hold = hold
+        self.daylog_kib = daylog_kib
+        self.offline_after_s = offline_after_s
         self.events: list[dict] = []
         self.info: dict = {}
         self._proc: asyncio.subprocess.Process | None = None
@@ -477,6 +488,10 @@ class VirtualDevice:
             args.append("--no-quiet-hours")
         if self.hold:
             args.append("--hold")
+        if self.daylog_kib:
+            args += ["--daylog-kib", str(int(self.daylog_kib))]
+            if self.offline_after_s is not None:
+                args += ["--offline-after", str(self.offline_after_s)]
         env = dict(os.environ)
         # the child imports this very nape, wherever it is installed or checked out
         import nape

@@ -22,6 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flash", action="store_true", help="spill the offline buffer to a file")
     p.add_argument("--ram-slots", type=int, default=4096)
     p.add_argument("--flash-slots", type=int, default=16384)
+    p.add_argument("--daylog-kib", type=int, default=0,
+                   help="offline day log of this many KiB (firmware/daylog.py; 0: none)")
+    p.add_argument("--offline-after", type=float, default=None,
+                   help="board seconds without a central before the day log runs "
+                        "(default: the firmware's SAVER_AFTER_S)")
     p.add_argument("--name", default="Nape")
     p.add_argument("--keystore", default=None,
                    help="keep the peripheral's bonds in this bumble JSON key store instead of the firmware")

@@ -25,6 +25,11 @@ streams no faster than the link drains. ::
     micropython board_app.py --wearer FILE [--speed 1] [--flash PATH] [--ram-slots N]
                              [--flash-slots N] [--name Nape] [--insecure] [--secrets PATH]
                              [--owner-key PATH] [--pair-window S] [--no-quiet-hours] [--hold]
+                             [--daylog PATH [--daylog-kib 4096] [--offline-after S]]
+
+``--daylog``: the offline day log (firmware/daylog.py) in this file, ``--daylog-kib`` big;
+it logs after ``--offline-after`` seconds of board time without a central (default
+``config.SAVER_AFTER_S``).
 
 ``--hold``: the wearer starts moving when a central first streams (``nape demo``: the whole
 day goes out live, EVENT windows included); the board's clock waits at 0 until then.
@@ -37,6 +42,7 @@ source_done next_seq=<seq>`` when the file is exhausted, then keeps serving (bac
 status) until killed or the radio goes away. Never flashed to a board.
 """
 
+import json
 import struct
 import sys
 import time
@@ -44,6 +50,7 @@ import time
 import asyncio
 
 import ble_buffer
+import daylog
 import config
 import fake_i2c
 import fake_icm42688
@@ -122,8 +129,10 @@ class Wearer:
 
 
 def boot_board(wearer, store, name=config.BLE_NAME, secure=None, secrets_path="", owner_key_path="",
-               pair_window_s=None):
+               pair_window_s=None, daylog_path=None, daylog_kib=0, offline_after_s=None):
     """Fake bus with the wearer's IMUs, then ``main.boot`` with the BLE app on ``store``
+    (and, with ``daylog_path``, the offline day log of ``daylog_kib`` KiB, made by the
+    board's own ``daylog.make``; ``offline_after_s`` None: ``config.SAVER_AFTER_S``)
     and the recording buzzer. Returns (device, chips, pwm)."""
     bus = fake_i2c.FakeI2C()
     chips = [bus.add(0x68, fake_mpu6050.FakeMPU6050())]
@@ -136,6 +145,10 @@ def boot_board(wearer, store, name=config.BLE_NAME, secure=None, secrets_path=""
     app = make_app(wearer.mask, config.STREAM_RATE_HZ, store=store, name=name, secure=secure,
                    secrets_path=secrets_path or "", owner_key_path=owner_key_path or "",
                    pair_window_s=pair_window_s)
+    if daylog_path and daylog_kib > 0:
+        dl = daylog.make(app, wearer.mask, daylog_kib, daylog_path)
+        if dl is not None and offline_after_s is not None:
+            dl.after_ms = int(offline_after_s * 1000)
     pwm = PatternPWM()
     dev = main.boot(app=app, buzzer=Buzzer(pwm), start_timer=False, clock=machine.time_ms)
     sizes = (wearer.trunk_size, wearer.head_size)
@@ -179,11 +192,13 @@ def feed(wearer, chips, t_ms, odr, k, start):
 
 async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slots=16384,
                     name=config.BLE_NAME, secure=None, secrets_path="", quiet_hours=True,
-                    hold=False, owner_key_path="", pair_window_s=None):
+                    hold=False, owner_key_path="", pair_window_s=None, daylog_path=None,
+                    daylog_kib=0, offline_after_s=None):
     """Virtual board main: the whole firmware on the wearer in ``path``."""
     wearer = Wearer(path)
     store = ble_buffer.PacketStore(ram_slots, flash_path, flash_slots)
-    dev, chips, _pwm = boot_board(wearer, store, name, secure, secrets_path, owner_key_path, pair_window_s)
+    dev, chips, _pwm = boot_board(wearer, store, name, secure, secrets_path, owner_key_path, pair_window_s,
+                                  daylog_path, daylog_kib, offline_after_s)
     if not quiet_hours:
         dev.feedback.posture = PostureAlert(PostureSettings(quiet_start_h=None))
     app = dev.app
@@ -231,7 +246,10 @@ async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slot
     smp.poll(board_ms)
     app.flush()
     app.service.set_source_done()
-    print("NAPE-APP source_done next_seq=%d" % (store.next_seq() or 0))
+    print("NAPE-APP source_done next_seq=%d" % app.pipeline.batcher.seq)  # SAMPLES and LOG
+    dl = app.daylog
+    if dl is not None:
+        print("DAYLOG " + json.dumps(dl.stats()))
     while True:
         board_ms += config.MAIN_LOOP_MS
         machine.Timer.step(config.MAIN_LOOP_MS)
@@ -242,7 +260,7 @@ async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slot
 def _main(argv):
     opts = {"--speed": "1", "--flash": None, "--ram-slots": "4096", "--flash-slots": "16384",
             "--name": config.BLE_NAME, "--wearer": None, "--secrets": None, "--owner-key": None,
-            "--pair-window": None}
+            "--pair-window": None, "--daylog": None, "--daylog-kib": "4096", "--offline-after": None}
     secure = None  # the board's config.BLE_SECURE
     quiet = True
     hold = False
@@ -265,7 +283,9 @@ def _main(argv):
                           int(opts["--ram-slots"]), int(opts["--flash-slots"]), opts["--name"],
                           secure=secure, secrets_path=opts["--secrets"] or "", quiet_hours=quiet,
                           hold=hold, owner_key_path=opts["--owner-key"] or "",
-                          pair_window_s=None if opts["--pair-window"] is None else int(opts["--pair-window"])))
+                          pair_window_s=None if opts["--pair-window"] is None else int(opts["--pair-window"]),
+                          daylog_path=opts["--daylog"], daylog_kib=int(opts["--daylog-kib"]),
+                          offline_after_s=None if opts["--offline-after"] is None else float(opts["--offline-after"])))
 
 
 if __name__ == "__main__":
