@@ -73,8 +73,8 @@ def test_the_bulk_decoder_hands_log_and_marks_over_and_counts_bad_ones():
     arrays, errors = wire.decode_samples_many([log, _marks(), bad], offline=off)
     assert arrays == {} and [i for i, _ in errors] == [2]
     assert [type(p).__name__ for _, p in off] == ["LogPacket", "MarksPacket"]
-    arrays, errors = wire.decode_samples_many([log, _marks(), bad])  # skipped silently without a list
-    assert arrays == {} and errors == []
+    arrays, errors = wire.decode_samples_many([log, _marks(), bad])  # without a list: checked, not kept
+    assert arrays == {} and [i for i, _ in errors] == [2]
 
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocol" / "vectors" / "marks.json"
@@ -477,3 +477,42 @@ def test_any_mix_of_samples_log_marks_and_events_is_analysed_without_a_crash(tmp
         _schema_ok(f)
     assert f.rates["full_rate_s"] >= 0 and f.rates["reduced_rate_s"] >= 0
     render_html(f)
+
+
+def test_end_to_end_the_whole_firmware_alone_then_nape_record_then_the_report(tmp_path):
+    """The whole firmware on the virtual board (bench.offline_day's wearer: upright, a 2 g
+    30 ms bump every 40 s, a 35° hunch from 100 s to 190 s) with no host for its 200 s (the
+    day log from 5 s on), then ``nape.recorder.record`` over the virtual radio, then the analysis."""
+    from bench.offline_day import Wearer
+    from nape.ble import BleTransport, VirtualDevice
+    from nape.ble.virtual import nsim_blob
+
+    wearer = Wearer(200.0, jolt_every_s=40.0)
+    path = tmp_path / "day.nape"
+
+    async def run():
+        async with VirtualDevice(nsim_blob(wearer), speed=0, secure=False, quiet_hours=False, flash=True,
+                                 daylog_kib=3968, offline_after_s=5.0, start_timeout=120.0) as vd:
+            for _ in range(600):
+                if any(e.get("line", "").startswith("NAPE-APP source_done") for e in vd.events if e.get("event") == "fw"):
+                    break
+                await asyncio.sleep(0.5)
+            return await record(BleTransport(bumble=vd.bumble_args), path)
+
+    stats = asyncio.run(run())
+    assert stats.lost_samples == 0 and stats.duplicate_samples == 0 and stats.malformed == 0
+    assert stats.log_samples > 1900 and stats.marks >= 2  # 10 Hz for ~195 s; OFFLINE_START / END at least
+    f = analyse(path)
+    assert f.lost_samples == 0 and f.gaps == []
+    assert [s["rate"] for s in f.rates["spans"]] == ["full", "reduced"]
+    assert f.rates["spans"][1]["start_s"] == pytest.approx(5, abs=0.5) and f.rates["reduced_rate_s"] > 190
+    # every bump from the board's own windows, at its time, graded on its size (2 g: moderate)
+    assert [round(j.peak_t_s) for j in f.jolts] == [round(b) for b in wearer.bumps]
+    assert all(j.cause == "bump" and j.grade == "moderate" and j.peak_trunk_g == pytest.approx(2.0, abs=0.15)
+               for j in f.jolts)
+    (ep,) = f.episodes
+    assert ep.kind == "trunk_inclination" and ep.duration_s == pytest.approx(90, abs=2)
+    assert ep.mean_deg == pytest.approx(35, abs=1.5)
+    # the board's posture alert (held 60 s): from its marks
+    assert [a["trunk"] for a in f.alerts] == [True] and f.alerts[0]["start_s"] == pytest.approx(160, abs=2)
+    _schema_ok(f)

@@ -351,9 +351,9 @@ def decode_samples_many(
         packets: reassembled packets (bytes-like), any types.
         events: if given, valid EVENT packets are decoded and appended to it, and malformed
             ones reported as errors; if None, EVENT packets are skipped silently.
-        offline: if given, valid LOG (type 3) and MARKS (type 4) packets are decoded and
-            appended to it as ``(packet index, packet)``, malformed ones reported as errors;
-            if None, they are skipped silently.
+        offline: if given, valid LOG (type 3) and MARKS (type 4) packets are appended to it as
+            ``(packet index, packet)``. They are decoded either way, so malformed ones are
+            reported as errors (as ``decode_packet`` would) and valid ones skipped without it.
 
     Returns:
         (arrays by imu_mask, [(packet index, error message)] for malformed packets, sorted).
@@ -380,10 +380,9 @@ def decode_samples_many(
     ok = (is_v1 & (hdr["type"] == TYPE_SAMPLES) & (lens >= SAMPLES_HEADER) & (mask >= 1) & (mask <= 3)
           & (count > 0) & (hdr["period_us"] > 0) & (lens == SAMPLES_HEADER + count * sample_bytes))
     is_event = is_v1 & (hdr["type"] == TYPE_EVENT)
-    is_offline = is_v1 & ((hdr["type"] == TYPE_LOG) | (hdr["type"] == TYPE_MARKS))
     for i in np.flatnonzero(~ok):
         i = int(i)
-        if (is_event[i] and events is None) or (is_offline[i] and offline is None):
+        if is_event[i] and events is None:
             continue
         try:
             p = decode_packet(packets[i])
