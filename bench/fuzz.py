@@ -143,6 +143,12 @@ def t_packet(data: bytes) -> None:
         return
     if isinstance(pkt, wire.SamplesPacket):
         _check_samples(pkt, data)
+    elif data[1] == wire.TYPE_LOG:
+        assert pkt.quat.shape == (pkt.count, len(pkt.roles), 4) and pkt.period_ms > 0
+        assert abs(float((pkt.quat ** 2).sum(-1).max()) - 1.0) < 1e-9
+    elif data[1] == wire.TYPE_MARKS:
+        assert 1 <= pkt.count <= 19 and len(data) == 8 + 12 * pkt.count
+        assert all(1 <= m.kind <= 7 for m in pkt.marks)
     else:
         assert pkt.first_index + pkt.count <= pkt.total and pkt.pre_trigger < pkt.total and pkt.rate_hz > 0
         assert pkt.acc.shape == (pkt.count, len(pkt.roles), 3)
@@ -167,6 +173,8 @@ def t_samples_many(data: bytes) -> None:
             assert i in bad, f"packet {i} is malformed but the bulk decoder accepted it"
             continue
         assert i not in bad, f"packet {i} decodes alone but the bulk decoder refused it"
+        if not isinstance(pkt, wire.SamplesPacket):
+            continue  # a valid LOG or MARKS packet: no samples of the bulk arrays
         want.setdefault(pkt.imu_mask, []).append(pkt)
     assert set(arrays) <= set(want) | {m for m, a in arrays.items() if len(a) == 0}
     for mask, pkts in want.items():
@@ -288,8 +296,20 @@ def spec_legal(b: bytes) -> bool:
 
     version, ptype, mask, count = (b + bytes(4))[:4]
     n_imu = bin(mask & 3).count("1")
-    if not (len(b) >= 4 and version == 1 and ptype in (1, 2) and mask in (1, 2, 3) and count > 0):
+    if not (len(b) >= 4 and version == 1 and ptype in (1, 2, 3, 4) and mask in (1, 2, 3) and count > 0):
         return False
+    if ptype == 3:  # LOG: 14-byte header, period_ms > 0, 3-byte packed quaternions
+        if len(b) != 14 + count * 3 * n_imu or struct.unpack_from("<H", b, 12)[0] == 0:
+            return False
+        for i in range(14, len(b), 3):
+            w = b[i] | b[i + 1] << 8 | b[i + 2] << 16
+            small = [((w >> (2 + 7 * k)) & 127) - 64 for k in range(3)]
+            if w >> 23 or sum(v * v for v in small) / (63.0 ** 2 * 2) > 1.02:
+                return False
+        return True
+    if ptype == 4:  # MARKS: 8-byte header, 1..19 marks of 12 bytes, reserved 0, kinds 1..7
+        return (count <= 19 and len(b) == 8 + 12 * count and struct.unpack_from("<H", b, 6)[0] == 0
+                and all(1 <= b[8 + 12 * i + 4] <= 7 for i in range(count)))
     if ptype == 1:
         if len(b) != 14 + count * (1 + 20 * n_imu) or struct.unpack_from("<H", b, 12)[0] == 0:
             return False

@@ -16,7 +16,11 @@ recording. Duplicates (the same sequence numbers again) are dropped; gaps in seq
 numbers are counted as lost samples and noted (``{"event": "gap", "from_seq", "to_seq",
 "missing_samples", "reason"}``; reason "on-board buffer overflow" when the transport
 reported that the device no longer held them (a ``buffer_overflow`` note), else "lost in
-transmission"). A boot that starts during the recording is expected from seq 0.
+transmission"; "on-board log full: oldest posture data dropped" when a LOG_DROPPED mark
+of the offline day log covers them). A boot that starts during the recording is expected
+from seq 0. LOG packets (type 3, the offline day log's reduced-rate orientation) share the
+SAMPLES sequence space and are deduplicated with them; MARKS packets (type 4) are
+deduplicated by ``mark_id`` within a boot (a packet whose marks were all seen is dropped).
 Sequence numbers restart when the device reboots:
 a ``"boot"`` notification from the transport starts a new sequence space (noted in the
 file as ``{"event": "boot", "boot_id": ...}``), so the new boot's samples are not taken
@@ -40,8 +44,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import wire
+from . import wire, wire_marks
 from .errors import PacketError
+from .wire_log import LogPacket
+from .wire_marks import MarksPacket
 from .recording import RecordingWriter
 from .transport import DeviceInfo, Transport
 
@@ -51,6 +57,9 @@ FSYNC_INTERVAL_S = 0.5
 CHUNK_INTERVAL_S = 0.5
 #: Flag bit of a sample re-sent from the device's offline buffer (protocol/SPEC.md).
 FLAG_BACKFILL = 0x40
+#: Gap reason when the board's offline day log was full and dropped its oldest LOG samples
+#: (a LOG_DROPPED mark, protocol/SPEC.md type 4).
+REASON_LOG_FULL = "on-board log full: oldest posture data dropped"
 
 
 @dataclass
@@ -66,6 +75,8 @@ class RecordStats:
     duplicate_samples: int = 0
     lost_samples: int = 0
     backfilled_samples: int = 0  # samples the device re-sent from its offline buffer
+    log_samples: int = 0  # reduced-rate samples of the offline day log (LOG packets, type 3)
+    marks: int = 0  # marks of the offline day log (MARKS packets, type 4), without repeats
     boots: int = 0  # device boots seen (sequence spaces)
     first_error: str | None = None
     seconds: float = 0.0
@@ -152,6 +163,7 @@ async def record(
     reassemblers = {"stream": wire.Reassembler(), "event": wire.Reassembler()}
     trackers: dict[int | None, _SeqTracker] = {None: _SeqTracker()}
     boot: list[int | None] = [None]
+    offline = _OfflineMarks()
     overflow: list[dict | None] = [None]  # the transport's last "buffer_overflow" note
     async with transport:
         meta = metadata_for(transport.info, metadata)
@@ -185,14 +197,15 @@ async def record(
                     packet = r.feed(note.value)
                     now = time.monotonic()
                     lost0, gap_from = stats.lost_samples, trackers[boot[0]].next_seq
-                    decoded = _accept(packet, trackers[boot[0]], stats, writer) if packet is not None else None
+                    decoded = _accept(packet, trackers[boot[0]], stats, writer, offline, boot[0]) \
+                        if packet is not None else None
                     if decoded is not None:
-                        if on_packet:
+                        if on_packet and isinstance(decoded, wire.SamplesPacket | wire.EventPacket):
                             on_packet = _observe(on_packet, decoded, writer)
                         if stats.lost_samples > lost0:  # a gap: note it (after what came before it)
                             held.write(writer)
                             writer.write_note(_gap_note(gap_from, stats.lost_samples - lost0, boot[0],
-                                                        overflow[0]), time.time())
+                                                        overflow[0], offline), time.time())
                         if not held.packets:
                             held.since = now
                         held.packets.append(packet)
@@ -225,16 +238,44 @@ async def record(
     return stats
 
 
-def _gap_note(from_seq: int | None, missing: int, boot_id: int | None, overflow: dict | None) -> dict:
+def _gap_note(from_seq: int | None, missing: int, boot_id: int | None, overflow: dict | None,
+              offline: _OfflineMarks | None = None) -> dict:
     """NOTE for ``missing`` samples absent from ``from_seq`` on: "on-board buffer overflow"
     when the device said it no longer held ``from_seq`` (a ``buffer_overflow`` note from
-    the transport), else "lost in transmission"."""
+    the transport), the log-full reason when a LOG_DROPPED mark received before covers
+    them, else "lost in transmission". (A LOG_DROPPED mark that arrives after the gap is
+    still in the file: the analysis takes the reason from it, nape.analysis.stream.)"""
     start = from_seq or 0
     by_device = overflow is not None and overflow.get("from_seq") == start and \
         overflow.get("boot_id") in (None, f"{boot_id:08x}" if boot_id is not None else None)
+    reason = "on-board buffer overflow" if by_device else "lost in transmission"
+    if offline is not None and offline.dropped_in(boot_id, start, missing):
+        reason = REASON_LOG_FULL
     return {"event": "gap", "boot_id": None if boot_id is None else f"{boot_id:08x}", "from_seq": start,
-            "to_seq": (start + missing) & 0xFFFFFFFF, "missing_samples": missing,
-            "reason": "on-board buffer overflow" if by_device else "lost in transmission"}
+            "to_seq": (start + missing) & 0xFFFFFFFF, "missing_samples": missing, "reason": reason}
+
+
+class _OfflineMarks:
+    """Mark ids seen per boot (MARKS dedupe) and the LOG_DROPPED ranges (gap reasons)."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int | None, set[int]] = {}
+        self.dropped: dict[int | None, list[tuple[int, int]]] = {}
+
+    def new(self, boot_id: int | None, packet: MarksPacket) -> int:
+        """Marks of ``packet`` not seen before in this boot (recorded as seen now)."""
+        seen = self.seen.setdefault(boot_id, set())
+        fresh = [m for m in packet.marks if m.mark_id not in seen]
+        for m in fresh:
+            seen.add(m.mark_id)
+            if m.kind == wire_marks.LOG_DROPPED and m.b > 0:
+                self.dropped.setdefault(boot_id, []).append((m.c, m.b))
+        return len(fresh)
+
+    def dropped_in(self, boot_id: int | None, from_seq: int, missing: int) -> bool:
+        """True when a LOG_DROPPED mark of this boot overlaps seqs ``from_seq`` .. + ``missing``."""
+        return any(((c - from_seq) & 0xFFFFFFFF) < missing or ((from_seq - c) & 0xFFFFFFFF) < b
+                   for c, b in self.dropped.get(boot_id, []))
 
 
 class _Held:
@@ -272,7 +313,8 @@ def _observe(fn, decoded, writer: RecordingWriter):
         return None
 
 
-def _accept(packet: bytes, tracker: _SeqTracker, stats: RecordStats, writer: RecordingWriter):
+def _accept(packet: bytes, tracker: _SeqTracker, stats: RecordStats, writer: RecordingWriter,
+            offline: _OfflineMarks | None = None, boot_id: int | None = None):
     """The decoded packet if it belongs in the file, else None (malformed: noted; duplicate)."""
     try:
         decoded = wire.decode_packet(packet)
@@ -285,10 +327,20 @@ def _accept(packet: bytes, tracker: _SeqTracker, stats: RecordStats, writer: Rec
         stats.event_packets += 1
         stats.packets += 1
         return decoded
+    if isinstance(decoded, MarksPacket):
+        fresh = (offline or _OfflineMarks()).new(boot_id, decoded)
+        if not fresh:
+            return None  # every mark seen before: a repeat
+        stats.marks += fresh
+        stats.packets += 1
+        return decoded
     if not tracker.accept(decoded.seq, decoded.count, stats):
         return None
     stats.packets += 1
     stats.samples += decoded.count
+    if isinstance(decoded, LogPacket):
+        stats.log_samples += decoded.count
+        return decoded
     stats.backfilled_samples += int((decoded.flags & FLAG_BACKFILL != 0).sum())
     stats.last_packet = decoded
     return decoded

@@ -16,6 +16,8 @@ from .errors import PacketError
 VERSION = 1
 TYPE_SAMPLES = 1
 TYPE_EVENT = 2
+TYPE_LOG = 3  # offline day log, orientation at a reduced rate (nape.wire_log)
+TYPE_MARKS = 4  # offline day log, timestamped marks (nape.wire_marks)
 SAMPLES_HEADER = 14
 EVENT_HEADER = 18
 MAX_PACKET = 512
@@ -96,7 +98,7 @@ def _check_common(data: bytes) -> tuple[int, int, int]:
     version, ptype, mask, count = data[0], data[1], data[2], data[3]
     if version != VERSION:
         raise PacketError(f"unsupported wire format version {version} (this host reads {VERSION})")
-    if ptype not in (TYPE_SAMPLES, TYPE_EVENT):
+    if ptype not in (TYPE_SAMPLES, TYPE_EVENT, TYPE_LOG, TYPE_MARKS):
         raise PacketError(f"unknown packet type {ptype}")
     if mask == 0 or mask & ~0x03:
         raise PacketError(f"invalid imu_mask 0x{mask:02x}")
@@ -105,13 +107,19 @@ def _check_common(data: bytes) -> tuple[int, int, int]:
     return ptype, mask, count
 
 
-def decode_packet(data: bytes) -> SamplesPacket | EventPacket:
-    """Decode one reassembled packet.
+def decode_packet(data: bytes):
+    """Decode one reassembled packet: a :class:`SamplesPacket`, :class:`EventPacket`,
+    :class:`nape.wire_log.LogPacket` (type 3) or :class:`nape.wire_marks.MarksPacket` (type 4).
 
     Raises:
         PacketError: the bytes do not follow protocol/SPEC.md (one-line message).
     """
     data = bytes(data)
+    if len(data) >= 2 and data[0] == VERSION and data[1] in (TYPE_LOG, TYPE_MARKS):
+        from .wire_log import decode_log_packet  # they import this module
+        from .wire_marks import decode_marks_packet
+
+        return decode_log_packet(data) if data[1] == TYPE_LOG else decode_marks_packet(data)
     ptype, mask, count = _check_common(data)
     n_imu = len(roles_of(mask))
     if ptype == TYPE_SAMPLES:
@@ -330,7 +338,7 @@ def _sample_dtype(n_imu: int) -> np.dtype:
 
 
 def decode_samples_many(
-    packets: list[bytes], events: list[EventPacket] | None = None
+    packets: list[bytes], events: list[EventPacket] | None = None, offline: list | None = None,
 ) -> tuple[dict[int, SampleArrays], list[tuple[int, str]]]:
     """Decode SAMPLES packets in bulk, fast: the headers of all packets are read as one numpy
     structured array, and the bodies of packets of the same length as one strided view.
@@ -343,6 +351,9 @@ def decode_samples_many(
         packets: reassembled packets (bytes-like), any types.
         events: if given, valid EVENT packets are decoded and appended to it, and malformed
             ones reported as errors; if None, EVENT packets are skipped silently.
+        offline: if given, valid LOG (type 3) and MARKS (type 4) packets are appended to it as
+            ``(packet index, packet)``. They are decoded either way, so malformed ones are
+            reported as errors (as ``decode_packet`` would) and valid ones skipped without it.
 
     Returns:
         (arrays by imu_mask, [(packet index, error message)] for malformed packets, sorted).
@@ -378,8 +389,11 @@ def decode_samples_many(
         except PacketError as e:
             errors.append((i, str(e)))
             continue
-        if isinstance(p, EventPacket) and events is not None:
-            events.append(p)
+        if isinstance(p, EventPacket):
+            if events is not None:
+                events.append(p)
+        elif not isinstance(p, SamplesPacket) and offline is not None:
+            offline.append((i, p))
     out: dict[int, SampleArrays] = {}
     for m in (1, 2, 3):
         sel = ok & (mask == m)

@@ -62,10 +62,19 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
             return Calibration("captured", "neutral posture captured by the wearer", qs,
                                fusion=note.get("fusion", "firmware"))
     accs, gyrs, fws = [], [], []
+    logs: list = []  # the offline day log's blocks before the first full-rate one
     n_max = None
     period = 0.01
     guard = GlitchGuard(n_imu, s)  # glitches masked here too: a spike is no neutral posture
     for b in guard.blocks(BlockReader(rec, mask, batch=500)):
+        if b.reduced:
+            if not gyrs:
+                logs.append(b)
+                if _log_span_s(logs) >= s.calib_search_s:
+                    break
+            continue
+        if logs and _log_span_s(logs) >= s.neutral_window_s:
+            break  # the recording starts in the day log, long enough to find the neutral in it
         if n_max is None:
             period = b.period_s
             n_max = int(s.calib_search_s / period)
@@ -74,6 +83,8 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
         fws.append(b.quat)
         if sum(len(g) for g in gyrs) >= n_max:
             break
+    if logs and (not gyrs or _log_span_s(logs) >= s.neutral_window_s):
+        return _from_log(logs, n_imu, s)
     if not gyrs:
         return Calibration("none", "no samples", [[1, 0, 0, 0]] * n_imu, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu)
     acc = np.concatenate(accs)[:n_max]
@@ -200,3 +211,45 @@ def _zero_rate_offset(gyr: np.ndarray, win: int, first: np.ndarray, s: AnalysisS
     center = np.median(mean[ok], axis=0)
     close = ok & (np.abs(mean - center) < np.radians(TRIM_DPS)).reshape(m, -1).all(axis=1)
     return mean[close].mean(axis=0)
+
+
+def _log_span_s(logs: list) -> float:
+    """Seconds of orientation the offline day log's blocks hold."""
+    return sum(len(b.index) * (b.source_period_s or b.period_s) for b in logs)
+
+
+def _from_log(logs: list, n_imu: int, s: AnalysisSettings) -> Calibration:
+    """The neutral from the board's own orientation at the reduced rate (a recording that
+    starts in the offline day log): the same search as for full-rate data, with the gravity
+    direction and the angular rate taken from the quaternions (no acc/gyr there). The
+    gyroscopes' zero-rate offset cannot be measured from them: taken as 0."""
+    from .. import quat as _q
+
+    period = float(logs[0].source_period_s or logs[0].period_s)
+    q = np.concatenate([b.quat for b in logs])[: int(s.calib_search_s / period) + 1]
+    acc = _q.rotate(_q.conj(q), np.broadcast_to([0.0, 0.0, 9.80665], q.shape[:-1] + (3,)))  # gravity, m/s²
+    gyr = np.zeros(acc.shape)
+    if len(q) > 1:
+        rel = _q.mul(_q.conj(q[:-1]), q[1:])
+        rel = rel * np.where(rel[..., :1] < 0, -1.0, 1.0)
+        gyr[1:] = 2.0 * rel[..., 1:] / period  # small-angle rotation vector per period
+    win = max(1, min(int(s.neutral_window_s / period), len(q)))
+    i0, still = _first_still_upright(acc, gyr, win, 0, s) if len(q) >= 2 else (0, False)
+    if still:
+        method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s (at {i0 * period:.0f} s, in the "
+                                       "board's offline day log: its own orientation at the reduced rate) taken as "
+                                       "neutral; no calibration captured")
+    else:
+        win = max(2, min(int(round(GUESS_WINDOW_S / period)), len(q))) if len(q) >= 2 else 1
+        i0 = _best_guess(acc, gyr, win, 0) if len(q) >= 2 else 0
+        method, detail = "guess", ("no still upright stretch in the first minutes of the board's offline day log; "
+                                   f"the stillest, most upright second (at {i0 * period:.0f} s) assumed neutral")
+    seg = q[i0: i0 + win]
+    neutral = []
+    for k in range(n_imu):
+        m = seg[:, k] * np.sign(seg[:, k] @ seg[0, k])[:, None]
+        mean = m.mean(axis=0)
+        neutral.append((mean / np.linalg.norm(mean)).tolist())
+    error = None if still else float(_tilt_deg(acc[i0: i0 + win]).max())
+    return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu,
+                       fusion="firmware", guess_error_deg=error)

@@ -58,11 +58,29 @@ class ContextFeatures:
             self.sums[key] = arr
         self.size = max(self.size, size)
 
+    def feed_orientation(self, index: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray) -> None:
+        """Seconds of the offline day log (orientation only, reduced rate): lying and its side
+        are told from the trunk's orientation as at full rate; walking and a vehicle ride need
+        the accelerometer and are not told there (such seconds are upright or lying)."""
+        sec = (index / self.rate).astype(np.int64)
+        s0 = int(sec[0])
+        local = sec - s0
+        size = int(sec[-1]) + 1
+        for key, val in (("n", None), ("tilt", tilt_deg), ("fwd_up", fwd_up), ("reduced", None)):
+            arr = self.sums.get(key, np.zeros(0))
+            if len(arr) < size:
+                arr = np.concatenate([arr, np.zeros(max(size, 2 * len(arr)) - len(arr))])
+            counts = np.bincount(local, weights=val)
+            arr[s0: s0 + len(counts)] += counts
+            self.sums[key] = arr
+        self.size = max(self.size, size)
+
     def classify(self) -> tuple[np.ndarray, dict]:
         """Activity code per second (index into NAMES; -1 = no data) and seconds per activity."""
         s = self.s
-        sums = {k: v[: self.size] for k, v in self.sums.items()}  # arrays grow in steps
+        sums = {k: np.pad(v[: self.size], (0, max(0, self.size - len(v)))) for k, v in self.sums.items()}
         n = sums["n"]
+        reduced = sums.get("reduced", np.zeros(len(n))) * 2 > n  # mostly the offline day log: no acc
         have = n > 0
         nn = np.where(have, n, 1)
         gait = np.sqrt(sums["gait"] / nn)
@@ -81,7 +99,7 @@ class ContextFeatures:
         # (a seat ringing after a pothole looks like a few seconds of steps: inside a drive,
         # "walking" shorter than walk_in_vehicle_max_s is not)
         brief = walking & ~_min_runs(walking, int(s.walk_in_vehicle_max_s))
-        vehicle = _fill_gaps(vehicle, ~lying & (~walking | brief) & have, int(s.vehicle_gap_s))
+        vehicle = _fill_gaps(vehicle, ~lying & (~walking | brief) & have & ~reduced, int(s.vehicle_gap_s))
         walking &= ~vehicle
         act[walking] = 1
         act[vehicle] = 2

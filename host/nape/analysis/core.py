@@ -8,6 +8,17 @@ Passes: (1) calibration reads the first minutes (neutral posture); (2) one strea
 re-fuses orientation (VQF), aligns sensors to body segments, computes angles, context
 features and jolt candidates; (3) finishing works on the 10 Hz series: heading alignment,
 neck joint angles, posture episodes, ISO 11226, RULA, exposure.
+
+Mixed-rate recordings (the board's offline day log, :mod:`.stream`): in a reduced-rate span
+(LOG samples: both IMUs' orientation only, 10 Hz) posture comes from the board's own
+quaternions, aligned to the body segments with the same calibration, low-passed at the
+same ``posture_lowpass_hz`` and kept at the same 10 Hz series rate as the full-rate path;
+lying and its side come from the trunk's orientation as at full rate. What needs the
+accelerometer and gyroscope is not measured there: walking and vehicle context, and jolt
+detection from the stream — jolts there come only from the board's EVENT windows
+(:mod:`.window_jolts`). Re-fusion restarts (a fresh VQF) where full rate resumes, and the
+head–trunk heading offset is tracked per stretch of one orientation source. Posture alerts
+and what the board dropped come from its MARKS.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ from .. import quat, wire
 from ..errors import RecordingError
 from ..recording import open_recording
 from ..settings import AnalysisSettings
-from . import calibration, coverage, posture, quality, traces
+from . import calibration, coverage, posture, quality, traces, window_jolts
 from .context import NAMES as ACTIVITY_NAMES
 from .context import ContextFeatures
 from .findings import Calibration, Exposure, Findings, PostureEpisode
@@ -75,12 +86,19 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     act_sec, _ = stream.context.classify()
     for ev in reader.events:  # the board's high-rate windows: glitches masked as in the stream
         quality.mask_event(ev, len(wire.roles_of(ev.imu_mask)), s)
-    jolts, head_turns = stream.jolts.finish(reader.events, stream.t0_ms, walking=act_sec == 1,
-                                            vehicle=act_sec == 2)
+    windows = traces.event_windows(reader.events, stream.t0_ms)
+    full = [(a / stream.rate, b / stream.rate) for kind, a, b in stream.spans if kind == "full"]
+    covered = [e for e in reader.events if window_jolts.covered((e.trigger_t_ms - stream.t0_ms) / 1000.0, full)]
+    jolts, head_turns = stream.jolts.finish(covered, stream.t0_ms, walking=act_sec == 1, vehicle=act_sec == 2) \
+        if stream.jolts is not None else ([], 0)
+    traces.attach(jolts, [w for w in windows if window_jolts.covered(w["trigger_s"], full)], stream.traces)
+    offline = window_jolts.grade_windows([w for w in windows if not window_jolts.covered(w["trigger_s"], full)],
+                                         stream.board_quat, stream.align, s,
+                                         np.asarray(stream.calib.gyro_offset_rad_s or np.zeros((n_imu, 3)), float))
     f = stream.finish(path, rec, roles, reader.malformed)
     f.input_warnings = doubts
-    f.jolts, f.head_turns = jolts, head_turns
-    traces.attach(jolts, traces.event_windows(reader.events, stream.t0_ms), stream.traces)  # report panels
+    f.jolts, f.head_turns = sorted(jolts + offline, key=lambda j: j.peak_t_s), head_turns
+    f.rates, f.alerts = window_jolts.rates(stream, reader, len(windows), len(offline))
     return f
 
 
@@ -93,7 +111,7 @@ def _no_samples(path: Path, rec, roles: list[str], malformed: int, calib: Calibr
         calibration=calib, roles=roles, orientation_source="none (no samples)",
         activity_s={name: 0.0 for name in ACTIVITY_NAMES}, series=_one_hz(*(np.zeros(0),) * 6),
         valid_s=0.0, low_coverage=True, not_judged=coverage.not_judged(0.0, len(roles), s),
-        glitches={"samples": 0, "by_kind": {}})
+        glitches={"samples": 0, "by_kind": {}}, rates=window_jolts.empty_rates())
 
 
 def _expected_samples(path: Path, mask: int, packets: int = 2000) -> int:
@@ -126,7 +144,15 @@ class _Stream:
         self.gaps: list[dict] = []
         self.boots = 1
         self.guard = quality.GlitchGuard(n_imu, s)
-        self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh")}
+        self.series: dict[str, list[np.ndarray]] = {k: [] for k in ("index", "pitch", "tilt", "qt", "qh", "src", "bt", "bh")}
+        self.spans: list[list] = []  # [kind ("full" / "reduced"), first grid index, last grid index]
+        self.reduced_samples = 0
+        self.board_quat: dict[str, list[np.ndarray]] = {"t_s": [], "q": []}  # day-log orientation (window jolts)
+        self.board_diff: list[np.ndarray] = []  # |board − host| inclination per IMU at 10 Hz, full-rate stretches
+        self._kind: str | None = None
+        self._sos_log: dict[float, np.ndarray] = {}
+        self.jolts = None
+        self.traces = None
 
     def _setup(self, period_s: float) -> None:
         self.rate = 1.0 / period_s
@@ -140,12 +166,28 @@ class _Stream:
                                           self.calib.gyro_offset_rad_s)
         self.runs_seen = 0
 
+    def _span(self, kind: str, idx: np.ndarray, join: int) -> None:
+        """Extend the last span of ``kind`` or start one (a gap longer than ``join`` points splits)."""
+        if self.spans and self.spans[-1][0] == kind and idx[0] - self.spans[-1][2] <= join:
+            self.spans[-1][2] = int(idx[-1])
+        else:
+            self.spans.append([kind, int(idx[0]), int(idx[-1])])
+
     def feed(self, b) -> None:
         """One block on the analysis grid (constant rate; stream.BlockReader resamples)."""
         self.n += b.samples  # recorded samples; lost ones are counted from the sequence numbers
         if self.rate is None:
             self._setup(b.period_s)
             self.t0_ms = float(b.t_ms[0])
+        if b.reduced:
+            self._feed_reduced(b)
+            return
+        if self._kind == "reduced":  # full rate again after the day log: fresh filters, no stale state
+            self.zi = None
+            if self.refuser is not None:
+                self.refuser = Refuser(self.n_imu, 1.0 / self.rate, self.calib.gyro_offset_rad_s)
+        self._kind = "full"
+        self._span("full", b.index, int(self.rate))
         idx = b.index
         self.last_index = int(idx[-1])
         q_fw, acc, gyr = b.quat, b.acc, b.gyr  # glitches already masked (quality.GlitchGuard.blocks)
@@ -158,16 +200,56 @@ class _Stream:
         new_runs = getattr(self.jolts, "runs", [])[self.runs_seen:]
         self.runs_seen += len(new_runs)
         self.traces.feed(idx, q_sensor, acc, gyr, [r["t_s"] for r in new_runs if "t_s" in r])
-        if self.zi is None:
+        if self.zi is None or self.zi.shape[0] != self.sos.shape[0]:
             self.zi = signal.sosfilt_zi(self.sos)[:, :, None] * pitch[0][None, None, :]
         smooth, self.zi = signal.sosfilt(self.sos, pitch, axis=0, zi=self.zi)
         keep = idx % self.step == 0
         self.series["index"].append(idx[keep])
         self.series["pitch"].append(smooth[keep])
         self.series["tilt"].append(tilt[keep])
+        self.series["src"].append(np.zeros(int(keep.sum()), bool))
+        q_board = np.stack([quat.mul(q_fw[keep, k], self.align[k]) for k in range(self.n_imu)], axis=1)
+        if self.refuser is not None:  # the board's inclination against the host's: what the day log rests on
+            self.board_diff.append(np.abs(inclination(q_board)[0] - pitch[keep]).astype(np.float32))
         if self.n_imu > 1:
             self.series["qt"].append(q_seg[keep, 0])
             self.series["qh"].append(q_seg[keep, 1])
+            # the board's own fusion too (its heading offset carries into the day log)
+            self.series["bt"].append(q_board[:, 0])
+            self.series["bh"].append(q_board[:, 1])
+
+    def _feed_reduced(self, b) -> None:
+        """A block of the offline day log: posture from the board's quaternions at its own rate."""
+        idx = b.index
+        self.last_index = int(idx[-1])
+        self.reduced_samples += b.samples
+        period = float(b.source_period_s or b.period_s)
+        q_seg = np.stack([quat.mul(b.quat[:, k], self.align[k]) for k in range(self.n_imu)], axis=1)
+        pitch, _roll, tilt = inclination(q_seg)
+        fwd_up = quat.axis_in_world(q_seg[:, 0], 0)[:, 2]
+        self.context.feed_orientation(idx, tilt[:, 0], fwd_up)
+        self.board_quat["t_s"].append(idx / self.rate)
+        self.board_quat["q"].append(b.quat.astype(np.float32))
+        fs = 1.0 / period
+        if fs not in self._sos_log:
+            self._sos_log[fs] = signal.butter(2, min(self.s.posture_lowpass_hz, 0.45 * fs), fs=fs, output="sos")
+        sos = self._sos_log[fs]
+        if self._kind != "reduced" or self.zi is None or self.zi.shape[0] != sos.shape[0]:
+            self.zi = signal.sosfilt_zi(sos)[:, :, None] * pitch[0][None, None, :]
+        smooth, self.zi = signal.sosfilt(sos, pitch, axis=0, zi=self.zi)
+        self._kind = "reduced"
+        self._span("reduced", idx, int(round(2 * period * self.rate)))
+        step = max(1, int(round(fs / SERIES_HZ)))  # 10 Hz as recorded; a faster log is decimated
+        keep = np.arange(len(idx)) % step == 0
+        self.series["index"].append(idx[keep])
+        self.series["pitch"].append(smooth[keep])
+        self.series["tilt"].append(tilt[keep])
+        self.series["src"].append(np.ones(int(keep.sum()), bool))
+        if self.n_imu > 1:
+            self.series["qt"].append(q_seg[keep, 0])
+            self.series["qh"].append(q_seg[keep, 1])
+            self.series["bt"].append(q_seg[keep, 0])
+            self.series["bh"].append(q_seg[keep, 1])
 
     def take_gaps(self, reader) -> None:
         """Lost samples and the gaps worth listing from the reader's gaps (stream.Gap, grid
@@ -189,6 +271,7 @@ class _Stream:
         t = idx / self.rate
         pitch = np.concatenate(self.series["pitch"])
         tilt = np.concatenate(self.series["tilt"])
+        src = np.concatenate(self.series["src"])  # True: the offline day log (reduced rate)
         act_sec, activity_s = self.context.classify()
         act = act_sec[np.clip((t).astype(np.int64), 0, len(act_sec) - 1)]
         lying = act >= 3
@@ -200,7 +283,7 @@ class _Stream:
         if self.n_imu > 1:
             head = pitch[:, 1]
             neck = head - trunk
-            lateral, axial, joint_flex = self._neck_joint_angles(tilt)
+            lateral, axial, joint_flex = self._neck_joint_angles(tilt, src)
             for e in posture.episodes("neck_flexion", t, neck, valid & ~walking, s.neck_flexion_deg, s):
                 sl = (t >= e.start_s) & (t < e.end_s)
                 e.mean_trunk_inclination_deg = float(trunk[sl].mean())
@@ -233,15 +316,20 @@ class _Stream:
         longest = max(((i1 - i0) * dt for i0, i1 in posture.runs(upright_ok)), default=0.0)
         duration_s = float(self.last_index + 1) / self.rate
         masked_s = self.guard.samples / self.n_imu / self.rate  # glitches: not valid data
-        valid_s = max(0.0, min(duration_s, len(idx) * self.step / self.rate) - masked_s)
+        self.series_s = {"full": float((~src).sum() * self.step / self.rate), "reduced": float(src.sum() / SERIES_HZ)}
+        valid_s = max(0.0, min(duration_s, self.series_s["full"] + self.series_s["reduced"]) - masked_s)
         first = min((e.start_s for e in episodes if e.kind != "bed_neck"), default=None)
+        source = "host re-fusion (VQF 6D)" if s.fuse_on_host else "firmware fusion"
+        if src.any():
+            source = ("the board's own fusion at the reduced rate (offline day log)" if src.all()
+                      else f"{source} at full rate; the board's own fusion in the reduced-rate spans")
         return Findings(
             path=str(path), metadata=rec.metadata, settings=s.as_dict(),
             duration_s=duration_s, samples=self.n, lost_samples=self.lost,
             malformed_packets=malformed,
             file_issues=[{"offset": i.offset, "kind": i.kind, "detail": i.detail} for i in rec.issues],
             calibration=self.calib,
-            roles=roles, orientation_source="host re-fusion (VQF 6D)" if s.fuse_on_host else "firmware fusion",
+            roles=roles, orientation_source=source,
             episodes=episodes, lying_s=float(lying.sum() * dt), exposure_s=exposure,
             activity_s=activity_s, rula_neck_s=rula, time_to_first_episode_s=first, longest_upright_s=float(longest),
             gaps=self.gaps, series=_one_hz(t, trunk, neck, head, lateral, act),
@@ -249,27 +337,50 @@ class _Stream:
             not_judged=coverage.not_judged(valid_s, self.n_imu, s), glitches=self.guard.summary(),
         )
 
-    def _neck_joint_angles(self, tilt: np.ndarray):
-        """Lateral bend, axial rotation, joint flexion (deg) with the heading offset tracked."""
+    def _neck_joint_angles(self, tilt: np.ndarray, src: np.ndarray):
+        """Lateral bend, axial rotation, joint flexion (deg) with the heading offset tracked.
+
+        Each orientation source has its own heading, so the offset is tracked per source:
+        host re-fusion in the full-rate stretches (each starts from the neutral's offset, as
+        re-fusion restarts after the day log), and the board's own fusion over the whole
+        recording — its quaternions ride in the full-rate SAMPLES too — so that a day-log
+        stretch continues the board's offset as tracked up to it (a night in bed, with no
+        upright moment to track on, keeps the offset of the evening before)."""
         s = self.s
         qt = np.concatenate(self.series["qt"])
         qh = np.concatenate(self.series["qh"])
         n0 = self.neutral_seg
         d0 = float(yaw(n0[0]) - yaw(n0[1]))
-        raw = np.unwrap(np.concatenate([[d0], yaw(qt) - yaw(qh)]))[1:]
         ok = (tilt[:, 0] < 45) & (tilt[:, 1] < 60)
-        est = np.full(len(raw), d0)
-        if ok.any():
-            a = 1.0 / (SERIES_HZ * s.heading_tau_s)
-            filt, _ = signal.lfilter([a], [1, a - 1], raw[ok], zi=[d0 * (1 - a)])
-            pos = np.cumsum(ok) - 1
-            est = np.where(pos >= 0, filt[np.clip(pos, 0, None)], d0)
+        calib_board = self.calib.fusion != "vqf" or not s.fuse_on_host
+        est = np.empty(len(qt))
+        if src.any():
+            bd = yaw(np.concatenate(self.series["bt"])) - yaw(np.concatenate(self.series["bh"]))
+            est[src] = self._track(bd, ok, d0 if calib_board else _circ_mean(bd, ok))[src]
+        diff = yaw(qt) - yaw(qh)
+        cuts = [0] + list(np.flatnonzero(src[1:] != src[:-1]) + 1) + [len(src)]
+        for i0, i1 in zip(cuts[:-1], cuts[1:]):
+            if not src[i0]:
+                d, o = diff[i0:i1], ok[i0:i1]
+                init = d0 if not calib_board or not s.fuse_on_host else _circ_mean(d, o)
+                est[i0:i1] = self._track(d, o, init)
         # the head IMU's world frame is turned by -δ about vertical relative to the trunk's:
         # head relative to trunk = conj(qt) ⊗ Rz(δ) ⊗ qh
         qcorr = quat.mul(quat.mul(quat.conj(qt), z_rotation(est)), qh)
         flex, lat, ax = joint_angles(qcorr)
         k = max(1, int(SERIES_HZ))
         return posture.centred_mean(lat, k), posture.centred_mean(ax, k), posture.centred_mean(flex, k)
+
+    def _track(self, diff: np.ndarray, ok: np.ndarray, init: float) -> np.ndarray:
+        """Slow (``heading_tau_s``) mean of the head–trunk yaw difference over ``ok`` samples,
+        from ``init``; held where not ``ok``."""
+        a = 1.0 / (SERIES_HZ * self.s.heading_tau_s)
+        r = np.unwrap(np.concatenate([[init], diff]))[1:]
+        if not ok.any():
+            return np.full(len(r), init)
+        filt, _ = signal.lfilter([a], [1, a - 1], r[ok], zi=[init * (1 - a)])
+        pos = np.cumsum(ok) - 1
+        return np.where(pos >= 0, filt[np.clip(pos, 0, None)], init)
 
     def _bed_episodes(self, t, lying, act, flex, lateral) -> list[PostureEpisode]:
         s = self.s
@@ -283,6 +394,12 @@ class _Stream:
                 e.pattern = posture.bed_pattern(float(flex[sl].mean()), e.mean_neck_lateral_deg, bool(side[sl].mean() > 0.5))
                 out.append(e)
         return out
+
+
+def _circ_mean(angle: np.ndarray, ok: np.ndarray, n: int = int(60 * SERIES_HZ)) -> float:
+    """Circular mean (rad) of the first ``n`` ``ok`` angles (of the first ``n`` without any)."""
+    first = angle[ok][:n] if ok.any() else angle[:n]
+    return float(np.angle(np.exp(1j * first).mean())) if len(first) else 0.0
 
 
 def _one_hz(t, trunk, neck, head, lateral, act) -> dict:

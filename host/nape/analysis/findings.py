@@ -127,6 +127,9 @@ class Findings:
     not_judged: list[str] = field(default_factory=list)  # what the data is too short to judge, plain words
     glitches: dict = field(default_factory=dict)  # sensor glitches masked (analysis.quality): samples, by kind
     input_warnings: list[str] = field(default_factory=list)  # doubts about the input (units, frame), plain words
+    # full and reduced (offline day log) rate spans, what the board dropped (analysis.window_jolts.rates)
+    rates: dict = field(default_factory=dict)
+    alerts: list[dict] = field(default_factory=list)  # the board's posture alerts (MARKS): start_s, end_s, neck, trunk
 
     def as_dict(self) -> dict:
         d = asdict(self)

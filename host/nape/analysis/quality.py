@@ -79,6 +79,12 @@ class GlitchGuard:
 
         held = ctx = None  # the sample waiting for its next neighbour; the one before it (masked)
         for b in blocks:
+            if b.reduced:  # the offline day log: orientation only, passed on as it is
+                if held is not None:
+                    yield from self._final(ctx, held)
+                held = ctx = None
+                yield b
+                continue
             parts = [x for x in (ctx, held) if x is not None] + [b]
             cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _BLOCK_ARRAYS}
             skip = 1 if ctx is not None else 0  # rows already judged and passed on
@@ -94,13 +100,19 @@ class GlitchGuard:
                         b.period_s, 0) if last >= 1 else ctx
             held = Block(*(cat[k][last:] for k in _BLOCK_ARRAYS), b.period_s, 1)
         if held is not None:  # the very last sample: judged with the one before it only
-            parts = [x for x in (ctx, held) if x is not None]
-            cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _BLOCK_ARRAYS}
-            n = len(cat["index"])
-            bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(n - 1, n))
-            q, acc, gyr = self._masked(cat, bad)
-            yield Block(cat["index"][-1:], cat["t_ms"][-1:], cat["flags"][-1:], q[-1:], acc[-1:], gyr[-1:],
-                        held.period_s, 1)
+            yield from self._final(ctx, held)
+
+    def _final(self, ctx, held):
+        """The held sample as the last of its run: judged with the one before it only."""
+        from .stream import Block
+
+        parts = [x for x in (ctx, held) if x is not None]
+        cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _BLOCK_ARRAYS}
+        n = len(cat["index"])
+        bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(n - 1, n))
+        q, acc, gyr = self._masked(cat, bad)
+        yield Block(cat["index"][-1:], cat["t_ms"][-1:], cat["flags"][-1:], q[-1:], acc[-1:], gyr[-1:],
+                    held.period_s, held.samples)
 
     def _masked(self, cat: dict, bad: np.ndarray):
         q, acc, gyr = cat["quat"], cat["acc"], cat["gyr"]

@@ -41,7 +41,17 @@ wise with signs aligned, then normalised), never across a gap. ``Block.index`` i
 index (time = index × grid period from the first sample); ``Block.samples`` counts the
 recorded samples behind a block. Gaps (sequence numbers missing within a boot, and the
 time between boots) are collected in ``gaps`` with their reason from the recorder's
-``gap`` notes: "lost in transmission", "on-board buffer overflow", "device reboot".
+``gap`` notes: "lost in transmission", "on-board buffer overflow", "device reboot",
+"on-board log full: oldest posture data dropped" (the board's LOG_DROPPED marks, taken
+from the MARKS packets wherever they are in the file).
+
+Mixed rates: the offline day log. LOG packets (wire type 3: both IMUs' orientation only, at
+a reduced rate, 10 Hz; sequence numbers in the SAMPLES sequence space) are ordered,
+deduplicated and placed with the SAMPLES exactly like them, but they are never resampled
+onto the grid and never interpolated with a neighbouring full-rate sample: each LOG sample
+lands on its nearest grid point in a :class:`Block` with ``reduced`` True (its ``acc`` and
+``gyr`` NaN, ``flags`` 0). MARKS packets (type 4) are collected in ``marks`` (deduplicated
+by ``mark_id`` within a boot; :meth:`BlockReader.mark_times` puts them on the timeline).
 """
 
 from __future__ import annotations
@@ -52,13 +62,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import wire
+from .. import wire, wire_marks
+from ..wire_log import LogPacket
 
 BATCH_PACKETS = 4000
 REORDER_S = 60.0
 #: Host seconds over which a boot's epoch is the smallest estimate (module docstring).
 EPOCH_WINDOW_S = 60.0
-_FIELDS = ("t_ms", "flags", "quat", "acc", "gyr", "period_us")
+_FIELDS = ("t_ms", "flags", "quat", "acc", "gyr", "period_us", "log")
 _VALUES = ("flags", "quat", "acc", "gyr")
 _HDR = struct.Struct("<BBBBIIH")  # SAMPLES header (protocol/SPEC.md)
 
@@ -66,6 +77,7 @@ REASON_TRANSMISSION = "lost in transmission"
 REASON_OVERFLOW = "on-board buffer overflow"
 REASON_REBOOT = "device reboot"
 REASON_DAMAGE = "damaged file"  # the samples were in a part of the file that could not be read
+REASON_LOG_FULL = "on-board log full: oldest posture data dropped"  # a LOG_DROPPED mark (recorder's twin)
 
 
 @dataclass
@@ -80,6 +92,8 @@ class Block:
     gyr: np.ndarray  # (n, k, 3) rad/s
     period_s: float  # grid period, s
     samples: int = -1  # recorded samples behind this block (-1: len(index))
+    reduced: bool = False  # the offline day log (LOG): orientation only, at ``source_period_s``
+    source_period_s: float | None = None  # period of the samples as recorded (reduced blocks)
 
     def __post_init__(self):
         if self.samples < 0:
@@ -96,6 +110,7 @@ class Gap:
     missing_samples: int | None
     reason: str
     boot: int  # 1-based boot number in the file
+    from_seq: int | None = None  # first missing sequence number (u32), when known
 
 
 @dataclass
@@ -157,6 +172,9 @@ class BlockReader:
         self.duplicates = 0
         self.samples = 0
         self.events: list[wire.EventPacket] = []
+        self.marks: list[tuple[_Boot, wire_marks.Mark]] = []  # MARKS of the offline day log, in file order
+        self._mark_ids: set[tuple[int, int]] = set()  # (boot number, mark_id) seen
+        self.log_samples = 0  # reduced-rate (LOG) samples passed on
         self.gaps: list[Gap] = []
         self.boots: list[_Boot] = [_Boot(1, None)]
         self.grid_period_us: int | None = None
@@ -281,14 +299,73 @@ class BlockReader:
                 self._start_boot()
             if not marks or marks[-1][1] is not self.boot:
                 marks.append((len(self.events), self.boot))
-            arrays, errors = wire.decode_samples_many(batch, events=self.events)
+            offline: list = []
+            arrays, errors = wire.decode_samples_many(batch, events=self.events, offline=offline)
             self.malformed += len(errors)
-            a = arrays.get(self.mask)
-            if a is None or len(a) == 0:
+            a = self._with_log(arrays.get(self.mask), offline)
+            if a is None or len(a["seq"]) == 0:
                 continue
             yield from self._order(a)
         yield from self._order(None)
         self._event_times(marks)
+        self._log_full_reasons()
+
+    def _with_log(self, a: wire.SampleArrays | None, offline: list) -> dict | None:
+        """The batch's samples as one dict of arrays (``seq`` still 32-bit), LOG samples of
+        this imu_mask after the SAMPLES (ordering sorts them); MARKS taken in on the way."""
+        parts = []
+        if a is not None and len(a):
+            parts.append({"seq": a.seq} | {k: getattr(a, k) for k in _FIELDS if k != "log"}
+                         | {"log": np.zeros(len(a), bool)})
+        for _i, p in offline:
+            if isinstance(p, LogPacket):
+                if p.imu_mask != self.mask:
+                    continue
+                n, k = p.count, p.quat.shape[1]
+                i = np.arange(n)
+                parts.append({"seq": (p.seq + i) & 0xFFFFFFFF, "t_ms": p.t_ms + i * float(p.period_ms),
+                              "flags": np.zeros(n, np.uint8), "quat": p.quat,
+                              "acc": np.full((n, k, 3), np.nan), "gyr": np.full((n, k, 3), np.nan),
+                              "period_us": np.full(n, int(p.period_ms) * 1000, np.int64), "log": np.ones(n, bool)})
+            else:
+                for m in p.marks:
+                    key = (self.boot.number, m.mark_id)
+                    if key not in self._mark_ids:
+                        self._mark_ids.add(key)
+                        self.marks.append((self.boot, m))
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+    def _log_full_reasons(self) -> None:
+        """Gaps that LOG_DROPPED marks of their boot cover: the board's log was full."""
+        dropped: dict[int, list[tuple[int, int]]] = {}
+        for b, m in self.marks:
+            if m.kind == wire_marks.LOG_DROPPED and m.b > 0:
+                dropped.setdefault(b.number, []).append((m.c, m.b))
+        for g in self.gaps:
+            if g.from_seq is None or g.boot not in dropped or g.reason == REASON_REBOOT:
+                continue
+            miss = g.missing_samples or 1
+            if any(((c - g.from_seq) & 0xFFFFFFFF) < miss or ((g.from_seq - c) & 0xFFFFFFFF) < n
+                   for c, n in dropped[g.boot]):
+                g.reason = REASON_LOG_FULL
+
+    def mark_times(self) -> list[dict]:
+        """The MARKS on the recording's timeline: ``t_s`` (seconds from the first sample, like
+        ``Block.index`` × grid period; None when their boot has no samples to place it),
+        ``kind`` (name), ``a``, ``b``, ``c``, ``mark_id`` and ``boot`` (number), in time order."""
+        g = self.grid_period_us
+        out = []
+        for b, m in self.marks:
+            t_s = None
+            if g and b.ref is not None:
+                t_s = (b.ref[0] + (m.t_ms - b.ref[1]) * 1000.0 / g) * g / 1e6
+            out.append({"t_s": t_s, "kind": m.name, "a": m.a, "b": m.b, "c": m.c, "mark_id": m.mark_id,
+                        "boot": b.number})
+        return sorted(out, key=lambda d: (d["t_s"] is None, d["t_s"] or 0.0))
 
     @property
     def t0_ms(self) -> float | None:
@@ -331,13 +408,13 @@ class BlockReader:
 
     # ------------------------------------------------------------ ordering (one boot)
 
-    def _order(self, a: wire.SampleArrays | None) -> list[Block]:
+    def _order(self, a: dict | None) -> list[Block]:
         """Merge new samples into the held-back window; return the blocks that are final
         (``a`` None: the end of the boot, everything is final)."""
         p = self._pending
         ready: list[dict] = []
         if a is not None:
-            new = {"seq": self._unwrap(a.seq)} | {k: getattr(a, k) for k in _FIELDS}
+            new = {"seq": self._unwrap(a["seq"])} | {k: a[k] for k in _FIELDS}
             if self._emitted is not None:  # too late: their place was already passed on
                 late = new["seq"] <= self._emitted
                 if late.any():
@@ -397,6 +474,9 @@ class BlockReader:
         seq, per, t_ms = part["seq"], part["period_us"], part["t_ms"]
         if self.grid_period_us is None:
             p0 = int(per[0])
+            if part["log"][0]:  # a recording that starts in the offline day log: the full rate is the
+                # header's (else the firmware's 100 Hz), so that later SAMPLES land one to one
+                p0 = min(p0, self._meta_period_us or 10000)
             self.grid_period_us = p0 if self._meta_period_us is None else min(p0, self._meta_period_us)
         g = self.grid_period_us
         if b.ref is None:  # the recording's first sample is time 0
@@ -438,16 +518,64 @@ class BlockReader:
             u[i0:i1] = u0 + (seq[i0:i1] - seq[i0]) * (p / g)
         self._gaps(b, seq, u, per)
         b.last_u = float(u[-1])
-        fast = bool((per == g).all()) and (b.last is None or b.last["period_us"] == g)
-        last = {"seq": int(seq[-1]), "u": float(u[-1]), "period_us": int(per[-1]), "t_ms": float(t_ms[-1])} | \
-               {k: part[k][-1] for k in _VALUES}
+        log = part["log"]
+        last = {"seq": int(seq[-1]), "u": float(u[-1]), "period_us": int(per[-1]), "t_ms": float(t_ms[-1]),
+                "log": bool(log[-1])} | {k: part[k][-1] for k in _VALUES}
         prev, b.last = b.last, last
+        if not log.any():
+            return self._place_full(part, seq, u, per, prev, n)
+        self.log_samples += int(log.sum())
+        out = []
+        cuts = [0] + list(np.flatnonzero(log[1:] != log[:-1]) + 1) + [n]
+        for i0, i1 in zip(cuts[:-1], cuts[1:]):
+            sub = {k: v[i0:i1] for k, v in part.items()}
+            if log[i0]:
+                out += self._place_log(sub, u[i0:i1])
+            else:  # never interpolated with the LOG sample before it
+                before = prev if i0 == 0 else {"log": True}
+                out += self._place_full(sub, seq[i0:i1], u[i0:i1], per[i0:i1], before, i1 - i0)
+        return out
+
+    def _place_full(self, part: dict, seq, u, per, prev: dict | None, n: int) -> list[Block]:
+        """Full-rate samples at their grid positions ``u``: one to one at the grid rate, else resampled."""
+        g = self.grid_period_us
+        if prev is not None and prev.get("log"):
+            prev = None  # a rate change from the day log: no interpolation across it
+        fast = bool((per == g).all()) and (prev is None or prev["period_us"] == g)
         if fast:
             idx = np.rint(u).astype(np.int64)
+            if self._last_k is not None and idx[0] <= self._last_k:  # right after a LOG sample's point
+                keep = idx > self._last_k
+                self._carry += int((~keep).sum())
+                n -= int((~keep).sum())
+                if not keep.any():
+                    return []
+                idx, part = idx[keep], {k: v[keep] for k, v in part.items()}
             self._last_k = int(idx[-1])
             n, self._carry = n + self._carry, 0
-            return [Block(idx, t_ms, part["flags"], part["quat"], part["acc"], part["gyr"], g / 1e6, n)]
+            return [Block(idx, part["t_ms"], part["flags"], part["quat"], part["acc"], part["gyr"], g / 1e6, n)]
         return self._resample(part, seq, u, prev, n)
+
+    def _place_log(self, part: dict, u: np.ndarray) -> list[Block]:
+        """Reduced-rate (LOG) samples: each on its nearest grid point after the last one passed
+        on, orientation as recorded (no resampling, no interpolation)."""
+        n = len(u)
+        idx = np.rint(u).astype(np.int64)
+        keep = np.ones(n, bool)
+        if self._last_k is not None:
+            keep &= idx > self._last_k
+        keep[1:] &= np.diff(idx) > 0
+        if not keep.any():
+            self._carry += n
+            return []
+        idx = idx[keep]
+        self._last_k = int(idx[-1])
+        samples, self._carry = n + self._carry, 0
+        k = part["quat"].shape[1]
+        m = len(idx)
+        return [Block(idx, part["t_ms"][keep], np.zeros(m, np.uint8), part["quat"][keep],
+                      np.full((m, k, 3), np.nan), np.full((m, k, 3), np.nan), self.grid_period_us / 1e6, samples,
+                      reduced=True, source_period_s=float(part["period_us"][0]) / 1e6)]
 
     def _gaps(self, b: _Boot, seq: np.ndarray, u: np.ndarray, per: np.ndarray) -> None:
         """Note the sequence numbers missing before and among ``seq`` (grid positions ``u``)."""
@@ -462,7 +590,7 @@ class BlockReader:
                 self.gaps.append(Gap(start, max(zero, start), lost if isinstance(lost, int) else None,
                                      REASON_REBOOT, b.number))
                 if seq[0] > 0:  # a boot that starts during the recording starts at seq 0
-                    self.gaps.append(Gap(max(zero, start), float(u[0]), int(seq[0]), self._reason(b, 0), b.number))
+                    self.gaps.append(Gap(max(zero, start), float(u[0]), int(seq[0]), self._reason(b, 0), b.number, 0))
             s_prev, u_prev, p_prev, u_next = seq[:-1], u[:-1], per[:-1], u[1:]
         else:
             s_prev = np.concatenate([[b.last["seq"]], seq[:-1]])
@@ -472,7 +600,8 @@ class BlockReader:
         d = np.diff(seq) if b.last is None else seq - s_prev
         for i in np.flatnonzero(d > 1):
             self.gaps.append(Gap(float(u_prev[i] + p_prev[i] / g), float(u_next[i]), int(d[i] - 1),
-                                 self._reason(b, int(s_prev[i]) + 1, int(s_prev[i] + d[i])), b.number))
+                                 self._reason(b, int(s_prev[i]) + 1, int(s_prev[i] + d[i])), b.number,
+                                 (int(s_prev[i]) + 1) & 0xFFFFFFFF))
 
     def _reason(self, b: _Boot, from_seq: int, to_seq: int | None = None) -> str:
         """The recorder's reason for the gap, else file damage when the gap ends right after a

@@ -168,7 +168,8 @@ def attach(jolts: list, windows: list[dict], stream: StreamTraces | None) -> Non
     ``MATCH_MARGIN_S`` of the jolt's span (nearest to the peak), else the stream snapshot
     around its peak, else None. Times in the trace are relative to the jolt's peak."""
     for j in jolts:
-        near = [w for w in windows if j.start_s - MATCH_MARGIN_S <= w["trigger_s"] <= j.end_s + MATCH_MARGIN_S]
+        near = [w for w in windows if j.start_s - MATCH_MARGIN_S <= w["trigger_s"] <= j.end_s + MATCH_MARGIN_S
+                and (~np.isnan(w["acc"]).any(axis=(1, 2))).sum() >= 2]  # a trace needs two samples
         if near:
             w = min(near, key=lambda w: abs(w["trigger_s"] - j.peak_t_s))
             ok = ~np.isnan(w["acc"]).any(axis=(1, 2))

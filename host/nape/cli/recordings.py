@@ -92,6 +92,8 @@ def cmd_decode(args) -> int:
         raise PacketError(f"not hexadecimal: {args.hex[:40]!r}") from None
     pkt = wire.decode_packet(data)
     out = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in vars(pkt).items()}
+    if "marks" in out:  # MARKS (type 4): each mark with its kind named
+        out["marks"] = [vars(m) | {"kind_name": m.name} for m in pkt.marks]
     out["type"] = type(pkt).__name__
     out["roles"] = list(pkt.roles)
     console.print_json(json.dumps(out))

@@ -98,6 +98,8 @@ class LiveFeed:
         if isinstance(packet, wire.EventPacket):
             self.event_windows += 1
             return
+        if not isinstance(packet, wire.SamplesPacket):
+            return  # the offline day log (LOG, MARKS): hours old, in the recording only
         if packet.count == 0 or packet.quat.shape[1] == 0:
             return
         arrival_s = time.time() if arrival_s is None else arrival_s

@@ -180,6 +180,7 @@ def quality_notes(f: Findings) -> list[str]:
     notes += [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
     if f.orientation_source:
         notes.append(f"Orientation: {f.orientation_source}.")
+    notes += rate_notes(f)
     notes += gap_notes(f)
     notes += import_notes(f)
     notes += glitch_notes(f)
@@ -216,6 +217,44 @@ def glitch_notes(f: Findings) -> list[str]:
             "treated as sensor faults, not as movement or jolts."]
 
 
+def reduced_spans(f: Findings) -> list[dict]:
+    """The spans of the board's offline day log (reduced rate), from ``f.rates``."""
+    return [sp for sp in (f.rates or {}).get("spans", []) if sp.get("rate") == "reduced"]
+
+
+def rate_notes(f: Findings) -> list[str]:
+    """Where the rate was reduced (the board's offline day log), what that means and what the
+    board dropped or buzzed, in plain words."""
+    r = f.rates or {}
+    notes = []
+    red = reduced_spans(f)
+    if red:
+        when = ", ".join(f"{clock(f, sp['start_s'], seconds=False)}–{clock(f, sp['end_s'], seconds=False)}"
+                         for sp in red[:6]) + (f" and {len(red) - 6} more" if len(red) > 6 else "")
+        notes.append(f"Reduced rate for {fmt_duration(r.get('reduced_rate_s', 0.0))} ({when}), full rate for "
+                     f"{fmt_duration(r.get('full_rate_s', 0.0))}. {r.get('meaning', '')}")
+        chk = r.get("board_orientation_check")
+        if chk:
+            notes.append(f"The reduced-rate posture rests on the board's own orientation: where both were measured "
+                         f"({fmt_duration(chk['compared_s'])}), its inclination was {chk['median_abs_deg']:.1f}° from "
+                         f"the host's re-fusion (median; 95 % within {chk['p95_abs_deg']:.1f}°).")
+        if r.get("window_jolts"):
+            notes.append(f"{plural(r['window_jolts'], 'jolt')} in the reduced-rate stretches measured from the "
+                         "board's own high-rate windows alone (a braking or a corner is graded on its first half "
+                         "second: a lower bound).")
+    if r.get("dropped_words"):
+        notes.append(r["dropped_words"])
+    if r.get("event_windows_dropped"):
+        notes.append(f"The board dropped {plural(r['event_windows_dropped'], 'jolt window')} (its log was full): "
+                     "those jolts are not in this report.")
+    if f.alerts:
+        neck = sum(1 for a in f.alerts if a.get("neck"))
+        back = sum(1 for a in f.alerts if a.get("trunk"))
+        notes.append(f"The board buzzed {plural(len(f.alerts), 'posture alert')} (neck {neck}, upper back {back}), "
+                     "first at " + clock(f, f.alerts[0]["start_s"], seconds=False) + ".")
+    return notes
+
+
 def gap_notes(f: Findings) -> list[str]:
     """Gaps in plain words with their reason, clock time, length and count, then the losses
     by reason (``f.gaps`` lists every reboot and buffer overflow; the rest of
@@ -240,6 +279,9 @@ def gap_notes(f: Findings) -> list[str]:
             notes.append(f"Gap in the data at {when}: {length} missing ({plural(n or 0, 'sample')}), on-board buffer "
                          "overflow: the device was out of reach of this computer longer than its memory holds, "
                          "so it overwrote its oldest samples.")
+        elif reason == "on-board log full: oldest posture data dropped":
+            notes.append(f"Gap in the data at {when}: {length} missing{count}: the board's day log was full "
+                         "(on-board log full), so it dropped its oldest posture data; its jolt windows were kept.")
         elif reason == "damaged file":
             notes.append(f"Gap in the data at {when}: {length} missing{count}: that part of the file is damaged "
                          "(unreadable on disk), not lost by the radio.")
@@ -323,6 +365,7 @@ EPISODE_FILL = {"neck_flexion": "#ef9a9a", "trunk_inclination": "#a5d6a7", "bed_
 EPISODE_LEGEND = {"neck_flexion": "neck bent forward a long time", "trunk_inclination": "upper back forward a long time",
                   "bed_neck": "neck bent in bed"}
 LYING_FILL, GAP_FILL = "#bbbbbb", "#5f6368"
+REDUCED_FILL = "#4fc3f7"  # the strip along the bottom where the board kept its own day log
 
 
 def _legend_patch(fig: go.Figure, name: str, colour: str, opacity: float) -> None:
@@ -366,6 +409,10 @@ def _timeline(f: Findings) -> go.Figure:
         shapes.append(band(xs(g["start_s"]), xs(g["start_s"] + g["duration_s"]), GAP_FILL, 0.35))
     if _long_gaps(f):
         _legend_patch(fig, "no data (gap)", GAP_FILL, 0.35)
+    for sp in reduced_spans(f):  # a strip along the bottom: does not mix with the episode shades
+        shapes.append(band(xs(sp["start_s"]), xs(sp["end_s"]), REDUCED_FILL, 0.7) | {"y1": 0.05, "layer": "above"})
+    if reduced_spans(f):
+        _legend_patch(fig, "reduced rate (board's day log, 10 Hz)", REDUCED_FILL, 0.7)
     thr = f.settings["neck_flexion_deg"]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
@@ -391,6 +438,11 @@ def timeline_caption(f: Findings) -> str:
         parts.append("Grey: lying down — the lines stop there, because lying is not counted as poor posture.")
     if _long_gaps(f):
         parts.append("Dark grey: no data (a gap in the recording, see Calibration and data quality).")
+    if reduced_spans(f):
+        parts.append("Light-blue strip along the bottom: reduced rate — no phone or computer was connected, so the "
+                     "board kept its own day log: posture measured 10 times a second (10 Hz) from the board's own "
+                     "orientation, jolts only from the board's own high-rate windows, walking and vehicle rides "
+                     "not measured there.")
     if f.jolts:
         parts.append("Short ticks along the top: jolts (yellow mild, orange moderate, red severe).")
     parts.append(f"Dotted line: the {f.settings['neck_flexion_deg']:g}° neck limit. Drag to zoom, double-tap to reset.")
