@@ -48,6 +48,11 @@ Sources cited by key:
   a blow) on the upper back's peak acceleration. Gravity is removed with the inclination
   averaged over the minute before the event and carried through it by the gyroscope, so a
   sustained manoeuvre is not taken for tilt.
+- [VEHICLECUE] A vehicle without road vibration: the car's own accelerations (speed changes,
+  corners: 0.05–1 g held for seconds, horizontal, in the world frame) while the wearer sits
+  upright, does not walk (no 1.5–2.5 Hz steps) and does not change posture; a vehicle from
+  either this cue or road vibration (6–30 Hz), so neither a smooth road nor a rough one is
+  needed. Sources at each setting.
 - [FULLSCALE] Full-scale ranges of body-worn MEMS IMUs: ±2/4/8/16 g and ±250–2000 °/s
   (InvenSense MPU-6050 product specification rev. 3.4; TDK ICM-42688-P datasheet): a
   reading beyond the largest is a sensor or transfer fault, not motion.
@@ -170,6 +175,46 @@ class AnalysisSettings:
     vehicle_gap_s: float = 120.0
     """Breaks in the vehicle context up to this long, with no walking or lying in them, stay
     in the vehicle: waiting at lights or in a queue quietens the road (Nape default)."""
+    vehicle_manoeuvre_min_g: float = 0.05
+    """The car's own cue, which needs no road vibration (a smooth road, an electric car):
+    horizontal acceleration of the trunk in the world frame, averaged over each second, from
+    this level up to ``vehicle_manoeuvre_max_g``, while the trunk is upright, not walking and
+    not changing posture, counts as the car speeding up, slowing or cornering. Everyday driving
+    is mostly such small accelerations: 0.05–0.3 g in naturalistic-driving acceleration
+    distributions, which fall off like a Pareto tail above that (SHRP2 NDS acceleration epochs,
+    Ali 2023, Virginia Tech dissertation; Xu et al. 2021, Proc IMechE D 235,
+    doi:10.1177/09544070211018039). 0.05 g stays above the error of a fused inclination
+    (≈ 1° gives 0.017 g). [VEHICLECUE]"""
+    vehicle_manoeuvre_max_g: float = 1.0
+    """Above this a sustained horizontal acceleration is not a car's: emergency braking reaches
+    0.64–0.97 g, the tyres' grip (NCHRP Report 400, Fambro et al. 1997). [BRAKE] [VEHICLECUE]"""
+    vehicle_manoeuvre_min_s: float = 2.0
+    """The cue must hold this many consecutive seconds: a car's speed changes and corners last
+    seconds (naturalistic braking and cornering epochs 1–10 s), a reach or a shift on a chair
+    well under one (Nape default). [VEHICLECUE]"""
+    vehicle_cue_s: float = 4.0
+    """Seconds of the cue within ``vehicle_cue_window_s`` that make a vehicle without road
+    vibration (at least two speed changes or one corner: city and motorway driving change speed
+    or direction every 10–60 s; Nape default). [VEHICLECUE]"""
+    vehicle_cue_window_s: float = 60.0
+    """Window over which the car's cue is counted (Nape default). [VEHICLECUE]"""
+    vehicle_cue_settle_s: float = 10.0
+    """The car's cue is not read in the first seconds of full-rate data: the fused inclination
+    converges with a time constant of ~3 s (VQF's accelerometer correction, Laidig & Seel 2023,
+    Inf Fusion 91:187) and its error reads as horizontal acceleration until then. [VEHICLECUE]"""
+    gait_step_lo_hz: float = 1.5
+    gait_step_hi_hz: float = 2.5
+    """Step frequencies of walking: cadence 90–150 steps/min, 100–120 at ordinary pace
+    (Tudor-Locke et al. 2018, Br J Sports Med 52:776; BenAbdelkader et al. 2002). Step-band
+    motion above ``walk_rms_g`` around a second keeps it out of the car's cue. [VEHICLECUE]"""
+    transition_deg: float = 12.0
+    """A change of trunk inclination of more than this within ``transition_s`` is a body
+    transition (sitting down, standing up, bending, lying down: sit-to-stand flexes the trunk
+    30–50°, Schenkman et al. 1990, Phys Ther 70:638); a belted driver leans 4–14° even in
+    emergency braking (10–14°/g; family A and B seat models). Its seconds are not the car's
+    cue. [VEHICLECUE]"""
+    transition_s: float = 4.0
+    """Window of ``transition_deg`` (a sit-to-stand takes 1.5–3 s, Schenkman et al. 1990)."""
 
     # --- jolts ---
     jolt_trigger_g: float = 0.35
@@ -418,6 +463,12 @@ _SOURCES = {
     "bed_lateral_deg": "side-lying pillow ~9–11 cm keeps the neck in line with the trunk",
     "nic_reference_m2s2": "Boström et al. 1996: NIC 15 m²/s² proposed threshold",
     "fuse_on_host": "VQF (Laidig & Seel 2023) as the reference orientation filter",
+    "vehicle_manoeuvre_min_g": "everyday driving accelerations 0.05–0.3 g (SHRP2 NDS acceleration epochs, Ali 2023; "
+                               "Xu et al. 2021, Proc IMechE D)",
+    "vehicle_manoeuvre_max_g": "emergency braking 0.64–0.97 g, the tyres' grip (NCHRP Report 400)",
+    "gait_step_lo_hz": "walking cadence 90–150 steps/min (Tudor-Locke et al. 2018)",
+    "gait_step_hi_hz": "walking cadence 90–150 steps/min (Tudor-Locke et al. 2018)",
+    "transition_deg": "sit-to-stand flexes the trunk 30–50° in 1.5–3 s (Schenkman et al. 1990)",
     "glitch_acc_max_g": "largest accelerometer full scale of body-worn MEMS IMUs: ±16 g (InvenSense MPU-6050, "
                         "TDK ICM-42688-P datasheets)",
     "glitch_gyr_max_dps": "largest gyroscope full scale of the same parts: ±2000 °/s (MPU-6050, ICM-42688-P datasheets)",
@@ -485,6 +536,11 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "phone_neck_deg": (0, 90, "°"), "bed_lateral_deg": (0, 90, "°"), "bed_flexion_deg": (0, 90, "°"),
     "bed_hold_s": (1, 7200, "s"), "walk_rms_g": (0.001, 2, "g"), "walk_min_s": (0.5, 600, "s"),
     "vehicle_vib_rms_g": (0.0001, 2, "g"), "vehicle_window_s": (1, 3600, "s"),
+    "vehicle_manoeuvre_min_g": (0.005, 2, "g"), "vehicle_manoeuvre_max_g": (0.05, 16, "g"),
+    "vehicle_manoeuvre_min_s": (1, 60, "s"), "vehicle_cue_s": (1, 3600, "s"), "vehicle_cue_window_s": (2, 3600, "s"),
+    "vehicle_cue_settle_s": (0, 600, "s"),
+    "gait_step_lo_hz": (0.3, 5, "Hz"), "gait_step_hi_hz": (0.5, 8, "Hz"), "transition_deg": (1, 90, "°"),
+    "transition_s": (1, 60, "s"),
     "jolt_trigger_g": (0.05, 16, "g"), "jolt_moderate_g": (0.05, 16, "g"), "jolt_severe_g": (0.05, 16, "g"),
     "shock_moderate_g": (0.1, 32, "g"), "shock_severe_g": (0.1, 32, "g"), "vehicle_lowpass_hz": (0.1, 5, "Hz"),
     "bump_vertical_ratio": (0.1, 10, ""), "impulsive_max_s": (0.01, 10, "s"), "nic_reference_m2s2": (1, 100, "m²/s²"),

@@ -11,7 +11,14 @@ Features from the upper-back IMU only (so it works with one IMU):
   walking, held for most of ``vehicle_window_s`` (engine and road vibration is continuous,
   typing or fidgeting is not); breaks of up to ``vehicle_gap_s`` without walking or lying
   (a stop at lights) stay in the vehicle, and step-like motion shorter than
-  ``walk_in_vehicle_max_s`` inside a drive (a seat ringing after a bump) is not walking.
+  ``walk_in_vehicle_max_s`` inside a drive (a seat ringing after a bump) is not walking;
+- vehicle without road vibration (a smooth road, an electric car): the car's own cue —
+  horizontal acceleration of the trunk in the world frame, per-second mean between
+  ``vehicle_manoeuvre_min_g`` and ``vehicle_manoeuvre_max_g`` held ``vehicle_manoeuvre_min_s``
+  (speeding up, slowing, cornering) while upright, with no steps (``gait_step_lo_hz`` –
+  ``gait_step_hi_hz`` band under ``walk_rms_g``) and no body transition (trunk inclination
+  steady within ``transition_deg`` over ``transition_s``); ``vehicle_cue_s`` of it within
+  ``vehicle_cue_window_s`` is a vehicle, as is road vibration: either suffices.
 Sitting and standing cannot be told apart from the trunk alone and are reported as upright.
 """
 
@@ -20,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import signal
 
+from .. import quat
 from ..settings import AnalysisSettings
 from .posture import centred_mean, runs
 
@@ -36,20 +44,36 @@ class ContextFeatures:
         nyq = rate_hz / 2
         self.sos_gait = signal.butter(2, [0.8, min(3.0, 0.9 * nyq)], btype="band", fs=rate_hz, output="sos")
         self.sos_vib = signal.butter(2, [6.0, min(30.0, 0.9 * nyq)], btype="band", fs=rate_hz, output="sos")
+        lo, hi = min(s.gait_step_lo_hz, 0.8 * nyq), min(s.gait_step_hi_hz, 0.9 * nyq)
+        self.sos_step = signal.butter(2, [lo, max(hi, 1.05 * lo)], btype="band", fs=rate_hz, output="sos")
         self.zi_gait = np.zeros((self.sos_gait.shape[0], 2))
         self.zi_vib = np.zeros((self.sos_vib.shape[0], 2))
-        self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in ("n", "gait", "vib", "tilt", "fwd_up")}
+        self.zi_step = np.zeros((self.sos_step.shape[0], 2))
+        self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in ("n", "gait", "vib", "tilt", "fwd_up", "step",
+                                                                     "hx", "hy", "nh")}
         self.size = 0  # seconds seen (the sums arrays may be longer)
 
-    def feed(self, index: np.ndarray, acc_trunk: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray) -> None:
+    def feed(self, index: np.ndarray, acc_trunk: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray,
+             q_trunk: np.ndarray | None = None) -> None:
+        """One block: the trunk sensor's specific force (m/s², sensor frame), its inclination,
+        its forward axis' up component and (optional) its orientation sensor → world, from which
+        the horizontal acceleration of the car's cue is taken."""
         mag = np.sqrt(np.einsum("ij,ij->i", acc_trunk, acc_trunk)) / G
         gait, self.zi_gait = signal.sosfilt(self.sos_gait, mag - 1.0, zi=self.zi_gait)
         vib, self.zi_vib = signal.sosfilt(self.sos_vib, mag - 1.0, zi=self.zi_vib)
+        step, self.zi_step = signal.sosfilt(self.sos_step, mag - 1.0, zi=self.zi_step)
         sec = (index / self.rate).astype(np.int64)
         s0 = int(sec[0])  # blocks are in time order: only this block's seconds are touched
         local = sec - s0
         size = int(sec[-1]) + 1
-        for key, val in (("n", None), ("gait", gait ** 2), ("vib", vib ** 2), ("tilt", tilt_deg), ("fwd_up", fwd_up)):
+        cols = [("n", None), ("gait", gait ** 2), ("vib", vib ** 2), ("tilt", tilt_deg), ("fwd_up", fwd_up),
+                ("step", step ** 2)]
+        if q_trunk is not None:
+            a_w = quat.rotate(q_trunk, acc_trunk) / G  # specific force in the world frame: x, y horizontal
+            ok = np.isfinite(a_w).all(axis=1)
+            cols += [("hx", np.where(ok, a_w[:, 0], 0.0)), ("hy", np.where(ok, a_w[:, 1], 0.0)),
+                     ("nh", ok.astype(float))]
+        for key, val in cols:
             arr = self.sums[key]
             if len(arr) < size:
                 arr = np.concatenate([arr, np.zeros(max(size, 2 * len(arr)) - len(arr))])
@@ -94,6 +118,7 @@ class ContextFeatures:
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
         share = centred_mean(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
+        vehicle |= self._car_cue(sums, nn, tilt, lying, walking, have & ~reduced)
         # a stop at a junction or in a queue quietens the road: short breaks between vehicle
         # stretches with no walking or lying in them stay in the vehicle
         # (a seat ringing after a pothole looks like a few seconds of steps: inside a drive,
@@ -112,6 +137,55 @@ class ContextFeatures:
         act[~have] = -1
         totals = {name: float((act == i).sum()) for i, name in enumerate(NAMES)}
         return act, totals
+
+
+    def _car_cue(self, sums: dict, nn: np.ndarray, tilt: np.ndarray, lying: np.ndarray, walking: np.ndarray,
+                 full: np.ndarray) -> np.ndarray:
+        """Seconds in a vehicle by the car's own accelerations (no road vibration needed)."""
+        s = self.s
+        n_sec = len(nn)
+        if "nh" not in sums or n_sec == 0:
+            return np.zeros(n_sec, bool)
+        nh = np.where(sums["nh"] > 0, sums["nh"], 1)
+        h = np.hypot(sums["hx"] / nh, sums["hy"] / nh)
+        step = np.sqrt(sums["step"] / nn)
+        # no steps around the second, no change of posture within transition_s
+        stepping = _dilate(step > s.walk_rms_g, 1)
+        w = max(1, int(round(s.transition_s)))
+        tilt_f = np.where(full, tilt, np.nan)
+        moving = np.zeros(n_sec, bool)
+        if n_sec > 1:
+            lo = _rolling(tilt_f, w, np.fmin)
+            hi = _rolling(tilt_f, w, np.fmax)
+            moving = _dilate((hi - lo) > s.transition_deg, w)
+        cue = ((h >= s.vehicle_manoeuvre_min_g) & (h <= s.vehicle_manoeuvre_max_g) & full & (sums["nh"] > 0)
+               & ~lying & ~walking & ~stepping & ~moving)
+        # the fused orientation needs time to settle after the start of full-rate data (its
+        # inclination error reads as horizontal acceleration until then)
+        settle = int(round(s.vehicle_cue_settle_s))
+        for i0, _i1 in runs(full):
+            cue[i0: i0 + settle] = False
+        cue = _min_runs(cue, max(1, int(round(s.vehicle_manoeuvre_min_s))))
+        win = max(1, int(round(s.vehicle_cue_window_s)))
+        count = centred_mean(cue.astype(float), win) * win
+        return (count >= s.vehicle_cue_s - 1e-9) & ~lying & ~walking & full
+
+
+def _rolling(x: np.ndarray, w: int, fn) -> np.ndarray:
+    """``fn``-reduction (np.fmin / np.fmax: NaN ignored) of ``x`` over the trailing ``w`` + 1 values."""
+    out = x.copy()
+    for k in range(1, w + 1):
+        out[k:] = fn(out[k:], x[:-k])
+    return out
+
+
+def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
+    """``mask`` widened by ``k`` elements on each side."""
+    out = mask.copy()
+    for j in range(1, k + 1):
+        out[j:] |= mask[:-j]
+        out[:-j] |= mask[j:]
+    return out
 
 
 def _fill_gaps(mask: np.ndarray, allowed: np.ndarray, max_len: int) -> np.ndarray:

@@ -195,7 +195,7 @@ class _Stream:
         q_seg = np.stack([quat.mul(q_sensor[:, k], self.align[k]) for k in range(self.n_imu)], axis=1)
         pitch, _roll, tilt = inclination(q_seg)
         fwd_up = quat.axis_in_world(q_seg[:, 0], 0)[:, 2]
-        self.context.feed(idx, acc[:, 0], tilt[:, 0], fwd_up)
+        self.context.feed(idx, acc[:, 0], tilt[:, 0], fwd_up, q_sensor[:, 0])
         self.jolts.feed(idx, q_sensor, q_seg[:, 0], acc, gyr)
         new_runs = getattr(self.jolts, "runs", [])[self.runs_seen:]
         self.runs_seen += len(new_runs)

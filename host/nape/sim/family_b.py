@@ -256,8 +256,9 @@ def _smooth_posture(x: np.ndarray, rate: float) -> np.ndarray:
     return np.convolve(pad, np.ones(k) / k, mode="same")[k:-k]
 
 
-def simulate_b(seed: int, kind: str, minutes: float | None = None) -> FamilyBResult:
-    """Simulate one family-B recording.
+def simulate_b(seed: int, kind: str, minutes: float | None = None, road_vibration: float = 1.0) -> FamilyBResult:
+    """Simulate one family-B recording (``road_vibration``: factor on the road and rough-road
+    vibration, 0 = a perfectly smooth road; the random draws are the same whatever it is).
 
     Raises:
         ValueError: unknown ``kind`` or a non-positive length.
@@ -267,6 +268,8 @@ def simulate_b(seed: int, kind: str, minutes: float | None = None) -> FamilyBRes
     minutes = DEFAULT_MINUTES_B[kind] if minutes is None else minutes
     if not minutes > 0:
         raise ValueError(f"minutes must be > 0, got {minutes!r}")
+    if not 0.0 <= road_vibration <= 10.0:
+        raise ValueError(f"road_vibration must be within [0, 10], got {road_vibration!r}")
     rng = np.random.default_rng([seed, 0xB])
     rate = float(rng.choice(RATES_HZ))
     dt = 1.0 / rate
@@ -287,7 +290,7 @@ def simulate_b(seed: int, kind: str, minutes: float | None = None) -> FamilyBRes
     a_lat = b.a_lat
     rough_noise = _band_noise(rng, n, rate, 5.0, 25.0)
     # trunk-level roughness: the seat chain passes 5-25 Hz at roughly unit gain overall here
-    road = b.rough * G * rough_noise + b.vehicle * 0.02 * G * _band_noise(rng, n, rate, 8.0, 30.0)
+    road = road_vibration * (b.rough * G * rough_noise + b.vehicle * 0.02 * G * _band_noise(rng, n, rate, 8.0, 30.0))
 
     # --- occupant: sprung seat and cushion (vertical), belt (horizontal), trunk lean
     a_z = _transmit(_transmit(b.a_floor_z, *SEAT_SUSPENSION, dt), *CUSHION, dt) + road

@@ -164,7 +164,8 @@ def _add_events(
                 raise SimError(f"unknown event {e!r}")
 
 
-def build_motion(tl: Timeline, t: np.ndarray, dt: float, rng: np.random.Generator) -> Motion:
+def build_motion(tl: Timeline, t: np.ndarray, dt: float, rng: np.random.Generator,
+                 road_vibration: float = 1.0) -> Motion:
     """Evaluate the script on the uniform time grid ``t`` (s; may extend beyond [0, total]).
 
     Raises:
@@ -248,6 +249,6 @@ def build_motion(tl: Timeline, t: np.ndarray, dt: float, rng: np.random.Generato
         m.walk_speed[i0:i1] = val[_T_WALK]
         m.heading[i0:i1] = val[_T_HEADING] + heading_events[i0:i1] + heading0
         m.segment[i0:i1] = idx
-        gain = np.tanh((m.vehicle_speed[i0:i1] / ROAD_VIB_SPEED_MPS) ** 2)
+        gain = road_vibration * np.tanh((m.vehicle_speed[i0:i1] / ROAD_VIB_SPEED_MPS) ** 2)
         m.vehicle_disp[:, i0:i1] += road[:, i0:i1] * gain
     return m

@@ -35,6 +35,9 @@ class SimSettings:
             picks ``max(2, ceil(400 / rate_hz))`` — 4 at 100 Hz, 2 at 400 Hz — so the
             internal rate is at least 400 Hz and at least twice the output rate. Positions
             and orientations are differentiated there and decimated with an anti-alias FIR.
+        road_vibration: factor on the road vibration at the seat (default 1.0; 0.0 = a
+            perfectly smooth road, e.g. an electric car on a new motorway). Potholes, rear
+            impacts and manoeuvres are unchanged.
     """
 
     rate_hz: float = 100.0
@@ -45,6 +48,7 @@ class SimSettings:
     acc_range_g: float = 16.0
     gyr_range_dps: float = 2000.0
     oversample: int | None = None
+    road_vibration: float = 1.0
 
     def validate(self) -> None:
         """Check ranges.
@@ -60,6 +64,8 @@ class SimSettings:
             raise SimError("acc_range_g and gyr_range_dps must be > 0")
         if not 0.0 <= self.mounting_misalignment_deg <= 180.0:
             raise SimError("mounting_misalignment_deg must be within [0, 180]")
+        if not 0.0 <= self.road_vibration <= 10.0:
+            raise SimError(f"road_vibration must be within [0, 10], got {self.road_vibration!r}")
         if self.oversample is not None and (
             int(self.oversample) != self.oversample or not 1 <= self.oversample <= 16
         ):

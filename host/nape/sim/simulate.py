@@ -131,7 +131,7 @@ def simulate(script: Sequence[Segment], seed: int = 0, settings: SimSettings | N
     t_int = (np.arange((n_out + 2 * margin) * os) - margin * os) * dt
     t_out = np.arange(n_out) / rate
 
-    motion = build_motion(tl, t_int, dt, np.random.default_rng([seed, 1]))
+    motion = build_motion(tl, t_int, dt, np.random.default_rng([seed, 1]), settings.road_vibration)
     rng_mount = np.random.default_rng([seed, 2])
     mis = np.deg2rad(settings.mounting_misalignment_deg)
     q_mounts = {role: rot.random_rotation(rng_mount, mis) for role in ("trunk", "head")}
