@@ -16,7 +16,8 @@ Features from the upper-back IMU only (so it works with one IMU):
   horizontal acceleration of the trunk in the world frame, per-second mean between
   ``vehicle_manoeuvre_min_g`` and ``vehicle_manoeuvre_max_g`` held ``vehicle_manoeuvre_min_s``
   (speeding up, slowing, cornering) while upright, with no steps (``gait_step_lo_hz`` –
-  ``gait_step_hi_hz`` band under ``walk_rms_g``) and no body transition (trunk inclination
+  ``gait_step_hi_hz`` band under ``walk_rms_g``), smooth within the second (RMS about the
+  second's mean under ``vehicle_cue_swing_g``) and no body transition (trunk inclination
   steady within ``transition_deg`` over ``transition_s``); ``vehicle_cue_s`` of it within
   ``vehicle_cue_window_s`` is a vehicle, as is road vibration: either suffices.
 Sitting and standing cannot be told apart from the trunk alone and are reported as upright.
@@ -50,7 +51,7 @@ class ContextFeatures:
         self.zi_vib = np.zeros((self.sos_vib.shape[0], 2))
         self.zi_step = np.zeros((self.sos_step.shape[0], 2))
         self.sums: dict[str, np.ndarray] = {k: np.zeros(0) for k in ("n", "gait", "vib", "tilt", "fwd_up", "step",
-                                                                     "hx", "hy", "nh")}
+                                                                     "hx", "hy", "hh", "nh")}
         self.size = 0  # seconds seen (the sums arrays may be longer)
 
     def feed(self, index: np.ndarray, acc_trunk: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray,
@@ -71,8 +72,8 @@ class ContextFeatures:
         if q_trunk is not None:
             a_w = quat.rotate(q_trunk, acc_trunk) / G  # specific force in the world frame: x, y horizontal
             ok = np.isfinite(a_w).all(axis=1)
-            cols += [("hx", np.where(ok, a_w[:, 0], 0.0)), ("hy", np.where(ok, a_w[:, 1], 0.0)),
-                     ("nh", ok.astype(float))]
+            hx, hy = np.where(ok, a_w[:, 0], 0.0), np.where(ok, a_w[:, 1], 0.0)
+            cols += [("hx", hx), ("hy", hy), ("hh", hx * hx + hy * hy), ("nh", ok.astype(float))]
         for key, val in cols:
             arr = self.sums[key]
             if len(arr) < size:
@@ -118,13 +119,18 @@ class ContextFeatures:
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
         share = centred_mean(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
-        vehicle |= self._car_cue(sums, nn, tilt, lying, walking, have & ~reduced)
+        car, moving = self._car_cue(sums, nn, tilt, lying, walking, have & ~reduced)
+        vehicle |= car
         # a stop at a junction or in a queue quietens the road: short breaks between vehicle
         # stretches with no walking or lying in them stay in the vehicle
         # (a seat ringing after a pothole looks like a few seconds of steps: inside a drive,
         # "walking" shorter than walk_in_vehicle_max_s is not)
         brief = walking & ~_min_runs(walking, int(s.walk_in_vehicle_max_s))
         vehicle = _fill_gaps(vehicle, ~lying & (~walking | brief) & have & ~reduced, int(s.vehicle_gap_s))
+        # nobody leaves or enters a car without standing up or sitting down: before the first and
+        # after the last sign of a drive, the vehicle holds up to vehicle_gap_s while the wearer
+        # neither walks, lies nor changes posture
+        vehicle = _extend(vehicle, ~lying & ~walking & ~moving & have & ~reduced, int(s.vehicle_gap_s))
         walking &= ~vehicle
         act[walking] = 1
         act[vehicle] = 2
@@ -145,9 +151,12 @@ class ContextFeatures:
         s = self.s
         n_sec = len(nn)
         if "nh" not in sums or n_sec == 0:
-            return np.zeros(n_sec, bool)
+            return np.zeros(n_sec, bool), np.ones(n_sec, bool)
         nh = np.where(sums["nh"] > 0, sums["nh"], 1)
         h = np.hypot(sums["hx"] / nh, sums["hy"] / nh)
+        # a car's speed change or corner is smooth: within the second the horizontal acceleration
+        # stays near its mean; arms, hands and a moving chest make it swing about it
+        swing = np.sqrt(np.maximum(sums["hh"] / nh - h * h, 0.0))
         step = np.sqrt(sums["step"] / nn)
         # no steps around the second, no change of posture within transition_s
         stepping = _dilate(step > s.walk_rms_g, 1)
@@ -157,8 +166,14 @@ class ContextFeatures:
         if n_sec > 1:
             lo = _rolling(tilt_f, w, np.fmin)
             hi = _rolling(tilt_f, w, np.fmax)
-            moving = _dilate((hi - lo) > s.transition_deg, w)
+            # a sustained acceleration tilts the apparent vertical by up to atan(a/g), and a fused
+            # inclination follows part of that: only a change beyond it is the body's own
+            smooth = full & (h <= s.vehicle_manoeuvre_max_g) & (swing <= s.vehicle_cue_swing_g)
+            h_max = _rolling(np.where(smooth, h, np.nan), w, np.fmax)
+            allow = s.transition_deg + np.degrees(np.arctan(np.nan_to_num(h_max)))
+            moving = _dilate((hi - lo) > allow, w)
         cue = ((h >= s.vehicle_manoeuvre_min_g) & (h <= s.vehicle_manoeuvre_max_g) & full & (sums["nh"] > 0)
+               & (swing <= s.vehicle_cue_swing_g)
                & ~lying & ~walking & ~stepping & ~moving)
         # the fused orientation needs time to settle after the start of full-rate data (its
         # inclination error reads as horizontal acceleration until then)
@@ -168,7 +183,7 @@ class ContextFeatures:
         cue = _min_runs(cue, max(1, int(round(s.vehicle_manoeuvre_min_s))))
         win = max(1, int(round(s.vehicle_cue_window_s)))
         count = centred_mean(cue.astype(float), win) * win
-        return (count >= s.vehicle_cue_s - 1e-9) & ~lying & ~walking & full
+        return (count >= s.vehicle_cue_s - 1e-9) & ~lying & ~walking & full, moving
 
 
 def _rolling(x: np.ndarray, w: int, fn) -> np.ndarray:
@@ -185,6 +200,23 @@ def _dilate(mask: np.ndarray, k: int) -> np.ndarray:
     for j in range(1, k + 1):
         out[j:] |= mask[:-j]
         out[:-j] |= mask[j:]
+    return out
+
+
+def _extend(mask: np.ndarray, allowed: np.ndarray, max_len: int) -> np.ndarray:
+    """``mask`` with each True run extended forward and backward by up to ``max_len`` elements,
+    as far as ``allowed`` holds without a break."""
+    out = mask.copy()
+    n = len(mask)
+    for i0, i1 in runs(mask):
+        j = i1
+        while j < min(n, i1 + max_len) and allowed[j]:
+            j += 1
+        out[i1:j] = True
+        j = i0
+        while j > max(0, i0 - max_len) and allowed[j - 1]:
+            j -= 1
+        out[j:i0] = True
     return out
 
 

@@ -100,6 +100,12 @@ NIC_SPAN_S = 0.3  # NIC's maximum is taken over this long from the onset (the re
 NIC_ALIGN_S = 0.6  # the head's and trunk's velocity changes over this long from the onset align their headings
 ALIGN_MIN_MPS = 0.3  # ... when both exceed this
 DV_SPAN_S = 0.3  # an impact's velocity change is read over this long from its onset (pulses last 50–200 ms)
+# ... as the upper back's velocity once the seat back has let go: averaged from the pulse's end
+# (the longest rear-impact pulses last 200 ms) over one cycle of the seat back's 2.5–3 Hz spring
+# (0.4 s). Its peak overshoots the car's velocity change (the seat back springs the trunk forward:
+# 1.18 × the seat's ΔV on simulator family A), and the crash-recorder figures the grade rests on
+# ([DELTAV] in nape.settings) are the car's ΔV over the pulse.
+DV_SETTLE_S = (0.2, 0.6)
 BRIC_CRIT = np.array([66.25, 56.45, 42.87])  # rad/s about x, y, z
 
 
@@ -740,15 +746,20 @@ def _seat_from_back(z: np.ndarray, rate: float, f_hz: float, zeta: float, fc_hz:
 
 def _delta_v_kmh(a_fwd: np.ndarray, on: int, rate: float) -> float:
     """The upper back's forward velocity change (km/h) in an impact: the forward linear
-    acceleration ``a_fwd`` (m/s^2) less its mean over the ``PRE_S`` before the onset ``on``
-    (a braking under way), integrated from 0.05 s before the onset; its largest value over
-    ``DV_SPAN_S``."""
+    acceleration ``a_fwd`` (m/s^2) less its median over the ``PRE_S`` before the onset ``on``
+    (a braking under way), integrated from 0.05 s before the onset; averaged over
+    ``DV_SETTLE_S`` after the onset (where the window is shorter: its largest value over
+    ``DV_SPAN_S``)."""
     if not len(a_fwd):
         return float("nan")
     pre = a_fwd[max(on - int(PRE_S * rate), 0): max(on, 1)]
     base = float(np.median(pre)) if len(pre) else 0.0
     a = max(on - int(0.05 * rate), 0)
-    seg = a_fwd[a: min(on + int(DV_SPAN_S * rate), len(a_fwd))] - base
+    s0, s1 = on + int(DV_SETTLE_S[0] * rate), on + int(DV_SETTLE_S[1] * rate)
+    if s1 <= len(a_fwd):  # the trunk's velocity once the seat back has let go: the car's ΔV
+        v = np.cumsum(a_fwd[a: s1] - base) / rate
+        return float(np.mean(v[s0 - a:]) * 3.6)
+    seg = a_fwd[a: min(on + int(DV_SPAN_S * rate), len(a_fwd))] - base  # cut short: the peak
     return float(np.max(np.cumsum(seg)) / rate * 3.6) if len(seg) else float("nan")
 
 
