@@ -228,3 +228,28 @@ def test_each_cause_is_graded_on_its_own_published_boundaries():
     for keys in GRADE_BOUNDS.values():
         for k in keys:
             assert k in d.sources and d.sources[k], k  # every boundary has its published source
+
+
+def test_a_smooth_road_drive_is_a_vehicle_from_the_cars_own_speed_changes(tmp_path):
+    """No road vibration at all (an electric car on a smooth road): gentle speed changes and
+    corners (0.12–0.2 g for 3–5 s every ~25 s) make it a drive; the same still sitting without
+    them, or with the trunk bending with each push, does not."""
+    n = int(300 * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = np.zeros((n, 3))
+    dirs = ([1, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0])
+    for k, t0 in enumerate(range(20, 290, 25)):
+        lin += _plateau(n, t0, t0 + 3 + k % 3, 0.12 + 0.02 * (k % 4), dirs[k % 4])
+    drive = analyse(write_recording(tmp_path / "d.nape", RATE, q, q, lin_trunk=lin, lin_head=lin))
+    assert drive.activity_s["vehicle"] >= 0.9 * 280, drive.activity_s
+    assert drive.jolts == []  # under the trigger: speed changes, not jolts
+    still = analyse(write_recording(tmp_path / "s.nape", RATE, q, q))
+    assert still.activity_s["vehicle"] == 0
+    # the same pushes, each with the trunk bending 30° (sitting down, reaching): body transitions
+    t = np.arange(n) / RATE
+    bend = np.zeros(n)
+    for t0 in range(20, 290, 25):
+        bend += 30.0 * np.clip(1 - np.abs(t - t0 - 2.0) / 2.0, 0, 1)
+    qb = pitch_quat(bend)
+    bending = analyse(write_recording(tmp_path / "b.nape", RATE, qb, qb, lin_trunk=lin, lin_head=lin))
+    assert bending.activity_s["vehicle"] == 0, bending.activity_s

@@ -418,3 +418,35 @@ def test_head_turn_is_labelled_voluntary():
     (e,) = res.labels.events
     assert e.kind == "head_turn" and e.severity == "none"
     assert res.truth.neck_axial_deg.max() == pytest.approx(60.0, abs=0.5)
+
+
+def test_road_vibration_factor_turns_the_road_down_and_leaves_the_events():
+    """road_vibration scales the road's vibration only (0: a perfectly smooth road); the
+    scripted events and their labels are the same draws, and family B takes the factor too."""
+    from nape.sim.family_b import simulate_b
+
+    st = SimSettings(time_scale=0.1, rate_hz=100.0)
+    rough = simulate_day(seed=2, settings=st)
+    smooth = simulate_day(seed=2, settings=SimSettings(time_scale=0.1, rate_hz=100.0, road_vibration=0.0))
+    driving = np.asarray(rough.truth.vehicle_speed_mps) > 8.0
+    assert driving.sum() > 100 * 30
+
+    def hf(sim):  # the trunk's vertical acceleration above 6 Hz while driving fast: median
+        from scipy import signal  # of per-second RMS (events are rare seconds)
+
+        sos = signal.butter(2, 6.0, btype="high", fs=sim.rate_hz, output="sos")
+        x = signal.sosfilt(sos, sim.imus["trunk"].acc_clean[:, 2])
+        k = int(sim.rate_hz)
+        secs = [np.sqrt(np.mean(x[i:i + k] ** 2)) for i in range(0, len(x) - k, k) if driving[i:i + k].all()]
+        return float(np.median(secs))
+
+    assert hf(smooth) < 0.2 * hf(rough)
+    assert [e.kind for e in smooth.labels.events] == [e.kind for e in rough.labels.events]
+    assert all(abs(a.t_peak - b.t_peak) < 0.1 for a, b in zip(smooth.labels.events, rough.labels.events))
+    with pytest.raises(SimError):
+        SimSettings(road_vibration=-1.0).validate()
+    b0 = simulate_b(9100, "drive_b", 2.0, road_vibration=0.0)
+    b1 = simulate_b(9100, "drive_b", 2.0)
+    assert [e.kind for e in b0.labels.events] == [e.kind for e in b1.labels.events]
+    with pytest.raises(ValueError):
+        simulate_b(9100, "drive_b", 2.0, road_vibration=-0.5)

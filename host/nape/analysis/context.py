@@ -119,7 +119,7 @@ class ContextFeatures:
         vib_on = (vib > s.vehicle_vib_rms_g) & ~lying & ~walking
         share = centred_mean(vib_on, w)
         vehicle = (share > 0.6) & ~lying & ~walking
-        car, moving = self._car_cue(sums, nn, tilt, lying, walking, have & ~reduced)
+        car, moving, cue = self._car_cue(sums, nn, tilt, lying, walking, have & ~reduced)
         vehicle |= car
         # a stop at a junction or in a queue quietens the road: short breaks between vehicle
         # stretches with no walking or lying in them stay in the vehicle
@@ -130,7 +130,17 @@ class ContextFeatures:
         # nobody leaves or enters a car without standing up or sitting down: before the first and
         # after the last sign of a drive, the vehicle holds up to vehicle_gap_s while the wearer
         # neither walks, lies nor changes posture
-        vehicle = _extend(vehicle, ~lying & ~walking & ~moving & have & ~reduced, int(s.vehicle_gap_s))
+        still_seated = ~lying & ~walking & ~moving & have & ~reduced
+        vehicle = _extend(vehicle, still_seated, int(s.vehicle_gap_s))
+        # a drive, once recognised, is kept by a single speed change or corner within
+        # vehicle_gap_s (it takes two to start one): a quiet motorway ends with one braking
+        for _ in range(2):
+            joined = _fill_gaps(vehicle | (cue & still_seated), still_seated, int(s.vehicle_gap_s))
+            keep = np.zeros_like(vehicle)
+            for i0, i1 in runs(joined):
+                if vehicle[i0:i1].any():
+                    keep[i0:i1] = True
+            vehicle = _extend(keep, still_seated, int(s.vehicle_gap_s))
         walking &= ~vehicle
         act[walking] = 1
         act[vehicle] = 2
@@ -151,12 +161,15 @@ class ContextFeatures:
         s = self.s
         n_sec = len(nn)
         if "nh" not in sums or n_sec == 0:
-            return np.zeros(n_sec, bool), np.ones(n_sec, bool)
+            return np.zeros(n_sec, bool), np.ones(n_sec, bool), np.zeros(n_sec, bool)
         nh = np.where(sums["nh"] > 0, sums["nh"], 1)
         h = np.hypot(sums["hx"] / nh, sums["hy"] / nh)
         # a car's speed change or corner is smooth: within the second the horizontal acceleration
         # stays near its mean; arms, hands and a moving chest make it swing about it
         swing = np.sqrt(np.maximum(sums["hh"] / nh - h * h, 0.0))
+        # (a belted trunk rings at its belt / seat-back resonance in a hard manoeuvre: in
+        # proportion to the car's acceleration, so the allowance grows with it)
+        smooth = full & (h <= s.vehicle_manoeuvre_max_g) & (swing <= s.vehicle_cue_swing_g + s.vehicle_cue_swing_ratio * h)
         step = np.sqrt(sums["step"] / nn)
         # no steps around the second, no change of posture within transition_s
         stepping = _dilate(step > s.walk_rms_g, 1)
@@ -168,12 +181,11 @@ class ContextFeatures:
             hi = _rolling(tilt_f, w, np.fmax)
             # a sustained acceleration tilts the apparent vertical by up to atan(a/g), and a fused
             # inclination follows part of that: only a change beyond it is the body's own
-            smooth = full & (h <= s.vehicle_manoeuvre_max_g) & (swing <= s.vehicle_cue_swing_g)
             h_max = _rolling(np.where(smooth, h, np.nan), w, np.fmax)
             allow = s.transition_deg + np.degrees(np.arctan(np.nan_to_num(h_max)))
             moving = _dilate((hi - lo) > allow, w)
         cue = ((h >= s.vehicle_manoeuvre_min_g) & (h <= s.vehicle_manoeuvre_max_g) & full & (sums["nh"] > 0)
-               & (swing <= s.vehicle_cue_swing_g)
+               & smooth
                & ~lying & ~walking & ~stepping & ~moving)
         # the fused orientation needs time to settle after the start of full-rate data (its
         # inclination error reads as horizontal acceleration until then)
@@ -183,7 +195,15 @@ class ContextFeatures:
         cue = _min_runs(cue, max(1, int(round(s.vehicle_manoeuvre_min_s))))
         win = max(1, int(round(s.vehicle_cue_window_s)))
         count = centred_mean(cue.astype(float), win) * win
-        return (count >= s.vehicle_cue_s - 1e-9) & ~lying & ~walking & full, moving
+        starts = np.zeros(n_sec)
+        # a manoeuvre and the fused inclination's recovery after it (seconds later, separated
+        # by a ringing second or two) are one, not two
+        gap = max(1, int(round(s.vehicle_manoeuvre_min_s)))
+        for i0, _i1 in runs(_fill_gaps(cue, np.ones(n_sec, bool), gap)):
+            starts[i0] = 1.0
+        separate = centred_mean(starts, win) * win  # distinct speed changes / corners in the window
+        ok = (count >= s.vehicle_cue_s - 1e-9) & (separate >= s.vehicle_cue_runs - 1e-9)
+        return ok & ~lying & ~walking & full, moving, cue
 
 
 def _rolling(x: np.ndarray, w: int, fn) -> np.ndarray:
