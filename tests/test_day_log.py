@@ -506,10 +506,12 @@ def test_end_to_end_the_whole_firmware_alone_then_nape_record_then_the_report(tm
     assert f.lost_samples == 0 and f.gaps == []
     assert [s["rate"] for s in f.rates["spans"]] == ["full", "reduced"]
     assert f.rates["spans"][1]["start_s"] == pytest.approx(5, abs=0.5) and f.rates["reduced_rate_s"] > 190
-    # every bump from the board's own windows, at its time, graded on its size (2 g: moderate)
+    # every bump from the board's own windows, at its time, graded as the stream grades a bump:
+    # on the seat's shock, which for a 30 ms, 2 g pulse at the upper back (a seated body rings at
+    # ~4.5 Hz and passes so short a pulse only in part) is well beyond the 2.5 g "severe" bound
     assert [round(j.peak_t_s) for j in f.jolts] == [round(b) for b in wearer.bumps]
-    assert all(j.cause == "bump" and j.grade == "moderate" and j.peak_trunk_g == pytest.approx(2.0, abs=0.15)
-               for j in f.jolts)
+    assert all(j.cause == "bump" and j.grade_basis == "seat" and j.peak_trunk_g == pytest.approx(2.0, abs=0.15)
+               and j.grade_value > 2.5 and j.grade == "severe" for j in f.jolts)
     (ep,) = f.episodes
     assert ep.kind == "trunk_inclination" and ep.duration_s == pytest.approx(90, abs=2)
     assert ep.mean_deg == pytest.approx(35, abs=1.5)

@@ -418,7 +418,7 @@ class JoltDetector:
         # a manoeuvre's time: the centre of its plateau (within 80 % of the peak of its half-second
         # average, the level graded), which the sensor's noise or the trunk's overshoot at the
         # onset cannot move along a corner's flat top as they move the peak
-        kv = max(1, int(VEHICLE_AVG_S * self.rate))
+        kv = max(1, min(int(VEHICLE_AVG_S * self.rate), len(vraw)))  # ("same" needs kv <= len)
         ic = plateau_centre(np.where(mask, np.convolve(vraw, np.ones(kv) / kv, mode="same"), 0.0), iv)
         horiz = lin[:, 0, :2]
         hmag = np.linalg.norm(horiz, axis=1)
@@ -447,7 +447,7 @@ class JoltDetector:
         # the graded estimates ([GRADE] in nape.settings): the vehicle's sustained acceleration,
         # the seat's vertical shock
         smag = np.hypot(sustained[:, 0], sustained[:, 1])
-        k = max(1, int(VEHICLE_AVG_S * self.rate))
+        k = max(1, min(int(VEHICLE_AVG_S * self.rate), len(smag)))
         out["grade_vehicle_g"] = float(np.convolve(smag, np.ones(k) / k, mode="same")[sp].max() / G)
         z = lin_t[:, 2] - np.median(lin_t[:max(on, 1), 2])
         out["grade_seat_g"] = float(np.abs(_seat_from_back(z, self.rate, self.s.seat_body_hz,

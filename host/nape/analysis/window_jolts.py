@@ -19,15 +19,18 @@ here on its own:
   a shock has rung out. When the mean horizontal acceleration over the window's last
   ``SUSTAINED_TAIL_S`` is still ``SUSTAINED_SHARE`` × ``jolt_trigger_g`` (and the jolt is not
   mainly vertical) it is a manoeuvre: braking / acceleration / lateral by its direction
-  relative to the trunk's heading, graded on the peak sustained (``vehicle_lowpass_hz``)
-  horizontal acceleration within the window against ``jolt_moderate_g`` /
-  ``jolt_severe_g`` — a lower bound, as a manoeuvre may still grow after its window ends;
-* otherwise cause and grade as :meth:`JoltDetector._cause` / ``_classify`` for a shock in an
-  unknown context (the day log cannot tell a vehicle ride; an unknown context is taken as
-  in a vehicle, as the stream detector does without context): a bump when vertical
-  (``bump_vertical_ratio``), else rear_impact_like when it pushes the trunk forward, else a
-  knock; graded on the peak vertical / horizontal / magnitude against ``shock_moderate_g``
-  and ``shock_severe_g``. Windows whose peak stays below ``shock_trigger_g`` are not jolts.
+  relative to the trunk's heading, graded as the stream grades it (``GRADE_BOUNDS`` in
+  :mod:`nape.settings`, basis "vehicle"): the sustained (``vehicle_lowpass_hz``) horizontal
+  acceleration averaged over ``VEHICLE_AVG_S`` — a lower bound, as a manoeuvre may still grow
+  after its window ends;
+* otherwise a shock, its cause as :meth:`JoltDetector._cause` in an unknown context (the day
+  log cannot tell a vehicle ride; taken as in a vehicle, as the stream detector does without
+  context), each graded on the quantity that loads the neck, as the stream does: a bump
+  (``bump_vertical_ratio``) on the seat's shock estimated from the upper back's vertical
+  acceleration (basis "seat"); rear_impact_like (pushes the trunk forward) on NIC from the
+  trigger with a head sensor (basis "nic"), else on the upper back's velocity change (basis
+  "delta_v", less certain); else a knock on the upper back's whole acceleration (basis
+  "back"). Windows whose peak stays below ``shock_trigger_g`` are not jolts.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ from scipy import signal
 
 from .. import quat
 from ..plainwords import fmt_duration
-from ..settings import AnalysisSettings
+from ..settings import GRADE_BOUNDS, AnalysisSettings
 from .findings import Jolt
-from .jolts import BRIC_CRIT
+from .jolts import (BRIC_CRIT, NIC_ALIGN_S, NIC_SPAN_S, VEHICLE_AVG_S, _align_heading, _delta_v_kmh,
+                    _seat_from_back, grade_of_size)
 from .stream import REASON_LOG_FULL
 
 G = 9.80665
@@ -91,6 +95,22 @@ def _board_q(board: dict, t_s: float) -> np.ndarray | None:
     return np.concatenate(board["q"])[i].astype(float)
 
 
+def _window_nic(lin: np.ndarray, on: int, rate: float, fwd: np.ndarray) -> float:
+    """NIC (m²/s²) over ``NIC_SPAN_S`` from the trigger sample ``on``: T1 minus head forward
+    acceleration (``lin`` (n, 2, 3) world-frame linear acceleration, trunk then head; the head's
+    heading turned into the trunk's as :func:`nape.analysis.jolts._align_heading` does), as the
+    stream's NIC (:mod:`.jolts`); NaN when the window holds too little after its trigger."""
+    a0 = max(on - int(0.05 * rate), 0)
+    if len(lin) - on < max(2, int(0.1 * rate)):
+        return float("nan")
+    span = slice(a0, min(on + int(NIC_ALIGN_S * rate), len(lin)))
+    head_h = _align_heading(lin[span, 0, :2], lin[span, 1, :2], lin[:, 1, :2], rate)
+    a_rel = (lin[:, 0, :2] - head_h) @ fwd
+    seg = slice(a0, min(on + int(NIC_SPAN_S * rate), len(lin)))
+    v_rel = np.cumsum(a_rel[seg]) / rate
+    return float((0.2 * a_rel[seg] + v_rel ** 2).max())
+
+
 def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: AnalysisSettings,
                   gyro_offset: np.ndarray) -> list[Jolt]:
     """Jolts measured from EVENT windows alone (:func:`nape.analysis.traces.event_windows`)."""
@@ -135,25 +155,42 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
         late = horiz_v[tail].mean(axis=0)
         f_late = fwd[tail].mean(axis=0)
         f_late /= max(float(np.linalg.norm(f_late)), 1e-9)
+        on = int(np.clip(np.searchsorted(t_rel, 0.0), 0, len(t_rel) - 1))  # the trigger sample
+        nic = dv = float("nan")
         if np.linalg.norm(late) / G >= SUSTAINED_SHARE * s.jolt_trigger_g and vert_g <= s.bump_vertical_ratio * horiz_g:
             # a manoeuvre (braking, accelerating, cornering): still pushing when the window ends
             along_m = float(late @ f_late)
             across_m = float(late[0] * -f_late[1] + late[1] * f_late[0])
             cause = "lateral" if abs(across_m) > abs(along_m) else "braking" if along_m < 0 else "acceleration"
-            size, bounds = float(np.linalg.norm(veh, axis=1).max() / G), (s.jolt_moderate_g, s.jolt_severe_g)
+            # the vehicle's level as the stream grades it: the sustained part averaged over VEHICLE_AVG_S
+            kv = max(1, min(int(VEHICLE_AVG_S * rate), len(veh)))  # ("same" needs kv <= len)
+            basis = "vehicle"
+            size = float(np.convolve(np.linalg.norm(veh, axis=1), np.ones(kv) / kv, mode="same").max() / G)
             vehicle_g = size
         else:
             ih = int(np.argmax(horiz))
             f = fwd[ih] / max(float(np.linalg.norm(fwd[ih])), 1e-9)
             along = float(horiz_v[ih] @ f)
-            bounds, vehicle_g = (s.shock_moderate_g, s.shock_severe_g), float("nan")
-            if vert_g > s.bump_vertical_ratio * horiz_g:
-                cause, size = "bump", vert_g
+            vehicle_g = float("nan")
+            f_on = fwd[on] / max(float(np.linalg.norm(fwd[on])), 1e-9)
+            dv = _delta_v_kmh(lin[:, 0, :2] @ f_on, on, rate)
+            if vert_g > s.bump_vertical_ratio * horiz_g:  # the seat's shock, as the stream grades a bump
+                cause, basis = "bump", "seat"
+                z = lin[:, 0, 2] - np.median(lin[:max(on, 1), 0, 2])
+                size = float(np.abs(_seat_from_back(z, rate, s.seat_body_hz, s.seat_body_damping)).max() / G)
             elif along > 0:
-                cause, size = "rear_impact_like", horiz_g
-            else:
-                cause, size = "knock", peak_g
-        grade = "severe" if size >= bounds[1] else "moderate" if size >= bounds[0] else "mild"
+                cause = "rear_impact_like"
+                if k > 1:  # neck loading: NIC from the impact's own onset, head heading aligned to the trunk's
+                    nic = _window_nic(lin, on, rate, f_on)
+                if np.isfinite(nic):
+                    basis, size = "nic", nic
+                else:  # no head sensor: the upper back's velocity change, less certain
+                    basis, size = "delta_v", dv
+            else:  # a knock (a fall, a blow): its whole size
+                cause, basis, size = "knock", "back", peak_g
+            if cause != "rear_impact_like":
+                dv = float("nan")
+        grade = grade_of_size(size, tuple(getattr(s, key) for key in GRADE_BOUNDS[basis]))
         head_g = head_dps = neck_dps = bric = float("nan")
         if k > 1:
             head_g = float(np.linalg.norm(flt[:, 1], axis=1).max() / G)
@@ -173,7 +210,8 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
             peak_t_s=peak_t, start_s=float(t_abs[0]), end_s=float(t_abs[-1]), cause=cause, grade=grade,
             peak_trunk_g=peak_g, peak_head_g=head_g, peak_head_dps=head_dps, peak_vertical_g=vert_g,
             peak_vehicle_g=vehicle_g,
-            peak_neck_dps=neck_dps, bric=bric,
+            peak_neck_dps=neck_dps, bric=bric, nic_m2s2=float(nic),
+            grade_basis=basis, grade_value=float(size), delta_v_kmh=float(dv),
             source="event window", trace=trace | {"gravity_from": gravity}))
     return out
 
