@@ -86,3 +86,37 @@ def test_a_board_out_of_range_is_found_again_and_backfilled_once(tmp_path):
     for b in wearer.bumps:
         near = [w for w in windows.values() if abs(w[2] - b) < 0.5]
         assert near and near[0][1] == near[0][0], f"bump at {b} s: no whole window ({sorted(windows.values())})"
+
+
+async def _stop_while_away(tmp_path):
+    wearer = Wearer(60.0, jolt_every_s=30.0, hunch_every_s=1000.0)
+    path = tmp_path / "stopped.nape"
+    async with VirtualDevice(nsim_blob(wearer), speed=0, secure=False, quiet_hours=False, hold=True,
+                             offline_after_s=5.0, away_s=(10.0, 50.0), start_timeout=120.0) as vd:
+        tr = BleTransport(bumble=vd.bumble_args, backoff_max_s=1.0)
+        task = asyncio.create_task(record(tr, path))
+        ev = await vd.wait_event("away", timeout=300.0)
+        while tr.link_state()["state"] != "lost":
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.0)  # a few reconnection attempts
+        # what went on air a moment before the board left: the host must have kept all of it
+        on_air = (await vd.stats(before=ev["t"] - 0.2))["sent_next_seq"]
+        task.cancel()  # what Ctrl-C does to nape record
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+    return path, on_air
+
+
+def test_stopping_while_the_board_is_away_keeps_everything_received(tmp_path):
+    path, on_air = asyncio.run(_stop_while_away(tmp_path))
+    rec = open_recording(path)
+    assert rec.closed_cleanly
+    seqs = []
+    for _t, pkt in rec.iter_packets():
+        if pkt[1] == 1:
+            sp = wire.decode_packet(pkt)
+            seqs.extend(range(sp.seq, sp.seq + sp.count))
+    assert seqs and seqs == list(range(len(seqs)))  # everything before the link dropped, once, in order
+    assert on_air and len(seqs) >= on_air  # every sample notified before the board left
