@@ -33,7 +33,8 @@ it logs after ``--offline-after`` seconds of board time without a central (defau
 ``config.SAVER_AFTER_S``).
 
 ``--away A:B``: the host is out of range from board second A to B: the board prints
-``NAPE-APP away t_ms=<ms>`` and ``NAPE-APP back t_ms=<ms>`` at those board times and the
+``NAPE-APP away t_ms=<ms> lightsleeps=<n> mode=<power mode>`` and ``NAPE-APP back ...``
+(the same fields) at those board times and the
 virtual-device process takes it off the air in between (its links drop, its advertising
 reaches nobody), so it runs alone and, with a day log, logs offline.
 
