@@ -22,6 +22,10 @@ import main
 import ble_app  # main imports it at boot; its code is module code (frozen on a plain ESP32), not data
 import config
 config.BLE_SECRETS_FILE = ""  # bonds in RAM: the unix port's "/" is the host's root
+if "%(mode)s" == "offline":  # the day log as the board keeps it (on the unix port only when asked), from the start
+    config.DAYLOG = 2
+    config.DAYLOG_FILE = "%(daylog_file)s"
+    config.SAVER_AFTER_S = 0
 gc.collect()
 free_imports = gc.mem_free()
 print(sys.implementation.name)

@@ -420,7 +420,7 @@ def _run_loop(mpy_dir: Path, heap: str, iters: int, rounds: int, loops: int, all
     import subprocess
 
     code = LOOP % {"iters": iters, "rounds": rounds, "loops": loops, "pystone": _PYSTONE, "alloc": alloc,
-                   "mode": mode}
+                   "mode": mode, "daylog_file": str(mpy_dir / "nape-day.log")}
     env = dict(os.environ, MICROPYPATH=":".join([str(mpy_dir), ".frozen"]))
     env.pop("NAPE_BLE_BRIDGE", None)
     proc = subprocess.run([micropython_binary(), "-X", "heapsize=" + heap, "-c", code],

@@ -447,7 +447,8 @@ def _seed_recording_bytes() -> list[bytes]:
 
 
 FW_SEEDS = ["01", "02", "0307000000", "0402", "051e142d00", "06" + struct.pack("<Q", 1700000000123).hex(),
-            "07", "08", "090b000000", "00", "99", "0100", "0a00", "0b", "0c" + "00" * 32]
+            "07", "08", "090b000000", "00", "99", "0100", "0a00", "0b", "0c" + "00" * 32,
+            "0d020100", "0d040000", "0d090000"]
 
 
 # --------------------------------------------------------------------------- random engine
@@ -725,7 +726,7 @@ svc = ble_service.NapeService(ble, st, name="Nape", fw_version="0.1.0", imu_mask
 ble._inject(1, (7, 1, b"\x00" * 6)); svc.poll()
 ble._inject(21, (7, 247)); svc.poll()
 H = svc.h_control
-LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5, 10: 2, 11: 1, 12: 33}
+LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5, 10: 2, 11: 1, 12: 33, 13: 4}
 x = SEED or 1
 def rnd(k):
     global x
@@ -795,13 +796,18 @@ for it in range(N):
     eff = cmd[:40]  # the stack keeps at most the characteristic's 40-byte buffer
     resp = [s[1][2] for s in ble._sent if s[0] == "notify" and s[1][1] == H and s[1][2][0] & 0x80
             and not (s[1][2][0] == 0xA0 and len(s[1][2]) == 5)]
-    want = 0 if (not eff or (eff[0] == 9 and len(eff) == 5)) else 1
+    # no response (SPEC): ACK of the right length, LOG_ACK of the right length with a known
+    # type (2 EVENT, 4 MARKS); any other write gets exactly one response
+    silent = not eff or (eff[0] == 9 and len(eff) == 5) or (eff[0] == 13 and len(eff) == 4 and eff[1] in (2, 4))
+    want = 0 if silent else 1
     ok = len(resp) == want
     if ok and want:
         r = resp[0]
         ok = r[0] == (eff[0] | 0x80) & 0xFF and r[1] <= 6 and (
             len(r) in (2, 10) or (eff[0] == 11 and r[1] == 0 and len(r) == 18))  # AUTH_CHALLENGE: nonce
         exp = 1 if eff[0] not in LEN else (2 if len(eff) != LEN[eff[0]] else None)
+        if exp is None and eff[0] == 13:
+            exp = 3  # LOG_ACK of another type: bad value
         if exp is not None and r[1] != exp:
             ok = False
         key = (eff[0] if eff[0] in LEN else -1, r[1])

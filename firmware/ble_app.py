@@ -116,6 +116,8 @@ class BleApp:
         self.buzzer = None
         self._signal = WINDOW_PATTERN if self.service.pairing_open() else None
         self.signals = 0  # pairing signals played on the buzzer
+        self.clock = time.ticks_ms  # the power policy's clock (use_clock)
+        self._own_policy = power_policy is None
         if power_saver and power_policy is None:
             power_policy = power.PowerPolicy(time.ticks_ms())
         self.power = power_policy if power_saver else None
@@ -207,6 +209,16 @@ class BleApp:
             return 0
         return (nxt - svc.cursor) & 0xFFFFFFFF
 
+    def use_clock(self, clock):
+        """Run the power policy on ``clock`` (``() -> ms``) instead of ``time.ticks_ms``:
+        the virtual board's board time (on a board they are the same clock). Restarts
+        the app's own policy on it."""
+        self.clock = clock
+        now = clock()
+        self._power_due = now
+        if self.power is not None and self._own_policy:
+            self.power = power.PowerPolicy(now)
+
     def tick(self):
         """BLE housekeeping and sending; returns notifications sent."""
         svc = self.service
@@ -224,7 +236,7 @@ class BleApp:
                 self._collect()
         pol = self.power
         if pol is not None:
-            now = time.ticks_ms()
+            now = self.clock()
             if time.ticks_diff(now, self._power_due) >= 0:
                 self._power_due = time.ticks_add(now, 100)
                 f = self.pipeline.fusion

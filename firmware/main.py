@@ -281,9 +281,12 @@ class Device:
         odr = p.raw_odr_hz
         if rate == self._rate and odr == self._odr:
             return
+        smp = self.sampler
+        scr = smp.screen
+        if scr is not None and (scr.capturing() or scr.ready()):
+            return  # a jolt window is being captured: a new rate makes a new screen, so switch once it is out
         self._rate = rate
         self._odr = odr
-        smp = self.sampler
         try:
             smp.set_rates(rate, odr)
         except (ValueError, ImuError) as e:

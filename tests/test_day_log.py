@@ -518,3 +518,20 @@ def test_end_to_end_the_whole_firmware_alone_then_nape_record_then_the_report(tm
     # the board's posture alert (held 60 s): from its marks
     assert [a["trunk"] for a in f.alerts] == [True] and f.alerts[0]["start_s"] == pytest.approx(160, abs=2)
     _schema_ok(f)
+
+
+def test_windows_of_one_manoeuvre_are_one_jolt_and_other_causes_stay_apart():
+    """A braking still pushing as its window ends triggers the board again: one event, kept at
+    its largest graded value over the whole span; a different cause next to it stays its own."""
+    from nape.analysis.findings import Jolt
+    from nape.analysis.window_jolts import merge_same_event
+
+    def j(t, cause, v):
+        return Jolt(peak_t_s=t + 0.1, start_s=t - 0.2, end_s=t + 0.5, cause=cause, grade="mild",
+                    peak_trunk_g=v, peak_head_g=float("nan"), peak_head_dps=float("nan"), grade_value=v)
+
+    got = merge_same_event([j(10.0, "braking", 0.5), j(10.75, "braking", 0.7), j(11.6, "bump", 1.2),
+                            j(30.0, "braking", 0.4)], merge_s=1.0)
+    assert [(x.cause, x.grade_value, x.start_s, x.end_s) for x in got] == [
+        ("braking", 0.7, 9.8, 11.25), ("bump", 1.2, 11.4, 12.1), ("braking", 0.4, 29.8, 30.5)]
+    assert merge_same_event([j(10.0, "braking", 0.5), j(12.0, "braking", 0.7)], merge_s=1.0)[1].start_s == 11.8

@@ -109,8 +109,11 @@ def test_demo_command_writes_report(tmp_path, capsys):
     # the headline in plain words: "N jolts, 1 severe and 4 moderate: worst hard braking at 08:42 (severe)."
     h = data["headlines"]
     worst = max(data["jolts"], key=lambda j: ({"mild": 0, "moderate": 1, "severe": 2}[j["grade"]], j["peak_trunk_g"]))
-    m = re.fullmatch(r"(\d+) jolts, (.+): worst (.+) at (\d\d:\d\d) \((\w+)\)\.", h[0])
-    assert m, h[0]
+    # (first, unless a coverage line comes before it: the drive's reduced-rate span starts
+    # a fraction of a second after the full-rate data stops)
+    lines = [x for x in h if not x.startswith("The figures below rest on ")]
+    m = re.fullmatch(r"(\d+) jolts, (.+): worst (.+) at (\d\d:\d\d) \((\w+)\)\.", lines[0])
+    assert m, h
     assert int(m[1]) == len(data["jolts"]) and m[4] == worst["peak_local_time"][:5] and m[5] == worst["grade"]
     # "Neck bent forward more than 20° for 2 h 10 min, longest 34 min (...)": total and longest from the episodes
     neck = next(x for x in h if x.startswith("Neck bent forward more than 20° for "))
@@ -125,11 +128,22 @@ def test_demo_command_writes_report(tmp_path, capsys):
     for section in ("Time by angle", "ISO 11226 and RULA", "RULA neck score", "In bed", "Calibration and data quality",
                     "Calibration: You did not press calibrate", "No samples lost in transmission", "section class=\"jolt\""):
         assert section in html, section
+    # the drive with the host away: the board logged on its own, the recorder found it again
+    # through its advertising windows and backfilled everything once
+    day = json.loads((tmp_path / "demo.day.json").read_text())
+    assert day["complete"] and day["lost_samples"] == 0 and day["duplicate_samples"] == 0
+    assert day["log_samples"] > 0 and day["marks"] >= 2  # offline start and end
+    assert 0 <= day["reconnect_after_board_s"] <= 10.4  # one advertising period (10 s) and its window
+    assert "backfilled" in out and "reduced-rate" in out
+    assert data["rates"]["reduced_rate_s"] > 0 and "Reduced rate for " in html
+    assert data["rates"]["window_jolts"] >= 1  # a jolt of the drive measured from the board's own window
+    assert any(j["source"] == "event window" for j in data["jolts"])
 
 
 def test_demo_without_head_sensor(tmp_path, capsys):
     """A board without the head IMU: the report says what it cannot measure and validates."""
-    assert main(["demo", "--out", str(tmp_path), "--time-scale", "0.3", "--no-head"]) == 0
+    assert main(["demo", "--out", str(tmp_path), "--time-scale", "0.3", "--no-head", "--away", "none"]) == 0
+    assert not (tmp_path / "demo.day.json").exists()
     capsys.readouterr()
     data = json.loads((tmp_path / "report.json").read_text())
     assert not list(_validator().iter_errors(data))

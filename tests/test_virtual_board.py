@@ -146,3 +146,17 @@ def test_fifo_frames_from_the_host_equal_what_the_chips_make(tmp_path):
     out = run_mpy(_FRAMES_VS_SAMPLES.replace('"WEARER"', repr(str(path)))).decode().split()
     assert out[0] == "micropython"
     assert out[1:] == ["600", "True", "True", "True", "800", "True", "True", "True"]
+
+
+def test_the_virtual_board_keeps_a_xiao_day_log_by_default():
+    # the virtual board's day log is the XIAO ESP32S3's, the size config.DAYLOG_KIB names
+    import inspect
+    import re
+
+    from nape.ble import virtual
+    from nape.paths import firmware_dir
+
+    cfg = (firmware_dir() / "config.py").read_text()
+    kib = int(re.search(r"^DAYLOG_KIB = const\((\d+)\)", cfg, re.M).group(1))
+    assert virtual.BOARD_DAYLOG_KIB == kib
+    assert inspect.signature(VirtualDevice).parameters["daylog_kib"].default == kib

@@ -19,7 +19,7 @@ import pytest
 from nape import wire as hw
 from nape.ble import protocol as P
 from nape.settings import AnalysisSettings
-from tests.firmware.test_sampler import FAKES, HUNCH_SLICE, signals
+from tests.firmware.test_sampler import FAKES, HUNCH_SLICE, JOLT_SLICE, signals
 from tests.mpy import run_mpy
 
 RES_OK, RES_BAD_VALUE = 0, 3  # protocol/SPEC.md control results (P.RESULTS)
@@ -57,7 +57,7 @@ class FakeSvc:
         self.rate_hz = 100
         self.imu_errors = 0
         self._events = []
-        self.max_events = 16
+        self.max_events = 4096  # keeps every window of a run (the tests read them all)
         self.time_offset_ms = None
         self._boot_ms = time.ticks_ms()
 
@@ -153,6 +153,7 @@ out.update({"modes": modes, "alerts": post.alerts, "over_since_ms": post.over_si
 if cfg["app"] == "rec":
     app.flush()
     out["pkts"] = app.pkts
+    out["events"] = [binascii.hexlify(p).decode() for p in svc._events]
 if cfg["app"] == "ble":  # the offline buffer main.make_app built, and what it holds
     st = app.store
     first = st.read_from(0)
@@ -214,6 +215,30 @@ def test_saver_drops_the_rate_keeps_the_posture_alert_and_a_central_restores_it(
     first = ts[np.nonzero(flags & hw.FLAG_ALERT)[0][0]]
     assert t_saver < out["over_since_ms"] < first < t_back
     assert 2000 <= first - out["over_since_ms"] <= 2000 + 100 + 40
+
+
+def test_a_jolt_window_under_capture_when_the_saver_starts_is_kept_whole():
+    """The saver's new rate makes a new jolt screen: the switch waits until the window being
+    captured is out, so a jolt at the moment the host's absence turns into the saver keeps
+    its whole window (it was lost before)."""
+    def windows(out):
+        ev = [hw.decode_packet(bytes.fromhex(h)) for h in out["events"]]
+        by = {}
+        for e in ev:
+            by.setdefault(e.event_id, []).append(e)
+        return [(w[0].trigger_t_ms, sum(e.count for e in w), w[0].total) for w in by.values()]
+
+    base = run_main({"app": "rec", "posture": POSTURE, "saver_after_s": 1000.0}, t=JOLT_SLICE)
+    (trig_ms, n, total), = windows(base)  # the rear impact, captured at full rate
+    assert n == total
+    # the saver starts 150 ms after the trigger: inside the window's 0.5 s after it
+    out = run_main({"app": "rec", "posture": POSTURE, "saver_after_s": (trig_ms + 150) / 1000.0}, t=JOLT_SLICE)
+    assert out["modes"][-1][1:] == [50, 200, "saver"] and out["errors"] == 0
+    assert windows(out) == [(trig_ms, total, total)]
+    t_policy = next(m[0] for m in out["modes"] if m[3] == "saver")
+    t_rates = next(m[0] for m in out["modes"] if m[2] == 200)
+    assert trig_ms + 140 <= t_policy <= trig_ms + 170  # the policy turned to the saver inside the window
+    assert t_policy < t_rates <= trig_ms + 1000  # the rates followed once the window was out, not later
 
 
 def test_without_saver_the_alert_fires_at_the_same_time():

@@ -885,9 +885,14 @@ def _event_windows(events: list, t0_ms: float | None) -> list[dict]:
         acc = np.full((p0.total, p0.acc.shape[1], 3), np.nan)
         for p in parts:
             acc[p.first_index: p.first_index + p.count] = p.acc
-        pre = acc[: max(p0.pre_trigger, 1)]
-        grav = np.nanmean(pre, axis=0)  # still-ish before the trigger: the gravity vector
-        peak = np.nanmax(np.linalg.norm(acc - grav, axis=2), axis=0) / G
+        fin = ~np.isnan(acc).any(axis=(1, 2))  # an incomplete window: the samples that arrived
+        if not fin.any():
+            continue
+        n_pre = max(p0.pre_trigger, 1)
+        pre = acc[:n_pre][fin[:n_pre]]
+        # still-ish before the trigger: the gravity vector (no pre-trigger part arrived: the whole window's mean)
+        grav = (pre if len(pre) else acc[fin]).mean(axis=0)
+        peak = np.linalg.norm(acc[fin] - grav, axis=2).max(axis=0) / G
         t = (p0.trigger_t_ms - t0_ms) / 1000.0
         out.append({"t_s": t, "peak": peak.tolist(), "complete": not np.isnan(acc).any()})
     return out

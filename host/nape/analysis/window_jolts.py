@@ -35,6 +35,8 @@ here on its own:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy import signal
 
@@ -213,6 +215,22 @@ def grade_windows(windows: list[dict], board: dict, align: list[np.ndarray], s: 
             peak_neck_dps=neck_dps, bric=bric, nic_m2s2=float(nic),
             grade_basis=basis, grade_value=float(size), delta_v_kmh=float(dv),
             source="event window", trace=trace | {"gravity_from": gravity}))
+    return merge_same_event(out, s.jolt_merge_s)
+
+
+def merge_same_event(jolts: list[Jolt], merge_s: float) -> list[Jolt]:
+    """One jolt per event: a braking or a corner still pushing when its window ends triggers the
+    board again, so windows of the same cause that overlap or lie within ``merge_s``
+    (``jolt_merge_s``, as the stream merges its runs) are one event, kept at its largest
+    graded value and spanning all of them."""
+    out: list[Jolt] = []
+    for j in sorted(jolts, key=lambda j: j.start_s):
+        last = out[-1] if out else None
+        if last is not None and j.cause == last.cause and j.start_s <= last.end_s + merge_s:
+            big = j if j.grade_value > last.grade_value else last
+            out[-1] = replace(big, start_s=min(last.start_s, j.start_s), end_s=max(last.end_s, j.end_s))
+        else:
+            out.append(j)
     return out
 
 

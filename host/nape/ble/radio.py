@@ -38,6 +38,14 @@ class _Controller(Controller):
     Unknown Connection Identifier), so a host that gives up waiting hangs.
     """
 
+    #: out of range (``VirtualRadio.set_out_of_range``): its advertising reaches nobody, so
+    #: no central finds it or connects to it (bumble connects on the advertiser's PDU)
+    out_of_range = False
+
+    def send_advertising_pdu(self, packet) -> None:
+        if not self.out_of_range:
+            super().send_advertising_pdu(packet)
+
     def on_hci_le_create_connection_cancel_command(self, command):
         pending, self.pending_le_connection = self.pending_le_connection, None
         if pending is None:
@@ -163,6 +171,13 @@ class VirtualRadio:
         controller.le_connections.clear()
         if controller in self.link.controllers:
             self.link.remove_controller(controller)
+
+    def set_out_of_range(self, controller: Controller, away: bool) -> int:
+        """Take ``controller`` out of range of every other one (``away``: its links drop as
+        on a supervision timeout, its advertising reaches nobody) or bring it back.
+        Returns the number of links dropped."""
+        controller.out_of_range = away
+        return self.drop_links() if away else 0
 
     def drop_links(self, reason: int = REASON_CONNECTION_TIMEOUT) -> int:
         """Terminate every LE connection on the radio, both ends (a link loss).

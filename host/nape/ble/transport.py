@@ -206,6 +206,21 @@ class BleTransport(Transport):
         self._ack_task: asyncio.Task | None = None
         self._boot_id: int | None = None
         self._notes: list[dict] = []
+        self._attempt = 0  # reconnection attempts since the link was lost
+
+    def link_state(self) -> dict:
+        """Where the link stands, for a status line: ``state`` "connecting" (before the
+        first link), "streaming", "lost" (reconnecting: ``lost_s`` seconds since,
+        ``attempts`` so far, ``backoff_max_s``) or "closed"."""
+        if self._closing:
+            return {"state": "closed"}
+        if not self._established:
+            return {"state": "connecting"}
+        if self._client is None or not self._accepting:
+            lost = time.monotonic() - self._lost_at if self._lost_at is not None else 0.0
+            return {"state": "lost", "lost_s": lost, "attempts": self._attempt,
+                    "backoff_max_s": self.backoff_max_s}
+        return {"state": "streaming"}
 
     # --- Transport -----------------------------------------------------------------------
     async def connect(self) -> DeviceInfo:
@@ -597,6 +612,7 @@ class BleTransport(Transport):
         attempt = 0
         while not self._closing:
             attempt += 1
+            self._attempt = attempt
             try:
                 if attempt > 3:  # the device may have changed address / gone quiet: scan again
                     self._device = await self._find()

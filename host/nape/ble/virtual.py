@@ -17,7 +17,9 @@ Processes and sockets::
 The virtual-device process prints JSON lines on stdout (``{"event": ..., "t": unix_s}``:
 ``ready``, ``fw`` (firmware stdout line), ``connection``, ``disconnection``, ``mtu``,
 ``dropped``, ``booted``, ``fw_exit``) and takes JSON commands on stdin (``{"cmd": "drop"}``
-to drop every link as if the wearer walked out of range, ``{"cmd": "button", "ms": N}`` to
+to drop every link as if the wearer walked out of range, ``{"cmd": "range", "away": bool}``
+to take the board out of range until further notice (links dropped, advertising reaching
+nobody) or bring it back, ``{"cmd": "button", "ms": N}`` to
 hold the board's pair button for N ms, ``{"cmd": "reboot"}`` to restart
 the firmware as a power cycle would, ``{"cmd": "stats"}`` (optionally ``"before": unix_s``:
 ``sent_next_seq`` is then the sequence number after the newest whole SAMPLES packet
@@ -89,6 +91,8 @@ async def _serve(args) -> int:
         cmd += ["--daylog", str(workdir / "day.log"), "--daylog-kib", str(args.daylog_kib)]
         if args.offline_after is not None:
             cmd += ["--offline-after", str(args.offline_after)]
+    if args.away:
+        cmd += ["--away", args.away]
     if args.insecure:
         cmd.append("--insecure")
     if args.pair_window is not None:
@@ -125,7 +129,16 @@ async def _serve(args) -> int:
         async for raw in fw.stdout:
             line = raw.decode(errors="replace").rstrip()
             emit("fw", line=line)
-            if line.startswith("NAPE-APP start_unix_ms="):
+            if line.startswith(("NAPE-APP away ", "NAPE-APP back ")):  # the host's range (--away)
+                away = line.startswith("NAPE-APP away ")
+                n = radio.set_out_of_range(bridge.controller, away)
+                f = dict(kv.split("=") for kv in line.split()[2:])
+                emit("away" if away else "back", t_ms=int(f["t_ms"]), lightsleeps=int(f["lightsleeps"]),
+                     mode=f["mode"], dropped=n)
+            elif line.startswith("NAPE-APP reconnected "):
+                f = dict(kv.split("=") for kv in line.split()[2:])
+                emit("reconnected", t_ms=int(f["t_ms"]), after_ms=int(f["after_ms"]))
+            elif line.startswith("NAPE-APP start_unix_ms="):
                 start_ms = int(line.split()[1].split("=")[1])
                 boots += 1
                 if not ready:
@@ -184,6 +197,9 @@ async def _serve(args) -> int:
             c = cmd.get("cmd")
             if c == "drop":
                 emit("dropped", n=radio.drop_links())
+            elif c == "range":  # {"cmd": "range", "away": true}: out of range / back
+                away = bool(cmd.get("away"))
+                emit("range", away=away, dropped=radio.set_out_of_range(bridge.controller, away))
             elif c == "stats":
                 before = cmd.get("before")
                 upto = [e for t, e in sent if before is None or t <= before]
@@ -232,6 +248,9 @@ def serve(args) -> int:
 #: the virtual board's IMU output rate, Hz: the firmware asks for ``config.RAW_ODR_HZ``
 #: (400) and both chips' nearest rate is 500 Hz (MPU-6050 1 kHz / 2, ICM-42688-P 500 Hz)
 BOARD_ODR_HZ = 500.0
+#: the virtual board's offline day log, KiB: a XIAO ESP32S3's (``config.DAYLOG_KIB``;
+#: tests/test_virtual_board.py checks they agree)
+BOARD_DAYLOG_KIB = 3968
 #: the ranges the drivers set (imu_base defaults: +-8 g, +-2000 deg/s); the virtual board
 #: refuses a wearer file quantised for other ranges
 BOARD_ACC_LSB_PER_G = 4096.0
@@ -406,9 +425,14 @@ class VirtualDevice:
             out live, jolt windows included; ``nape demo``). Default: at once, so a late
             central backfills.
         daylog_kib: the board's offline day log (``firmware/daylog.py``) of this many KiB
-            in ``workdir`` (0, the default: none, the board buffers SAMPLES only);
-            ``offline_after_s``: board seconds without a central before it logs (None:
-            the firmware's ``config.SAVER_AFTER_S``).
+            in ``workdir`` (default: a XIAO ESP32S3's, :data:`BOARD_DAYLOG_KIB`; 0: none,
+            the board buffers SAMPLES only); ``offline_after_s``: board seconds without a
+            central before it logs (None: the firmware's ``config.SAVER_AFTER_S``).
+        away_s: (from, to) board seconds when the host is out of range: the board goes off
+            the air (links dropped, advertising reaching nobody) and runs alone, then comes
+            back at real time until a central streams again (its advertising windows last
+            as on a board); events ``away``, ``back``, ``reconnected`` (``after_ms``: board
+            ms from back in range to streaming).
 
     Raises:
         FirmwareError: the process or the firmware failed to start.
@@ -421,7 +445,8 @@ class VirtualDevice:
                  secure: bool | None = None, secrets: str | os.PathLike[str] | None = None,
                  owner_key: bytes | None = None, pair_window_s: int | None = None,
                  start_timeout: float = 30.0, quiet_hours: bool = True, hold: bool = False,
-                 daylog_kib: int = 0, offline_after_s: float | None = None) -> None:
+                 daylog_kib: int = BOARD_DAYLOG_KIB, offline_after_s: float | None = None,
+                 away_s: tuple[float, float] | None = None) -> None:
         self._nsim = nsim if nsim is not None else nsim_blob()
         self.speed = speed
         self._own_workdir = workdir is None
@@ -441,6 +466,7 @@ class VirtualDevice:
         self.hold = hold
         self.daylog_kib = daylog_kib
         self.offline_after_s = offline_after_s
+        self.away_s = away_s
         self.events: list[dict] = []
         self.info: dict = {}
         self._proc: asyncio.subprocess.Process | None = None
@@ -492,6 +518,8 @@ class VirtualDevice:
             args += ["--daylog-kib", str(int(self.daylog_kib))]
             if self.offline_after_s is not None:
                 args += ["--offline-after", str(self.offline_after_s)]
+        if self.away_s is not None:
+            args += ["--away", "%g:%g" % self.away_s]
         env = dict(os.environ)
         # the child imports this very nape, wherever it is installed or checked out
         import nape
@@ -567,6 +595,13 @@ class VirtualDevice:
             raise DeviceError("virtual device not running")
         self._proc.stdin.write((json.dumps(cmd) + "\n").encode())
         await self._proc.stdin.drain()
+
+    async def set_out_of_range(self, away: bool) -> int:
+        """Take the board out of range of every central (its links drop, its advertising
+        reaches nobody) or bring it back; returns the links dropped."""
+        n = len(self.events)
+        await self._command({"cmd": "range", "away": away})
+        return (await self.wait_event("range", after=n))["dropped"]
 
     async def drop_link(self) -> int:
         """Drop every connection on the radio (both ends see a connection timeout)."""

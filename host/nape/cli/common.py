@@ -143,13 +143,15 @@ class Link:
 
     transport: object
     started_virtual_device: bool = False
+    device: object = None  # the VirtualDevice started for the session, if any
 
 
 @contextlib.asynccontextmanager
 async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: str | None = None,
                          reuse_radio: bool = True, make_sim: Callable[[], object] | None = None,
                          speed: float = 1.0, keystore: str | os.PathLike | None = None, mtu: int | None = None,
-                         hold: bool = False, **ble_kw) -> AsyncIterator[Link]:
+                         hold: bool = False, away_s: tuple[float, float] | None = None,
+                         **ble_kw) -> AsyncIterator[Link]:
     """Open the link to a real or a virtual Nape (not yet connected: the recorder connects).
 
     * ``pipe``: the firmware under MicroPython fed by ``make_sim()``, its packets straight
@@ -157,7 +159,8 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
     * ``virtual``: bleak's bumble backend on the virtual radio at ``radio`` /
       ``$NAPE_VIRTUAL_RADIO`` / the default path if one is serving (only when ``reuse_radio``),
       else a virtual Nape started for the session streaming ``make_sim()`` at ``speed`` times
-      real time (stopped on exit; ``hold``: the wearer starts when the recorder streams);
+      real time (stopped on exit; ``hold``: the wearer starts when the recorder streams;
+      ``away_s``: (from, to) board seconds when it is out of range, ``VirtualDevice``);
       bonds in ``keystore``; ``mtu`` the ATT MTU to ask for;
     * else a real adapter through bleak (BlueZ).
 
@@ -185,7 +188,7 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
                                       "or give --radio)")
                 if radio and os.path.sep in radio:
                     raise DeviceError(f"no virtual radio at {radio}")
-                vd = VirtualDevice(nsim_blob(make_sim()), speed=speed, hold=hold)
+                vd = VirtualDevice(nsim_blob(make_sim()), speed=speed, hold=hold, away_s=away_s)
                 await vd.start()
                 found = vd.transport
             bumble = {"transport": found, "keystore": str(keystore or default_keystore())}
@@ -195,7 +198,7 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
             ble_kw["pair"] = True
         for k, v in owner_key_kwargs().items():
             ble_kw.setdefault(k, v)
-        yield Link(BleTransport(bumble=bumble, **ble_kw), vd is not None)
+        yield Link(BleTransport(bumble=bumble, **ble_kw), vd is not None, vd)
     finally:
         if vd is not None:
             await vd.stop()

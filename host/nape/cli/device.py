@@ -126,6 +126,7 @@ class _Status:
         t.add_column("what")
         t.add_column("value", justify="right")
         t.add_row("elapsed", f"{time.monotonic() - self.t0:.0f} s")
+        t.add_row("link", link_line(self.transport))
         if s is None:
             t.add_row("state", "connecting…")
             return t
@@ -143,10 +144,34 @@ class _Status:
         return t
 
 
+def link_line(transport) -> str:
+    """One line on the link: streaming, or away and how the recorder keeps looking."""
+    st = transport.link_state() if hasattr(transport, "link_state") else {"state": "streaming"}
+    if st["state"] == "lost":
+        return (f"out of range for {st['lost_s']:.0f} s: looking for the board (attempt {st['attempts']}, "
+                f"every ≤ {st['backoff_max_s']:.0f} s; it advertises every 10 s while alone); "
+                "everything it logs meanwhile comes back on reconnection")
+    return {"connecting": "connecting…", "streaming": "streaming", "closed": "closed"}[st["state"]]
+
+
+def _link_events(console_) -> object:
+    """``on_link`` for BleTransport: one line per link loss and per reconnection."""
+    def on_link(event: str, **kw) -> None:
+        if event == "disconnected":
+            console_.print(f"{time.strftime('%H:%M:%S')} link lost: reconnecting (Ctrl-C stops; "
+                           "the file keeps everything received)")
+        elif event == "reconnected":
+            console_.print(f"{time.strftime('%H:%M:%S')} back after {kw.get('seconds', 0):.1f} s "
+                           f"({kw.get('attempts', 1)} attempt{'s' if kw.get('attempts', 1) != 1 else ''}): "
+                           "backfilling what the board kept")
+    return on_link
+
+
 async def _run_record(args, on_done) -> None:
     from ..recorder import record
 
     path = Path(args.out)
+    econ = err_console()  # the live status and the link lines share it
 
     def wearer():
         from ..sim import SimSettings, simulate_day
@@ -156,7 +181,7 @@ async def _run_record(args, on_done) -> None:
     async with open_transport(virtual=args.virtual, radio=args.radio, make_sim=wearer, speed=args.speed,
                               keystore=args.keystore, mtu=args.mtu, address=args.address, name=args.name,
                               backfill=not args.no_backfill, pair=args.pair, scan_timeout=args.scan_timeout,
-                              give_up_after_s=args.give_up) as link:
+                              give_up_after_s=args.give_up, on_link=_link_events(econ)) as link:
         tr = link.transport
         meta: dict = {"sim_seed": args.seed} if link.started_virtual_device else {}
         status = _Status(path, tr, args.virtual)
@@ -166,7 +191,7 @@ async def _run_record(args, on_done) -> None:
         def opened(_p) -> None:  # connected and the file exists: show the live status
             nonlocal stopper, live
             if not args.quiet:
-                live = Live(status, console=err_console(), refresh_per_second=4,
+                live = Live(status, console=econ, refresh_per_second=4,
                             redirect_stdout=False, redirect_stderr=False)
                 live.start()
             if args.duration:
@@ -220,7 +245,9 @@ def cmd_record(args) -> int:
         return 1
     console.print(f"{'stopped (file closed): ' if interrupted else ''}{s.samples} samples → {path} "
                   f"({s.lost_samples} lost, {s.duplicate_samples} duplicates dropped, "
-                  f"{link.disconnects} link drops, {s.backfilled_samples} re-sent from the board's buffer)")
+                  f"{link.disconnects} link drops, {len(link.reconnect_s)} reconnections, "
+                  f"{s.backfilled_samples} re-sent from the board's buffer, "
+                  f"{s.log_samples} from its day log at the reduced rate)")
     return 0
 
 

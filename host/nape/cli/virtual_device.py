@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flash-slots", type=int, default=16384)
     p.add_argument("--daylog-kib", type=int, default=0,
                    help="offline day log of this many KiB (firmware/daylog.py; 0: none)")
+    p.add_argument("--away", default=None,
+                   help="A:B board seconds when the host is out of range (the board runs alone)")
     p.add_argument("--offline-after", type=float, default=None,
                    help="board seconds without a central before the day log runs "
                         "(default: the firmware's SAVER_AFTER_S)")

@@ -26,10 +26,17 @@ streams no faster than the link drains. ::
                              [--flash-slots N] [--name Nape] [--insecure] [--secrets PATH]
                              [--owner-key PATH] [--pair-window S] [--no-quiet-hours] [--hold]
                              [--daylog PATH [--daylog-kib 4096] [--offline-after S]]
+                             [--away A:B]
 
 ``--daylog``: the offline day log (firmware/daylog.py) in this file, ``--daylog-kib`` big;
 it logs after ``--offline-after`` seconds of board time without a central (default
 ``config.SAVER_AFTER_S``).
+
+``--away A:B``: the host is out of range from board second A to B: the board prints
+``NAPE-APP away t_ms=<ms> lightsleeps=<n> mode=<power mode>`` and ``NAPE-APP back ...``
+(the same fields) at those board times and the
+virtual-device process takes it off the air in between (its links drop, its advertising
+reaches nobody), so it runs alone and, with a day log, logs offline.
 
 ``--hold``: the wearer starts moving when a central first streams (``nape demo``: the whole
 day goes out live, EVENT windows included); the board's clock waits at 0 until then.
@@ -129,11 +136,12 @@ class Wearer:
 
 
 def boot_board(wearer, store, name=config.BLE_NAME, secure=None, secrets_path="", owner_key_path="",
-               pair_window_s=None, daylog_path=None, daylog_kib=0, offline_after_s=None):
+               pair_window_s=None, daylog_path=None, daylog_kib=0, offline_after_s=None, board_clock=False):
     """Fake bus with the wearer's IMUs, then ``main.boot`` with the BLE app on ``store``
     (and, with ``daylog_path``, the offline day log of ``daylog_kib`` KiB, made by the
     board's own ``daylog.make``; ``offline_after_s`` None: ``config.SAVER_AFTER_S``)
-    and the recording buzzer. Returns (device, chips, pwm)."""
+    and the recording buzzer; ``board_clock``: the power policy on board time
+    (``BleApp.use_clock``). Returns (device, chips, pwm)."""
     bus = fake_i2c.FakeI2C()
     chips = [bus.add(0x68, fake_mpu6050.FakeMPU6050())]
     if wearer.two:
@@ -145,6 +153,12 @@ def boot_board(wearer, store, name=config.BLE_NAME, secure=None, secrets_path=""
     app = make_app(wearer.mask, config.STREAM_RATE_HZ, store=store, name=name, secure=secure,
                    secrets_path=secrets_path or "", owner_key_path=owner_key_path or "",
                    pair_window_s=pair_window_s)
+    if board_clock:
+        # the power policy on board time (the saver engages after SAVER_AFTER_S of board time
+        # without a central, as on a board, however fast the simulation runs); otherwise on
+        # this computer's clock, so a board sped up runs in the saver only after that much
+        # real time
+        app.use_clock(machine.time_ms)
     if daylog_path and daylog_kib > 0:
         dl = daylog.make(app, wearer.mask, daylog_kib, daylog_path)
         if dl is not None and offline_after_s is not None:
@@ -190,15 +204,49 @@ def feed(wearer, chips, t_ms, odr, k, start):
     return True
 
 
+class Feeder:
+    """The wearer's samples into the chips as board time goes by: ``advance(ms)`` gives each
+    chip what its FIFO takes in ``ms`` at the sampler's current ODR (exact over each board
+    second) and moves ``board_ms``; ``more`` turns False when the file is used up. Also the
+    shim's ``machine.sleep_hook``: the FIFOs fill while the board light-sleeps."""
+
+    def __init__(self, wearer, chips, smp):
+        self.wearer = wearer
+        self.chips = chips
+        self.smp = smp
+        self.board_ms = 0
+        self.frac = 0  # samples of the current ODR already pushed in this board second
+        self.odr = smp.odr_hz
+        self.more = True
+
+    def advance(self, ms):
+        while ms > 0 and self.more:
+            odr = self.smp.odr_hz
+            if odr != self.odr:  # power saver or back: the chips now sample at another rate
+                self.odr = odr
+                self.frac = (self.board_ms % 1000) * odr // 1000
+            into = self.board_ms % 1000
+            step = ms if ms < 1000 - into else 1000 - into
+            k = ((into + step) * odr) // 1000 - self.frac
+            self.more = feed(self.wearer, self.chips, self.board_ms - into, odr, k, self.frac)
+            self.frac += k
+            self.board_ms += step
+            ms -= step
+            if self.board_ms % 1000 == 0:
+                self.frac = 0
+
+
 async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slots=16384,
                     name=config.BLE_NAME, secure=None, secrets_path="", quiet_hours=True,
                     hold=False, owner_key_path="", pair_window_s=None, daylog_path=None,
-                    daylog_kib=0, offline_after_s=None):
-    """Virtual board main: the whole firmware on the wearer in ``path``."""
+                    daylog_kib=0, offline_after_s=None, away=None):
+    """Virtual board main: the whole firmware on the wearer in ``path``. ``away``:
+    (from_ms, to_ms) of board time when the host is out of range (announced on stdout;
+    the virtual-device process takes the board off the air)."""
     wearer = Wearer(path)
     store = ble_buffer.PacketStore(ram_slots, flash_path, flash_slots)
     dev, chips, _pwm = boot_board(wearer, store, name, secure, secrets_path, owner_key_path, pair_window_s,
-                                  daylog_path, daylog_kib, offline_after_s)
+                                  daylog_path, daylog_kib, offline_after_s, board_clock=away is not None)
     if not quiet_hours:
         dev.feedback.posture = PostureAlert(PostureSettings(quiet_start_h=None))
     app = dev.app
@@ -211,11 +259,27 @@ async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slot
         app.tick()
         await asyncio.sleep_ms(5)
     t_real0 = time.ticks_ms()
+    feeder = Feeder(wearer, chips, smp)
+    machine.sleep_hook = feeder.advance
     board_ms = 0
-    frac = 0  # samples of the current ODR already pushed in this board second
-    cur_odr = smp.odr_hz
     more = True
-    while more:
+    away_state = 0  # 0 before the away span, 1 in it, 2 back in range: real time until a
+    back_real = 0   # central streams again (its advertising windows, 200 ms every 10 s of
+    while more:     # board time, must last as long as on a board), 3 after that
+        if away is not None and away_state < 2 and board_ms >= away[away_state]:
+            print("NAPE-APP %s t_ms=%d lightsleeps=%d mode=%s" % ("away" if away_state == 0 else "back", board_ms,
+                                                                machine.lightsleeps, dev.power.mode))
+            away_state += 1
+            back_real = time.ticks_ms()
+            continue
+        if away_state == 2:
+            if app.service.streaming:
+                away_state = 3
+                print("NAPE-APP reconnected t_ms=%d after_ms=%d" % (board_ms, board_ms - away[1]))
+            elif board_ms - away[1] + poll > time.ticks_diff(time.ticks_ms(), back_real):
+                dev.step(board_ms)
+                await asyncio.sleep_ms(2)
+                continue
         if speed > 0:
             if board_ms + poll > time.ticks_diff(time.ticks_ms(), t_real0) * speed:
                 dev.step(board_ms)
@@ -225,21 +289,20 @@ async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slot
             app.tick()
             await asyncio.sleep_ms(1)
             continue
-        odr = smp.odr_hz
-        if odr != cur_odr:  # power saver or back: the chips now sample at another rate
-            cur_odr = odr
-            frac = (board_ms % 1000) * odr // 1000
-        # samples due in this poll period at the current ODR (exact over a second)
-        k = ((board_ms % 1000 + poll) * odr) // 1000 - frac
-        more = feed(wearer, chips, board_ms - board_ms % 1000, odr, k, frac)
-        frac += k
-        board_ms += poll
-        if board_ms % 1000 == 0:
-            frac = 0
+        feeder.advance(poll)
+        board_ms = feeder.board_ms
+        more = feeder.more
         machine.Timer.step(poll)
         smp.poll(board_ms)
         for _ in range(passes):
             dev.step(board_ms)
+        if away is not None and more:
+            # main.run's idle: in the saver with no central, light sleep between FIFO
+            # batches with the advertising stopped outside its windows (the shim's
+            # lightsleep moves the clock; sleep_hook feeds the chips meanwhile)
+            dev.idle(board_ms)
+            board_ms = feeder.board_ms
+            more = feeder.more
         # with nobody streaming, leave the radio's other processes (pairing, bonding) room
         await asyncio.sleep_ms(0 if app.service.streaming else 1)
     wearer.close()
@@ -260,7 +323,8 @@ async def run_board(path, speed=1.0, flash_path=None, ram_slots=4096, flash_slot
 def _main(argv):
     opts = {"--speed": "1", "--flash": None, "--ram-slots": "4096", "--flash-slots": "16384",
             "--name": config.BLE_NAME, "--wearer": None, "--secrets": None, "--owner-key": None,
-            "--pair-window": None, "--daylog": None, "--daylog-kib": "4096", "--offline-after": None}
+            "--pair-window": None, "--daylog": None, "--daylog-kib": "4096", "--offline-after": None,
+            "--away": None}
     secure = None  # the board's config.BLE_SECURE
     quiet = True
     hold = False
@@ -285,7 +349,16 @@ def _main(argv):
                           hold=hold, owner_key_path=opts["--owner-key"] or "",
                           pair_window_s=None if opts["--pair-window"] is None else int(opts["--pair-window"]),
                           daylog_path=opts["--daylog"], daylog_kib=int(opts["--daylog-kib"]),
-                          offline_after_s=None if opts["--offline-after"] is None else float(opts["--offline-after"])))
+                          offline_after_s=None if opts["--offline-after"] is None else float(opts["--offline-after"]),
+                          away=_span_ms(opts["--away"])))
+
+
+def _span_ms(text):
+    """``"A:B"`` board seconds -> (A ms, B ms), or None."""
+    if not text:
+        return None
+    a, b = text.split(":")
+    return (int(float(a) * 1000), int(float(b) * 1000))
 
 
 if __name__ == "__main__":
