@@ -60,13 +60,16 @@ Posture episodes
     trunk_inclination are counted but not scored.
 
 Targets: jolt F1 (overall) >= 0.95, severity class exact >= 90 %, median posture onset and
-offset error <= 2 s each. Exit status 1 when a target fails.
+offset error <= 2 s each; vehicle context >= 90 % of drive time and <= 1 % of office / home
+time (all time not driving called a vehicle is reported too). Exit status 1 when a target
+fails. ``--road-vibration F`` scales the simulated road vibration of both families (0: a
+smooth road, where the vehicle context must rest on the car's own speed changes and corners).
 
 Usage::
 
     python -m bench.detection [--seeds 9000-9049] [--kind all|drive|workday|night|mixed]
                               [--minutes M] [--jobs 2] [--firmware] [--orientation vqf|truth]
-                              [--json] [--details]
+                              [--road-vibration F] [--json] [--details]
 """
 
 from __future__ import annotations
