@@ -212,9 +212,11 @@ def test_script_cli_json_and_markdown_match_the_doc():
     assert len(rows) == len(data["rows"]) == 9
     for r, d in zip(rows, data["rows"]):
         c, o = d["conservative"], d["optimistic"]
-        want = ["%.1f" % c["total_ma"], "%.1f" % c["hours"]["400"], "%.1f" % c["hours"]["1000"],
-                "%.1f" % o["total_ma"], "%.1f" % o["hours"]["400"], "%.1f" % o["hours"]["1000"]]
-        assert r[3:] == want
+        want = [c["total_ma"], c["hours"]["400"], c["hours"]["1000"],
+                o["total_ma"], o["hours"]["400"], o["hours"]["1000"]]
+        # the doc shows one decimal of the unrounded value, the JSON keeps four: equal within
+        # the doc's rounding (a value like 49.0500 may print either way)
+        assert [abs(float(x) - w) <= 0.05 + 1e-4 for x, w in zip(r[3:], want)] == [True] * 6, (r[3:], want)
     md = subprocess.run([sys.executable, str(HW / "power_budget.py"), "--markdown"],
                         capture_output=True, text=True, check=True, timeout=60).stdout
     assert md.strip() in doc
