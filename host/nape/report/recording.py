@@ -412,7 +412,7 @@ def _timeline(f: Findings) -> go.Figure:
     for sp in reduced_spans(f):  # a strip along the bottom: does not mix with the episode shades
         shapes.append(band(xs(sp["start_s"]), xs(sp["end_s"]), REDUCED_FILL, 0.7) | {"y1": 0.05, "layer": "above"})
     if reduced_spans(f):
-        _legend_patch(fig, "reduced rate (board's day log, 10 Hz)", REDUCED_FILL, 0.7)
+        _legend_patch(fig, "reduced rate (10 Hz)", REDUCED_FILL, 0.7)
     thr = f.settings["neck_flexion_deg"]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
