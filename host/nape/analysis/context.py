@@ -63,10 +63,6 @@ class ContextFeatures:
         gait, self.zi_gait = signal.sosfilt(self.sos_gait, mag - 1.0, zi=self.zi_gait)
         vib, self.zi_vib = signal.sosfilt(self.sos_vib, mag - 1.0, zi=self.zi_vib)
         step, self.zi_step = signal.sosfilt(self.sos_step, mag - 1.0, zi=self.zi_step)
-        sec = (index / self.rate).astype(np.int64)
-        s0 = int(sec[0])  # blocks are in time order: only this block's seconds are touched
-        local = sec - s0
-        size = int(sec[-1]) + 1
         cols = [("n", None), ("gait", gait ** 2), ("vib", vib ** 2), ("tilt", tilt_deg), ("fwd_up", fwd_up),
                 ("step", step ** 2)]
         if q_trunk is not None:
@@ -74,24 +70,22 @@ class ContextFeatures:
             ok = np.isfinite(a_w).all(axis=1)
             hx, hy = np.where(ok, a_w[:, 0], 0.0), np.where(ok, a_w[:, 1], 0.0)
             cols += [("hx", hx), ("hy", hy), ("hh", hx * hx + hy * hy), ("nh", ok.astype(float))]
-        for key, val in cols:
-            arr = self.sums[key]
-            if len(arr) < size:
-                arr = np.concatenate([arr, np.zeros(max(size, 2 * len(arr)) - len(arr))])
-            counts = np.bincount(local, weights=val)
-            arr[s0: s0 + len(counts)] += counts
-            self.sums[key] = arr
-        self.size = max(self.size, size)
+        self._add_per_second(index, cols)
 
     def feed_orientation(self, index: np.ndarray, tilt_deg: np.ndarray, fwd_up: np.ndarray) -> None:
         """Seconds of the offline day log (orientation only, reduced rate): lying and its side
         are told from the trunk's orientation as at full rate; walking and a vehicle ride need
         the accelerometer and are not told there (such seconds are upright or lying)."""
+        self._add_per_second(index, [("n", None), ("tilt", tilt_deg), ("fwd_up", fwd_up), ("reduced", None)])
+
+    def _add_per_second(self, index: np.ndarray, cols: list) -> None:
+        """Add each (key, values) column into its per-second sums (None: count samples). Blocks
+        are in time order: only this block's seconds are touched."""
         sec = (index / self.rate).astype(np.int64)
         s0 = int(sec[0])
         local = sec - s0
         size = int(sec[-1]) + 1
-        for key, val in (("n", None), ("tilt", tilt_deg), ("fwd_up", fwd_up), ("reduced", None)):
+        for key, val in cols:
             arr = self.sums.get(key, np.zeros(0))
             if len(arr) < size:
                 arr = np.concatenate([arr, np.zeros(max(size, 2 * len(arr)) - len(arr))])
