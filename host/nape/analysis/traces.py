@@ -183,6 +183,12 @@ def attach(jolts: list, windows: list[dict], stream: StreamTraces | None) -> Non
             tr["complete"] = bool(w["complete"])
             j.trace = tr
         elif stream is not None:
+            # the snapshot taken at the candidate's peak; a manoeuvre's time (the centre of its
+            # plateau) may lie further from it than the default tolerance: then the nearest
+            # snapshot within the jolt's span, its times made relative to the jolt's own peak
             j.trace = stream.near(j.peak_t_s)
             if j.trace is not None:
                 j.trace = dict(j.trace, complete=True)
+            elif (snap := stream.snapshot(j.peak_t_s, tol_s=max(j.end_s - j.start_s, 0.0) + 1.0)) is not None:
+                tr, idx, _ = snap
+                j.trace = dict(tr, t_rel_s=np.round(idx / stream.rate - j.peak_t_s, 4).tolist(), complete=True)
