@@ -91,7 +91,10 @@ def test_a_board_out_of_range_is_found_again_and_backfilled_once(tmp_path):
 async def _stop_while_away(tmp_path):
     wearer = Wearer(60.0, jolt_every_s=30.0, hunch_every_s=1000.0)
     path = tmp_path / "stopped.nape"
-    async with VirtualDevice(nsim_blob(wearer), speed=0, secure=False, quiet_hours=False, hold=True,
+    # 5x real time, not as fast as it runs: the host must have the stream on air for a while
+    # before the board leaves (at full speed a loaded machine had it leave before the first
+    # notification, and "what went on air" was nothing)
+    async with VirtualDevice(nsim_blob(wearer), speed=5, secure=False, quiet_hours=False, hold=True,
                              offline_after_s=5.0, away_s=(10.0, 50.0), start_timeout=120.0) as vd:
         tr = BleTransport(bumble=vd.bumble_args, backoff_max_s=1.0)
         task = asyncio.create_task(record(tr, path))
