@@ -25,11 +25,12 @@ scale              +-3 % scale error on every axis of both sensors
 noise3             white noise raised to 3 × the part's datasheet density (ICM-42688-P or
                    MPU-6050, nape.sim.sensor), over the Nyquist band
 clip16, clip8      accelerometer clipped to ±16 g / ±8 g
-rate100, rate50    what a phone would log: the signals low-passed (4th-order Butterworth,
-                   causal, at 0.4 × the new rate), read at 100 / 50 Hz with ±2 ms uniform
-                   timestamp jitter and 1 % of the samples dropped at random, written as a
-                   CSV (protocol/IMPORT.md) and imported with ``nape.importer.import_csv``
-                   (the path a phone recording takes)
+rate100, rate50    what a phone would log: the clean simulated signals low-passed (4th-order
+                   Butterworth, causal, at 0.4 × the new rate), read at 100 / 50 Hz with ±2 ms
+                   uniform timestamp jitter and 1 % of the samples dropped at random, given
+                   the part's errors at that rate (nape.sim.sensor), written as a CSV
+                   (protocol/IMPORT.md) and imported with ``nape.importer.import_csv`` (the
+                   path a phone recording takes)
 glitch             single-sample glitches, 2 a minute per IMU: one axis of one sample set to
                    ±4–16 g (accelerometer) or ±500–2000 °/s (gyroscope)
 combined           mount15 + gyro_bias + acc_bias + scale + noise3 + clip16 + glitch + rate100
@@ -135,44 +136,51 @@ def _signs(rng: np.random.Generator) -> np.ndarray:
     return rng.choice([-1.0, 1.0], size=3)
 
 
-def perturb_signals(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, p: Perturbation, sensor: SensorModel,
-                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """One IMU's measured (acc m/s², gyr rad/s) with ``p`` applied (all but the resampling).
-
-    Every draw is made whatever ``p`` asks, so a row's mounting rotation is the same one the
-    combined rows use.
-    """
+def _draws(rng: np.random.Generator) -> dict:
+    """Every random choice of one IMU's perturbation, made whatever the row asks, so a row's
+    mounting rotation or bias signs are the same ones the combined rows use."""
     axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    s_gyr, s_acc, s_scale_a, s_scale_g = _signs(rng), _signs(rng), _signs(rng), _signs(rng)
-    noise_rng = np.random.default_rng(rng.integers(2**63))
-    glitch_rng = np.random.default_rng(rng.integers(2**63))
+    return {"axis": axis / np.linalg.norm(axis), "gyr": _signs(rng), "acc": _signs(rng), "scale_a": _signs(rng),
+            "scale_g": _signs(rng), "noise": np.random.default_rng(rng.integers(2**63)),
+            "glitch": np.random.default_rng(rng.integers(2**63)), "errors": np.random.default_rng(rng.integers(2**63))}
+
+
+def mount(acc: np.ndarray, gyr: np.ndarray, deg: float, axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The signals of a sensor frame turned by ``deg`` about ``axis`` (sensor axes): both sensors
+    see the same world in the turned axes, ``v' = R^T v``."""
     acc = np.array(acc, dtype=float)
     gyr = np.array(gyr, dtype=float)
-    if p.mount_deg:
-        q = quat.conj(np.concatenate([[np.cos(np.radians(p.mount_deg) / 2)],
-                                      np.sin(np.radians(p.mount_deg) / 2) * axis]))
+    if deg:
+        h = np.radians(deg) / 2
+        q = quat.conj(np.concatenate([[np.cos(h)], np.sin(h) * axis]))
         acc = quat.rotate(np.broadcast_to(q, (len(acc), 4)), acc)
         gyr = quat.rotate(np.broadcast_to(q, (len(gyr), 4)), gyr)
+    return acc, gyr
+
+
+def sensor_errors(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, p: Perturbation, sensor: SensorModel,
+                  d: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Scale error, biases, extra noise, glitches and clipping of ``p`` on one IMU's signals."""
+    acc = np.array(acc, dtype=float)
+    gyr = np.array(gyr, dtype=float)
     if p.scale:
-        acc *= 1.0 + p.scale * s_scale_a
-        gyr *= 1.0 + p.scale * s_scale_g
+        acc *= 1.0 + p.scale * d["scale_a"]
+        gyr *= 1.0 + p.scale * d["scale_g"]
     if p.gyro_bias_dps:
-        gyr += np.radians(p.gyro_bias_dps) * s_gyr
+        gyr += np.radians(p.gyro_bias_dps) * d["gyr"]
     if p.acc_bias_g:
-        acc += p.acc_bias_g * G * s_acc
+        acc += p.acc_bias_g * G * d["acc"]
     if p.noise_factor > 1.0:
         a_std, g_std = sensor.noise_std(rate_hz)
         extra = np.sqrt(p.noise_factor ** 2 - 1.0)  # on top of the part's own noise: p.noise_factor × in all
-        acc += noise_rng.normal(scale=extra * a_std, size=acc.shape)
-        gyr += noise_rng.normal(scale=extra * g_std, size=gyr.shape)
+        acc += d["noise"].normal(scale=extra * a_std, size=acc.shape)
+        gyr += d["noise"].normal(scale=extra * g_std, size=gyr.shape)
     if p.glitches_per_min:
-        n = len(acc)
+        n, rng = len(acc), d["glitch"]
         for x, lo, hi in ((acc, 4 * G, 16 * G), (gyr, np.radians(500), np.radians(2000))):
-            k = glitch_rng.poisson(p.glitches_per_min * n / rate_hz / 60.0)
-            idx = glitch_rng.integers(0, n, size=k)
-            x[idx, glitch_rng.integers(0, 3, size=k)] = glitch_rng.choice([-1.0, 1.0], size=k) * glitch_rng.uniform(
-                lo, hi, size=k)
+            k = rng.poisson(p.glitches_per_min * n / rate_hz / 60.0)
+            idx = rng.integers(0, n, size=k)
+            x[idx, rng.integers(0, 3, size=k)] = rng.choice([-1.0, 1.0], size=k) * rng.uniform(lo, hi, size=k)
     if p.clip_g is not None:
         np.clip(acc, -p.clip_g * G, p.clip_g * G, out=acc)
     return acc, gyr
@@ -202,14 +210,14 @@ def phone_samples(t: np.ndarray, x: np.ndarray, rate_in: float, rate_out: float,
     return tk, np.column_stack(cols)
 
 
-def write_phone_recording(t: np.ndarray, signals: dict[str, tuple[np.ndarray, np.ndarray]], rate_in: float,
-                          rate_out: float, rng: np.random.Generator, folder: Path, name: str) -> Path:
-    """CSV as a phone app would export it (protocol/IMPORT.md), imported into a .nape recording."""
+def write_phone_recording(tk: np.ndarray, signals: dict[str, tuple[np.ndarray, np.ndarray]], folder: Path,
+                          name: str) -> Path:
+    """Rows stamped ``tk`` as a phone app would export them (a CSV, protocol/IMPORT.md), imported
+    into a .nape recording with :func:`nape.importer.import_csv`."""
     from nape.importer import import_csv
 
     roles = [r for r in ("trunk", "head") if r in signals]
-    x = np.column_stack([np.column_stack(signals[r]) for r in roles])
-    tk, v = phone_samples(t, x, rate_in, rate_out, rng)
+    v = np.column_stack([np.column_stack(signals[r]) for r in roles])
     names = ["time_s"] + [f"{r}_{k}_{a}" for r in roles for k in ("acc", "gyr") for a in "xyz"]
     csv_path = folder / f"{name}.csv"
     np.savetxt(csv_path, np.column_stack([tk, v]), delimiter=",", header=",".join(names), comments="",
@@ -237,16 +245,32 @@ class _Imu:
 
 
 def _recording(sim, sensor: SensorModel, p: Perturbation, seed: int, family: str, folder: Path, name: str) -> Path:
+    """The perturbed recording of ``sim``. At the simulator's rate the perturbations go onto the
+    measured signals. Resampled (a phone), they start from the *clean* signals: a phone's part
+    filters and samples the motion at its own rate, and its noise, bias and glitches arise at
+    that rate (a glitch of the simulator's own, low-passed, would be a shock no sensor makes),
+    so the part's errors (nape.sim.sensor.apply_sensor_errors, ±16 g) are drawn anew there."""
+    from nape.sim.sensor import apply_sensor_errors
     from nape.sim.to_recording import write_truth_recording
 
+    roles = [r for r in ("trunk", "head") if r in sim.imus]
+    draws = {r: _draws(np.random.default_rng([seed, ord(family), 0x9E, k])) for k, r in enumerate(roles)}
     signals = {}
-    for k, role in enumerate(r for r in ("trunk", "head") if r in sim.imus):
-        imu = sim.imus[role]
-        rng = np.random.default_rng([seed, ord(family), 0x9E, k])
-        signals[role] = perturb_signals(imu.acc, imu.gyr, sim.rate_hz, p, sensor, rng)
     if p.rate_hz is not None:
-        rng = np.random.default_rng([seed, ord(family), 0x9F])
-        return write_phone_recording(np.asarray(sim.t), signals, sim.rate_hz, p.rate_hz, rng, folder, name)
+        t = np.asarray(sim.t)
+        tk = None
+        for role in roles:
+            imu, d = sim.imus[role], draws[role]
+            acc, gyr = mount(imu.acc_clean, imu.gyr_clean, p.mount_deg, d["axis"])
+            tk, x = phone_samples(t, np.column_stack([acc, gyr]), sim.rate_hz, p.rate_hz,
+                                  np.random.default_rng([seed, ord(family), 0x9F]))  # one clock for both IMUs
+            acc, gyr = apply_sensor_errors(x[:, :3], x[:, 3:], sensor, p.rate_hz, 16.0, 2000.0, d["errors"])
+            signals[role] = sensor_errors(acc, gyr, p.rate_hz, p, sensor, d)
+        return write_phone_recording(tk, signals, folder, name)
+    for role in roles:
+        imu, d = sim.imus[role], draws[role]
+        acc, gyr = mount(imu.acc, imu.gyr, p.mount_deg, d["axis"])
+        signals[role] = sensor_errors(acc, gyr, sim.rate_hz, p, sensor, d)
     fake = _Perturbed(sim.rate_hz, {r: _Imu(a, g, sim.imus[r].quat_true) for r, (a, g) in signals.items()}, sim.seed)
     path = folder / f"{name}.nape"
     write_truth_recording(fake, path)

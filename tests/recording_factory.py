@@ -39,8 +39,9 @@ def body_rates(q: np.ndarray, rate_hz: float) -> np.ndarray:
 
 
 def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=None, lin_head=None,
-                    per_packet: int = 5, drop_packets: set[int] | None = None) -> Path:
-    """Encode the profiles into SAMPLES packets and write a .nape file."""
+                    per_packet: int = 5, drop_packets: set[int] | None = None, gyr_add_trunk=None) -> Path:
+    """Encode the profiles into SAMPLES packets and write a .nape file (``gyr_add_trunk``: (n, 3)
+    rad/s added to the trunk's angular velocity, a sensor fault the orientation does not follow)."""
     n = len(q_trunk)
     lin_trunk = np.zeros((n, 3)) if lin_trunk is None else lin_trunk
     qs = [q_trunk] + ([q_head] if q_head is not None else [])
@@ -48,6 +49,8 @@ def write_recording(path: Path, rate_hz: float, q_trunk, q_head=None, lin_trunk=
     quat_all = np.stack(qs, axis=1)
     acc_all = np.stack([specific_force(q, l) for q, l in zip(qs, lins)], axis=1)
     gyr_all = np.stack([body_rates(q, rate_hz) for q in qs], axis=1)
+    if gyr_add_trunk is not None:
+        gyr_all[:, 0] += gyr_add_trunk
     mask = 3 if q_head is not None else 1
     period = int(round(1e6 / rate_hz))
     roles = ["trunk", "head"] if q_head is not None else ["trunk"]

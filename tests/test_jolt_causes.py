@@ -145,6 +145,37 @@ def test_single_sample_glitches_raise_no_jolt_but_a_real_shock_keeps_its_grade(t
     assert f.jolts[0].peak_trunk_g == pytest.approx(ref.jolts[0].peak_trunk_g, rel=1e-3)  # VQF sees the glitch
 
 
+def test_single_sample_gyro_glitches_raise_no_jolt_and_are_counted(tmp_path):
+    """One gyroscope sample of one axis at ±800–2000 °/s (a bus error) would turn the re-fused
+    orientation by 8–20° at 100 Hz and leak gravity into the horizontal acceleration for the
+    next minute, read as braking and cornering: it is masked instead, counted as a spike."""
+    n = int(150 * RATE)
+    q = pitch_quat(np.zeros(n))
+    lin = in_car(np.zeros((n, 3)), RATE)
+    ref = analyse(write_recording(tmp_path / "g0.nape", RATE, q, q, lin_trunk=lin, lin_head=lin))
+    assert ref.jolts == [] and ref.glitches["samples"] == 0
+    bad = np.zeros((n, 3))
+    for t, axis, dps in ((40.0, 0, 1500.0), (55.5, 1, -2000.0), (70.25, 2, 900.0), (90.0, 1, 800.0),
+                         (110.0, 0, -1200.0)):
+        bad[int(t * RATE), axis] = np.radians(dps)
+    f = analyse(write_recording(tmp_path / "g1.nape", RATE, q, q, lin_trunk=lin, lin_head=lin, gyr_add_trunk=bad))
+    assert f.jolts == []
+    assert f.glitches["by_kind"].get("spike", 0) == 5
+
+
+def test_a_fast_real_turn_is_not_masked_as_a_gyro_glitch(tmp_path):
+    """A 90° head-and-trunk turn in 0.2 s (peak ~700 °/s, the top of voluntary head movements)
+    spans many samples: nothing is masked, at 50 Hz either."""
+    for rate in (50.0, RATE):
+        n = int(60 * rate)
+        t = np.arange(n) / rate
+        s = np.clip((t - 30.0) / 0.2, 0, 1)
+        heading = 90.0 * s * s * s * (10 - 15 * s + 6 * s * s)  # minimum jerk: peak 1.875 × 90° / 0.2 s
+        q = np.stack([pitch_quat(np.zeros(1), float(h))[0] for h in heading])
+        f = analyse(write_recording(tmp_path / f"turn{int(rate)}.nape", rate, q, q))
+        assert f.glitches["samples"] == 0, rate
+
+
 GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
 
 

@@ -7,6 +7,14 @@ interpolation between the two rows around each grid point, streaming (one row ca
 between blocks). A stretch between two rows longer than ``gap_s`` is not interpolated
 across: its grid points are left out (the recording then has a gap there, with its reason).
 Rows repeating the previous row's time are dropped (the first one is kept).
+
+Single-row glitches are dropped before interpolating (:meth:`GridResampler.despike`): a row
+whose acceleration or angular velocity of one IMU lies far from both neighbouring rows while
+they agree (the analysis' spike rule, ``glitch_spike_g`` / ``glitch_spike_dps`` in
+nape.settings). Interpolated onto the grid, such a row would become two half-size samples that
+no longer look like one bad sample, and the analysis would take them for a shock or, through
+the orientation filter, for a tilt; dropped, the grid points around it are interpolated from
+its neighbours, which is what the analysis does with a glitch it recognises.
 """
 
 from __future__ import annotations
@@ -56,6 +64,54 @@ class GridResampler:
         self.stats = TimingStats()
         self.planned: dict = {}  # figures worked out before (the importer's first pass), for the header
         self.span_s = 0.0
+        self.spike: tuple[float, float] | None = None  # (acc m/s², gyr rad/s) once despike() is called
+        self.held: tuple[np.ndarray, np.ndarray] | None = None  # the last row, waiting for its next neighbour
+        self.spikes = 0  # rows dropped as single-row glitches
+
+    def despike(self, acc_ms2: float, gyr_rads: float) -> None:
+        """From now on drop single-row glitches (module docstring) before interpolating; the
+        columns are 6 per IMU (acc x y z, gyr x y z, as nape.importer). Each block's last row
+        then waits for the next block: call :meth:`finish` after the last one."""
+        self.spike = (float(acc_ms2), float(gyr_rads))
+
+    def _despiked(self, t: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows ready to interpolate: the held row and ``t`` but the last (held now), less spikes."""
+        if self.held is not None:
+            t = np.concatenate([self.held[0], t])
+            vals = np.concatenate([self.held[1], vals])
+        if len(t) == 0:
+            return t, vals
+        self.held = (t[-1:].copy(), vals[-1:].copy())
+        left = 1 if self.prev is not None else 0
+        ct = np.concatenate([[self.prev[0]], t]) if left else t
+        cv = np.concatenate([self.prev[1][None], vals]) if left else vals
+        bad = np.zeros(len(ct), bool)
+        if len(ct) >= 3:
+            for c0 in range(0, cv.shape[1] - 2, 3):
+                lim = self.spike[0] if (c0 // 3) % 2 == 0 else self.spike[1]
+                x = cv[:, c0:c0 + 3]
+                step = np.einsum("ij,ij->i", np.diff(x, axis=0), np.diff(x, axis=0)) > lim * lim
+                cand = np.flatnonzero(step[:-1] & step[1:]) + 1  # far from both neighbours
+                for i in cand:  # rare: the neighbours must agree
+                    d = x[i + 1] - x[i - 1]
+                    bad[i] |= float(d @ d) < (lim / 4) ** 2
+        bad[-1] = False  # held: judged with the next block
+        keep = ~bad[left:]
+        self.spikes += int((~keep[:-1]).sum())
+        return t[:-1][keep[:-1]], vals[:-1][keep[:-1]]
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """Grid points up to the held row (the file's last, judged by range only), after
+        :meth:`despike`; empty otherwise."""
+        if self.held is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0))
+        t, vals = self.held
+        self.held, spike, self.spike = None, self.spike, None
+        try:
+            self.stats.rows -= len(t)  # counted when it came
+            return self.feed(t, vals)
+        finally:
+            self.spike = spike
 
     @property
     def gaps_seen(self) -> list[tuple[int, int]]:
@@ -79,6 +135,10 @@ class GridResampler:
         t = np.asarray(t, float)
         vals = np.asarray(vals, float)
         self.stats.rows += len(t)
+        if self.spike is not None:
+            t, vals = self._despiked(t, vals)
+            if len(t) == 0:
+                return np.zeros(0, np.int64), np.zeros((0, vals.shape[1]))
         if self.prev is not None:
             t = np.concatenate([[self.prev[0]], t])
             vals = np.concatenate([self.prev[1][None], vals])

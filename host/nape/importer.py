@@ -35,6 +35,7 @@ from . import import_streams, wire
 from .errors import NapeError
 from .import_timing import REASON_SOURCE_GAP, GridResampler, TimingStats
 from .recording import RecordingWriter
+from .settings import AnalysisSettings
 
 G = 9.80665
 BLOCK_ROWS = 20_000  # rows per block: a multiple of 10 so every block fills whole packets
@@ -391,6 +392,9 @@ def import_csv(
         period_s = period_us / 1e6  # what the wire carries: the analysis times samples by it
         if timing is not None:
             timing.period = period_s
+            if layout == "wide":  # rows resampled one by one: a glitched row would become two half ones
+                defaults = AnalysisSettings()
+                timing.despike(defaults.glitch_spike_g * G, math.radians(defaults.glitch_spike_dps))
         n_imu = len(roles)
         mask = 3 if n_imu == 2 else 1
         per_packet = 5 if n_imu == 2 else 10
@@ -399,7 +403,7 @@ def import_csv(
         host_t0 = 0.0
         meta: dict = {}
         start_from = ""
-        for t, data, lines in source:
+        for t, data, lines in _with_finish(source, timing if layout == "wide" else None):
             if not filters:  # first block: check units, set up filters and the writer
                 _check_units(data, n_imu, acc_unit, csv_path, int(lines[0]) if len(lines) else 2)
                 filters = [vqf.VQF(period_s) for _ in range(n_imu)]
@@ -415,7 +419,9 @@ def import_csv(
                                  rate_from, start_from, layout, no_gyro, gyr_path, timing)
                 writer = RecordingWriter(tmp, meta, fsync_interval_s=10.0, overwrite=True)
             gaps_before = len(timing.gaps_seen) if timing is not None else 0
-            if timing is not None:
+            if t is _FINISH:
+                k, data = timing.finish()
+            elif timing is not None:
                 k, data = timing.feed(t, data) if layout == "wide" else timing.place(t, data)
             else:
                 k = np.arange(next_k, next_k + len(data), dtype=np.int64)
@@ -560,6 +566,20 @@ def _write_block(writer, filters, roles, mask, per_packet, k, data, period_us, h
                                              quat[i:j], acc[i:j], gyr[i:j]))
     writer.write_packets(batch, host_t0 + int(k[0]) * period_us / 1e6)
     return len(batch)
+
+
+_FINISH = object()  # the time of the block _with_finish adds: the resampler's held row
+
+
+def _with_finish(source, timing: GridResampler | None):
+    """``source``'s blocks, then (for a despiking resampler) one more whose time is
+    :data:`_FINISH`: the resampler's last held row, written like any block."""
+    last_lines = None
+    for t, data, lines in source:
+        last_lines = lines
+        yield t, data, lines
+    if last_lines is not None and timing is not None and timing.spike is not None:
+        yield _FINISH, np.zeros((0, 0)), last_lines[-1:]
 
 
 def _nice_period(median_s: float) -> float:

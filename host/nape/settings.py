@@ -61,6 +61,10 @@ Sources cited by key:
 - [FULLSCALE] Full-scale ranges of body-worn MEMS IMUs: ±2/4/8/16 g and ±250–2000 °/s
   (InvenSense MPU-6050 product specification rev. 3.4; TDK ICM-42688-P datasheet): a
   reading beyond the largest is a sensor or transfer fault, not motion.
+- [HEADSPEED] Voluntary head movements follow a main sequence: peak angular velocity grows
+  with amplitude up to ~800 °/s, durations 100 ms and more (Zangemeister, Jones & Stark 1981,
+  Exp Neurol 71:76–91). So the rate of a head or trunk cannot jump by hundreds of °/s and
+  come back within one sample; a single sample that does is a sensor or bus fault.
 """
 
 from __future__ import annotations
@@ -355,6 +359,12 @@ class AnalysisSettings:
     glitch_spike_g: float = 4.0
     """A single sample differing from both neighbours by more than this, while they agree, is a
     glitch: shocks at the back and head last 50–150 ms, several samples (Nape default)."""
+    glitch_spike_dps: float = 400.0
+    """A single gyroscope sample differing from both neighbours by more than this (°/s), while
+    they agree within a quarter of it, is a glitch: the fastest head movements reach 500–800 °/s
+    over 100 ms or more, so a 50 Hz stream's neighbouring samples differ by at most ~150 °/s
+    (one glitched rate sample turns a fused orientation by up to 40° at 50 Hz and leaks gravity
+    into every linear acceleration after it). [HEADSPEED]"""
 
     # --- context ---
     lying_trunk_deg: float = 60.0
@@ -491,6 +501,8 @@ _SOURCES = {
     "glitch_acc_max_g": "largest accelerometer full scale of body-worn MEMS IMUs: ±16 g (InvenSense MPU-6050, "
                         "TDK ICM-42688-P datasheets)",
     "glitch_gyr_max_dps": "largest gyroscope full scale of the same parts: ±2000 °/s (MPU-6050, ICM-42688-P datasheets)",
+    "glitch_spike_dps": "head movements' main sequence: peak velocity up to ~800 °/s, durations >= 100 ms "
+                        "(Zangemeister, Jones & Stark 1981, Exp Neurol 71:76–91)",
 }
 
 
@@ -569,7 +581,7 @@ LIMITS: dict[str, tuple[float, float, str]] = {
     "impact_dv_moderate_kmh": (0.1, 200, "km/h"), "impact_dv_severe_kmh": (0.1, 200, "km/h"),
     "jolt_merge_s": (0, 60, "s"), "jolt_max_s": (0.1, 600, "s"), "jolt_lowpass_hz": (1, 200, "Hz"),
     "head_turn_dps": (10, 2000, "°/s"), "glitch_acc_max_g": (2, 32.7, "g"), "glitch_gyr_max_dps": (100, 3276, "°/s"),
-    "glitch_spike_g": (0.5, 32, "g"), "lying_trunk_deg": (10, 90, "°"),
+    "glitch_spike_g": (0.5, 32, "g"), "glitch_spike_dps": (50, 4000, "°/s"), "lying_trunk_deg": (10, 90, "°"),
     "rom_hold_s": (0, 30, "s"), "rom_asymmetry_deg": (0, 90, "°"), "rom_min_motion_deg": (0, 90, "°"),
     "rom_change_deg": (0, 90, "°"),
     **{f"rom_{d}_{e}_deg": (0, 180, "°") for d in ("flexion", "extension", "lateral", "rotation")

@@ -11,7 +11,10 @@ Glitches (:class:`GlitchGuard`), per IMU and sample, before anything else sees t
 - ``spike``: one sample whose specific force differs from both neighbours by more than
   ``glitch_spike_g`` while the neighbours agree within a quarter of that: a body segment
   cannot jump and come back within one sample period (shocks at the back and head last
-  50–150 ms, several samples).
+  50–150 ms, several samples); or whose angular velocity differs from both neighbours by
+  more than ``glitch_spike_dps`` while they agree within a quarter of that (the fastest head
+  movements take 100 ms and more; one glitched rate sample would turn every fused
+  orientation after it).
 
 A masked sample's acc and gyr (and quaternion) are replaced by linear interpolation between
 the nearest valid samples of the same IMU (held at the ends), so filters, the jolt detector
@@ -61,6 +64,7 @@ class GlitchGuard:
         self.acc_max = s.glitch_acc_max_g * G
         self.gyr_max = np.radians(s.glitch_gyr_max_dps)
         self.spike = s.glitch_spike_g * G
+        self.spike_gyr = np.radians(s.glitch_spike_dps)
         self.counts = dict.fromkeys(KINDS, 0)
         self.samples = 0  # (sample, IMU) pairs masked
         self._last: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_imu
@@ -149,11 +153,12 @@ class GlitchGuard:
                 sat[i, j] |= (I16_ACC_MS2 <= a_top <= 1.01 * I16_ACC_MS2) or (I16_GYR_RADS <= w_top <= 1.01 * I16_GYR_RADS)
             spike = np.zeros((n, k), bool)
             if n >= 3:
-                jump = _sq_step(a) > self.spike ** 2  # |a[i+1] − a[i]|
-                cand = jump[:-1] & jump[1:]  # sample i (1..n−2) far from both neighbours
-                for i, j in zip(*np.nonzero(cand)):  # rare: the neighbours must agree
-                    d = a[i + 2, j] - a[i, j]
-                    spike[i + 1, j] = float(d @ d) < (self.spike / 4) ** 2
+                for x, lim in ((a, self.spike), (w, self.spike_gyr)):
+                    jump = _sq_step(x) > lim ** 2  # |x[i+1] − x[i]|
+                    cand = jump[:-1] & jump[1:]  # sample i (1..n−2) far from both neighbours
+                    for i, j in zip(*np.nonzero(cand)):  # rare: the neighbours must agree
+                        d = x[i + 2, j] - x[i, j]
+                        spike[i + 1, j] |= float(d @ d) < (lim / 4) ** 2
         rows = np.zeros(n, bool)
         rows[judge if judge is not None else slice(None)] = True
         spike[1:-1] &= ~(~fin[:-2] | ~fin[2:] | sat[:-2] | sat[2:])  # a neighbour that is itself bad: no verdict
