@@ -176,6 +176,23 @@ def test_a_fast_real_turn_is_not_masked_as_a_gyro_glitch(tmp_path):
         assert f.glitches["samples"] == 0, rate
 
 
+def test_gyro_spike_rule_only_where_a_real_movement_spans_several_samples():
+    """At 100 Hz a lone 1000 °/s sample is a glitch; at 25 Hz (40 ms a sample) a quick real
+    movement may be one sample, so only range and acceleration rules apply there."""
+    from nape.analysis.quality import GlitchGuard
+
+    n = 30
+    q = np.tile([1.0, 0, 0, 0], (n, 1, 1))
+    acc = np.tile([0.0, 0.0, G], (n, 1, 1))
+    gyr = np.zeros((n, 1, 3))
+    gyr[15, 0, 2] = np.radians(1000)
+    flags = np.zeros(n, np.uint8)
+    assert GlitchGuard(1, AnalysisSettings()).find(flags, q, acc, gyr, period_s=0.01)[15, 0]
+    assert not GlitchGuard(1, AnalysisSettings()).find(flags, q, acc, gyr, period_s=0.04).any()
+    gyr[16, 0, 2] = np.radians(900)  # two samples: a movement, at any rate
+    assert not GlitchGuard(1, AnalysisSettings()).find(flags, q, acc, gyr, period_s=0.01).any()
+
+
 GRADE_RANK = {"mild": 0, "moderate": 1, "severe": 2}
 
 

@@ -13,8 +13,9 @@ Glitches (:class:`GlitchGuard`), per IMU and sample, before anything else sees t
   cannot jump and come back within one sample period (shocks at the back and head last
   50–150 ms, several samples); or whose angular velocity differs from both neighbours by
   more than ``glitch_spike_dps`` while they agree within a quarter of that (the fastest head
-  movements take 100 ms and more; one glitched rate sample would turn every fused
-  orientation after it).
+  movements take 100 ms and more, 5 samples and more from ``GYRO_SPIKE_MIN_HZ``; below it
+  a real movement may be one sample, so there the rule is off; one glitched rate sample
+  would turn every fused orientation after it).
 
 A masked sample's acc and gyr (and quaternion) are replaced by linear interpolation between
 the nearest valid samples of the same IMU (held at the ends), so filters, the jolt detector
@@ -54,6 +55,7 @@ REST_ACC_STD_G = 0.01  # a window this still (accelerometer std) shows the gyros
 REST_NOISE_MAX_RADS = 0.03  # rest noise above this (1.7 °/s): °/s taken as rad/s (MEMS: 0.05–0.2 °/s)
 EARTH_FRAME_TURN_DEG = 10.0  # gyro-integrated tilt over which a fixed gravity direction is suspicious
 EARTH_FRAME_STILL_DEG = 2.0  # ... "fixed": 99th percentile of the direction's change
+GYRO_SPIKE_MIN_HZ = 50.0  # the gyroscope spike rule from this rate: a 100 ms head movement spans 5+ samples
 
 
 class GlitchGuard:
@@ -92,7 +94,8 @@ class GlitchGuard:
             parts = [x for x in (ctx, held) if x is not None] + [b]
             cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _BLOCK_ARRAYS}
             skip = 1 if ctx is not None else 0  # rows already judged and passed on
-            bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(skip, len(cat["index"]) - 1))
+            bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(skip, len(cat["index"]) - 1),
+                            period_s=b.period_s)
             q, acc, gyr = self._masked(cat, bad)
             out = slice(skip, len(cat["index"]) - 1)
             if out.stop > out.start:
@@ -113,7 +116,7 @@ class GlitchGuard:
         parts = [x for x in (ctx, held) if x is not None]
         cat = {k: np.concatenate([getattr(p, k) for p in parts]) for k in _BLOCK_ARRAYS}
         n = len(cat["index"])
-        bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(n - 1, n))
+        bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(n - 1, n), period_s=held.period_s)
         q, acc, gyr = self._masked(cat, bad)
         yield Block(cat["index"][-1:], cat["t_ms"][-1:], cat["flags"][-1:], q[-1:], acc[-1:], gyr[-1:],
                     held.period_s, held.samples)
@@ -129,9 +132,11 @@ class GlitchGuard:
         return q, acc, gyr
 
     def find(self, flags: np.ndarray, q: np.ndarray, acc: np.ndarray, gyr: np.ndarray,
-             judge: slice | None = None) -> np.ndarray:
+             judge: slice | None = None, period_s: float | None = None) -> np.ndarray:
         """(n, k) bool: glitched samples per IMU among the rows ``judge`` (default all; the others
-        are context: already judged, or still waiting); counted by kind (first kind that applies)."""
+        are context: already judged, or still waiting); counted by kind (first kind that applies).
+        ``period_s``: the sample period (None: a high-rate window; the gyroscope spike rule
+        applies from ``GYRO_SPIKE_MIN_HZ``)."""
         n, k = acc.shape[:2]
         with np.errstate(all="ignore"):
             # fast path: one sum per array is finite only when every value is (the usual case)
@@ -153,7 +158,8 @@ class GlitchGuard:
                 sat[i, j] |= (I16_ACC_MS2 <= a_top <= 1.01 * I16_ACC_MS2) or (I16_GYR_RADS <= w_top <= 1.01 * I16_GYR_RADS)
             spike = np.zeros((n, k), bool)
             if n >= 3:
-                for x, lim in ((a, self.spike), (w, self.spike_gyr)):
+                fast = period_s is None or period_s <= 1.0 / GYRO_SPIKE_MIN_HZ + 1e-9
+                for x, lim in ((a, self.spike), (w, self.spike_gyr)) if fast else ((a, self.spike),):
                     jump = _sq_step(x) > lim ** 2  # |x[i+1] − x[i]|
                     cand = jump[:-1] & jump[1:]  # sample i (1..n−2) far from both neighbours
                     for i, j in zip(*np.nonzero(cand)):  # rare: the neighbours must agree
