@@ -31,8 +31,9 @@ rate100, rate50    what a phone would log: the clean simulated signals low-passe
                    the part's errors at that rate (nape.sim.sensor), written as a CSV
                    (protocol/IMPORT.md) and imported with ``nape.importer.import_csv`` (the
                    path a phone recording takes)
-glitch             single-sample glitches, 2 a minute per IMU: one axis of one sample set to
-                   ±4–16 g (accelerometer) or ±500–2000 °/s (gyroscope)
+glitch             single-sample glitches, 2 a minute per IMU and sensor (none within 2 samples
+                   of another): one axis of one sample set to ±4–16 g (accelerometer) or
+                   ±500–2000 °/s (gyroscope)
 combined           mount15 + gyro_bias + acc_bias + scale + noise3 + clip16 + glitch + rate100
 combined_hard      mount30 + gyro_bias + acc_bias + scale + noise3 + clip8 + glitch + rate50
 =================  ===========================================================================
@@ -175,12 +176,18 @@ def sensor_errors(acc: np.ndarray, gyr: np.ndarray, rate_hz: float, p: Perturbat
         extra = np.sqrt(p.noise_factor ** 2 - 1.0)  # on top of the part's own noise: p.noise_factor × in all
         acc += d["noise"].normal(scale=extra * a_std, size=acc.shape)
         gyr += d["noise"].normal(scale=extra * g_std, size=gyr.shape)
-    if p.glitches_per_min:
+    if p.glitches_per_min:  # single-sample: none within 2 samples of another (that would be a burst)
         n, rng = len(acc), d["glitch"]
-        for x, lo, hi in ((acc, 4 * G, 16 * G), (gyr, np.radians(500), np.radians(2000))):
-            k = rng.poisson(p.glitches_per_min * n / rate_hz / 60.0)
-            idx = rng.integers(0, n, size=k)
-            x[idx, rng.integers(0, 3, size=k)] = rng.choice([-1.0, 1.0], size=k) * rng.uniform(lo, hi, size=k)
+        k = rng.poisson(2 * p.glitches_per_min * n / rate_hz / 60.0)
+        idx = np.sort(rng.integers(1, n - 1, size=k))
+        lone = np.ones(k, bool)
+        lone[1:] &= np.diff(idx) > 2
+        lone[:-1] &= np.diff(idx) > 2
+        which = rng.integers(0, 2, size=k)  # accelerometer or gyroscope
+        for j, (x, lo, hi) in enumerate(((acc, 4 * G, 16 * G), (gyr, np.radians(500), np.radians(2000)))):
+            m = lone & (which == j)
+            x[idx[m], rng.integers(0, 3, size=m.sum())] = rng.choice([-1.0, 1.0], size=m.sum()) * rng.uniform(
+                lo, hi, size=m.sum())
     if p.clip_g is not None:
         np.clip(acc, -p.clip_g * G, p.clip_g * G, out=acc)
     return acc, gyr
@@ -198,7 +205,8 @@ def phone_samples(t: np.ndarray, x: np.ndarray, rate_in: float, rate_out: float,
 
     if rate_out < rate_in:
         sos = signal.butter(4, 0.4 * rate_out, fs=rate_in, output="sos")
-        x = signal.sosfilt(sos, x, axis=0)
+        zi = signal.sosfilt_zi(sos)[:, :, None] * x[0][None, None, :]  # running before the log starts
+        x, _ = signal.sosfilt(sos, x, axis=0, zi=zi)
     n_out = int(np.floor((t[-1] - t[0]) * rate_out)) - 1
     tk = t[0] + np.arange(n_out) / rate_out + rng.uniform(-JITTER_S, JITTER_S, size=n_out)
     tk = np.clip(tk, t[0], t[-1])

@@ -251,7 +251,8 @@ def test_help_has_examples(cmd, capsys):
 
 def _jittery_phone_csv(path, rate, seconds, glitches, seed=0, drop=0.01):
     """A car-seated wearer logged by a phone at ``rate`` with ±2 ms jitter and ``drop`` of the rows
-    lost (so the import resamples); ``glitches``: (time s, column index 1..12, value) rows set."""
+    lost (so the import resamples); ``glitches``: (time s, column index 1..12, value[, rows lost
+    right before it]) cells set."""
     rng = np.random.default_rng(seed)
     n = int(seconds * rate)
     t = np.arange(n) / rate + rng.uniform(-0.002, 0.002, n)
@@ -261,9 +262,11 @@ def _jittery_phone_csv(path, rate, seconds, glitches, seed=0, drop=0.01):
     acc = specific_force(q, in_car(np.zeros((n, 3)), rate)) + rng.normal(0, 0.01, (n, 3))
     gyr = rng.normal(0, 0.002, (n, 3))
     x = np.column_stack([t, acc, gyr, acc, gyr])
-    for ts, col, value in glitches:
+    for ts, col, value, *lost in glitches:
         i = int(round(ts * rate))
-        keep[i - 1: i + 2] = True  # the glitch and its neighbours are in the file
+        keep[i - 1: i + 2] = True  # the glitch and its neighbours are in the file ...
+        if lost:
+            keep[i - lost[0]: i] = False  # ... unless rows before it were lost
         x[i, col] = value
     header = "time_s," + ",".join(f"{r}_{a}" for r in ("trunk", "head") for a in AXES)
     np.savetxt(path, x[keep], delimiter=",", header=header, comments="", fmt="%.6f")
@@ -275,7 +278,8 @@ def test_a_glitched_row_of_a_resampled_phone_log_is_dropped_not_smeared(tmp_path
     """Resampling a jittery log interpolates each grid point from the two rows around it: a row
     glitched to 12 g (or 1500 °/s) would become two samples of ~6 g that no longer look like one
     bad sample, and be analysed as shocks and tilts. Such rows are dropped before interpolating."""
-    glitches = [(20.0, 3, 12 * G), (35.0, 4, math.radians(1500)), (50.0, 8, -10 * G), (65.0, 1, 9 * G)]
+    glitches = [(20.0, 3, 12 * G), (35.0, 4, math.radians(1500)), (50.0, 8, -10 * G), (65.0, 1, 9 * G),
+                (80.0, 3, 4.0 * G, 2)]  # the last: 3 g above its neighbours, after 2 lost rows
     csv = _jittery_phone_csv(tmp_path / "phone.csv", rate, 90, glitches)
     res = import_csv(csv, tmp_path / "phone.nape", start="2026-01-01T00:00:00+00:00")
     assert res.timing and res.timing["resampled"]
@@ -290,10 +294,11 @@ def test_grid_resampler_drops_single_row_spikes_across_blocks():
     v = np.zeros((40, 6))
     v[:, 2] = G
     v[10, 0] = 12 * G  # a glitched acc row
+    v[14, 2] = 3.5 * G  # ... one axis 2.5 g off: the jolt detector's rule
     v[19, 4] = math.radians(1200)  # a glitched gyro row, the last of the first block
     v[30:, 0] = 3 * G  # a real step (stays): not a spike
     r = GridResampler(0.01, 0.1, t0=0.0)
-    r.despike(4 * G, math.radians(400))
+    r.despike(4 * G, math.radians(400), 1.5 * G)
     k1, a = r.feed(t[:20], v[:20])
     k2, b = r.feed(t[20:], v[20:])
     k3, c = r.finish()
@@ -301,4 +306,4 @@ def test_grid_resampler_drops_single_row_spikes_across_blocks():
     out = np.concatenate([a, b, c])
     assert list(k) == list(range(len(k))) and len(k) >= 39
     assert np.abs(out[:, 0]).max() <= 3 * G + 1e-9 and np.abs(out[:, 4]).max() < 1e-9
-    assert out[-1, 0] == pytest.approx(3 * G) and r.spikes == 2
+    assert out[:, 2].max() < 1.2 * G and out[-1, 0] == pytest.approx(3 * G) and r.spikes == 3

@@ -9,12 +9,13 @@ across: its grid points are left out (the recording then has a gap there, with i
 Rows repeating the previous row's time are dropped (the first one is kept).
 
 Single-row glitches are dropped before interpolating (:meth:`GridResampler.despike`): a row
-whose acceleration or angular velocity of one IMU lies far from both neighbouring rows while
-they agree (the analysis' spike rule, ``glitch_spike_g`` / ``glitch_spike_dps`` in
-nape.settings). Interpolated onto the grid, such a row would become two half-size samples that
-no longer look like one bad sample, and the analysis would take them for a shock or, through
-the orientation filter, for a tilt; dropped, the grid points around it are interpolated from
-its neighbours, which is what the analysis does with a glitch it recognises.
+that the analysis would mask or replace as a glitch at the file's own rate (nape.analysis:
+``quality.GlitchGuard``, and from 50 Hz the jolt detector's one-sample rule) — one IMU's
+acceleration or angular velocity far from both neighbouring rows. Interpolated onto the grid,
+such a row would become two or three smaller samples that no longer look like one bad sample,
+and the analysis would take them for a shock or, through the orientation filter, for a tilt;
+dropped, the grid points around it are interpolated from its neighbours, which is what the
+analysis does with a glitch it recognises.
 """
 
 from __future__ import annotations
@@ -68,11 +69,16 @@ class GridResampler:
         self.held: tuple[np.ndarray, np.ndarray] | None = None  # the last row, waiting for its next neighbour
         self.spikes = 0  # rows dropped as single-row glitches
 
-    def despike(self, acc_ms2: float, gyr_rads: float) -> None:
-        """From now on drop single-row glitches (module docstring) before interpolating; the
-        columns are 6 per IMU (acc x y z, gyr x y z, as nape.importer). Each block's last row
-        then waits for the next block: call :meth:`finish` after the last one."""
-        self.spike = (float(acc_ms2), float(gyr_rads))
+    def despike(self, acc_ms2: float, gyr_rads: float | None, acc_axis_ms2: float | None = None) -> None:
+        """From now on drop single-row glitches before interpolating; the columns are 6 per IMU
+        (acc x y z, gyr x y z, as nape.importer). A row is one when, for one IMU, its
+        acceleration differs from both neighbouring rows by more than ``acc_ms2`` while they
+        agree within a quarter of that, likewise its angular velocity with ``gyr_rads`` (None:
+        not judged), or one axis of its acceleration lies more than ``acc_axis_ms2`` beyond both
+        neighbours on the same side (None: not judged). Each block's last row then waits for the
+        next block: call :meth:`finish` after the last one."""
+        self.spike = (float(acc_ms2), None if gyr_rads is None else float(gyr_rads),
+                      None if acc_axis_ms2 is None else float(acc_axis_ms2))
 
     def _despiked(self, t: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The rows ready to interpolate: the held row and ``t`` but the last (held now), less spikes."""
@@ -83,16 +89,23 @@ class GridResampler:
             return t, vals
         self.held = (t[-1:].copy(), vals[-1:].copy())
         left = 1 if self.prev is not None else 0
-        ct = np.concatenate([[self.prev[0]], t]) if left else t
         cv = np.concatenate([self.prev[1][None], vals]) if left else vals
-        bad = np.zeros(len(ct), bool)
-        if len(ct) >= 3:
+        bad = np.zeros(len(cv), bool)
+        if len(cv) >= 3:
+            acc_lim, gyr_lim, axis_lim = self.spike
             for c0 in range(0, cv.shape[1] - 2, 3):
-                lim = self.spike[0] if (c0 // 3) % 2 == 0 else self.spike[1]
+                is_acc = (c0 // 3) % 2 == 0
                 x = cv[:, c0:c0 + 3]
-                step = np.einsum("ij,ij->i", np.diff(x, axis=0), np.diff(x, axis=0)) > lim * lim
-                cand = np.flatnonzero(step[:-1] & step[1:]) + 1  # far from both neighbours
-                for i in cand:  # rare: the neighbours must agree
+                dx = np.diff(x, axis=0)
+                if is_acc and axis_lim is not None:  # one axis beyond both neighbours, same side
+                    up = (dx[:-1] > axis_lim) & (-dx[1:] > axis_lim)
+                    down = (-dx[:-1] > axis_lim) & (dx[1:] > axis_lim)
+                    bad[1:-1] |= (up | down).any(axis=1)
+                lim = acc_lim if is_acc else gyr_lim
+                if lim is None:
+                    continue
+                step = np.einsum("ij,ij->i", dx, dx) > lim * lim
+                for i in np.flatnonzero(step[:-1] & step[1:]) + 1:  # rare: the neighbours must agree
                     d = x[i + 1] - x[i - 1]
                     bad[i] |= float(d @ d) < (lim / 4) ** 2
         bad[-1] = False  # held: judged with the next block

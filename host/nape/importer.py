@@ -392,9 +392,8 @@ def import_csv(
         period_s = period_us / 1e6  # what the wire carries: the analysis times samples by it
         if timing is not None:
             timing.period = period_s
-            if layout == "wide":  # rows resampled one by one: a glitched row would become two half ones
-                defaults = AnalysisSettings()
-                timing.despike(defaults.glitch_spike_g * G, math.radians(defaults.glitch_spike_dps))
+            if layout == "wide":  # rows resampled one by one: a glitched row would be smeared
+                timing.despike(*_glitch_rules(period_s))
         n_imu = len(roles)
         mask = 3 if n_imu == 2 else 1
         per_packet = 5 if n_imu == 2 else 10
@@ -566,6 +565,19 @@ def _write_block(writer, filters, roles, mask, per_packet, k, data, period_us, h
                                              quat[i:j], acc[i:j], gyr[i:j]))
     writer.write_packets(batch, host_t0 + int(k[0]) * period_us / 1e6)
     return len(batch)
+
+
+def _glitch_rules(period_s: float) -> tuple[float, float | None, float | None]:
+    """The analysis' single-sample glitch rules at this rate, for GridResampler.despike: its
+    GlitchGuard (``glitch_spike_g``; ``glitch_spike_dps`` from ``GYRO_SPIKE_MIN_HZ``) and, from
+    ``DEGLITCH_MIN_HZ``, the jolt detector's one-axis rule (``DEGLITCH_JUMP_G``)."""
+    from .analysis.jolts import DEGLITCH_JUMP_G, DEGLITCH_MIN_HZ
+    from .analysis.quality import GYRO_SPIKE_MIN_HZ
+
+    s = AnalysisSettings()
+    rate = 1.0 / period_s
+    return (s.glitch_spike_g * G, math.radians(s.glitch_spike_dps) if rate >= GYRO_SPIKE_MIN_HZ - 1e-6 else None,
+            DEGLITCH_JUMP_G * G if rate >= DEGLITCH_MIN_HZ - 1e-6 else None)
 
 
 _FINISH = object()  # the time of the block _with_finish adds: the resampler's held row
