@@ -75,8 +75,10 @@ GLOSSARY: list[tuple[str, str, str]] = [
     ("end range", r"\bend ranges?\b",
      "The furthest you moved your head in one direction and held it (at least 1 s), in degrees from neutral."),
     ("grade", r"\bgrades?\b|\bmild\b|\bsevere\b",
-     "How strong a jolt was — mild, moderate or severe — from the acceleration of your upper back; the limits and "
-     "their sources are in the report's settings."),
+     "How strong a jolt was — mild, moderate or severe — judged by what matters for its kind: the vehicle's "
+     "steady acceleration for braking, speeding up and cornering, the shock at the seat for a bump, the load on the "
+     "neck (NIC) for a push from behind, the blow to the upper back for a knock. So a jolt with a large upper-back "
+     "peak can still be mild. The limits and their sources are in the report's settings."),
     ("IMU", r"\bIMUs?\b",
      "Inertial measurement unit: the motion sensor (accelerometer and gyroscope) on your upper back and, if "
      "fitted, on your head."),
@@ -359,8 +361,19 @@ def top_actions(findings) -> list[str]:
     worst = [j for j in f.jolts if (j.cause == "rear_impact_like" and j.grade != "mild") or j.grade == "severe"
              or (np.isfinite(j.nic_m2s2) and j.nic_m2s2 >= s.get("nic_reference_m2s2", 15.0))]
     if worst:
-        out.append((1e9, f"You had {len(worst)} strong jolt{'s' if len(worst) > 1 else ''} (see Jolts). "
-                         + CLINICAL_GUIDANCE["neck_pain"]))
+        # the same grade words as the summary and the jolt panels (not a new word like "strong")
+        kinds = []
+        for j in worst:
+            word = (f"{j.grade} push from behind" if j.cause == "rear_impact_like" and j.grade != "severe"
+                    else j.grade if j.grade == "severe" else f"{j.grade} jolt with a high neck load (NIC)")
+            kinds.append(word)
+        counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+        if list(counts) == ["severe"]:
+            what = f"{len(worst)} severe jolt{'s' if len(worst) > 1 else ''}"
+        else:
+            what = (f"{len(worst)} jolt{'s' if len(worst) > 1 else ''} that may have loaded your neck ("
+                    + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
+        out.append((1e9, f"You had {what} (see Jolts). " + CLINICAL_GUIDANCE["neck_pain"]))
     by_pattern: dict[str, float] = {}
     for e in f.episodes:
         key = episode_advice(e.kind, e.pattern)

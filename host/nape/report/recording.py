@@ -25,7 +25,7 @@ from ..analysis.posture import runs
 from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
                           episode_advice, grade_meaning, iso_verdict, jolt_advice, limits_story, top_actions)
 from ..settings import AnalysisSettings
-from .page import esc, page, plot, table
+from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
 
 REPORT_VERSION = 3  # 3: the setting 'refuse' renamed 'fuse_on_host'
@@ -420,8 +420,11 @@ def _timeline(f: Findings) -> go.Figure:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
-    return _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
-                   xaxis_title=None if start_time(f) else "time (min)")
+    # the legend under the chart: on top, its second row reaches under plotly's toolbar on a desktop
+    fig = _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
+                  xaxis_title=None if start_time(f) else "time (min)")
+    return fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0},
+                             margin={"t": TOOLBAR_PX})
 
 
 def timeline_caption(f: Findings) -> str:
@@ -449,18 +452,41 @@ def timeline_caption(f: Findings) -> str:
     return " ".join(parts)
 
 
+#: each grade's bar pattern in the jolt chart: the grade reads without telling colours apart
+GRADE_PATTERN = {"mild": "", "moderate": "/", "severe": "x"}
+GRADE_LOOK = {"mild": "yellow, plain", "moderate": "orange, striped", "severe": "red, criss-crossed"}
+
+
 def _jolt_chart(f: Findings) -> go.Figure:
     js = sorted(f.jolts, key=lambda j: j.peak_t_s)
-    fig = go.Figure(go.Bar(
-        x=[clock(f, j.peak_t_s) for j in js], y=[j.peak_trunk_g for j in js],
-        marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="none",
-        customdata=[CAUSE_WORDS[j.cause] for j in js],
-        hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
-    ))
-    # one clock-time label per jolt: upright, so that jolts seconds apart (a braking, then a
-    # bump) still have readable labels on a phone
-    return _layout(fig, 280, yaxis_title="upper back peak (g)",
-                   xaxis={"type": "category", "tickangle": -90, "automargin": True})
+    times = [clock(f, j.peak_t_s) for j in js]
+    fig = go.Figure()
+    for grade in ("mild", "moderate", "severe"):  # one trace per grade: the legend names them
+        mine = [j for j in js if j.grade == grade]
+        if not mine:
+            continue
+        fig.add_trace(go.Bar(
+            x=[clock(f, j.peak_t_s) for j in mine], y=[j.peak_trunk_g for j in mine], name=grade,
+            marker={"color": GRADE_COLOUR[grade],
+                    "pattern": {"shape": GRADE_PATTERN[grade], "fgcolor": "rgba(255,255,255,0.75)", "size": 7}},
+            customdata=[CAUSE_WORDS[j.cause] for j in mine],
+            hovertemplate="%{x} %{customdata}: %{y:.2f} g (" + grade + ")<extra></extra>"))
+    # one clock-time label per jolt, in time order: upright, so that jolts seconds apart (a
+    # braking, then a bump) still have readable labels on a phone
+    fig = _layout(fig, 300, yaxis_title="upper back peak (g)", barmode="relative", showlegend=True,
+                  xaxis={"type": "category", "tickangle": -90, "automargin": True,
+                         "categoryorder": "array", "categoryarray": list(dict.fromkeys(times))})
+    return fig.update_layout(margin={"t": TOOLBAR_PX})
+
+
+def jolt_chart_caption(f: Findings) -> str:
+    """What the jolt chart draws and why a tall bar can be mild."""
+    grades = [g for g in ("mild", "moderate", "severe") if any(j.grade == g for j in f.jolts)]
+    looks = ", ".join(f"{g} ({GRADE_LOOK[g]})" for g in grades)
+    return ("Bars: the peak acceleration of your upper back in each jolt, in g (1 g is the pull of gravity). "
+            f"Colour and pattern: the jolt's grade — {looks}. The grade is judged by what matters for each kind of "
+            "jolt (for braking, speeding up and cornering the vehicle's steady acceleration, for a push from behind "
+            "the load on the neck), so a tall bar can still be mild: each jolt below says why.")
 
 
 def _band_chart(bands: dict, names: dict, words: dict, title: str) -> go.Figure:
@@ -648,8 +674,10 @@ def render_html(f: Findings) -> str:
     jolt_table = table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
     if len(jolt_rows) > SHORT_LIST:
         jolt_table = f"<details><summary>All {len(jolt_rows)} jolts (tap to show)</summary>{jolt_table}</details>"
-    jolts_html = ('<p class="meta">Peak upper-back acceleration of each jolt; yellow: mild, orange: moderate, '
-                  'red: severe.</p>' + plot(_jolt_chart(f), "jolts") + jolt_table
+    jolts_html = (f'<p class="meta">{esc(jolt_chart_caption(f))}</p>'
+                  + plot(_jolt_chart(f), "jolts", alt=f"Bar chart of the {plural(len(f.jolts), 'jolt')}: upper-back "
+                         "peak in g against clock time, by grade; the same figures are in the table below")
+                  + jolt_table
         + f"<h3>Each jolt</h3>{panel_html}"
         + "<p class=\"meta\">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury "
           "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
@@ -657,9 +685,12 @@ def render_html(f: Findings) -> str:
     body = f"""<h1>Nape report</h1>
 <p class="meta">{esc(header_line(f) + ' · ' + valid_words(f))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
+<h2>What to do next</h2>
+<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
 <h2>Posture over time</h2>
 <p class="meta">{esc(timeline_caption(f))}</p>
-{plot(_timeline(f), "timeline")}
+{plot(_timeline(f), "timeline", alt="Timeline of neck and upper-back angles in degrees from neutral against clock "
+      "time, with long poor-posture stretches shaded; the stretches are listed in the next section")}
 <h2>Long poor-posture episodes</h2>
 <p class="meta">{esc(limits_story(f.settings))}</p>
 {ep_html or "<p>None: no poor posture was held for " + esc(fmt_duration(f.settings["hold_s"])) + " or longer.</p>"}
@@ -673,8 +704,6 @@ def render_html(f: Findings) -> str:
 <h2>Settings used</h2>
 <details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
 {table(["setting", "value", "source"], settings_rows, "long")}</details>
-<h2>What to do next</h2>
-<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
     return page(f"Nape report — {Path(f.path).name}", body)
 
