@@ -374,6 +374,17 @@ def top_actions(findings) -> list[str]:
             what = (f"{len(worst)} jolt{'s' if len(worst) > 1 else ''} that may have loaded your neck ("
                     + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
         out.append((1e9, f"You had {what} (see Jolts). " + CLINICAL_GUIDANCE["neck_pain"]))
+    # many moderate jolts (a driver braking hard again and again) call for a change too: each
+    # counts as a minute of poor posture when ranking the suggestions
+    moderate = [j for j in f.jolts if j.grade == "moderate" and j not in worst]
+    if moderate:
+        from .report.recording import CAUSE_WORDS  # the jolt list's words for each cause (imported late: a cycle)
+
+        causes = [j.cause for j in moderate]
+        top = max(dict.fromkeys(causes), key=causes.count)
+        share = "" if len(causes) == 1 else "most of them " if causes.count(top) < len(causes) else "all "
+        out.append((60.0 * len(moderate), f"You had {len(moderate)} moderate jolt{'s' if len(moderate) > 1 else ''} "
+                                          f"({share}{CAUSE_WORDS.get(top, top)}): {JOLT_ADVICE.get(top, JOLT_ADVICE['knock'])}"))
     by_pattern: dict[str, float] = {}
     for e in f.episodes:
         key = episode_advice(e.kind, e.pattern)

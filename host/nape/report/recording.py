@@ -124,22 +124,26 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
 def headlines(f: Findings) -> list[str]:
     """The summary in plain words, one sentence each."""
     out = []
-    if f.low_coverage or f.valid_s < f.duration_s:
+    if f.low_coverage or not all_valid(f):
         warn = "Little valid data: read every figure with care. " if f.low_coverage else ""
         out.append(f"{warn}The figures below rest on {coverage.rests_on(f.valid_s, f.duration_s)}.")
     out += f.input_warnings
     if f.jolts:
         by = {g: sum(j.grade == g for j in f.jolts) for g in ("severe", "moderate", "mild")}
         worst = max(f.jolts, key=_jolt_order)
-        if by["severe"] or by["moderate"]:
+        if len(f.jolts) == 1:  # not "1 jolt, 1 moderate: worst ..."
+            out.append(f"1 jolt: {CAUSE_WORDS[worst.cause]} at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
+        elif by["severe"] or by["moderate"]:
             parts = " and ".join(f"{n} {g}" for g, n in by.items() if n and g != "mild")
+            if len(f.jolts) > 1 and any(n == len(f.jolts) for n in by.values()):  # not "200 jolts, 200 moderate"
+                parts = f"all {worst.grade}"
             out.append(f"{plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
                        f"at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
         else:
             out.append(f"{plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
                        f"at {clock(f, worst.peak_t_s, seconds=False)}.")
     else:
-        out.append("No jolts." if f.valid_s >= f.duration_s else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
+        out.append("No jolts." if all_valid(f) else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
     for kind, label, key in (
         ("neck_flexion", "Neck bent forward", "neck_over_threshold_s"),
         ("trunk_inclination", "Upper back leaning forward", "trunk_over_threshold_s"),
@@ -161,7 +165,7 @@ def headlines(f: Findings) -> list[str]:
             out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
-            part = "" if f.valid_s >= f.duration_s else f" in {fmt_duration(f.valid_s)} of valid data"
+            part = "" if all_valid(f) else f" in {fmt_duration(f.valid_s)} of valid data"
             out.append(f"{label} more than {thr:g}°: never{part}.")
     if "head" not in f.roles:
         out.append("No head sensor: neck posture was not measured, only the upper back.")
@@ -322,9 +326,16 @@ def _num(v) -> str:
     return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else "?"
 
 
+def all_valid(f: Findings) -> bool:
+    """Every second valid, as the page words it: a gap of a fraction of a second (the drive's
+    day log starting just after the stream stops) would read '7 min 41 s of 7 min 41 s (100 %)'."""
+    return f.duration_s > 0 and (f.valid_s >= f.duration_s - 1e-6
+                                 or fmt_duration(f.valid_s) == fmt_duration(f.duration_s))
+
+
 def valid_words(f: Findings) -> str:
     """'all valid' or '7 min 40 s valid (85 %)': how much data every figure rests on."""
-    if f.duration_s > 0 and f.valid_s >= f.duration_s - 1e-6:
+    if all_valid(f):
         return "all valid"
     share = 100.0 * f.valid_s / f.duration_s if f.duration_s > 0 else 0.0
     return f"{fmt_duration(f.valid_s)} valid ({share:.0f} %)"
@@ -455,6 +466,13 @@ def timeline_caption(f: Findings) -> str:
 #: each grade's bar pattern in the jolt chart: the grade reads without telling colours apart
 GRADE_PATTERN = {"mild": "", "moderate": "/", "severe": "x"}
 GRADE_LOOK = {"mild": "yellow, plain", "moderate": "orange, striped", "severe": "red, criss-crossed"}
+#: above this many jolts the bars are a few pixels wide: a pattern cannot be seen on them, only
+#: wash the colour out (the legend and the list still name each grade)
+PATTERN_MAX_JOLTS = 60
+
+
+def _patterned(f: Findings) -> bool:
+    return len(f.jolts) <= PATTERN_MAX_JOLTS
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
@@ -468,13 +486,14 @@ def _jolt_chart(f: Findings) -> go.Figure:
         fig.add_trace(go.Bar(
             x=[clock(f, j.peak_t_s) for j in mine], y=[j.peak_trunk_g for j in mine], name=grade,
             marker={"color": GRADE_COLOUR[grade],
-                    "pattern": {"shape": GRADE_PATTERN[grade], "fgcolor": "rgba(255,255,255,0.75)", "size": 7}},
+                    "pattern": {"shape": GRADE_PATTERN[grade] if _patterned(f) else "",
+                                "fgcolor": "rgba(255,255,255,0.75)", "size": 7}},
             customdata=[CAUSE_WORDS[j.cause] for j in mine],
             hovertemplate="%{x} %{customdata}: %{y:.2f} g (" + grade + ")<extra></extra>"))
     # one clock-time label per jolt, in time order: upright, so that jolts seconds apart (a
     # braking, then a bump) still have readable labels on a phone
     fig = _layout(fig, 300, yaxis_title="upper back peak (g)", barmode="relative", showlegend=True,
-                  xaxis={"type": "category", "tickangle": -90, "automargin": True,
+                  xaxis={"type": "category", "tickangle": -90, "automargin": True, "ticklabelstandoff": 6,
                          "categoryorder": "array", "categoryarray": list(dict.fromkeys(times))})
     return fig.update_layout(margin={"t": TOOLBAR_PX})
 
@@ -482,9 +501,13 @@ def _jolt_chart(f: Findings) -> go.Figure:
 def jolt_chart_caption(f: Findings) -> str:
     """What the jolt chart draws and why a tall bar can be mild."""
     grades = [g for g in ("mild", "moderate", "severe") if any(j.grade == g for j in f.jolts)]
-    looks = ", ".join(f"{g} ({GRADE_LOOK[g]})" for g in grades)
+    if _patterned(f):
+        looks = "Colour and pattern: the jolt's grade — " + ", ".join(f"{g} ({GRADE_LOOK[g]})" for g in grades)
+    else:  # too many bars for a pattern: the list below names each jolt's grade
+        looks = ("Colour: the jolt's grade — " + ", ".join(f"{g} ({GRADE_LOOK[g].split(',')[0]})" for g in grades)
+                 + "; the list below names each one's grade")
     return ("Bars: the peak acceleration of your upper back in each jolt, in g (1 g is the pull of gravity). "
-            f"Colour and pattern: the jolt's grade — {looks}. The grade is judged by what matters for each kind of "
+            f"{looks}. The grade is judged by what matters for each kind of "
             "jolt (for braking, speeding up and cornering the vehicle's steady acceleration, for a push from behind "
             "the load on the neck), so a tall bar can still be mild: each jolt below says why.")
 
