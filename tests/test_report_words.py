@@ -142,6 +142,20 @@ def test_timeline_caption_names_what_is_drawn(workday):
     f, _ = workday
     cap = timeline_caption(f)
     assert "pink for the neck" in cap and "khaki" in cap and "Red" not in cap
+    assert "neck (blue)" in cap and f"{f.settings['neck_flexion_deg']:g}° neck limit" in cap
+
+
+def test_timeline_caption_without_a_head_sensor_names_one_line(tmp_path):
+    """No head sensor: no neck line is drawn, so the caption does not describe one (it read
+    'how far your neck (blue) and upper back (green)' and 'the 20° neck limit')."""
+    n = int(4 * 60 * RATE)
+    t = np.arange(n) / RATE
+    trunk = np.where((t > 60) & (t < 170), 30.0, 0.0)
+    f = analyse(write_recording(tmp_path / "trunk.nape", RATE, pitch_quat(trunk)))
+    cap = timeline_caption(f)
+    assert "neck (blue)" not in cap and "neck limit" not in cap and "pink" not in cap, cap
+    assert "upper back (green)" in cap and f"{f.settings['trunk_inclination_deg']:g}° upper-back limit" in cap, cap
+    assert "light green: the upper back" in cap, cap
 
 
 def test_trends_period_column_is_not_cut_at_80_columns(monkeypatch):

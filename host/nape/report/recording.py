@@ -424,7 +424,7 @@ def _timeline(f: Findings) -> go.Figure:
         shapes.append(band(xs(sp["start_s"]), xs(sp["end_s"]), REDUCED_FILL, 0.7) | {"y1": 0.05, "layer": "above"})
     if reduced_spans(f):
         _legend_patch(fig, "reduced rate (10 Hz)", REDUCED_FILL, 0.7)
-    thr = f.settings["neck_flexion_deg"]
+    thr = _limit_line(f)[0]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
     for j in f.jolts:
@@ -438,14 +438,29 @@ def _timeline(f: Findings) -> go.Figure:
                              margin={"t": TOOLBAR_PX})
 
 
+def _limit_line(f: Findings) -> tuple[float, str]:
+    """The timeline's dotted line: the neck's limit, or without a head sensor (no neck line) the
+    upper back's."""
+    if "neck_flexion_deg" in f.series:
+        return f.settings["neck_flexion_deg"], "neck"
+    return f.settings["trunk_inclination_deg"], "upper-back"
+
+
 def timeline_caption(f: Findings) -> str:
     """What the timeline draws, exactly as drawn (colours named as they look)."""
     kinds = {e.kind for e in f.episodes}
-    parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
-             "neutral posture; below 0 means bent back."]
-    if kinds & {"neck_flexion", "trunk_inclination"}:
+    if "neck_flexion_deg" in f.series:
+        parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
+                 "neutral posture; below 0 means bent back."]
+    else:  # no head sensor: one line
+        parts = ["Line: how far your upper back (green) leaned forward, in degrees from your neutral posture; below 0 "
+                 "means leaning back. No head sensor, so no neck line."]
+    if kinds & {"neck_flexion", "trunk_inclination"} == {"neck_flexion", "trunk_inclination"}:
         parts.append("Shaded: long poor-posture stretches — pink for the neck, light green for the upper back; where "
                      "both happen at once the two shades mix to a khaki colour.")
+    elif kinds & {"neck_flexion", "trunk_inclination"}:
+        parts.append("Shaded: long poor-posture stretches — " + ("pink: the neck." if "neck_flexion" in kinds
+                                                                 else "light green: the upper back."))
     if "bed_neck" in kinds:
         parts.append("Lilac: neck bent in bed.")
     if any(np.asarray(f.series.get("lying", []), dtype=bool)):
@@ -459,7 +474,8 @@ def timeline_caption(f: Findings) -> str:
                      "not measured there.")
     if f.jolts:
         parts.append("Short ticks along the top: jolts (yellow mild, orange moderate, red severe).")
-    parts.append(f"Dotted line: the {f.settings['neck_flexion_deg']:g}° neck limit. Drag to zoom, double-tap to reset.")
+    thr, which = _limit_line(f)
+    parts.append(f"Dotted line: the {thr:g}° {which} limit. Drag to zoom, double-tap to reset.")
     return " ".join(parts)
 
 
