@@ -257,3 +257,27 @@ def test_rom_and_trends_pages_explain_their_terms(other_pages, browser, which, w
     else:
         assert "neck flexed" not in text and "hunched" not in text
     browser.screenshot(ARTIFACTS / f"{which}-words-{width}.png")
+
+
+def test_the_summary_says_how_sure_the_angles_are(workday):
+    """The summary ends with how sure the angles are (every angle is measured from the neutral
+    posture): a guessed neutral says 'not very', one set by the wearer says so, an automatic
+    one without a walk to check it says what could be wrong."""
+    import dataclasses
+
+    from nape.report.recording import headlines
+
+    f, page = workday
+    last = headlines(f)[-1]
+    assert last.startswith("How sure: ") and "neutral posture" in last, last
+    assert last in page.read_text(encoding="utf-8").replace("&#x27;", "'")
+    words = {}
+    for method in ("captured", "automatic", "guess", "none"):
+        g = dataclasses.replace(f, calibration=dataclasses.replace(f.calibration, method=method))
+        words[method] = headlines(g)[-1]
+    assert "you set your neutral posture yourself" in words["captured"]
+    assert "not very" in words["guess"] and "guess" in words["guess"]
+    assert "cannot be trusted" in words["none"]
+    if walking_offset(f.series) is None:
+        assert "nothing could check it" in words["automatic"]
+    assert len(set(words.values())) == 4

@@ -23,7 +23,8 @@ from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_recor
 from ..analysis import coverage
 from ..analysis.posture import runs
 from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
-                          episode_advice, grade_meaning, iso_verdict, jolt_advice, limits_story, top_actions)
+                          episode_advice, grade_meaning, iso_verdict, jolt_advice, limits_story, top_actions,
+                          walking_offset)
 from ..settings import AnalysisSettings
 from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
@@ -173,7 +174,35 @@ def headlines(f: Findings) -> list[str]:
     if f.lying_s > 0:
         extra = (f"; neck bent in bed for {fmt_duration(sum(e.duration_s for e in bed))} (pillow)" if bed else "")
         out.append(f"Lying down for {fmt_duration(f.lying_s)} (not counted as poor posture){extra}.")
+    out.append(how_sure(f))
     return out
+
+
+def how_sure(f: Findings) -> str:
+    """How sure the angles are, in one sentence: every angle is measured from the neutral
+    posture, so it is as good as that (the calibration notes give the details)."""
+    method = getattr(f.calibration, "method", "unknown")
+    off = walking_offset(f.series)
+    tol = f.settings.get("calib_check_walk_deg", 10.0)
+    see = " (see Calibration and data quality)"
+    if off is not None and abs(off[1]) > tol:
+        way = "forward" if off[1] > 0 else "back"
+        return (f"How sure: the angles may read about {abs(off[1]):.0f}° too far {way} — while you walked your upper back "
+                f"did not read upright, so the neutral posture was probably off{see}.")
+    if method == "captured":
+        base = "How sure: you set your neutral posture yourself, so the angles are measured from your own upright"
+    elif method == "automatic":
+        base = "How sure: Nape took your neutral posture from a still, upright moment (you did not press calibrate)"
+    elif method == "guess":
+        return ("How sure: not very — Nape found no still, upright moment to take your neutral posture from and had to "
+                f"guess it, so every angle may be off by as much as you were leaning then{see}.")
+    else:
+        return f"How sure: no neutral posture could be taken, so the angles cannot be trusted{see}."
+    if off is not None:
+        return f"{base}; a walk confirmed it to within about {tol:g}°{see}."
+    if method == "captured":
+        return base + "."
+    return f"{base}; nothing could check it, so if you slouched then every angle is off by as much{see}."
 
 
 def quality_notes(f: Findings) -> list[str]:
