@@ -390,7 +390,7 @@ def top_actions(findings) -> list[str]:
         key = episode_advice(e.kind, e.pattern)
         by_pattern[key] = by_pattern.get(key, 0.0) + e.duration_s
     for advice, secs in by_pattern.items():
-        out.append((secs, f"{advice} ({_clock(secs)} of long poor-posture stretches of this kind.)"))
+        out.append((secs, f"{advice} ({fmt_duration(secs)} of long poor-posture stretches of this kind.)"))
     cal = getattr(f.calibration, "method", None)
     off = walking_offset(f.series)
     if cal in ("guess", "none") or (off is not None and abs(off[1]) > s.get("calib_check_walk_deg", 10.0)):

@@ -89,13 +89,18 @@ def start_time(f: Findings) -> datetime | None:
         return None
 
 
-def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
+def clock(f: Findings, t_s: float, seconds: bool = True, day: bool = True) -> str:
     """Clock time of ``t_s`` seconds into the recording ('08:42:13' or '08:42'), or the
-    elapsed time ('0:11:40 in') when the start time is unknown."""
+    elapsed time ('0:11:40 in') when the start time is unknown. ``day``: past midnight of the
+    start's day, say which day ('00:02 (next day)', '07:10 (day 3)'): a 16 h recording from
+    16:00 would otherwise list 00:02 after 22:02 with nothing to tell them apart."""
     start = start_time(f)
     if start is None:
         return f"{fmt_clock(t_s)} in"
-    return (start + timedelta(seconds=float(t_s))).strftime("%H:%M:%S" if seconds else "%H:%M")
+    t = start + timedelta(seconds=float(t_s))
+    text = t.strftime("%H:%M:%S" if seconds else "%H:%M")
+    later = (t.date() - start.date()).days if day else 0
+    return text + (" (next day)" if later == 1 else f" (day {later + 1})" if later > 1 else "")
 
 
 def _jolt_order(j: Jolt):
@@ -813,18 +818,18 @@ def to_json(f: Findings) -> dict:
     d["jolts"] = []
     for j in f.jolts:
         r = jolt_record(j)
-        r["peak_local_time"] = clock(f, j.peak_t_s) if start else None
+        r["peak_local_time"] = clock(f, j.peak_t_s, day=False) if start else None
         r["meaning"] = jolt_sentence(j, f.settings)
         r["trace"] = j.trace if id(j) in panels else None
         d["jolts"].append(r)
     d["episodes"] = []
     for e in f.episodes:
         r = episode_record(e)
-        r["start_local_time"] = clock(f, e.start_s) if start else None
+        r["start_local_time"] = clock(f, e.start_s, day=False) if start else None
         r["meaning"] = MEANING.get(e.kind, "")
         d["episodes"].append(r)
     d["gaps"] = [{"reason": "lost in transmission", "missing_samples": None, "boot_number": 1} | g
-                 | {"start_local_time": clock(f, g["start_s"]) if start else None} for g in d["gaps"]]
+                 | {"start_local_time": clock(f, g["start_s"], day=False) if start else None} for g in d["gaps"]]
     d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]
     d["start_local"] = start.isoformat(timespec="seconds") if start else None
     d["jolt_panels"] = len(panels)
