@@ -381,7 +381,7 @@ def test_a_fraction_of_a_second_missing_does_not_read_as_missing_data(two_imu_re
 
 def test_a_recording_past_midnight_says_which_day(two_imu_report, validator):
     """A 16 h day from 16:00 listed 00:02 after 22:02 with nothing to tell the days apart: past
-    the start's midnight a page time says '(next day)' / '(day 3)'; the JSON keeps 'HH:MM:SS'
+    the start's midnight a page time says 'next day' / 'on day 3'; the JSON keeps 'HH:MM:SS'
     (its schema). Long totals read in hours ('2 h 40 min', not '159 min 57 s')."""
     from datetime import datetime, timedelta
 
@@ -393,8 +393,8 @@ def test_a_recording_past_midnight_says_which_day(two_imu_report, validator):
     midnight = datetime.combine(st.date() + timedelta(days=1), datetime.min.time(), tzinfo=st.tzinfo)
     after = (midnight - st).total_seconds() + 90
     assert "day" not in clock(f, 10.0)
-    assert clock(f, after).endswith(" (next day)") and re.fullmatch(r"\d\d:\d\d:\d\d", clock(f, after, day=False))
-    assert clock(f, after + 86400, seconds=False).endswith(" (day 3)")
+    assert clock(f, after).endswith(" next day") and re.fullmatch(r"\d\d:\d\d:\d\d", clock(f, after, day=False))
+    assert clock(f, after + 86400, seconds=False).endswith(" on day 3")
     ep = dataclasses.replace(f.episodes[0], start_s=after, end_s=after + 9597.0)
     late = dataclasses.replace(f, episodes=[ep], duration_s=after + 9700.0)
     doc = to_json(late)

@@ -92,7 +92,7 @@ def start_time(f: Findings) -> datetime | None:
 def clock(f: Findings, t_s: float, seconds: bool = True, day: bool = True) -> str:
     """Clock time of ``t_s`` seconds into the recording ('08:42:13' or '08:42'), or the
     elapsed time ('0:11:40 in') when the start time is unknown. ``day``: past midnight of the
-    start's day, say which day ('00:02 (next day)', '07:10 (day 3)'): a 16 h recording from
+    start's day, say which day ('00:02 next day', '07:10 on day 3'): a 16 h recording from
     16:00 would otherwise list 00:02 after 22:02 with nothing to tell them apart."""
     start = start_time(f)
     if start is None:
@@ -100,7 +100,7 @@ def clock(f: Findings, t_s: float, seconds: bool = True, day: bool = True) -> st
     t = start + timedelta(seconds=float(t_s))
     text = t.strftime("%H:%M:%S" if seconds else "%H:%M")
     later = (t.date() - start.date()).days if day else 0
-    return text + (" (next day)" if later == 1 else f" (day {later + 1})" if later > 1 else "")
+    return text + (" next day" if later == 1 else f" on day {later + 1}" if later > 1 else "")
 
 
 def _jolt_order(j: Jolt):
