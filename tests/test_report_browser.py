@@ -152,7 +152,7 @@ def trends_one_day(tmp_path_factory):
     days to size the bars by)."""
     from nape import trends
 
-    d = tmp_path_factory.mktemp("trends1")
+    d = tmp_path_factory.mktemp("one-day-trends")
     db = d / "nape.db"
     for i, hour in enumerate((8, 14)):
         trends.index_findings(db, _fake_session(d, f"rec{i}.nape", f"2026-11-03T{hour:02d}:30:00Z", 900.0 + 300 * i,
@@ -168,11 +168,15 @@ def test_one_day_of_trends_draws_its_bars(trends_one_day, cdp):
     cdp.call("Emulation.setDeviceMetricsOverride", **PHONE)
     try:
         cdp.load(trends_one_day.as_uri())
-        m = cdp.js("""(() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
-            id: d.id,
-            bars: Array.from(d.querySelectorAll('.barlayer .point path')).map(p => {
-              const r = p.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.width), Math.round(r.height)]; }),
-            ticks: Array.from(d.querySelectorAll('.xtick text')).map(t => t.textContent)})))()""")
+        for _ in range(50):  # plotly redraws once the phone width is applied: measure when it has settled
+            m = cdp.js("""(() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
+                id: d.id,
+                bars: Array.from(d.querySelectorAll('.barlayer .point path')).map(p => {
+                  const r = p.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.width), Math.round(r.height)]; }),
+                ticks: Array.from(d.querySelectorAll('.xtick text')).map(t => t.textContent)})))()""")
+            if all(any(b[2] > 0 for b in chart["bars"]) for chart in m) and any("Nov" in t for c in m for t in c["ticks"]):
+                break
+            time.sleep(0.2)
     finally:
         cdp.call("Emulation.clearDeviceMetricsOverride")
     for chart in m:

@@ -475,9 +475,10 @@ def _timeline(f: Findings) -> go.Figure:
 def _limit_line(f: Findings) -> tuple[float, str]:
     """The timeline's dotted line: the neck's limit, or without a head sensor (no neck line) the
     upper back's."""
+    d = AnalysisSettings()  # defaults for settings a recording did not store
     if "neck_flexion_deg" in f.series:
-        return f.settings["neck_flexion_deg"], "neck"
-    return f.settings["trunk_inclination_deg"], "upper-back"
+        return f.settings.get("neck_flexion_deg", d.neck_flexion_deg), "neck"
+    return f.settings.get("trunk_inclination_deg", d.trunk_inclination_deg), "upper-back"
 
 
 def timeline_caption(f: Findings) -> str:
