@@ -216,8 +216,11 @@ def quality_notes(f: Findings) -> list[str]:
     cal = calibration_notes({"method": method, "start_s": f.calibration.start_s}, f.series, f.settings)
     notes = list(f.not_judged)
     notes += [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
-    if f.orientation_source:
-        notes.append(f"Orientation: {f.orientation_source}.")
+    if f.orientation_source:  # which way the tilt angles were worked out, in words before the technical name
+        src = f.orientation_source
+        how = ("worked out again on this computer from the raw sensor signals, more accurate than the board's own "
+               "estimate" if src.startswith("host re-fusion") else "")
+        notes.append(f"Orientation: {how} ({src})." if how else f"Orientation: {src}.")
     notes += rate_notes(f)
     notes += gap_notes(f)
     notes += import_notes(f)
