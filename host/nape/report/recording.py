@@ -611,7 +611,7 @@ SHORT_LIST = 12  # longer tables show the most important rows and fold the full 
 def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
     return [[clock(f, e.start_s), fmt_duration(e.duration_s), esc(e.pattern or e.kind.replace("_", " ")),
              f"{e.mean_deg:.0f}° on average (at most {e.peak_deg:.0f}°)",
-             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "–"),
+             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "not judged: it covers sitting and standing"),
              esc(episode_advice(e.kind, e.pattern))] for e in eps]
 
 
