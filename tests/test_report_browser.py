@@ -436,3 +436,11 @@ def test_pages_forbid_network_access_and_use_one_shell(demo_report, rom_page, tr
         assert meta and meta.group(1).replace("&#x27;", "'") == CSP, path.name
         assert "connect-src 'none'" in CSP and "default-src 'none'" in CSP
         assert CSS in html and html.count("<style>") == 1, path.name
+
+
+def test_rom_chart_says_below_typical_without_colour(rom_page):
+    """The end-range chart marked a direction below typical only by an orange dot: it says so
+    beside the value, and the marker's shape differs."""
+    html = rom_page.read_text(encoding="utf-8")
+    assert re.search(r'"\d+(°|\\u00b0) below"', html), "the below-typical value is not labelled in words"
+    assert '"triangle-left"' in html and '"circle"' in html
