@@ -186,7 +186,13 @@ async def record(
                         held.write(writer)
                         (bid,) = struct.unpack("<I", note.value[:4])
                         stats.boots += 1
-                        writer.write_note({"event": "boot", "boot_id": f"{bid:08x}", "n": stats.boots}, time.time())
+                        bn: dict = {"event": "boot", "boot_id": f"{bid:08x}", "n": stats.boots}
+                        if len(note.value) >= 12:  # the transport knows when its device time 0 was
+                            (epoch,) = struct.unpack_from("<d", note.value, 4)
+                            if epoch == epoch:  # not NaN
+                                bn["epoch_unix_s"] = round(epoch, 3)
+                                bn["epoch_from"] = note.value[12:].decode(errors="replace")
+                        writer.write_note(bn, time.time())
                         boot[0] = bid
                         # a boot that starts during the recording starts at seq 0: count a gap from there
                         trackers.setdefault(bid, _SeqTracker(0 if stats.boots > 1 else None))
@@ -248,7 +254,7 @@ def _gap_note(from_seq: int | None, missing: int, boot_id: int | None, overflow:
     start = from_seq or 0
     by_device = overflow is not None and overflow.get("from_seq") == start and \
         overflow.get("boot_id") in (None, f"{boot_id:08x}" if boot_id is not None else None)
-    reason = "on-board buffer overflow" if by_device else "lost in transmission"
+    reason = (overflow.get("reason") or "on-board buffer overflow") if by_device else "lost in transmission"
     if offline is not None and offline.dropped_in(boot_id, start, missing):
         reason = REASON_LOG_FULL
     return {"event": "gap", "boot_id": None if boot_id is None else f"{boot_id:08x}", "from_seq": start,

@@ -210,7 +210,7 @@ emit({"ids": ids, "status": hx(svc.status_bytes()), "svc": svc.boot_id,
     assert max(ids) > 0xFFFF  # 32 random bits, not a small counter
     s = P.parse_status(bytes.fromhex(r["status"]))
     assert s.boot_id == r["svc"] and s.firmware_version == "0.1.0"
-    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 3
+    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 4
     assert r["fixed"] == 0x1234ABCD
 
 
