@@ -876,6 +876,8 @@ class DayLog:
         self.n_log += 1
         self._log_end = lb.seq & _M32
         self.log_packets += 1
+        if self.mb.count:  # marks reach flash with the LOG packet: a reboot keeps them
+            self._seal_marks()
 
     def add_window(self, packets):
         """Store one jolt's EVENT window (its packets, in order), whole or not at all.

@@ -375,7 +375,8 @@ got = drain()
 res["third"] = got
 write(struct.pack("<BI", 0x09, after))  # ACK everything before the SAMPLES after the day log
 write(struct.pack("<BBH", 0x0D, 2, 7))  # window 7 received whole
-write(struct.pack("<BBH", 0x0D, 4, 0))  # the MARKS packet of mark 0
+write(struct.pack("<BBH", 0x0D, 4, 0))  # the MARKS packet of mark 0 (sealed with a LOG packet)
+write(struct.pack("<BBH", 0x0D, 4, 1))  # and of mark 1 (offline end)
 write(struct.pack("<BBH", 0x0D, 9, 0))  # unknown type: refused
 res["bad_type"] = [hx(x[1][2]) for x in ble._sent if x[0] == "notify" and x[1][1] == svc.h_control][-1:]
 res["stats2"] = dl.stats()
@@ -405,7 +406,7 @@ emit(res)
         assert [x[2] for x in m] == [6, 7] and m[0][5] == 100 and m[1][5] == after
     assert r["bad_type"] == [bytes((P.CMD_LOG_ACK | 0x80, 3)).hex()]
     s1, s2 = r["stats1"], r["stats2"]
-    assert s1["log"] > 0 and s1["event"] == 8 and s1["marks"] == 1  # nothing confirmed: all kept
+    assert s1["log"] > 0 and s1["event"] == 8 and s1["marks"] == 2  # nothing confirmed: all kept
     assert s2["log"] == 0 and s2["event"] == 4 and s2["marks"] == 0  # confirmed: freed
     assert s2["rewinds"] == 0 and s2["file_slots"] == s1["file_slots"]  # window 8 still stored
     assert r["stats3"]["rewinds"] == 1 and r["stats3"]["file_slots"] == 0 and r["file_size"] == 244
