@@ -493,13 +493,12 @@ class BleTransport(Transport):
                 epoch = time.time() - status.uptime_s - (status.prev_last_t_ms or 0) / 1000.0
                 source = "latest possible: ended as the next boot began"
             self._start_boot(pid, epoch, source)
-        elif status.prev_oldest_seq is not None and self._next_seq is not None \
-                and _ahead(status.prev_oldest_seq, self._next_seq):
-            # what the board held in RAM (SAMPLES not yet confirmed) went with the reboot
-            self._notes.append({"event": "buffer_overflow", "t": time.time(), "boot_id": f"{pid:08x}",
-                                "from_seq": self._next_seq, "oldest_seq": status.prev_oldest_seq,
-                                "missing_samples_at_least": _ahead(status.prev_oldest_seq, self._next_seq),
-                                "reason": "device reboot", "device_overflow_samples": None})
+        # what follows is what the board kept on flash: its SAMPLES buffer (RAM) went with
+        # the reboot, so samples missing from here on were lost with it
+        self._notes.append({"event": "previous_boot_log", "t": time.time(), "boot_id": f"{pid:08x}",
+                            "from_seq": self._next_seq, "oldest_seq": status.prev_oldest_seq,
+                            "next_seq": status.prev_next_seq, "packets": status.prev_packets,
+                            "current_boot_id": f"{status.boot_id:08x}"})
 
     async def _after_prev(self, client) -> None:
         """Once the previous boot's log has all arrived (EVT_PREV_END): confirm it, then
