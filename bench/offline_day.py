@@ -16,6 +16,11 @@ Counted at the packet level with the host decoders (``nape.wire`` for SAMPLES / 
 and LOG, once (``lost_samples``, ``duplicate_samples``); the EVENT windows received whole
 against the bumps sent while offline (``jolt windows kept / expected``); the marks.
 
+Reboot (``reboot`` in the output): the board logs alone, is power-cycled, logs alone
+again, then the host records both boots (``_run_reboot``): the earlier boot's LOG samples
+received against what its day-log file held on flash before the reboot (read on the host),
+the later boot's whole seq line, both boots in the analysis.
+
 Capacity: the flash the day log used per second of offline time (LOG and the EVENT
 windows of this wearer, in 244-byte slots, from the firmware's ``DAYLOG`` line and the
 packets received) extrapolated to the day-log file of each board: the XIAO ESP32S3's
@@ -44,7 +49,9 @@ EVICT_KIB = 24  # the eviction run: 99 slots, about 6 min of LOG, for 4 min away
 ESP32_KIB = 1600  # plain 4 MiB ESP32: 2 MiB VFS less ~320 KiB firmware and bonds, DAYLOG_FREE_KIB (daylog.plan)
 TARGETS = {"capacity_hours_xiao": 16.0, "backfill_x_realtime": 20.0, "lost_samples": 0,
            "duplicate_samples": 0, "jolt_windows_missing": 0, "evict_lost_samples_unmarked": 0,
-           "evict_windows_untold": 0, "day_log_packets_sent_twice": 0}
+           "evict_windows_untold": 0, "day_log_packets_sent_twice": 0,
+           "reboot_earlier_boot_lost_samples": 0, "reboot_earlier_boot_duplicate_samples": 0,
+           "reboot_later_boot_lost_samples": 0}
 
 
 class _Imu:
@@ -441,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "jolt_windows_expected", "jolt_windows_kept",
                                          "windows_dropped_marked", "jolt_windows_missing",
                                          "windows_marked_and_received", "marks")}
+        # a reboot while away: the earlier boot's day log survives and arrives as its own boot
+        rb = asyncio.run(_run_reboot(min(away, 240.0), a.offline_after_s, a.jolt_every_s, a.timeout_s))
+        v["reboot"] = {k: rb[k] for k in rb if k != "link"}
         cost = logging_cost()
         v["logging_us_per_s"] = cost["us_per_s"]
         v["logging_heap_bytes_per_s"] = cost["bytes_per_s"]
@@ -455,7 +465,12 @@ def main(argv: list[str] | None = None) -> int:
           and v["evict"]["duplicate_samples"] == 0 and v["evict"]["jolt_windows_missing"] == 0
           and v["evict"]["windows_marked_and_received"] == 0 and v["evict"]["lost_samples"] > 0
           and v["second_session_packets"]["log"] == v["second_session_packets"]["marks"]
-          == v["second_session_packets"]["event"] == 0)
+          == v["second_session_packets"]["event"] == 0
+          and v["reboot"]["boots_in_file"] == 2 and v["reboot"]["a_flash_log_samples"] > 0
+          and v["reboot"]["a_lost_samples"] == 0 and v["reboot"]["a_duplicate_samples"] == 0
+          and v["reboot"]["a_windows_whole"] == v["reboot"]["a_windows_on_flash"]
+          and v["reboot"]["b_lost_samples"] == 0 and v["reboot"]["b_duplicate_samples"] == 0
+          and len(v["reboot"]["analysis_boots"]) == 2)
     if a.json:
         print(json.dumps({"values": v, "targets": TARGETS, "pass": ok}))
         return 0 if ok else 1
@@ -484,6 +499,17 @@ def main(argv: list[str] | None = None) -> int:
             v["second_session_packets"][k] for k in ("log", "marks", "event")), "0",
          "packets (after ACK / LOG_ACK; SAMPLES ring: %d)" % v["second_session_packets"]["samples"]),
         ("marks", " ".join("%s %d" % kv for kv in v["marks"].items() if kv[1]), "", ""),
+        ("reboot mid-away: earlier boot lost / duplicate", "%d / %d" % (
+            v["reboot"]["a_lost_samples"], v["reboot"]["a_duplicate_samples"]), "0 / 0",
+         "of %d LOG samples on flash; %d in RAM at the reboot (SAMPLES before its log, a partial "
+         "LOG packet); windows %d / %d whole" % (
+             v["reboot"]["a_flash_log_samples"], v["reboot"]["a_not_on_flash"],
+             v["reboot"]["a_windows_whole"], v["reboot"]["a_windows_on_flash"])),
+        ("reboot mid-away: later boot lost / duplicate", "%d / %d" % (
+            v["reboot"]["b_lost_samples"], v["reboot"]["b_duplicate_samples"]), "0 / 0",
+         "of %d seqs; analysis: %d boots, %s" % (
+             v["reboot"]["b_next_seq"], len(v["reboot"]["analysis_boots"]),
+             ", ".join("%s %d samples" % (b["boot_id"], b["samples"]) for b in v["reboot"]["analysis_boots"]))),
     ]
     w = max(len(r[0]) for r in rows)
     for r in rows:
