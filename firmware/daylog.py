@@ -14,10 +14,10 @@ power saver's delay) the board stops storing SAMPLES and logs instead (``logging
   MARKS packets (``logpack.MarksBatcher``, mark ids per boot);
 * every jolt's whole EVENT window (all its packets, as the jolt screen made them).
 
-Storage: one file of fixed 244-byte slots (a length byte and the packet), slot 0 a header
-(magic, slot count, boot id). The index lives in RAM, allocated once: per slot a kind
-byte and a u16 "next" link (3 bytes of heap per slot): four singly linked lists in
-write order (free, LOG, MARKS, EVENT). The file grows as slots are first used, and starts
+Storage: one file of fixed 244-byte slots (a length byte, the boot tag and the packet, at
+most 242 bytes), slot 0 a header (magic ``NAPEDLG2``, format, slot count, boot id). The index lives in RAM, allocated once: per slot a kind
+byte and a u16 "next" link (3 bytes of heap per slot): singly linked lists in
+write order (free, LOG, MARKS, EVENT, and the previous boot's LOG, MARKS, EVENT). The file grows as slots are first used, and starts
 again from its header when the central has confirmed everything (``_rewind``), so a day
 of logging after a full sync is written append-only. Only a full file (eviction) or a
 partly confirmed one writes into freed slots inside the file, which on littlefs rewrites
@@ -45,8 +45,19 @@ A **plain 4 MiB ESP32** (2 MiB VFS) gets what its free VFS allows (``plan``): 20
 320 - 128 = 1600 KiB = 6 713 slots = **7.1 h** (14 h trunk only): a 16-hour day of two
 IMUs needs 8 MiB of flash. Index: 49 KiB / 20 KiB of heap.
 
-A reboot does not keep the log: sequence numbers restart at every boot, so the file at
-boot is reset, with a printed reason (earlier boot's data, or a corrupt / truncated file).
+A reboot keeps the log (protocol/SPEC.md, "The offline day log", "Boots"): every slot is
+a length byte, a boot tag byte (``gen``, a per-boot number) and the packet; a small state
+file (``path + ".st"``, ``save_state``) holds this boot's tag, boot_id and clock and the
+watermarks below which every packet was freed, for this boot and the previous one. At boot
+``_scan`` reads the slots once and links again what the state file does not show freed, of
+the newest boot that has any: that boot becomes the *previous boot* (lists ``_L_P*``,
+kinds ``K_P*``), sent on BACKFILL_PREV (``read_prev_log_from``, ``next_prev_marks``,
+``next_prev_event``) and freed by PREV_ACK / LOG_ACK with bit 7 (``release_prev_log``,
+``ack_prev_*``). One previous boot is kept; it is evicted first (its LOG before this boot's,
+its windows before this boot's, its MARKS before this boot's), its drops told in its own
+MARKS. A corrupt, truncated or format-1 file, one without a state file or with nothing
+unconfirmed is reset with a printed reason. Lost at a reboot: the open LOG packet (< 3.8 s;
+MARKS are sealed with every LOG packet).
 
 Cost per logged sample (10 Hz): ``logpack.quat24`` per IMU (a few floats), the packet
 buffer is written in place; one 244-byte file write per 3.8 s.
@@ -112,6 +123,11 @@ def _rel(a, base):
 
 def _r16(a, base):
     return (a - base) & 0xFFFF
+
+
+def _later(a, b):
+    """The later of two u32 device times (ms, mod 2**32)."""
+    return b if (b - a) & _M32 < 0x80000000 else a
 
 
 class DayLog:
@@ -393,11 +409,18 @@ class DayLog:
         wm = ((st[4], st[5], st[6], st[7]), (st[11], st[12], st[13], st[14]))
         keys = array("I", bytes(4 * used))
         fing = array("H", (NONE,) * 6)
-        tmax = [0, st[15]]
         sl = self._slot
-        mv = memoryview(sl)
+        kind = self.kind
+        nxt = self.nxt
+        hd = self._h
+        tl = self._t
+        lfl = (st[4] & 1, st[11] & 1)
+        lws = (st[5], st[12])
+        mws = (st[6], st[13])
+        efl = (st[4] & 4, st[11] & 4)
+        ews = (st[7], st[14])
         f.seek(SLOT)
-        for s in range(used):
+        for s in range(used):  # one pass, a few integer operations per slot (16 651 at most)
             if f.readinto(sl) != SLOT:
                 raise ValueError("short read")
             ln = sl[0]
@@ -410,38 +433,49 @@ class DayLog:
                 w = 1
             else:
                 continue
-            fl, lw, mw, ew = wm[w]
             typ = sl[3]
-            cnt = sl[5]
-            if typ == 3 and ln >= 14:
-                seq, t, per = struct.unpack_from("<IIH", mv, 6)
-                end = (seq + cnt) & _M32
-                if fl & 1 and _rel(lw, end) < 0x80000000:
+            if typ == 3:
+                if ln < 14:
+                    continue
+                key = sl[6] | (sl[7] << 8) | (sl[8] << 16) | (sl[9] << 24)
+                if lfl[w] and (lws[w] - key - sl[5]) & _M32 < 0x80000000:
                     continue  # confirmed or evicted
-                key, li, k = seq, _L_LOG, K_LOG
-                t += (cnt - 1) * per if cnt else 0
-            elif typ == 4 and ln >= 20:
-                mid = sl[6] | (sl[7] << 8)
-                if _r16(mid, mw) >= 0x8000:
+                li = _L_LOG
+                k = K_LOG
+            elif typ == 4:
+                if ln < 20:
                     continue
-                key, li, k = _r16(mid, mw), _L_MK, K_MARKS
-                t = struct.unpack_from("<I", mv, 2 + 8 + 12 * (cnt - 1))[0] if cnt else 0
-            elif typ == 2 and ln >= 18:
-                eid, first = struct.unpack_from("<HH", mv, 6)
-                if fl & 4 and _r16(eid, ew) >= 0x8000:
+                key = (sl[6] | (sl[7] << 8)) - mws[w] & 0xFFFF
+                if key >= 0x8000:
                     continue
-                key, li, k = (_r16(eid, ew) << 16) | first, _L_EV, K_EV
-                t = struct.unpack_from("<I", mv, 16)[0]
+                li = _L_MK
+                k = K_MARKS
+            elif typ == 2:
+                if ln < 18:
+                    continue
+                key = (sl[6] | (sl[7] << 8)) - ews[w] & 0xFFFF
+                if efl[w] and key >= 0x8000:
+                    continue
+                key = (key << 16) | sl[8] | (sl[9] << 8)
+                li = _L_EV
+                k = K_EV
             else:
                 continue
             if w:
                 li += 3
-                k = (K_PLOG, K_PMK, K_PEV)[li - 3]
-            if (t - tmax[w]) & _M32 < 0x80000000:
-                tmax[w] = t
-            self.kind[s] = k
+                k = K_PLOG if k == K_LOG else (K_PMK if k == K_MARKS else K_PEV)
+            kind[s] = k
             keys[s] = key
-            self._insert(li, s, key, keys, fing)
+            t = tl[li]
+            nxt[s] = NONE
+            if t == NONE:
+                hd[li] = s
+                tl[li] = s
+            elif keys[t] <= key:  # in order (a file written append-only)
+                nxt[t] = s
+                tl[li] = s
+            else:
+                self._insert(li, s, key, keys, fing)
         keys = None
         # windows whole, else not kept
         for li in (_L_EV, _L_PEV):
@@ -469,11 +503,25 @@ class DayLog:
                     self.kind[s] = K_PLOG if kd == K_LOG else (K_PMK if kd == K_MARKS else
                                                                 (K_PEV if kd == K_EV else K_PEVC))
                     s = self.nxt[s]
-            self.pboot, self.pgen, self.pepoch, self.pend_t = st[2], g0, st[3], tmax[0]
+            self.pboot, self.pgen, self.pepoch, self.pend_t = st[2], g0, st[3], 0
             w = wm[0]
         else:
-            self.pboot, self.pgen, self.pepoch, self.pend_t = st[9], st[8], st[10], tmax[1]
+            self.pboot, self.pgen, self.pepoch, self.pend_t = st[9], st[8], st[10], st[15]
             w = wm[1]
+        # its newest device time: the newest LOG sample, mark or jolt trigger kept
+        t = self.pend_t
+        s = self._t[_L_PLOG]
+        if s != NONE:
+            p = self._read(s)
+            t = _later(t, struct.unpack_from("<I", p, 8)[0] + (p[3] - 1) * (p[12] | (p[13] << 8)))
+        s = self._t[_L_PMK]
+        if s != NONE:
+            p = self._read(s)
+            t = _later(t, struct.unpack_from("<I", p, 8 + 12 * (p[3] - 1))[0])
+        s = self._t[_L_PEV]
+        if s != NONE:
+            t = _later(t, struct.unpack_from("<I", self._read(s), 14)[0])
+        self.pend_t = t & _M32
         n_pl = n_pm = n_pe = 0
         for s in range(used):
             kd = self.kind[s]
