@@ -328,10 +328,13 @@ class DayLog:
         packets not yet freed (an older watermark only sends some again)."""
         fl = 0
         lw = 0
+        lf = self._log_freed
         if self.n_log:
-            fl, lw = 1, self._log_hs
-        elif self._log_freed is not None:
-            fl, lw = 1, self._log_freed
+            fl = 1
+            lw = self._log_hs
+        elif lf is not None:
+            fl = 1
+            lw = lf
         ew = 0
         if self.n_ev:
             fl |= 4
@@ -344,10 +347,13 @@ class DayLog:
         pew = 0
         pmw = 0
         if self.pboot:
+            pf = self._plog_freed
             if self.n_plog:
-                pfl, plw = 1, self._plog_hs
-            elif self._plog_freed is not None:
-                pfl, plw = 1, self._plog_freed
+                pfl = 1
+                plw = self._plog_hs
+            elif pf is not None:
+                pfl = 1
+                plw = pf
             if self.n_pev:
                 pfl |= 4
                 pew = self._id16(self._h[_L_PEV])
@@ -818,17 +824,19 @@ class DayLog:
 
     def _pmark(self, kind, b, c):
         """A mark in the previous boot's MARKS (at its newest time: it happened later)."""
-        if self.pmb.add(self.pend_t, kind, 0, b, c):
+        mb = self.pmb
+        if mb is not None and mb.add(self.pend_t, kind, 0, b, c):
             self._seal_pmarks()
 
     def _seal_pmarks(self):
         mb = self.pmb
-        if mb is None or not mb.count:
+        cp = self._pmkcopy
+        if mb is None or cp is None or not mb.count:
             return
         n = mb.count
-        self._pmkcopy[:] = mb.buf
+        cp[:] = mb.buf
         mb.count = 0
-        if self._put(K_PMK, _L_PMK, self._pmkcopy, logpack.MARKS_HDR + n * logpack.MARK_SIZE):
+        if self._put(K_PMK, _L_PMK, cp, logpack.MARKS_HDR + n * logpack.MARK_SIZE):
             self.n_pmk += 1
         else:
             self.marks_lost += n
@@ -1113,13 +1121,13 @@ class DayLog:
 
     def _free_below(self, li, seq):
         """Free the LOG packets of list ``li`` that end at or before ``seq``; returns
-        (packets freed, seq after the newest freed or None, new head seq or None)."""
+        (packets freed, seq after the newest freed or None, new head seq: 0 when none left)."""
         n = 0
         fe = None
         while True:
             s = self._h[li]
             if s == NONE:
-                return n, fe, None
+                return n, fe, 0
             first, cnt = self._seq_cnt(s)
             end = (first + cnt) & _M32
             if _rel(seq, first) >= 0x80000000 or _rel(end, first) > _rel(seq, first):
@@ -1233,9 +1241,10 @@ class DayLog:
 
     def prev_packets(self):
         """Packets of the previous boot still kept (its sealed and pending MARKS too)."""
-        if not self.pboot:
+        mb = self.pmb
+        if not self.pboot or mb is None:
             return 0
-        return self.n_plog + self.n_pmk + self.n_pev + (1 if self.pmb.count or self._pdrop_n else 0)
+        return self.n_plog + self.n_pmk + self.n_pev + (1 if mb.count or self._pdrop_n else 0)
 
     def read_prev_log_from(self, seq):
         """As ``read_log_from``, in the previous boot's LOG."""
@@ -1261,7 +1270,8 @@ class DayLog:
 
     def prev_pending(self):
         """The previous boot's MARKS or EVENT packets waiting to be sent on this link."""
-        if self.pboot and (self.pmb.count or self._pdrop_n):
+        mb = self.pmb
+        if self.pboot and mb is not None and (mb.count or self._pdrop_n):
             self._flush_pdrop()
             self._seal_pmarks()
         return self._next_in(_L_PMK) != NONE or self._next_in(_L_PEV) != NONE
