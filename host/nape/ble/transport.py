@@ -11,8 +11,12 @@ with exponential back-off until :meth:`close` (or ``give_up_after_s``).
 Sequence numbers restart at 0 when the device reboots. The status carries a random
 ``boot_id`` per boot: when it differs from the last link's, the transport forgets the
 old sequence number, asks the new boot for everything it stored (BACKFILL_ALL) and puts
-a ``Notification("boot", u32 LE boot_id)`` in the stream first, so the recorder keeps one
-sequence space per boot. Link events (connected, disconnected, reconnected, reboot) are
+a ``Notification("boot", u32 LE boot_id + f64 epoch + source)`` in the stream first, so the
+recorder keeps one sequence space per boot. When the board kept an earlier boot's day log
+over a reboot (status ``prev_boot_id``), that comes first: in that boot's sequence space
+(the one being recorded, or a ``boot`` marker for it), BACKFILL_PREV, PREV_ACK and
+LOG_ACK with the previous-boot bit, and at PREV_END the current boot starts
+(``_enter_prev``, ``_after_prev``; protocol/SPEC.md "Boots"). Link events (connected, disconnected, reconnected, reboot) are
 also kept as notes for the recording (:meth:`drain_notes`); the reboot note carries what
 the old boot had (``lost_samples_at_least``), and a ``buffer_overflow`` note says when
 the device no longer holds the samples a reconnection asks for (its ``oldest_seq`` is
