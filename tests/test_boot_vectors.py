@@ -27,3 +27,14 @@ def test_commands_and_the_event_are_the_vector_bytes():
     assert P.cmd_log_ack(2, 3, prev=True).hex() == by["cmd_log_ack_prev_event"]["hex"]
     e = P.parse_control(bytes.fromhex(by["evt_prev_end"]["hex"]))
     assert e.is_event and e.opcode == P.EVT_PREV_END and e.next_seq == 4712
+
+
+def test_a_newer_status_version_says_to_update_nape_in_one_line():
+    import pytest
+
+    from nape.errors import DeviceError
+
+    v = bytearray.fromhex(CASES[0]["hex"])
+    v[0] = P.STATUS_VERSION + 1
+    with pytest.raises(DeviceError, match=r"newer than this nape reads .*update nape"):
+        P.parse_status(bytes(v))

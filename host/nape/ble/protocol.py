@@ -273,6 +273,9 @@ def parse_status(value: bytes) -> Status:
     Raises:
         DeviceError: the value is shorter than the first 18 bytes or of another version.
     """
+    if len(value) >= 18 and value[0] > STATUS_VERSION:
+        raise DeviceError(f"the board's status is version {value[0]}, newer than this nape reads "
+                          f"(up to {STATUS_VERSION}): update nape")
     if len(value) < 18 or value[0] not in STATUS_VERSIONS:
         raise DeviceError(f"bad status value {value.hex()}")
     raw = bytes(value[: _STATUS.size]).ljust(_STATUS.size, b"\0")
