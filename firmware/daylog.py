@@ -207,6 +207,7 @@ class DayLog:
         self.boot_id = boot_id & _M32
         self.epoch = 0  # unix ms at this boot's device time 0 (set_epoch; 0: unknown)
         self.spath = path + ".st"
+        self._tags = None  # boot tags seen in the file at boot (a bitmap; _scan)
         self._dirty = False  # confirmations not yet in the state file
         self._saved = 0
         # logging state
@@ -257,8 +258,13 @@ class DayLog:
                 f.close()
                 f = None
         gen = 0 if st is None else (st[1] + 1) & 0xFF
-        if self.pboot and gen == self.pgen:
+        tags = self._tags if why is None else None
+        for _ in range(256):  # a tag no slot left in the file carries (freed slots keep theirs)
+            if not ((self.pboot and gen == self.pgen)
+                    or (tags is not None and tags[gen >> 3] & (1 << (gen & 7)))):
+                break
             gen = (gen + 1) & 0xFF
+        self._tags = None
         self.gen = gen
         if f is None:
             self._clear()
@@ -415,6 +421,7 @@ class DayLog:
         wm = ((st[4], st[5], st[6], st[7]), (st[11], st[12], st[13], st[14]))
         keys = array("I", bytes(4 * used))
         fing = array("H", (NONE,) * 6)
+        tags = self._tags = bytearray(32)
         sl = self._slot
         kind = self.kind
         nxt = self.nxt
@@ -433,6 +440,7 @@ class DayLog:
             if ln < 8 or ln > MAX_PACKET or sl[2] != 1:
                 continue
             tag = sl[1]
+            tags[tag >> 3] |= 1 << (tag & 7)
             if tag == g0:
                 w = 0
             elif tag == g1:

@@ -686,3 +686,31 @@ emit(out)
     assert r["bad_state"] == ["3 packets of an unknown boot (no state file)", 0] or \
         r["bad_state"][0].endswith("of an unknown boot (no state file)")
     assert r["truncated"][0].startswith("truncated or corrupt file") and r["truncated"][1:] == [0, 200]
+
+
+def test_a_new_boot_takes_a_tag_no_slot_in_the_file_carries(tmp_path):
+    """Freed slots keep their old boot tag until reused: a new boot's tag must differ from
+    every tag left in the file, or a later scan could take a stale packet for its own."""
+    (r,) = _run(_REBOOT + r"""
+dl, p = boot(0xA1)
+run(dl, p, 20.0, 0)  # boot A (tag 0)
+dl.seal()
+dl.close()
+dl, p = boot(0xB2)
+dl.gen = 255  # as after 255 boots: the next tag wraps to 0, the tag of A's slots
+dl.save_state()
+dl.release_prev_log(dl.prev_next_seq())  # the host takes A: its slots are freed, not rewritten
+dl.new_link()
+dl.prev_pending()
+m = dl.next_prev_marks()
+dl.ack_prev_marks(m[4] | (m[5] << 8))
+a_gone = dl.pboot
+run(dl, p, 12.0, 0)  # boot B logs (tag 255): the file is not empty, so A's stale slots stay
+dl.seal()
+b_log = logs_of(dl)
+dl.close()
+dl, p = boot(0xC3)
+emit({"a_gone": a_gone, "c_gen": dl.gen, "pboot": dl.pboot, "pgen": dl.pgen, "same": plogs_of(dl) == b_log})
+""", tmp_path)
+    assert r["a_gone"] == 0 and r["pboot"] == 0xB2 and r["pgen"] == 255 and r["same"]
+    assert r["c_gen"] not in (0, 255)  # 0 is still in the file (A's freed slots)
