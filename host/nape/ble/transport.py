@@ -482,6 +482,8 @@ class BleTransport(Transport):
         """The board kept the log of a boot before this one (protocol/SPEC.md "Boots"):
         the recorder goes on in that boot's sequence space (or starts it) for BACKFILL_PREV."""
         pid = status.prev_boot_id
+        if pid is None:
+            return
         if self._boot_id != pid:
             if self._boot_id is not None:  # we were in an earlier boot still
                 self._notes.append({"event": "reboot", "t": time.time(),
