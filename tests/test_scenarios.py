@@ -311,3 +311,33 @@ def test_vqf_rest_bias_estimation_turns_a_still_head(tmp_path):
           f"on {np.percentile(on, 95):.2f}°")
     assert np.percentile(off, 95) < 15.0
     assert np.percentile(on, 95) > 3 * np.percentile(off, 95)
+
+
+def test_bench_perturbations_are_what_they_claim():
+    """bench.detection_perturb: a mounting rotation keeps magnitudes and turns both sensors by the
+    angle asked; biases and scale at the top of their range; isolated glitches; a phone's rows at
+    the new rate with at most ±2 ms jitter and 1 % lost."""
+    from bench.detection_perturb import ROWS, SENSORS, _draws, mount, phone_samples, sensor_errors
+
+    rng = np.random.default_rng(3)
+    acc = rng.normal(size=(600, 3)) + [0, 0, 9.8]
+    gyr = rng.normal(size=(600, 3))
+    d = _draws(np.random.default_rng(5))
+    a2, g2 = mount(acc, gyr, 30.0, d["axis"])
+    assert np.allclose(np.linalg.norm(a2, axis=1), np.linalg.norm(acc, axis=1))
+    cos = (a2 * acc).sum(1) / np.linalg.norm(acc, axis=1) ** 2
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() <= 30.0 + 1e-6
+    assert np.allclose(np.linalg.norm(g2, axis=1), np.linalg.norm(gyr, axis=1))
+    zero = np.zeros((6000, 3))
+    ab, gb = sensor_errors(zero, zero, 100.0, ROWS["acc_bias"], SENSORS["ICM-42688-P"], d)
+    assert np.allclose(np.abs(ab), 0.05 * 9.80665) and not gb.any()
+    _, gb = sensor_errors(zero, zero, 100.0, ROWS["gyro_bias"], SENSORS["ICM-42688-P"], d)
+    assert np.allclose(np.degrees(np.abs(gb)), 2.0)
+    ag, gg = sensor_errors(zero, zero, 100.0, ROWS["glitch"], SENSORS["ICM-42688-P"], _draws(np.random.default_rng(6)))
+    hit = np.flatnonzero(np.abs(ag).max(1) + np.abs(gg).max(1) > 0)
+    assert len(hit) >= 2 and np.diff(hit).min() > 2  # single samples, never a burst
+    t = np.arange(0, 60, 1 / 400)
+    tk, x = phone_samples(t, np.column_stack([np.sin(t), np.cos(t)]), 400.0, 100.0, np.random.default_rng(1))
+    grid = np.rint(tk * 100) / 100
+    assert np.abs(tk - grid).max() <= 0.002 + 1e-9 and 0.985 < len(tk) / (60 * 100) < 0.995
+    assert np.abs(x - np.column_stack([np.sin(tk), np.cos(tk)])).max() < 0.05  # low-passed, not started from 0
