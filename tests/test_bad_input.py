@@ -479,6 +479,26 @@ def test_glitch_guard_masks_nan_inf_and_huge_values():
     assert guard.summary() == {"samples": 3, "by_kind": {"non_finite": 2, "impossible": 1}}
 
 
+def test_a_shock_railing_one_axis_is_not_a_glitch():
+    """A ±16 g sensor clips each axis: a knock at 16 g on one axis and 7 g on another is 17.5 g
+    in all and real; only an axis beyond full scale is impossible."""
+    from nape.analysis.quality import GlitchGuard
+    from nape.settings import AnalysisSettings
+
+    g = 9.80665
+    q, acc, gyr = _still(60)
+    acc, gyr, q = acc[:, None].copy(), gyr[:, None], q[:, None]
+    acc[20:26, 0] = [[0, 4 * g, 3 * g], [0, 10 * g, 5 * g], [0, 16 * g, 7 * g], [0, 16 * g, 7 * g],
+                     [0, 9 * g, 4 * g], [0, 3 * g, 2 * g]]  # a 30 ms knock, railed for 10 ms
+    gyr = gyr.copy()
+    gyr[20:24, 0] = np.radians([[0, 900, 600], [0, 2000, 1500], [0, 2000, 1400], [0, 800, 500]])
+    acc[40, 0] = [0, 0, 17 * g]  # one axis beyond ±16 g: a fault
+    guard = GlitchGuard(1, AnalysisSettings())
+    _q2, a2, _g2 = guard(np.zeros(60, np.uint8), q, acc, gyr)
+    assert guard.summary() == {"samples": 1, "by_kind": {"impossible": 1}}
+    assert np.linalg.norm(a2[22, 0]) / g > 17.4  # the knock's peak kept whole
+
+
 def test_saturation_flag_is_a_glitch():
     from nape import wire
     from nape.analysis.quality import GlitchGuard

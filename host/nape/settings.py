@@ -351,11 +351,12 @@ class AnalysisSettings:
 
     # --- plausibility (host/nape/analysis/quality.py) ---
     glitch_acc_max_g: float = 16.0
-    """Specific force above this is a sensor glitch, never a jolt: the largest full scale of
-    body-worn MEMS accelerometers (±16 g, MPU-6050 / ICM-42688 datasheets). [FULLSCALE]"""
+    """Specific force above this on any one axis is a sensor glitch, never a jolt: the largest
+    full scale of body-worn MEMS accelerometers (±16 g per axis, MPU-6050 / ICM-42688
+    datasheets; a real shock railing one axis may reach √3 × that in all). [FULLSCALE]"""
     glitch_gyr_max_dps: float = 2000.0
-    """Angular velocity above this is a sensor glitch: the largest gyroscope full scale of the
-    same parts (±2000 °/s). [FULLSCALE]"""
+    """Angular velocity above this on any one axis is a sensor glitch: the largest gyroscope
+    full scale of the same parts (±2000 °/s per axis). [FULLSCALE]"""
     glitch_spike_g: float = 4.0
     """A single sample differing from both neighbours by more than this, while they agree, is a
     glitch: shocks at the back and head last 50–150 ms, several samples (Nape default)."""

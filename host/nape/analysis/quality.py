@@ -6,7 +6,8 @@ Glitches (:class:`GlitchGuard`), per IMU and sample, before anything else sees t
 - ``saturation``: the sample's saturation flag (``TRUNK_SAT`` / ``HEAD_SAT``, protocol/SPEC.md)
   or a value at the wire format's i16 limit (±32.767 g, ±3276.7 °/s);
 - ``impossible``: specific force above ``glitch_acc_max_g`` or angular velocity above
-  ``glitch_gyr_max_dps``: beyond the full scale of any body-worn MEMS IMU (±16 g, ±2000 °/s
+  ``glitch_gyr_max_dps`` on any one axis (the sensor clips each axis, so the whole vector
+  of a real shock may reach √3 × that): beyond the full scale of any body-worn MEMS IMU (±16 g, ±2000 °/s
   on the MPU-6050 / ICM-42688 class the board uses), so a sensor or transfer fault;
 - ``spike``: one sample whose specific force differs from both neighbours by more than
   ``glitch_spike_g`` while the neighbours agree within a quarter of that: a body segment
@@ -151,8 +152,9 @@ class GlitchGuard:
             flags = np.asarray(flags, np.int64)
             sat = np.stack([(flags & SAT_FLAGS[j]) != 0 if j < len(SAT_FLAGS) else np.zeros(n, bool)
                             for j in range(k)], axis=1)
-            a2, w2 = _sq(a), _sq(w)
-            impossible = (a2 > self.acc_max ** 2) | (w2 > self.gyr_max ** 2)
+            # per axis, as the sensor clips: a shock that rails one axis at ±16 g while another
+            # reads 6 g is 17 g in all and real (up to √3 × full scale); one axis beyond is not
+            impossible = _beyond(a, self.acc_max) | _beyond(w, self.gyr_max)
             for i, j in zip(*np.nonzero(impossible)):  # rare: at the wire format's limit is saturation
                 a_top, w_top = float(np.abs(a[i, j]).max()), float(np.abs(w[i, j]).max())
                 sat[i, j] |= (I16_ACC_MS2 <= a_top <= 1.01 * I16_ACC_MS2) or (I16_GYR_RADS <= w_top <= 1.01 * I16_GYR_RADS)
@@ -204,9 +206,9 @@ class GlitchGuard:
         return {"samples": self.samples, "by_kind": {k: v for k, v in self.counts.items() if v}}
 
 
-def _sq(x: np.ndarray) -> np.ndarray:
-    """Squared length over the last axis (3), column by column (faster than a reduction over it)."""
-    return x[..., 0] ** 2 + x[..., 1] ** 2 + x[..., 2] ** 2
+def _beyond(x: np.ndarray, limit: float) -> np.ndarray:
+    """Any of the three axes (last axis) beyond ±``limit``, column by column."""
+    return (np.abs(x[..., 0]) > limit) | (np.abs(x[..., 1]) > limit) | (np.abs(x[..., 2]) > limit)
 
 
 def _sq_step(x: np.ndarray) -> np.ndarray:
