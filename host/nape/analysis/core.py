@@ -96,7 +96,7 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
                                          stream.board_quat, stream.align, s,
                                          np.asarray(stream.calib.gyro_offset_rad_s or np.zeros((n_imu, 3)), float))
     f = stream.finish(path, rec, roles, reader.malformed)
-    f.input_warnings = doubts
+    f.input_warnings = doubts + repeat_warnings(reader.duplicates, reader.late, reader.samples)
     f.jolts, f.head_turns = sorted(jolts + offline, key=lambda j: j.peak_t_s), head_turns
     f.rates, f.alerts = window_jolts.rates(stream, reader, len(windows), len(offline))
     return f
@@ -146,6 +146,18 @@ def recording_roles(rec, path: Path) -> tuple[list[str], int, list[str]]:
     if roles == ["head"]:
         doubts.append(HEAD_ONLY_WORDS)
     return roles, mask, doubts
+
+
+def repeat_warnings(duplicates: int, late: int, kept: int) -> list[str]:
+    """Samples the ordering dropped (stream.BlockReader: ``duplicates``, ``late``), in plain words."""
+    out = []
+    if duplicates:
+        out.append(f"{duplicates} samples repeated the sequence number of an earlier sample and were dropped "
+                   f"({kept} kept): sent twice, or a sequence counter that does not advance.")
+    if late:
+        out.append(f"{late} samples arrived after their place in time had been passed and were dropped "
+                   "(counted as lost).")
+    return out
 
 
 def _no_samples(path: Path, rec, roles: list[str], malformed: int, calib: Calibration, s: AnalysisSettings) -> Findings:
