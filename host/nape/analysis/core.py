@@ -142,8 +142,8 @@ def recording_roles(rec, path: Path) -> tuple[list[str], int, list[str]]:
         mask = carried
     if not mask:
         mask = 1
-    roles = list(wire.roles_of(mask))
-    if roles == ["head"]:
+    roles = listed if listed and not doubts else list(wire.roles_of(mask))  # the header's words when they hold
+    if list(wire.roles_of(mask)) == ["head"]:
         doubts.append(HEAD_ONLY_WORDS)
     return roles, mask, doubts
 
