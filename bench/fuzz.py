@@ -448,7 +448,8 @@ def _seed_recording_bytes() -> list[bytes]:
 
 FW_SEEDS = ["01", "02", "0307000000", "0402", "051e142d00", "06" + struct.pack("<Q", 1700000000123).hex(),
             "07", "08", "090b000000", "00", "99", "0100", "0a00", "0b", "0c" + "00" * 32,
-            "0d020100", "0d040000", "0d090000"]
+            "0d020100", "0d040000", "0d090000",
+            "0d820100", "0d840000", "0e00000000", "0f05000000"]
 
 
 # --------------------------------------------------------------------------- random engine
@@ -726,7 +727,7 @@ svc = ble_service.NapeService(ble, st, name="Nape", fw_version="0.1.0", imu_mask
 ble._inject(1, (7, 1, b"\x00" * 6)); svc.poll()
 ble._inject(21, (7, 247)); svc.poll()
 H = svc.h_control
-LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5, 10: 2, 11: 1, 12: 33, 13: 4}
+LEN = {1: 1, 2: 1, 3: 5, 4: 2, 5: 5, 6: 9, 7: 1, 8: 1, 9: 5, 10: 2, 11: 1, 12: 33, 13: 4, 14: 5, 15: 5}
 x = SEED or 1
 def rnd(k):
     global x
@@ -796,9 +797,11 @@ for it in range(N):
     eff = cmd[:40]  # the stack keeps at most the characteristic's 40-byte buffer
     resp = [s[1][2] for s in ble._sent if s[0] == "notify" and s[1][1] == H and s[1][2][0] & 0x80
             and not (s[1][2][0] == 0xA0 and len(s[1][2]) == 5)]
-    # no response (SPEC): ACK of the right length, LOG_ACK of the right length with a known
-    # type (2 EVENT, 4 MARKS); any other write gets exactly one response
-    silent = not eff or (eff[0] == 9 and len(eff) == 5) or (eff[0] == 13 and len(eff) == 4 and eff[1] in (2, 4))
+    # no response (SPEC): ACK and PREV_ACK of the right length, LOG_ACK of the right length
+    # with a known type (2 EVENT, 4 MARKS; bit 7: of the previous boot); any other write gets
+    # exactly one response
+    silent = not eff or (eff[0] in (9, 15) and len(eff) == 5) or (
+        eff[0] == 13 and len(eff) == 4 and eff[1] in (2, 4, 0x82, 0x84))
     want = 0 if silent else 1
     ok = len(resp) == want
     if ok and want:

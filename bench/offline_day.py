@@ -16,6 +16,11 @@ Counted at the packet level with the host decoders (``nape.wire`` for SAMPLES / 
 and LOG, once (``lost_samples``, ``duplicate_samples``); the EVENT windows received whole
 against the bumps sent while offline (``jolt windows kept / expected``); the marks.
 
+Reboot (``reboot`` in the output): the board logs alone, is power-cycled, logs alone
+again, then the host records both boots (``_run_reboot``): the earlier boot's LOG samples
+received against what its day-log file held on flash before the reboot (read on the host),
+the later boot's whole seq line, both boots in the analysis.
+
 Capacity: the flash the day log used per second of offline time (LOG and the EVENT
 windows of this wearer, in 244-byte slots, from the firmware's ``DAYLOG`` line and the
 packets received) extrapolated to the day-log file of each board: the XIAO ESP32S3's
@@ -44,7 +49,9 @@ EVICT_KIB = 24  # the eviction run: 99 slots, about 6 min of LOG, for 4 min away
 ESP32_KIB = 1600  # plain 4 MiB ESP32: 2 MiB VFS less ~320 KiB firmware and bonds, DAYLOG_FREE_KIB (daylog.plan)
 TARGETS = {"capacity_hours_xiao": 16.0, "backfill_x_realtime": 20.0, "lost_samples": 0,
            "duplicate_samples": 0, "jolt_windows_missing": 0, "evict_lost_samples_unmarked": 0,
-           "evict_windows_untold": 0, "day_log_packets_sent_twice": 0}
+           "evict_windows_untold": 0, "day_log_packets_sent_twice": 0,
+           "reboot_earlier_boot_lost_samples": 0, "reboot_earlier_boot_duplicate_samples": 0,
+           "reboot_later_boot_lost_samples": 0}
 
 
 class _Imu:
@@ -295,6 +302,132 @@ async def _run(away_s: float, offline_after_s: float, jolt_every_s: float, timeo
     return out
 
 
+def flash_log(path) -> dict:
+    """What a day-log file (firmware/daylog.py, format 2: slots of a length byte, a boot tag
+    byte and the packet) holds, read on the host: LOG seqs and EVENT windows per boot tag."""
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    out: dict = {}
+    for i in range(SLOT, len(data) - SLOT + 1, SLOT):
+        n, tag = data[i], data[i + 1]
+        pkt = data[i + 2:i + 2 + n]
+        if n < 8 or pkt[0] != 1:
+            continue
+        d = out.setdefault(tag, {"log": [], "windows": set()})
+        if pkt[1] == 3:
+            seq, = struct.unpack_from("<I", pkt, 4)
+            d["log"].extend(range(seq, seq + pkt[3]))
+        elif pkt[1] == 2:
+            d["windows"].add(struct.unpack_from("<H", pkt, 4)[0])
+    return out
+
+
+async def _run_reboot(away_s: float, offline_after_s: float, jolt_every_s: float, timeout_s: float,
+                      path=None) -> dict:
+    """A reboot while the host is away: the board logs the wearer file alone (boot A), is
+    power-cycled (``{"cmd": "reboot"}``), logs it again alone (boot B), then ``nape record``
+    connects. Counted in the ``.nape`` file per boot (its ``boot`` notes): boot A's LOG
+    against what its day-log file held on flash before the reboot (read here), B's whole
+    seq line; jolt windows whole per boot; the analysis' boots."""
+    import tempfile
+    from pathlib import Path
+
+    from nape import wire
+    from nape.analysis import analyse
+    from nape.analysis.stream import BlockReader
+    from nape.ble import BleTransport, VirtualDevice
+    from nape.ble.virtual import nsim_blob
+    from nape.recorder import record
+    from nape.recording import open_recording
+
+    wearer = Wearer(away_s, jolt_every_s=jolt_every_s)
+    blob = nsim_blob(wearer)
+    out: dict = {}
+    tmp = None
+    if path is None:
+        tmp = tempfile.TemporaryDirectory()
+        path = Path(tmp.name) / "reboot.nape"
+
+    async def source_done(vd, k: int) -> int:
+        t0 = time.monotonic()
+        while True:
+            done = [e["line"] for e in vd.events if e.get("event") == "fw"
+                    and e.get("line", "").startswith("NAPE-APP source_done")]
+            if len(done) >= k:
+                return int(done[k - 1].split("next_seq=")[1])
+            if time.monotonic() - t0 > timeout_s:
+                raise RuntimeError("the virtual board did not finish the wearer in %.0f s" % timeout_s)
+            await asyncio.sleep(0.5)
+
+    try:
+        async with VirtualDevice(blob, speed=0, secure=False, quiet_hours=False, flash=True,
+                                 offline_after_s=offline_after_s, start_timeout=120.0) as vd:
+            out["a_next_seq"] = await source_done(vd, 1)
+            files = [f for f in vd.workdir.iterdir() if f.is_file() and not f.name.endswith(".st")
+                     and f.read_bytes()[:8] == b"NAPEDLG2"]
+            on_flash = flash_log(files[0]) if files else {}
+            a_flash = next(iter(on_flash.values()), {"log": [], "windows": set()})
+            await vd.reboot(timeout=120.0)  # a power cycle mid-away: boot B logs on its own
+            out["b_next_seq"] = await source_done(vd, 2)
+            kept = [e["line"] for e in vd.events if e.get("event") == "fw" and "kept" in e.get("line", "")]
+            out["board_kept_line"] = kept[-1] if kept else None
+            tr = BleTransport(bumble=vd.bumble_args)
+            stats = await asyncio.wait_for(record(tr, path), timeout_s)
+            out["link"] = tr.link_summary()
+        rec = open_recording(path)
+        boots: list[dict] = []
+        for ch in rec.chunks():
+            if ch.note is not None and ch.note.get("event") == "boot":
+                boots.append({"boot_id": ch.note["boot_id"], "epoch_from": ch.note.get("epoch_from"),
+                              "seqs": [], "log": 0, "samples": 0, "windows": {}})
+            for pkt in ch.packets or ():
+                b = boots[-1]
+                if pkt[1] == 3:
+                    seq, = struct.unpack_from("<I", pkt, 4)
+                    b["seqs"].extend(range(seq, seq + pkt[3]))
+                    b["log"] += pkt[3]
+                elif pkt[1] == 1:
+                    p = wire.decode_packet(pkt)
+                    b["seqs"].extend(range(p.seq, p.seq + p.count))
+                    b["samples"] += p.count
+                elif pkt[1] == 2:
+                    p = wire.decode_packet(pkt)
+                    w = b["windows"].setdefault(p.event_id, [p.total, 0])
+                    w[1] += p.count
+        out["boots_in_file"] = len(boots)
+        a = boots[0] if boots else {"seqs": [], "log": 0, "samples": 0, "windows": {}}
+        b = boots[1] if len(boots) > 1 else {"seqs": [], "log": 0, "samples": 0, "windows": {}}
+        fa = set(a_flash["log"])
+        out["a_flash_log_samples"] = len(fa)
+        out["a_received_log_samples"] = a["log"]
+        out["a_lost_samples"] = len(fa - set(a["seqs"]))  # on flash before the reboot, not received
+        out["a_duplicate_samples"] = len(a["seqs"]) - len(set(a["seqs"]))
+        out["a_not_on_flash"] = out["a_next_seq"] - len(fa)  # RAM at the reboot: SAMPLES before logging, a partial LOG packet
+        out["a_windows_on_flash"] = len(a_flash["windows"])
+        out["a_windows_whole"] = sum(1 for w in a["windows"].values() if w[0] == w[1])
+        out["a_epoch_from"] = boots[0].get("epoch_from") if boots else None
+        out["b_lost_samples"] = len(set(range(out["b_next_seq"])) - set(b["seqs"]))
+        out["b_duplicate_samples"] = len(b["seqs"]) - len(set(b["seqs"]))
+        out["b_log_samples"] = b["log"]
+        out["b_windows_whole"] = sum(1 for w in b["windows"].values() if w[0] == w[1])
+        out["recorder_lost_samples"] = stats.lost_samples
+        out["recorder_duplicate_samples"] = stats.duplicate_samples
+        rep = analyse(path)
+        out["analysis_samples"] = rep.samples
+        out["analysis_duration_s"] = rep.duration_s
+        out["analysis_gaps"] = [(g["reason"], g["boot_number"]) for g in rep.gaps]
+        reader = BlockReader(open_recording(path), 3)
+        for _ in reader:
+            pass
+        out["analysis_boots"] = [{"boot_id": x.boot_id, "samples": x.samples} for x in reader.boots if x.samples]
+        out["analysis_duplicates"] = reader.duplicates + reader.late
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.offline_day", description=__doc__.split("\n")[0])
     ap.add_argument("--json", action="store_true", help="one JSON object: values, targets, pass")
@@ -315,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "jolt_windows_expected", "jolt_windows_kept",
                                          "windows_dropped_marked", "jolt_windows_missing",
                                          "windows_marked_and_received", "marks")}
+        # a reboot while away: the earlier boot's day log survives and arrives as its own boot
+        rb = asyncio.run(_run_reboot(min(away, 240.0), a.offline_after_s, a.jolt_every_s, a.timeout_s))
+        v["reboot"] = {k: rb[k] for k in rb if k != "link"}
         cost = logging_cost()
         v["logging_us_per_s"] = cost["us_per_s"]
         v["logging_heap_bytes_per_s"] = cost["bytes_per_s"]
@@ -329,7 +465,12 @@ def main(argv: list[str] | None = None) -> int:
           and v["evict"]["duplicate_samples"] == 0 and v["evict"]["jolt_windows_missing"] == 0
           and v["evict"]["windows_marked_and_received"] == 0 and v["evict"]["lost_samples"] > 0
           and v["second_session_packets"]["log"] == v["second_session_packets"]["marks"]
-          == v["second_session_packets"]["event"] == 0)
+          == v["second_session_packets"]["event"] == 0
+          and v["reboot"]["boots_in_file"] == 2 and v["reboot"]["a_flash_log_samples"] > 0
+          and v["reboot"]["a_lost_samples"] == 0 and v["reboot"]["a_duplicate_samples"] == 0
+          and v["reboot"]["a_windows_whole"] == v["reboot"]["a_windows_on_flash"]
+          and v["reboot"]["b_lost_samples"] == 0 and v["reboot"]["b_duplicate_samples"] == 0
+          and len(v["reboot"]["analysis_boots"]) == 2)
     if a.json:
         print(json.dumps({"values": v, "targets": TARGETS, "pass": ok}))
         return 0 if ok else 1
@@ -358,6 +499,17 @@ def main(argv: list[str] | None = None) -> int:
             v["second_session_packets"][k] for k in ("log", "marks", "event")), "0",
          "packets (after ACK / LOG_ACK; SAMPLES ring: %d)" % v["second_session_packets"]["samples"]),
         ("marks", " ".join("%s %d" % kv for kv in v["marks"].items() if kv[1]), "", ""),
+        ("reboot mid-away: earlier boot lost / duplicate", "%d / %d" % (
+            v["reboot"]["a_lost_samples"], v["reboot"]["a_duplicate_samples"]), "0 / 0",
+         "of %d LOG samples on flash; %d in RAM at the reboot (SAMPLES before its log, a partial "
+         "LOG packet); windows %d / %d whole" % (
+             v["reboot"]["a_flash_log_samples"], v["reboot"]["a_not_on_flash"],
+             v["reboot"]["a_windows_whole"], v["reboot"]["a_windows_on_flash"])),
+        ("reboot mid-away: later boot lost / duplicate", "%d / %d" % (
+            v["reboot"]["b_lost_samples"], v["reboot"]["b_duplicate_samples"]), "0 / 0",
+         "of %d seqs; analysis: %d boots, %s" % (
+             v["reboot"]["b_next_seq"], len(v["reboot"]["analysis_boots"]),
+             ", ".join("%s %d samples" % (b["boot_id"], b["samples"]) for b in v["reboot"]["analysis_boots"]))),
     ]
     w = max(len(r[0]) for r in rows)
     for r in rows:

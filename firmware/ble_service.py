@@ -74,9 +74,12 @@ CMD_ACK = const(0x09)  # u32 next_seq              host has every sample before 
 CMD_FORGET = const(0x0A)  # u8 scope (0 this central, 1 every bond)  the board forgets bonds, drops the link
 CMD_AUTH_CHALLENGE = const(0x0B)  # -             response: 16-byte nonce for the owner-key proof
 CMD_AUTH_PROVE = const(0x0C)  # 32 bytes HMAC-SHA256(owner key, AUTH_LABEL + nonce)
-CMD_LOG_ACK = const(0x0D)  # u8 type (2 EVENT, 4 MARKS), u16 id: the day log may free it (no response)
+CMD_LOG_ACK = const(0x0D)  # u8 type (2 EVENT, 4 MARKS; | 0x80: of the previous boot), u16 id: the day log may free it (no response)
+CMD_BACKFILL_PREV = const(0x0E)  # u32 from_seq  send the previous boot's kept day log, then EVT_PREV_END
+CMD_PREV_ACK = const(0x0F)  # u32 next_seq     host has the previous boot's samples before next_seq (no response)
 RESP_BIT = const(0x80)  # response: [opcode | 0x80, result, payload]
 EVT_END_OF_DATA = const(0xA0)  # device event on control: u32 next_seq (source exhausted)
+EVT_PREV_END = const(0xA1)  # device event on control: u32 next_seq: the previous boot's log is all sent
 
 RES_OK = const(0)
 RES_UNKNOWN = const(1)
@@ -92,7 +95,7 @@ NONCE_LEN = const(16)
 _CMD_LEN = {CMD_START: 1, CMD_STOP: 1, CMD_BACKFILL: 5, CMD_CALIBRATE: 2,
             CMD_SET_POSTURE: 5, CMD_SET_TIME: 9, CMD_GET_STATUS: 1, CMD_BACKFILL_ALL: 1,
             CMD_ACK: 5, CMD_FORGET: 2, CMD_AUTH_CHALLENGE: 1, CMD_AUTH_PROVE: 33,
-            CMD_LOG_ACK: 4}
+            CMD_LOG_ACK: 4, CMD_BACKFILL_PREV: 5, CMD_PREV_ACK: 5}
 # allowed on a bonded link before the owner key is proved
 _PRE_AUTH = (CMD_GET_STATUS, CMD_AUTH_CHALLENGE, CMD_AUTH_PROVE)
 
@@ -105,7 +108,7 @@ ST_SAVER = const(0x10)
 ST_SOURCE_DONE = const(0x20)
 ST_ENCRYPTED = const(0x40)
 ST_SECURE = const(0x80)  # secure mode (config.BLE_SECURE); clear: development mode, open to all
-STATUS_VERSION = const(3)  # 2: u32 boot_id at offset 36; 3: security bytes after fw_version
+STATUS_VERSION = const(4)  # 2: u32 boot_id at offset 36; 3: security bytes after fw_version; 4: previous boot's log
 # security byte of the status (version 3) and of the scan response
 SEC_WINDOW_OPEN = const(0x01)  # pairing window open now
 SEC_AUTHORIZED = const(0x02)  # this link may stream and command
@@ -267,6 +270,9 @@ class NapeService:
         self.daylog = None
         self._dl_frags = None  # a day-log MARKS packet in flight on the stream characteristic
         self._dl_i = 0
+        #: streaming the previous boot's kept day log (BACKFILL_PREV) instead of this boot's
+        self.prev_mode = False
+        self._prev_end_sent = False
         # status / health
         self.calibrated = False
         self.saver = False
@@ -306,7 +312,8 @@ class NapeService:
         elif event == _IRQ_GATTS_WRITE:
             if data[1] == self.h_control:
                 v = bytes(self.ble.gatts_read(self.h_control))
-                if v and (v[0] == CMD_ACK or v[0] == CMD_LOG_ACK) and self.authorized():
+                if v and (v[0] == CMD_ACK or v[0] == CMD_LOG_ACK or v[0] == CMD_PREV_ACK) \
+                        and self.authorized():
                     # a confirmation counts even when the link drops before poll() runs
                     # (a host confirms last, then disconnects)
                     self._irq_events.append((_EV_CONFIRM, v))
@@ -583,6 +590,7 @@ class NapeService:
         return struct.pack("<II", 0xFFFFFFFF if o is None else o, 0 if n is None else n)
 
     def _start(self, from_seq):
+        self.prev_mode = False
         head = self.next_seq()
         if self.daylog is not None:
             self.daylog.new_link()
@@ -626,8 +634,10 @@ class NapeService:
                 self.forget_all()
             else:
                 self.forget_link()
-        elif op == CMD_ACK or op == CMD_LOG_ACK:
+        elif op == CMD_ACK or op == CMD_LOG_ACK or op == CMD_PREV_ACK:
             self._confirm(cmd)
+        elif op == CMD_BACKFILL_PREV:
+            self._start_prev(struct.unpack_from("<I", cmd, 1)[0])
         elif op == CMD_START:
             if not self.streaming:
                 self._start(None)
@@ -648,7 +658,10 @@ class NapeService:
             self._respond(op, RES_OK, self._seq_info())
         elif op == CMD_SET_TIME:
             unix_ms = struct.unpack_from("<Q", cmd, 1)[0]
-            self.time_offset_ms = unix_ms - time.ticks_diff(time.ticks_ms(), self._boot_ms)
+            now = time.ticks_ms()
+            self.time_offset_ms = unix_ms - time.ticks_diff(now, self._boot_ms)
+            if self.daylog is not None:  # unix ms at device time 0 (t_ms: ticks_ms)
+                self.daylog.set_epoch(unix_ms - now)
             self._respond(op, RES_OK)
         elif op == CMD_GET_STATUS:
             self._respond(op, RES_OK)
@@ -675,15 +688,23 @@ class NapeService:
             if dl is not None:
                 dl.release_log(seq)
             return
+        if op == CMD_PREV_ACK:
+            if dl is not None:
+                dl.release_prev_log(struct.unpack_from("<I", cmd, 1)[0])
+            return
         typ = cmd[1]
         ident = cmd[2] | (cmd[3] << 8)
-        if typ != 2 and typ != 4:
+        if typ & 0x7F != 2 and typ & 0x7F != 4:
             self._respond(op, RES_BAD_VALUE)
         elif dl is not None:
             if typ == 2:
                 dl.ack_event(ident)
-            else:
+            elif typ == 4:
                 dl.ack_marks(ident)
+            elif typ == 0x82:
+                dl.ack_prev_event(ident)
+            else:
+                dl.ack_prev_marks(ident)
 
     def _prove(self, mac):
         key = self.owner_key
@@ -725,6 +746,8 @@ class NapeService:
             return 0
         if not self._flush_control() or not self.streaming or not self.authorized():
             return 0
+        if self.prev_mode:
+            return self._pump_prev(conn, max_notifications)
         ble = self.ble
         dl = self.daylog
         sent = 0
@@ -807,6 +830,82 @@ class NapeService:
             self.backfill_to = None
         return sent
 
+    def _start_prev(self, from_seq):
+        """BACKFILL_PREV: stream the previous boot's kept day log (its EVENT windows, MARKS,
+        then LOG by seq from ``from_seq``), then EVT_PREV_END; this boot's data waits
+        (stored) until the next START / BACKFILL."""
+        dl = self.daylog
+        if dl is None or not dl.pboot:
+            self._respond(CMD_BACKFILL_PREV, RES_NOT_READY)
+            return
+        dl.new_link()
+        dl.release_prev_log(from_seq)  # the central has what came before
+        self.prev_mode = True
+        self._prev_end_sent = False
+        self.streaming = True
+        self.cursor = from_seq
+        self.backfill_to = None
+        self._frags = self._event_frags = self._dl_frags = None
+        o = dl.prev_oldest_seq()
+        n = dl.prev_next_seq()
+        self._respond(CMD_BACKFILL_PREV, RES_OK, struct.pack(
+            "<II", 0xFFFFFFFF if o is None else o, 0 if n is None else n))
+
+    def _pump_prev(self, conn, max_notifications):
+        """``pump`` while the previous boot's day log is sent (``prev_mode``)."""
+        dl = self.daylog
+        sent = 0
+        while sent < max_notifications:
+            frags = self._frags
+            if frags is None:
+                handle = self.h_event
+                pk = None
+                if dl is not None and dl.pboot:
+                    pk = dl.next_prev_event()
+                    self._frag_seq = self.cursor
+                    if pk is None:
+                        handle = self.h_stream
+                        if dl.prev_pending():
+                            pk = dl.next_prev_marks()
+                        if pk is None:
+                            got = dl.read_prev_log_from(self.cursor)
+                            if got is not None:
+                                pk = got[0]
+                                self._frag_seq = got[1]  # an MTU change re-sends it whole
+                                self.cursor = (got[1] + pk[3]) & 0xFFFFFFFF
+                        else:
+                            self._frag_seq = self.cursor
+                if pk is None:
+                    if not self._prev_end_sent:
+                        n = dl.prev_next_seq() if dl is not None else None
+                        try:
+                            self.ble.gatts_notify(conn, self.h_control, bytes((EVT_PREV_END,))
+                                                  + struct.pack("<I", self.cursor if n is None else n))
+                            self._prev_end_sent = True
+                        except OSError:
+                            self.notify_busy += 1
+                    break
+                frags = self._frags = (self._event_frag if handle == self.h_event
+                                       else self._stream_frag).split(pk)
+                self._frag_i = 0
+                self._prev_handle = handle
+            try:
+                self.ble.gatts_notify(conn, self._prev_handle, frags[self._frag_i])
+            except OSError as e:
+                if e.args and e.args[0] == _ENOMEM:
+                    self.notify_busy += 1
+                else:
+                    self.notify_errors += 1
+                break
+            sent += 1
+            self.sent_notifications += 1
+            self._frag_i += 1
+            if self._frag_i >= len(frags):
+                self._frags = None
+            if self.conn is None or not self.streaming or not self.prev_mode:
+                break
+        return sent
+
     def _maybe_end(self):
         if self.source_done and not self._end_sent and self.conn is not None:
             nxt = self.next_seq()
@@ -858,7 +957,20 @@ class NapeService:
             time.ticks_diff(time.ticks_ms(), self._boot_ms) // 1000, self.mtu,
             st.overflow_samples, self.notify_busy, self.imu_errors & 0xFFFF,
             self.connections & 0xFFFF, self.boot_id, len(fw)) + fw + struct.pack(
-            "<BBBH", sec, self.secrets.count(SEC_PEER), self.max_bonds, self.pairing_left_s())
+            "<BBBH", sec, self.secrets.count(SEC_PEER), self.max_bonds, self.pairing_left_s()) \
+            + self._prev_status()
+
+    def _prev_status(self):
+        """Status version 4: the previous boot's kept day log (protocol/SPEC.md "Boots")."""
+        dl = self.daylog
+        if dl is None or not dl.pboot:
+            return struct.pack("<IIIHIQ", 0, 0xFFFFFFFF, 0, 0, 0, 0)
+        o = dl.prev_oldest_seq()
+        n = dl.prev_next_seq()
+        k = dl.prev_packets()
+        return struct.pack("<IIIHIQ", dl.pboot, 0xFFFFFFFF if o is None else o,
+                           0 if n is None else n, k if k < 0xFFFF else 0xFFFF,
+                           dl.pend_t & 0xFFFFFFFF, dl.pepoch)
 
     def write_status(self, notify=False):
         value = self.status_bytes()

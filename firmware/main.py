@@ -8,7 +8,8 @@ Boot (``boot``):
   with the security settings ``config.BLE_*``: secure by default; a radio-less ``LocalSink``
   when the ``bluetooth`` module or the stack is missing, so posture alerts still work)
   -> the offline day log (``daylog.make``: sized to the free flash and heap; on the esp32
-  port, ``config.DAYLOG``) -> buzzer on the motor pin -> posture alert and buzzer after fusion
+  port, ``config.DAYLOG``; what an earlier boot logged and no host confirmed is kept as the
+  previous boot's and sent first on the next link) -> buzzer on the motor pin -> posture alert and buzzer after fusion
   (``feedback.Feedback`` on the app's pipeline) -> ``sampler.Sampler`` (acquisition only)
   -> a ``machine.Timer`` every ``config.SAMPLER_POLL_MS`` that schedules ``Sampler.poll``.
 

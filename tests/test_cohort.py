@@ -250,7 +250,7 @@ def test_no_scheduler_there_is_one_line(tmp_path, capsys, cohort, monkeypatch):
 from tests.test_report_browser import _errors_and_requests, cdp  # noqa: E402,F401  (Chromium fixture)
 
 WIDTHS = {"phone": {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
-          "desktop": {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}}
+          "desktop": {"width": 1366, "height": 900, "deviceScaleFactor": 1, "mobile": False}}
 
 
 @pytest.mark.parametrize("screen", list(WIDTHS))
@@ -275,6 +275,10 @@ def test_cohort_page_in_headless_chromium(first_run, cdp, screen):  # noqa: F811
                   cells: Array.from(document.querySelectorAll('td')).map(td => td.textContent),
                   h2: Array.from(document.querySelectorAll('h2')).map(h => h.textContent)};
         })()""")
+        from tests.test_report_browser import LAYOUT_JS
+
+        layout = cdp.js(LAYOUT_JS)
+        summary = cdp.js("document.querySelector('ul.summary').textContent")
         cdp.screenshot(f"cohort-{screen}.png")
         errors, remote = _errors_and_requests(cdp)
     finally:
@@ -290,6 +294,13 @@ def test_cohort_page_in_headless_chromium(first_run, cdp, screen):  # noqa: F811
     assert {"dist-hours_worn", "dist-trunk_poor_min_per_h", "jolts-by-grade"} <= ids, ids
     assert all(n > 5 for _, n in m["plots"]), m["plots"]
     assert {"Each wearer", "Jolts while driving", "In bed", "Neck range of motion over time", "Data quality"} <= set(m["h2"])
+    # charts: labels neither cut at the chart's edge (the long axis titles were, on a phone) nor
+    # overlapping; each labelled for a screen reader
+    assert not layout["clipped"] and not layout["overlaps"] and not layout["buried"], layout
+    assert not layout["unlabelled"], layout["unlabelled"]
+    # the summary says what to look at first and how sure the rates are, in the other pages' words
+    assert "What to look at first" in summary and "How sure" in summary, summary
+    assert "hunched" not in summary and "neck flexed" not in summary
 
 
 def test_slurm_example_builds_a_job_script():

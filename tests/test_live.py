@@ -224,3 +224,11 @@ def test_live_page_shows_the_simulated_angles_within_2_degrees(browser, width, t
     assert [v for v in seen if "overflow" in v][0]["overflow"] <= 0  # no sideways scrolling
     m = measure(run)
     assert m["angle_error_p95_deg"] <= 2.0
+
+
+def test_the_page_says_how_the_neck_differs_from_the_head_tilt():
+    """Two 'forward' figures side by side (neck +41°, head tilted forward +45°) puzzle a first
+    reader: the page says which is measured against what, and which one the alert watches."""
+    page = (Path(__file__).resolve().parents[1] / "host" / "nape" / "live" / "static" / "live.html").read_text()
+    explain = page.split('id="explain">', 1)[1].split("</p>", 1)[0]
+    assert "against your upper back" in explain and "against upright" in explain and "alert" in explain, explain

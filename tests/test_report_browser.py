@@ -1,6 +1,6 @@
 """Every HTML page in headless Chromium: the demo's recording report, a range-of-motion test's
 page and the trends page. Each loads offline with no console errors and no network request,
-and at a phone's 390 CSS px and a desktop's 1280 px: no sideways scrolling, no chart labels
+and at a phone's 390 CSS px and a desktop's 1366 px: no sideways scrolling, no chart labels
 overlapping one another or cut at the chart's edge, chart titles visible (not under plotly's
 toolbar), times shown as local clock times (no raw ISO timestamps). The recording report is
 checked in more depth (plots render, per-jolt panels with traces, plots as wide as the
@@ -30,7 +30,7 @@ from nape.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "build" / "test-artifacts"
 PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True}
-DESKTOP = {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}
+DESKTOP = {"width": 1366, "height": 900, "deviceScaleFactor": 1, "mobile": False}  # the commonest laptop screen
 
 
 def _chromium() -> str:
@@ -147,6 +147,50 @@ def trends_page(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def trends_one_day(tmp_path_factory):
+    """A first-time user's trends page: two recordings on one day (plotly has no gap between
+    days to size the bars by)."""
+    from nape import trends
+
+    d = tmp_path_factory.mktemp("one-day-trends")
+    db = d / "nape.db"
+    for i, hour in enumerate((8, 14)):
+        trends.index_findings(db, _fake_session(d, f"rec{i}.nape", f"2026-11-03T{hour:02d}:30:00Z", 900.0 + 300 * i,
+                                                400.0, ("mild", "moderate")))
+    out = d / "trends.html"
+    assert main(["trends", "--db", str(db), "--out", str(out)]) == 0
+    return out
+
+
+def test_one_day_of_trends_draws_its_bars(trends_one_day, cdp):
+    """With one day the day charts' bars are drawn (were a hair wide: an empty-looking chart),
+    side by side, and the axis names that day once."""
+    cdp.call("Emulation.setDeviceMetricsOverride", **PHONE)
+    try:
+        cdp.load(trends_one_day.as_uri())
+        for _ in range(50):  # plotly redraws once the phone width is applied: measure when it has settled
+            m = cdp.js("""(() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => ({
+                id: d.id,
+                bars: Array.from(d.querySelectorAll('.barlayer .point path')).map(p => {
+                  const r = p.getBoundingClientRect(); return [Math.round(r.left), Math.round(r.width), Math.round(r.height)]; }),
+                ticks: Array.from(d.querySelectorAll('.xtick text')).map(t => t.textContent)})))()""")
+            if all(any(b[2] > 0 for b in chart["bars"]) for chart in m) and any("Nov" in t for c in m for t in c["ticks"]):
+                break
+            time.sleep(0.2)
+    finally:
+        cdp.call("Emulation.clearDeviceMetricsOverride")
+    for chart in m:
+        drawn = [b for b in chart["bars"] if b[2] > 0]
+        assert drawn, chart
+        assert all(w >= 30 for _x, w, _h in drawn), chart  # a phone: at least 30 px wide
+        if len(chart["ticks"]) and chart["ticks"][0][0].isdigit():  # the day axis (not the week's label)
+            assert len(chart["ticks"]) == len(set(chart["ticks"])), chart["ticks"]
+        lefts = [x for x, _w, h in drawn]
+        if chart["id"] in ("trend0", "trend2"):  # poor posture: neck and upper back side by side, not on top of one another
+            assert len(set(lefts)) == len(lefts), chart
+
+
+@pytest.fixture(scope="module")
 def cdp():
     exe = _chromium()
     profile = tempfile.mkdtemp(prefix="nape-chromium-")
@@ -226,6 +270,22 @@ def test_report_renders_offline_in_headless_chromium(demo_report, cdp):
     # the virtual board runs the whole firmware: its jolt screen sends EVENT windows
     assert any(j["source"] == "event window" for j in report["jolts"])
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
+    # the grade reads without colour: the jolt chart's legend names each grade present, the
+    # caption says which colour and pattern is which
+    grades = {j["grade"] for j in report["jolts"]}
+    legend = set(cdp.js("Array.from(document.querySelectorAll('#jolts .legendtext')).map(t => t.textContent)"))
+    assert legend == grades, (legend, grades)
+    patterns = cdp.js("document.querySelectorAll('#jolts pattern').length")
+    assert patterns >= len(grades - {"mild"}), patterns
+    caption = cdp.js("document.querySelector('#jolts').closest('.plot').previousElementSibling.textContent")
+    assert all(g in caption for g in grades) and "1 g is the pull of gravity" in caption, caption
+    # what to do comes right after the summary, in the summary's grade words
+    h2 = cdp.js("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+    assert h2[:3] == ["Summary", "What to do next", "Posture over time"], h2
+    todo = cdp.js("document.querySelector('h2 + ol').textContent")
+    assert "strong jolt" not in todo
+    if any(j["grade"] == "severe" for j in report["jolts"]):
+        assert "severe jolt" in todo, todo
 
 
 def test_report_reads_on_a_phone(demo_report, cdp):
@@ -304,21 +364,27 @@ LAYOUT_JS = r"""(() => {
   }
   const titles = Array.from(document.querySelectorAll('.plot-title')).map(e =>
       [e.textContent, e.getBoundingClientRect().height > 0 && box(e)[2] <= vw + 1]);
+  // every chart is a labelled figure for a screen reader
+  const unlabelled = Array.from(document.querySelectorAll('.js-plotly-plot')).filter(d => {
+    const box = d.closest('.plot');
+    return !box || box.getAttribute('role') !== 'figure' || (box.getAttribute('aria-label') || '').trim().length < 8;
+  }).map(d => d.id);
   const iso = document.body.innerText.match(/\d{4}-\d\d-\d\dT\d\d:\d\d[^\s]*/g) || [];
   const ticks = [];  // the labels of every y axis, to check their steps
   for (const plot of document.querySelectorAll('.js-plotly-plot'))
     for (const sel of ['.yaxislayer-above .ytick text', '.yaxislayer-above .y2tick text'])
       ticks.push([plot.id + ' ' + sel, Array.from(plot.querySelectorAll(sel)).map(e => e.textContent.trim())]);
-  return {vw, scroll: document.scrollingElement.scrollWidth, wide, overlaps: overlaps.slice(0, 8), ticks,
+  return {vw, scroll: document.scrollingElement.scrollWidth, wide, overlaps: overlaps.slice(0, 8), ticks, unlabelled,
           clipped: clipped.slice(0, 8), buried, titles, iso: iso.slice(0, 3),
           plots: document.querySelectorAll('.js-plotly-plot .main-svg').length};
 })()"""
 
 
 @pytest.mark.parametrize("screen", ["phone", "desktop"])
-@pytest.mark.parametrize("page", ["report", "rom", "trends"])
+@pytest.mark.parametrize("page", ["report", "rom", "trends", "trends_one_day"])
 def test_every_page_on_a_phone_and_a_desktop(page, screen, cdp, request):
-    path = request.getfixturevalue({"report": "demo_report", "rom": "rom_page", "trends": "trends_page"}[page])
+    path = request.getfixturevalue({"report": "demo_report", "rom": "rom_page", "trends": "trends_page",
+                                    "trends_one_day": "trends_one_day"}[page])
     metrics = PHONE if screen == "phone" else DESKTOP
     cdp.call("Emulation.setDeviceMetricsOverride", **metrics)
     try:
@@ -338,6 +404,7 @@ def test_every_page_on_a_phone_and_a_desktop(page, screen, cdp, request):
     assert not m["buried"], f"chart titles or labels under the toolbar: {m['buried']}"
     assert all(visible for _t, visible in m["titles"]), m["titles"]
     assert not m["iso"], f"raw timestamps on the page: {m['iso']}"
+    assert not m["unlabelled"], f"charts without a label for screen readers: {m['unlabelled']}"
     odd = [(axis, labels) for axis, labels in m["ticks"] if not _round_steps(labels)]
     assert not odd, f"axis ticks not in round steps: {odd[:3]}"
 
@@ -369,3 +436,11 @@ def test_pages_forbid_network_access_and_use_one_shell(demo_report, rom_page, tr
         assert meta and meta.group(1).replace("&#x27;", "'") == CSP, path.name
         assert "connect-src 'none'" in CSP and "default-src 'none'" in CSP
         assert CSS in html and html.count("<style>") == 1, path.name
+
+
+def test_rom_chart_says_below_typical_without_colour(rom_page):
+    """The end-range chart marked a direction below typical only by an orange dot: it says so
+    beside the value, and the marker's shape differs."""
+    html = rom_page.read_text(encoding="utf-8")
+    assert re.search(r'"\d+(°|\\u00b0) below"', html), "the below-typical value is not labelled in words"
+    assert '"triangle-left"' in html and '"circle"' in html

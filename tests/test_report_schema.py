@@ -1,6 +1,8 @@
 """protocol/report.schema.json describes what nape.report writes, and rejects what it must not."""
 
 import copy
+import dataclasses
+import re
 import json
 from pathlib import Path
 
@@ -330,3 +332,73 @@ def test_durations_in_plain_words(seconds, text):
     from nape.report import fmt_duration
 
     assert fmt_duration(seconds) == text
+
+
+def test_one_jolt_and_two_hundred_read_plainly_and_say_what_to_do(two_imu_report):
+    """One jolt: 'Hard braking at 08:42 (moderate)', not '1 jolt, 1 moderate: worst …'. Two hundred
+    moderate ones: 'all moderate', a suggestion in 'What to do next' (a driver braking hard again
+    and again has something to change; it said 'Nothing stood out'), and a jolt chart whose bars
+    are too thin for a pattern (the caption says where the grades are named instead)."""
+    from nape.plainwords import top_actions
+    from nape.report import render_html
+
+    f0 = two_imu_report[0]
+    base = dataclasses.replace(f0.jolts[0], cause="braking", grade="moderate", trace=None)
+    one = dataclasses.replace(f0, jolts=[base], episodes=[])
+    h = to_json(one)["headlines"][0]
+    assert re.fullmatch(r"1 jolt: hard braking at \d\d:\d\d \(moderate\)\.", h), h
+    acts = top_actions(one)
+    assert acts[0].startswith("You had 1 moderate jolt (hard braking): Leave more distance"), acts
+    many = dataclasses.replace(f0, episodes=[], jolts=[
+        dataclasses.replace(base, peak_t_s=5.0 + 0.5 * k, start_s=4.9 + 0.5 * k, end_s=5.2 + 0.5 * k) for k in range(200)])
+    doc = to_json(many)
+    assert doc["headlines"][0].startswith("200 jolts, all moderate: worst hard braking at "), doc["headlines"][0]
+    acts = top_actions(many)
+    assert acts[0].startswith("You had 200 moderate jolts (all hard braking): "), acts
+    assert not any(a.startswith("Nothing stood out") for a in acts)
+    import html
+
+    page = html.unescape(render_html(many))
+    assert "the list below names each one's grade" in page and "orange, striped" not in page
+    assert "All 200 jolts (tap to show)" in page
+    few = html.unescape(render_html(dataclasses.replace(many, jolts=many.jolts[:3])))
+    assert "moderate (orange, striped)" in few
+
+
+def test_a_fraction_of_a_second_missing_does_not_read_as_missing_data(two_imu_report):
+    """'The figures below rest on 7 min 41 s of valid data (100 % of 7 min 41 s recorded)' said
+    nothing: a gap the page's words cannot show is 'all valid'; a real one still shows."""
+    from nape.report.recording import headlines, valid_words
+
+    f0 = two_imu_report[0]
+    almost = dataclasses.replace(f0, valid_s=f0.duration_s - 0.3, low_coverage=False)
+    assert valid_words(almost) == "all valid"
+    assert not any(h.startswith("The figures below rest on") for h in headlines(almost))
+    short = dataclasses.replace(f0, valid_s=f0.duration_s - 30.0, low_coverage=False)
+    assert valid_words(short) != "all valid"
+    assert any(h.startswith("The figures below rest on") for h in headlines(short))
+
+
+def test_a_recording_past_midnight_says_which_day(two_imu_report, validator):
+    """A 16 h day from 16:00 listed 00:02 after 22:02 with nothing to tell the days apart: past
+    the start's midnight a page time says 'next day' / 'on day 3'; the JSON keeps 'HH:MM:SS'
+    (its schema). Long totals read in hours ('2 h 40 min', not '159 min 57 s')."""
+    from datetime import datetime, timedelta
+
+    from nape.plainwords import top_actions
+    from nape.report.recording import clock, start_time
+
+    f, _doc = two_imu_report
+    st = start_time(f)
+    midnight = datetime.combine(st.date() + timedelta(days=1), datetime.min.time(), tzinfo=st.tzinfo)
+    after = (midnight - st).total_seconds() + 90
+    assert "day" not in clock(f, 10.0)
+    assert clock(f, after).endswith(" next day") and re.fullmatch(r"\d\d:\d\d:\d\d", clock(f, after, day=False))
+    assert clock(f, after + 86400, seconds=False).endswith(" on day 3")
+    ep = dataclasses.replace(f.episodes[0], start_s=after, end_s=after + 9597.0)
+    late = dataclasses.replace(f, episodes=[ep], duration_s=after + 9700.0)
+    doc = to_json(late)
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", doc["episodes"][0]["start_local_time"])
+    _assert_valid(validator, _strict_json(json.dumps(doc)))
+    acts = top_actions(late)
+    assert any("(2 h 39 min of long poor-posture stretches" in a for a in acts), acts

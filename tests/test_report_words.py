@@ -142,6 +142,20 @@ def test_timeline_caption_names_what_is_drawn(workday):
     f, _ = workday
     cap = timeline_caption(f)
     assert "pink for the neck" in cap and "khaki" in cap and "Red" not in cap
+    assert "neck (blue)" in cap and f"{f.settings['neck_flexion_deg']:g}° neck limit" in cap
+
+
+def test_timeline_caption_without_a_head_sensor_names_one_line(tmp_path):
+    """No head sensor: no neck line is drawn, so the caption does not describe one (it read
+    'how far your neck (blue) and upper back (green)' and 'the 20° neck limit')."""
+    n = int(4 * 60 * RATE)
+    t = np.arange(n) / RATE
+    trunk = np.where((t > 60) & (t < 170), 30.0, 0.0)
+    f = analyse(write_recording(tmp_path / "trunk.nape", RATE, pitch_quat(trunk)))
+    cap = timeline_caption(f)
+    assert "neck (blue)" not in cap and "neck limit" not in cap and "pink" not in cap, cap
+    assert "upper back (green)" in cap and f"{f.settings['trunk_inclination_deg']:g}° upper-back limit" in cap, cap
+    assert "light green: the upper back" in cap, cap
 
 
 def test_trends_period_column_is_not_cut_at_80_columns(monkeypatch):
@@ -243,3 +257,27 @@ def test_rom_and_trends_pages_explain_their_terms(other_pages, browser, which, w
     else:
         assert "neck flexed" not in text and "hunched" not in text
     browser.screenshot(ARTIFACTS / f"{which}-words-{width}.png")
+
+
+def test_the_summary_says_how_sure_the_angles_are(workday):
+    """The summary ends with how sure the angles are (every angle is measured from the neutral
+    posture): a guessed neutral says 'not very', one set by the wearer says so, an automatic
+    one without a walk to check it says what could be wrong."""
+    import dataclasses
+
+    from nape.report.recording import headlines
+
+    f, page = workday
+    last = headlines(f)[-1]
+    assert last.startswith("How sure: ") and "neutral posture" in last, last
+    assert last in page.read_text(encoding="utf-8").replace("&#x27;", "'")
+    words = {}
+    for method in ("captured", "automatic", "guess", "none"):
+        g = dataclasses.replace(f, calibration=dataclasses.replace(f.calibration, method=method))
+        words[method] = headlines(g)[-1]
+    assert "you set your neutral posture yourself" in words["captured"]
+    assert "not very" in words["guess"] and "guess" in words["guess"]
+    assert "cannot be trusted" in words["none"]
+    if walking_offset(f.series) is None:
+        assert "nothing could check it" in words["automatic"]
+    assert len(set(words.values())) == 4

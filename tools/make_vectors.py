@@ -223,6 +223,51 @@ def marks_cases(rng) -> list:
     return cases
 
 
+def _status(version: int, boot_id: int, prev: tuple | None) -> bytes:
+    """A status value laid out as protocol/SPEC.md ("Status") says."""
+    fw = b"0.1.0"
+    out = struct.pack("<BBBBHHHIIIHIIHHIB", version, 0x88, 3, 255, 0, 100, 4, 1200, 1800, 61, 247,
+                      0, 0, 0, 2, boot_id, len(fw)) + fw + struct.pack("<BBBH", 0x12, 1, 4, 0)
+    if prev is not None:
+        out += struct.pack("<IIIHIQ", *prev)
+    return out
+
+
+def boots_cases() -> list:
+    """The previous boot's kept day log ("Boots"): status version 4 fields, the commands
+    BACKFILL_PREV / PREV_ACK / LOG_ACK with the previous-boot bit, the PREV_END event."""
+    prev = (0x898CBE44, 587, 4712, 131, 471850, 1796655190462)
+    none = (0, 0xFFFFFFFF, 0, 0, 0, 0)
+    cases = [
+        {"name": "status_v4_previous_boot_log", "kind": "status", "valid": True,
+         "hex": _status(4, 0x42CCABC2, prev).hex(),
+         "decoded": {"boot_id": 0x42CCABC2, "prev_boot_id": prev[0], "prev_oldest_seq": prev[1],
+                     "prev_next_seq": prev[2], "prev_packets": prev[3], "prev_last_t_ms": prev[4],
+                     "prev_epoch_ms": prev[5]}},
+        {"name": "status_v4_marks_only_no_clock", "kind": "status", "valid": True,
+         "hex": _status(4, 7, (0x1234, 0xFFFFFFFF, 0, 2, 900, 0)).hex(),
+         "decoded": {"boot_id": 7, "prev_boot_id": 0x1234, "prev_oldest_seq": None, "prev_next_seq": None,
+                     "prev_packets": 2, "prev_last_t_ms": 900, "prev_epoch_ms": None}},
+        {"name": "status_v4_none_kept", "kind": "status", "valid": True, "hex": _status(4, 7, none).hex(),
+         "decoded": {"boot_id": 7, "prev_boot_id": None, "prev_oldest_seq": None, "prev_next_seq": None,
+                     "prev_packets": 0, "prev_last_t_ms": None, "prev_epoch_ms": None}},
+        {"name": "status_v3_before_kept_logs", "kind": "status", "valid": True, "hex": _status(3, 7, None).hex(),
+         "decoded": {"boot_id": 7, "prev_boot_id": None, "prev_oldest_seq": None, "prev_next_seq": None,
+                     "prev_packets": 0, "prev_last_t_ms": None, "prev_epoch_ms": None}},
+        {"name": "cmd_backfill_prev", "kind": "command", "valid": True,
+         "hex": struct.pack("<BI", 0x0E, 587).hex(), "decoded": {"opcode": 0x0E, "from_seq": 587}},
+        {"name": "cmd_prev_ack", "kind": "command", "valid": True,
+         "hex": struct.pack("<BI", 0x0F, 4712).hex(), "decoded": {"opcode": 0x0F, "next_seq": 4712}},
+        {"name": "cmd_log_ack_prev_marks", "kind": "command", "valid": True,
+         "hex": struct.pack("<BBH", 0x0D, 0x84, 65535).hex(), "decoded": {"opcode": 0x0D, "type": 4, "prev": True, "id": 65535}},
+        {"name": "cmd_log_ack_prev_event", "kind": "command", "valid": True,
+         "hex": struct.pack("<BBH", 0x0D, 0x82, 3).hex(), "decoded": {"opcode": 0x0D, "type": 2, "prev": True, "id": 3}},
+        {"name": "evt_prev_end", "kind": "event", "valid": True,
+         "hex": struct.pack("<BI", 0xA1, 4712).hex(), "decoded": {"opcode": 0xA1, "next_seq": 4712}},
+    ]
+    return cases
+
+
 def main() -> None:
     rng = np.random.default_rng(20261125)
     OUT.mkdir(parents=True, exist_ok=True)
@@ -236,6 +281,7 @@ def main() -> None:
     }
     files["log.json"] = log_cases(np.random.default_rng(20261207))  # own seed: the others stay put
     files["marks.json"] = marks_cases(np.random.default_rng(20261208))
+    files["boots.json"] = boots_cases()
     for name, cases in files.items():
         (OUT / name).write_text(json.dumps(cases, indent=1) + "\n")
         print(f"wrote {OUT / name} ({len(cases)} cases)")

@@ -75,8 +75,10 @@ GLOSSARY: list[tuple[str, str, str]] = [
     ("end range", r"\bend ranges?\b",
      "The furthest you moved your head in one direction and held it (at least 1 s), in degrees from neutral."),
     ("grade", r"\bgrades?\b|\bmild\b|\bsevere\b",
-     "How strong a jolt was — mild, moderate or severe — from the acceleration of your upper back; the limits and "
-     "their sources are in the report's settings."),
+     "How strong a jolt was — mild, moderate or severe — judged by what matters for its kind: the vehicle's "
+     "steady acceleration for braking, speeding up and cornering, the shock at the seat for a bump, the load on the "
+     "neck (NIC) for a push from behind, the blow to the upper back for a knock. So a jolt with a large upper-back "
+     "peak can still be mild. The limits and their sources are in the report's settings."),
     ("IMU", r"\bIMUs?\b",
      "Inertial measurement unit: the motion sensor (accelerometer and gyroscope) on your upper back and, if "
      "fitted, on your head."),
@@ -359,14 +361,36 @@ def top_actions(findings) -> list[str]:
     worst = [j for j in f.jolts if (j.cause == "rear_impact_like" and j.grade != "mild") or j.grade == "severe"
              or (np.isfinite(j.nic_m2s2) and j.nic_m2s2 >= s.get("nic_reference_m2s2", 15.0))]
     if worst:
-        out.append((1e9, f"You had {len(worst)} strong jolt{'s' if len(worst) > 1 else ''} (see Jolts). "
-                         + CLINICAL_GUIDANCE["neck_pain"]))
+        # the same grade words as the summary and the jolt panels (not a new word like "strong")
+        kinds = []
+        for j in worst:
+            word = (f"{j.grade} push from behind" if j.cause == "rear_impact_like" and j.grade != "severe"
+                    else j.grade if j.grade == "severe" else f"{j.grade} jolt with a high neck load (NIC)")
+            kinds.append(word)
+        counts = {k: kinds.count(k) for k in dict.fromkeys(kinds)}
+        if list(counts) == ["severe"]:
+            what = f"{len(worst)} severe jolt{'s' if len(worst) > 1 else ''}"
+        else:
+            what = (f"{len(worst)} jolt{'s' if len(worst) > 1 else ''} that may have loaded your neck ("
+                    + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
+        out.append((1e9, f"You had {what} (see Jolts). " + CLINICAL_GUIDANCE["neck_pain"]))
+    # many moderate jolts (a driver braking hard again and again) call for a change too: each
+    # counts as a minute of poor posture when ranking the suggestions
+    moderate = [j for j in f.jolts if j.grade == "moderate" and j not in worst]
+    if moderate:
+        from .report.recording import CAUSE_WORDS  # the jolt list's words for each cause (imported late: a cycle)
+
+        causes = [j.cause for j in moderate]
+        top = max(dict.fromkeys(causes), key=causes.count)
+        share = "" if len(causes) == 1 else "most of them " if causes.count(top) < len(causes) else "all "
+        out.append((60.0 * len(moderate), f"You had {len(moderate)} moderate jolt{'s' if len(moderate) > 1 else ''} "
+                                          f"({share}{CAUSE_WORDS.get(top, top)}): {JOLT_ADVICE.get(top, JOLT_ADVICE['knock'])}"))
     by_pattern: dict[str, float] = {}
     for e in f.episodes:
         key = episode_advice(e.kind, e.pattern)
         by_pattern[key] = by_pattern.get(key, 0.0) + e.duration_s
     for advice, secs in by_pattern.items():
-        out.append((secs, f"{advice} ({_clock(secs)} of long poor-posture stretches of this kind.)"))
+        out.append((secs, f"{advice} ({fmt_duration(secs)} of long poor-posture stretches of this kind.)"))
     cal = getattr(f.calibration, "method", None)
     off = walking_offset(f.series)
     if cal in ("guess", "none") or (off is not None and abs(off[1]) > s.get("calib_check_walk_deg", 10.0)):

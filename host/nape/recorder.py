@@ -60,6 +60,9 @@ FLAG_BACKFILL = 0x40
 #: Gap reason when the board's offline day log was full and dropped its oldest LOG samples
 #: (a LOG_DROPPED mark, protocol/SPEC.md type 4).
 REASON_LOG_FULL = "on-board log full: oldest posture data dropped"
+#: Gap reason for samples of a boot that ended in a reboot and were not on the board's
+#: flash (its SAMPLES buffer in RAM); the analysis' twin is ``nape.analysis.stream.REASON_REBOOT``.
+REASON_REBOOT = "device reboot"
 
 
 @dataclass
@@ -165,6 +168,7 @@ async def record(
     boot: list[int | None] = [None]
     offline = _OfflineMarks()
     overflow: list[dict | None] = [None]  # the transport's last "buffer_overflow" note
+    rebooted: set[str] = set()  # boots whose kept day log the board sends after a reboot
     async with transport:
         meta = metadata_for(transport.info, metadata)
         with RecordingWriter(path, meta, overwrite=overwrite, fsync_interval_s=fsync_interval_s) as writer:
@@ -182,11 +186,19 @@ async def record(
                         writer.write_note(n, time.time())
                         if n.get("event") == "buffer_overflow":
                             overflow[0] = n  # the device no longer holds from_seq: explains the next gap
+                        elif n.get("event") == "previous_boot_log" and isinstance(n.get("boot_id"), str):
+                            rebooted.add(n["boot_id"])  # its gaps: SAMPLES lost with the board's RAM
                     if note.channel == "boot":
                         held.write(writer)
                         (bid,) = struct.unpack("<I", note.value[:4])
                         stats.boots += 1
-                        writer.write_note({"event": "boot", "boot_id": f"{bid:08x}", "n": stats.boots}, time.time())
+                        bn: dict = {"event": "boot", "boot_id": f"{bid:08x}", "n": stats.boots}
+                        if len(note.value) >= 12:  # the transport knows when its device time 0 was
+                            (epoch,) = struct.unpack_from("<d", note.value, 4)
+                            if epoch == epoch:  # not NaN
+                                bn["epoch_unix_s"] = round(epoch, 3)
+                                bn["epoch_from"] = note.value[12:].decode(errors="replace")
+                        writer.write_note(bn, time.time())
                         boot[0] = bid
                         # a boot that starts during the recording starts at seq 0: count a gap from there
                         trackers.setdefault(bid, _SeqTracker(0 if stats.boots > 1 else None))
@@ -205,7 +217,7 @@ async def record(
                         if stats.lost_samples > lost0:  # a gap: note it (after what came before it)
                             held.write(writer)
                             writer.write_note(_gap_note(gap_from, stats.lost_samples - lost0, boot[0],
-                                                        overflow[0], offline), time.time())
+                                                        overflow[0], offline, rebooted), time.time())
                         if not held.packets:
                             held.since = now
                         held.packets.append(packet)
@@ -239,7 +251,7 @@ async def record(
 
 
 def _gap_note(from_seq: int | None, missing: int, boot_id: int | None, overflow: dict | None,
-              offline: _OfflineMarks | None = None) -> dict:
+              offline: _OfflineMarks | None = None, rebooted: set[str] | None = None) -> dict:
     """NOTE for ``missing`` samples absent from ``from_seq`` on: "on-board buffer overflow"
     when the device said it no longer held ``from_seq`` (a ``buffer_overflow`` note from
     the transport), the log-full reason when a LOG_DROPPED mark received before covers
@@ -249,6 +261,8 @@ def _gap_note(from_seq: int | None, missing: int, boot_id: int | None, overflow:
     by_device = overflow is not None and overflow.get("from_seq") == start and \
         overflow.get("boot_id") in (None, f"{boot_id:08x}" if boot_id is not None else None)
     reason = "on-board buffer overflow" if by_device else "lost in transmission"
+    if rebooted and boot_id is not None and f"{boot_id:08x}" in rebooted:
+        reason = REASON_REBOOT  # the kept day log of a boot that ended: the rest was in its RAM
     if offline is not None and offline.dropped_in(boot_id, start, missing):
         reason = REASON_LOG_FULL
     return {"event": "gap", "boot_id": None if boot_id is None else f"{boot_id:08x}", "from_seq": start,

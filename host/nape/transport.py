@@ -29,8 +29,10 @@ class DeviceInfo:
 @dataclass(frozen=True)
 class Notification:
     """One notification value from a characteristic ("stream" or "event"), or a
-    transport marker: "boot" (value: u32 LE boot id) before the first data of a new
-    device boot, whose sequence numbers start again."""
+    transport marker: "boot" (value: u32 LE boot id, optionally f64 LE unix s at the boot's
+    device time 0 (NaN: unknown) and UTF-8 words saying how that was known) before the
+    first data of a device boot, whose sequence numbers start again (also an earlier boot
+    whose day log the board kept over a reboot, sent before the current boot's)."""
 
     channel: str
     value: bytes

@@ -210,7 +210,7 @@ emit({"ids": ids, "status": hx(svc.status_bytes()), "svc": svc.boot_id,
     assert max(ids) > 0xFFFF  # 32 random bits, not a small counter
     s = P.parse_status(bytes.fromhex(r["status"]))
     assert s.boot_id == r["svc"] and s.firmware_version == "0.1.0"
-    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 3
+    assert bytes.fromhex(r["status"])[0] == P.STATUS_VERSION == 4
     assert r["fixed"] == 0x1234ABCD
 
 
@@ -483,3 +483,94 @@ emit(out)
     assert r["short_press"] == [False, 0]
     assert r["long_press"] == [True, True, 1]
     assert r["very_long"] == [True, True, 0, 0]
+
+
+def test_previous_boot_status_fields_and_commands_match_the_vectors():
+    """protocol/vectors/boots.json: the status version 4 block the firmware packs, and the
+    lengths of the commands it accepts."""
+    from pathlib import Path
+
+    cases = {c["name"]: c for c in json.loads(
+        (Path(__file__).resolve().parents[2] / "protocol" / "vectors" / "boots.json").read_text())}
+    (r,) = _run(r"""
+class DL:
+    pboot = 0x898CBE44
+    pend_t = 471850
+    pepoch = 1796655190462
+    def prev_oldest_seq(s):
+        return 587
+    def prev_next_seq(s):
+        return 4712
+    def prev_packets(s):
+        return 131
+svc.daylog = DL()
+a = svc._prev_status()
+svc.daylog = None
+emit({"prev": hx(a), "none": hx(svc._prev_status()), "len_e": ble_service._CMD_LEN[0x0E],
+      "len_f": ble_service._CMD_LEN[0x0F], "len_d": ble_service._CMD_LEN[0x0D],
+      "evt": ble_service.EVT_PREV_END, "ver": ble_service.STATUS_VERSION})
+""")
+    assert r["prev"] == cases["status_v4_previous_boot_log"]["hex"][-52:]
+    assert r["none"] == cases["status_v4_none_kept"]["hex"][-52:]
+    assert r["len_e"] * 2 == len(cases["cmd_backfill_prev"]["hex"]) and r["len_f"] * 2 == len(cases["cmd_prev_ack"]["hex"])
+    assert r["len_d"] * 2 == len(cases["cmd_log_ack_prev_marks"]["hex"])
+    assert r["evt"] == cases["evt_prev_end"]["decoded"]["opcode"] and r["ver"] == 4
+
+
+def test_backfill_prev_sends_the_kept_boot_only_then_prev_end_and_acks_free_it(tmp_path):
+    (r,) = _run(r"""
+import daylog
+from array import array
+Q = array("f", (0.9, 0.1, -0.3, 0.2))
+class B:
+    seq = 0
+    count = 0
+class Pipe:
+    def __init__(s):
+        s.batcher = B()
+        s.rate_hz = 50
+        s.feedback = None
+        s.log = None
+    def flush(s):
+        s.batcher.count = 0
+def alone(dl, seconds):
+    p = Pipe()
+    dl.attach(p)
+    dl.update(0, False)
+    t = 0
+    for _ in range(seconds * 50):
+        t += 20
+        dl.fused(t, Q, Q)
+    return p
+dl = daylog.DayLog("DLPATH", 100, 3, boot_id=0xA1, after_ms=0, verbose=False)
+alone(dl, 20)  # 200 LOG samples: 5 full packets on flash (190), 10 in RAM (lost)
+dl.close()  # power lost
+dl = daylog.DayLog("DLPATH", 100, 3, boot_id=0xB2, after_ms=0, verbose=False)
+p = alone(dl, 8)  # this boot logs too (its own seq line from 0)
+dl.update(0, True)
+svc.daylog = dl
+connect(247)
+st = svc.status_bytes()
+ans = write(struct.pack("<BI", 0x0E, 100))  # BACKFILL_PREV from seq 100
+ble._sent.clear()
+for _ in range(20):
+    svc.pump()
+stream = [hx(x[1][2]) for x in sent("notify", svc.h_stream)]
+ctrl = [hx(x[1][2]) for x in sent("notify", svc.h_control)]
+write(struct.pack("<BI", 0x0F, dl.prev_next_seq()))  # PREV_ACK everything
+write(struct.pack("<BBH", 0x0D, 0x84, 0))  # its MARKS packet (mark 0)
+emit({"status": hx(st), "ans": ans, "stream": stream, "ctrl": ctrl, "after": dl.pboot,
+      "cur_log": dl.n_log, "status2": hx(svc.status_bytes())})
+""".replace("DLPATH", str(tmp_path / "day.log")))
+    st = P.parse_status(bytes.fromhex(r["status"]))
+    assert st.prev_boot_id == 0xA1 and st.prev_oldest_seq == 0 and st.prev_next_seq == 190
+    resp = P.parse_control(bytes.fromhex(r["ans"][0]))
+    assert resp.opcode == P.CMD_BACKFILL_PREV and resp.ok and resp.oldest_seq == 76  # packets below 100 freed
+    pk = [bytes.fromhex(h)[1:] for h in r["stream"]]  # one notification per packet at MTU 247
+    assert [p[1] for p in pk][0] == 4 and all(p[1] == 3 for p in pk[1:])  # its MARKS, then its LOG
+    seqs = [s for p in pk[1:] for s in range(struct.unpack_from("<I", p, 4)[0], struct.unpack_from("<I", p, 4)[0] + p[3])]
+    assert seqs == list(range(100, 190))  # from 100, once, in order; nothing of the current boot
+    end = [P.parse_control(bytes.fromhex(h)) for h in r["ctrl"]]
+    assert [(e.opcode, e.next_seq) for e in end] == [(P.EVT_PREV_END, 190)]
+    assert r["after"] == 0 and r["cur_log"] > 0  # confirmed: forgotten; this boot's log untouched
+    assert P.parse_status(bytes.fromhex(r["status2"])).prev_boot_id is None

@@ -206,14 +206,18 @@ emit({"slots_xiao": daylog.slots_for(config.DAYLOG_KIB), "h_xiao": daylog.capaci
 
 def test_a_corrupt_truncated_or_old_file_is_reset_with_a_reason_never_a_crash(tmp_path):
     good = bytearray(244 * 3)
-    good[0:8] = b"NAPEDLG1"
-    struct.pack_into("<HHII", good, 8, 1, 0, 50, 0xCAFE)
+    good[0:8] = b"NAPEDLG2"
+    struct.pack_into("<HHII", good, 8, 2, 0, 50, 0xCAFE)
+    v1 = bytearray(good)
+    v1[0:8] = b"NAPEDLG1"
     files = {
         "garbage": bytes(range(256)) * 4,
-        "short": b"NAPEDLG1\x01\x00",
+        "short": b"NAPEDLG2\x01\x00",
         "empty": b"",
         "badsize": bytes(good) + b"xx",
-        "old": bytes(good),
+        "old": bytes(v1),
+        "nostate": bytes(good),
+        "big": bytes(good) + bytes(244 * 20),
     }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
@@ -221,7 +225,7 @@ def test_a_corrupt_truncated_or_old_file_is_reset_with_a_reason_never_a_crash(tm
     out = run_mpy((_PRELUDE + r"""
 import config
 res = {}
-for name in ("garbage", "short", "empty", "badsize", "old", "missing"):
+for name in ("garbage", "short", "empty", "badsize", "old", "nostate", "big", "missing"):
     dl = daylog.DayLog("TMP/" + name, 10, 3, verbose=True)
     res[name] = [dl.reset_reason, dl.room()]
     dl.close()
@@ -238,7 +242,9 @@ emit(res)
     assert res["short"][0].startswith("truncated file (10 bytes")
     assert res["empty"][0] == "empty file"
     assert res["badsize"][0].startswith("truncated or corrupt file")
-    assert res["old"][0].startswith("2 packets from an earlier boot (boot_id 0000cafe)")
+    assert res["old"][0] == "2 packets in format 1 (an older firmware)"
+    assert res["nostate"][0] == "2 packets of an unknown boot (no state file)"
+    assert res["big"][0] == "22 packets, more than this boot's 10 slots"
     assert res["missing"][0] == "new file"
     assert all(v[1] == 10 for k, v in res.items() if k != "dir")  # reset: every slot free
     assert res["dir"] is True and any(x.startswith("daylog: no day log (") for x in out)
@@ -369,7 +375,8 @@ got = drain()
 res["third"] = got
 write(struct.pack("<BI", 0x09, after))  # ACK everything before the SAMPLES after the day log
 write(struct.pack("<BBH", 0x0D, 2, 7))  # window 7 received whole
-write(struct.pack("<BBH", 0x0D, 4, 0))  # the MARKS packet of mark 0
+write(struct.pack("<BBH", 0x0D, 4, 0))  # the MARKS packet of mark 0 (sealed with a LOG packet)
+write(struct.pack("<BBH", 0x0D, 4, 1))  # and of mark 1 (offline end)
 write(struct.pack("<BBH", 0x0D, 9, 0))  # unknown type: refused
 res["bad_type"] = [hx(x[1][2]) for x in ble._sent if x[0] == "notify" and x[1][1] == svc.h_control][-1:]
 res["stats2"] = dl.stats()
@@ -399,7 +406,7 @@ emit(res)
         assert [x[2] for x in m] == [6, 7] and m[0][5] == 100 and m[1][5] == after
     assert r["bad_type"] == [bytes((P.CMD_LOG_ACK | 0x80, 3)).hex()]
     s1, s2 = r["stats1"], r["stats2"]
-    assert s1["log"] > 0 and s1["event"] == 8 and s1["marks"] == 1  # nothing confirmed: all kept
+    assert s1["log"] > 0 and s1["event"] == 8 and s1["marks"] == 2  # nothing confirmed: all kept
     assert s2["log"] == 0 and s2["event"] == 4 and s2["marks"] == 0  # confirmed: freed
     assert s2["rewinds"] == 0 and s2["file_slots"] == s1["file_slots"]  # window 8 still stored
     assert r["stats3"]["rewinds"] == 1 and r["stats3"]["file_slots"] == 0 and r["file_size"] == 244
@@ -521,3 +528,189 @@ print(json.dumps([a.rate_hz, b.rate_hz, b._next_id, c.rate_hz, c._next_id, a is 
     assert out[0] == "micropython"
     a_rate, b_rate, b_id, c_rate, c_id, new = json.loads(out[-1])
     assert new and a_rate != b_rate and b_id == 41 and c_id == 41
+
+
+_REBOOT = r"""
+def plogs_of(dl):
+    out = []
+    c = dl.prev_oldest_seq()
+    while c is not None:
+        r = dl.read_prev_log_from(c)
+        if r is None:
+            break
+        out.append(hx(r[0]))
+        c = r[1] + r[0][3]
+    return out
+def pmarks_of(dl):
+    dl.new_link()
+    dl.prev_pending()
+    out = []
+    while True:
+        m = dl.next_prev_marks()
+        if m is None:
+            return out
+        out.append(hx(m))
+def pevents_of(dl):
+    dl.new_link()
+    out = []
+    while True:
+        m = dl.next_prev_event()
+        if m is None:
+            return out
+        out.append(hx(m[:10]))
+def boot(bid, slots=200):
+    dl = daylog.DayLog("DLPATH", slots, 3, boot_id=bid, after_ms=0, verbose=True)
+    p = Pipe(50)
+    dl.attach(p)
+    dl.update(0, False)
+    return dl, p
+"""
+
+
+def _log_seqs(hexes: list[str]) -> list[int]:
+    pk = [decode_log_packet(bytes.fromhex(h)) for h in hexes]
+    return [s for p in pk for s in range(p.seq, p.seq + p.count)]
+
+
+def test_a_reboot_keeps_the_unconfirmed_log_as_the_previous_boots_in_seq_order(tmp_path):
+    (r,) = _run(_REBOOT + r"""
+dl, p = boot(0xA1)
+t = run(dl, p, 40.0, 0)  # 400 LOG samples: 10 full packets and a partial one in RAM
+dl.add_window(window(7, 3))
+first_half = dl.oldest_seq() + 38 * 4
+dl.release_log(first_half)  # a central took 4 packets (their slots are free) ...
+t = run(dl, p, 30.0, t)  # ... and the log went on into them (written out of slot order)
+dl.seal()
+before = logs_of(dl)
+marks_before = marks_of(dl)
+n_before = dl.stats()
+dl.close()  # power lost: no clean stop
+dl2, p2 = boot(0xB2)
+kept = {"reason": dl2.reset_reason, "pboot": dl2.pboot, "plog": plogs_of(dl2),
+        "pmarks": pmarks_of(dl2), "pev": pevents_of(dl2), "log": dl2.oldest_seq(),
+        "free": dl2.room(), "n": dl2.prev_packets()}
+t2 = run(dl2, p2, 8.0, 0)  # the new boot logs from seq 0, beside the old one
+cur = logs_of(dl2)
+plog_again = plogs_of(dl2)
+# the host takes the previous boot: every packet confirmed -> it is freed
+dl2.release_prev_log(dl2.prev_next_seq())
+for h in kept["pmarks"]:
+    dl2.ack_prev_marks(int(h[10:12] + h[8:10], 16))
+dl2.ack_prev_event(7)
+gone = {"pboot": dl2.pboot, "n": dl2.prev_packets(), "log": logs_of(dl2)}
+dl2.close()
+dl3, p3 = boot(0xC3)  # a third boot keeps the second's log, nothing of the first
+third = {"pboot": dl3.pboot, "plog": plogs_of(dl3), "older": dl3.older_dropped_packets}
+emit({"before": before, "marks_before": marks_before, "kept": kept, "cur": cur,
+      "plog_again": plog_again, "gone": gone, "third": third, "stats": n_before})
+""", tmp_path)
+    k = r["kept"]
+    assert k["reason"] is None and k["pboot"] == 0xA1 and k["log"] is None
+    assert k["plog"] == r["before"] and k["plog"] == r["plog_again"]  # same bytes, seq order
+    seqs = _log_seqs(k["plog"])
+    assert seqs == list(range(38 * 4, 38 * 4 + len(seqs)))  # what was not confirmed, once, in order
+    assert k["pmarks"] == r["marks_before"] and [m[2] for m in _marks(k["pmarks"])] == [6]
+    ev = [struct.unpack("<BBBBHHH", bytes.fromhex(h)) for h in k["pev"]]
+    assert [(e[4], e[5], e[6]) for e in ev] == [(7, 0, 27), (7, 9, 27), (7, 18, 27)]  # the window, whole
+    assert _log_seqs(r["cur"])[0] == 0  # the new boot: its own seq line from 0
+    g = r["gone"]
+    assert g["pboot"] == 0 and g["n"] == 0 and _log_seqs(g["log"]) == _log_seqs(r["cur"])
+    th = r["third"]
+    assert th["pboot"] == 0xB2 and _log_seqs(th["plog"]) == _log_seqs(r["cur"]) and th["older"] == 0
+
+
+def test_the_previous_boot_is_evicted_first_with_drop_marks_in_its_own_marks(tmp_path):
+    (r,) = _run(_REBOOT + r"""
+dl, p = boot(0xA1, 30)
+t = run(dl, p, 76.0, 0)  # 20 LOG packets of 30 slots
+dl.seal()
+old = logs_of(dl)
+dl.close()
+dl2, p2 = boot(0xB2, 30)
+t = run(dl2, p2, 76.0, 0)  # 20 more: 10 + a MARKS slot of the old boot's LOG must go
+dl2.seal()
+emit({"old": old, "plog": plogs_of(dl2), "pmarks": pmarks_of(dl2), "cur": logs_of(dl2),
+      "stats": dl2.stats()})
+""", tmp_path)
+    old, kept = _log_seqs(r["old"]), _log_seqs(r["plog"])
+    assert kept == old[len(old) - len(kept):] and 0 < len(kept) < len(old)  # the oldest went
+    drops = [m for m in _marks(r["pmarks"]) if m[2] == 4]
+    assert len(drops) == 1 and drops[0][5] == old[0] and drops[0][4] == len(old) - len(kept)
+    assert r["stats"]["prev_dropped_samples"] == len(old) - len(kept)
+    cur = _log_seqs(r["cur"])
+    assert cur == list(range(cur[0], cur[0] + len(cur))) and r["stats"]["log_dropped_samples"] == 0
+
+
+def test_boot_loop_keeps_the_newest_boot_with_data_and_a_bad_state_file_resets(tmp_path):
+    (r,) = _run(_REBOOT + r"""
+dl, p = boot(0xA1)
+run(dl, p, 20.0, 0)
+dl.seal()
+a = logs_of(dl)
+dl.close()
+out = {}
+dl, p = boot(0xB2)  # crashes before it logs anything
+dl.close()
+dl, p = boot(0xC3)
+out["c"] = [dl.pboot, plogs_of(dl) == a]
+run(dl, p, 12.0, 0)
+dl.seal()
+c = logs_of(dl)
+dl.close()
+dl, p = boot(0xD4)  # the newest boot with data is kept, the older one dropped
+out["d"] = [dl.pboot, plogs_of(dl) == c, dl.older_dropped_packets]
+run(dl, p, 12.0, 0)
+dl.close()
+f = open("DLPATH.st", "wb")
+f.write(b"garbage")
+f.close()
+dl, p = boot(0xE5)
+out["bad_state"] = [dl.reset_reason, dl.pboot]
+run(dl, p, 12.0, 0)
+dl.close()
+import os
+sz = os.stat("DLPATH")[6]
+f = open("DLPATH", "r+b")
+f.seek(sz - 100)
+f.write(b"x")
+f.close()
+f = open("DLPATH", "ab")
+f.write(b"xx")
+f.close()
+dl, p = boot(0xF6)
+out["truncated"] = [dl.reset_reason, dl.pboot, dl.room()]
+emit(out)
+""", tmp_path)
+    assert r["c"] == [0xA1, True]
+    assert r["d"][:2] == [0xC3, True] and r["d"][2] > 0
+    assert r["bad_state"] == ["3 packets of an unknown boot (no state file)", 0] or \
+        r["bad_state"][0].endswith("of an unknown boot (no state file)")
+    assert r["truncated"][0].startswith("truncated or corrupt file") and r["truncated"][1:] == [0, 200]
+
+
+def test_a_new_boot_takes_a_tag_no_slot_in_the_file_carries(tmp_path):
+    """Freed slots keep their old boot tag until reused: a new boot's tag must differ from
+    every tag left in the file, or a later scan could take a stale packet for its own."""
+    (r,) = _run(_REBOOT + r"""
+dl, p = boot(0xA1)
+run(dl, p, 20.0, 0)  # boot A (tag 0)
+dl.seal()
+dl.close()
+dl, p = boot(0xB2)
+dl.gen = 255  # as after 255 boots: the next tag wraps to 0, the tag of A's slots
+dl.save_state()
+dl.release_prev_log(dl.prev_next_seq())  # the host takes A: its slots are freed, not rewritten
+dl.new_link()
+dl.prev_pending()
+m = dl.next_prev_marks()
+dl.ack_prev_marks(m[4] | (m[5] << 8))
+a_gone = dl.pboot
+run(dl, p, 12.0, 0)  # boot B logs (tag 255): the file is not empty, so A's stale slots stay
+dl.seal()
+b_log = logs_of(dl)
+dl.close()
+dl, p = boot(0xC3)
+emit({"a_gone": a_gone, "c_gen": dl.gen, "pboot": dl.pboot, "pgen": dl.pgen, "same": plogs_of(dl) == b_log})
+""", tmp_path)
+    assert r["a_gone"] == 0 and r["pboot"] == 0xB2 and r["pgen"] == 255 and r["same"]
+    assert r["c_gen"] not in (0, 255)  # 0 is still in the file (A's freed slots)

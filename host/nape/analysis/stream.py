@@ -272,16 +272,22 @@ class BlockReader:
         elif ev == "boot":
             bid = n.get("boot_id") if isinstance(n.get("boot_id"), str) else None
             cur = self._pending_boot or self.boot
+            e = n.get("epoch_unix_s")  # the transport knew its device time 0 (board clock, uptime)
+            e = float(e) if isinstance(e, int | float) and not isinstance(e, bool) and np.isfinite(e) else None
             if not seen:  # no samples of the current boot yet: the note names it
                 cur.boot_id, cur.note_time_s = bid, chunk.host_time_s
                 if chunk.host_time_s is not None and cur is self._pending_boot:
                     cur.epoch_s = min(cur.epoch_s, chunk.host_time_s)
+                if e is not None:
+                    cur.epoch_s = min(cur.epoch_s, e)
                 return None
             if bid is not None and bid == cur.boot_id:
                 return None  # the same boot again (a repeated note)
             nb = _Boot(len(self.boots) + 1, bid, chunk.host_time_s)
             if chunk.host_time_s is not None:
                 nb.epoch_s = chunk.host_time_s  # the host learns of a boot after it happened
+            if e is not None:
+                nb.epoch_s = min(nb.epoch_s, e)
             return nb
         return None
 
@@ -404,6 +410,8 @@ class BlockReader:
             zero = prev_zero + (b.epoch_s - prev.epoch_s) * 1e6 / self.grid_period_us
         else:
             zero = prev.last_u + 1.0
+        if prev.last_u is not None:  # never before the old boot's last sample
+            zero = max(zero, prev.last_u + 1.0)
         b.ref = (float(zero), 0.0)
 
     # ------------------------------------------------------------ ordering (one boot)

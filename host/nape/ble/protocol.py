@@ -30,8 +30,12 @@ CMD_FORGET = 0x0A
 CMD_AUTH_CHALLENGE = 0x0B
 CMD_AUTH_PROVE = 0x0C
 CMD_LOG_ACK = 0x0D
+CMD_BACKFILL_PREV = 0x0E
+CMD_PREV_ACK = 0x0F
 RESP_BIT = 0x80
 EVT_END_OF_DATA = 0xA0
+EVT_PREV_END = 0xA1
+LOG_ACK_PREV = 0x80  # LOG_ACK type bit: the packet is the previous boot's
 
 RES_NOT_AUTHORIZED = 5
 RES_DENIED = 6
@@ -65,8 +69,9 @@ ADV_OWNER_KEY = 0x04
 
 _STATUS = struct.Struct("<BBBBHHHIIIHIIHHIB")
 _SECURITY = struct.Struct("<BBBH")  # after the firmware version (status version 3)
-STATUS_VERSION = 3
-STATUS_VERSIONS = (2, 3)  # 2: no security bytes (firmware before secure mode)
+_PREV = struct.Struct("<IIIHIQ")  # after the security bytes (status version 4)
+STATUS_VERSION = 4
+STATUS_VERSIONS = (2, 3, 4)  # 2: no security bytes (firmware before secure mode); 3: no previous boot's log
 
 
 def cmd_start() -> bytes:
@@ -93,12 +98,23 @@ def cmd_ack(next_seq: int) -> bytes:
     return struct.pack("<BI", CMD_ACK, next_seq & 0xFFFFFFFF)
 
 
-def cmd_log_ack(ptype: int, ident: int) -> bytes:
+def cmd_log_ack(ptype: int, ident: int, prev: bool = False) -> bytes:
     """The host received the day log's EVENT window ``ident`` whole (``ptype`` 2) or its
-    MARKS packet whose first mark is ``ident`` (``ptype`` 4): the device frees it. No
-    response; write without response (protocol/SPEC.md, "Streaming, backfill and the
-    offline buffer")."""
-    return struct.pack("<BBH", CMD_LOG_ACK, ptype, ident & 0xFFFF)
+    MARKS packet whose first mark is ``ident`` (``ptype`` 4): the device frees it; ``prev``:
+    a packet of the previous boot's kept log (BACKFILL_PREV). No response; write without
+    response (protocol/SPEC.md, "Streaming, backfill and the offline buffer", "Boots")."""
+    return struct.pack("<BBH", CMD_LOG_ACK, ptype | (LOG_ACK_PREV if prev else 0), ident & 0xFFFF)
+
+
+def cmd_backfill_prev(from_seq: int) -> bytes:
+    """Send the previous boot's kept day log (its LOG from ``from_seq``), then EVT_PREV_END
+    (protocol/SPEC.md, "Boots")."""
+    return struct.pack("<BI", CMD_BACKFILL_PREV, from_seq & 0xFFFFFFFF)
+
+
+def cmd_prev_ack(next_seq: int) -> bytes:
+    """The host has every sample of the previous boot before ``next_seq``. No response."""
+    return struct.pack("<BI", CMD_PREV_ACK, next_seq & 0xFFFFFFFF)
 
 
 def cmd_calibrate(still_s: int = 0) -> bytes:
@@ -162,7 +178,7 @@ class Response:
 
     @property
     def is_event(self) -> bool:
-        return self.opcode == EVT_END_OF_DATA
+        return self.opcode in (EVT_END_OF_DATA, EVT_PREV_END)
 
     @property
     def ok(self) -> bool:
@@ -175,8 +191,8 @@ def parse_control(value: bytes) -> Response:
     Raises:
         DeviceError: the value is not a known response or event.
     """
-    if len(value) >= 5 and value[0] == EVT_END_OF_DATA:
-        return Response(EVT_END_OF_DATA, 0, next_seq=struct.unpack_from("<I", value, 1)[0])
+    if len(value) >= 5 and value[0] in (EVT_END_OF_DATA, EVT_PREV_END):
+        return Response(value[0], 0, next_seq=struct.unpack_from("<I", value, 1)[0])
     if len(value) < 2 or not value[0] & RESP_BIT:
         raise DeviceError(f"unexpected control notification {value.hex()}")
     op, res = value[0] & 0x7F, value[1]
@@ -212,6 +228,15 @@ class Status:
     bonds: int | None = None  # centrals bonded with the board
     max_bonds: int | None = None
     pair_window_left_s: int | None = None  # the pairing window closes in this many s (0: closed)
+    #: the previous boot's day log the board kept over a reboot (status version 4):
+    #: its boot_id (None: nothing kept), oldest / next LOG seq (None: no LOG), packets
+    #: kept, its newest device time (ms) and unix ms at its device time 0 (None: unknown)
+    prev_boot_id: int | None = None
+    prev_oldest_seq: int | None = None
+    prev_next_seq: int | None = None
+    prev_packets: int = 0
+    prev_last_t_ms: int | None = None
+    prev_epoch_ms: int | None = None
 
     @property
     def secure(self) -> bool:
@@ -248,6 +273,9 @@ def parse_status(value: bytes) -> Status:
     Raises:
         DeviceError: the value is shorter than the first 18 bytes or of another version.
     """
+    if len(value) >= 18 and value[0] > STATUS_VERSION:
+        raise DeviceError(f"the board's status is version {value[0]}, newer than this nape reads "
+                          f"(up to {STATUS_VERSION}): update nape")
     if len(value) < 18 or value[0] not in STATUS_VERSIONS:
         raise DeviceError(f"bad status value {value.hex()}")
     raw = bytes(value[: _STATUS.size]).ljust(_STATUS.size, b"\0")
@@ -258,8 +286,15 @@ def parse_status(value: bytes) -> Status:
     security = bonds = max_bonds = left = None
     if value[0] >= 3 and len(sec) == _SECURITY.size:
         security, bonds, max_bonds, left = _SECURITY.unpack(sec)
+    at = _STATUS.size + fw_len + _SECURITY.size
+    prev: tuple = (None, None, None, 0, None, None)
+    raw_prev = bytes(value[at: at + _PREV.size])
+    if value[0] >= 4 and len(raw_prev) == _PREV.size:
+        pb, po, pn, pk, pt, pe = _PREV.unpack(raw_prev)
+        if pb:
+            prev = (pb, None if po == 0xFFFFFFFF else po, pn if po != 0xFFFFFFFF else None, pk, pt, pe or None)
     return Status(
         flags, mask, None if pct == 255 else pct, mv or None, rate, fill,
         None if oldest == 0xFFFFFFFF else oldest, nxt, up, mtu, over, busy, imu_err, conns, boot_id, fw,
-        security, bonds, max_bonds, left,
+        security, bonds, max_bonds, left, *prev,
     )

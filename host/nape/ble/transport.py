@@ -11,8 +11,12 @@ with exponential back-off until :meth:`close` (or ``give_up_after_s``).
 Sequence numbers restart at 0 when the device reboots. The status carries a random
 ``boot_id`` per boot: when it differs from the last link's, the transport forgets the
 old sequence number, asks the new boot for everything it stored (BACKFILL_ALL) and puts
-a ``Notification("boot", u32 LE boot_id)`` in the stream first, so the recorder keeps one
-sequence space per boot. Link events (connected, disconnected, reconnected, reboot) are
+a ``Notification("boot", u32 LE boot_id + f64 epoch + source)`` in the stream first, so the
+recorder keeps one sequence space per boot. When the board kept an earlier boot's day log
+over a reboot (status ``prev_boot_id``), that comes first: in that boot's sequence space
+(the one being recorded, or a ``boot`` marker for it), BACKFILL_PREV, PREV_ACK and
+LOG_ACK with the previous-boot bit, and at PREV_END the current boot starts
+(``_enter_prev``, ``_after_prev``; protocol/SPEC.md "Boots"). Link events (connected, disconnected, reconnected, reboot) are
 also kept as notes for the recording (:meth:`drain_notes`); the reboot note carries what
 the old boot had (``lost_samples_at_least``), and a ``buffer_overflow`` note says when
 the device no longer holds the samples a reconnection asks for (its ``oldest_seq`` is
@@ -205,6 +209,11 @@ class BleTransport(Transport):
         self._acked: int | None = None
         self._ack_task: asyncio.Task | None = None
         self._boot_id: int | None = None
+        # the previous boot's day log kept over a reboot (status version 4): streaming it
+        # (BACKFILL_PREV) before the current boot's data; set when it has all arrived
+        self._prev_mode = False
+        self._prev_end = asyncio.Event()
+        self._prev_task: asyncio.Task | None = None
         self._notes: list[dict] = []
         self._attempt = 0  # reconnection attempts since the link was lost
 
@@ -268,6 +277,10 @@ class BleTransport(Transport):
                 self._next_seq is not None and self._next_seq != self._acked)):
             with contextlib.suppress(Exception):  # best effort: else the next link confirms
                 await asyncio.wait_for(self._final_acks(client), 2.0)
+        if self._prev_task is not None and not self._prev_task.done():
+            self._prev_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._prev_task
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(BaseException):
@@ -391,7 +404,11 @@ class BleTransport(Transport):
             if not status.authorized:
                 status = await self._settled_status(client, status)
             self.stats.last_status = status
-            rebooted = self._boot_id is not None and status.boot_id != self._boot_id
+            prev_id = status.prev_boot_id if status.prev_boot_id != status.boot_id else None
+            self._prev_mode = prev_id is not None
+            if prev_id is not None:  # the board kept an earlier boot's log: it goes first
+                self._enter_prev(status)
+            rebooted = self._boot_id is not None and status.boot_id != self._boot_id and not self._prev_mode
             if rebooted:  # a new sequence space: what we had is from the old boot
                 got, had = self._next_seq, prev.next_seq if prev is not None else None
                 self._notes.append({"event": "reboot", "t": time.time(),
@@ -405,17 +422,16 @@ class BleTransport(Transport):
                 self._end_seq = None
                 self._acked = None
             want = self._next_seq if self._next_seq is not None else (0 if rebooted else None)
-            if want is not None and status.oldest_seq is not None and _ahead(status.oldest_seq, want):
+            if not self._prev_mode and want is not None and status.oldest_seq is not None \
+                    and _ahead(status.oldest_seq, want):
                 # the device overwrote what we still need (away longer than its buffer holds)
                 self._notes.append({"event": "buffer_overflow", "t": time.time(),
                                     "boot_id": f"{status.boot_id:08x}", "from_seq": want,
                                     "oldest_seq": status.oldest_seq,
                                     "missing_samples_at_least": _ahead(status.oldest_seq, want),
                                     "device_overflow_samples": status.overflow_samples})
-            if status.boot_id != self._boot_id:
-                self._boot_id = status.boot_id
-                self.stats.boots.append(status.boot_id)
-                self._queue.put_nowait(Notification("boot", struct.pack("<I", status.boot_id)))
+            if status.boot_id != self._boot_id and not self._prev_mode:
+                self._start_boot(status.boot_id, time.time() - status.uptime_s, "uptime")
             await client.start_notify(P.CONTROL_UUID, self._on_control)
             if not status.authorized:
                 await self._authorize(status)
@@ -425,7 +441,13 @@ class BleTransport(Transport):
             if self.set_time and (self._time_set_at is None or time.monotonic() - self._time_set_at > 600):
                 await self.command(P.cmd_set_time(int(time.time() * 1000)))
                 self._time_set_at = time.monotonic()
-            if self._next_seq is not None:
+            if self._prev_mode:
+                want = self._next_seq if self._next_seq is not None else 0
+                self._prev_end.clear()
+                r = await self.command(P.cmd_backfill_prev(want))
+                self.stats.backfill_requests.append(want)
+                self._prev_task = asyncio.get_running_loop().create_task(self._after_prev(client))
+            elif self._next_seq is not None:
                 self.stats.backfill_requests.append(self._next_seq)
                 await self.command(P.cmd_backfill(self._next_seq))
             elif self.backfill or rebooted:  # nothing received yet from this boot
@@ -447,6 +469,80 @@ class BleTransport(Transport):
         if self.ack_interval_s and (self._ack_task is None or self._ack_task.done()):
             self._ack_task = asyncio.get_running_loop().create_task(self._acker())
         return status
+
+    def _start_boot(self, boot_id: int, epoch_s: float | None, source: str) -> None:
+        """The recorder's next packets belong to boot ``boot_id`` (a ``boot`` notification:
+        u32 boot_id, f64 unix s at its device time 0 (NaN: unknown), how that was known)."""
+        self._boot_id = boot_id
+        self.stats.boots.append(boot_id)
+        e = float("nan") if epoch_s is None else float(epoch_s)
+        self._queue.put_nowait(Notification("boot", struct.pack("<Id", boot_id, e) + source.encode()))
+
+    def _enter_prev(self, status: P.Status) -> None:
+        """The board kept the log of a boot before this one (protocol/SPEC.md "Boots"):
+        the recorder goes on in that boot's sequence space (or starts it) for BACKFILL_PREV."""
+        pid = status.prev_boot_id
+        if pid is None:
+            return
+        if self._boot_id != pid:
+            if self._boot_id is not None:  # we were in an earlier boot still
+                self._notes.append({"event": "reboot", "t": time.time(),
+                                    "previous_boot_id": f"{self._boot_id:08x}", "boot_id": f"{pid:08x}",
+                                    "previous_received_next_seq": self._next_seq,
+                                    "previous_device_next_seq": None, "lost_samples_at_least": 0})
+            self._next_seq = None
+            self._end_seq = None
+            self._acked = None
+            if status.prev_epoch_ms:
+                epoch, source = status.prev_epoch_ms / 1000.0, "board clock"
+            else:  # it ended before this boot began: the latest it can have been
+                epoch = time.time() - status.uptime_s - (status.prev_last_t_ms or 0) / 1000.0
+                source = "latest possible: ended as the next boot began"
+            self._start_boot(pid, epoch, source)
+        # what follows is what the board kept on flash: its SAMPLES buffer (RAM) went with
+        # the reboot, so samples missing from here on were lost with it
+        self._notes.append({"event": "previous_boot_log", "t": time.time(), "boot_id": f"{pid:08x}",
+                            "from_seq": self._next_seq, "oldest_seq": status.prev_oldest_seq,
+                            "next_seq": status.prev_next_seq, "packets": status.prev_packets,
+                            "current_boot_id": f"{status.boot_id:08x}"})
+
+    async def _after_prev(self, client) -> None:
+        """Once the previous boot's log has all arrived (EVT_PREV_END): confirm it, then
+        start the current boot (a ``boot`` notification, BACKFILL_ALL)."""
+        lost = self._lost
+        try:
+            done = asyncio.ensure_future(self._prev_end.wait())
+            gone = asyncio.ensure_future(lost.wait())
+            await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
+            for f in (done, gone):
+                f.cancel()
+            if lost.is_set() or self._closing or self._client is not client:
+                return
+            await self._final_acks(client)  # with response: freed on the board before we go on
+            status = P.parse_status(await client.read_gatt_char(P.STATUS_UUID))
+            self.stats.last_status = status
+            prev_id, got = self._boot_id, self._next_seq
+            self._prev_mode = False
+            self._accepting = False
+            self._notes.append({"event": "reboot", "t": time.time(),
+                                "previous_boot_id": f"{prev_id:08x}" if prev_id is not None else None,
+                                "boot_id": f"{status.boot_id:08x}", "previous_received_next_seq": got,
+                                "previous_device_next_seq": got, "lost_samples_at_least": 0,
+                                "previous_boot_log": "kept by the board over the reboot"})
+            self._next_seq = None
+            self._end_seq = None
+            self._acked = None
+            if status.oldest_seq is not None and status.oldest_seq > 0:
+                self._notes.append({"event": "buffer_overflow", "t": time.time(),
+                                    "boot_id": f"{status.boot_id:08x}", "from_seq": 0,
+                                    "oldest_seq": status.oldest_seq,
+                                    "missing_samples_at_least": status.oldest_seq,
+                                    "device_overflow_samples": status.overflow_samples})
+            self._start_boot(status.boot_id, time.time() - status.uptime_s, "uptime")
+            r = await self.command(P.cmd_backfill_all())
+            self.stats.backfill_requests.append(r.oldest_seq)
+        except Exception as e:  # the link dropped meanwhile: the next link starts again
+            log.info("after the previous boot's log: %s", e)
 
     @staticmethod
     async def _settled_status(client, status: P.Status, wait_s: float = 2.0) -> P.Status:
@@ -488,7 +584,7 @@ class BleTransport(Transport):
         """Confirm what arrived, so the device may reuse that part of its buffer."""
         while not self._closing:
             await asyncio.sleep(self.ack_interval_s)
-            seq, client = self._next_seq, self._client
+            seq, client, prev = self._next_seq, self._client, self._prev_mode
             while self._log_acks and client is not None and self._accepting:
                 try:  # the day log's MARKS packets and EVENT windows received
                     await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=False)
@@ -499,7 +595,10 @@ class BleTransport(Transport):
             if seq is None or seq == self._acked or client is None or not self._accepting:
                 continue
             try:
-                await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(seq), response=False)
+                cmd = P.cmd_prev_ack(seq) if prev else P.cmd_ack(seq)
+                if prev != self._prev_mode:  # the boot changed meanwhile: not this seq
+                    continue
+                await client.write_gatt_char(P.CONTROL_UUID, cmd, response=False)
                 self._acked = seq
                 self.stats.acks += 1
             except Exception as e:  # link dropping: the next link's BACKFILL confirms instead
@@ -514,7 +613,8 @@ class BleTransport(Transport):
             await client.write_gatt_char(P.CONTROL_UUID, self._log_acks[0], response=True)
             self._log_acks.pop(0)
         if self._next_seq is not None and self._next_seq != self._acked:
-            await client.write_gatt_char(P.CONTROL_UUID, P.cmd_ack(self._next_seq), response=True)
+            cmd = P.cmd_prev_ack(self._next_seq) if self._prev_mode else P.cmd_ack(self._next_seq)
+            await client.write_gatt_char(P.CONTROL_UUID, cmd, response=True)
             self._acked = self._next_seq
             self.stats.acks += 1
 
@@ -539,7 +639,7 @@ class BleTransport(Transport):
         self._queue.put_nowait(Notification("stream", v))
         pkt = self._reasm.feed(v)
         if pkt is not None and len(pkt) >= 8 and pkt[1] == 4:  # the day log's MARKS
-            self._log_acks.append(P.cmd_log_ack(4, pkt[4] | (pkt[5] << 8)))
+            self._log_acks.append(P.cmd_log_ack(4, pkt[4] | (pkt[5] << 8), self._prev_mode))
         if pkt is not None and len(pkt) >= 14 and pkt[1] in (1, 3):  # SAMPLES, LOG: one seq line
             seq, = struct.unpack_from("<I", pkt, 4)
             end = (seq + pkt[3]) & 0xFFFFFFFF
@@ -560,7 +660,7 @@ class BleTransport(Transport):
             got[first] = pkt[3]
             if sum(got.values()) >= total:  # every sample of the window, each packet once
                 del self._windows[eid]
-                self._log_acks.append(P.cmd_log_ack(2, eid))
+                self._log_acks.append(P.cmd_log_ack(2, eid, self._prev_mode))
 
     def _on_status(self, _char, value: bytearray) -> None:
         with contextlib.suppress(DeviceError):
@@ -573,11 +673,14 @@ class BleTransport(Transport):
             log.warning("%s", e)
             return
         if r.is_event:
-            if self._accepting:
+            if r.opcode == P.EVT_PREV_END:
+                if self._accepting and self._prev_mode:
+                    self._prev_end.set()  # (notifications arrive in order: it all came)
+            elif self._accepting:
                 self._end_seq = r.next_seq
                 self._check_end()
         else:
-            if r.opcode in (P.CMD_START, P.CMD_BACKFILL, P.CMD_BACKFILL_ALL) and r.ok:
+            if r.opcode in (P.CMD_START, P.CMD_BACKFILL, P.CMD_BACKFILL_ALL, P.CMD_BACKFILL_PREV) and r.ok:
                 self._accepting = True  # what follows on this link is the answer
                 self._reasm = wire.Reassembler()
                 self._ev_reasm = wire.Reassembler()

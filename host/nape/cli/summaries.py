@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.markup import escape as rich_escape
 from rich.table import Table
 
-from ..report.recording import CAUSE_WORDS, clock, headlines, quality_notes, start_time, valid_words
+from ..plainwords import top_actions
+from ..report.recording import CAUSE_WORDS, ROLE_WORDS, clock, headlines, quality_notes, start_time, valid_words
 from ..safe_write import display_name
 from ..report.words import fmt_duration
 
@@ -22,7 +23,8 @@ def print_summary(f, console: Console | None = None) -> None:
     start = start_time(f)
     c.print(f"[bold]Nape[/bold] · {rich_escape(display_name(Path(f.path).name))}"
             + (f" · {start.strftime('%Y-%m-%d %H:%M')}" if start else "")
-            + f" · {fmt_duration(f.duration_s)}, {valid_words(f)} · IMUs {rich_escape(', '.join(map(str, f.roles)))}")
+            + f" · {fmt_duration(f.duration_s)}, {valid_words(f)} · sensors: "
+            + rich_escape(" and ".join(ROLE_WORDS.get(r, str(r)) for r in f.roles)))  # the page's words
     for h in headlines(f):  # text from the recording (gap reasons, ...) is never rich markup
         c.print(f"  • {rich_escape(h)}")
     if f.jolts or f.episodes:
@@ -37,6 +39,10 @@ def print_summary(f, console: Console | None = None) -> None:
         for row in sorted(rows, key=lambda r: r[0]):
             t.add_row(*row[1:])
         c.print(t)
+    # what to do next: the report page's list, in the same words
+    c.print("[bold]What to do next[/bold]")
+    for i, a in enumerate(top_actions(f), 1):
+        c.print(f"  {i}. {rich_escape(a)}")
     for n in quality_notes(f):
         c.print(f"  [dim]{rich_escape(n)}[/dim]")
 

@@ -111,8 +111,8 @@ SELECT recording_id, wearer, "group", label, path, status, kind, start_utc, dura
 }
 DISTRIBUTIONS = {  # wearer figure → words
     "hours_worn": "hours worn",
-    "neck_poor_min_per_h": "neck flexed: minutes per hour worn",
-    "trunk_poor_min_per_h": "upper back hunched: minutes per hour worn",
+    "neck_poor_min_per_h": "neck bent forward: minutes per hour worn",
+    "trunk_poor_min_per_h": "upper back leaning forward: minutes per hour worn",
     "jolts_per_driving_h": "jolts per driving hour",
 }
 

@@ -12,7 +12,7 @@ import html
 import plotly.graph_objects as go
 
 from .page import TOOLBAR_PX, esc, page, plot, table
-from .recording import CAUSE_WORDS
+from .recording import CAUSE_WORDS, GRADE_PATTERN
 from .words import GRADE_COLOUR
 
 COHORT_CSS = """
@@ -57,9 +57,50 @@ def _summary(c: dict) -> list[str]:
             from ..cohort.figures import DISTRIBUTIONS
 
             out.append(f"Stand out for {DISTRIBUTIONS[m]}: {', '.join(named)}.")
+    out += _group_findings(c)
     stiffer = [f"{t['wearer']} ({t['direction_label']}, {t['change_deg']:+.0f}°)" for t in c["rom_trends"] if t["trend"] == "stiffer"]
     if stiffer:
         out.append(f"Neck range of motion got smaller between tests for: {', '.join(stiffer)}.")
+    return out
+
+
+#: the y axis of each wearer figure's box plot: its unit (the heading above the chart says what it is)
+BOX_UNIT = {"hours_worn": "hours", "neck_poor_min_per_h": "min per hour worn",
+            "trunk_poor_min_per_h": "min per hour worn", "jolts_per_driving_h": "jolts per hour"}
+
+
+def _group_findings(c: dict) -> list[str]:
+    """Which group spends most time in poor posture, what to look at first, and how sure the
+    rates are (on how many hours, how much driving), in sentences."""
+    th = c["thresholds"]
+    out = []
+    groups = [g for g in c["groups"] if g.get("neck_poor_min_per_h") is not None or g.get("trunk_poor_min_per_h") is not None]
+    if groups:
+        key = lambda g: (g.get("neck_poor_min_per_h") or 0) + (g.get("trunk_poor_min_per_h") or 0)  # noqa: E731
+        worst = max(groups, key=key)
+        each = "; ".join(f"{g['group']} {num(g.get('neck_poor_min_per_h'))} and {num(g.get('trunk_poor_min_per_h'))}"
+                         for g in sorted(groups, key=key, reverse=True))
+        out.append(f"Minutes per hour worn with the neck bent forward more than {th['neck_flexion_deg']:g}° and the "
+                   f"upper back leaning forward more than {th['trunk_inclination_deg']:g}° (not lying): {each}.")
+        if key(worst) > 0:
+            look = ("neck" if (worst.get("neck_poor_min_per_h") or 0) >= (worst.get("trunk_poor_min_per_h") or 0)
+                    else "upper back")
+            tip = ("screen and phone height, and how long people look down without a break" if look == "neck"
+                   else "chair, desk height and reach, and how long people lean forward without a break")
+            who = f"the {worst['group']} group" if len(groups) > 1 else "this group"
+            out.append(f"What to look at first: {who}'s {look} posture — {tip}. Each wearer's report says which "
+                       "postures (keyboard, phone, hunching) made up the time.")
+    n = c["counts"]
+    hours = [w["hours_worn"] for w in c["wearers"] if w.get("hours_worn") is not None]
+    if hours:
+        driving = sum(g.get("driving_h") or 0 for g in c["groups"])
+        sure = (f"How sure: these rates rest on {n['hours_worn']:.1f} hours worn ({min(hours):.1f} to "
+                f"{max(hours):.1f} per wearer); the fewer the hours, the more one long stretch moves a wearer's rate.")
+        if driving > 0:
+            per = min((g["driving_h"] for g in c["groups"] if g.get("driving_h")), default=driving)
+            sure += (f" Jolts per driving hour rest on {driving:.2f} hours of driving: in the group with the least "
+                     f"driving each jolt adds {1 / per:.0f} per hour, so read them with care.")
+        out.append(sure)
     return out
 
 
@@ -72,7 +113,8 @@ def _box(c: dict, metric: str, words: str):
         fig.add_trace(go.Box(y=[v["value"] for v in r["values"]], name=html.escape(r["group"]),
                              text=[html.escape(v["wearer"]) for v in r["values"]], boxpoints="all", jitter=0.4,
                              pointpos=0, hovertemplate="%{text}: %{y:.2f}<extra></extra>"))
-    return _layout(fig, 280, yaxis_title=words, showlegend=False)
+    return _layout(fig, 280, yaxis={"title": {"text": BOX_UNIT.get(metric, words)}, "rangemode": "tozero"},
+                   showlegend=False)
 
 
 def _jolt_chart(c: dict):
@@ -87,7 +129,9 @@ def _jolt_chart(c: dict):
         for g in groups:
             n = sum(r["jolts_in_vehicle"] for r in rows if r["group"] == g and r["grade"] == grade)
             y.append(n / driving[g] if driving.get(g) else None)
-        fig.add_trace(go.Bar(x=[html.escape(g) for g in groups], y=y, name=grade, marker_color=GRADE_COLOUR[grade],
+        fig.add_trace(go.Bar(x=[html.escape(g) for g in groups], y=y, name=grade,
+                             marker={"color": GRADE_COLOUR[grade], "pattern": {"shape": GRADE_PATTERN[grade],
+                                     "fgcolor": "rgba(255,255,255,0.75)", "size": 7}},
                              hovertemplate="%{x}: %{y:.2f} per driving hour<extra>" + grade + "</extra>"))
     return _layout(fig, 280, barmode="stack", yaxis_title="jolts per driving hour")
 
@@ -115,7 +159,7 @@ def _wearer_table(c: dict) -> str:
              num(w["driving_h"], ".2f"), num(w.get("jolts_per_driving_h"), ".1f"), num(w["lying_h"]),
              num(w["coverage"] * 100 if w["coverage"] is not None else None, ".1f", " %")]
             for w in c["wearers"]]
-    return table(["wearer", "group", "recordings", "hours worn", "neck flexed (min/h)", "upper back hunched (min/h)",
+    return table(["wearer", "group", "recordings", "hours worn", "neck bent forward (min/h)", "upper back leaning forward (min/h)",
                    "ISO 11226 not acceptable (neck / back)", "driving (h)", "jolts per driving hour", "lying (h)",
                    "samples kept"], rows, "long")
 
@@ -124,8 +168,8 @@ def _group_table(c: dict) -> str:
     rows = [[e(g["group"]), str(g["wearers"]), str(g["recordings"]), num(g["hours_worn"]),
              num(g["neck_poor_min_per_h"]), num(g["trunk_poor_min_per_h"]), num(g["driving_h"], ".2f"),
              str(g["jolts"] or 0)] for g in c["groups"]]
-    return table(["group", "wearers", "recordings", "hours worn", "neck flexed (min/h)",
-                   "upper back hunched (min/h)", "driving (h)", "jolts"], rows, "long")
+    return table(["group", "wearers", "recordings", "hours worn", "neck bent forward (min/h)",
+                   "upper back leaning forward (min/h)", "driving (h)", "jolts"], rows, "long")
 
 
 def _jolt_table(c: dict) -> str:
@@ -211,7 +255,7 @@ def render_cohort_html(c: dict) -> str:
 <h2>Summary</h2><ul class="summary">{summary}</ul>
 <h2>Groups</h2>{_group_table(c)}
 <h2>Each wearer</h2>
-<p class="meta">Poor posture: minutes with the neck flexed more than {th['neck_flexion_deg']:g}° or the upper back
+<p class="meta">Poor posture: minutes with the neck bent forward more than {th['neck_flexion_deg']:g}° or the upper back
 forward more than {th['trunk_inclination_deg']:g}° (not lying), per hour worn. ISO 11226: long episodes judged not
 acceptable. Jolts per driving hour: jolts in minutes spent in a vehicle.</p>
 {_wearer_table(c)}
@@ -221,6 +265,8 @@ the box stands out and is named below.</p>
 {boxes or '<p>No figures yet.</p>'}
 <h3>Who stands out</h3>{_outlier_list(c)}
 <h2>Jolts while driving</h2>
+<p class="meta">Jolts in a vehicle per hour of driving, by grade (mild plain, moderate striped, severe
+criss-crossed), in {sum(g.get('driving_h') or 0 for g in c['groups']):.2f} hours of driving in all.</p>
 {plot(_jolt_chart(c), "jolts-by-grade")}
 {_jolt_table(c)}
 <h2>In bed</h2>{_bed(c)}

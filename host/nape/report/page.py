@@ -73,15 +73,31 @@ def plotly_js() -> str:
     return get_plotlyjs()
 
 
-def plot(fig, div_id: str, title: str = "") -> str:
+def _axis_title(axis) -> str:
+    t = getattr(getattr(axis, "title", None), "text", None) if axis is not None else None
+    return html.unescape(re.sub(r"<[^>]+>", " ", str(t))).strip() if t else ""
+
+
+def chart_label(fig, title: str = "") -> str:
+    """A chart in words for a screen reader: its title (or 'Chart'), what its axes show."""
+    axes = [t for t in (_axis_title(fig.layout.yaxis), _axis_title(fig.layout.xaxis)) if t]
+    what = f"{axes[0]} against {axes[1]}" if len(axes) == 2 else (axes[0] if axes else "")
+    head = title or "Chart"
+    return f"{head}: {what}" if what else head
+
+
+def plot(fig, div_id: str, title: str = "", alt: str = "") -> str:
     """One chart: its title as HTML above it (a plotly title would sit under the toolbar on a
-    phone), the figure as a div filling the page width."""
+    phone), the figure as a div filling the page width. The chart is a figure for screen readers,
+    labelled ``alt`` (what it shows and where its numbers are in text) or, without one, its title
+    and axis titles."""
     if fig is None:
         return ""
     div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOT_CONFIG,
                       default_width="100%")
     head = f'<p class="plot-title">{esc(title)}</p>' if title else ""
-    return f'{head}<div class="plot">{div}</div>'
+    label = alt or chart_label(fig, title)
+    return f'{head}<div class="plot" role="figure" aria-label="{esc(label)}">{div}</div>'
 
 
 def table(headers: list[str], rows: list[list[str]], cls: str = "") -> str:

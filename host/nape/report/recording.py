@@ -23,9 +23,10 @@ from ..analysis.findings import Jolt, PostureEpisode, episode_record, jolt_recor
 from ..analysis import coverage
 from ..analysis.posture import runs
 from ..plainwords import (NECK_BANDS, TRUNK_BAND_ISO, TRUNK_BANDS, activity_label, band_label, calibration_notes,
-                          episode_advice, grade_meaning, iso_verdict, jolt_advice, limits_story, top_actions)
+                          episode_advice, grade_meaning, iso_verdict, jolt_advice, limits_story, top_actions,
+                          walking_offset)
 from ..settings import AnalysisSettings
-from .page import esc, page, plot, table
+from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import GRADE_COLOUR, fmt_clock, fmt_duration, plural
 
 REPORT_VERSION = 3  # 3: the setting 'refuse' renamed 'fuse_on_host'
@@ -88,13 +89,18 @@ def start_time(f: Findings) -> datetime | None:
         return None
 
 
-def clock(f: Findings, t_s: float, seconds: bool = True) -> str:
+def clock(f: Findings, t_s: float, seconds: bool = True, day: bool = True) -> str:
     """Clock time of ``t_s`` seconds into the recording ('08:42:13' or '08:42'), or the
-    elapsed time ('0:11:40 in') when the start time is unknown."""
+    elapsed time ('0:11:40 in') when the start time is unknown. ``day``: past midnight of the
+    start's day, say which day ('00:02 next day', '07:10 on day 3'): a 16 h recording from
+    16:00 would otherwise list 00:02 after 22:02 with nothing to tell them apart."""
     start = start_time(f)
     if start is None:
         return f"{fmt_clock(t_s)} in"
-    return (start + timedelta(seconds=float(t_s))).strftime("%H:%M:%S" if seconds else "%H:%M")
+    t = start + timedelta(seconds=float(t_s))
+    text = t.strftime("%H:%M:%S" if seconds else "%H:%M")
+    later = (t.date() - start.date()).days if day else 0
+    return text + (" next day" if later == 1 else f" on day {later + 1}" if later > 1 else "")
 
 
 def _jolt_order(j: Jolt):
@@ -124,22 +130,26 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
 def headlines(f: Findings) -> list[str]:
     """The summary in plain words, one sentence each."""
     out = []
-    if f.low_coverage or f.valid_s < f.duration_s:
+    if f.low_coverage or not all_valid(f):
         warn = "Little valid data: read every figure with care. " if f.low_coverage else ""
         out.append(f"{warn}The figures below rest on {coverage.rests_on(f.valid_s, f.duration_s)}.")
     out += f.input_warnings
     if f.jolts:
         by = {g: sum(j.grade == g for j in f.jolts) for g in ("severe", "moderate", "mild")}
         worst = max(f.jolts, key=_jolt_order)
-        if by["severe"] or by["moderate"]:
+        if len(f.jolts) == 1:  # not "1 jolt, 1 moderate: worst ..."
+            out.append(f"1 jolt: {CAUSE_WORDS[worst.cause]} at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
+        elif by["severe"] or by["moderate"]:
             parts = " and ".join(f"{n} {g}" for g, n in by.items() if n and g != "mild")
+            if len(f.jolts) > 1 and any(n == len(f.jolts) for n in by.values()):  # not "200 jolts, 200 moderate"
+                parts = f"all {worst.grade}"
             out.append(f"{plural(len(f.jolts), 'jolt')}, {parts}: worst {CAUSE_WORDS[worst.cause]} "
                        f"at {clock(f, worst.peak_t_s, seconds=False)} ({worst.grade}).")
         else:
             out.append(f"{plural(len(f.jolts), 'jolt')}, all mild; strongest {CAUSE_WORDS[worst.cause]} "
                        f"at {clock(f, worst.peak_t_s, seconds=False)}.")
     else:
-        out.append("No jolts." if f.valid_s >= f.duration_s else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
+        out.append("No jolts." if all_valid(f) else f"No jolts in {fmt_duration(f.valid_s)} of valid data.")
     for kind, label, key in (
         ("neck_flexion", "Neck bent forward", "neck_over_threshold_s"),
         ("trunk_inclination", "Upper back leaning forward", "trunk_over_threshold_s"),
@@ -161,7 +171,7 @@ def headlines(f: Findings) -> list[str]:
             out.append(f"{label} more than {thr:g}° for {fmt_duration(total)} in short spells, never held for "
                        f"{fmt_duration(f.settings['hold_s'])} or longer.")
         else:
-            part = "" if f.valid_s >= f.duration_s else f" in {fmt_duration(f.valid_s)} of valid data"
+            part = "" if all_valid(f) else f" in {fmt_duration(f.valid_s)} of valid data"
             out.append(f"{label} more than {thr:g}°: never{part}.")
     if "head" not in f.roles:
         out.append("No head sensor: neck posture was not measured, only the upper back.")
@@ -169,7 +179,35 @@ def headlines(f: Findings) -> list[str]:
     if f.lying_s > 0:
         extra = (f"; neck bent in bed for {fmt_duration(sum(e.duration_s for e in bed))} (pillow)" if bed else "")
         out.append(f"Lying down for {fmt_duration(f.lying_s)} (not counted as poor posture){extra}.")
+    out.append(how_sure(f))
     return out
+
+
+def how_sure(f: Findings) -> str:
+    """How sure the angles are, in one sentence: every angle is measured from the neutral
+    posture, so it is as good as that (the calibration notes give the details)."""
+    method = getattr(f.calibration, "method", "unknown")
+    off = walking_offset(f.series)
+    tol = f.settings.get("calib_check_walk_deg", 10.0)
+    see = " (see Calibration and data quality)"
+    if off is not None and abs(off[1]) > tol:
+        way = "forward" if off[1] > 0 else "back"
+        return (f"How sure: the angles may read about {abs(off[1]):.0f}° too far {way} — while you walked your upper back "
+                f"did not read upright, so the neutral posture was probably off{see}.")
+    if method == "captured":
+        base = "How sure: you set your neutral posture yourself, so the angles are measured from your own upright"
+    elif method == "automatic":
+        base = "How sure: Nape took your neutral posture from a still, upright moment (you did not press calibrate)"
+    elif method == "guess":
+        return ("How sure: not very — Nape found no still, upright moment to take your neutral posture from and had to "
+                f"guess it, so every angle may be off by as much as you were leaning then{see}.")
+    else:
+        return f"How sure: no neutral posture could be taken, so the angles cannot be trusted{see}."
+    if off is not None:
+        return f"{base}; a walk confirmed it to within about {tol:g}°{see}."
+    if method == "captured":
+        return base + "."
+    return f"{base}; nothing could check it, so if you slouched then every angle is off by as much{see}."
 
 
 def quality_notes(f: Findings) -> list[str]:
@@ -178,8 +216,11 @@ def quality_notes(f: Findings) -> list[str]:
     cal = calibration_notes({"method": method, "start_s": f.calibration.start_s}, f.series, f.settings)
     notes = list(f.not_judged)
     notes += [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
-    if f.orientation_source:
-        notes.append(f"Orientation: {f.orientation_source}.")
+    if f.orientation_source:  # which way the tilt angles were worked out, in words before the technical name
+        src = f.orientation_source
+        how = ("worked out again on this computer from the raw sensor signals, more accurate than the board's own "
+               "estimate" if src.startswith("host re-fusion") else "")
+        notes.append(f"Orientation: {how} ({src})." if how else f"Orientation: {src}.")
     notes += rate_notes(f)
     notes += gap_notes(f)
     notes += import_notes(f)
@@ -322,9 +363,16 @@ def _num(v) -> str:
     return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else "?"
 
 
+def all_valid(f: Findings) -> bool:
+    """Every second valid, as the page words it: a gap of a fraction of a second (the drive's
+    day log starting just after the stream stops) would read '7 min 41 s of 7 min 41 s (100 %)'."""
+    return f.duration_s > 0 and (f.valid_s >= f.duration_s - 1e-6
+                                 or fmt_duration(f.valid_s) == fmt_duration(f.duration_s))
+
+
 def valid_words(f: Findings) -> str:
     """'all valid' or '7 min 40 s valid (85 %)': how much data every figure rests on."""
-    if f.duration_s > 0 and f.valid_s >= f.duration_s - 1e-6:
+    if all_valid(f):
         return "all valid"
     share = 100.0 * f.valid_s / f.duration_s if f.duration_s > 0 else 0.0
     return f"{fmt_duration(f.valid_s)} valid ({share:.0f} %)"
@@ -413,25 +461,44 @@ def _timeline(f: Findings) -> go.Figure:
         shapes.append(band(xs(sp["start_s"]), xs(sp["end_s"]), REDUCED_FILL, 0.7) | {"y1": 0.05, "layer": "above"})
     if reduced_spans(f):
         _legend_patch(fig, "reduced rate (10 Hz)", REDUCED_FILL, 0.7)
-    thr = f.settings["neck_flexion_deg"]
+    thr = _limit_line(f)[0]
     shapes.append({"type": "line", "xref": "paper", "yref": "y", "x0": 0, "x1": 1, "y0": thr, "y1": thr,
                    "line": {"dash": "dot", "color": "#777", "width": 1}})
     for j in f.jolts:
         shapes.append({"type": "line", "xref": "x", "yref": "paper", "x0": xs(j.peak_t_s), "x1": xs(j.peak_t_s), "y0": 0.9, "y1": 1,
                        "line": {"color": GRADE_COLOUR[j.grade], "width": 2}})
     fig.update_layout(shapes=shapes)
-    return _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
-                   xaxis_title=None if start_time(f) else "time (min)")
+    # the legend under the chart: on top, its second row reaches under plotly's toolbar on a desktop
+    fig = _layout(fig, 400, yaxis_title="degrees forward from neutral", hovermode="x unified", showlegend=True,
+                  xaxis_title=None if start_time(f) else "time (min)")
+    return fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.16, "x": 0},
+                             margin={"t": TOOLBAR_PX})
+
+
+def _limit_line(f: Findings) -> tuple[float, str]:
+    """The timeline's dotted line: the neck's limit, or without a head sensor (no neck line) the
+    upper back's."""
+    d = AnalysisSettings()  # defaults for settings a recording did not store
+    if "neck_flexion_deg" in f.series:
+        return f.settings.get("neck_flexion_deg", d.neck_flexion_deg), "neck"
+    return f.settings.get("trunk_inclination_deg", d.trunk_inclination_deg), "upper-back"
 
 
 def timeline_caption(f: Findings) -> str:
     """What the timeline draws, exactly as drawn (colours named as they look)."""
     kinds = {e.kind for e in f.episodes}
-    parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
-             "neutral posture; below 0 means bent back."]
-    if kinds & {"neck_flexion", "trunk_inclination"}:
+    if "neck_flexion_deg" in f.series:
+        parts = ["Lines: how far your neck (blue) and upper back (green) were bent forward, in degrees from your "
+                 "neutral posture; below 0 means bent back."]
+    else:  # no head sensor: one line
+        parts = ["Line: how far your upper back (green) leaned forward, in degrees from your neutral posture; below 0 "
+                 "means leaning back. No head sensor, so no neck line."]
+    if kinds & {"neck_flexion", "trunk_inclination"} == {"neck_flexion", "trunk_inclination"}:
         parts.append("Shaded: long poor-posture stretches — pink for the neck, light green for the upper back; where "
                      "both happen at once the two shades mix to a khaki colour.")
+    elif kinds & {"neck_flexion", "trunk_inclination"}:
+        parts.append("Shaded: long poor-posture stretches — " + ("pink: the neck." if "neck_flexion" in kinds
+                                                                 else "light green: the upper back."))
     if "bed_neck" in kinds:
         parts.append("Lilac: neck bent in bed.")
     if any(np.asarray(f.series.get("lying", []), dtype=bool)):
@@ -445,22 +512,58 @@ def timeline_caption(f: Findings) -> str:
                      "not measured there.")
     if f.jolts:
         parts.append("Short ticks along the top: jolts (yellow mild, orange moderate, red severe).")
-    parts.append(f"Dotted line: the {f.settings['neck_flexion_deg']:g}° neck limit. Drag to zoom, double-tap to reset.")
+    thr, which = _limit_line(f)
+    parts.append(f"Dotted line: the {thr:g}° {which} limit. Drag to zoom, double-tap to reset.")
     return " ".join(parts)
+
+
+#: each grade's bar pattern in the jolt chart: the grade reads without telling colours apart
+GRADE_PATTERN = {"mild": "", "moderate": "/", "severe": "x"}
+GRADE_LOOK = {"mild": "yellow, plain", "moderate": "orange, striped", "severe": "red, criss-crossed"}
+#: above this many jolts the bars are a few pixels wide: a pattern cannot be seen on them, only
+#: wash the colour out (the legend and the list still name each grade)
+PATTERN_MAX_JOLTS = 60
+
+
+def _patterned(f: Findings) -> bool:
+    return len(f.jolts) <= PATTERN_MAX_JOLTS
 
 
 def _jolt_chart(f: Findings) -> go.Figure:
     js = sorted(f.jolts, key=lambda j: j.peak_t_s)
-    fig = go.Figure(go.Bar(
-        x=[clock(f, j.peak_t_s) for j in js], y=[j.peak_trunk_g for j in js],
-        marker_color=[GRADE_COLOUR[j.grade] for j in js], text=[j.grade for j in js], textposition="none",
-        customdata=[CAUSE_WORDS[j.cause] for j in js],
-        hovertemplate="%{x} %{customdata}: %{y:.2f} g (%{text})<extra></extra>",
-    ))
-    # one clock-time label per jolt: upright, so that jolts seconds apart (a braking, then a
-    # bump) still have readable labels on a phone
-    return _layout(fig, 280, yaxis_title="upper back peak (g)",
-                   xaxis={"type": "category", "tickangle": -90, "automargin": True})
+    times = [clock(f, j.peak_t_s) for j in js]
+    fig = go.Figure()
+    for grade in ("mild", "moderate", "severe"):  # one trace per grade: the legend names them
+        mine = [j for j in js if j.grade == grade]
+        if not mine:
+            continue
+        fig.add_trace(go.Bar(
+            x=[clock(f, j.peak_t_s) for j in mine], y=[j.peak_trunk_g for j in mine], name=grade,
+            marker={"color": GRADE_COLOUR[grade],
+                    "pattern": {"shape": GRADE_PATTERN[grade] if _patterned(f) else "",
+                                "fgcolor": "rgba(255,255,255,0.75)", "size": 7}},
+            customdata=[CAUSE_WORDS[j.cause] for j in mine],
+            hovertemplate="%{x} %{customdata}: %{y:.2f} g (" + grade + ")<extra></extra>"))
+    # one clock-time label per jolt, in time order: upright, so that jolts seconds apart (a
+    # braking, then a bump) still have readable labels on a phone
+    fig = _layout(fig, 300, yaxis_title="upper back peak (g)", barmode="relative", showlegend=True,
+                  xaxis={"type": "category", "tickangle": -90, "automargin": True, "ticklabelstandoff": 6,
+                         "categoryorder": "array", "categoryarray": list(dict.fromkeys(times))})
+    return fig.update_layout(margin={"t": TOOLBAR_PX})
+
+
+def jolt_chart_caption(f: Findings) -> str:
+    """What the jolt chart draws and why a tall bar can be mild."""
+    grades = [g for g in ("mild", "moderate", "severe") if any(j.grade == g for j in f.jolts)]
+    if _patterned(f):
+        looks = "Colour and pattern: the jolt's grade — " + ", ".join(f"{g} ({GRADE_LOOK[g]})" for g in grades)
+    else:  # too many bars for a pattern: the list below names each jolt's grade
+        looks = ("Colour: the jolt's grade — " + ", ".join(f"{g} ({GRADE_LOOK[g].split(',')[0]})" for g in grades)
+                 + "; the list below names each one's grade")
+    return ("Bars: the peak acceleration of your upper back in each jolt, in g (1 g is the pull of gravity). "
+            f"{looks}. The grade is judged by what matters for each kind of "
+            "jolt (for braking, speeding up and cornering the vehicle's steady acceleration, for a push from behind "
+            "the load on the neck), so a tall bar can still be mild: each jolt below says why.")
 
 
 def _band_chart(bands: dict, names: dict, words: dict, title: str) -> go.Figure:
@@ -508,7 +611,7 @@ SHORT_LIST = 12  # longer tables show the most important rows and fold the full 
 def _episode_rows(eps: list[PostureEpisode], f: Findings) -> list[list[str]]:
     return [[clock(f, e.start_s), fmt_duration(e.duration_s), esc(e.pattern or e.kind.replace("_", " ")),
              f"{e.mean_deg:.0f}° on average (at most {e.peak_deg:.0f}°)",
-             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "–"),
+             esc(iso_verdict(e.iso11226_verdict) if e.kind != "bed_neck" else "not judged: it covers sitting and standing"),
              esc(episode_advice(e.kind, e.pattern))] for e in eps]
 
 
@@ -648,8 +751,10 @@ def render_html(f: Findings) -> str:
     jolt_table = table(["time", "cause", "grade", "upper back (g)", "head (g)", "NIC (m²/s²)", ""], jolt_rows, "long")
     if len(jolt_rows) > SHORT_LIST:
         jolt_table = f"<details><summary>All {len(jolt_rows)} jolts (tap to show)</summary>{jolt_table}</details>"
-    jolts_html = ('<p class="meta">Peak upper-back acceleration of each jolt; yellow: mild, orange: moderate, '
-                  'red: severe.</p>' + plot(_jolt_chart(f), "jolts") + jolt_table
+    jolts_html = (f'<p class="meta">{esc(jolt_chart_caption(f))}</p>'
+                  + plot(_jolt_chart(f), "jolts", alt=f"Bar chart of the {plural(len(f.jolts), 'jolt')}: upper-back "
+                         "peak in g against clock time, by grade; the same figures are in the table below")
+                  + jolt_table
         + f"<h3>Each jolt</h3>{panel_html}"
         + "<p class=\"meta\">NIC: Neck Injury Criterion (Boström et al. 1996); 15 m²/s² was proposed as an injury "
           "threshold and is exceeded by some harmless activities, so it is shown for comparison only.</p>"
@@ -657,9 +762,12 @@ def render_html(f: Findings) -> str:
     body = f"""<h1>Nape report</h1>
 <p class="meta">{esc(header_line(f) + ' · ' + valid_words(f))}</p>
 <h2>Summary</h2><ul class="summary">{summary}</ul>
+<h2>What to do next</h2>
+<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
 <h2>Posture over time</h2>
 <p class="meta">{esc(timeline_caption(f))}</p>
-{plot(_timeline(f), "timeline")}
+{plot(_timeline(f), "timeline", alt="Timeline of neck and upper-back angles in degrees from neutral against clock "
+      "time, with long poor-posture stretches shaded; the stretches are listed in the next section")}
 <h2>Long poor-posture episodes</h2>
 <p class="meta">{esc(limits_story(f.settings))}</p>
 {ep_html or "<p>None: no poor posture was held for " + esc(fmt_duration(f.settings["hold_s"])) + " or longer.</p>"}
@@ -673,8 +781,6 @@ def render_html(f: Findings) -> str:
 <h2>Settings used</h2>
 <details><summary>{len(settings_rows)} analysis settings and their sources (tap to show)</summary>
 {table(["setting", "value", "source"], settings_rows, "long")}</details>
-<h2>What to do next</h2>
-<ol class="summary">{"".join(f"<li>{esc(a)}</li>" for a in top_actions(f))}</ol>
 <p class="meta">Nape is not a medical device. Grades describe movement intensity, not injury.</p>"""
     return page(f"Nape report — {Path(f.path).name}", body)
 
@@ -716,18 +822,18 @@ def to_json(f: Findings) -> dict:
     d["jolts"] = []
     for j in f.jolts:
         r = jolt_record(j)
-        r["peak_local_time"] = clock(f, j.peak_t_s) if start else None
+        r["peak_local_time"] = clock(f, j.peak_t_s, day=False) if start else None
         r["meaning"] = jolt_sentence(j, f.settings)
         r["trace"] = j.trace if id(j) in panels else None
         d["jolts"].append(r)
     d["episodes"] = []
     for e in f.episodes:
         r = episode_record(e)
-        r["start_local_time"] = clock(f, e.start_s) if start else None
+        r["start_local_time"] = clock(f, e.start_s, day=False) if start else None
         r["meaning"] = MEANING.get(e.kind, "")
         d["episodes"].append(r)
     d["gaps"] = [{"reason": "lost in transmission", "missing_samples": None, "boot_number": 1} | g
-                 | {"start_local_time": clock(f, g["start_s"]) if start else None} for g in d["gaps"]]
+                 | {"start_local_time": clock(f, g["start_s"], day=False) if start else None} for g in d["gaps"]]
     d["file_issues"] = [{"offset_bytes": i["offset"], "kind": i["kind"], "detail": i["detail"]} for i in f.file_issues]
     d["start_local"] = start.isoformat(timespec="seconds") if start else None
     d["jolt_panels"] = len(panels)

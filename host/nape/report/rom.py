@@ -13,6 +13,9 @@ from .page import TOOLBAR_PX, esc, page, plot, table
 from .words import local_time
 
 VERDICT_COLOUR = {"below": "#e07b00", "typical": "#2e7d32", "above": "#1565c0", "not_measured": "#999"}
+#: the verdict in words and shape beside the colour (the chart reads without telling colours apart)
+VERDICT_MARK = {"below": " below", "above": " above"}
+VERDICT_SYMBOL = {"below": "triangle-left", "above": "triangle-right", "typical": "circle", "not_measured": "circle-open"}
 #: Short labels of the hold phases on the angle chart: six full names do not fit side by side
 #: on a phone; the chart's caption spells them out.
 PHASE_SHORT = {"flexion": "F", "extension": "E", "lateral_left": "SL", "lateral_right": "SR",
@@ -33,12 +36,14 @@ def _bars(r: RomResult):
                          base=[d.typical_low_deg for d in r.directions], orientation="h", name="typical range",
                          marker_color="rgba(46,125,50,0.18)", hoverinfo="skip"))
     fig.add_trace(go.Scatter(y=names, x=vals, mode="markers+text", name="your end range (°)",
-                             text=[f"{v:.0f}°" if d.max_deg is not None else "not measured"
-                                   for v, d in zip(vals, r.directions)], textposition="middle right",
-                             cliponaxis=False,
-                             marker={"size": 14, "color": [VERDICT_COLOUR[d.verdict] for d in r.directions]}))
+                             text=[f"{v:.0f}°{VERDICT_MARK.get(d.verdict, '')}" if d.max_deg is not None
+                                   else "not measured" for v, d in zip(vals, r.directions)],
+                             textposition="middle right", cliponaxis=False,
+                             marker={"size": 14, "color": [VERDICT_COLOUR[d.verdict] for d in r.directions],
+                                     "symbol": [VERDICT_SYMBOL.get(d.verdict, "circle") for d in r.directions]}))
     fig.update_layout(xaxis_title="degrees", height=380, margin={"l": 8, "r": 16, "t": TOOLBAR_PX, "b": 40},
-                      barmode="overlay", legend={"orientation": "h", "y": -0.2}, xaxis={"range": [0, 100]},
+                      barmode="overlay", legend={"orientation": "h", "y": -0.2},
+                      xaxis={"range": [0, max([100.0] + [v + 30 for v in vals])]},  # room for "95° above"
                       yaxis={"automargin": True})
     fig.update_yaxes(autorange="reversed")
     return fig

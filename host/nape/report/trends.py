@@ -70,6 +70,9 @@ def _x(periods: list[Period], what: str) -> tuple[list, dict]:
     return [p.label for p in periods], {"type": "category", "automargin": True, "ticklabelstandoff": 6}
 
 
+DAY_MS = 86_400_000  # one day on a plotly date axis
+
+
 def _day_axis(days: list[date]) -> dict:
     """A date x axis with short day ticks ('7 Dec'), half a day of room at each end so the
     first and last days' bars sit inside the chart; tick labels a little below the axis, clear
@@ -77,6 +80,8 @@ def _day_axis(days: list[date]) -> dict:
     axis = {"type": "date", "tickformat": "%-d %b", "automargin": True, "ticklabelstandoff": 6}
     if days:
         axis["range"] = [f"{min(days) - timedelta(days=1)}T12:00", f"{max(days)}T12:00"]
+        if (max(days) - min(days)).days <= 10:  # one tick a day: automatic ticks every 12 h repeat '7 Dec'
+            axis["dtick"] = DAY_MS
     return axis
 
 
@@ -84,11 +89,15 @@ def _charts(periods: list[Period], what: str) -> list:
     import plotly.graph_objects as go
 
     x, xaxis = _x(periods, what)
+    # bars a day wide on the date axis: plotly sizes them from the gaps between days, and with
+    # a single day it has no gap to go by and draws them a hair wide (an empty-looking chart)
+    # (explicit widths are not grouped by plotly: each bar gets its own offset, side by side)
+    day = lambda k: {"width": [0.4 * DAY_MS] * len(x), "offset": [(k - 1) * 0.4 * DAY_MS] * len(x)} if what == "day" else {}  # noqa: E731
     posture = go.Figure()
     posture.add_trace(go.Bar(x=x, y=[round(p.neck_poor_min or 0.0, 1) for p in periods],
-                             name="neck bent forward (min)", marker_color="#1565c0"))
+                             name="neck bent forward (min)", marker_color="#1565c0", **day(0)))
     posture.add_trace(go.Bar(x=x, y=[round(p.trunk_poor_min, 1) for p in periods],
-                             name="upper back leaning forward (min)", marker_color="#2e7d32"))
+                             name="upper back leaning forward (min)", marker_color="#2e7d32", **day(1)))
     # a day without recordings has no recorded time to draw: a gap, not a drop to 0
     posture.add_trace(go.Scatter(x=x, y=[round(p.recorded_min, 1) if p.recordings else None for p in periods],
                                  name="recorded (min, right axis)", mode="lines+markers", connectgaps=False,
@@ -99,7 +108,8 @@ def _charts(periods: list[Period], what: str) -> list:
                           legend=LEGEND_BELOW, xaxis=xaxis)
     jolts = go.Figure()
     for g in GRADES:
-        jolts.add_trace(go.Bar(x=x, y=[p.jolts[g] for p in periods], name=g, marker_color=GRADE_COLOUR[g]))
+        jolts.add_trace(go.Bar(x=x, y=[p.jolts[g] for p in periods], name=g, marker_color=GRADE_COLOUR[g],
+                               **({"width": [0.8 * DAY_MS] * len(x)} if what == "day" else {})))
     most = max((sum(p.jolts.values()) for p in periods), default=0)
     # whole jolts: a step of 1 for small counts (automatic ticks would step by 0.2 or 0.5)
     counts = {"rangemode": "tozero", "tickformat": "d"} | ({"dtick": 1, "range": [0, max(most, 1) * 1.05]}
