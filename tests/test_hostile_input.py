@@ -304,3 +304,24 @@ def test_a_bad_key_store_is_named_not_taken_for_a_missing_adapter(kind, cmd, tmp
             if cmd == "record" else ["pair", "--forget", "--virtual", "--keystore", str(ks)])
     line = _one_line_error(_nape(*argv, timeout=60), str(ks), "key store")
     assert "adapter" not in line
+
+
+# ------------------------------------------------------------------ Ctrl-C while starting up
+
+
+def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
+    """Building the parser imports every command group (numpy, scipy, …: about a second); a Ctrl-C
+    then printed a KeyboardInterrupt traceback."""
+    import nape.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    try:
+        rc = cli.main(["info", "x.nape"])
+    except KeyboardInterrupt:  # caught here, so a regression fails this test, not the whole run
+        pytest.fail("KeyboardInterrupt escaped nape.cli.main (a traceback for the user)")
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "nape: interrupted"
