@@ -325,3 +325,19 @@ def test_ctrl_c_while_the_commands_load_is_one_line(monkeypatch, capsys):
     assert rc == 130
     err = capsys.readouterr().err
     assert err.strip() == "nape: interrupted"
+
+
+# ------------------------------------------------------------------ an output folder that is a file
+
+
+@pytest.mark.parametrize("argv", [
+    ["analyse", "{rec}", "--no-trends", "--out", "{file}"],
+    ["export", "{rec}", "--csv", "{file}"],
+    ["demo", "--link", "pipe", "--time-scale", "0.02", "--out", "{file}"],
+], ids=["analyse", "export", "demo"])
+def test_an_output_folder_that_is_a_file_says_so(argv, rec, tmp_path):
+    target = tmp_path / "taken.txt"
+    target.write_text("keep me")
+    args = [a.replace("{rec}", str(rec)).replace("{file}", str(target)) for a in argv]
+    line = _one_line_error(_nape(*args), "not a folder", str(target))
+    assert "File exists" not in line and target.read_text() == "keep me"

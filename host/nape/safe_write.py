@@ -119,6 +119,20 @@ def check_target(path: Path) -> None:
                       "give another name", os.fspath(path))
 
 
+def make_folder(path: str | os.PathLike) -> Path:
+    """``mkdir -p path``; a file (or device) of that name is one plain error, not "File exists".
+
+    Raises:
+        OSError: ``path`` exists and is not a folder, or it cannot be made.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a folder (a file of that name exists; the output needs a "
+                                 "folder)", os.fspath(path))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def os_error_message(e: OSError) -> str:
     """An OSError as one plain line: ``No space left on device: /path/report.html``."""
     what = e.strerror or str(e)
