@@ -341,3 +341,10 @@ def test_an_output_folder_that_is_a_file_says_so(argv, rec, tmp_path):
     args = [a.replace("{rec}", str(rec)).replace("{file}", str(target)) for a in argv]
     line = _one_line_error(_nape(*args), "not a folder", str(target))
     assert "File exists" not in line and target.read_text() == "keep me"
+
+
+def test_no_gyro_with_a_gyroscope_file_is_a_contradiction(tmp_path):
+    acc, gyr = _csv(tmp_path / "acc.csv"), _csv(tmp_path / "gyr.csv")
+    with pytest.raises(NapeError, match="contradict"):
+        import_csv(acc, tmp_path / "x.nape", gyr_path=gyr, no_gyro=True)
+    assert not (tmp_path / "x.nape").exists()

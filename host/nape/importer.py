@@ -358,6 +358,9 @@ def import_csv(
     rename = parse_column_map(columns) if isinstance(columns, str) else {k.lower(): v.lower()
                                                                          for k, v in (columns or {}).items()}
     start_dt = _parse_start(start) if isinstance(start, str) else start
+    if no_gyro and gyr_path is not None:
+        raise CsvImportError("--no-gyro and --gyr contradict each other: give the gyroscope file, or import "
+                             "without gyroscope, not both")
     for src in [csv_path] + ([Path(gyr_path)] if gyr_path is not None else []):
         check_input_file(src)
         if _same_file(src, out_path):
