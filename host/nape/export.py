@@ -107,7 +107,7 @@ def write_csv(findings, out_dir: str | Path) -> dict[str, Path]:
         OSError: the folder cannot be created or written.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out_dir)
     paths = {}
     for name, (cols, rows) in tables(findings).items():
         p = out_dir / f"{name}.csv"
@@ -164,7 +164,7 @@ def write_parquet(findings, out_dir: str | Path) -> dict[str, Path]:
     except ImportError:
         raise ExportError("Parquet export needs pyarrow: pip install 'nape[parquet]' (or pip install pyarrow)") from None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out_dir)
     paths = {}
     for name, (cols, rows) in tables(findings).items():
         arrays = []

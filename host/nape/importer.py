@@ -24,6 +24,7 @@ import io
 import math
 import operator
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -34,7 +35,7 @@ import numpy as np
 from . import import_streams, wire
 from .errors import NapeError
 from .import_timing import REASON_SOURCE_GAP, GridResampler, TimingStats
-from .recording import RecordingWriter
+from .recording import RecordingError, RecordingWriter
 from .settings import AnalysisSettings
 
 G = 9.80665
@@ -99,6 +100,27 @@ class _CountingReader(io.RawIOBase):
     def close(self) -> None:
         self._f.close()
         super().close()
+
+
+def check_input_file(path: Path) -> None:
+    """Refuse, before opening, what is not a regular file: opening a FIFO (named pipe) blocks until
+    something writes to it, and a device or socket is no CSV (a missing file is left to open())."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        raise CsvImportError(f"{path} is a folder, not a CSV file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CsvImportError(f"{path} is not a regular file (a pipe or device), not a CSV file")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name one file (also through links or another spelling of the path)."""
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _detect_delimiter(line: str) -> str:
@@ -228,7 +250,8 @@ def _blocks(reader, first_line: int, n_cols: int, picks: list[int], names: list[
                     continue  # blank line
                 if len(row) < n_cols:
                     raise CsvImportError(f"{path.name} line {ln}: too few columns ({len(row)}; the header has {n_cols})")
-                raise CsvImportError(f"{path.name} line {ln}: too many columns ({len(row)}; the header has {n_cols})")
+                comma = " (decimal commas? Nape reads numbers with a decimal point)" if delim_is_comma(row, n_cols) else ""
+                raise CsvImportError(f"{path.name} line {ln}: too many columns ({len(row)}; the header has {n_cols}){comma}")
             rows.append(row)
             lines.append(ln)
             if len(rows) >= want:
@@ -241,6 +264,11 @@ def _blocks(reader, first_line: int, n_cols: int, picks: list[int], names: list[
                              "(is it a CSV file?)") from None
     if rows:
         yield convert()
+
+
+def delim_is_comma(row: list[str], n_cols: int) -> bool:
+    """A row split at decimal commas: more cells than the header, every one of them whole digits."""
+    return len(row) > n_cols and all(c.strip().lstrip("-").isdigit() for c in row if c.strip())
 
 
 def _count_lines(path: Path) -> int:
@@ -331,6 +359,21 @@ def import_csv(
     rename = parse_column_map(columns) if isinstance(columns, str) else {k.lower(): v.lower()
                                                                          for k, v in (columns or {}).items()}
     start_dt = _parse_start(start) if isinstance(start, str) else start
+    if no_gyro and gyr_path is not None:
+        raise CsvImportError("--no-gyro and --gyr contradict each other: give the gyroscope file, or import "
+                             "without gyroscope, not both")
+    for src in [csv_path] + ([Path(gyr_path)] if gyr_path is not None else []):
+        check_input_file(src)
+        if _same_file(src, out_path):
+            raise CsvImportError(f"the output {out_path} is the CSV being imported ({src.name}): importing would "
+                                 "overwrite it; choose another --out")
+    if not out_path.parent.is_dir():
+        raise CsvImportError(f"cannot write {out_path}: its folder {out_path.parent} does not exist")
+    if out_path.is_dir():
+        raise CsvImportError(f"cannot write {out_path}: it is a folder; give a file name with --out")
+    if out_path.exists() and not out_path.is_file():  # os.replace would swap a device node itself for the file
+        raise CsvImportError(f"cannot write {out_path}: it is not a regular file (a device, pipe or socket); "
+                             "give another --out")
     if out_path.exists() and not overwrite:
         raise CsvImportError(f"{out_path} already exists (pass --force to replace it)")
     try:
@@ -378,7 +421,7 @@ def import_csv(
             if rate_hz:
                 period_s, rate_from = 1.0 / rate_hz, "--rate"
             else:
-                period_s, timing = _plan_timing(csv_path, delim, index[time_col], tscale)
+                period_s, timing = _plan_timing(csv_path, delim, index[time_col], tscale, len(names))
                 rate_from = "time_s" if timing is None else "time_s (jittery: resampled)"
             reader = csv.reader(text, delimiter=delim)
             source = _wide_source(_blocks(reader, 2, len(names), picks, names, csv_path, block_rows, block_rows),
@@ -416,7 +459,10 @@ def import_csv(
                 host_t0 = start_dt.timestamp()
                 meta = _metadata(start_dt, device_name, roles, 1.0 / period_s, csv_path, acc_unit, gyr_unit,
                                  rate_from, start_from, layout, no_gyro, gyr_path, timing)
-                writer = RecordingWriter(tmp, meta, fsync_interval_s=10.0, overwrite=True)
+                try:
+                    writer = RecordingWriter(tmp, meta, fsync_interval_s=10.0, overwrite=True)
+                except RecordingError as e:  # name the user's file, not the temporary one beside it
+                    raise RecordingError(str(e).replace(str(tmp), str(out_path))) from None
             gaps_before = len(timing.gaps_seen) if timing is not None else 0
             if t is _FINISH:
                 k, data = timing.finish()
@@ -470,7 +516,16 @@ def _metadata(start_dt, device_name, roles, rate, csv_path, acc_unit, gyr_unit, 
     return meta
 
 
-def _plan_timing(path: Path, delim: str, time_index: int, tscale: float) -> tuple[float, GridResampler | None]:
+def _plan_timing(path: Path, delim: str, time_index: int, tscale: float,
+                 n_cols: int | None = None) -> tuple[float, GridResampler | None]:
+    try:
+        return _plan_timing_pass(path, delim, time_index, tscale, n_cols)
+    except csv.Error as e:  # e.g. a cell longer than the csv module's field limit
+        raise CsvImportError(f"{path.name}: not a readable CSV: {e}") from None
+
+
+def _plan_timing_pass(path: Path, delim: str, time_index: int, tscale: float,
+                      n_cols: int | None) -> tuple[float, GridResampler | None]:
     """A first pass over the time column: the period (median of the first ``RATE_PROBE`` steps,
     on a whole rate when near one) and, when any step strays more than ``JITTER`` from it or
     repeats a time, the resampler whose figures go into the header (rows whose time cell does
@@ -484,10 +539,15 @@ def _plan_timing(path: Path, delim: str, time_index: int, tscale: float) -> tupl
         reader = csv.reader(f, delimiter=delim)
         next(reader, None)
         for row in reader:
-            if len(row) > time_index:
+            if len(row) > time_index and (n_cols is None or len(row) == n_cols):  # else: the main pass names it
                 try:
                     v = float(row[time_index])
                 except ValueError:
+                    if "," in row[time_index] and _is_number(row[time_index].replace(",", ".")):
+                        raise CsvImportError(
+                            f"{path.name} line {reader.line_num}, column time_s: {row[time_index]!r} has a decimal "
+                            "comma; Nape reads numbers with a decimal point (protocol/IMPORT.md): export the CSV "
+                            "with '.' as the decimal separator") from None
                     continue
                 if math.isfinite(v):
                     times.append(v * tscale)
@@ -503,6 +563,9 @@ def _plan_timing(path: Path, delim: str, time_index: int, tscale: float) -> tupl
                              f"row's {t[i - 1]:g} s (time must increase)")
     probe = dt[:RATE_PROBE][dt[:RATE_PROBE] > 0]
     if probe.size == 0:
+        if len(t) > 1:
+            raise CsvImportError(f"{path.name}: all {len(t)} data rows have the same time_s ({t[0]:.10g} s), so "
+                                 "the sample rate cannot be told from it (time rounded too coarsely? pass --rate)")
         raise CsvImportError(f"{path.name}: one data row only; the sample rate needs two (or pass --rate)")
     period = float(np.median(probe))
     if (np.abs(dt - period) <= JITTER * period).all():

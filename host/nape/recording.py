@@ -640,6 +640,12 @@ def open_recording(path: str | os.PathLike[str]) -> Recording:
     p = os.fspath(path)
     if isinstance(p, bytes):
         p = os.fsdecode(p)
+    try:  # before open(): opening a FIFO (named pipe) for reading blocks until a writer comes
+        st0 = os.stat(p)
+    except OSError:
+        st0 = None  # open() below names the reason
+    if st0 is not None and not (stat.S_ISREG(st0.st_mode) or stat.S_ISDIR(st0.st_mode)):
+        raise RecordingError(f"{p}: not a regular file, not a .nape file")
     try:
         f = open(p, "rb", buffering=0)
     except FileNotFoundError:

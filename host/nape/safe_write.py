@@ -14,7 +14,9 @@ are only turned into text for messages with :func:`display_name`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +39,7 @@ def replacing(path: str | os.PathLike, mode: str = "w", encoding: str | None = "
         OSError: the folder cannot be written, the disk is full, ... (the old file is kept).
     """
     path = Path(path)
+    check_target(path)
     binary = "b" in mode
     fd, tmp = tempfile.mkstemp(prefix=f".{_safe_stem(path)}.", suffix=".tmp", dir=path.parent)
     _give_mode(tmp, path)
@@ -73,6 +76,7 @@ def write_with(path: str | os.PathLike, write: Callable[[Path], object]) -> Path
         OSError: as :func:`replacing`; anything ``write`` raises (the old file is kept).
     """
     path = Path(path)
+    check_target(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{_safe_stem(path)}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     _give_mode(tmp, path)
@@ -94,6 +98,39 @@ def display_name(path: str | os.PathLike) -> str:
     if isinstance(text, bytes):
         return text.decode("utf-8", "backslashreplace")
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def check_target(path: Path) -> None:
+    """Refuse to rename a file onto anything but a regular file or nothing: ``os.replace`` onto a
+    device (``/dev/null``, ``/dev/full``), a FIFO or a link in ``/dev`` would swap the node itself
+    for the file (as root, for every program on the machine); onto a folder it fails obscurely.
+
+    Raises:
+        OSError: ``path`` (or what its symbolic link points to) is a folder, device, FIFO or socket.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return  # nothing there (or unreadable: the write itself names the reason)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a folder, not a file name to write", os.fspath(path))
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EEXIST, "Not a regular file (a device, pipe or socket), nape will not replace it; "
+                      "give another name", os.fspath(path))
+
+
+def make_folder(path: str | os.PathLike) -> Path:
+    """``mkdir -p path``; a file (or device) of that name is one plain error, not "File exists".
+
+    Raises:
+        OSError: ``path`` exists and is not a folder, or it cannot be made.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a folder (a file of that name exists; the output needs a "
+                                 "folder)", os.fspath(path))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def os_error_message(e: OSError) -> str:

@@ -73,10 +73,14 @@ import dataclasses
 import difflib
 import json
 import math
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import NapeError
+
+SETTINGS_FILE_MAX_BYTES = 1 << 20  # a settings file is a small JSON object; more is not one
 
 
 @dataclass(frozen=True)
@@ -456,6 +460,13 @@ class AnalysisSettings:
             NapeError: unreadable file, not JSON, or unknown names.
         """
         try:
+            st = os.stat(path)
+            if not stat.S_ISREG(st.st_mode):  # a FIFO would block read_text() until a writer comes
+                raise NapeError(f"cannot read settings file {path}: "
+                                f"{'a folder' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}, not JSON")
+            if st.st_size > SETTINGS_FILE_MAX_BYTES:
+                raise NapeError(f"settings file {path} is {st.st_size} bytes: too large for a JSON object of "
+                                f"settings (at most {SETTINGS_FILE_MAX_BYTES} bytes)")
             data = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
             raise NapeError(f"cannot read settings file {path}: {e}") from None

@@ -210,6 +210,8 @@ def _zero_rate_offset(gyr: np.ndarray, win: int, first: np.ndarray, s: AnalysisS
         return first
     center = np.median(mean[ok], axis=0)
     close = ok & (np.abs(mean - center) < np.radians(TRIM_DPS)).reshape(m, -1).all(axis=1)
+    if not close.any():  # e.g. NaN in the windows (a zeroed stretch of file): the median stands
+        return center
     return mean[close].mean(axis=0)
 
 

@@ -65,12 +65,10 @@ def analyse(
 
 def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     rec = open_recording(path)
-    raw_roles = rec.metadata.get("imu_roles")  # a crafted header may hold anything here
-    roles = [str(r) for r in raw_roles] if isinstance(raw_roles, list) and raw_roles else ["trunk"]
-    mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
+    roles, mask, role_doubts = recording_roles(rec, path)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
-    doubts = quality.header_warnings(rec.metadata) + calib.input_warnings
+    doubts = role_doubts + quality.header_warnings(rec.metadata) + calib.input_warnings
     stream = _Stream(s, n_imu, calib)
     reader = BlockReader(rec, mask)
     expected = _expected_samples(path, mask) if on_progress else 0
@@ -79,7 +77,9 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
         if on_progress:
             on_progress(stream.n, max(expected, stream.n))
     if stream.n == 0 or stream.rate is None:
-        return _no_samples(path, rec, roles, reader.malformed, calib, s)
+        f = _no_samples(path, rec, roles, reader.malformed, calib, s)
+        f.input_warnings = doubts
+        return f
     stream.n = reader.samples  # every recorded sample passed on (also any between grid points)
     stream.t0_ms = reader.t0_ms  # device time of the first sample (event times: see BlockReader)
     stream.take_gaps(reader)
@@ -96,10 +96,68 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
                                          stream.board_quat, stream.align, s,
                                          np.asarray(stream.calib.gyro_offset_rad_s or np.zeros((n_imu, 3)), float))
     f = stream.finish(path, rec, roles, reader.malformed)
-    f.input_warnings = doubts
+    f.input_warnings = doubts + repeat_warnings(reader.duplicates, reader.late, reader.samples)
     f.jolts, f.head_turns = sorted(jolts + offline, key=lambda j: j.peak_t_s), head_turns
     f.rates, f.alerts = window_jolts.rates(stream, reader, len(windows), len(offline))
     return f
+
+
+HEAD_ONLY_WORDS = ("Only a head sensor was recorded, no upper-back sensor: the figures labelled upper back are the "
+                   "head's own inclination, and the neck's bend (head against upper back) was not measured.")
+
+
+def _packet_masks(path: Path, packets: int = 2000) -> dict[int, int]:
+    """Samples per IMU mask in the first ``packets`` SAMPLES packets of a recording."""
+    counts: dict[int, int] = {}
+    k = 0
+    for _t, p in open_recording(path).iter_packets():
+        if len(p) > 3 and p[1] == wire.TYPE_SAMPLES:
+            counts[p[2]] = counts.get(p[2], 0) + p[3]
+            k += 1
+            if k >= packets:
+                break
+    return counts
+
+
+def recording_roles(rec, path: Path) -> tuple[list[str], int, list[str]]:
+    """The IMU roles to analyse, their wire mask, and doubts in plain words.
+
+    The header's ``imu_roles`` normally decide. When the header is unreadable, lists no known IMU,
+    or lists IMUs that none of the first packets carry while the packets carry others, the packets
+    decide (each SAMPLES packet names its IMUs): their samples are analysed, not dropped, and the
+    doubt is said. A recording of the head IMU alone is analysed with that caveat said.
+    """
+    raw = rec.metadata.get("imu_roles")  # a crafted header may hold anything here
+    listed = [str(r) for r in raw] if isinstance(raw, list) and raw else []
+    mask = sum(bit for r, bit in wire.ROLE_BITS if r in listed)
+    doubts: list[str] = []
+    counts = _packet_masks(path)
+    valid = {m: n for m, n in counts.items() if m in (1, 2, 3)}  # trunk, head, both
+    if valid and mask not in valid:
+        carried = max(valid, key=valid.get)
+        said = (f"lists the IMUs {', '.join(listed)}" if listed else "does not say which IMUs were recorded"
+                if not rec.issues else "is damaged")
+        doubts.append(f"The recording's header {said}, but its packets carry {' and '.join(wire.roles_of(carried))}: "
+                      "analysed as the packets say.")
+        mask = carried
+    if not mask:
+        mask = 1
+    roles = listed if listed and not doubts else list(wire.roles_of(mask))  # the header's words when they hold
+    if list(wire.roles_of(mask)) == ["head"]:
+        doubts.append(HEAD_ONLY_WORDS)
+    return roles, mask, doubts
+
+
+def repeat_warnings(duplicates: int, late: int, kept: int) -> list[str]:
+    """Samples the ordering dropped (stream.BlockReader: ``duplicates``, ``late``), in plain words."""
+    out = []
+    if duplicates:
+        out.append(f"{duplicates} samples repeated the sequence number of an earlier sample and were dropped "
+                   f"({kept} kept): sent twice, or a sequence counter that does not advance.")
+    if late:
+        out.append(f"{late} samples arrived after their place in time had been passed and were dropped "
+                   "(counted as lost).")
+    return out
 
 
 def _no_samples(path: Path, rec, roles: list[str], malformed: int, calib: Calibration, s: AnalysisSettings) -> Findings:

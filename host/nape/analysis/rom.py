@@ -53,6 +53,7 @@ from ..settings import ROM_SOURCES, AnalysisSettings
 from . import calibration
 from .findings import Calibration
 from .orientation import joint_angles, segment_alignment, yaw, z_rotation
+from .core import recording_roles
 from .stream import BlockReader
 
 SCHEMA = "nape-rom/1"
@@ -379,7 +380,7 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
     path = Path(path)
     rec = open_recording(path)
     meta = rec.metadata
-    roles = list(meta.get("imu_roles") or ["trunk"])
+    roles, mask, _doubts = recording_roles(rec, path)  # a damaged header: the packets say which IMUs
     if "head" not in roles or "trunk" not in roles:
         raise RomError(f"{path.name}: a range-of-motion test needs the head and the trunk IMU; this recording has "
                        f"{', '.join(roles)}")
@@ -387,7 +388,6 @@ def analyse_rom(path: Path | str, settings: AnalysisSettings | None = None,
         raise RomError(f"{path.name} is not a range-of-motion test (no rom_protocol in its header): record one with "
                        "nape rom --virtual, or analyse everyday recordings with nape analyse")
     sched = _check_schedule(meta["rom_protocol"])
-    mask = sum(bit for r, bit in wire.ROLE_BITS if r in roles)
     n_imu = len(wire.roles_of(mask))
     calib = calibration.estimate(open_recording(path), mask, n_imu, s)
     align = [segment_alignment(np.asarray(q, float)) for q in calib.neutral_quat_wxyz]

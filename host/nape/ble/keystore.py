@@ -27,19 +27,38 @@ def default_keystore() -> Path:
     return Path(platformdirs.user_data_dir("nape")) / "ble-keys.json"
 
 
+def check_keystore(keystore: Path) -> Path:
+    """``keystore`` if it is missing (made on the first bond) or a JSON object file; else one clear
+    error here, before the scan (the BLE stack's own failure read as a missing adapter).
+
+    Raises:
+        DeviceError: a folder, not a regular file, unreadable, or not a JSON object.
+    """
+    if not keystore.exists():
+        return keystore
+    if keystore.is_dir():
+        raise DeviceError(f"{keystore}: is a folder, not a key store (a JSON file; give another --keystore)")
+    if not keystore.is_file():
+        raise DeviceError(f"{keystore}: not a regular file, not a key store (give another --keystore)")
+    try:
+        data = json.loads(keystore.read_text() or "{}")
+    except (OSError, ValueError) as e:
+        raise DeviceError(f"{keystore}: not a key store ({e})") from None
+    if not isinstance(data, dict):
+        raise DeviceError(f"{keystore}: not a key store (a JSON object of bonds expected)")
+    return keystore
+
+
 def forget_bonds(keystore: Path, address: str | None) -> int:
     """Remove the bond with ``address`` (every bond when None) from a bumble JSON key
     store; returns how many were removed.
 
     Raises:
-        DeviceError: the key store is not valid JSON.
+        DeviceError: the key store is not a JSON object file (:func:`check_keystore`).
     """
     if not keystore.exists():
         return 0
-    try:
-        data = json.loads(keystore.read_text() or "{}")
-    except ValueError as e:
-        raise DeviceError(f"{keystore}: not a key store ({e})") from None
+    data = json.loads(check_keystore(keystore).read_text() or "{}")
     n = 0
     for ns, peers in data.items():
         if not isinstance(peers, dict):

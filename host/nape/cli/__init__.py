@@ -44,8 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``nape`` command; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # building the parser imports every command group (numpy, scipy…): a second or so to Ctrl-C in
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("nape: interrupted", file=sys.stderr)
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

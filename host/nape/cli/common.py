@@ -191,7 +191,9 @@ async def open_transport(*, virtual: bool = False, pipe: bool = False, radio: st
                 vd = VirtualDevice(nsim_blob(make_sim()), speed=speed, hold=hold, away_s=away_s)
                 await vd.start()
                 found = vd.transport
-            bumble = {"transport": found, "keystore": str(keystore or default_keystore())}
+            from ..ble.keystore import check_keystore
+
+            bumble = {"transport": found, "keystore": str(check_keystore(Path(keystore or default_keystore())))}
             if mtu is not None:
                 bumble["mtu"] = 0 if mtu == 23 else mtu
         if vd is not None:  # our own virtual board: pair inside its power-on window

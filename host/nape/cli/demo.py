@@ -9,6 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .. import safe_write
 from .common import MTU, NONNEG_INT, at_most, console, open_transport, progress
 from .recordings import analyse_and_report
 
@@ -20,7 +21,7 @@ def cmd_demo(args) -> int:
     from ..sim import SimSettings, simulate_day
 
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out)
     nape_path = out / "demo.nape"
     t0 = time.monotonic()
     with progress() as prog:

@@ -35,6 +35,7 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
+from .. import safe_write
 from ..errors import NapeError
 from ..rom_session import LIVE_GRACE_S, LiveTestClock, mmss
 from .common import (ANGLE_0_45, MTU, NONNEG_INT, POSITIVE, add_db_argument, add_settings_arguments, console,
@@ -81,7 +82,7 @@ def record_virtual(out: Path, seed: int = 0, maxima: dict[str, float] | None = N
     from ..sim.rom_script import simulate_rom
 
     protocol = Protocol()
-    out.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out)
     path = out / "rom.nape"
     sim, truth = simulate_rom(seed, maxima, SimSettings(mounting_misalignment_deg=misalignment_deg), protocol)
     prompts = protocol.prompts()
@@ -222,7 +223,7 @@ async def _record_device(args, out: Path) -> Path:
     from ..analysis.rom import Protocol
 
     protocol = Protocol()
-    out.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out)
     path = out / "rom.nape"
     if path.exists() and not args.overwrite:
         raise NapeError(f"{path}: already exists (use --overwrite to replace it, or --out for another folder)")

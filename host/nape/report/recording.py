@@ -860,7 +860,7 @@ def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
     Raises:
         OSError: the folder cannot be created or written.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out_dir)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
     # JSON first: a pipe or disk failing half-way keeps the data; each file replaces the old one whole
     safe_write.write_text(paths["json"], json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False))

@@ -115,7 +115,7 @@ def write_rom_reports(r: RomResult, out_dir: Path, stem: str) -> dict[str, Path]
         OSError: the folder or files cannot be written.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    safe_write.make_folder(out_dir)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
     safe_write.write_text(paths["json"], json.dumps(r.to_dict(), indent=1, allow_nan=False))
     safe_write.write_text(paths["html"], render_rom_html(r))
