@@ -182,6 +182,19 @@ def calibration_notes(calibration: dict, series: dict, s: dict) -> list[str]:
     elif method == "automatic":
         out = [f"You did not press calibrate, so Nape took your neutral posture from {win:g} s in which you sat or "
                f"stood still and upright,{when}."]
+    elif method == "walking":
+        ref = calibration.get("walking_reference") or {}
+        which = " and ".join(ref.get("used_for") or ["sensors"])
+        sure = calibration.get("guess_error_deg")
+        walked = _clock(ref.get("walk_s", 0))
+        why = (f"the {which} sensor's still, upright-looking start was {max(ref.get('apart_deg') or [0]):.0f}° from how "
+               "it hung while you walked (your head was probably bent then)" if ref.get("reason") == "disagreed" else
+               f"the {which} sensor never looked upright while you were still (it may be worn at an angle, or you "
+               "were bent over your work)")
+        out = [f"You did not press calibrate and {why}, so Nape took its upright from how it hung "
+               f"while you walked ({walked} of walking): people carry the head and back close to upright when they "
+               "walk. Angles from it should be right to within about "
+               f"{sure if sure is not None else s.get('calib_walk_head_deg', 5.0):.0f}°."]
     elif method == "guess":
         out = [f"You did not press calibrate and Nape found no still, upright moment in the first "
                f"{_minutes(s.get('calib_search_s', 300))}, so it assumed you were upright {win:g} s{when}. This is a "

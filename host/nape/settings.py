@@ -65,6 +65,11 @@ Sources cited by key:
   with amplitude up to ~800 °/s, durations 100 ms and more (Zangemeister, Jones & Stark 1981,
   Exp Neurol 71:76–91). So the rate of a head or trunk cannot jump by hundreds of °/s and
   come back within one sample; a single sample that does is a sensor or bus fault.
+- [WALKHEAD] While walking the head is stabilised in space: its pitch oscillates by a few
+  degrees about a steady mean (Pozzo, Berthoz & Lefort 1990, Exp Brain Res 82:97–106), the
+  mean near horizontal gaze in the light and tilted down in darkness (Pozzo et al. 1991, Acta
+  Otolaryngol Suppl 481:322–7). So the average direction of gravity in a head sensor while
+  walking is its upright reference, whatever angle the sensor is worn at.
 """
 
 from __future__ import annotations
@@ -112,6 +117,23 @@ class AnalysisSettings:
     """People walk with the upper back nearly upright: when the median upper-back angle while
     walking is further than this from 0°, the report says the neutral posture was probably
     off by about that much (Nape default)."""
+    calib_walk_search_s: float = 1800.0
+    """How far into the recording to look for walking, the upright reference of a sensor mounted
+    at any angle (the search stops once ``calib_walk_enough_s`` of walking is found; Nape default)."""
+    calib_walk_enough_s: float = 120.0
+    """Walking time after which the walking reference is taken as settled (Nape default)."""
+    calib_walk_bout_s: float = 20.0
+    """A walking bout must last this long to serve as the upright reference: a seat ringing after
+    a bump lasts a few seconds (``walk_in_vehicle_max_s``; Nape default)."""
+    calib_walk_head_deg: float = 5.0
+    """How close to its neutral the head is carried, on average, while walking: head pitch
+    stays within a few degrees of its mean (head stabilised in space) and the mean head
+    orientation is near horizontal gaze in the light. [WALKHEAD]"""
+    calib_walk_disagree_deg: float = 15.0
+    """A still, upright-looking start whose head sensor direction differs from the walking
+    reference by more than this was not the neutral (a flexed head, reading or writing, seen
+    through a sensor mounted tilted the other way): the walking reference is used. Three
+    times ``calib_walk_head_deg`` (Nape default)."""
     heading_tau_s: float = 120.0
     """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
     no common heading); axial neck rotation held longer than this fades (Nape default)."""
@@ -509,6 +531,10 @@ _SOURCES = {
     "vehicle_manoeuvre_max_g": "emergency braking 0.64–0.97 g, the tyres' grip (NCHRP Report 400)",
     "gait_step_lo_hz": "walking cadence 90–150 steps/min (Tudor-Locke et al. 2018)",
     "gait_step_hi_hz": "walking cadence 90–150 steps/min (Tudor-Locke et al. 2018)",
+    "calib_walk_head_deg": "head pitch while walking oscillates a few degrees about a stable mean (head stabilised "
+                           "in space; Pozzo, Berthoz & Lefort 1990, Exp Brain Res 82:97–106); the mean head "
+                           "position is near horizontal in the light, tilted down in darkness (Pozzo et al. 1991, "
+                           "Acta Otolaryngol Suppl 481:322–7)",
     "transition_deg": "sit-to-stand flexes the trunk 30–50° in 1.5–3 s (Schenkman et al. 1990)",
     "glitch_acc_max_g": "largest accelerometer full scale of body-worn MEMS IMUs: ±16 g (InvenSense MPU-6050, "
                         "TDK ICM-42688-P datasheets)",
@@ -568,7 +594,9 @@ _SOURCES.update({
 FLAGS = ("fuse_on_host", "rom_functional_axis")  # 0 or 1
 LIMITS: dict[str, tuple[float, float, str]] = {
     "fuse_on_host": (0, 1, ""), "rom_functional_axis": (0, 1, ""),
-    "neutral_window_s": (0.5, 120, "s"), "calib_search_s": (1, 86400, "s"), "calib_settle_s": (0, 600, "s"),
+    "neutral_window_s": (0.5, 120, "s"), "calib_search_s": (1, 86400, "s"),
+    "calib_walk_search_s": (0, 86400, "s"), "calib_walk_enough_s": (1, 86400, "s"), "calib_walk_bout_s": (1, 3600, "s"),
+    "calib_walk_head_deg": (0, 45, "°"), "calib_walk_disagree_deg": (1, 180, "°"), "calib_settle_s": (0, 600, "s"),
     "still_dps": (0.1, 50, "°/s"), "upright_tilt_deg": (1, 90, "°"), "heading_tau_s": (1, 3600, "s"),
     "neck_flexion_deg": (0, 90, "°"), "trunk_inclination_deg": (0, 90, "°"), "hold_s": (1, 7200, "s"),
     "hysteresis_deg": (0, 30, "°"), "end_grace_s": (0, 600, "s"), "posture_lowpass_hz": (0.01, 5, "Hz"),

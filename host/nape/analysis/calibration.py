@@ -64,6 +64,7 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     accs, gyrs, fws = [], [], []
     logs: list = []  # the offline day log's blocks before the first full-rate one
     n_max = None
+    n_got, n_walk, walk = 0, 0, None
     period = 0.01
     guard = GlitchGuard(n_imu, s)  # glitches masked here too: a spike is no neutral posture
     for b in guard.blocks(BlockReader(rec, mask, batch=500)):
@@ -78,10 +79,16 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
         if n_max is None:
             period = b.period_s
             n_max = int(s.calib_search_s / period)
-        accs.append(b.acc)
-        gyrs.append(b.gyr)
-        fws.append(b.quat)
-        if sum(len(g) for g in gyrs) >= n_max:
+            walk = WalkReference(1.0 / period, n_imu, s) if s.calib_walk_search_s > 0 else None
+            n_walk = int(s.calib_walk_search_s / period)
+        if walk is not None:
+            walk.feed(b.acc)
+        if n_got < n_max:
+            accs.append(b.acc)
+            gyrs.append(b.gyr)
+            fws.append(b.quat)
+            n_got += len(b.gyr)
+        if n_got >= n_max and (walk is None or walk.n_seen >= n_walk or walk.walking_s() >= s.calib_walk_enough_s):
             break
     if logs and (not gyrs or _log_span_s(logs) >= s.neutral_window_s):
         return _from_log(logs, n_imu, s)
@@ -132,9 +139,61 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
         neutral.append((mean / np.linalg.norm(mean)).tolist())
     # a guess: how far off the neutral may be, the sensors' tilt from vertical in it
     error = None if still else float(_tilt_deg(acc[i0: i0 + win, 1:] if trunk_only else acc[i0: i0 + win]).max())
-    return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
-                       fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error,
-                       input_warnings=doubts)
+    cal = Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
+                      fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error,
+                      input_warnings=doubts)
+    return _with_walking(cal, walk.reference() if walk is not None else None, still, trunk_only, n_imu, s)
+
+
+def _with_walking(cal: Calibration, ref: dict | None, still: bool, trunk_only: bool, n_imu: int,
+                  s: AnalysisSettings) -> Calibration:
+    """The neutral checked against (and where needed replaced by) the walking reference.
+
+    A sensor's neutral "up" is replaced by its walking reference when no still, upright
+    stretch held it (the head when only the back was still and upright; both in a guess), or
+    when the still stretch disagrees with walking by more than ``calib_walk_disagree_deg``
+    (head only: the upper back has its own check in the report). Never silently: the method
+    becomes "walking", the detail and ``walking_reference`` say which sensor and how sure."""
+    if ref is None:
+        return cal
+    roles = ("upper back", "head")
+    apart = [_angle_deg(_up(q), ref["up"][k]) for k, q in enumerate(cal.neutral_quat_wxyz)]
+    use = [False] * n_imu
+    if not still and not trunk_only:
+        use = [True] * n_imu
+    if n_imu > 1 and (trunk_only or apart[1] > s.calib_walk_disagree_deg):
+        use[1] = True
+    sure = [float(np.hypot(s.calib_walk_head_deg, ref["spread_deg"][k])) for k in range(n_imu)]
+    info = {"walk_s": ref["walk_s"], "bouts": ref["bouts"],
+            "used_for": [roles[k] for k in range(n_imu) if use[k]],
+            "reason": ("not_upright" if not still else "disagreed") if any(use) else "agreed",
+            "apart_deg": [round(a, 1) for a in apart], "uncertainty_deg": [round(u, 1) for u in sure]}
+    cal.walking_reference = info
+    if not any(use):
+        return cal
+    cal.neutral_quat_wxyz = [(_retilt(np.asarray(q), ref["up"][k]).tolist() if use[k] else q)
+                             for k, q in enumerate(cal.neutral_quat_wxyz)]
+    which = " and ".join(roles[k] for k in range(n_imu) if use[k])
+    why = ("no still, upright stretch" if not still and not trunk_only else
+           "the head sensor never looked upright while the wearer was still (worn tilted, or the head bent)"
+           if not still else
+           f"the still start disagreed with walking by {apart[1]:.0f}° (the head was probably bent then)")
+    err = max(sure[k] for k in range(n_imu) if use[k])
+    kept = [k for k in range(n_imu) if not use[k]]
+    cal.detail = (f"{which} neutral from walking ({ref['walk_s']:.0f} s in {ref['bouts']} bout"
+                  f"{'s' if ref['bouts'] > 1 else ''}): {why}; the sensor's average direction while walking taken "
+                  f"as upright, sure to about {err:.0f}°" + (f" (the {roles[0]} from the still stretch at "
+                                                             f"{cal.start_s:.0f} s)" if kept else ""))
+    cal.method = "walking"
+    cal.guess_error_deg = round(err, 1)
+    return cal
+
+
+def _up(q) -> np.ndarray:
+    """The vertical in the sensor frame of orientation ``q`` (sensor → world)."""
+    from .. import quat as _q
+
+    return _q.rotate(_q.conj(np.asarray(q, float)), np.array([0.0, 0.0, 1.0]))
 
 
 def _tilt_deg(acc: np.ndarray) -> np.ndarray:
@@ -255,3 +314,127 @@ def _from_log(logs: list, n_imu: int, s: AnalysisSettings) -> Calibration:
     error = None if still else float(_tilt_deg(acc[i0: i0 + win]).max())
     return Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=[[0.0, 0.0, 0.0]] * n_imu,
                        fusion="firmware", guess_error_deg=error)
+
+
+class WalkReference:
+    """Each sensor's upright reference from walking: the mean direction of the specific force in
+    the sensor frame over walking bouts (steps average out; people walk with the head and the
+    upper back near upright, [WALKHEAD] in nape.settings), whatever angle the sensor is worn at.
+
+    Walking: per second, the trunk's specific-force magnitude in the step band (0.8–3 Hz) above
+    ``walk_rms_g`` and at step frequencies (``gait_step_lo_hz``–``gait_step_hi_hz``) above it too,
+    for at least ``calib_walk_bout_s`` in a row (a seat ringing after a bump is shorter)."""
+
+    def __init__(self, rate_hz: float, n_imu: int, s: AnalysisSettings):
+        from scipy import signal
+
+        self.s, self.rate, self.n_imu = s, rate_hz, n_imu
+        nyq = rate_hz / 2
+        self.sos_gait = signal.butter(2, [0.8, min(3.0, 0.9 * nyq)], btype="band", fs=rate_hz, output="sos")
+        lo, hi = min(s.gait_step_lo_hz, 0.8 * nyq), min(s.gait_step_hi_hz, 0.9 * nyq)
+        self.sos_step = signal.butter(2, [lo, max(hi, 1.05 * lo)], btype="band", fs=rate_hz, output="sos")
+        self.zi_gait = np.zeros((self.sos_gait.shape[0], 2))
+        self.zi_step = np.zeros((self.sos_step.shape[0], 2))
+        self.n_seen = 0
+        self.sec: list[np.ndarray] = []  # per second: count, gait², step², acc sums (k, 3)
+        self._cur = None
+
+    def feed(self, acc: np.ndarray) -> None:
+        """A block of full-rate specific force (n, k, 3), m/s², continuing the previous one."""
+        from scipy import signal
+
+        acc = np.where(np.isfinite(acc), acc, 0.0)
+        mag = np.linalg.norm(acc[:, 0], axis=1) / 9.80665
+        gait, self.zi_gait = signal.sosfilt(self.sos_gait, mag - 1.0, zi=self.zi_gait)
+        step, self.zi_step = signal.sosfilt(self.sos_step, mag - 1.0, zi=self.zi_step)
+        sec = ((self.n_seen + np.arange(len(acc))) / self.rate).astype(np.int64)
+        self.n_seen += len(acc)
+        s0 = int(sec[0])
+        rel = sec - s0
+        m = int(rel[-1]) + 1
+        cnt = np.bincount(rel, minlength=m).astype(float)
+        g2 = np.bincount(rel, gait ** 2, minlength=m)
+        st2 = np.bincount(rel, step ** 2, minlength=m)
+        sums = np.stack([np.stack([np.bincount(rel, acc[:, k, j], minlength=m) for j in range(3)], axis=1)
+                         for k in range(self.n_imu)], axis=1)
+        for i in range(m):
+            row = [cnt[i], g2[i], st2[i], sums[i]]
+            if self._cur is not None and self._cur[0] == s0 + i:
+                c = self._cur[1]
+                self._cur[1] = [c[0] + row[0], c[1] + row[1], c[2] + row[2], c[3] + row[3]]
+            else:
+                if self._cur is not None:
+                    self.sec.append(self._cur[1])
+                self._cur = [s0 + i, row]
+
+    def _rows(self):
+        rows = self.sec + ([self._cur[1]] if self._cur is not None else [])
+        return rows
+
+    def walking_s(self) -> float:
+        """Seconds of walking found so far (bouts of ``calib_walk_bout_s`` or more)."""
+        return float(sum(len(b) for b in self._bouts()))
+
+    def _bouts(self) -> list[list[int]]:
+        rows = self._rows()
+        if not rows:
+            return []
+        n = np.array([r[0] for r in rows])
+        full = n >= 0.5 * self.rate
+        gait = np.sqrt(np.array([r[1] for r in rows]) / np.maximum(n, 1))
+        step = np.sqrt(np.array([r[2] for r in rows]) / np.maximum(n, 1))
+        ok = full & (gait > self.s.walk_rms_g) & (step > self.s.walk_rms_g)
+        ok[:2] = False  # the band filters start from rest
+        bouts, cur = [], []
+        for i, v in enumerate(ok):
+            if v:
+                cur.append(i)
+            else:
+                if len(cur) >= self.s.calib_walk_bout_s:
+                    bouts.append(cur)
+                cur = []
+        if len(cur) >= self.s.calib_walk_bout_s:
+            bouts.append(cur)
+        return bouts
+
+    def reference(self) -> dict | None:
+        """``{"up": (k, 3) unit vectors in the sensor frames, "walk_s", "bouts", "spread_deg": (k,)}``
+        or None without a walking bout. The reference is the mean over all walking seconds; the
+        spread is the largest angle of one bout's mean from it (how much the bouts disagree: a
+        bout spent looking at a phone pulls the head's)."""
+        bouts = self._bouts()
+        if not bouts:
+            return None
+        rows = self._rows()
+        per = [np.sum([rows[i][3] for i in b], axis=0) for b in bouts]  # (k, 3) per bout
+        tot = np.sum(per, axis=0)
+        up = tot / np.maximum(np.linalg.norm(tot, axis=1, keepdims=True), 1e-9)
+        spread = np.zeros(self.n_imu)
+        for p in per:
+            u = p / np.maximum(np.linalg.norm(p, axis=1, keepdims=True), 1e-9)
+            spread = np.maximum(spread, np.degrees(np.arccos(np.clip((u * up).sum(axis=1), -1, 1))))
+        return {"up": up, "walk_s": float(sum(len(b) for b in bouts)), "bouts": len(bouts), "spread_deg": spread}
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, float) / max(float(np.linalg.norm(a)), 1e-12)
+    b = np.asarray(b, float) / max(float(np.linalg.norm(b)), 1e-12)
+    return float(np.degrees(np.arccos(np.clip(a @ b, -1, 1))))
+
+
+def _retilt(q: np.ndarray, up_new: np.ndarray) -> np.ndarray:
+    """``q`` (sensor → world) turned by the smallest rotation in the sensor frame that makes
+    ``up_new`` (sensor frame) its vertical; the heading stays as near as it can."""
+    from .. import quat as _q
+
+    q = np.asarray(q, float)
+    up_old = _q.rotate(_q.conj(q), np.array([0.0, 0.0, 1.0]))
+    u = np.asarray(up_new, float) / np.linalg.norm(up_new)
+    axis = np.cross(u, up_old)
+    sn, cs = float(np.linalg.norm(axis)), float(np.clip(u @ up_old, -1, 1))
+    if sn < 1e-9:
+        return q
+    ang = np.arctan2(sn, cs)
+    r = np.concatenate([[np.cos(ang / 2)], np.sin(ang / 2) * axis / sn])  # rotates u onto up_old
+    out = _q.mul(q, r)
+    return out / np.linalg.norm(out)

@@ -62,13 +62,16 @@ class Calibration:
     """The neutral (upright) posture the angles are measured from, and how it was found
     (:mod:`nape.analysis.calibration`; protocol/report.schema.json ``calibration``)."""
 
-    method: str  # "captured", "automatic", "guess", "none"
+    method: str  # "captured", "automatic", "walking", "guess", "none"
     detail: str  # how, in plain words
     neutral_quat_wxyz: list[list[float]]  # per IMU in the order of the roles, sensor-to-world
     start_s: float | None = None  # start of the stretch taken as neutral (automatic and guess)
     gyro_offset_rad_s: list[list[float]] | None = None  # zero-rate offset per IMU, rad/s [x, y, z]
     fusion: str | None = None  # "vqf" (host re-fusion) or "firmware"
-    guess_error_deg: float | None = None  # guess only: how far off the neutral may be (sensor tilt in it), deg
+    guess_error_deg: float | None = None  # guess and walking: how far off the neutral may be, deg
+    # the walking check (calibration.WalkReference): seconds walked, bouts, which sensors took it
+    # as their neutral, how far each sensor's neutral was from it and how sure it is
+    walking_reference: dict | None = None
     # doubts about the input seen while looking for the neutral (units, frame); the analysis
     # moves them to Findings.input_warnings, so they are not part of this JSON object
     input_warnings: list[str] = field(default_factory=list)

@@ -198,6 +198,14 @@ def how_sure(f: Findings) -> str:
         base = "How sure: you set your neutral posture yourself, so the angles are measured from your own upright"
     elif method == "automatic":
         base = "How sure: Nape took your neutral posture from a still, upright moment (you did not press calibrate)"
+    elif method == "walking":
+        ref = f.calibration.walking_reference or {}
+        which = " and ".join(ref.get("used_for") or ["sensors"])
+        how = ("did not agree with your walking when you were still" if ref.get("reason") == "disagreed"
+               else "never looked upright while you were still")
+        return (f"How sure: fairly — the {which} sensor {how}, so Nape took its "
+                f"upright from your walking; the angles should be right to within about "
+                f"{f.calibration.guess_error_deg or 5:.0f}°{see}.")
     elif method == "guess":
         return ("How sure: not very — Nape found no still, upright moment to take your neutral posture from and had to "
                 f"guess it, so every angle may be off by as much as you were leaning then{see}.")
@@ -213,7 +221,9 @@ def how_sure(f: Findings) -> str:
 def quality_notes(f: Findings) -> list[str]:
     """Calibration and data-quality notes in plain words."""
     method = f.calibration.method
-    cal = calibration_notes({"method": method, "start_s": f.calibration.start_s}, f.series, f.settings)
+    cal = calibration_notes({"method": method, "start_s": f.calibration.start_s,
+                             "walking_reference": f.calibration.walking_reference,
+                             "guess_error_deg": f.calibration.guess_error_deg}, f.series, f.settings)
     notes = list(f.not_judged)
     notes += [("Uncalibrated: " if method in ("guess", "none") else "Calibration: ") + " ".join(cal)]
     if f.orientation_source:  # which way the tilt angles were worked out, in words before the technical name
