@@ -187,9 +187,7 @@ def calibration_notes(calibration: dict, series: dict, s: dict) -> list[str]:
         which = " and ".join(ref.get("used_for") or ["sensors"])
         sure = calibration.get("guess_error_deg")
         walked = _clock(ref.get("walk_s", 0))
-        why = (f"the {which} sensor's still, upright-looking start was {max(ref.get('apart_deg') or [0]):.0f}° from how "
-               "it hung while you walked (your head was probably bent then)" if ref.get("reason") == "disagreed" else
-               f"the {which} sensor never looked upright while you were still (it may be worn at an angle, or you "
+        why = (f"the {which} sensor never looked upright while you were still (it may be worn at an angle, or you "
                "were bent over your work)")
         out = [f"You did not press calibrate and {why}, so Nape took its upright from how it hung "
                f"while you walked ({walked} of walking): people carry the head and back close to upright when they "
@@ -201,6 +199,17 @@ def calibration_notes(calibration: dict, series: dict, s: dict) -> list[str]:
                "guess."]
     else:
         out = ["No neutral posture could be taken (no samples at the start)."]
+    ref = calibration.get("walking_reference") or {}
+    if method == "automatic" and ref.get("reason") == "tilted_mount":
+        out.append("Your sensors hang at an angle (as your walking showed), so Nape judged \"upright\" at that "
+                   "still moment from how they hung while you walked, not from the sensors' own level.")
+    elif method == "automatic" and ref.get("reason") == "disagreed":
+        apart = ref.get("apart_deg") or [0.0]
+        k = int(np.argmax(apart))
+        part = ("upper back", "head")[min(k, 1)]
+        out.append(f"Your {part} sensor hung {apart[k]:.0f}° differently while you walked than in that still moment: "
+                   f"either your {part} was bent then or you walked {'looking down' if k else 'leaning'}; if the "
+                   f"first, {part} angles may read up to about {apart[k]:.0f}° off.")
     off = walking_offset(series)
     tol = s.get("calib_check_walk_deg", 10.0)
     if off is not None:

@@ -130,10 +130,11 @@ class AnalysisSettings:
     stays within a few degrees of its mean (head stabilised in space) and the mean head
     orientation is near horizontal gaze in the light. [WALKHEAD]"""
     calib_walk_disagree_deg: float = 15.0
-    """A still, upright-looking start whose head sensor direction differs from the walking
-    reference by more than this was not the neutral (a flexed head, reading or writing, seen
-    through a sensor mounted tilted the other way): the walking reference is used. Three
-    times ``calib_walk_head_deg`` (Nape default)."""
+    """A still neutral further than this from a sensor's walking reference is flagged in the
+    report (the head may have been bent then, or bowed while walking): three times
+    ``calib_walk_head_deg`` (Nape default). (The upright tests for the still start pass within
+    ``upright_tilt_deg`` / ``neutral_head_tilt_deg`` of each sensor's z axis or of its walking
+    direction: sensors worn at an angle still find an upright start.)"""
     heading_tau_s: float = 120.0
     """Time constant tracking the heading offset between head and trunk IMUs (6D fusion has
     no common heading); axial neck rotation held longer than this fades (Nape default)."""

@@ -8,6 +8,15 @@ start upright, hardware/MOUNTING.md); (3) otherwise the stillest, most upright `
 ``guess_error_deg``: the largest tilt of a sensor's z axis from vertical in it, how far off
 the neutral may be. The report says which was used.
 
+Walking (:class:`WalkReference`, the first ``calib_walk_search_s``): people walk with the head
+and the upper back near upright ([WALKHEAD] in nape.settings), so a sensor's mean direction of
+gravity over walking bouts is its upright whatever angle it is worn at (cap, glasses, ear hook,
+back of the head). A sensor that no still stretch held upright (the head when only the back
+was still and upright; both in a guess), or a head whose still start lies more than
+``calib_walk_disagree_deg`` from walking, takes that as its neutral: method "walking", with
+``walking_reference`` and ``guess_error_deg`` (how sure) saying so. The upper back's still
+neutral is not replaced when it disagrees: the report's walking check says how far off it is.
+
 The gyroscopes' zero-rate offset (removed before re-fusion and by the jolt measures) is the
 trimmed mean over all still windows of the searched span (:func:`_zero_rate_offset`).
 """
@@ -100,13 +109,23 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     doubts = input_warnings(acc[:check, 0], gyr[:check, 0], period)
     win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
     settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
-    i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
+    ref = walk.reference() if walk is not None else None
+    ups = ref["up"] if ref is not None else None  # each sensor's upright whatever its mounting
+    i0, still = _first_still_upright(acc, gyr, win, settle, s, ups=ups) if len(gyr) >= 2 else (0, False)
+    by_walk = False
+    if still and ups is not None:  # did the walking reference make the difference (sensors worn at an angle)?
+        zt = _tilt_deg(acc[i0: i0 + win]).max(axis=0)
+        by_walk = bool(zt[0] >= s.upright_tilt_deg or (n_imu > 1 and zt[1] >= s.neutral_head_tilt_deg))
     trunk_only = False
     if not still and n_imu > 1 and len(gyr) >= 2:  # still and upright at the back, but the head tilted all along
-        i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False)
+        i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False, ups=ups)
     if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
                                        f"(at {i0 * period:.0f} s) taken as neutral; no calibration captured")
+        if by_walk:
+            tilt = _tilt_deg(acc[i0: i0 + win]).max(axis=0)
+            detail += ("; the sensors read " + " and ".join(f"{v:.0f}°" for v in tilt) + " from level in it (worn "
+                       "at an angle) but close to their direction while walking, so they counted as upright")
     elif trunk_only:
         off = float(_tilt_deg(acc[i0: i0 + win, 1:]).max())
         method, detail = "guess", (f"no still stretch with the head upright in the first {s.calib_search_s:g} s: the first "
@@ -142,18 +161,20 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     cal = Calibration(method, detail, neutral, start_s=i0 * period, gyro_offset_rad_s=np.asarray(offset).tolist(),
                       fusion="vqf" if s.fuse_on_host else "firmware", guess_error_deg=error,
                       input_warnings=doubts)
-    return _with_walking(cal, walk.reference() if walk is not None else None, still, trunk_only, n_imu, s)
+    return _with_walking(cal, ref, still, trunk_only, n_imu, s, by_walk)
 
 
 def _with_walking(cal: Calibration, ref: dict | None, still: bool, trunk_only: bool, n_imu: int,
-                  s: AnalysisSettings) -> Calibration:
+                  s: AnalysisSettings, head_tested_on_walk: bool = False) -> Calibration:
     """The neutral checked against (and where needed replaced by) the walking reference.
 
     A sensor's neutral "up" is replaced by its walking reference when no still, upright
-    stretch held it (the head when only the back was still and upright; both in a guess), or
-    when the still stretch disagrees with walking by more than ``calib_walk_disagree_deg``
-    (head only: the upper back has its own check in the report). Never silently: the method
-    becomes "walking", the detail and ``walking_reference`` say which sensor and how sure."""
+    stretch held it (the head when only the back was still and upright; both in a guess).
+    Never silently: the method becomes "walking", the detail and ``walking_reference`` say
+    which sensor and how sure. A still neutral further than ``calib_walk_disagree_deg`` from
+    walking is kept but flagged (reason "disagreed"): people walk with the head anywhere from
+    level to somewhat bowed, so that distance alone does not tell a bent head at the start
+    from a bowed head while walking (simulated wearers: 0–18° down while walking)."""
     if ref is None:
         return cal
     roles = ("upper back", "head")
@@ -161,12 +182,13 @@ def _with_walking(cal: Calibration, ref: dict | None, still: bool, trunk_only: b
     use = [False] * n_imu
     if not still and not trunk_only:
         use = [True] * n_imu
-    if n_imu > 1 and (trunk_only or apart[1] > s.calib_walk_disagree_deg):
+    if n_imu > 1 and trunk_only:
         use[1] = True
     sure = [float(np.hypot(s.calib_walk_head_deg, ref["spread_deg"][k])) for k in range(n_imu)]
     info = {"walk_s": ref["walk_s"], "bouts": ref["bouts"],
             "used_for": [roles[k] for k in range(n_imu) if use[k]],
-            "reason": ("not_upright" if not still else "disagreed") if any(use) else "agreed",
+            "reason": ("not_upright" if any(use) else "tilted_mount" if head_tested_on_walk
+                       else "disagreed" if max(apart) > s.calib_walk_disagree_deg else "agreed"),
             "apart_deg": [round(a, 1) for a in apart], "uncertainty_deg": [round(u, 1) for u in sure]}
     cal.walking_reference = info
     if not any(use):
@@ -174,10 +196,8 @@ def _with_walking(cal: Calibration, ref: dict | None, still: bool, trunk_only: b
     cal.neutral_quat_wxyz = [(_retilt(np.asarray(q), ref["up"][k]).tolist() if use[k] else q)
                              for k, q in enumerate(cal.neutral_quat_wxyz)]
     which = " and ".join(roles[k] for k in range(n_imu) if use[k])
-    why = ("no still, upright stretch" if not still and not trunk_only else
-           "the head sensor never looked upright while the wearer was still (worn tilted, or the head bent)"
-           if not still else
-           f"the still start disagreed with walking by {apart[1]:.0f}° (the head was probably bent then)")
+    why = ("no still, upright stretch" if not trunk_only else
+           "the head sensor never looked upright while the wearer was still (worn tilted, or the head bent)")
     err = max(sure[k] for k in range(n_imu) if use[k])
     kept = [k for k in range(n_imu) if not use[k]]
     cal.detail = (f"{which} neutral from walking ({ref['walk_s']:.0f} s in {ref['bouts']} bout"
@@ -217,15 +237,23 @@ def _window_max(x: np.ndarray, win: int) -> np.ndarray:
 
 
 def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int, s: AnalysisSettings,
-                         check_head: bool = True):
+                         check_head: bool = True, ups: np.ndarray | None = None):
     """Index of the first window where every gyro axis of every IMU varies less than
     ``still_dps`` (std), the trunk sensor's z axis is within ``upright_tilt_deg`` of the
     measured gravity and, with a head IMU, the head sensor's z axis within
     ``neutral_head_tilt_deg`` (a recording that starts while reading or writing has the
     head still but flexed: not neutral). Variation, not magnitude, so a large gyro offset
-    does not hide stillness."""
+    does not hide stillness. ``ups`` (k, 3): each sensor's upright direction in its own frame
+    from walking (:class:`WalkReference`): the head is then tested against it instead of its z
+    axis (a bent head seen through a sensor worn tilted the other way looks level; an upright
+    head through a tilted sensor does not), the upper back against either."""
     std = _window_std(gyr, win)
     tilt = _tilt_deg(acc)
+    if ups is not None:
+        u = np.asarray(ups, float)[: acc.shape[1]]
+        cos = np.einsum("nkj,kj->nk", acc, u) / np.maximum(np.linalg.norm(acc, axis=-1), 1e-9)
+        walk_tilt = np.degrees(np.arccos(np.clip(cos, -1, 1)))
+        tilt = np.concatenate([np.minimum(tilt[:, :1], walk_tilt[:, :1]), walk_tilt[:, 1:]], axis=1)
     ok = (std < np.radians(s.still_dps)) & (_window_max(tilt[:, 0], win)[: len(std)] < s.upright_tilt_deg)
     if acc.shape[1] > 1 and check_head:
         ok &= _window_max(tilt[:, 1], win)[: len(std)] < s.neutral_head_tilt_deg
@@ -336,6 +364,7 @@ class WalkReference:
         self.zi_gait = np.zeros((self.sos_gait.shape[0], 2))
         self.zi_step = np.zeros((self.sos_step.shape[0], 2))
         self.n_seen = 0
+        self._counted_at, self._walked = 0, 0.0
         self.sec: list[np.ndarray] = []  # per second: count, gait², step², acc sums (k, 3)
         self._cur = None
 
@@ -372,8 +401,12 @@ class WalkReference:
         return rows
 
     def walking_s(self) -> float:
-        """Seconds of walking found so far (bouts of ``calib_walk_bout_s`` or more)."""
-        return float(sum(len(b) for b in self._bouts()))
+        """Seconds of walking found so far (bouts of ``calib_walk_bout_s`` or more); counted
+        again every 30 s of data, not on every block."""
+        if self.n_seen - self._counted_at >= 30 * self.rate:
+            self._counted_at = self.n_seen
+            self._walked = float(sum(len(b) for b in self._bouts()))
+        return self._walked
 
     def _bouts(self) -> list[list[int]]:
         rows = self._rows()

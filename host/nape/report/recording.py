@@ -201,9 +201,7 @@ def how_sure(f: Findings) -> str:
     elif method == "walking":
         ref = f.calibration.walking_reference or {}
         which = " and ".join(ref.get("used_for") or ["sensors"])
-        how = ("did not agree with your walking when you were still" if ref.get("reason") == "disagreed"
-               else "never looked upright while you were still")
-        return (f"How sure: fairly — the {which} sensor {how}, so Nape took its "
+        return (f"How sure: fairly — the {which} sensor never looked upright while you were still, so Nape took its "
                 f"upright from your walking; the angles should be right to within about "
                 f"{f.calibration.guess_error_deg or 5:.0f}°{see}.")
     elif method == "guess":
