@@ -60,10 +60,41 @@ def test_tilted_head_sensor_takes_its_neutral_from_walking(tmp_path):
 
 
 def test_walking_reference_copes_with_any_mounting_axis(tmp_path):
-    for i, (deg, axis) in enumerate([(30.0, (1.0, 0.0, 0.0)), (45.0, (1.0, 1.0, 0.3)), (-30.0, (0.0, 1.0, 0.0))]):
+    for i, (deg, axis) in enumerate([(30.0, (1.0, 0.0, 0.0)), (45.0, (1.0, 1.0, 0.3)), (-70.0, (0.0, 1.0, 0.0)),
+                                     (90.0, (0.0, 1.0, 0.0))]):
         f = analyse(_day(tmp_path, mount_deg=deg, axis=axis, name=f"m{i}.nape"))
         eps = [e for e in f.episodes if e.kind == "neck_flexion"]
         assert any(e.start_s > 300 and abs(e.mean_deg - 35) < 8 for e in eps), (deg, axis, f.calibration.detail)
+
+
+def test_bent_head_that_looks_level_is_flagged_not_hidden(tmp_path):
+    """Reading (35° bent) through a sensor worn 30° the other way looks level: the still start
+    is kept (a bowed walk would look the same), but the report says how far it is from walking."""
+    from nape.plainwords import calibration_notes
+
+    f = analyse(_day(tmp_path, mount_deg=-30.0))
+    ref = f.calibration.walking_reference
+    assert f.calibration.method == "automatic" and ref["reason"] == "disagreed" and ref["apart_deg"][1] > 30
+    words = " ".join(calibration_notes(f.calibration.to_dict(), f.series, f.settings))
+    assert "differently while you walked" in words and "35°" in words, words
+
+
+def test_walks_that_disagree_are_not_a_reference(tmp_path):
+    """One walk looking ahead, one looking at a phone (40° bowed): the head's walking direction
+    is unknown, so the neutral stays the plain guess it was."""
+    segs = [(120, 35.0, False), (60, 0.0, True), (60, 35.0, False), (60, 40.0, True), (120, 35.0, False)]
+    head = np.concatenate([np.full(int(d * RATE), a) for d, a, _ in segs])
+    walking = np.concatenate([np.full(int(d * RATE), w) for d, _, w in segs])
+    k = int(2 * RATE)
+    head = np.convolve(np.pad(head, (k, k), mode="edge"), np.ones(k) / k, mode="same")[k:-k]
+    n, t = len(head), np.arange(len(head)) / RATE
+    lin = np.zeros((n, 3))
+    lin[:, 2] = np.where(walking, 0.25 * G * np.sin(2 * np.pi * 1.8 * t), 0.0)
+    sway = np.where(walking, 2.0 * np.sin(2 * np.pi * 0.9 * t), 0.0)
+    f = analyse(write_recording(tmp_path / "p.nape", RATE, pitch_quat(sway), _mounted(pitch_quat(head + sway), 30.0),
+                                lin_trunk=lin, lin_head=lin))
+    assert f.calibration.walking_reference["reason"] == "walks_disagree"
+    assert f.calibration.method == "guess"
 
 
 def test_level_sensor_and_upright_start_keep_the_still_neutral(tmp_path):

@@ -130,8 +130,9 @@ class AnalysisSettings:
     stays within a few degrees of its mean (head stabilised in space) and the mean head
     orientation is near horizontal gaze in the light. [WALKHEAD]"""
     calib_walk_disagree_deg: float = 15.0
-    """A still neutral further than this from a sensor's walking reference is flagged in the
-    report (the head may have been bent then, or bowed while walking): three times
+    """Walking bouts whose directions lie further apart than this (one spent looking at a phone,
+    25–45° bowed) are no reference: walking is not used. A still neutral further than this from
+    a sensor's walking reference is flagged in the report (the head may have been bent then, or bowed while walking): three times
     ``calib_walk_head_deg`` (Nape default). (The upright tests for the still start pass within
     ``upright_tilt_deg`` / ``neutral_head_tilt_deg`` of each sensor's z axis or of its walking
     direction: sensors worn at an angle still find an upright start.)"""

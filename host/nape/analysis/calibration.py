@@ -110,15 +110,23 @@ def estimate(rec, mask: int, n_imu: int, s: AnalysisSettings) -> Calibration:
     win = max(1, min(int(s.neutral_window_s / period), len(gyr)))  # a short recording: all of it
     settle = max(0, min(int(s.calib_settle_s / period), len(gyr) - win))
     ref = walk.reference() if walk is not None else None
-    ups = ref["up"] if ref is not None else None  # each sensor's upright whatever its mounting
-    i0, still = _first_still_upright(acc, gyr, win, settle, s, ups=ups) if len(gyr) >= 2 else (0, False)
+    # each sensor's upright whatever its mounting — unless the walks disagree (one spent looking
+    # at a phone, say): then walking tells nothing certain and the z-axis tests stand alone
+    ups = ref["up"] if ref is not None and float(ref["spread_deg"].max()) <= s.calib_walk_disagree_deg else None
+    i0, still = _first_still_upright(acc, gyr, win, settle, s) if len(gyr) >= 2 else (0, False)
     by_walk = False
-    if still and ups is not None:  # did the walking reference make the difference (sensors worn at an angle)?
-        zt = _tilt_deg(acc[i0: i0 + win]).max(axis=0)
-        by_walk = bool(zt[0] >= s.upright_tilt_deg or (n_imu > 1 and zt[1] >= s.neutral_head_tilt_deg))
+    if ups is not None and len(gyr) >= 2:  # the first still window upright by either test
+        j0, by_walk = _first_still_upright(acc, gyr, win, settle, s, ups=ups)
+        by_walk = by_walk and (not still or j0 < i0)
+        if by_walk:
+            i0, still = j0, True
     trunk_only = False
     if not still and n_imu > 1 and len(gyr) >= 2:  # still and upright at the back, but the head tilted all along
-        i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False, ups=ups)
+        i0, trunk_only = _first_still_upright(acc, gyr, win, settle, s, check_head=False)
+        if ups is not None:
+            j0, by_walk_trunk = _first_still_upright(acc, gyr, win, settle, s, check_head=False, ups=ups)
+            if by_walk_trunk and (not trunk_only or j0 < i0):
+                i0, trunk_only = j0, True
     if still:
         method, detail = "automatic", (f"first still upright {s.neutral_window_s:g} s "
                                        f"(at {i0 * period:.0f} s) taken as neutral; no calibration captured")
@@ -169,7 +177,9 @@ def _with_walking(cal: Calibration, ref: dict | None, still: bool, trunk_only: b
     """The neutral checked against (and where needed replaced by) the walking reference.
 
     A sensor's neutral "up" is replaced by its walking reference when no still, upright
-    stretch held it (the head when only the back was still and upright; both in a guess).
+    stretch held it (the head when only the back was still and upright; both in a guess) and
+    the walks agree (every bout's direction within ``calib_walk_disagree_deg`` of the mean:
+    a walk spent looking at a phone bows the head 25–45°).
     Never silently: the method becomes "walking", the detail and ``walking_reference`` say
     which sensor and how sure. A still neutral further than ``calib_walk_disagree_deg`` from
     walking is kept but flagged (reason "disagreed"): people walk with the head anywhere from
@@ -178,17 +188,18 @@ def _with_walking(cal: Calibration, ref: dict | None, still: bool, trunk_only: b
     if ref is None:
         return cal
     roles = ("upper back", "head")
+    consistent = float(ref["spread_deg"].max()) <= s.calib_walk_disagree_deg
     apart = [_angle_deg(_up(q), ref["up"][k]) for k, q in enumerate(cal.neutral_quat_wxyz)]
     use = [False] * n_imu
-    if not still and not trunk_only:
+    if consistent and not still and not trunk_only:
         use = [True] * n_imu
-    if n_imu > 1 and trunk_only:
+    if consistent and n_imu > 1 and trunk_only:
         use[1] = True
     sure = [float(np.hypot(s.calib_walk_head_deg, ref["spread_deg"][k])) for k in range(n_imu)]
     info = {"walk_s": ref["walk_s"], "bouts": ref["bouts"],
             "used_for": [roles[k] for k in range(n_imu) if use[k]],
-            "reason": ("not_upright" if any(use) else "tilted_mount" if head_tested_on_walk
-                       else "disagreed" if max(apart) > s.calib_walk_disagree_deg else "agreed"),
+            "reason": ("walks_disagree" if not consistent else "not_upright" if any(use) else "tilted_mount"
+                       if head_tested_on_walk else "disagreed" if max(apart) > s.calib_walk_disagree_deg else "agreed"),
             "apart_deg": [round(a, 1) for a in apart], "uncertainty_deg": [round(u, 1) for u in sure]}
     cal.walking_reference = info
     if not any(use):
@@ -244,9 +255,8 @@ def _first_still_upright(acc: np.ndarray, gyr: np.ndarray, win: int, settle: int
     ``neutral_head_tilt_deg`` (a recording that starts while reading or writing has the
     head still but flexed: not neutral). Variation, not magnitude, so a large gyro offset
     does not hide stillness. ``ups`` (k, 3): each sensor's upright direction in its own frame
-    from walking (:class:`WalkReference`): the head is then tested against it instead of its z
-    axis (a bent head seen through a sensor worn tilted the other way looks level; an upright
-    head through a tilted sensor does not), the upper back against either."""
+    from walking (:class:`WalkReference`), tested against instead of its z axis (an upright head
+    seen through a sensor worn at an angle does not look level); the upper back against either."""
     std = _window_std(gyr, win)
     tilt = _tilt_deg(acc)
     if ups is not None:
