@@ -84,7 +84,7 @@ def print_trends_summary(items, console: Console | None = None, tz: tzinfo | Non
         for col in ("recs", "min", "neck fwd", "back fwd", "episodes", "mild", "mod.", "severe"):
             t.add_column(col, justify="right", min_width=len(col))
         for p in periods:
-            t.add_row(p.label, str(p.recordings), f"{p.recorded_min:.0f}",
+            t.add_row(p.shown, str(p.recordings), f"{p.recorded_min:.0f}",
                       "–" if p.neck_poor_min is None else f"{p.neck_poor_min:.1f}", f"{p.trunk_poor_min:.1f}",
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")
