@@ -283,6 +283,8 @@ def rate_notes(f: Findings) -> list[str]:
             notes.append(f"{plural(r['window_jolts'], 'jolt')} in the reduced-rate stretches measured from the "
                          "board's own high-rate windows alone (a braking or a corner is graded on its first half "
                          "second: a lower bound).")
+    if r.get("header_rate_words"):
+        notes.append(r["header_rate_words"])
     if r.get("dropped_words"):
         notes.append(r["dropped_words"])
     if r.get("event_windows_dropped"):
@@ -862,9 +864,10 @@ def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
     """
     safe_write.make_folder(out_dir)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    # JSON first: a pipe or disk failing half-way keeps the data; each file replaces the old one whole
-    safe_write.write_text(paths["json"], json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False))
-    safe_write.write_text(paths["html"], render_html(f))
+    # both drawn, both written to temporaries, then both renamed: a failure or Ctrl-C on the way
+    # leaves the previous pair as it was, never a new JSON beside an old HTML
+    body = json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False)
+    safe_write.write_texts({paths["json"]: body, paths["html"]: render_html(f)})
     return paths
 
 
