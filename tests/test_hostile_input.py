@@ -481,3 +481,33 @@ def test_import_rename_refuses_a_pipe_made_while_it_ran(tmp_path, monkeypatch):
     with pytest.raises((OSError, NapeError), match="(?i)not a regular file"):
         import_csv(_csv(tmp_path / "in.csv"), out, start="2025-01-06T09:30:00Z")
     assert out.is_fifo()
+
+
+def test_a_knock_that_rails_the_sensor_reads_at_least_the_rail(tmp_path):
+    """Before: the railed samples were masked and interpolated, the knock read 12.1 g, below
+    the 16 g the sensor had measured; now the rail stands and the peak is "at least"."""
+    from nape.report import write_reports
+    from nape.report.recording import quality_notes
+
+    g = 9.80665
+    n, k0 = 6000, 3000
+    q = pitch_quat(np.zeros(n))
+    a = specific_force(q, np.zeros((n, 3)))
+    a[k0:k0 + 6, 0] = np.minimum(a[k0:k0 + 6, 0] + np.array([5, 12, 16, 16, 10, 4]) * g, 16 * g)
+    flags = np.zeros(n, np.uint8)
+    flags[k0 + 2:k0 + 4] = wire.FLAG_TRUNK_SAT
+    meta = {"device_name": "t", "imu_roles": ["trunk"], "sample_rate_hz": 100.0, "source": "simulated",
+            "wire_format_version": 1}
+    path = tmp_path / "knock.nape"
+    with RecordingWriter(path, meta, fsync_interval_s=0) as w:
+        for i in range(0, n, 10):
+            w.write_packets([wire.encode_samples(1, i, i * 10, 10000, flags[i:i + 10], q[i:i + 10, None],
+                                                 a[i:i + 10, None], np.zeros((10, 1, 3)))], 1.7e9 + i / 100)
+    f = analyse(path, AnalysisSettings())
+    (j,) = f.jolts
+    assert j.cause == "knock" and j.range_reached == ["trunk"] and j.peak_trunk_g > 14.5
+    assert f.glitches == {"samples": 0, "by_kind": {}, "saturated": 2}
+    assert any("reached the sensor's range" in n for n in quality_notes(f))
+    paths = write_reports(f, tmp_path, "knock")
+    assert json.loads(paths["json"].read_text())["jolts"][0]["range_reached"] == ["trunk"]
+    assert "at least" in paths["html"].read_text()

@@ -99,6 +99,9 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
     f.input_warnings = doubts + repeat_warnings(reader.duplicates, reader.late, reader.samples,
                                                        reader.contradicted)
     f.jolts, f.head_turns = sorted(jolts + offline, key=lambda j: j.peak_t_s), head_turns
+    for j in jolts:  # a sensor at its range during the jolt: its peak is a lower bound
+        j.range_reached = [r for k, r in enumerate(roles[:n_imu])
+                           if stream.guard.saturated_between(k, j.start_s * stream.rate, j.end_s * stream.rate)]
     f.rates, f.alerts = window_jolts.rates(stream, reader, len(windows), len(offline))
     return f
 
