@@ -515,7 +515,7 @@ def test_a_saturated_sample_is_kept_as_a_lower_bound_not_masked():
     flags[21:23] = wire.FLAG_TRUNK_SAT
     guard = GlitchGuard(1, AnalysisSettings())
     _q, a2, _g = guard(flags, q[:, None], acc, gyr[:, None])
-    assert guard.summary() == {"samples": 0, "by_kind": {}, "saturated": 2}
+    assert guard.summary() == {"samples": 0, "by_kind": {}, "saturated_samples": 2}
     assert a2[21, 0, 2] == pytest.approx(16 * g) and a2[22, 0, 2] == pytest.approx(16 * g)  # the rail, not lower
 
 

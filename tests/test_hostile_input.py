@@ -506,7 +506,7 @@ def test_a_knock_that_rails_the_sensor_reads_at_least_the_rail(tmp_path):
     f = analyse(path, AnalysisSettings())
     (j,) = f.jolts
     assert j.cause == "knock" and j.range_reached == ["trunk"] and j.peak_trunk_g > 14.5
-    assert f.glitches == {"samples": 0, "by_kind": {}, "saturated": 2}
+    assert f.glitches == {"samples": 0, "by_kind": {}, "saturated_samples": 2}
     assert any("reached the sensor's range" in n for n in quality_notes(f))
     paths = write_reports(f, tmp_path, "knock")
     assert json.loads(paths["json"].read_text())["jolts"][0]["range_reached"] == ["trunk"]

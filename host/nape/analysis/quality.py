@@ -21,7 +21,7 @@ Saturated samples are not glitches: a sample whose saturation flag is set (``TRU
 ``HEAD_SAT``, protocol/SPEC.md: a value reached the sensor's range) and that is neither
 impossible nor a spike is kept as measured: the railed value is a lower bound of the truth,
 closer to it than an interpolation from the neighbours (which made a knock that rails the
-sensor read lower than the rail). They are counted (``saturated``) and where they lie is
+sensor read lower than the rail). They are counted (``saturated_samples`` in :meth:`GlitchGuard.summary`) and where they lie is
 remembered (:meth:`GlitchGuard.saturated_between`), so a jolt's peak can be given as "at least".
 A flagged sample that is an isolated spike (the spike rule) is masked as a spike.
 
@@ -239,10 +239,10 @@ class GlitchGuard:
 
     def summary(self) -> dict:
         """``{"samples": masked, "by_kind": {kind: count}}`` (kinds with a count only), and
-        ``"saturated"``: samples at the sensor's range, kept as measured (when there were any)."""
+        ``"saturated_samples"``: samples at the sensor's range, kept as measured (when there were any)."""
         out = {"samples": self.samples, "by_kind": {k: v for k, v in self.counts.items() if v}}
         if self.saturated:
-            out["saturated"] = self.saturated
+            out["saturated_samples"] = self.saturated
         return out
 
 

@@ -27,12 +27,15 @@ one still lands in its place; one arriving later than that, after its place was 
 is dropped and counted in ``late`` (the analysis then sees it as a lost sample; so is a copy
 of a sample already passed on). A sample whose ``seq`` is still held back is dropped as a
 duplicate and counted in ``duplicates``. Packets are decoded ``BATCH_PACKETS`` at a time
-and a batch is always put in order as a whole.
+and a batch is always put in order as a whole. A sequence-number step that the device clock
+contradicts (:class:`_Unwrap`: a jump while ``t_ms`` runs on normally) is corruption, not a
+gap: replaced by the clock's step and counted in ``contradicted``.
 
 Timing and rate. The analysis runs at one fixed rate (the *grid*, period
 ``grid_period_us``: the first sample's ``period_us``, or the header's ``sample_rate_hz``
-when that is faster). Each sample's time is its packet's ``t_ms`` plus ``i × period_us`` of
-that packet (the firmware's power saver switches 100 → 50 Hz and back mid-stream). Within
+when that is faster by at most 2×, the power saver's ratio; :meth:`BlockReader.header_rate_words`
+says when the header matches none of the packets' rates). Each sample's time is its packet's
+``t_ms`` plus ``i × period_us`` of that packet (the firmware's power saver switches 100 → 50 Hz and back mid-stream). Within
 a run of samples of one ``period_us`` the positions follow the sequence numbers (so a lost
 sample keeps its place); a run starts where ``period_us`` changes, at its first sample's
 ``t_ms``. Samples at the grid rate map one to one onto grid points (no copy); samples of

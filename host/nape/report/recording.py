@@ -267,8 +267,8 @@ def glitch_notes(f: Findings) -> list[str]:
     """Sensor glitches masked by the analysis (nape.analysis.quality), in plain words."""
     g = f.glitches or {}
     out = []
-    if g.get("saturated"):
-        out.append(f"{plural(g['saturated'], 'sample')} reached the sensor's range: kept as measured, a lower bound "
+    if g.get("saturated_samples"):
+        out.append(f"{plural(g['saturated_samples'], 'sample')} reached the sensor's range: kept as measured, a lower bound "
                    "of the true value (a jolt that contains them gives its peak as \"at least\").")
     if not g.get("samples"):
         return out
