@@ -499,17 +499,41 @@ def test_a_shock_railing_one_axis_is_not_a_glitch():
     assert np.linalg.norm(a2[22, 0]) / g > 17.4  # the knock's peak kept whole
 
 
-def test_saturation_flag_is_a_glitch():
+def test_a_saturated_sample_is_kept_as_a_lower_bound_not_masked():
+    """A value at the sensor's range (saturation flag) is a lower bound of the truth: kept as
+    measured and counted; before, it was masked and interpolated, so a knock that railed the
+    sensor read lower than the rail."""
     from nape import wire
     from nape.analysis.quality import GlitchGuard
     from nape.settings import AnalysisSettings
 
+    g = 9.80665
+    q, acc, gyr = _still(40)
+    acc = acc[:, None].copy()
+    acc[20:24, 0] = [[0, 0, 6 * g], [0, 0, 16 * g], [0, 0, 16 * g], [0, 0, 5 * g]]  # a knock railing for 2 samples
+    flags = np.zeros(40, np.uint8)
+    flags[21:23] = wire.FLAG_TRUNK_SAT
+    guard = GlitchGuard(1, AnalysisSettings())
+    _q, a2, _g = guard(flags, q[:, None], acc, gyr[:, None])
+    assert guard.summary() == {"samples": 0, "by_kind": {}, "saturated_samples": 2}
+    assert a2[21, 0, 2] == pytest.approx(16 * g) and a2[22, 0, 2] == pytest.approx(16 * g)  # the rail, not lower
+
+
+def test_a_lone_saturated_spike_whose_neighbours_agree_is_still_a_glitch():
+    from nape import wire
+    from nape.analysis.quality import GlitchGuard
+    from nape.settings import AnalysisSettings
+
+    g = 9.80665
     q, acc, gyr = _still(20)
+    acc = acc[:, None].copy()
+    acc[5, 0] = [0, 0, 16 * g]  # one sample at the rail, both neighbours at 1 g: a glitch
     flags = np.zeros(20, np.uint8)
     flags[5] = wire.FLAG_TRUNK_SAT
     guard = GlitchGuard(1, AnalysisSettings())
-    guard(flags, q[:, None], acc[:, None], gyr[:, None])
-    assert guard.summary()["by_kind"] == {"saturation": 1}
+    _q, a2, _g = guard(flags, q[:, None], acc, gyr[:, None])
+    assert guard.summary() == {"samples": 1, "by_kind": {"spike": 1}}
+    assert abs(np.linalg.norm(a2[5, 0]) - g) < 0.5
 
 
 @pytest.mark.parametrize("case", ["still", "bending"])

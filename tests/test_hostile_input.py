@@ -348,3 +348,166 @@ def test_no_gyro_with_a_gyroscope_file_is_a_contradiction(tmp_path):
     with pytest.raises(NapeError, match="contradict"):
         import_csv(acc, tmp_path / "x.nape", gyr_path=gyr, no_gyro=True)
     assert not (tmp_path / "x.nape").exists()
+
+
+# ------------------------------------------------------------------ second pass (robust2)
+
+
+def _jumping(path: Path, jump: int, n: int = 6000) -> Path:
+    """100 Hz trunk recording whose sequence numbers jump by ``jump`` half-way while the device
+    clock (t_ms) and the host clock run on one sample period per sample."""
+    q = pitch_quat(np.zeros(n))
+    a = specific_force(q, np.zeros((n, 3)))
+    meta = {"device_name": "t", "imu_roles": ["trunk"], "sample_rate_hz": 100.0, "source": "simulated",
+            "wire_format_version": 1}
+    with RecordingWriter(path, meta, fsync_interval_s=0) as w:
+        for i in range(0, n, 10):
+            seq = (i + (jump if i >= n // 2 else 0)) & 0xFFFFFFFF
+            w.write_packets([wire.encode_samples(1, seq, i * 10, 10000, np.zeros(10, np.uint8), q[i:i + 10, None],
+                                                 a[i:i + 10, None], np.zeros((10, 1, 3)))], 1.7e9 + i / 100)
+    return path
+
+
+@pytest.mark.parametrize("jump", [1 << 31, (1 << 31) - 1, 100_000])
+def test_a_sequence_jump_the_clocks_contradict_is_corruption_not_hours_of_gap(jump, tmp_path):
+    f = analyse(_jumping(tmp_path / "jump.nape", jump), AnalysisSettings())
+    # before: a gap of 5965 h (or 1000 s), 0 % valid, 90 s of analysis; at 2^31 exactly, the second
+    # half was dropped as "late"
+    assert f.duration_s == pytest.approx(60.0, abs=0.1) and f.gaps == [] and f.lost_samples == 0
+    assert f.valid_s == pytest.approx(60.0, abs=1.0)
+    said = [w for w in f.input_warnings if "sequence number jumped" in w]
+    assert len(said) == 1 and "corruption" in said[0] and "\n" not in said[0], f.input_warnings
+
+
+def test_a_sequence_jump_the_device_clock_confirms_is_still_a_gap(tmp_path):
+    n = 3000
+    q = pitch_quat(np.zeros(n))
+    path = write_recording(tmp_path / "gap.nape", 100.0, q, drop_packets=set(range(200, 300)))  # 5 s lost
+    f = analyse(path, AnalysisSettings())
+    assert len(f.gaps) == 1 and f.gaps[0]["missing_samples"] == 500
+    assert not any("sequence number jumped" in w for w in f.input_warnings)
+
+
+def test_an_interrupted_report_write_leaves_the_previous_pair(rec, tmp_path, monkeypatch):
+    from nape import safe_write
+    from nape.report import write_reports
+
+    f = analyse(rec, AnalysisSettings())
+    paths = write_reports(f, tmp_path, "r")
+    before = {k: p.read_bytes() for k, p in paths.items()}
+    f.duration_s += 1.0  # a different run: both files would change
+    calls = {"n": 0}
+    real = os.fsync
+
+    def interrupted(fd):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second file's write: Ctrl-C
+            raise KeyboardInterrupt
+        return real(fd)
+
+    monkeypatch.setattr(safe_write.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_reports(f, tmp_path, "r")
+    monkeypatch.setattr(safe_write.os, "fsync", real)
+    # before: the new JSON stood beside the previous run's HTML
+    assert {k: p.read_bytes() for k, p in paths.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json"]  # no temporary left
+    write_reports(f, tmp_path, "r")
+    assert all(p.read_bytes() != before[k] for k, p in paths.items())
+
+
+@pytest.mark.parametrize("header_hz", [1000.0, 25.0])
+def test_a_header_rate_the_packets_contradict_is_said(header_hz, tmp_path):
+    from nape.report.recording import quality_notes
+
+    n = 3000
+    q = pitch_quat(np.zeros(n))
+    a = specific_force(q, np.zeros((n, 3)))
+    meta = {"device_name": "t", "imu_roles": ["trunk"], "sample_rate_hz": header_hz, "source": "simulated",
+            "wire_format_version": 1}
+    path = tmp_path / "rate.nape"
+    with RecordingWriter(path, meta, fsync_interval_s=0) as w:
+        for i in range(0, n, 10):
+            w.write_packets([wire.encode_samples(1, i, i * 10, 10000, np.zeros(10, np.uint8), q[i:i + 10, None],
+                                                 a[i:i + 10, None], np.zeros((10, 1, 3)))], 1.7e9 + i / 100)
+    f = analyse(path, AnalysisSettings())
+    words = f.rates.get("header_rate_words") or ""
+    assert f"{header_hz:g} Hz" in words and "100 Hz" in words and "analysed" not in words.lower()
+    assert words in quality_notes(f)
+    assert f.duration_s == pytest.approx(30.0, abs=0.05)  # the packets' rate, not the header's 1000 Hz grid
+
+
+def test_a_header_rate_the_packets_confirm_is_not_mentioned(rec):
+    assert "header_rate_words" not in analyse(rec, AnalysisSettings()).rates
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00",
+                                   "1969-12-31T23:00:00Z"])
+def test_an_implausible_import_start_is_refused(start, tmp_path):
+    out = tmp_path / "x.nape"
+    _one_line_error(_nape("import", str(_csv(tmp_path / "in.csv")), "--out", str(out), "--start", start),
+                    "plausible", "1970-01-01")
+    assert not out.exists()
+
+
+def test_import_start_help_states_the_range():
+    p = _nape("import", "--help")
+    assert "1970-01-01" in " ".join(p.stdout.split())
+
+
+def test_cohort_report_renames_refuse_a_pipe(tmp_path):
+    from nape.cohort.task import write_report
+
+    (tmp_path / "reports").mkdir()
+    target = tmp_path / "reports" / "r1.json"
+    os.mkfifo(target)
+    with pytest.raises(OSError, match="(?i)not a regular file"):
+        write_report(tmp_path, "r1", {"a": 1})
+    assert target.is_fifo() and os.listdir(tmp_path / "reports") == ["r1.json"]
+
+
+def test_import_rename_refuses_a_pipe_made_while_it_ran(tmp_path, monkeypatch):
+    from nape import importer
+
+    out = tmp_path / "x.nape"
+    real_close = importer.RecordingWriter.close
+
+    def close_then_pipe(self):
+        real_close(self)
+        if not out.exists():
+            os.mkfifo(out)  # appears between the start checks and the final rename
+
+    monkeypatch.setattr(importer.RecordingWriter, "close", close_then_pipe)
+    with pytest.raises((OSError, NapeError), match="(?i)not a regular file"):
+        import_csv(_csv(tmp_path / "in.csv"), out, start="2025-01-06T09:30:00Z")
+    assert out.is_fifo()
+
+
+def test_a_knock_that_rails_the_sensor_reads_at_least_the_rail(tmp_path):
+    """Before: the railed samples were masked and interpolated, the knock read 12.1 g, below
+    the 16 g the sensor had measured; now the rail stands and the peak is "at least"."""
+    from nape.report import write_reports
+    from nape.report.recording import quality_notes
+
+    g = 9.80665
+    n, k0 = 6000, 3000
+    q = pitch_quat(np.zeros(n))
+    a = specific_force(q, np.zeros((n, 3)))
+    a[k0:k0 + 6, 0] = np.minimum(a[k0:k0 + 6, 0] + np.array([5, 12, 16, 16, 10, 4]) * g, 16 * g)
+    flags = np.zeros(n, np.uint8)
+    flags[k0 + 2:k0 + 4] = wire.FLAG_TRUNK_SAT
+    meta = {"device_name": "t", "imu_roles": ["trunk"], "sample_rate_hz": 100.0, "source": "simulated",
+            "wire_format_version": 1}
+    path = tmp_path / "knock.nape"
+    with RecordingWriter(path, meta, fsync_interval_s=0) as w:
+        for i in range(0, n, 10):
+            w.write_packets([wire.encode_samples(1, i, i * 10, 10000, flags[i:i + 10], q[i:i + 10, None],
+                                                 a[i:i + 10, None], np.zeros((10, 1, 3)))], 1.7e9 + i / 100)
+    f = analyse(path, AnalysisSettings())
+    (j,) = f.jolts
+    assert j.cause == "knock" and j.range_reached == ["trunk"] and j.peak_trunk_g > 14.5
+    assert f.glitches == {"samples": 0, "by_kind": {}, "saturated_samples": 2}
+    assert any("reached the sensor's range" in n for n in quality_notes(f))
+    paths = write_reports(f, tmp_path, "knock")
+    assert json.loads(paths["json"].read_text())["jolts"][0]["range_reached"] == ["trunk"]
+    assert "at least" in paths["html"].read_text()

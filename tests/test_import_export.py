@@ -180,6 +180,8 @@ def test_cli_import_errors_and_refuses_to_overwrite(session, tmp_path, capsys):
 
 
 def _plain(v):
+    if isinstance(v, list):  # names (a jolt's range_reached) are one text cell, joined by "+"
+        return "+".join(v)
     return None if isinstance(v, float) and math.isnan(v) else v
 
 

@@ -175,7 +175,8 @@ def test_invalid_documents_are_rejected(validator, two_imu_report, mutate, needl
 # Names without a unit suffix: counts, text, flags, and the dimensionless BrIC.
 UNITLESS = {"samples", "lost_samples", "missing_samples", "boot_number", "malformed_packets", "head_turns", "jolt_panels", "report_version", "bric",
             "fuse_on_host", "wire_format_version",
-             "log_dropped_samples", "event_windows_dropped", "event_windows", "window_jolts", "bouts",  # counts
+             "log_dropped_samples", "saturated_samples", "event_windows_dropped", "event_windows", "window_jolts",
+             "bouts",  # counts
              "grade_value"}  # not unitless: its unit is named by the jolt's grade_basis (g, m²/s² or km/h)
 UNITS = ("_s", "_min", "_deg", "_g", "_dps", "_hz", "_m2s2", "_rad_s", "_bytes", "_wxyz", "_ratio", "_kmh")
 

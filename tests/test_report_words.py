@@ -175,7 +175,7 @@ def test_trends_period_column_is_not_cut_at_80_columns(monkeypatch):
     out = Console(width=80, record=True, file=open(os.devnull, "w"))
     summaries.print_trends_summary([object()], out)
     text = out.export_text()
-    assert "2026-03-01" in text and "2026-W09" in text and "…" not in text
+    assert "2026-03-01" in text and "week of 23 Feb 2026" in text and "…" not in text
 
 
 # ---------------------------------------------------------------- headless Chromium

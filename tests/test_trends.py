@@ -155,10 +155,11 @@ def test_trends_command_writes_offline_html_and_prints_summary(tmp_path, capsys,
     assert inlined, "plotly.js is not inlined"
     external = re.findall(r"<(?:script|link)[^>]+(?:src|href)=[^>]*>", page)
     assert not external, external  # opens offline: no external scripts or styles
-    shown = [d for d in ("2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09", "2025-W02") if d in page]
+    shown = [d for d in ("2025-01-06", "2025-01-07", "2025-01-08", "2025-01-09", "per week (each bar at its Monday;")
+             if d in page]
     assert len(shown) == 5, shown  # empty days between recordings are shown too
     text = capsys.readouterr().out
-    assert "2025-01-06" in text and "2025-W02" in text and str(out.resolve()) in text
+    assert "2025-01-06" in text and "week of 6 Jan 2025" in text and str(out.resolve()) in text
 
 
 def test_database_location_and_errors(tmp_path, monkeypatch, capsys):

@@ -36,7 +36,8 @@ ANGLE_COLUMNS = ("time_s", "trunk_inclination_deg", "neck_flexion_deg", "lying")
 EPISODE_COLUMNS = ("kind", "start_s", "end_s", "duration_s", "mean_deg", "peak_deg")
 JOLT_COLUMNS = ("peak_t_s", "start_s", "end_s", "cause", "grade", "peak_trunk_g", "peak_head_g", "peak_head_dps")
 #: Columns holding text (all others hold numbers, ``lying`` 0/1).
-TEXT_COLUMNS = frozenset({"kind", "cause", "grade", "grade_basis", "pattern", "iso11226_verdict", "source", "activity"})
+TEXT_COLUMNS = frozenset({"kind", "cause", "grade", "grade_basis", "pattern", "iso11226_verdict", "source", "activity",
+                          "range_reached"})
 
 
 class ExportError(NapeError):
@@ -44,9 +45,12 @@ class ExportError(NapeError):
 
 
 def _value(v):
-    """Plain Python value for a table cell: float, str, bool, or None when not measured."""
+    """Plain Python value for a table cell: float, str, bool, or None when not measured (a list
+    of names, e.g. a jolt's ``range_reached``, as one text joined by "+")."""
     if v is None or isinstance(v, (str, bool)):
         return v
+    if isinstance(v, (list, tuple)):
+        return "+".join(map(str, v))
     v = float(v)
     return None if math.isnan(v) else v
 

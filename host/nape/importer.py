@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import import_streams, wire
+from . import import_streams, safe_write, wire
 from .errors import NapeError
 from .import_timing import REASON_SOURCE_GAP, GridResampler, TimingStats
 from .recording import RecordingError, RecordingWriter
@@ -289,7 +289,40 @@ def _parse_start(text: str) -> datetime:
         dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise CsvImportError(f"--start {text!r} is not an ISO 8601 time such as 2025-01-06T09:30:00Z") from None
-    return dt if dt.tzinfo else dt.astimezone()
+    try:
+        dt = dt if dt.tzinfo else dt.astimezone()
+    except (OverflowError, OSError, ValueError):  # year 1 or 9999 as local time: beyond the platform's clock
+        raise CsvImportError(_start_range_message(text)) from None
+    return _check_start(dt, text)
+
+
+#: The plausible recording starts: from the Unix epoch (the recording's host times are Unix
+#: seconds) to a day from now (a start in the future is a wrong clock or a typing error; the
+#: day leaves room for time zones).
+START_EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+START_AHEAD = timedelta(days=1)
+
+
+def _start_range_message(text: object) -> str:
+    return (f"--start {text!s} is not a plausible recording start: give a time from 1970-01-01 to no later "
+            "than a day from now")
+
+
+def _check_start(dt: datetime, text: object = None) -> datetime:
+    """``dt`` when it lies in the plausible range (:data:`START_EARLIEST` … now + :data:`START_AHEAD`).
+
+    Raises:
+        CsvImportError: outside it, one line naming the range.
+    """
+    if dt.tzinfo is None:
+        dt = dt.astimezone()
+    try:
+        ok = START_EARLIEST <= dt <= datetime.now(timezone.utc) + START_AHEAD
+    except OverflowError:
+        ok = False
+    if not ok:
+        raise CsvImportError(_start_range_message(text if text is not None else dt.isoformat()))
+    return dt
 
 
 def _iso_utc(dt: datetime) -> str:
@@ -358,7 +391,7 @@ def import_csv(
                              "what the wire format can carry")
     rename = parse_column_map(columns) if isinstance(columns, str) else {k.lower(): v.lower()
                                                                          for k, v in (columns or {}).items()}
-    start_dt = _parse_start(start) if isinstance(start, str) else start
+    start_dt = _parse_start(start) if isinstance(start, str) else (None if start is None else _check_start(start))
     if no_gyro and gyr_path is not None:
         raise CsvImportError("--no-gyro and --gyr contradict each other: give the gyroscope file, or import "
                              "without gyroscope, not both")
@@ -485,6 +518,7 @@ def import_csv(
         if writer is None:
             raise CsvImportError(f"{csv_path.name}: no data rows after the header")
         writer.close()
+        safe_write.check_target(out_path)  # made a device, pipe or folder while the import ran: refused
         os.replace(tmp, out_path)
     except import_streams.StreamError as e:
         _discard(writer, tmp)

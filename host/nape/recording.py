@@ -789,6 +789,13 @@ class RecordingWriter:
         flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
         if not overwrite:
             flags |= os.O_EXCL
+        else:  # never truncate and write into a device, pipe or socket (safe_write.check_target)
+            from .safe_write import check_target
+
+            try:
+                check_target(self._path)
+            except OSError as exc:
+                raise RecordingError(f"{self._path}: {exc.strerror}") from None
         self._file = self._open_locked(self._path, flags)
         self._chunks = 0
         self._packets = 0

@@ -68,6 +68,63 @@ def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> P
     return Path(path)
 
 
+def write_texts(texts: dict[str | os.PathLike, str], encoding: str = "utf-8") -> list[Path]:
+    """Write several files that belong together (a report's JSON and HTML) so that they are
+    replaced together: every file goes to its temporary first (flushed, fsync'ed); only when all
+    are written are they renamed onto their names, one after the other with Ctrl-C and SIGTERM
+    held back for those few renames. An error or interrupt while writing leaves every old file
+    as it was (a mixed pair of a new JSON beside an old HTML is not possible that way).
+
+    Raises:
+        OSError: as :func:`replacing` (every old file is kept).
+    """
+    paths = [Path(p) for p in texts]
+    for p in paths:
+        check_target(p)
+    tmps: list[str] = []
+    try:
+        for p, text in zip(paths, texts.values()):
+            fd, tmp = tempfile.mkstemp(prefix=f".{_safe_stem(p)}.", suffix=".tmp", dir=p.parent)
+            tmps.append(tmp)
+            _give_mode(tmp, p)
+            try:
+                with os.fdopen(fd, "w", encoding=encoding, errors="backslashreplace") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+            except OSError as e:
+                if e.filename is None:
+                    e.filename = os.fspath(p)
+                raise
+        with _signals_held():
+            for tmp, p in zip(tmps, paths):
+                check_target(p)
+                os.replace(tmp, p)
+            tmps = []
+    finally:
+        for tmp in tmps:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+    return paths
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT / SIGTERM held back (delivered when the block ends) where the platform allows."""
+    import signal
+
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def write_with(path: str | os.PathLike, write: Callable[[Path], object]) -> Path:
     """Let ``write(tmp_path)`` produce the file (e.g. a Parquet writer that wants a path), then
     rename it onto ``path``; removed on failure. Returns ``Path(path)``.

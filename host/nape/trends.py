@@ -558,6 +558,14 @@ class Period:
     left_out: int = 0  # recordings with little valid data (nape.analysis.coverage): not in the totals
 
     @property
+    def shown(self) -> str:
+        """The period as a page or table shows it: the day as is, a week by its Monday
+        ('week of 6 Jan 2025': an ISO week number means nothing to most wearers)."""
+        if "-W" not in self.label:
+            return self.label
+        return f"week of {self.start.day} {self.start:%b %Y}"
+
+    @property
     def poor_min(self) -> float:
         """Neck plus trunk poor-posture minutes (the two can overlap in time)."""
         return (self.neck_poor_min or 0.0) + self.trunk_poor_min

@@ -96,8 +96,12 @@ def _analyse(path: Path, s: AnalysisSettings, on_progress) -> Findings:
                                          stream.board_quat, stream.align, s,
                                          np.asarray(stream.calib.gyro_offset_rad_s or np.zeros((n_imu, 3)), float))
     f = stream.finish(path, rec, roles, reader.malformed)
-    f.input_warnings = doubts + repeat_warnings(reader.duplicates, reader.late, reader.samples)
+    f.input_warnings = doubts + repeat_warnings(reader.duplicates, reader.late, reader.samples,
+                                                       reader.contradicted)
     f.jolts, f.head_turns = sorted(jolts + offline, key=lambda j: j.peak_t_s), head_turns
+    for j in jolts:  # a sensor at its range during the jolt: its peak is a lower bound
+        j.range_reached = [r for k, r in enumerate(roles[:n_imu])
+                           if stream.guard.saturated_between(k, j.start_s * stream.rate, j.end_s * stream.rate)]
     f.rates, f.alerts = window_jolts.rates(stream, reader, len(windows), len(offline))
     return f
 
@@ -148,9 +152,14 @@ def recording_roles(rec, path: Path) -> tuple[list[str], int, list[str]]:
     return roles, mask, doubts
 
 
-def repeat_warnings(duplicates: int, late: int, kept: int) -> list[str]:
-    """Samples the ordering dropped (stream.BlockReader: ``duplicates``, ``late``), in plain words."""
+def repeat_warnings(duplicates: int, late: int, kept: int, contradicted: int = 0) -> list[str]:
+    """Samples the ordering dropped (stream.BlockReader: ``duplicates``, ``late``) and sequence
+    numbers the device clock contradicted (``contradicted``), in plain words."""
     out = []
+    if contradicted:
+        out.append(f"The sequence number jumped {contradicted} time{'s' if contradicted != 1 else ''} while the "
+                   "device clock ran on normally: read as corruption (or an unannounced reboot), not as lost "
+                   "data; the samples on both sides are kept on the clock's time.")
     if duplicates:
         out.append(f"{duplicates} samples repeated the sequence number of an earlier sample and were dropped "
                    f"({kept} kept): sent twice, or a sequence counter that does not advance.")

@@ -51,6 +51,9 @@ class Jolt:
     grade_value: float = float("nan")  # the graded quantity, in the basis' unit
     delta_v_kmh: float = float("nan")  # rear impacts: the upper back's forward velocity change
     trace: dict | None = None  # acceleration (g) / angular velocity (°/s) around the peak: analysis.traces
+    # roles ("trunk", "head") whose sensor reached its range during the jolt: their peaks are
+    # lower bounds ("at least"), the railed samples kept as measured (analysis.quality)
+    range_reached: list[str] = field(default_factory=list)
 
 
 def _without_none(d: dict) -> dict:

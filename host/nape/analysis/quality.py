@@ -3,12 +3,11 @@
 Glitches (:class:`GlitchGuard`), per IMU and sample, before anything else sees the data:
 
 - ``non_finite``: NaN or infinity in acc, gyr or the quaternion;
-- ``saturation``: the sample's saturation flag (``TRUNK_SAT`` / ``HEAD_SAT``, protocol/SPEC.md)
-  or a value at the wire format's i16 limit (±32.767 g, ±3276.7 °/s);
 - ``impossible``: specific force above ``glitch_acc_max_g`` or angular velocity above
   ``glitch_gyr_max_dps`` on any one axis (the sensor clips each axis, so the whole vector
   of a real shock may reach √3 × that): beyond the full scale of any body-worn MEMS IMU (±16 g, ±2000 °/s
-  on the MPU-6050 / ICM-42688 class the board uses), so a sensor or transfer fault;
+  on the MPU-6050 / ICM-42688 class the board uses), so a sensor or transfer fault (a value
+  at the wire format's i16 limit, ±32.767 g / ±3276.7 °/s, is one of these);
 - ``spike``: one sample whose specific force differs from both neighbours by more than
   ``glitch_spike_g`` while the neighbours agree within a quarter of that: a body segment
   cannot jump and come back within one sample period (shocks at the back and head last
@@ -17,6 +16,14 @@ Glitches (:class:`GlitchGuard`), per IMU and sample, before anything else sees t
   movements take 100 ms and more, 5 samples and more from ``GYRO_SPIKE_MIN_HZ``; below it
   a real movement may be one sample, so there the rule is off; one glitched rate sample
   would turn every fused orientation after it).
+
+Saturated samples are not glitches: a sample whose saturation flag is set (``TRUNK_SAT`` /
+``HEAD_SAT``, protocol/SPEC.md: a value reached the sensor's range) and that is neither
+impossible nor a spike is kept as measured: the railed value is a lower bound of the truth,
+closer to it than an interpolation from the neighbours (which made a knock that rails the
+sensor read lower than the rail). They are counted (``saturated_samples`` in :meth:`GlitchGuard.summary`) and where they lie is
+remembered (:meth:`GlitchGuard.saturated_between`), so a jolt's peak can be given as "at least".
+A flagged sample that is an isolated spike (the spike rule) is masked as a spike.
 
 A masked sample's acc and gyr (and quaternion) are replaced by linear interpolation between
 the nearest valid samples of the same IMU (held at the ends), so filters, the jolt detector
@@ -45,7 +52,7 @@ I16_ACC_MS2 = 32767 * wire.ACC_LSB_MS2 * 0.999  # at the wire format's limit
 I16_GYR_RADS = 32767 * wire.GYR_LSB_RADS * 0.999
 SAT_FLAGS = (wire.FLAG_TRUNK_SAT, wire.FLAG_HEAD_SAT)
 _BLOCK_ARRAYS = ("index", "t_ms", "flags", "quat", "acc", "gyr")
-KINDS = ("non_finite", "saturation", "impossible", "spike")
+KINDS = ("non_finite", "impossible", "spike")
 DEG_PER_RAD = 180.0 / np.pi
 UNIT_CHECK_S = 120.0  # the unit and frame checks read the first two minutes of the trunk IMU
 UNIT_WINDOW_S = 1.0  # gyro integration window of the unit check
@@ -70,6 +77,9 @@ class GlitchGuard:
         self.spike_gyr = np.radians(s.glitch_spike_dps)
         self.counts = dict.fromkeys(KINDS, 0)
         self.samples = 0  # (sample, IMU) pairs masked
+        self.saturated = 0  # (sample, IMU) pairs at the sensor's range, kept as measured
+        self._sat_runs: list[list[tuple[int, int]]] = [[] for _ in range(n_imu)]  # grid index runs per IMU
+        self._keep_sat: np.ndarray | None = None
         self._last: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * n_imu
 
     def __call__(self, flags: np.ndarray, q: np.ndarray, acc: np.ndarray, gyr: np.ndarray):
@@ -98,6 +108,7 @@ class GlitchGuard:
             bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(skip, len(cat["index"]) - 1),
                             period_s=b.period_s)
             q, acc, gyr = self._masked(cat, bad)
+            self._note_saturated(cat["index"])
             out = slice(skip, len(cat["index"]) - 1)
             if out.stop > out.start:
                 samples = b.samples + (held.samples if held is not None else 0) - 1
@@ -119,8 +130,33 @@ class GlitchGuard:
         n = len(cat["index"])
         bad = self.find(cat["flags"], cat["quat"], cat["acc"], cat["gyr"], judge=slice(n - 1, n), period_s=held.period_s)
         q, acc, gyr = self._masked(cat, bad)
+        self._note_saturated(cat["index"])
         yield Block(cat["index"][-1:], cat["t_ms"][-1:], cat["flags"][-1:], q[-1:], acc[-1:], gyr[-1:],
                     held.period_s, held.samples)
+
+    def _note_saturated(self, index: np.ndarray) -> None:
+        """Remember the grid indices of the saturated samples :meth:`find` just kept (as runs)."""
+        keep = self._keep_sat
+        if keep is None or not keep.any():
+            return
+        for k in range(min(self.n_imu, keep.shape[1])):
+            idx = np.asarray(index)[keep[:, k]]
+            if not len(idx):
+                continue
+            cut = np.flatnonzero(np.diff(idx) > 1) + 1
+            runs = self._sat_runs[k]
+            for a in np.split(idx, cut):
+                lo, hi = int(a[0]), int(a[-1])
+                if runs and lo <= runs[-1][1] + 1:
+                    runs[-1] = (runs[-1][0], max(runs[-1][1], hi))
+                else:
+                    runs.append((lo, hi))
+
+    def saturated_between(self, imu: int, lo: float, hi: float) -> bool:
+        """Whether IMU ``imu`` had a saturated (kept) sample at grid index ``lo`` … ``hi``."""
+        if imu >= len(self._sat_runs):
+            return False
+        return any(a <= hi and b >= lo for a, b in self._sat_runs[imu])
 
     def _masked(self, cat: dict, bad: np.ndarray):
         q, acc, gyr = cat["quat"], cat["acc"], cat["gyr"]
@@ -154,10 +190,8 @@ class GlitchGuard:
                             for j in range(k)], axis=1)
             # per axis, as the sensor clips: a shock that rails one axis at ±16 g while another
             # reads 6 g is 17 g in all and real (up to √3 × full scale); one axis beyond is not
+            # (the wire format's i16 limit, ±32.767 g, is beyond every body-worn sensor: impossible)
             impossible = _beyond(a, self.acc_max) | _beyond(w, self.gyr_max)
-            for i, j in zip(*np.nonzero(impossible)):  # rare: at the wire format's limit is saturation
-                a_top, w_top = float(np.abs(a[i, j]).max()), float(np.abs(w[i, j]).max())
-                sat[i, j] |= (I16_ACC_MS2 <= a_top <= 1.01 * I16_ACC_MS2) or (I16_GYR_RADS <= w_top <= 1.01 * I16_GYR_RADS)
             spike = np.zeros((n, k), bool)
             if n >= 3:
                 fast = period_s is None or period_s <= 1.0 / GYRO_SPIKE_MIN_HZ + 1e-9
@@ -169,13 +203,15 @@ class GlitchGuard:
                         spike[i + 1, j] |= float(d @ d) < (lim / 4) ** 2
         rows = np.zeros(n, bool)
         rows[judge if judge is not None else slice(None)] = True
-        spike[1:-1] &= ~(~fin[:-2] | ~fin[2:] | sat[:-2] | sat[2:])  # a neighbour that is itself bad: no verdict
-        kinds = {"non_finite": ~fin, "saturation": fin & sat, "impossible": fin & ~sat & impossible,
-                 "spike": fin & ~sat & ~impossible & spike}
+        spike[1:-1] &= ~(~fin[:-2] | ~fin[2:] | sat[:-2] | sat[2:])  # a neighbour at the rail: no verdict
+        kinds = {"non_finite": ~fin, "impossible": fin & impossible, "spike": fin & ~impossible & spike}
         for name, m in kinds.items():
             self.counts[name] += int((m & rows[:, None]).sum())
-        self._unusable = ~fin | sat | impossible  # never an anchor for the interpolation
-        bad = (~fin | sat | impossible | spike) & rows[:, None]
+        # at the sensor's range and neither impossible nor a lone spike: kept, a lower bound of the truth
+        self._keep_sat = fin & sat & ~impossible & ~spike & rows[:, None]
+        self.saturated += int(self._keep_sat.sum())
+        self._unusable = ~fin | impossible  # never an anchor for the interpolation
+        bad = (~fin | impossible | spike) & rows[:, None]
         self.samples += int(bad.sum())
         return bad
 
@@ -202,8 +238,12 @@ class GlitchGuard:
                 self._last[k] = (np.array(acc[i, k], float), np.array(gyr[i, k], float), np.array(q[i, k], float))
 
     def summary(self) -> dict:
-        """``{"samples": masked, "by_kind": {kind: count}}`` (kinds with a count only)."""
-        return {"samples": self.samples, "by_kind": {k: v for k, v in self.counts.items() if v}}
+        """``{"samples": masked, "by_kind": {kind: count}}`` (kinds with a count only), and
+        ``"saturated_samples"``: samples at the sensor's range, kept as measured (when there were any)."""
+        out = {"samples": self.samples, "by_kind": {k: v for k, v in self.counts.items() if v}}
+        if self.saturated:
+            out["saturated_samples"] = self.saturated
+        return out
 
 
 def _beyond(x: np.ndarray, limit: float) -> np.ndarray:

@@ -27,12 +27,15 @@ one still lands in its place; one arriving later than that, after its place was 
 is dropped and counted in ``late`` (the analysis then sees it as a lost sample; so is a copy
 of a sample already passed on). A sample whose ``seq`` is still held back is dropped as a
 duplicate and counted in ``duplicates``. Packets are decoded ``BATCH_PACKETS`` at a time
-and a batch is always put in order as a whole.
+and a batch is always put in order as a whole. A sequence-number step that the device clock
+contradicts (:class:`_Unwrap`: a jump while ``t_ms`` runs on normally) is corruption, not a
+gap: replaced by the clock's step and counted in ``contradicted``.
 
 Timing and rate. The analysis runs at one fixed rate (the *grid*, period
 ``grid_period_us``: the first sample's ``period_us``, or the header's ``sample_rate_hz``
-when that is faster). Each sample's time is its packet's ``t_ms`` plus ``i × period_us`` of
-that packet (the firmware's power saver switches 100 → 50 Hz and back mid-stream). Within
+when that is faster by at most 2×, the power saver's ratio; :meth:`BlockReader.header_rate_words`
+says when the header matches none of the packets' rates). Each sample's time is its packet's
+``t_ms`` plus ``i × period_us`` of that packet (the firmware's power saver switches 100 → 50 Hz and back mid-stream). Within
 a run of samples of one ``period_us`` the positions follow the sequence numbers (so a lost
 sample keeps its place); a run starts where ``period_us`` changes, at its first sample's
 ``t_ms``. Samples at the grid rate map one to one onto grid points (no copy); samples of
@@ -120,19 +123,58 @@ class _Unwrap:
     Each step between consecutive samples is taken as the signed difference modulo 2³²,
     so a wrap (…, 2³²−1, 0, …) continues upwards and a sample sent again or late (a smaller
     ``seq``) steps back instead of looking like a jump of almost 2³².
+
+    The device clock is the witness of a step: a sequence number that jumps while ``t_ms``
+    runs on normally (forward by more than the clock allows, or back by more than
+    ``back_limit`` samples while the clock goes forward) is corruption or an unannounced
+    reboot, not hours of lost samples. Such a step is replaced by the one the clock shows
+    (at least 1), so the samples on both sides are kept on the clock's time and no gap is
+    made up; ``contradicted`` counts them.
     """
 
     last_raw: int | None = None
     last: int = 0
+    last_t_ms: float | None = None
+    last_period_us: int | None = None
+    back_limit: int = 1 << 30
+    contradicted: int = 0
 
-    def __call__(self, seq: np.ndarray) -> np.ndarray:
+    def __call__(self, seq: np.ndarray, t_ms: np.ndarray | None = None,
+                 period_us: np.ndarray | None = None, log: np.ndarray | None = None) -> np.ndarray:
         seq = seq.astype(np.int64)
         prev = np.concatenate([[seq[0] if self.last_raw is None else self.last_raw], seq[:-1]])
         step = ((seq - prev + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+        if t_ms is not None and period_us is not None:
+            step = self._witness(step, np.asarray(t_ms, float), np.asarray(period_us, np.int64),
+                                 np.zeros(len(seq), bool) if log is None else np.asarray(log, bool))
         base = int(seq[0]) if self.last_raw is None else self.last
         out = base + np.cumsum(step)
         self.last_raw, self.last = int(seq[-1]), int(out[-1])
         return out
+
+    def _witness(self, step: np.ndarray, t_ms: np.ndarray, per: np.ndarray, log: np.ndarray) -> np.ndarray:
+        """``step`` with the steps the device clock contradicts replaced by the clock's own.
+        Only steps between two full-rate samples are judged: the day log's samples (``log``)
+        count one sequence number per 100 ms and come after the batch's full-rate ones."""
+        t_prev = np.concatenate([[t_ms[0] if self.last_t_ms is None else self.last_t_ms], t_ms[:-1]])
+        p_prev = np.concatenate([[per[0] if self.last_period_us is None else self.last_period_us], per[:-1]])
+        judged = ~log & ~np.concatenate([[self.last_t_ms is None], log[:-1]])
+        self.last_t_ms, self.last_period_us = (None, None) if log[-1] else (float(t_ms[-1]), int(per[-1]))
+        dt_ms = t_ms - t_prev
+        dt_ms = np.where(dt_ms < -(2.0 ** 31), dt_ms + 2.0 ** 32, dt_ms)  # the u32 ms clock wrapped
+        dt_us = dt_ms * 1000.0
+        lo = dt_us / np.maximum(np.maximum(per, p_prev), 1)  # samples the clock allows, slowest rate
+        hi = dt_us / np.maximum(np.minimum(per, p_prev), 1)  # … fastest rate
+        # ms resolution and the power saver's rate change: a generous margin either way
+        fwd = (step > 1) & (step > 2 * hi + 8)
+        back = (step < -self.back_limit) & (dt_us >= 0)
+        bad = (fwd | back) & judged
+        if not bad.any():
+            return step
+        self.contradicted += int(bad.sum())
+        step = step.copy()
+        step[bad] = np.maximum(1, np.rint(lo[bad])).astype(np.int64)
+        return step
 
 
 @dataclass
@@ -179,6 +221,9 @@ class BlockReader:
         self.boots: list[_Boot] = [_Boot(1, None)]
         self.grid_period_us: int | None = None
         meta_rate = (getattr(rec, "metadata", None) or {}).get("sample_rate_hz")
+        self.meta_rate_hz = float(meta_rate) if isinstance(meta_rate, int | float) and not isinstance(
+            meta_rate, bool) else None
+        self.periods_seen: set[int] = set()  # period_us of the full-rate (SAMPLES) samples
         self._meta_period_us = (int(round(1e6 / meta_rate)) if isinstance(meta_rate, int | float)
                                 and not isinstance(meta_rate, bool) and 0 < meta_rate < 1e5 else None)
         self._gap_notes: dict[tuple[str | None, int], str] = {}
@@ -195,8 +240,16 @@ class BlockReader:
     def boot(self) -> _Boot:
         return self.boots[-1]
 
+    @property
+    def contradicted(self) -> int:
+        """Sequence-number jumps the device clock contradicted (corruption, :class:`_Unwrap`)."""
+        return self._contradicted + self._unwrap.contradicted
+
     def _reset_order(self) -> None:
-        self._unwrap = _Unwrap()
+        self._contradicted = getattr(self, "_contradicted", 0) + (self._unwrap.contradicted
+                                                                   if hasattr(self, "_unwrap") else 0)
+        hold = int(round(self.reorder_s * 1e6 / (self._meta_period_us or 10000)))
+        self._unwrap = _Unwrap(back_limit=max(hold, 1))
         self._pending: dict[str, np.ndarray] | None = None  # held back, sorted by "seq"
         self._emitted: int | None = None  # highest continuous seq passed on
 
@@ -373,6 +426,22 @@ class BlockReader:
                         "boot": b.number})
         return sorted(out, key=lambda d: (d["t_s"] is None, d["t_s"] or 0.0))
 
+    def header_rate_words(self) -> str | None:
+        """Plain words when the header's ``sample_rate_hz`` matches none of the packets' rates
+        (within 2 %), else None. The packets' own times and rate are what the analysis uses."""
+        h = self.meta_rate_hz
+        if h is None or not self.periods_seen:
+            return None
+        rates = sorted({1e6 / p for p in self.periods_seen if p > 0}, reverse=True)
+        if not rates or any(abs(r - h) <= 0.02 * max(abs(h), 1e-9) for r in rates):
+            return None
+        shown = " and ".join(f"{r:.4g}" for r in rates[:3]) + (" …" if len(rates) > 3 else "")
+        grid = 1e6 / self.grid_period_us if self.grid_period_us else rates[0]
+        used = ("the packets' own times and rate were used" if any(abs(r - grid) <= 0.02 * grid for r in rates)
+                else f"the packets' own times were used, resampled to {grid:.4g} Hz (the board's power saver "
+                "halves its rate)")
+        return f"The recording's header gives a sample rate of {h:.4g} Hz, but its packets show {shown} Hz: {used}."
+
     @property
     def t0_ms(self) -> float | None:
         """Device time (ms, of the first boot with samples) of the recording's first sample."""
@@ -422,7 +491,7 @@ class BlockReader:
         p = self._pending
         ready: list[dict] = []
         if a is not None:
-            new = {"seq": self._unwrap(a["seq"])} | {k: a[k] for k in _FIELDS}
+            new = {"seq": self._unwrap(a["seq"], a["t_ms"], a["period_us"], a["log"])} | {k: a[k] for k in _FIELDS}
             if self._emitted is not None:  # too late: their place was already passed on
                 late = new["seq"] <= self._emitted
                 if late.any():
@@ -485,7 +554,10 @@ class BlockReader:
             if part["log"][0]:  # a recording that starts in the offline day log: the full rate is the
                 # header's (else the firmware's 100 Hz), so that later SAMPLES land one to one
                 p0 = min(p0, self._meta_period_us or 10000)
-            self.grid_period_us = p0 if self._meta_period_us is None else min(p0, self._meta_period_us)
+            meta = self._meta_period_us
+            # the header's rate only when at most twice the packets' (the power saver's 100 → 50 Hz):
+            # a header that disagrees further is not believed, the packets' own rate is used
+            self.grid_period_us = p0 if meta is None or 2 * meta < p0 else min(p0, meta)
         g = self.grid_period_us
         if b.ref is None:  # the recording's first sample is time 0
             b.ref = (0.0, float(t_ms[0]))
@@ -494,6 +566,9 @@ class BlockReader:
         n = len(seq)
         b.samples += n
         self.samples += n
+        full = per[~part["log"]]
+        if len(full):
+            self.periods_seen.update(int(x) for x in np.unique(full))
         # runs of one period_us: positions follow seq; a run starts at its first t_ms
         starts = list(np.flatnonzero(per[1:] != per[:-1]) + 1)
         if b.run is None or int(per[0]) != b.run[2]:

@@ -272,7 +272,8 @@ def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[d
 
     ``rates``: ``full_rate_s`` and ``reduced_rate_s`` (seconds of data at each), ``spans`` (each
     ``{"rate": "full" | "reduced", "start_s", "end_s", "rate_hz"}``), ``log_dropped_samples``
-    (the board's log was full), ``event_windows_dropped``, ``event_windows`` (received) and
+    (the board's log was full), ``header_rate_words`` (when the header's rate matches no packet's),
+    ``event_windows_dropped``, ``event_windows`` (received) and
     ``window_jolts`` (jolts graded from windows alone), and ``meaning`` in plain words when
     any span was at the reduced rate; with reduced spans and host re-fusion,
     ``board_orientation_check``: the board's own inclination against the host's re-fusion in the
@@ -307,4 +308,7 @@ def rates(stream, reader, windows: int, window_jolts: int) -> tuple[dict, list[d
     if dropped:
         out["dropped_words"] = (f"The board's day log was full: it dropped {dropped} of its oldest posture "
                                 f"samples ({fmt_duration(dropped / 10.0)} at 10 Hz; {REASON_LOG_FULL}).")
+    words = reader.header_rate_words() if hasattr(reader, "header_rate_words") else None
+    if words:
+        out["header_rate_words"] = words
     return out, alerts_from_marks(marks)

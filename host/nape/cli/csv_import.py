@@ -52,8 +52,8 @@ def register(sub, formatter) -> None:
     p.add_argument("--gyr-unit", choices=sorted(GYR_UNITS), default="rads",
                    help="unit of the *_gyr_* columns: rads (rad/s, default) or dps (°/s)")
     p.add_argument("--start", metavar="ISO8601",
-                   help="when the recording started, e.g. 2025-01-06T08:15:00Z (default: the CSV's "
-                        "modification time minus the recording's duration)")
+                   help="when the recording started, e.g. 2025-01-06T08:15:00Z, from 1970-01-01 to no later than "
+                        "a day from now (default: the CSV's modification time minus the recording's duration)")
     p.add_argument("--device", default="imported", help="device name for the recording header (default: imported)")
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     p.add_argument("--columns", metavar="CSV=NAPE,...",

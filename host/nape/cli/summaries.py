@@ -12,7 +12,8 @@ from rich.markup import escape as rich_escape
 from rich.table import Table
 
 from ..plainwords import top_actions
-from ..report.recording import CAUSE_WORDS, ROLE_WORDS, clock, headlines, quality_notes, start_time, valid_words
+from ..report.recording import (CAUSE_WORDS, ROLE_WORDS, clock, headlines, peak_g, quality_notes, start_time,
+                              valid_words)
 from ..safe_write import display_name
 from ..report.words import fmt_duration
 
@@ -35,7 +36,7 @@ def print_summary(f, console: Console | None = None) -> None:
         rows = [(e.start_s, clock(f, e.start_s), e.pattern or e.kind.replace("_", " "), fmt_duration(e.duration_s),
                  f"{e.peak_deg:.0f}°") for e in f.episodes]
         rows += [(j.peak_t_s, clock(f, j.peak_t_s), f"jolt: {CAUSE_WORDS[j.cause]}", f"[{style[j.grade]}]{j.grade}[/]",
-                  f"{j.peak_trunk_g:.2f} g") for j in f.jolts]
+                  peak_g(j)) for j in f.jolts]
         for row in sorted(rows, key=lambda r: r[0]):
             t.add_row(*row[1:])
         c.print(t)
@@ -84,7 +85,7 @@ def print_trends_summary(items, console: Console | None = None, tz: tzinfo | Non
         for col in ("recs", "min", "neck fwd", "back fwd", "episodes", "mild", "mod.", "severe"):
             t.add_column(col, justify="right", min_width=len(col))
         for p in periods:
-            t.add_row(p.label, str(p.recordings), f"{p.recorded_min:.0f}",
+            t.add_row(p.shown, str(p.recordings), f"{p.recorded_min:.0f}",
                       "–" if p.neck_poor_min is None else f"{p.neck_poor_min:.1f}", f"{p.trunk_poor_min:.1f}",
                       str(p.episodes), str(p.jolts["mild"]), str(p.jolts["moderate"]),
                       f"[bold red]{p.jolts['severe']}[/]" if p.jolts["severe"] else "0")

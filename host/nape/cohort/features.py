@@ -191,6 +191,8 @@ def jolt_rows(f, rid: str) -> list[dict]:
 
 
 def _val(v):
+    if isinstance(v, (list, tuple)):  # names (a jolt's range_reached): one text
+        return "+".join(map(str, v))
     return v if isinstance(v, (str, bool)) or v is None else _num(v)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .. import safe_write
 from . import features
 from .store import TABLES
 
@@ -139,6 +140,7 @@ def merge_tables(out: Path, manifest: list[dict]) -> dict[str, Path]:
     paths = {}
     for t in TABLES:
         target = out / f"{t}.parquet"
+        safe_write.check_target(target)  # never renamed onto a device, pipe or folder
         tmp = out / f".{t}.parquet.tmp"
         parts = [str(p) for rid in man.column("recording_id").to_pylist()
                  if (p := out / "parts" / t / f"{rid}.parquet").exists()]
@@ -258,8 +260,7 @@ def write_cohort_report(out: Path, cohort: dict) -> dict[str, Path]:
 
     out = Path(out)
     paths = {"json": out / "cohort.json", "html": out / "cohort.html"}
-    for kind, text in (("json", json.dumps(cohort, indent=1, allow_nan=False)), ("html", render_cohort_html(cohort))):
-        tmp = paths[kind].with_suffix(".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, paths[kind])
+    # the pair replaced together, each through safe_write.check_target (never onto a device or pipe)
+    safe_write.write_texts({paths["json"]: json.dumps(cohort, indent=1, allow_nan=False),
+                            paths["html"]: render_cohort_html(cohort)})
     return paths

@@ -23,6 +23,7 @@ import os
 import secrets
 from pathlib import Path
 
+from .. import safe_write
 from ..errors import NapeError
 
 TABLES = ("recordings", "epochs", "episodes", "jolts", "rom")
@@ -58,6 +59,7 @@ def cohort_key(out: Path) -> bytes:
     except ValueError:
         raise OutputError(f"{path} is damaged (not hex); delete it to start a new cohort (new ids)") from None
     key = secrets.token_bytes(32)
+    safe_write.check_target(path)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -132,6 +134,7 @@ class State:
         self.done.pop(rid, None)
 
     def compact(self) -> None:
+        safe_write.check_target(self.path)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in self.done.values()), encoding="utf-8")
         os.replace(tmp, self.path)

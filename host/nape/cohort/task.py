@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 import pyarrow.parquet as pq
 
+from .. import safe_write
 from ..errors import NapeError
 from . import features
 from .manifest import is_url
@@ -164,6 +165,7 @@ def write_report(out: Path, rid: str, report: dict, html=None) -> dict[str, str]
         paths["html"] = Path("reports") / f"{rid}.html"
         texts["html"] = html()
     for kind, rel in paths.items():
+        safe_write.check_target(out / rel)
         tmp = out / rel.with_name(f".{rel.name}.{os.getpid()}.tmp")
         tmp.write_text(texts[kind], encoding="utf-8")
         os.replace(tmp, out / rel)
@@ -190,6 +192,7 @@ def write_parts(out: Path, rid: str, rows: dict[str, list[dict]]) -> None:
         if not rows.get(name):
             path.unlink(missing_ok=True)
             continue
+        safe_write.check_target(path)
         tmp = path.with_name(f".{rid}.{os.getpid()}.tmp")
         pq.write_table(features.table(name, rows[name]), tmp)
         os.replace(tmp, path)

@@ -103,6 +103,20 @@ def clock(f: Findings, t_s: float, seconds: bool = True, day: bool = True) -> st
     return text + (" next day" if later == 1 else f" on day {later + 1}" if later > 1 else "")
 
 
+RANGE_WORDS = "the sensor's range was reached"
+
+
+def peak_g(j: Jolt, role: str = "trunk", fmt: str = ".2f") -> str:
+    """A jolt's peak in g, "at least N g (the sensor's range was reached)" when ``role``'s
+    sensor was at its range during it (the railed samples are a lower bound of the truth)."""
+    v = j.peak_trunk_g if role == "trunk" else j.peak_head_g
+    if v is None or not np.isfinite(v):
+        return "–"
+    if role in (getattr(j, "range_reached", None) or ()):
+        return f"at least {format(v, fmt)} g ({RANGE_WORDS})"
+    return f"{format(v, fmt)} g"
+
+
 def _jolt_order(j: Jolt):
     size = j.peak_trunk_g if np.isfinite(j.peak_trunk_g) else 0.0
     return (GRADE_RANK[j.grade], size)
@@ -115,7 +129,8 @@ def jolt_sentence(j: Jolt, s: dict) -> str:
         how = {"braking": "slowed down", "acceleration": "sped up", "lateral": "turned"}[j.cause]
         size = f"The vehicle {how} at {j.peak_vehicle_g:.2f} g." if np.isfinite(j.peak_vehicle_g) else ""
     else:
-        size = f"Your upper back took a {j.peak_trunk_g:.1f} g shock."
+        size = (f"Your upper back took a shock of {peak_g(j, fmt='.1f')}." if "trunk" in (j.range_reached or ())
+                else f"Your upper back took a {j.peak_trunk_g:.1f} g shock.")
     out = f"{MEANING.get(j.cause, '')} {size} {grade_meaning(j.cause, j.grade, s, getattr(j, 'grade_basis', ''))}".strip()
     ref = s.get("nic_reference_m2s2", 15.0)
     if np.isfinite(j.nic_m2s2):
@@ -259,11 +274,15 @@ GLITCH_WORDS = {"saturation": "at the sensor's limit", "impossible": "beyond any
 def glitch_notes(f: Findings) -> list[str]:
     """Sensor glitches masked by the analysis (nape.analysis.quality), in plain words."""
     g = f.glitches or {}
+    out = []
+    if g.get("saturated_samples"):
+        out.append(f"{plural(g['saturated_samples'], 'sample')} reached the sensor's range: kept as measured, a lower bound "
+                   "of the true value (a jolt that contains them gives its peak as \"at least\").")
     if not g.get("samples"):
-        return []
+        return out
     kinds = ", ".join(f"{n} {GLITCH_WORDS.get(k, k)}" for k, n in g.get("by_kind", {}).items())
-    return [f"{plural(g['samples'], 'sensor glitch')} masked ({kinds}): physically impossible readings, "
-            "treated as sensor faults, not as movement or jolts."]
+    return out + [f"{plural(g['samples'], 'sensor glitch')} masked ({kinds}): physically impossible readings, "
+                  "treated as sensor faults, not as movement or jolts."]
 
 
 def reduced_spans(f: Findings) -> list[dict]:
@@ -291,6 +310,8 @@ def rate_notes(f: Findings) -> list[str]:
             notes.append(f"{plural(r['window_jolts'], 'jolt')} in the reduced-rate stretches measured from the "
                          "board's own high-rate windows alone (a braking or a corner is graded on its first half "
                          "second: a lower bound).")
+    if r.get("header_rate_words"):
+        notes.append(r["header_rate_words"])
     if r.get("dropped_words"):
         notes.append(r["dropped_words"])
     if r.get("event_windows_dropped"):
@@ -645,7 +666,7 @@ def _episodes_html(f: Findings, bed: bool) -> str:
 
 def _jolt_panel(f: Findings, j: Jolt, k: int) -> str:
     tr = j.trace or {}
-    facts = [("upper back peak", _na(j.peak_trunk_g, ".2f", " g")), ("head peak", _na(j.peak_head_g, ".2f", " g")),
+    facts = [("upper back peak", peak_g(j, "trunk")), ("head peak", peak_g(j, "head")),
              ("vehicle", _na(j.peak_vehicle_g, ".2f", " g")), ("neck turn rate", _na(j.peak_neck_dps, ".0f", " °/s")),
              ("NIC", _na(j.nic_m2s2, ".1f", " m²/s²"))]
     dl = "".join(f"<div><dt>{esc(a)}</dt><dd>{esc(b)}</dd></div>" for a, b in facts)
@@ -739,7 +760,9 @@ def render_html(f: Findings) -> str:
     pidx = {id(j): k for k, j in enumerate(panels)}
     jolt_rows = [
         [clock(f, j.peak_t_s), esc(CAUSE_WORDS[j.cause]), _badge(j.grade),
-         _na(j.peak_trunk_g, ".2f"), _na(j.peak_head_g, ".2f"), _na(j.nic_m2s2, ".1f"),
+         _na(j.peak_trunk_g, ".2f") if "trunk" not in j.range_reached else f"≥ {j.peak_trunk_g:.2f}",
+         _na(j.peak_head_g, ".2f") if "head" not in j.range_reached else f"≥ {j.peak_head_g:.2f}",
+         _na(j.nic_m2s2, ".1f"),
          f'<a href="#jolt-{pidx[id(j)]}">details</a>' if id(j) in pidx else ""]
         for j in f.jolts
     ]
@@ -870,9 +893,10 @@ def write_reports(f: Findings, out_dir: Path, stem: str) -> dict[str, Path]:
     """
     safe_write.make_folder(out_dir)
     paths = {"html": out_dir / f"{stem}.html", "json": out_dir / f"{stem}.json"}
-    # JSON first: a pipe or disk failing half-way keeps the data; each file replaces the old one whole
-    safe_write.write_text(paths["json"], json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False))
-    safe_write.write_text(paths["html"], render_html(f))
+    # both drawn, both written to temporaries, then both renamed: a failure or Ctrl-C on the way
+    # leaves the previous pair as it was, never a new JSON beside an old HTML
+    body = json.dumps(to_json(f), indent=1, default=_json_default, allow_nan=False)
+    safe_write.write_texts({paths["json"]: body, paths["html"]: render_html(f)})
     return paths
 
 

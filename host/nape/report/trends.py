@@ -4,7 +4,7 @@ across the recordings indexed in the trends database (:mod:`nape.trends`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from pathlib import Path
 
 from ..settings import AnalysisSettings
@@ -62,26 +62,30 @@ def fill_days(days: list[Period]) -> list[Period]:
     return out
 
 
-def _x(periods: list[Period], what: str) -> tuple[list, dict]:
-    """x values and x-axis settings: days on a date axis (short '7 Dec' ticks that fit a phone),
-    weeks as their labels ('2026-W49')."""
-    if what == "day":
-        return [p.start.isoformat() for p in periods], _day_axis([p.start for p in periods])
-    return [p.label for p in periods], {"type": "category", "automargin": True, "ticklabelstandoff": 6}
-
-
 DAY_MS = 86_400_000  # one day on a plotly date axis
 
 
-def _day_axis(days: list[date]) -> dict:
-    """A date x axis with short day ticks ('7 Dec'), half a day of room at each end so the
-    first and last days' bars sit inside the chart; tick labels a little below the axis, clear
-    of the y axes' "0" labels at the corners."""
+def _x(periods: list[Period], what: str) -> tuple[list, dict]:
+    """x values and x-axis settings: days and weeks on a date axis with short ticks ('7 Dec')
+    that fit a phone; a week is drawn at its Monday (the caption says so)."""
+    starts = [p.start for p in periods]
+    if what == "day":
+        return [d.isoformat() for d in starts], _day_axis(starts)
+    return [d.isoformat() for d in starts], _day_axis(starts, 7)
+
+
+def _day_axis(days: list[date], span: int = 1) -> dict:
+    """A date x axis with short day ticks ('7 Dec'), half a period (``span`` days) of room at
+    each end so the first and last bars sit inside the chart; tick labels a little below the
+    axis, clear of the y axes' "0" labels at the corners."""
     axis = {"type": "date", "tickformat": "%-d %b", "automargin": True, "ticklabelstandoff": 6}
     if days:
-        axis["range"] = [f"{min(days) - timedelta(days=1)}T12:00", f"{max(days)}T12:00"]
-        if (max(days) - min(days)).days <= 10:  # one tick a day: automatic ticks every 12 h repeat '7 Dec'
-            axis["dtick"] = DAY_MS
+        half = timedelta(hours=12 * span)
+        lo, hi = datetime.combine(min(days), time()) - half, datetime.combine(max(days), time()) + half
+        axis["range"] = [lo.isoformat(timespec="minutes"), hi.isoformat(timespec="minutes")]
+        if (max(days) - min(days)).days <= 10 * span:  # one tick a period: automatic ticks repeat '7 Dec'
+            axis["dtick"] = span * DAY_MS
+            axis["tick0"] = min(days).isoformat()  # weeks: ticks on the Mondays the bars stand on
     return axis
 
 
@@ -92,7 +96,8 @@ def _charts(periods: list[Period], what: str) -> list:
     # bars a day wide on the date axis: plotly sizes them from the gaps between days, and with
     # a single day it has no gap to go by and draws them a hair wide (an empty-looking chart)
     # (explicit widths are not grouped by plotly: each bar gets its own offset, side by side)
-    day = lambda k: {"width": [0.4 * DAY_MS] * len(x), "offset": [(k - 1) * 0.4 * DAY_MS] * len(x)} if what == "day" else {}  # noqa: E731
+    span = (1 if what == "day" else 7) * DAY_MS
+    day = lambda k: {"width": [0.4 * span] * len(x), "offset": [(k - 1) * 0.4 * span] * len(x)}  # noqa: E731
     posture = go.Figure()
     posture.add_trace(go.Bar(x=x, y=[round(p.neck_poor_min or 0.0, 1) for p in periods],
                              name="neck bent forward (min)", marker_color="#1565c0", **day(0)))
@@ -109,15 +114,16 @@ def _charts(periods: list[Period], what: str) -> list:
     jolts = go.Figure()
     for g in GRADES:
         jolts.add_trace(go.Bar(x=x, y=[p.jolts[g] for p in periods], name=g, marker_color=GRADE_COLOUR[g],
-                               **({"width": [0.8 * DAY_MS] * len(x)} if what == "day" else {})))
+                               width=[0.8 * span] * len(x)))
     most = max((sum(p.jolts.values()) for p in periods), default=0)
     # whole jolts: a step of 1 for small counts (automatic ticks would step by 0.2 or 0.5)
     counts = {"rangemode": "tozero", "tickformat": "d"} | ({"dtick": 1, "range": [0, max(most, 1) * 1.05]}
                                                            if most <= 5 else {})
     jolts.update_layout(barmode="stack", yaxis_title="jolts", height=300, margin=MARGIN, legend=LEGEND_BELOW,
                         xaxis=xaxis, yaxis=counts)
-    return [(posture, f"Poor-posture minutes per {what} (neck or upper back bent forward beyond its limit)"),
-            (jolts, f"Jolts per {what}, by grade")]
+    at = "" if what == "day" else "each bar at its Monday; "
+    return [(posture, f"Poor-posture minutes per {what} ({at}neck or upper back bent forward beyond its limit)"),
+            (jolts, f"Jolts per {what} by grade" + (" (each bar at its Monday)" if at else ""))]
 
 
 def _rom_chart(days: list[RomDay]):
